@@ -1,0 +1,127 @@
+"""Argument checks shared by ``fastnet.functional``: every error a user sees is raised here.
+
+Each check names the operation and the argument, says what it received and what was expected,
+and returns the value prepared for a kernel (C-contiguous array, plain Python scalar).
+
+Dtype rule of the functional API: arrays must already be float32 or float64 and agree with each
+other; nothing is cast behind the user's back. Plain Python lists/tuples/scalars have no dtype
+and are converted to the default dtype (so ``conv1d([1, 2, 3, 4], [3, 5, 7])`` works).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .backend import get_default_dtype
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def _describe(a):
+    return f"dtype {a.dtype} and shape {a.shape}"
+
+
+def float_array(op, name, a, dtype=None):
+    """``a`` as a C-contiguous float32/float64 array.
+
+    ``dtype`` (optional) is the dtype the other arguments already have; a Python list is then
+    converted to it, and an ndarray of another dtype is an error.
+    """
+    if not isinstance(a, np.ndarray):
+        if isinstance(a, (list, tuple, numbers.Number)) and not isinstance(a, bool):
+            a = np.asarray(a)
+            if a.dtype == object or a.dtype.kind not in "iuf":
+                raise TypeError(f"{op}: {name} must be numeric; got {a.dtype} data")
+            a = a.astype(dtype or get_default_dtype())
+        else:
+            raise TypeError(f"{op}: {name} must be a NumPy array; got {type(a).__name__}")
+    if a.dtype.type not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{op}: {name} has {_describe(a)}; expected float32 or float64 "
+            f"(convert explicitly, e.g. {name}.astype(np.float32))")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(
+            f"{op}: {name} has dtype {a.dtype} but the other inputs are {np.dtype(dtype)}; "
+            f"fastnet does not mix dtypes silently — cast one of them explicitly")
+    return np.ascontiguousarray(a)
+
+
+def float_arrays(op, **arrays):
+    """Check several arrays with :func:`float_array`; all must share the first one's dtype."""
+    names = list(arrays)
+    first = float_array(op, names[0], arrays[names[0]])
+    out = [first]
+    for name in names[1:]:
+        out.append(float_array(op, name, arrays[name], first.dtype))
+    return out
+
+
+def ndim(op, name, a, *allowed):
+    if a.ndim not in allowed:
+        want = " or ".join(f"{n}-D" for n in allowed)
+        raise ValueError(f"{op}: {name} must be {want}; got shape {a.shape}")
+
+
+def same_shape(op, name_a, a, name_b, b):
+    if a.shape != b.shape:
+        raise ValueError(f"{op}: {name_a} has shape {a.shape} but {name_b} has shape {b.shape}; "
+                         f"they must match")
+
+
+def real(op, name, value, low=None, high=None, low_open=False):
+    """A finite real hyper-parameter as a Python float, optionally within ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number; got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{op}: {name}={value!r}; expected a finite number")
+    if low is not None and (value < low or (low_open and value == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{op}: {name}={value!r}; expected {bound}")
+    if high is not None and value > high:
+        raise ValueError(f"{op}: {name}={value!r}; expected <= {high}")
+    return value
+
+
+def integer(op, name, value, low=None):
+    """An integer argument (not bool, not float) as a Python int, optionally ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{op}: {name} must be an integer; got {value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{op}: {name}={value}; expected an integer >= {low}")
+    return value
+
+
+def class_target(op, target, logits):
+    """Targets for a classification loss on ``logits (N, C)``.
+
+    Integer labels ``(N,)`` in ``[0, C)`` come back as int64; a float distribution (e.g. one-hot)
+    ``(N, C)`` must have the logits' dtype.
+    """
+    N, C = logits.shape
+    if not isinstance(target, np.ndarray):
+        target = np.asarray(target)
+        if target.dtype.kind == "f":
+            target = target.astype(logits.dtype)
+    if target.ndim == 1:
+        if target.dtype.kind not in "iu":
+            raise TypeError(
+                f"{op}: integer labels of shape {target.shape} must have an integer dtype; got "
+                f"{target.dtype} (use labels.astype(np.int64), or pass one-hot of shape ({N}, {C}))")
+        if target.shape[0] != N:
+            raise ValueError(f"{op}: labels have shape {target.shape} but logits have {N} rows "
+                             f"(shape {logits.shape})")
+        if N and (target.min() < 0 or target.max() >= C):
+            bad = target[(target < 0) | (target >= C)][0]
+            raise ValueError(f"{op}: label {bad} out of range for {C} classes; labels must be in "
+                             f"[0, {C - 1}]")
+        return np.ascontiguousarray(target, dtype=np.int64)
+    if target.ndim == 2:
+        target = float_array(op, "target", target, logits.dtype)
+        if target.shape != logits.shape:
+            raise ValueError(f"{op}: one-hot target has shape {target.shape} but logits have "
+                             f"shape {logits.shape}; they must match")
+        return target
+    raise ValueError(f"{op}: target must be integer labels (N,) or one-hot (N, C); got shape "
+                     f"{target.shape} for logits of shape {logits.shape}")

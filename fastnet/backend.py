@@ -1,0 +1,182 @@
+"""Process-wide settings: which kernels run, the default dtype, and thread counts.
+
+Each setter changes the setting at once and returns an object that can also be used as a
+``with`` block, restoring the previous value on exit (as xarray's ``set_options``)::
+
+    fastnet.set_backend("numpy")            # from here on
+    with fastnet.set_backend("numba"):      # only inside the block
+        ...
+
+The backend is looked up at call time by ``fastnet.functional``, so switching it changes which
+kernels an existing model calls. Nothing falls back silently: an unknown name raises with the
+allowed set, and a backend that cannot be imported raises with the original import error.
+
+Environment defaults: ``FASTNET_BACKEND`` (``numba`` | ``numpy``), ``FASTNET_NUM_THREADS``.
+"""
+import os
+
+import numpy as np
+
+from .kernels import BACKENDS, load as _load_backend_module
+
+_DTYPES = (np.float32, np.float64)
+
+_state = {
+    "backend": None,        # name; None until first use, so a bad FASTNET_BACKEND fails at use
+    "dtype": np.float32,
+    "threads": None,        # None: library defaults (all cores)
+}
+_modules = {}
+
+
+class _Restorer:
+    """Returned by the setters; restores the previous value when used as a context manager."""
+
+    def __init__(self, apply, previous):
+        self._apply = apply
+        self._previous = previous
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._apply(self._previous)
+        return False
+
+
+# --- backend -----------------------------------------------------------------------------------
+
+def _module(name):
+    if name not in _modules:
+        try:
+            _modules[name] = _load_backend_module(name)
+        except ImportError as err:
+            raise ImportError(
+                f"fastnet backend {name!r} could not be loaded: {err}. "
+                f"Install its dependencies (pip install numba) or choose another backend "
+                f"from {BACKENDS} with fastnet.set_backend(...) or FASTNET_BACKEND."
+            ) from err
+        if _state["threads"] is not None:      # e.g. from FASTNET_NUM_THREADS
+            _apply_threads(_state["threads"])
+    return _modules[name]
+
+
+def _check_backend_name(name, source):
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise ValueError(f"{source}: unknown backend {name!r}; choose one of {BACKENDS}")
+    return name
+
+
+def get_backend():
+    """Name of the current backend: ``"numba"`` (default) or ``"numpy"``."""
+    if _state["backend"] is None:
+        _state["backend"] = _check_backend_name(
+            os.environ.get("FASTNET_BACKEND") or "numba", "FASTNET_BACKEND")
+    return _state["backend"]
+
+
+def _apply_backend(name):
+    _state["backend"] = name
+
+
+def set_backend(name):
+    """Make ``name`` the current backend (also usable as a ``with`` block).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of ``("numba", "numpy")``.
+    ImportError
+        The backend's dependencies cannot be imported (the original error is chained).
+    """
+    _check_backend_name(name, "set_backend")
+    _module(name)                      # load now, so a missing dependency fails here
+    previous = _state["backend"]
+    _apply_backend(name)
+    return _Restorer(_apply_backend, previous)
+
+
+def kernels():
+    """The module of the current backend, exporting every name in ``fastnet.kernels.CONTRACT``."""
+    return _module(get_backend())
+
+
+# --- default dtype ---------------------------------------------------------------------------
+
+def get_default_dtype():
+    """dtype new parameters are created in: ``np.float32`` (default) or ``np.float64``."""
+    return _state["dtype"]
+
+
+def _apply_dtype(dtype):
+    _state["dtype"] = dtype
+
+
+def set_default_dtype(dtype):
+    """Set the dtype of newly created parameters (also usable as a ``with`` block)."""
+    try:
+        dt = np.dtype(dtype).type
+    except TypeError:
+        dt = None
+    if dt not in _DTYPES:
+        raise TypeError(f"set_default_dtype: dtype={dtype!r}; expected np.float32 or np.float64")
+    previous = _state["dtype"]
+    _apply_dtype(dt)
+    return _Restorer(_apply_dtype, previous)
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+def _apply_numba_threads(n):
+    import numba                       # only reached once the numba backend is loaded
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS) if n else
+                          numba.config.NUMBA_NUM_THREADS)
+
+
+def _apply_threads(n):
+    from threadpoolctl import threadpool_limits
+    # BLAS and OpenMP pools both spin on 2 cores; one limit for all of them keeps them from
+    # oversubscribing each other.
+    threadpool_limits(limits=n, user_api="blas")
+    if "numba" in _modules:
+        _apply_numba_threads(n)
+    _state["threads"] = n
+
+
+def get_num_threads():
+    """Thread count set with :func:`set_num_threads`, or ``None`` for the libraries' defaults."""
+    return _state["threads"]
+
+
+def set_num_threads(n):
+    """Limit BLAS and Numba to ``n`` threads each (also usable as a ``with`` block).
+
+    Numba cannot use more threads than it started with (``NUMBA_NUM_THREADS``, all cores by
+    default); larger ``n`` is capped there.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n={n!r}; expected an integer >= 1")
+    previous = _state["threads"]
+    _apply_threads(int(n))
+    return _Restorer(_restore_threads, previous)
+
+
+def _restore_threads(n):
+    if n is None:
+        import multiprocessing
+        _apply_threads(multiprocessing.cpu_count())
+        _state["threads"] = None
+    else:
+        _apply_threads(n)
+
+
+def _init_from_env():
+    n = os.environ.get("FASTNET_NUM_THREADS")
+    if n:
+        try:
+            _state["threads"] = max(1, int(n))
+        except ValueError:
+            raise ValueError(f"FASTNET_NUM_THREADS={n!r}; expected an integer >= 1") from None
+
+
+_init_from_env()

@@ -1,0 +1,360 @@
+"""The functional API: validated, backend-dispatching functions over the kernels.
+
+This is the drop-in backend for scratch code: replace ``np.dot(X, W) + b`` by
+``fastnet.functional.dense(X, W, b)`` and nested convolution loops by
+``fastnet.functional.conv1d(x, w, b, stride=..., padding=...)``.
+
+Every argument is checked before a kernel runs (see ``fastnet._checks``): arrays must be float32
+or float64 and share one dtype (nothing is cast silently), shapes must agree, labels must be in
+range, hyper-parameters must be finite. Non-contiguous arrays are accepted (copied once to
+C order). The backend is looked up at each call, so ``fastnet.set_backend`` takes effect at once.
+
+Conventions
+-----------
+* ReLU's gradient at exactly 0 is 0 (PyTorch's choice).
+* Losses are means: ``softmax_cross_entropy`` over the batch, ``mse`` and ``binary_cross_entropy``
+  over all elements. Backward functions take the upstream scalar ``dloss`` (default 1).
+* Functions ending in ``_`` update their first arguments in place and return ``None``.
+"""
+import numpy as np
+
+from . import _checks as check
+from .backend import kernels
+from .functional_conv import (conv1d, conv1d_backward, conv1d_output_length, max_pool1d,
+                              max_pool1d_backward, avg_pool1d, avg_pool1d_backward)
+from .kernels import DENSE_ACTIVATIONS
+
+__all__ = [
+    "dense", "dense_backward",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "softmax", "softmax_backward",
+    "softmax_cross_entropy", "softmax_cross_entropy_backward",
+    "mse", "mse_backward", "binary_cross_entropy", "binary_cross_entropy_backward",
+    "sgd_update_", "momentum_update_", "adagrad_update_", "rmsprop_update_", "adam_update_",
+    "conv1d", "conv1d_backward", "conv1d_output_length",
+    "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
+]
+
+
+# --- dense ---------------------------------------------------------------------------------------
+
+def _activation(op, activation):
+    name = "none" if activation is None else activation
+    if name not in DENSE_ACTIVATIONS:
+        raise ValueError(f"{op}: activation={activation!r}; choose one of "
+                         f"{(None,) + DENSE_ACTIVATIONS[1:]}")
+    return name
+
+
+def _dense_shapes(op, x, W, b):
+    check.ndim(op, "x", x, 1, 2)
+    check.ndim(op, "W", W, 2)
+    if x.shape[-1] != W.shape[0]:
+        raise ValueError(f"{op}: x has shape {x.shape} and W has shape {W.shape}; x's last "
+                         f"dimension ({x.shape[-1]}) must equal W.shape[0] ({W.shape[0]}), "
+                         f"the layout is W (n_in, n_out)")
+    if b is not None and b.shape != (W.shape[1],):
+        raise ValueError(f"{op}: b has shape {b.shape}; expected ({W.shape[1]},) to match W "
+                         f"of shape {W.shape}")
+
+
+def dense(x, W, b=None, activation=None):
+    """Fully connected layer ``act(x @ W + b)``.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        Inputs, ``(N, n_in)`` or a single sample ``(n_in,)``.
+    W : ndarray
+        Weights ``(n_in, n_out)``, same dtype as ``x``.
+    b : ndarray, optional
+        Bias ``(n_out,)``; zeros when omitted.
+    activation : {None, "relu", "sigmoid", "tanh"}
+        Fused into the same pass as the bias.
+
+    Returns
+    -------
+    y : ndarray ``(N, n_out)`` (or ``(n_out,)`` for 1-D ``x``).
+    """
+    op = "dense"
+    act = _activation(op, activation)
+    if b is None:
+        x, W = check.float_arrays(op, x=x, W=W)
+        b = np.zeros(W.shape[1], dtype=W.dtype)
+    else:
+        x, W, b = check.float_arrays(op, x=x, W=W, b=b)
+    _dense_shapes(op, x, W, b)
+    y = kernels().dense_forward(np.atleast_2d(x), W, b, act)
+    return y.reshape(W.shape[1]) if x.ndim == 1 else y
+
+
+def dense_backward(dout, x, W, y=None, activation=None):
+    """Gradients of :func:`dense`.
+
+    Parameters
+    ----------
+    dout : ndarray ``(N, n_out)``
+        Gradient of the loss with respect to the output ``y``.
+    x, W : ndarray
+        The forward inputs.
+    y : ndarray ``(N, n_out)``, required when ``activation`` is not None
+        The forward output (activation gradients are computed from it).
+    activation : {None, "relu", "sigmoid", "tanh"}
+
+    Returns
+    -------
+    dx : ndarray ``(N, n_in)``
+    dW : ndarray ``(n_in, n_out)``
+    db : ndarray ``(n_out,)``
+    """
+    op = "dense_backward"
+    act = _activation(op, activation)
+    if act != "none" and y is None:
+        raise ValueError(f"{op}: activation={activation!r} needs the forward output y")
+    arrays = dict(dout=dout, x=x, W=W) if y is None else dict(dout=dout, x=x, W=W, y=y)
+    checked = check.float_arrays(op, **arrays)
+    dout, x, W = checked[:3]
+    _dense_shapes(op, x, W, None)
+    expected = x.shape[:-1] + (W.shape[1],)
+    if dout.shape != expected:
+        raise ValueError(f"{op}: dout has shape {dout.shape}; expected {expected} for x of shape "
+                         f"{x.shape} and W of shape {W.shape}")
+    y = checked[3] if y is not None else dout          # unused by the kernel when act == "none"
+    check.same_shape(op, "y", y, "dout", dout)
+    dx, dW, db = kernels().dense_backward(np.atleast_2d(dout), np.atleast_2d(x), W,
+                                          np.atleast_2d(y), act)
+    return (dx.reshape(x.shape) if x.ndim == 1 else dx), dW, db
+
+
+# --- activations ---------------------------------------------------------------------------------
+
+def _unary(op, kernel_name, x):
+    x = check.float_array(op, "x", x)
+    return getattr(kernels(), kernel_name)(x)
+
+
+def _unary_backward(op, kernel_name, dout, name, a):
+    dout, a = check.float_arrays(op, dout=dout, **{name: a})
+    check.same_shape(op, "dout", dout, name, a)
+    return getattr(kernels(), kernel_name)(dout, a)
+
+
+def relu(x):
+    """``max(x, 0)`` element-wise, any shape; NaN propagates."""
+    return _unary("relu", "relu_forward", x)
+
+
+def relu_backward(dout, x):
+    """``dout * (x > 0)``, from the forward *input* ``x``; the gradient at 0 is 0."""
+    return _unary_backward("relu_backward", "relu_backward", dout, "x", x)
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` element-wise; never overflows (finite for any finite x)."""
+    return _unary("sigmoid", "sigmoid_forward", x)
+
+
+def sigmoid_backward(dout, y):
+    """``dout * y * (1 - y)``, from the forward *output* ``y``."""
+    return _unary_backward("sigmoid_backward", "sigmoid_backward", dout, "y", y)
+
+
+def tanh(x):
+    """``tanh(x)`` element-wise."""
+    return _unary("tanh", "tanh_forward", x)
+
+
+def tanh_backward(dout, y):
+    """``dout * (1 - y**2)``, from the forward *output* ``y``."""
+    return _unary_backward("tanh_backward", "tanh_backward", dout, "y", y)
+
+
+def _rows(op, name, a):
+    """View ``a (..., C)`` as ``(rows, C)`` for the row-wise kernels."""
+    check.ndim(op, name, a, *range(1, 33))
+    if a.shape[-1] == 0:
+        raise ValueError(f"{op}: {name} has shape {a.shape}; the class axis (last) is empty")
+    return a.reshape(-1, a.shape[-1])
+
+
+def softmax(x):
+    """Softmax over the last axis, max-subtracted (never overflows).
+
+    Shape: any ``(..., C)``; returns the same shape. For column-layout code (classes on axis 0)
+    see ``fastnet.compat.softmax(U, reduce_axis=0)``.
+    """
+    x = check.float_array("softmax", "x", x)
+    return kernels().softmax_forward(_rows("softmax", "x", x)).reshape(x.shape)
+
+
+def softmax_backward(dout, y):
+    """Vector-Jacobian product of :func:`softmax` from its output ``y``: ``y*(dout - sum(dout*y))``."""
+    op = "softmax_backward"
+    dout, y = check.float_arrays(op, dout=dout, y=y)
+    check.same_shape(op, "dout", dout, "y", y)
+    return kernels().softmax_backward(_rows(op, "dout", dout), _rows(op, "y", y)).reshape(y.shape)
+
+
+# --- losses --------------------------------------------------------------------------------------
+
+def _logits(op, logits):
+    logits = check.float_array(op, "logits", logits)
+    check.ndim(op, "logits", logits, 2)
+    N, C = logits.shape
+    if N == 0 or C == 0:
+        raise ValueError(f"{op}: logits have shape {logits.shape}; need at least one sample and "
+                         f"one class (a mean over an empty batch is undefined)")
+    return logits
+
+
+def softmax_cross_entropy(logits, target, return_probs=False):
+    """Mean cross-entropy of ``softmax(logits)`` against ``target``.
+
+    Parameters
+    ----------
+    logits : ndarray ``(N, C)``
+    target : ndarray
+        Integer labels ``(N,)`` in ``[0, C)`` or a distribution ``(N, C)`` such as one-hot (same
+        dtype as ``logits``).
+    return_probs : bool
+        Also return ``softmax(logits)``, which :func:`softmax_cross_entropy_backward` needs.
+
+    Returns
+    -------
+    loss : float scalar of the logits' dtype, or ``(loss, probs)``.
+
+    Computed as ``logsumexp(z) - z_target`` from max-subtracted logits: finite for logits up to
+    1e4 in magnitude and when the true class has probability 0 (no ``log(0)`` is taken).
+    """
+    op = "softmax_cross_entropy"
+    logits = _logits(op, logits)
+    target = check.class_target(op, target, logits)
+    loss, probs = kernels().softmax_cross_entropy_forward(logits, target)
+    return (loss, probs) if return_probs else loss
+
+
+def softmax_cross_entropy_backward(probs, target, dloss=1.0):
+    """Gradient with respect to the logits: ``dloss * (probs - onehot(target)) / N``.
+
+    ``probs`` is the second output of ``softmax_cross_entropy(..., return_probs=True)``.
+    """
+    op = "softmax_cross_entropy_backward"
+    probs = _logits(op, probs)
+    target = check.class_target(op, target, probs)
+    return kernels().softmax_cross_entropy_backward(check.real(op, "dloss", dloss), probs, target)
+
+
+def _pair(op, a_name, a, b_name, b):
+    a, b = check.float_arrays(op, **{a_name: a, b_name: b})
+    check.same_shape(op, a_name, a, b_name, b)
+    if a.size == 0:
+        raise ValueError(f"{op}: {a_name} is empty (shape {a.shape}); a mean needs elements")
+    return a, b
+
+
+def mse(y, t):
+    """Mean squared error ``mean((y - t)**2)`` over all elements (PyTorch's MSELoss)."""
+    y, t = _pair("mse", "y", y, "t", t)
+    return kernels().mse_forward(y, t)
+
+
+def mse_backward(y, t, dloss=1.0):
+    """``dloss * 2 * (y - t) / y.size``."""
+    op = "mse_backward"
+    y, t = _pair(op, "y", y, "t", t)
+    return kernels().mse_backward(check.real(op, "dloss", dloss), y, t)
+
+
+def _probabilities(op, p, t):
+    p, t = _pair(op, "p", p, "t", t)
+    finite = p[np.isfinite(p)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise ValueError(f"{op}: p must hold probabilities in [0, 1]; got values in "
+                         f"[{finite.min()}, {finite.max()}] (apply sigmoid first)")
+    return p, t
+
+
+def binary_cross_entropy(p, t):
+    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements; logs clamped at -100 (PyTorch)."""
+    p, t = _probabilities("binary_cross_entropy", p, t)
+    return kernels().bce_forward(p, t)
+
+
+def binary_cross_entropy_backward(p, t, dloss=1.0):
+    """``dloss * (p - t) / max(p*(1-p), 1e-12) / p.size``."""
+    op = "binary_cross_entropy_backward"
+    p, t = _probabilities(op, p, t)
+    return kernels().bce_backward(check.real(op, "dloss", dloss), p, t)
+
+
+# --- optimizer updates -------------------------------------------------------------------------
+
+def _in_place(op, param, grad, **state):
+    """Check a parameter, its gradient and optimizer state for an in-place update."""
+    arrays = dict(param=param, **state)
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place); "
+                            f"got {type(a).__name__}")
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"{op}: {name} (shape {a.shape}) must be C-contiguous and writeable "
+                             f"to be updated in place; use np.ascontiguousarray once when you "
+                             f"create it")
+    param = check.float_array(op, "param", param)
+    grad = check.float_array(op, "grad", grad, param.dtype)
+    check.same_shape(op, "grad", grad, "param", param)
+    for name, a in state.items():
+        check.float_array(op, name, a, param.dtype)
+        check.same_shape(op, name, a, "param", param)
+        if np.shares_memory(a, param):
+            raise ValueError(f"{op}: {name} shares memory with param")
+    return grad
+
+
+def sgd_update_(param, grad, lr):
+    """In place: ``param -= lr * grad``."""
+    op = "sgd_update_"
+    grad = _in_place(op, param, grad)
+    kernels().sgd_update_(param, grad, check.real(op, "lr", lr, low=0))
+
+
+def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
+    """In place, PyTorch's form: ``v = momentum*v + g``; ``param -= lr*v``
+    (Nesterov: ``param -= lr*(g + momentum*v)``)."""
+    op = "momentum_update_"
+    grad = _in_place(op, param, grad, velocity=velocity)
+    kernels().momentum_update_(param, grad, velocity, check.real(op, "lr", lr, low=0),
+                               check.real(op, "momentum", momentum, low=0), bool(nesterov))
+
+
+def adagrad_update_(param, grad, h, lr, eps=1e-7):
+    """In place, DL-from-scratch AdaGrad: ``h += g*g``; ``param -= lr*g/(sqrt(h) + eps)``.
+
+    ``eps`` defaults to 1e-7 as in Deep Learning from Scratch (PyTorch uses 1e-10).
+    """
+    op = "adagrad_update_"
+    grad = _in_place(op, param, grad, h=h)
+    kernels().adagrad_update_(param, grad, h, check.real(op, "lr", lr, low=0),
+                              check.real(op, "eps", eps, low=0, low_open=True))
+
+
+def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
+    """In place: ``h = rho*h + (1-rho)*g*g``; ``param -= lr*g/(sqrt(h) + eps)``."""
+    op = "rmsprop_update_"
+    grad = _in_place(op, param, grad, h=h)
+    kernels().rmsprop_update_(param, grad, h, check.real(op, "lr", lr, low=0),
+                              check.real(op, "rho", rho, low=0, high=1),
+                              check.real(op, "eps", eps, low=0, low_open=True))
+
+
+def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    """In place Adam with bias correction; ``step`` is the 1-based count of updates so far
+    including this one. ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``.
+    """
+    op = "adam_update_"
+    grad = _in_place(op, param, grad, m=m, v=v)
+    kernels().adam_update_(param, grad, m, v, check.real(op, "lr", lr, low=0),
+                           check.real(op, "beta1", beta1, low=0, high=1 - 1e-12),
+                           check.real(op, "beta2", beta2, low=0, high=1 - 1e-12),
+                           check.real(op, "eps", eps, low=0, low_open=True),
+                           check.integer(op, "step", step, low=1))

@@ -1,0 +1,74 @@
+"""The kernel contract: the raw compute fastnet runs on, in two peer implementations.
+
+Installed as ``fastnet.kernels`` (the folder is ``kernels/`` at the repository top).
+
+A backend is a module that exports every name in :data:`CONTRACT` with the same positional
+signature and the same semantics. Kernels do no user-facing validation: ``fastnet.functional``
+checks shapes, dtypes, contiguity and ranges before calling them. Every array a kernel receives is
+C-contiguous, floating arrays share one dtype (float32 or float64), and integer labels are int64.
+
+Naming: ``<op>_forward`` / ``<op>_backward``; functions ending in ``_`` update their first
+arguments in place and return ``None``.
+
+Backends
+--------
+``"numpy"``  vectorised NumPy, the reference and the yardstick (``numpy_backend/``).
+``"numba"``  Numba-compiled, the product (``numba_backend/``, the only place that imports numba).
+"""
+import importlib
+
+BACKENDS = ("numba", "numpy")
+
+#: Activations that ``dense_forward`` / ``dense_backward`` can fuse.
+DENSE_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh")
+
+CONTRACT = (
+    # dense.py
+    "dense_forward",          # (x, W, b, activation) -> y
+    "dense_backward",         # (dout, x, W, y, activation) -> (dx, dW, db)
+    # activations.py
+    "relu_forward",           # (x) -> y
+    "relu_backward",          # (dout, x) -> dx            gradient at x == 0 is 0
+    "sigmoid_forward",        # (x) -> y
+    "sigmoid_backward",       # (dout, y) -> dx            uses the forward output
+    "tanh_forward",           # (x) -> y
+    "tanh_backward",          # (dout, y) -> dx            uses the forward output
+    "softmax_forward",        # (x) -> y                   row-wise over axis 1 of (N, C)
+    "softmax_backward",       # (dout, y) -> dx
+    # losses.py
+    "softmax_cross_entropy_forward",   # (logits, target) -> (loss, probs)
+    "softmax_cross_entropy_backward",  # (dloss, probs, target) -> dlogits
+    "mse_forward",            # (y, t) -> loss             mean over all elements
+    "mse_backward",           # (dloss, y, t) -> dy
+    "bce_forward",            # (p, t) -> loss             mean over all elements
+    "bce_backward",           # (dloss, p, t) -> dp
+    # optimizers.py
+    "sgd_update_",            # (param, grad, lr)
+    "momentum_update_",       # (param, grad, velocity, lr, momentum, nesterov)
+    "adagrad_update_",        # (param, grad, h, lr, eps)
+    "rmsprop_update_",        # (param, grad, h, lr, rho, eps)
+    "adam_update_",           # (param, grad, m, v, lr, beta1, beta2, eps, step)
+    # conv1d.py
+    "conv1d_forward",         # (x, W, b, stride, padding_left, padding_right, dilation) -> y
+    "conv1d_backward",        # (dout, x, W, stride, padding_left, padding_right, dilation) -> (dx, dW, db)
+    # pooling.py
+    "maxpool1d_forward",      # (x, kernel_size, stride, padding) -> (y, argmax)
+    "maxpool1d_backward",     # (dout, argmax, length) -> dx
+    "avgpool1d_forward",      # (x, kernel_size, stride, padding) -> y
+    "avgpool1d_backward",     # (dout, length, kernel_size, stride, padding) -> dx
+)
+
+
+def load(name):
+    """Import and return the backend module called ``name`` (one of :data:`BACKENDS`).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of :data:`BACKENDS`.
+    ImportError
+        The backend's own dependencies are missing; the original error is chained.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return importlib.import_module(f".{name}_backend", __name__)

@@ -1,0 +1,14 @@
+"""Numba backend: the product. The only package in fastnet that imports numba.
+
+Importing it compiles nothing: kernels compile on first call (or load from the on-disk cache).
+Policy (fastmath flags, cache, parallel threshold) lives in ``_config.py``.
+"""
+from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,
+                          tanh_forward, tanh_backward, softmax_forward, softmax_backward)
+from .dense import dense_forward, dense_backward
+from .losses import (softmax_cross_entropy_forward, softmax_cross_entropy_backward,
+                     mse_forward, mse_backward, bce_forward, bce_backward)
+from .optimizers import (sgd_update_, momentum_update_, adagrad_update_, rmsprop_update_,
+                         adam_update_)
+from .conv1d import conv1d_forward, conv1d_backward
+from .pooling import maxpool1d_forward, maxpool1d_backward, avgpool1d_forward, avgpool1d_backward

@@ -1,0 +1,161 @@
+"""Element-wise activations and row-wise softmax (Numba).
+
+Element-wise kernels run a plain loop below ``PARALLEL_MIN_SIZE`` elements and a ``prange`` loop
+above it: a parallel region costs ~2 us to start, which small arrays never earn back.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ._config import PARALLEL_MIN_SIZE, jit_parallel
+from ._scalar import relu, relu_grad, sigmoid, sigmoid_grad, tanh_grad
+
+
+@jit_parallel
+def _relu_forward(x, y):
+    n = x.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            y[i] = relu(x[i])
+    else:
+        for i in prange(n):
+            y[i] = relu(x[i])
+
+
+@jit_parallel
+def _relu_backward(dout, x, dx):
+    n = x.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            dx[i] = relu_grad(dout[i], x[i])
+    else:
+        for i in prange(n):
+            dx[i] = relu_grad(dout[i], x[i])
+
+
+@jit_parallel
+def _sigmoid_forward(x, y):
+    n = x.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            y[i] = sigmoid(x[i])
+    else:
+        for i in prange(n):
+            y[i] = sigmoid(x[i])
+
+
+@jit_parallel
+def _sigmoid_backward(dout, y, dx):
+    n = y.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            dx[i] = sigmoid_grad(dout[i], y[i])
+    else:
+        for i in prange(n):
+            dx[i] = sigmoid_grad(dout[i], y[i])
+
+
+@jit_parallel
+def _tanh_forward(x, y):
+    n = x.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            y[i] = math.tanh(x[i])
+    else:
+        for i in prange(n):
+            y[i] = math.tanh(x[i])
+
+
+@jit_parallel
+def _tanh_backward(dout, y, dx):
+    n = y.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            dx[i] = tanh_grad(dout[i], y[i])
+    else:
+        for i in prange(n):
+            dx[i] = tanh_grad(dout[i], y[i])
+
+
+def _unary(kernel, x):
+    y = np.empty_like(x)
+    kernel(x.reshape(-1), y.reshape(-1))
+    return y
+
+
+def _binary(kernel, dout, a):
+    dx = np.empty_like(dout)
+    kernel(dout.reshape(-1), a.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def relu_forward(x):
+    """``max(x, 0)``; NaN propagates."""
+    return _unary(_relu_forward, x)
+
+
+def relu_backward(dout, x):
+    """``dout * (x > 0)``: the gradient at exactly 0 is taken as 0 (PyTorch's choice)."""
+    return _binary(_relu_backward, dout, x)
+
+
+def sigmoid_forward(x):
+    """``1 / (1 + exp(-x))`` written so that no ``exp`` ever overflows."""
+    return _unary(_sigmoid_forward, x)
+
+
+def sigmoid_backward(dout, y):
+    """``dout * y * (1 - y)`` from the forward output ``y``."""
+    return _binary(_sigmoid_backward, dout, y)
+
+
+def tanh_forward(x):
+    return _unary(_tanh_forward, x)
+
+
+def tanh_backward(dout, y):
+    """``dout * (1 - y**2)`` from the forward output ``y``."""
+    return _binary(_tanh_backward, dout, y)
+
+
+@jit_parallel
+def _softmax_rows(x, y):
+    N, C = x.shape
+    for i in prange(N):
+        m = x[i, 0]
+        for j in range(1, C):
+            m = max(m, x[i, j])
+        s = x.dtype.type(0)
+        for j in range(C):
+            e = math.exp(x[i, j] - m)
+            y[i, j] = e
+            s += e
+        r = 1 / s
+        for j in range(C):
+            y[i, j] *= r
+
+
+@jit_parallel
+def _softmax_backward_rows(dout, y, dx):
+    N, C = y.shape
+    for i in prange(N):
+        s = y.dtype.type(0)
+        for j in range(C):
+            s += dout[i, j] * y[i, j]
+        for j in range(C):
+            dx[i, j] = y[i, j] * (dout[i, j] - s)
+
+
+def softmax_forward(x):
+    """Row-wise softmax of ``x (N, C)``, max-subtracted so ``exp`` never overflows."""
+    y = np.empty_like(x)
+    _softmax_rows(x, y)
+    return y
+
+
+def softmax_backward(dout, y):
+    """Vector-Jacobian product of softmax: ``y * (dout - sum(dout * y, axis=1))``."""
+    dx = np.empty_like(dout)
+    _softmax_backward_rows(dout, y, dx)
+    return dx

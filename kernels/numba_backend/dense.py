@@ -1,0 +1,107 @@
+"""Fully connected layer ``y = act(x @ W + b)`` (Numba).
+
+The products go to BLAS through NumPy's ``@`` (the GEMM is most of the work and BLAS is near the
+machine's peak); Numba fuses everything around them into single passes: bias plus activation in
+the forward, activation gradient plus the bias-gradient column sums in the backward.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
+from ._scalar import relu, relu_grad, sigmoid, sigmoid_grad, tanh_grad
+
+_ACT_CODE = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+
+@jit
+def _bias_act_rows(y, b, act, lo, hi):
+    n_out = y.shape[1]
+    for i in range(lo, hi):
+        row = y[i]
+        if act == 0:
+            for j in range(n_out):
+                row[j] += b[j]
+        elif act == 1:
+            for j in range(n_out):
+                row[j] = relu(row[j] + b[j])
+        elif act == 2:
+            for j in range(n_out):
+                row[j] = sigmoid(row[j] + b[j])
+        else:
+            for j in range(n_out):
+                row[j] = math.tanh(row[j] + b[j])
+
+
+@jit_parallel
+def _bias_act_(y, b, act):
+    """In place: ``y = act(y + b)`` row by row; rows are split across threads when large."""
+    N = y.shape[0]
+    if y.size < PARALLEL_MIN_SIZE:
+        _bias_act_rows(y, b, act, 0, N)
+    else:
+        n_chunks = min(N, 64)
+        for c in prange(n_chunks):
+            _bias_act_rows(y, b, act, c * N // n_chunks, (c + 1) * N // n_chunks)
+
+
+@jit
+def _act_grad_colsum(dout, y, act, dz, partial, lo, hi):
+    """dz[lo:hi] = act'(y) * dout over rows lo..hi; their column sums go to `partial`."""
+    n_out = y.shape[1]
+    for j in range(n_out):
+        partial[j] = 0
+    for i in range(lo, hi):
+        if act == 0:
+            for j in range(n_out):
+                g = dout[i, j]
+                dz[i, j] = g
+                partial[j] += g
+        elif act == 1:
+            for j in range(n_out):
+                g = relu_grad(dout[i, j], y[i, j])
+                dz[i, j] = g
+                partial[j] += g
+        elif act == 2:
+            for j in range(n_out):
+                g = sigmoid_grad(dout[i, j], y[i, j])
+                dz[i, j] = g
+                partial[j] += g
+        else:
+            for j in range(n_out):
+                g = tanh_grad(dout[i, j], y[i, j])
+                dz[i, j] = g
+                partial[j] += g
+
+
+@jit_parallel
+def _act_grad_and_db(dout, y, act, dz):
+    """Fused ``dz = act'(y) * dout`` and ``db = dz.sum(axis=0)``.
+
+    Threads own disjoint row chunks and write their own row of `partials`; the partials are then
+    summed in chunk order, so the result does not depend on thread timing.
+    """
+    N, n_out = y.shape
+    n_chunks = 1 if y.size < PARALLEL_MIN_SIZE else min(N, 8)
+    partials = np.empty((n_chunks, n_out), dtype=y.dtype)
+    for c in prange(n_chunks):
+        _act_grad_colsum(dout, y, act, dz, partials[c], c * N // n_chunks, (c + 1) * N // n_chunks)
+    db = partials[0].copy()
+    for c in range(1, n_chunks):
+        db += partials[c]
+    return db
+
+
+def dense_forward(x, W, b, activation):
+    """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
+    y = x @ W
+    _bias_act_(y, b, _ACT_CODE[activation])
+    return y
+
+
+def dense_backward(dout, x, W, y, activation):
+    """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``."""
+    dz = np.empty_like(dout)
+    db = _act_grad_and_db(dout, y, _ACT_CODE[activation], dz)
+    return dz @ W.T, x.T @ dz, db

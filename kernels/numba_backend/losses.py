@@ -1,0 +1,178 @@
+"""Losses (Numba). Every loss is a mean; its backward takes the upstream scalar ``dloss``.
+
+Per-row (or per-chunk) partial sums are written to an array and added up serially afterwards, so
+a loss never depends on how threads were scheduled.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
+
+# log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
+_LOG_FLOOR = -100.0
+# Smallest p*(1-p) used as a divisor in the BCE gradient (PyTorch's value).
+_BCE_EPS = 1e-12
+
+
+@jit
+def _softmax_row(z, p):
+    """Write softmax(z) into p; return log(sum(exp(z - max))) + max, i.e. logsumexp(z)."""
+    C = z.size
+    m = z[0]
+    for j in range(1, C):
+        m = max(m, z[j])
+    s = 0.0
+    for j in range(C):
+        e = math.exp(z[j] - m)
+        p[j] = e
+        s += e
+    r = 1 / s
+    for j in range(C):
+        p[j] *= r
+    return math.log(s) + m
+
+
+@jit_parallel
+def _sce_index(logits, labels, probs):
+    N = logits.shape[0]
+    row_loss = np.empty(N, dtype=np.float64)
+    for i in prange(N):
+        row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
+    return row_loss.sum() / N
+
+
+@jit_parallel
+def _sce_dense(logits, target, probs):
+    N, C = logits.shape
+    row_loss = np.empty(N, dtype=np.float64)
+    for i in prange(N):
+        lse = _softmax_row(logits[i], probs[i])
+        acc = 0.0
+        for j in range(C):
+            acc += target[i, j] * (lse - logits[i, j])
+        row_loss[i] = acc
+    return row_loss.sum() / N
+
+
+def softmax_cross_entropy_forward(logits, target):
+    """Mean cross-entropy of ``softmax(logits)`` against ``target``.
+
+    ``target`` is int64 labels ``(N,)`` or a float distribution ``(N, C)`` (e.g. one-hot).
+    The loss is computed as ``logsumexp(z) - z`` from max-subtracted logits, so it stays finite
+    for logits up to 1e4 and for a true class whose probability underflows to 0.
+    Returns ``(loss, probs)``.
+    """
+    probs = np.empty_like(logits)
+    if target.ndim == 1:
+        loss = _sce_index(logits, target, probs)
+    else:
+        loss = _sce_dense(logits, target, probs)
+    return logits.dtype.type(loss), probs
+
+
+@jit_parallel
+def _sce_backward_index(scale, probs, labels, d):
+    N, C = probs.shape
+    for i in prange(N):
+        for j in range(C):
+            d[i, j] = probs[i, j] * scale
+        d[i, labels[i]] -= scale
+
+
+@jit_parallel
+def _sce_backward_dense(scale, probs, target, d):
+    N, C = probs.shape
+    for i in prange(N):
+        for j in range(C):
+            d[i, j] = (probs[i, j] - target[i, j]) * scale
+
+
+def softmax_cross_entropy_backward(dloss, probs, target):
+    """``dloss * (probs - onehot(target)) / N``."""
+    d = np.empty_like(probs)
+    scale = probs.dtype.type(dloss / probs.shape[0])
+    if target.ndim == 1:
+        _sce_backward_index(scale, probs, target, d)
+    else:
+        _sce_backward_dense(scale, probs, target, d)
+    return d
+
+
+def _n_chunks(size):
+    return 1 if size < PARALLEL_MIN_SIZE else 16
+
+
+@jit_parallel
+def _sum_sq_err(y, t, n_chunks):
+    """Sum of (y - t)**2 in float64; chunk partials are added in chunk order."""
+    n = y.size
+    partial = np.zeros(n_chunks, dtype=np.float64)
+    for c in prange(n_chunks):
+        acc = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            d = y[i] - t[i]
+            acc += d * d
+        partial[c] = acc
+    return partial.sum()
+
+
+def mse_forward(y, t):
+    """``mean((y - t)**2)`` over all elements."""
+    total = _sum_sq_err(y.reshape(-1), t.reshape(-1), _n_chunks(y.size))
+    return y.dtype.type(total / y.size)
+
+
+@jit_parallel
+def _scaled_diff(y, t, scale, d):
+    for i in prange(y.size):
+        d[i] = (y[i] - t[i]) * scale
+
+
+def mse_backward(dloss, y, t):
+    """``dloss * 2 * (y - t) / size``."""
+    d = np.empty_like(y)
+    _scaled_diff(y.reshape(-1), t.reshape(-1), y.dtype.type(2 * dloss / y.size), d.reshape(-1))
+    return d
+
+
+@jit
+def _bce_term(p, t):
+    # p == 0 or 1 hits the clamp instead of log(0); NaN in p stays NaN.
+    log_p = _LOG_FLOOR if p == 0 else max(math.log(p), _LOG_FLOOR)
+    log_q = _LOG_FLOOR if p == 1 else max(math.log1p(-p), _LOG_FLOOR)
+    return -(t * log_p + (1 - t) * log_q)
+
+
+@jit_parallel
+def _sum_bce(p, t, n_chunks):
+    """Sum of the BCE terms in float64; chunk partials are added in chunk order."""
+    n = p.size
+    partial = np.zeros(n_chunks, dtype=np.float64)
+    for c in prange(n_chunks):
+        acc = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            acc += _bce_term(p[i], t[i])
+        partial[c] = acc
+    return partial.sum()
+
+
+def bce_forward(p, t):
+    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` with each log clamped at -100."""
+    total = _sum_bce(p.reshape(-1), t.reshape(-1), _n_chunks(p.size))
+    return p.dtype.type(total / p.size)
+
+
+@jit_parallel
+def _bce_grad(p, t, scale, d):
+    for i in prange(p.size):
+        pi = p[i]
+        d[i] = (pi - t[i]) / max(pi * (1 - pi), _BCE_EPS) * scale
+
+
+def bce_backward(dloss, p, t):
+    """``dloss * (p - t) / max(p*(1-p), 1e-12) / size``."""
+    d = np.empty_like(p)
+    _bce_grad(p.reshape(-1), t.reshape(-1), p.dtype.type(dloss / p.size), d.reshape(-1))
+    return d

@@ -1,0 +1,124 @@
+"""In-place optimizer updates (Numba): one fused pass over the parameter each.
+
+Each mutates its array arguments and returns None. Arrays are updated through flat views, so the
+caller's arrays (held by layers and dicts) are never rebound.
+"""
+import math
+
+from numba import prange
+
+from ._config import PARALLEL_MIN_SIZE, jit_parallel
+
+
+@jit_parallel
+def _sgd(p, g, lr):
+    n = p.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            p[i] -= lr * g[i]
+    else:
+        for i in prange(n):
+            p[i] -= lr * g[i]
+
+
+@jit_parallel
+def _momentum(p, g, v, lr, mu, nesterov):
+    n = p.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            vi = mu * v[i] + g[i]
+            v[i] = vi
+            p[i] -= lr * (g[i] + mu * vi) if nesterov else lr * vi
+    else:
+        for i in prange(n):
+            vi = mu * v[i] + g[i]
+            v[i] = vi
+            p[i] -= lr * (g[i] + mu * vi) if nesterov else lr * vi
+
+
+@jit_parallel
+def _adagrad(p, g, h, lr, eps):
+    n = p.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            hi = h[i] + g[i] * g[i]
+            h[i] = hi
+            p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
+    else:
+        for i in prange(n):
+            hi = h[i] + g[i] * g[i]
+            h[i] = hi
+            p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
+
+
+@jit_parallel
+def _rmsprop(p, g, h, lr, rho, eps):
+    n = p.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            hi = rho * h[i] + (1 - rho) * g[i] * g[i]
+            h[i] = hi
+            p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
+    else:
+        for i in prange(n):
+            hi = rho * h[i] + (1 - rho) * g[i] * g[i]
+            h[i] = hi
+            p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
+
+
+@jit_parallel
+def _adam(p, g, m, v, beta1, beta2, step_size, inv_sqrt_bc2, eps):
+    n = p.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            mi = beta1 * m[i] + (1 - beta1) * g[i]
+            vi = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            m[i] = mi
+            v[i] = vi
+            p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+    else:
+        for i in prange(n):
+            mi = beta1 * m[i] + (1 - beta1) * g[i]
+            vi = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            m[i] = mi
+            v[i] = vi
+            p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+def _flat(*arrays):
+    return [a.reshape(-1) for a in arrays]
+
+
+def _scalars(dtype, *values):
+    # Hyper-parameters in the parameter's dtype, so float32 updates stay in float32 arithmetic.
+    return [dtype.type(v) for v in values]
+
+
+def sgd_update_(param, grad, lr):
+    """``param -= lr * grad``."""
+    _sgd(*_flat(param, grad), *_scalars(param.dtype, lr))
+
+
+def momentum_update_(param, grad, velocity, lr, momentum, nesterov):
+    """Heavy-ball momentum in PyTorch's form: ``v = momentum*v + g``, then
+    ``param -= lr * v`` or, with Nesterov, ``param -= lr * (g + momentum*v)``."""
+    _momentum(*_flat(param, grad, velocity), *_scalars(param.dtype, lr, momentum), bool(nesterov))
+
+
+def adagrad_update_(param, grad, h, lr, eps):
+    """DL-from-scratch AdaGrad: ``h += g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
+    _adagrad(*_flat(param, grad, h), *_scalars(param.dtype, lr, eps))
+
+
+def rmsprop_update_(param, grad, h, lr, rho, eps):
+    """``h = rho*h + (1-rho)*g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
+    _rmsprop(*_flat(param, grad, h), *_scalars(param.dtype, lr, rho, eps))
+
+
+def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """Adam with bias correction (``step`` counts from 1), PyTorch's formulation:
+    ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``."""
+    step_size = lr / (1 - beta1 ** step)
+    inv_sqrt_bc2 = 1 / math.sqrt(1 - beta2 ** step)
+    _adam(*_flat(param, grad, m, v),
+          *_scalars(param.dtype, beta1, beta2, step_size, inv_sqrt_bc2, eps))

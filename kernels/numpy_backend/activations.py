@@ -1,0 +1,44 @@
+"""Element-wise activations and row-wise softmax (NumPy)."""
+import numpy as np
+
+
+def relu_forward(x):
+    """``max(x, 0)``; NaN propagates."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(dout, x):
+    """``dout * (x > 0)``: the gradient at exactly 0 is taken as 0 (PyTorch's choice)."""
+    return np.where(x > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+def sigmoid_forward(x):
+    """``1 / (1 + exp(-x))`` written so that no ``exp`` ever overflows."""
+    e = np.exp(-np.abs(x))           # in (0, 1]: never overflows
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def sigmoid_backward(dout, y):
+    """``dout * y * (1 - y)`` from the forward output ``y``."""
+    return dout * y * (1 - y)
+
+
+def tanh_forward(x):
+    return np.tanh(x)
+
+
+def tanh_backward(dout, y):
+    """``dout * (1 - y**2)`` from the forward output ``y``."""
+    return dout * (1 - y * y)
+
+
+def softmax_forward(x):
+    """Row-wise softmax of ``x (N, C)``, max-subtracted so ``exp`` never overflows."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def softmax_backward(dout, y):
+    """Vector-Jacobian product of softmax: ``y * (dout - sum(dout * y, axis=1))``."""
+    return y * (dout - (dout * y).sum(axis=1, keepdims=True))

@@ -1,0 +1,69 @@
+"""Losses (NumPy). Every loss is a mean; its backward takes the upstream scalar ``dloss``."""
+import numpy as np
+
+# log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
+_LOG_FLOOR = -100.0
+# Smallest p*(1-p) used as a divisor in the BCE gradient (PyTorch's value).
+_BCE_EPS = 1e-12
+
+
+
+def softmax_cross_entropy_forward(logits, target):
+    """Mean cross-entropy of ``softmax(logits)`` against ``target``.
+
+    ``target`` is int64 labels ``(N,)`` or a float distribution ``(N, C)`` (e.g. one-hot).
+    The loss is computed as ``logsumexp(z) - z`` from max-subtracted logits, so it stays finite
+    for logits up to 1e4 and for a true class whose probability underflows to 0.
+    Returns ``(loss, probs)``.
+    """
+    N = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    log_probs = shifted - np.log(s)
+    if target.ndim == 1:
+        loss = -log_probs[np.arange(N), target].sum() / N
+    else:
+        loss = -(target * log_probs).sum() / N
+    e /= s
+    return logits.dtype.type(loss), e
+
+
+def softmax_cross_entropy_backward(dloss, probs, target):
+    """``dloss * (probs - onehot(target)) / N``."""
+    N = probs.shape[0]
+    d = probs.copy()
+    if target.ndim == 1:
+        d[np.arange(N), target] -= 1
+    else:
+        d -= target
+    d *= dloss / N
+    return d
+
+
+def mse_forward(y, t):
+    """``mean((y - t)**2)`` over all elements."""
+    diff = y - t
+    return y.dtype.type(np.vdot(diff, diff) / diff.size)
+
+
+def mse_backward(dloss, y, t):
+    """``dloss * 2 * (y - t) / size``."""
+    d = y - t
+    d *= 2 * dloss / d.size
+    return d
+
+
+def bce_forward(p, t):
+    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` with each log clamped at -100."""
+    with np.errstate(divide="ignore"):
+        log_p = np.maximum(np.log(p), _LOG_FLOOR)
+        log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
+    return p.dtype.type(-(t * log_p + (1 - t) * log_q).mean())
+
+
+def bce_backward(dloss, p, t):
+    """``dloss * (p - t) / max(p*(1-p), 1e-12) / size``."""
+    d = (p - t) / np.maximum(p * (1 - p), _BCE_EPS)
+    d *= dloss / d.size
+    return d

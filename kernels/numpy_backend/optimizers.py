@@ -1,0 +1,43 @@
+"""In-place optimizer updates (NumPy). Each mutates its array arguments and returns None."""
+import numpy as np
+
+
+def sgd_update_(param, grad, lr):
+    """``param -= lr * grad``."""
+    param -= lr * grad
+
+
+def momentum_update_(param, grad, velocity, lr, momentum, nesterov):
+    """Heavy-ball momentum in PyTorch's form: ``v = momentum*v + g``, then
+    ``param -= lr * v`` or, with Nesterov, ``param -= lr * (g + momentum*v)``."""
+    velocity *= momentum
+    velocity += grad
+    if nesterov:
+        param -= lr * (grad + momentum * velocity)
+    else:
+        param -= lr * velocity
+
+
+def adagrad_update_(param, grad, h, lr, eps):
+    """DL-from-scratch AdaGrad: ``h += g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
+    h += grad * grad
+    param -= lr * grad / (np.sqrt(h) + eps)
+
+
+def rmsprop_update_(param, grad, h, lr, rho, eps):
+    """``h = rho*h + (1-rho)*g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
+    h *= rho
+    h += (1 - rho) * grad * grad
+    param -= lr * grad / (np.sqrt(h) + eps)
+
+
+def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """Adam with bias correction (``step`` counts from 1), PyTorch's formulation:
+    ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``."""
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad * grad
+    step_size = lr / (1 - beta1 ** step)
+    denom = np.sqrt(v) / np.sqrt(1 - beta2 ** step) + eps
+    param -= step_size * m / denom

@@ -1,0 +1,114 @@
+"""Backend, dtype and thread settings: setters, with-blocks, env defaults, loud failures."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import backend as backend_module
+from fastnet.kernels import BACKENDS
+
+
+def run_python(code, **env):
+    full_env = {**os.environ, **env}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=full_env, timeout=300)
+    return out
+
+
+def test_empty_env_counts_as_unset():
+    out = run_python("import fastnet; print(fastnet.get_backend())", FASTNET_BACKEND="")
+    assert out.stdout.strip() == "numba", out.stderr
+
+
+def test_default_backend_without_env_is_numba():
+    env = {k: v for k, v in os.environ.items() if k != "FASTNET_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", "import fastnet; print(fastnet.get_backend())"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.stdout.strip() == "numba", out.stderr
+
+
+def test_env_selects_backend():
+    out = run_python("import fastnet; print(fastnet.get_backend())", FASTNET_BACKEND="numpy")
+    assert out.stdout.strip() == "numpy", out.stderr
+
+
+def test_unknown_env_backend_fails_loudly():
+    out = run_python("import fastnet, numpy as np; fastnet.functional.relu(np.zeros(2, np.float32))",
+                     FASTNET_BACKEND="cuda")
+    assert out.returncode != 0
+    assert "FASTNET_BACKEND" in out.stderr and "'cuda'" in out.stderr and "numba" in out.stderr
+
+
+def test_set_backend_global_and_with_block():
+    before = fastnet.get_backend()
+    try:
+        fastnet.set_backend("numpy")
+        assert fastnet.get_backend() == "numpy"
+        with fastnet.set_backend("numba"):
+            assert fastnet.get_backend() == "numba"
+            assert fastnet.backend.kernels().__name__.endswith("numba_backend")
+        assert fastnet.get_backend() == "numpy"
+    finally:
+        fastnet.set_backend(before)
+
+
+def test_unknown_backend_lists_allowed():
+    with pytest.raises(ValueError) as info:
+        fastnet.set_backend("torch")
+    assert "'torch'" in str(info.value) and str(BACKENDS) in str(info.value)
+
+
+def test_unloadable_backend_raises_with_original_error(monkeypatch):
+    def broken(name):
+        raise ImportError("No module named 'numba'")
+    monkeypatch.setattr(backend_module, "_load_backend_module", broken)
+    monkeypatch.setattr(backend_module, "_modules", {})
+    with pytest.raises(ImportError) as info:
+        fastnet.set_backend("numba")
+    assert "No module named 'numba'" in str(info.value)
+    assert "pip install numba" in str(info.value)
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_default_dtype():
+    assert fastnet.get_default_dtype() is np.float32
+    with fastnet.set_default_dtype(np.float64):
+        assert fastnet.get_default_dtype() is np.float64
+    assert fastnet.get_default_dtype() is np.float32
+    with pytest.raises(TypeError, match="float16"):
+        fastnet.set_default_dtype(np.float16)
+
+
+def test_set_num_threads_controls_numba_and_blas():
+    import numba
+    from threadpoolctl import threadpool_info
+    fastnet.backend.kernels()      # make sure the numba backend is loaded
+    with fastnet.set_num_threads(1):
+        assert fastnet.get_num_threads() == 1
+        assert numba.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+    assert fastnet.get_num_threads() is None
+    with pytest.raises(ValueError, match="n=0"):
+        fastnet.set_num_threads(0)
+
+
+def test_backends_agree_on_a_training_step():
+    """One fused dense + softmax-CE + AdaGrad step gives the same numbers on both backends."""
+    rng = np.random.default_rng(0)
+    x, W0 = rng.standard_normal((16, 8)), rng.standard_normal((8, 4))
+    b0, y = np.zeros(4), rng.integers(0, 4, 16)
+    results = {}
+    for name in BACKENDS:
+        with fastnet.set_backend(name):
+            W, b, hW = W0.copy(), b0.copy(), np.zeros_like(W0)
+            out = fastnet.functional.dense(x, W, b, "tanh")
+            loss, probs = fastnet.functional.softmax_cross_entropy(out, y, return_probs=True)
+            d = fastnet.functional.softmax_cross_entropy_backward(probs, y)
+            _, dW, _ = fastnet.functional.dense_backward(d, x, W, out, "tanh")
+            fastnet.functional.adagrad_update_(W, dW, hW, 0.1)
+            results[name] = (loss, W)
+    np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-12)
+    np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=1e-12)

@@ -1,0 +1,101 @@
+"""The kernel contract, the installed layout, import cost, the Numba cache and determinism."""
+import inspect
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import fastnet
+import fastnet.functional as F
+from fastnet import kernels
+from fastnet.kernels import BACKENDS, CONTRACT
+
+
+def exported(module):
+    return {name for name, obj in vars(module).items()
+            if not name.startswith("_") and callable(obj) and not isinstance(obj, types.ModuleType)}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_exports_exactly_the_contract(name):
+    assert exported(kernels.load(name)) == set(CONTRACT)
+
+
+@pytest.mark.parametrize("kernel", CONTRACT)
+def test_backends_share_signatures(kernel):
+    numba_k, numpy_k = (getattr(kernels.load(name), kernel) for name in ("numba", "numpy"))
+    assert inspect.signature(numba_k) == inspect.signature(numpy_k)
+    for p in inspect.signature(numba_k).parameters.values():
+        assert p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty
+
+
+def test_only_numba_backend_imports_numba():
+    root = os.path.dirname(kernels.__file__)
+    for folder, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".py") and "numba_backend" not in folder:
+                assert "import numba" not in open(os.path.join(folder, f)).read(), f
+
+
+def run_fresh(code, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
+
+
+def test_no_top_level_kernels_package_is_installed(tmp_path):
+    out = run_fresh("import importlib.util, fastnet.kernels; "
+                    "print(importlib.util.find_spec('kernels'), fastnet.kernels.__name__)",
+                    cwd=tmp_path)
+    assert out.stdout.split() == ["None", "fastnet.kernels"], out.stderr
+
+
+def test_import_is_fast_and_compiles_nothing(tmp_path):
+    code = ("import time, sys; t = time.perf_counter(); import fastnet; "
+            "print(time.perf_counter() - t, 'numba' in sys.modules)")
+    run_fresh(code, cwd=tmp_path)                    # first import: bytecode caches written
+    seconds, numba_loaded = run_fresh(code, cwd=tmp_path).stdout.split()
+    assert numba_loaded == "False"                   # nothing compiled, numba not even imported
+    assert float(seconds) < 0.5
+
+
+def test_numba_cache_serves_a_fresh_process(tmp_path):
+    """Second process loads serial and parallel kernels from the on-disk cache."""
+    code = """
+import numpy as np, fastnet, fastnet.functional as F
+from fastnet.kernels.numba_backend import activations, optimizers, losses
+x = np.random.default_rng(0).standard_normal(200_000).astype(np.float32)
+F.relu(x); F.sigmoid(x[:10])                         # parallel branch, serial branch
+F.adagrad_update_(x.copy(), x, np.zeros_like(x), 0.1)
+F.softmax_cross_entropy(x[:1000].reshape(100, 10), np.zeros(100, np.int64))
+ks = [activations._relu_forward, activations._sigmoid_forward, optimizers._adagrad,
+      losses._sce_index]
+print(sum(sum(k.stats.cache_hits.values()) for k in ks),
+      sum(sum(k.stats.cache_misses.values()) for k in ks))
+"""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "FASTNET_BACKEND": "numba"}
+    first = run_fresh(code, env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["0", "4"]
+    second = run_fresh(code, env)
+    assert second.stdout.split() == ["4", "0"], second.stderr
+
+
+def test_results_are_bit_identical_across_calls(backend, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 300)).astype(dtype)
+    W = rng.standard_normal((300, 200)).astype(dtype)
+    b = rng.standard_normal(200).astype(dtype)
+    y = rng.integers(0, 200, 512)
+
+    def step():
+        out = F.dense(x, W, b, "sigmoid")
+        loss, probs = F.softmax_cross_entropy(out, y, return_probs=True)
+        grads = F.dense_backward(F.softmax_cross_entropy_backward(probs, y), x, W, out, "sigmoid")
+        return [np.asarray(loss), *grads, np.asarray(F.mse(out, out * 0.5))]
+
+    first, second = step(), step()
+    for a, b_ in zip(first, second):
+        assert a.tobytes() == b_.tobytes()

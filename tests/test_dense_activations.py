@@ -1,0 +1,136 @@
+"""Dense and activation kernels on both backends and dtypes against the naive oracle."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastnet.functional as F
+import naive
+from conftest import tolerance
+
+ACTIVATIONS = [None, "relu", "sigmoid", "tanh"]
+
+
+def rand(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("N, n_in, n_out", [(1, 1, 1), (3, 5, 4), (20, 17, 9)])
+def test_dense_forward_backward_match_oracle(backend, dtype, tol, activation, N, n_in, n_out):
+    rng = np.random.default_rng(N * 100 + n_in)
+    x, W, b = rand(rng, (N, n_in), dtype), rand(rng, (n_in, n_out), dtype), rand(rng, n_out, dtype)
+    y = F.dense(x, W, b, activation=activation)
+    act = activation or "none"
+    assert y.dtype == dtype and y.shape == (N, n_out)
+    np.testing.assert_allclose(y, naive.dense(x, W, b, act), **tol)
+
+    dout = rand(rng, (N, n_out), dtype)
+    dx, dW, db = F.dense_backward(dout, x, W, y, activation=activation)
+    ref = naive.dense_backward(dout, x, W, y, act)
+    for got, want in zip((dx, dW, db), ref):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tol)
+
+
+@settings(max_examples=25, deadline=None)
+@given(N=st.integers(1, 40), n_in=st.integers(1, 30), n_out=st.integers(1, 30),
+       activation=st.sampled_from(ACTIVATIONS), seed=st.integers(0, 2**31))
+def test_dense_hypothesis_shapes(backend, dtype, N, n_in, n_out, activation, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = rand(rng, (N, n_in), dtype), rand(rng, (n_in, n_out), dtype), rand(rng, n_out, dtype)
+    y = F.dense(x, W, b, activation)
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(y, naive.dense(x, W, b, activation or "none"), rtol=rtol, atol=atol * 10)
+    dout = rand(rng, (N, n_out), dtype)
+    for got, want in zip(F.dense_backward(dout, x, W, y, activation),
+                         naive.dense_backward(dout, x, W, y, activation or "none")):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * 10)
+
+
+def test_dense_large_parallel_path(backend, dtype):
+    """Above the parallel threshold the kernels split rows across threads."""
+    rng = np.random.default_rng(7)
+    x, W, b = rand(rng, (300, 64), dtype), rand(rng, (64, 500), dtype), rand(rng, 500, dtype)
+    y = F.dense(x, W, b, "relu")
+    ref = np.maximum(x.astype(np.float64) @ W + b, 0)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, ref, rtol=rtol, atol=rtol)
+    dout = rand(rng, y.shape, dtype)
+    dz = np.where(y > 0, dout.astype(np.float64), 0)
+    dx, dW, db = F.dense_backward(dout, x, W, y, "relu")
+    np.testing.assert_allclose(db, dz.sum(0), rtol=rtol, atol=rtol * 10)
+    np.testing.assert_allclose(dW, x.T.astype(np.float64) @ dz, rtol=rtol, atol=rtol * 10)
+    np.testing.assert_allclose(dx, dz @ W.T, rtol=rtol, atol=rtol * 10)
+
+
+def test_dense_single_sample_and_no_bias(backend, dtype, tol):
+    rng = np.random.default_rng(1)
+    x, W = rand(rng, 6, dtype), rand(rng, (6, 3), dtype)
+    y = F.dense(x, W)
+    assert y.shape == (3,)
+    np.testing.assert_allclose(y, naive.dense(x[None], W, np.zeros(3))[0], **tol)
+
+
+UNARY = {
+    "relu": (F.relu, F.relu_backward, lambda v: max(v, 0.0), "input"),
+    "sigmoid": (F.sigmoid, F.sigmoid_backward, naive.sigmoid, "output"),
+    "tanh": (F.tanh, F.tanh_backward, math.tanh, "output"),
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("shape", [(0,), (7,), (3, 4), (2, 3, 5), (70000,)])
+def test_activation_forward_backward_match_oracle(backend, dtype, tol, name, shape):
+    forward, backward, f, grad_from = UNARY[name]
+    rng = np.random.default_rng(3)
+    x = rand(rng, shape, dtype, scale=3)
+    y = forward(x)
+    assert y.shape == shape and y.dtype == dtype
+    np.testing.assert_allclose(y, naive.elementwise(f, x), **tol)
+    dout = rand(rng, shape, dtype)
+    dx = backward(dout, x if grad_from == "input" else y)
+    act = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}[name]
+    want = naive.elementwise(lambda d, yy: naive.activation_grad(act, d, yy), dout, y)
+    np.testing.assert_allclose(dx, want, **tol)
+
+
+def test_relu_gradient_at_zero_is_zero(backend, dtype):
+    x = np.array([-1.0, 0.0, 2.0], dtype=dtype)
+    np.testing.assert_array_equal(F.relu_backward(np.ones(3, dtype), x), [0, 0, 1])
+
+
+def test_sigmoid_never_overflows(backend, dtype):
+    x = np.array([-1e4, -800, -100, 0, 100, 800, 1e4], dtype=dtype)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        y = F.sigmoid(x)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_array_equal(y[[0, -1]], [0, 1])
+    assert y[3] == 0.5
+
+
+def test_non_contiguous_input(backend, dtype, tol):
+    rng = np.random.default_rng(4)
+    x = rand(rng, (6, 8), dtype)[:, ::2]
+    assert not x.flags.c_contiguous
+    np.testing.assert_allclose(F.sigmoid(x), naive.elementwise(naive.sigmoid, x), **tol)
+    W = rand(rng, (5, 4), dtype).T           # Fortran-ordered view, shape (4, 5)
+    np.testing.assert_allclose(F.dense(x, W), naive.dense(x, W, np.zeros(5)), **tol)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 10), (3, 1000)])
+def test_softmax_forward_backward(backend, dtype, tol, shape):
+    rng = np.random.default_rng(5)
+    x = rand(rng, shape, dtype, scale=4)
+    y = F.softmax(x)
+    np.testing.assert_allclose(y, naive.softmax_rows(x), **tol)
+    dout = rand(rng, shape, dtype)
+    np.testing.assert_allclose(F.softmax_backward(dout, y), naive.softmax_backward_rows(dout, y),
+                               **tol)
+
+
+def test_softmax_last_axis_of_nd_input(backend, dtype, tol):
+    x = np.arange(24, dtype=dtype).reshape(2, 3, 4) / 7
+    y = F.softmax(x)
+    np.testing.assert_allclose(y.reshape(-1, 4), naive.softmax_rows(x.reshape(-1, 4)), **tol)

@@ -1,0 +1,126 @@
+"""Losses on both backends and dtypes against the naive oracle, plus their stability."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastnet.functional as F
+import naive
+from conftest import tolerance
+
+
+@pytest.mark.parametrize("N, C", [(1, 1), (1, 3), (5, 10), (64, 7)])
+@pytest.mark.parametrize("labels", ["index", "onehot"])
+def test_softmax_cross_entropy_matches_oracle(backend, dtype, tol, N, C, labels):
+    rng = np.random.default_rng(N + C)
+    logits = (rng.standard_normal((N, C)) * 3).astype(dtype)
+    y = rng.integers(0, C, N)
+    target = y if labels == "index" else naive.one_hot(y, C).astype(dtype)
+    loss, probs = F.softmax_cross_entropy(logits, target, return_probs=True)
+    assert isinstance(loss, dtype)
+    np.testing.assert_allclose(loss, naive.softmax_cross_entropy(logits, y), **tol)
+    np.testing.assert_allclose(probs, naive.softmax_rows(logits), **tol)
+    grad = F.softmax_cross_entropy_backward(probs, target)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(grad, naive.softmax_cross_entropy_grad(logits, y), **tol)
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, target, dloss=2.5),
+                               2.5 * naive.softmax_cross_entropy_grad(logits, y), **tol)
+
+
+@settings(max_examples=25, deadline=None)
+@given(N=st.integers(1, 50), C=st.integers(1, 40), seed=st.integers(0, 2**31),
+       scale=st.sampled_from([0.1, 1.0, 30.0]))
+def test_softmax_cross_entropy_hypothesis(backend, dtype, N, C, seed, scale):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((N, C)) * scale).astype(dtype)
+    y = rng.integers(0, C, N)
+    rtol, atol = tolerance(dtype)
+    loss, probs = F.softmax_cross_entropy(logits, y, return_probs=True)
+    np.testing.assert_allclose(loss, naive.softmax_cross_entropy(logits, y), rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, y),
+                               naive.softmax_cross_entropy_grad(logits, y), rtol=rtol, atol=atol * 10)
+
+
+def test_softmax_cross_entropy_soft_targets(backend, dtype, tol):
+    rng = np.random.default_rng(9)
+    logits = rng.standard_normal((6, 4)).astype(dtype)
+    target = rng.random((6, 4)).astype(dtype)
+    target /= target.sum(axis=1, keepdims=True)
+    loss, probs = F.softmax_cross_entropy(logits, target, return_probs=True)
+    np.testing.assert_allclose(loss, naive.softmax_cross_entropy(logits, target), **tol)
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, target),
+                               (naive.softmax_rows(logits) - target) / 6, **tol)
+
+
+def test_softmax_cross_entropy_hand_computed(backend, dtype):
+    # Two equal logits: p = 1/2 each, loss = log 2; gradient (p - t)/N.
+    loss, probs = F.softmax_cross_entropy(np.zeros((1, 2), dtype), np.array([0]), return_probs=True)
+    assert abs(float(loss) - np.log(2)) < 1e-6
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, np.array([0])), [[-0.5, 0.5]])
+
+
+def test_softmax_cross_entropy_huge_logits_and_zero_probability(backend, dtype):
+    logits = np.array([[1e4, -1e4, 0], [-1e4, 1e4, 0], [0, 0, 0]], dtype=dtype)
+    y = np.array([1, 1, 2])   # row 0: the true class has probability exactly 0
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        loss, probs = F.softmax_cross_entropy(logits, y, return_probs=True)
+        grad = F.softmax_cross_entropy_backward(probs, y)
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(float(loss), (2e4 + 0 + np.log(3)) / 3, rtol=1e-6)
+    assert np.all(np.isfinite(probs)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(probs[0], [1, 0, 0])
+
+
+def test_softmax_huge_logits(backend, dtype):
+    y = F.softmax(np.array([[1e4, 1e4 - 1, -1e4]], dtype=dtype))
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y[0, :2], naive.softmax_rows(np.array([[1.0, 0.0]]))[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1,), (4, 3), (70000,)])
+def test_mse_matches_oracle(backend, dtype, tol, shape):
+    rng = np.random.default_rng(11)
+    y, t = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    rtol = tol["rtol"] * (50 if y.size > 1000 else 1)
+    np.testing.assert_allclose(F.mse(y, t), naive.mse(y, t), rtol=rtol)
+    np.testing.assert_allclose(F.mse_backward(y, t, dloss=3.0), 3.0 * 2 * (y.astype(float) - t) / y.size,
+                               **tol)
+
+
+@pytest.mark.parametrize("shape", [(1,), (4, 3), (70000,)])
+def test_bce_matches_oracle(backend, dtype, tol, shape):
+    rng = np.random.default_rng(12)
+    p = rng.uniform(0.01, 0.99, shape).astype(dtype)
+    t = (rng.random(shape) > 0.5).astype(dtype)
+    rtol = tol["rtol"] * (50 if p.size > 1000 else 1)
+    np.testing.assert_allclose(F.binary_cross_entropy(p, t), naive.bce(p, t), rtol=rtol)
+    pf = p.astype(np.float64)
+    np.testing.assert_allclose(F.binary_cross_entropy_backward(p, t),
+                               (pf - t) / (pf * (1 - pf)) / p.size, **tol)
+
+
+def test_bce_at_exact_zero_and_one_is_finite(backend, dtype):
+    p = np.array([0.0, 1.0, 0.0, 1.0], dtype=dtype)
+    t = np.array([1.0, 0.0, 0.0, 1.0], dtype=dtype)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        loss = F.binary_cross_entropy(p, t)
+        grad = F.binary_cross_entropy_backward(p, t)
+    np.testing.assert_allclose(float(loss), 200 / 4)   # two clamped logs of -100
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("fn", [F.relu, F.sigmoid, F.tanh, F.softmax])
+def test_nan_and_inf_inputs_do_not_crash(backend, dtype, fn):
+    x = np.array([[np.nan, np.inf, -np.inf, 1.0]], dtype=dtype)
+    y = fn(x)
+    assert y.shape == x.shape
+    assert np.isnan(y[0, 0])
+
+
+def test_nan_propagates_through_losses(backend, dtype):
+    logits = np.array([[np.nan, 1.0], [0.0, 1.0]], dtype=dtype)
+    loss = F.softmax_cross_entropy(logits, np.array([0, 1]))
+    assert np.isnan(loss)
+    assert np.isnan(F.mse(np.array([np.nan], dtype), np.array([0.0], dtype)))
+    assert np.isnan(F.binary_cross_entropy(np.array([np.nan], dtype), np.array([1.0], dtype)))
+    np.testing.assert_array_equal(F.relu(np.array([np.nan, -np.inf, np.inf], dtype)),
+                                  [np.nan, 0, np.inf])

@@ -1,0 +1,87 @@
+"""In-place optimizer updates on both backends against the published update rules."""
+import numpy as np
+import pytest
+
+import fastnet.functional as F
+import naive
+
+
+def arrays(dtype, shape=(7, 5), seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
+
+
+@pytest.mark.parametrize("shape", [(3,), (7, 5), (784, 400)])
+def test_sgd(backend, dtype, tol, shape):
+    p, g = arrays(dtype, shape)
+    want = naive.sgd(p.astype(float), g, 0.1)
+    p_id = id(p)
+    F.sgd_update_(p, g, 0.1)
+    assert id(p) == p_id and p.dtype == dtype
+    np.testing.assert_allclose(p, want, **tol)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_two_steps(backend, dtype, tol, nesterov):
+    p, g = arrays(dtype)
+    v = np.zeros_like(p)
+    rp, rv = p.astype(float), v.astype(float)
+    for _ in range(2):
+        rp, rv = naive.momentum(rp, g.astype(float), rv, 0.05, 0.9, nesterov)
+        F.momentum_update_(p, g, v, 0.05, 0.9, nesterov)
+    np.testing.assert_allclose(p, rp, **tol)
+    np.testing.assert_allclose(v, rv, **tol)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (784, 400)])
+def test_adagrad_accumulates(backend, dtype, tol, shape):
+    p, g = arrays(dtype, shape)
+    h = np.zeros_like(p)
+    rp, rh = p.astype(float), h.astype(float)
+    for k in range(3):   # three steps: the accumulator must grow (the notebook's `h = g*g` bug)
+        rp, rh = naive.adagrad(rp, g.astype(float), rh, 0.01, 1e-7)
+        F.adagrad_update_(p, g, h, 0.01)
+    np.testing.assert_allclose(h, rh, **tol)
+    np.testing.assert_allclose(p, rp, **tol)
+    np.testing.assert_allclose(h, 3 * g.astype(float) ** 2, **tol)
+
+
+def test_rmsprop(backend, dtype, tol):
+    p, g = arrays(dtype)
+    h = np.zeros_like(p)
+    rp, rh = p.astype(float), h.astype(float)
+    for _ in range(3):
+        rp, rh = naive.rmsprop(rp, g.astype(float), rh, 0.01, 0.9, 1e-7)
+        F.rmsprop_update_(p, g, h, 0.01, rho=0.9)
+    np.testing.assert_allclose(p, rp, **tol)
+    np.testing.assert_allclose(h, rh, **tol)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (784, 400)])
+def test_adam_with_bias_correction(backend, dtype, shape):
+    p, g = arrays(dtype, shape)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    rp, rm, rv = p.astype(float), m.astype(float), v.astype(float)
+    for t in range(1, 4):
+        g_t = g * t
+        rp, rm, rv = naive.adam(rp, g_t.astype(float), rm, rv, 1e-3, 0.9, 0.999, 1e-8, t)
+        F.adam_update_(p, g_t, m, v, t)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(p, rp, rtol=rtol, atol=rtol * 1e-3)
+    np.testing.assert_allclose(m, rm, rtol=rtol, atol=1e-7)
+
+
+def test_first_adam_step_moves_by_lr(backend, dtype):
+    # With bias correction the first step is lr * sign(g) (up to eps): a hand-computed case.
+    p = np.zeros(3, dtype)
+    g = np.array([2.0, -0.5, 1e-3], dtype)
+    F.adam_update_(p, g, np.zeros_like(p), np.zeros_like(p), 1, lr=0.1)
+    np.testing.assert_allclose(p, [-0.1, 0.1, -0.1], rtol=1e-4)
+
+
+def test_updates_are_in_place_through_views_of_a_dict(backend, dtype):
+    params = {"W": np.ones((4, 3), dtype)}
+    held = params["W"]
+    F.sgd_update_(params["W"], np.ones((4, 3), dtype), 0.5)
+    assert params["W"] is held
+    np.testing.assert_array_equal(held, 0.5)
