@@ -83,7 +83,11 @@ def _act_grad_and_db(dout, y, act, dz):
     summed in chunk order, so the result does not depend on thread timing.
     """
     N, n_out = y.shape
-    n_chunks = 1 if y.size < PARALLEL_MIN_SIZE else min(N, 8)
+    if y.size < PARALLEL_MIN_SIZE:
+        db = np.empty(n_out, dtype=y.dtype)
+        _act_grad_colsum(dout, y, act, dz, db, 0, N)
+        return db
+    n_chunks = min(N, 8)
     partials = np.empty((n_chunks, n_out), dtype=y.dtype)
     for c in prange(n_chunks):
         _act_grad_colsum(dout, y, act, dz, partials[c], c * N // n_chunks, (c + 1) * N // n_chunks)
