@@ -6,9 +6,10 @@ settings below.
 """
 from .backend import (get_backend, set_backend, get_default_dtype, set_default_dtype,
                       get_num_threads, set_num_threads)
-from . import functional
+from . import functional, initializers, layers, losses, optimizers, model, data, models
 
 __version__ = "0.1.0"
 
 __all__ = ["get_backend", "set_backend", "get_default_dtype", "set_default_dtype",
-           "get_num_threads", "set_num_threads", "functional", "__version__"]
+           "get_num_threads", "set_num_threads", "functional", "initializers", "layers",
+           "losses", "optimizers", "model", "data", "models", "__version__"]

@@ -1,0 +1,255 @@
+"""Model files: one ``.npz`` archive holding a JSON architecture spec and the arrays. No pickle.
+
+Layout of the archive (``np.savez``, loaded with ``allow_pickle=False``)::
+
+    __fastnet__                a 0-d unicode array: the JSON spec below
+    param/<key>                every parameter, keyed as in ``model.params`` ("0.W", "2.b", ...)
+    state/<key>/<name>         optimizer state of that parameter ("h", "velocity", "m", "v", "step")
+
+The spec::
+
+    {"format": "fastnet-model", "version": 1, "fastnet": "0.1.0",
+     "optimizers": [{"class": "AdaGrad", "config": {"lr": 0.01, "eps": 1e-07}}, ...],
+     "model": {"class": "Classifier", "config": {"layers": [...], "loss": {...}}},
+     "model_optimizer": null or an index into "optimizers",
+     "history": {"loss": [...], ...}}
+
+Objects inside configs are written ``{"__object__": {"class": ..., "config": ...}}``; an optimizer
+is written ``{"__optimizer__": i}``, an index into the table, so an optimizer shared by several
+layers is still one object after loading. Only classes registered with :func:`register` can be
+saved or loaded: loading never imports or calls anything else.
+
+Saving is atomic: the archive is written to a temporary file in the target's directory, flushed
+to disk, then moved over the target with ``os.replace``. An exception (or a crash) mid-save
+leaves any previous file untouched.
+"""
+import inspect
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "fastnet-model"
+VERSION = 1
+_SPEC_KEY = "__fastnet__"
+
+_REGISTRY = {}
+
+
+def register(name=None):
+    """Class decorator: make a class savable under ``name`` (default: its class name)."""
+    def decorate(cls):
+        key = name or cls.__name__
+        _REGISTRY[key] = cls
+        cls._spec_name = key
+        return cls
+    return decorate
+
+
+def _spec_name(obj):
+    key = getattr(type(obj), "_spec_name", None)
+    if key is None or _REGISTRY.get(key) is not type(obj):
+        raise TypeError(f"save: cannot save a {type(obj).__module__}.{type(obj).__qualname__}; "
+                        f"only fastnet's own layers, losses and optimizers are saved "
+                        f"(registered: {sorted(_REGISTRY)})")
+    return key
+
+
+# --- objects <-> JSON ----------------------------------------------------------------------------
+
+def _encode(value, optimizers):
+    """A config value as JSON-able data; optimizers go to the shared table."""
+    from .optimizers import Optimizer
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_encode(v, optimizers) for v in value]
+    if isinstance(value, Optimizer):
+        for i, opt in enumerate(optimizers):
+            if opt is value:
+                return {"__optimizer__": i}
+        optimizers.append(value)
+        return {"__optimizer__": len(optimizers) - 1}
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "get_config"):
+        return {"__object__": to_spec(value, optimizers)}
+    raise TypeError(f"save: cannot encode a {type(value).__name__} in a model file")
+
+
+def to_spec(obj, optimizers):
+    """``{"class": ..., "config": ...}`` for a registered object."""
+    key = _spec_name(obj)
+    config = {k: _encode(v, optimizers) for k, v in obj.get_config().items()}
+    return {"class": key, "config": config}
+
+
+class _ZerosInitializer:
+    """Used when rebuilding saved layers: their weights are overwritten, so draw nothing."""
+
+    def weights(self, shape, fan_in, dtype=None):
+        return np.zeros(shape, dtype=dtype)
+
+    def W(self, n_nodes1, n_nodes2, dtype=None):
+        return np.zeros((n_nodes1, n_nodes2), dtype=dtype)
+
+    def b(self, n_nodes2, dtype=None):
+        return np.zeros(n_nodes2, dtype=dtype)
+
+
+def _decode(value, optimizers):
+    if isinstance(value, list):
+        return [_decode(v, optimizers) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"__optimizer__"}:
+            return optimizers[value["__optimizer__"]]
+        if set(value) == {"__object__"}:
+            return from_spec(value["__object__"], optimizers)
+        raise ValueError(f"unexpected object in model spec: {sorted(value)}")
+    return value
+
+
+def from_spec(spec, optimizers):
+    """Rebuild a registered object from :func:`to_spec`'s output."""
+    cls = _REGISTRY.get(spec["class"])
+    if cls is None:
+        raise ValueError(f"unknown class {spec['class']!r} (known: {sorted(_REGISTRY)})")
+    config = {k: _decode(v, optimizers) for k, v in spec["config"].items()}
+    if "initializer" in inspect.signature(cls).parameters:
+        config["initializer"] = _ZerosInitializer()
+    return cls(**config)
+
+
+def _optimizer_spec(opt):
+    return {"class": _spec_name(opt), "config": opt.get_config()}
+
+
+# --- the model file ------------------------------------------------------------------------------
+
+def _responsible_optimizers(model):
+    """``{param key: optimizer}`` for every parameter (the layer's own, else the model's)."""
+    out = {}
+    for prefix, layer in model.named_leaves():
+        opt = getattr(layer, "optimizer", None) or model.optimizer
+        if opt is None:
+            continue
+        for name in layer.params:
+            out[prefix + name] = opt
+    return out
+
+
+def save_model(model, path):
+    """Write ``model`` to ``path`` atomically (see the module docstring)."""
+    from . import __version__
+    optimizers = []
+    model_spec = to_spec(model, optimizers)
+    model_opt = None if model.optimizer is None else _encode(model.optimizer, optimizers)
+    arrays = {}
+    params = model.params
+    for key, param in params.items():
+        arrays[f"param/{key}"] = param
+    for key, opt in _responsible_optimizers(model).items():
+        for name, value in opt.state_of(params[key]).items():
+            arrays[f"state/{key}/{name}"] = value
+    spec = {"format": FORMAT, "version": VERSION, "fastnet": __version__,
+            "optimizers": [_optimizer_spec(opt) for opt in optimizers],
+            "model": model_spec,
+            "model_optimizer": None if model_opt is None else model_opt["__optimizer__"],
+            "history": {k: [float(v) for v in vals] for k, vals in model.history.items()}}
+    arrays[_SPEC_KEY] = np.array(json.dumps(spec))
+    _atomic_savez(os.fspath(path), arrays)
+
+
+def _atomic_savez(path, arrays):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes it private (0600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _not_a_model(path, why):
+    return ValueError(f"load: {path} is not a fastnet model file ({why}); save models with "
+                      f"model.save(path)")
+
+
+def load_model(path, expected=None):
+    """Rebuild the model saved at ``path`` (an instance of ``expected`` if given).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a fastnet model, is truncated or corrupt, or holds another model class.
+    """
+    path = os.fspath(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _not_a_model(path, "a single .npy array, not an archive")
+        with archive:
+            if _SPEC_KEY not in archive.files:
+                raise _not_a_model(path, f"an .npz archive without a {_SPEC_KEY!r} entry")
+            spec = json.loads(str(archive[_SPEC_KEY]))
+            arrays = {k: archive[k] for k in archive.files if k != _SPEC_KEY}
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except ValueError as err:
+        if str(err).startswith("load: "):
+            raise
+        raise _not_a_model(path, f"unreadable: {err}") from err
+    except Exception as err:         # zipfile.BadZipFile, zlib.error, EOFError, OSError, ...
+        raise _not_a_model(path, f"unreadable or truncated: {type(err).__name__}: {err}") from err
+
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise _not_a_model(path, "its spec does not say format 'fastnet-model'")
+    if spec.get("version") != VERSION:
+        raise ValueError(f"load: {path} has model-file version {spec.get('version')!r}; this "
+                         f"fastnet reads version {VERSION}")
+    try:
+        optimizers = [from_spec(o, []) for o in spec["optimizers"]]
+        model = from_spec(spec["model"], optimizers)
+        if spec["model_optimizer"] is not None:
+            model.optimizer = optimizers[spec["model_optimizer"]]
+        _restore_arrays(model, arrays, path)
+        model.history = {k: list(v) for k, v in spec.get("history", {}).items()}
+    except (KeyError, TypeError, IndexError) as err:
+        raise _not_a_model(path, f"inconsistent spec: {type(err).__name__}: {err}") from err
+    if expected is not None and not isinstance(model, expected):
+        raise ValueError(f"load: {path} holds a {type(model).__name__}, not a "
+                         f"{expected.__name__}; use fastnet.model.load(path) to load any model")
+    return model
+
+
+def _restore_arrays(model, arrays, path):
+    params = model.params
+    expected = {f"param/{k}" for k in params}
+    missing = expected - set(arrays)
+    if missing:
+        raise _not_a_model(path, f"parameters missing: {sorted(missing)[:5]}")
+    for key, param in params.items():
+        saved = arrays[f"param/{key}"]
+        if saved.shape != param.shape or saved.dtype != param.dtype:
+            raise _not_a_model(path, f"parameter {key} is {saved.dtype} {saved.shape}, the "
+                                     f"architecture needs {param.dtype} {param.shape}")
+        param[...] = saved
+    for key, opt in _responsible_optimizers(model).items():
+        prefix = f"state/{key}/"
+        state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if state:
+            opt.set_state(params[key], state)

@@ -1,0 +1,497 @@
+"""Drop-in names for scratch-notebook code: change the imports, keep the code.
+
+Names, by the code they come from
+---------------------------------
+* Scratch deep-network classifier notebook: ``GetMiniBatch``, ``FC``, ``SGD``, ``AdaGrad``,
+  ``Sigmoid``, ``ReLU``, ``Tanh``, ``Softmax``, ``SimpleInitializer``, ``XavierInitializer``,
+  ``HeInitializer``, ``ScratchDeepNeuralNetrowkClassifier`` (as the notebook spells it) and
+  ``ScratchDeepNeuralNetworkClassifier``.
+* "Deep Learning from Scratch" chapter 5: ``Affine(W, b)``, ``Relu``, ``Sigmoid``,
+  ``SoftmaxWithLoss``, ``TwoLayerNet``, ``cross_entropy_error``, ``numerical_gradient``.
+* Column-layout exercise (features x batch): ``softmax(U, reduce_axis=0)``,
+  ``softmax_cross_entropy(D, Y)``, ``sigmoid``, ``dsigmoid_du``.
+* Small-framework article: ``Linear(input_size, output_size)``, ``NeuralNetwork(layers, loss,
+  learning_rate)``, the losses ``mse``, ``cross_entropy``, ``binary_cross_entropy`` (arguments
+  ``(y_true, y_pred)``) and the activations above, whose ``backward`` also accepts (and ignores)
+  the ``learning_rate`` that framework passes.
+
+dtype: float64, as NumPy scratch code
+-------------------------------------
+The classes here that create parameters (``FC``, ``Linear``, ``TwoLayerNet``) default to float64,
+the dtype of ``np.random.randn``, so the numbers match the notebooks': with
+``np.random.seed(...)`` first, the initial weights are bit-identical (the initializers draw from
+NumPy's global random state, as ``np.random.randn`` does). Pass ``dtype=np.float32`` for speed,
+or use the ``fastnet.layers`` classes, which follow :func:`fastnet.get_default_dtype`.
+``Affine(W, b)`` computes in the dtype of the ``W`` you give it. Inputs of any numeric dtype are
+cast once at each layer boundary.
+
+Where the notebooks had bugs, fastnet is correct
+------------------------------------------------
+* AdaGrad's bias accumulator was overwritten (``hb = db*db``) instead of accumulated.
+* The classifier divided the gradient by the batch size twice (``(z - y) / n_batch`` and again
+  ``/ len(X)`` in ``FC.backward``); here ``dW``, ``db`` are the exact gradients of the mean loss.
+  With AdaGrad (scale-invariant up to its ``eps``) training is essentially unchanged; with plain
+  SGD the same ``lr`` now takes ``n_batch`` times larger steps.
+* Its loss averaged over classes as well as samples and added 1e-8 inside the log; ``log_loss``
+  here is the mean cross-entropy per sample, computed from the logits.
+* ``GetMiniBatch`` reseeded NumPy's global generator (``np.random.seed(seed)``) and the classifier
+  reused seed 0, so every epoch saw the same order; here the permutation comes from a private
+  generator and each epoch gets a new one (reproducible: the sequence is seeded with 0).
+* Softmax subtracted the maximum of the whole batch (a row far below it could underflow to 0/0)
+  or nothing at all (overflow); here each row's maximum. Softmax ``backward`` is the exact
+  Jacobian product; the classifiers fuse a final softmax with cross-entropy instead of relying on
+  a pass-through ``backward``.
+* ``np.exp(-x)`` in the sigmoids overflowed for large negative inputs; not here.
+* Logs of probabilities are clamped instead of taking ``log(0)``.
+* The 1-D convolution notebook's output-size function had an operator-precedence bug; fastnet's
+  ``Conv1d`` uses ``(L + 2*padding - dilation*(K-1) - 1) // stride + 1``.
+
+``fit``'s ``lr`` was unused in the notebook (each layer brings its optimizer); here it trains the
+layers built without one, with ``SGD(lr)``.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _checks as check
+from . import functional as F
+from . import layers as _layers
+from . import optimizers as _optimizers
+from ._serialize import register
+from .data import MiniBatch, numerical_gradient, one_hot
+from .initializers import HeInitializer, SimpleInitializer, XavierInitializer
+from .losses import SoftmaxCrossEntropy
+from .model import INFERENCE_BATCH, Classifier
+
+__all__ = [
+    "GetMiniBatch", "FC", "SGD", "AdaGrad", "Sigmoid", "ReLU", "Tanh", "Softmax",
+    "SimpleInitializer", "XavierInitializer", "HeInitializer",
+    "ScratchDeepNeuralNetrowkClassifier", "ScratchDeepNeuralNetworkClassifier",
+    "Affine", "Relu", "SoftmaxWithLoss", "TwoLayerNet", "cross_entropy_error",
+    "numerical_gradient", "one_hot",
+    "softmax", "softmax_cross_entropy", "sigmoid", "dsigmoid_du",
+    "Linear", "NeuralNetwork", "mse", "cross_entropy", "binary_cross_entropy",
+]
+
+#: dtype of the parameters the compat classes create, unless given ``dtype=``.
+COMPAT_DTYPE = np.float64
+
+
+def _dtype(dtype):
+    return COMPAT_DTYPE if dtype is None else dtype
+
+
+def _float(a):
+    """An array for the column-layout functions: floats keep their dtype, the rest float64."""
+    a = np.asarray(a)
+    return a if a.dtype.type in check.FLOAT_DTYPES else a.astype(np.float64)
+
+
+# --- the scratch classifier notebook -------------------------------------------------------------
+
+GetMiniBatch = MiniBatch
+SGD = _optimizers.SGD
+
+
+@register("compat.AdaGrad")
+class AdaGrad(_optimizers.AdaGrad):
+    """The notebook's ``AdaGrad(lr)``: :class:`fastnet.optimizers.AdaGrad` with its ``eps=1e-8``.
+
+    Both weights and biases accumulate ``h += g*g`` (the notebook overwrote the bias
+    accumulator with ``hb = db*db``; fixed).
+    """
+
+    def __init__(self, lr=0.01, eps=1e-8):
+        super().__init__(lr, eps)
+
+
+class _LearningRateIgnored:
+    """Accept ``backward(dout, learning_rate)`` as the small-framework article calls it."""
+
+    def backward(self, dout, learning_rate=None):
+        return super().backward(dout)
+
+
+@register("compat.ReLU")
+class ReLU(_LearningRateIgnored, _layers.ReLU):
+    """:class:`fastnet.layers.ReLU`; ``backward(dout, learning_rate=None)``."""
+
+
+@register("compat.Sigmoid")
+class Sigmoid(_LearningRateIgnored, _layers.Sigmoid):
+    """:class:`fastnet.layers.Sigmoid` (never overflows); ``backward(dout, learning_rate=None)``."""
+
+
+@register("compat.Tanh")
+class Tanh(_LearningRateIgnored, _layers.Tanh):
+    """:class:`fastnet.layers.Tanh`; ``backward(dout, learning_rate=None)``."""
+
+
+@register("compat.Softmax")
+class Softmax(_LearningRateIgnored, _layers.Softmax):
+    """:class:`fastnet.layers.Softmax` (row-wise maximum subtracted, exact ``backward``)."""
+
+
+#: "Deep Learning from Scratch"'s name.
+Relu = ReLU
+
+
+@register("compat.FC")
+class FC(_layers.FC):
+    """The notebook's ``FC(n_nodes1, n_nodes2, initializer, optimizer, activation)``:
+    :class:`fastnet.layers.FC` with float64 parameters by default (see the module docstring).
+
+    ``backward(dA)`` returns ``dZ``, stores ``dW``, ``db`` (exact gradients of the mean loss; the
+    notebook divided by the batch size a second time) and lets the optimizer update ``W``, ``b``.
+    """
+
+    def __init__(self, n_nodes1, n_nodes2, initializer=None, optimizer=None, activation=None,
+                 dtype=None):
+        super().__init__(n_nodes1, n_nodes2, initializer, optimizer, activation, _dtype(dtype))
+
+
+@register("compat.ScratchDeepNeuralNetrowkClassifier")
+class ScratchDeepNeuralNetrowkClassifier(Classifier):
+    """The notebook's classifier: ``ScratchDeepNeuralNetrowkClassifier(layers, verbose=False)``.
+
+    A :class:`fastnet.model.Classifier` (softmax cross-entropy; a final ``Softmax`` activation is
+    fused with the loss). ``y`` may be one-hot rows, as in the notebook, or integer labels.
+    After ``fit``: ``log_loss``, ``log_loss_val``, ``log_acc``, ``log_acc_val`` per epoch.
+    """
+
+    def __init__(self, layers, verbose=False):
+        super().__init__(layers)
+        self.verbose = verbose
+
+    def fit(self, X, y, X_val=None, y_val=None, n_epoch=50, n_batch=20, lr=0.01):
+        """Train ``n_epoch`` epochs of mini-batches of ``n_batch``; returns ``self``.
+
+        ``lr`` trains, with plain SGD, the layers that have no optimizer of their own (in the
+        notebook it was unused: each layer brings its optimizer).
+        """
+        self.optimizer = SGD(lr)
+        return super().fit(X, y, X_val, y_val, epochs=n_epoch, batch_size=n_batch, seed=0,
+                           verbose=self.verbose)
+
+    def get_config(self):
+        return {"layers": self.layers, "verbose": self.verbose}
+
+
+#: The correct spelling.
+ScratchDeepNeuralNetworkClassifier = ScratchDeepNeuralNetrowkClassifier
+
+
+# --- "Deep Learning from Scratch" ----------------------------------------------------------------
+
+class Affine(_layers.Layer):
+    """``Affine(W, b)``: ``x @ W + b`` on the arrays you give (not copied, so updating them in
+    place, e.g. ``params[key] -= lr * grads[key]``, updates the layer).
+
+    Computes in ``W``'s dtype; input of shape ``(N, ...)`` is flattened and ``backward``
+    restores its shape. ``backward`` never writes into ``dout``.
+    """
+
+    def __init__(self, W, b):
+        if not isinstance(W, np.ndarray) or W.dtype.type not in check.FLOAT_DTYPES \
+                or W.ndim != 2:
+            raise TypeError(f"Affine: W must be a 2-D float32/float64 array; got "
+                            f"{getattr(W, 'dtype', type(W).__name__)} "
+                            f"{getattr(W, 'shape', '')}")
+        if not isinstance(b, np.ndarray) or b.dtype != W.dtype or b.shape != (W.shape[1],):
+            raise TypeError(f"Affine: b must be a {W.dtype} array of shape ({W.shape[1]},); "
+                            f"got {getattr(b, 'dtype', type(b).__name__)} "
+                            f"{getattr(b, 'shape', '')}")
+        self.W, self.b = W, b
+        self.x = self.original_x_shape = self.dW = self.db = None
+
+    @property
+    def params(self):
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self):
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, x):
+        x = _layers._cast(x, self.W.dtype)
+        self.original_x_shape = x.shape
+        self.x = x.reshape(len(x), -1) if x.ndim > 2 else x
+        return F.dense(self.x, self.W, self.b)
+
+    def backward(self, dout):
+        dx, self.dW, self.db = F.dense_backward(_layers._cast(dout, self.W.dtype), self.x, self.W)
+        return dx.reshape(self.original_x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax then mean cross-entropy, fused: ``forward(x, t) -> loss``, ``backward(dout=1)``
+    returns ``dout * (y - t) / N``. ``t``: one-hot rows or integer labels.
+
+    Attributes ``loss``, ``y`` (the probabilities) and ``t`` as in the book; no ``1e-7`` is added
+    inside the log (the loss is computed from the logits and is never ``log(0)``).
+    """
+
+    def __init__(self):
+        self.loss = self.y = self.t = None
+        self._loss = SoftmaxCrossEntropy()
+
+    def forward(self, x, t):
+        x = _float(x)
+        self.loss = self._loss.forward(x, t)
+        self.y, self.t = self._loss.probs, t
+        return self.loss
+
+    def backward(self, dout=1):
+        return self._loss.backward(dout)
+
+
+class TwoLayerNet:
+    """"Deep Learning from Scratch"'s ``TwoLayerNet(input_size, hidden_size, output_size,
+    weight_init_std=0.01)``: Affine, Relu, Affine, SoftmaxWithLoss.
+
+    ``params`` holds ``W1``, ``b1``, ``W2``, ``b2`` (float64 unless ``dtype`` is given, drawn as
+    ``weight_init_std * np.random.randn(...)``); ``gradient`` returns a dict of plain arrays of
+    the same dtype, so the book's loop ``params[key] -= lr * grads[key]`` works. Labels ``t`` are
+    one-hot rows or integer labels.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, dtype=None):
+        init = SimpleInitializer(weight_init_std)
+        dtype = _dtype(dtype)
+        self.params = {
+            "W1": init.W(input_size, hidden_size, dtype), "b1": init.b(hidden_size, dtype),
+            "W2": init.W(hidden_size, output_size, dtype), "b2": init.b(output_size, dtype),
+        }
+        self.layers = OrderedDict()
+        self.layers["Affine1"] = Affine(self.params["W1"], self.params["b1"])
+        self.layers["Relu1"] = Relu()
+        self.layers["Affine2"] = Affine(self.params["W2"], self.params["b2"])
+        self.lastLayer = SoftmaxWithLoss()
+
+    def predict(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        return self.lastLayer.forward(self.predict(x), t)
+
+    def accuracy(self, x, t):
+        """Fraction of rows whose arg-max score is the label (computed in chunks of rows)."""
+        t = np.asarray(t)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        correct = 0
+        for p0 in range(0, len(x), INFERENCE_BATCH):
+            y = self.predict(x[p0:p0 + INFERENCE_BATCH])
+            correct += int(np.count_nonzero(np.argmax(y, axis=1) == t[p0:p0 + INFERENCE_BATCH]))
+        return correct / float(len(x))
+
+    def numerical_gradient(self, x, t):
+        """Central differences of ``loss(x, t)`` for every parameter (slow; for checking)."""
+        loss = lambda _: self.loss(x, t)                           # noqa: E731
+        return {key: numerical_gradient(loss, self.params[key]).astype(self.params[key].dtype)
+                for key in ("W1", "b1", "W2", "b2")}
+
+    def gradient(self, x, t):
+        """Backpropagated gradients of ``loss(x, t)``: dict ``W1``, ``b1``, ``W2``, ``b2``."""
+        self.loss(x, t)
+        dout = self.lastLayer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        return {"W1": self.layers["Affine1"].dW, "b1": self.layers["Affine1"].db,
+                "W2": self.layers["Affine2"].dW, "b2": self.layers["Affine2"].db}
+
+
+def cross_entropy_error(y, t):
+    """Mean over rows of ``-log(y[t])`` for probabilities ``y (N, C)`` and integer labels or
+    one-hot rows ``t``; the log is clamped (the book adds 1e-7 instead)."""
+    y = _float(y)
+    t = np.asarray(t)
+    if y.ndim == 1:
+        y, t = y.reshape(1, -1), t.reshape(1, -1)
+    if t.size == y.size:
+        t = t.argmax(axis=1)
+    p = y[np.arange(len(y)), t]
+    return float(-np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny))) / len(y))
+
+
+# --- column layout (features x batch) ------------------------------------------------------------
+
+def softmax(U, reduce_axis=0):
+    """Softmax along ``reduce_axis`` (axis 0, the classes, in column layout); each column's
+    maximum is subtracted, so it never overflows."""
+    U = _float(U)
+    moved = np.moveaxis(U, reduce_axis, -1)
+    return np.moveaxis(F.softmax(moved), -1, reduce_axis)
+
+
+def softmax_cross_entropy(D, Y):
+    """Cross-entropy ``-sum(D * log(Y))`` summed over every element (classes and batch), for
+    targets ``D`` and probabilities ``Y`` of the same shape. A 0-d result; about 230 for 100
+    uniform predictions over 10 classes. The log is clamped at the smallest positive float
+    instead of clipping ``Y`` to ``[1e-8, 1 - 1e-8]``."""
+    Y = _float(Y)
+    D = np.asarray(D, dtype=Y.dtype)
+    if D.shape != Y.shape:
+        raise ValueError(f"softmax_cross_entropy: D has shape {D.shape} but Y has shape "
+                         f"{Y.shape}; they must match")
+    return -np.sum(D * np.log(np.maximum(Y, np.finfo(Y.dtype).tiny)))
+
+
+def sigmoid(U):
+    """``1 / (1 + exp(-U))`` element-wise, without overflow."""
+    return F.sigmoid(_float(U))
+
+
+def dsigmoid_du(U):
+    """Derivative of :func:`sigmoid`: ``sigmoid(U) * (1 - sigmoid(U))``."""
+    s = F.sigmoid(_float(U))
+    return F.sigmoid_backward(np.ones_like(s), s)
+
+
+# --- the small-framework article -----------------------------------------------------------------
+
+class Linear(_layers.Layer):
+    """``Linear(input_size, output_size)``: ``x @ weights + bias``, trained by plain SGD inside
+    ``backward(output_error, learning_rate)``.
+
+    ``weights`` ``(input_size, output_size)`` are ``randn * sqrt(1 / input_size)`` from NumPy's
+    global random state (float64 unless ``dtype`` is given); ``bias`` is ``(1, output_size)``.
+    """
+
+    def __init__(self, input_size, output_size, dtype=None):
+        self.dtype = np.dtype(_dtype(dtype)).type
+        self.weights = XavierInitializer().W(input_size, output_size, self.dtype)
+        self.b = np.zeros(output_size, dtype=self.dtype)
+        self.bias = self.b.reshape(1, -1)               # a view: both see every update
+        self.inputs = self.output = self.dW = self.db = None
+
+    @property
+    def params(self):
+        return {"W": self.weights, "b": self.b}
+
+    @property
+    def grads(self):
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, x):
+        self.inputs = _layers._cast(x, self.dtype)
+        self.output = F.dense(self.inputs, self.weights, self.b)
+        return self.output
+
+    def backward(self, output_error, learning_rate):
+        """Returns the input error (computed with the weights before the update), then updates
+        ``weights -= lr * inputs.T @ output_error`` and ``bias -= lr * sum(output_error)``."""
+        input_error, self.dW, self.db = F.dense_backward(
+            _layers._cast(output_error, self.dtype), self.inputs, self.weights)
+        F.sgd_update_(self.weights, self.dW, learning_rate)
+        F.sgd_update_(self.b, self.db, learning_rate)
+        return input_error
+
+
+def _pair(op, y_true, y_pred):
+    y_pred = _float(y_pred)
+    y_true = np.asarray(y_true, dtype=y_pred.dtype)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{op}: y_true has shape {y_true.shape} but y_pred has shape "
+                         f"{y_pred.shape}; they must be the same")
+    return y_true, y_pred
+
+
+def mse(y_true, y_pred):
+    """Mean squared error over all elements."""
+    y_true, y_pred = _pair("mse", y_true, y_pred)
+    return float(F.mse(y_pred, y_true))
+
+
+def cross_entropy(y_true, y_pred):
+    """``-sum(y_true * log(y_pred)) / N`` for probability rows (log clamped)."""
+    y_true, y_pred = _pair("cross_entropy", y_true, y_pred)
+    tiny = np.finfo(y_pred.dtype).tiny
+    return float(-np.sum(y_true * np.log(np.maximum(y_pred, tiny))) / len(y_true))
+
+
+def binary_cross_entropy(y_true, y_pred):
+    """``-sum(t*log(p) + (1-t)*log(1-p)) / N`` (summed over outputs, averaged over samples;
+    logs clamped at -100)."""
+    y_true, y_pred = _pair("binary_cross_entropy", y_true, y_pred)
+    return float(F.binary_cross_entropy(y_pred, y_true)) * (y_pred.size / len(y_pred))
+
+
+_LOSSES = {"mse": mse, "cross_entropy": cross_entropy,
+           "binary_cross_entropy": binary_cross_entropy}
+
+
+def _output_gradient(loss, y, output):
+    """d loss / d output for the article's losses (not fused)."""
+    N = len(output)
+    if loss == "mse":
+        return F.mse_backward(output, y)
+    tiny = np.finfo(output.dtype).tiny
+    if loss == "cross_entropy":
+        return -y / np.maximum(output, tiny) / N
+    return (output - y) / np.maximum(output * (1 - output), 1e-12) / N
+
+
+class NeuralNetwork:
+    """``NeuralNetwork(layers, loss, learning_rate, debug_loss_interval=100)`` with
+    ``forward(x)``, ``backward(y, output)`` and ``train(X, y, epochs)``.
+
+    ``loss`` is ``"mse"``, ``"cross_entropy"`` or ``"binary_cross_entropy"``. ``backward`` sends
+    the exact gradient of that loss through the layers, calling ``layer.backward(error,
+    learning_rate)``. A final ``Softmax`` with ``"cross_entropy"`` (or ``Sigmoid`` with
+    ``"binary_cross_entropy"``) is fused with the loss: ``(output - y) / N`` goes to the layer
+    before it. (The article sent ``(output - y) / N`` for every loss and through every layer, so
+    its softmax and sigmoid multiplied it by ``y*(1-y)`` again, and its MSE step was half the
+    MSE gradient.)
+
+    ``train`` prints ``Epoch <i>, Loss: <value>`` every ``debug_loss_interval`` epochs and keeps
+    every epoch's loss in ``losses``.
+    """
+
+    def __init__(self, layers, loss, learning_rate, debug_loss_interval=100):
+        if loss not in _LOSSES:
+            raise ValueError(f"NeuralNetwork: loss={loss!r}; choose one of {sorted(_LOSSES)}")
+        self.layers = list(layers)
+        self.loss = loss
+        self.loss_func = _LOSSES[loss]
+        self.learning_rate = check.real("NeuralNetwork", "learning_rate", learning_rate, low=0)
+        self.debug_loss_interval = check.integer("NeuralNetwork", "debug_loss_interval",
+                                                 debug_loss_interval, low=1)
+        self.losses = []
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def _fused(self):
+        last = self.layers[-1]
+        return ((self.loss == "cross_entropy" and isinstance(last, _layers.Softmax))
+                or (self.loss == "binary_cross_entropy" and isinstance(last, _layers.Sigmoid)))
+
+    def backward(self, y, output):
+        y = np.asarray(y, dtype=output.dtype)
+        layers = self.layers
+        if self._fused():
+            error = (output - y) / len(output)
+            layers = layers[:-1]
+        else:
+            error = _output_gradient(self.loss, y, output)
+        for layer in reversed(layers):
+            error = layer.backward(error, self.learning_rate)
+
+    def train(self, X, y, epochs):
+        epochs = check.integer("NeuralNetwork.train", "epochs", epochs, low=0)
+        for epoch in range(epochs):
+            output = self.forward(X)
+            loss = self.loss_func(y, output)
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"training diverged at epoch {epoch}: loss is {loss}; "
+                                         f"lower the learning rate")
+            self.backward(y, output)
+            self.losses.append(loss)
+            if epoch % self.debug_loss_interval == 0:
+                print(f"Epoch {epoch}, Loss: {loss}")
+        return self

@@ -1,0 +1,168 @@
+"""Data helpers: the notebooks' mini-batch iterator, one-hot labels, a numerical gradient, MNIST.
+
+MNIST loading lives in :mod:`fastnet.mnist` and is re-exported here (``load_mnist``,
+``find_mnist_dir``, ...).
+"""
+import math
+
+import numpy as np
+
+from . import _checks as check
+from .backend import get_default_dtype
+from .initializers import as_generator
+from .mnist import (MIRRORS, MNIST_FILES, find_mnist_dir, load_mnist, mnist_available,
+                    mnist_cache_dir, read_idx, require_mnist)
+
+__all__ = ["MiniBatch", "GetMiniBatch", "one_hot", "numerical_gradient", "check_xy",
+           "load_mnist", "find_mnist_dir", "mnist_available", "require_mnist", "mnist_cache_dir",
+           "read_idx", "MNIST_FILES", "MIRRORS"]
+
+
+def check_xy(op, X, y, x_name="X", y_name="y"):
+    """``X`` and ``y`` as arrays with the same, non-zero number of rows."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"{op}: {x_name} and {y_name} must be arrays with one row per sample; "
+                         f"got shapes {X.shape} and {y.shape}")
+    if len(X) != len(y):
+        raise ValueError(f"{op}: {x_name} has {len(X)} samples (shape {X.shape}) but {y_name} "
+                         f"has {len(y)} (shape {y.shape}); they must have the same length")
+    if len(X) == 0:
+        raise ValueError(f"{op}: {x_name} is empty (shape {X.shape}); need at least one sample")
+    return X, y
+
+
+class MiniBatch:
+    """Shuffled mini-batches of ``(X, y)``: ``len``, indexing and iteration.
+
+    Parameters
+    ----------
+    X : array ``(n_samples, ...)``
+    y : array ``(n_samples, ...)``
+    batch_size : int >= 1, default 20
+    seed : int, numpy.random.Generator or None, default 0
+        Seeds the permutation (a private generator: NumPy's global random state is neither
+        read nor changed, unlike the notebook's ``np.random.seed(seed)``). None draws the seed
+        from NumPy's global random state.
+    shuffle : bool, default True
+        False keeps the original order.
+
+    The last batch holds the remaining ``n_samples % batch_size`` samples when that is not zero.
+    Batches are gathered on demand (``X[indices]``), so no shuffled copy of the whole data set is
+    made.
+
+    Examples
+    --------
+    >>> batches = MiniBatch(np.arange(10)[:, None], np.arange(10), batch_size=4)
+    >>> len(batches), [len(xb) for xb, yb in batches]
+    (3, [4, 4, 2])
+    """
+
+    def __init__(self, X, y, batch_size=20, seed=0, shuffle=True):
+        X, y = check_xy("MiniBatch", X, y)
+        self.batch_size = check.integer("MiniBatch", "batch_size", batch_size, low=1)
+        self._X, self._y = X, y
+        n = len(X)
+        self._index = as_generator(seed, "MiniBatch").permutation(n) if shuffle else None
+        self._stop = math.ceil(n / self.batch_size)
+
+    def __len__(self):
+        return self._stop
+
+    def __getitem__(self, item):
+        item = check.integer("MiniBatch", "index", item)
+        if item < 0:
+            item += self._stop
+        if not 0 <= item < self._stop:
+            raise IndexError(f"MiniBatch: batch {item} out of range for {self._stop} batches")
+        p0 = item * self.batch_size
+        p1 = p0 + self.batch_size
+        if self._index is None:
+            return self._X[p0:p1], self._y[p0:p1]
+        rows = self._index[p0:p1]
+        return self._X[rows], self._y[rows]
+
+    def __iter__(self):
+        for i in range(self._stop):
+            yield self[i]
+
+
+#: The notebook's name.
+GetMiniBatch = MiniBatch
+
+
+def one_hot(y, n_classes=None, dtype=None):
+    """One-hot rows ``(N, n_classes)`` for integer labels ``y (N,)``.
+
+    ``n_classes`` defaults to ``max(y) + 1``; ``dtype`` to fastnet's default dtype.
+
+    Raises
+    ------
+    ValueError
+        Labels that are not non-negative integers, or that are ``>= n_classes``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"one_hot: labels must be 1-D (N,); got shape {y.shape}")
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and y.size and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise TypeError(f"one_hot: labels must be integers; got {y.dtype}")
+    if y.size and y.min() < 0:
+        raise ValueError(f"one_hot: label {y.min()} is negative; labels are 0, 1, ...")
+    top = int(y.max()) + 1 if y.size else 0
+    n = top if n_classes is None else check.integer("one_hot", "n_classes", n_classes, low=1)
+    if top > n:
+        raise ValueError(f"one_hot: label {top - 1} out of range for n_classes={n}")
+    out = np.zeros((len(y), n), dtype=get_default_dtype() if dtype is None else dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+def numerical_gradient(f, x, h=1e-4):
+    """Central-difference gradient ``(f(x+h) - f(x-h)) / 2h`` of a scalar function, element by
+    element ("Deep Learning from Scratch"'s ``numerical_gradient``).
+
+    ``x`` is perturbed *in place* (and restored), so ``f`` may ignore its argument and read a
+    model's parameter array directly. Use float64 parameters: in float32 the differences are
+    dominated by rounding.
+
+    Parameters
+    ----------
+    f : callable, ``f(x) -> float``
+    x : ndarray of float (modified temporarily)
+    h : float > 0
+
+    Returns
+    -------
+    grad : ndarray, float64, shaped as ``x``
+
+    Examples
+    --------
+    Check a model's analytic gradients (float64 layers, no optimizers attached)::
+
+        model = Sequential([FC(4, 5, dtype=np.float64), ReLU(), FC(5, 3, dtype=np.float64)],
+                           loss=SoftmaxCrossEntropy())
+        loss = lambda _: model.loss.forward(model.forward(X), y)
+        loss(None)
+        model.backward(model.loss.backward())                 # fills every layer's grads
+        W = model.layers[0].W
+        np.testing.assert_allclose(model.layers[0].dW, numerical_gradient(loss, W),
+                                   rtol=1e-5, atol=1e-7)
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise TypeError("numerical_gradient: x must be a float ndarray (it is perturbed in "
+                        "place)")
+    h = check.real("numerical_gradient", "h", h, low=0, low_open=True)
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        up = float(f(x))
+        x[idx] = old - h
+        down = float(f(x))
+        x[idx] = old
+        grad[idx] = (up - down) / (2 * h)
+    return grad

@@ -1,0 +1,608 @@
+"""Layers in the notebooks' shape: ``forward(x)`` then ``backward(dout)`` returning ``dx``.
+
+Protocol
+--------
+* ``forward(x)`` keeps what ``backward`` needs; ``backward(dout)`` returns the gradient for the
+  previous layer and never writes into ``dout``.
+* ``params`` / ``grads``: dicts with the same keys (``"W"``, ``"b"``). ``params`` holds the very
+  arrays the layer uses (``layer.params["W"] is layer.W``); optimizers update them in place, so
+  they are never rebound. ``grads`` holds the gradients of the last ``backward`` (``dW``, ``db``).
+* A layer given an ``optimizer`` updates its own parameters at the end of ``backward``, after
+  computing ``dx`` with the old weights (as the notebooks do).
+* ``training``: True by default; ``eval()`` switches it off (only :class:`Dropout` cares). Models
+  set it for you.
+
+dtype rule
+----------
+Layers cast, the functional API never does. A layer with parameters has a dtype (fastnet's default
+dtype when it is built, float32 unless changed, or its ``dtype=`` argument); its input is cast to
+that dtype once, at the layer boundary, and not copied at all when it already has it. Layers
+without parameters follow their input's float dtype (other input becomes the default dtype).
+Every layer computes through ``fastnet.functional`` and so runs on the current backend.
+"""
+import numpy as np
+
+from . import _checks as check
+from . import functional as F
+from ._serialize import register
+from .backend import get_default_dtype
+from .initializers import HeInitializer, Initializer, XavierInitializer, as_generator
+
+__all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "ReLU", "Sigmoid",
+           "Tanh", "Softmax", "Dropout"]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _layer_dtype(owner, dtype):
+    dt = np.dtype(get_default_dtype() if dtype is None else dtype)
+    if dt.type not in check.FLOAT_DTYPES:
+        raise TypeError(f"{owner}: dtype={dtype!r}; expected np.float32 or np.float64")
+    return dt.type
+
+
+def _cast(x, dtype):
+    """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one."""
+    if isinstance(x, np.ndarray) and x.dtype == dtype and x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def _as_float(x):
+    """Input of a parameter-free layer: float arrays keep their dtype."""
+    if isinstance(x, np.ndarray) and x.dtype.type in check.FLOAT_DTYPES:
+        return np.ascontiguousarray(x)
+    return _cast(x, get_default_dtype())
+
+
+def _need_forward(layer, cache):
+    if cache is None:
+        raise RuntimeError(f"{layer!r}: backward called before forward")
+
+
+def _dtype_name(dtype):
+    return np.dtype(dtype).name
+
+
+class Layer:
+    """Base class: no parameters, training mode on."""
+
+    training = True
+    #: Kinds of size ("features", "channels") that pass through unchanged, for the chain check.
+    _passes = ()
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    @property
+    def params(self):
+        return {}
+
+    @property
+    def grads(self):
+        return {}
+
+    def train(self, mode=True):
+        """Set training mode (``mode=False`` is evaluation mode); returns the layer."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def get_config(self):
+        """Constructor arguments, JSON-serialisable (used by ``model.save``)."""
+        return {}
+
+    def size_in(self):
+        """``(kind, n)`` the input must have, e.g. ``("features", 784)``; None if unknown."""
+        return None
+
+    def size_out(self):
+        """``(kind, n)`` of the output; None if unknown."""
+        return None
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _weights(owner, initializer, shape, fan_in, dtype):
+    """Initial weights of ``shape`` from a fastnet initializer or a notebook-style one.
+
+    A notebook-style initializer only has ``W(n_in, n_out)``; a convolution weight
+    ``(C_out, C_in, K)`` is then drawn as ``W(C_in*K, C_out)`` (same fan-in) and rearranged.
+    """
+    if isinstance(initializer, Initializer) or hasattr(initializer, "weights"):
+        w = initializer.weights(shape, fan_in, dtype)
+    elif hasattr(initializer, "W"):
+        w = np.asarray(initializer.W(fan_in, shape[0] if len(shape) == 3 else shape[1]))
+        if len(shape) == 3:
+            w = w.T.reshape(shape)
+    else:
+        raise TypeError(f"{owner}: initializer {initializer!r} has no W(n_in, n_out) method")
+    if w.shape != shape:
+        raise ValueError(f"{owner}: the initializer returned weights of shape {w.shape}; "
+                         f"expected {shape}")
+    return np.array(w, dtype=dtype, order="C")       # a private, writeable copy
+
+
+def _bias(owner, initializer, n, dtype):
+    if hasattr(initializer, "weights"):               # fastnet initializers take a dtype
+        b = initializer.b(n, dtype)
+    elif hasattr(initializer, "b"):
+        b = np.asarray(initializer.b(n))
+    else:
+        b = np.zeros(n)
+    if b.shape != (n,):
+        raise ValueError(f"{owner}: the initializer returned a bias of shape {b.shape}; "
+                         f"expected ({n},)")
+    return np.array(b, dtype=dtype, order="C")
+
+
+def _check_optimizer(owner, optimizer):
+    if optimizer is not None and not callable(getattr(optimizer, "update", None)):
+        raise TypeError(f"{owner}: optimizer {optimizer!r} has no update method")
+    return optimizer
+
+
+# --- activations ---------------------------------------------------------------------------------
+
+@register()
+class ReLU(Layer):
+    """``max(x, 0)``; the gradient at exactly 0 is 0."""
+
+    fused_name = "relu"          # FC(activation=ReLU()) runs it inside the dense kernel
+    _passes = ("features", "channels")
+
+    def forward(self, x):
+        self._x = _as_float(x)
+        return F.relu(self._x)
+
+    def backward(self, dout):
+        _need_forward(self, getattr(self, "_x", None))
+        return F.relu_backward(_cast(dout, self._x.dtype), self._x)
+
+
+@register()
+class Sigmoid(Layer):
+    """``1 / (1 + exp(-x))``, computed without overflow."""
+
+    fused_name = "sigmoid"
+    _passes = ("features", "channels")
+
+    def forward(self, x):
+        self._y = F.sigmoid(_as_float(x))
+        return self._y
+
+    def backward(self, dout):
+        _need_forward(self, getattr(self, "_y", None))
+        return F.sigmoid_backward(_cast(dout, self._y.dtype), self._y)
+
+
+@register()
+class Tanh(Layer):
+    """``tanh(x)``."""
+
+    fused_name = "tanh"
+    _passes = ("features", "channels")
+
+    def forward(self, x):
+        self._y = F.tanh(_as_float(x))
+        return self._y
+
+    def backward(self, dout):
+        _need_forward(self, getattr(self, "_y", None))
+        return F.tanh_backward(_cast(dout, self._y.dtype), self._y)
+
+
+@register()
+class Softmax(Layer):
+    """Softmax over the last axis, with the row maximum subtracted (never overflows).
+
+    ``backward`` is the exact vector-Jacobian product ``y * (dout - sum(dout * y))``. The scratch
+    notebooks did otherwise: one returned ``dout`` unchanged (its classifier fed the softmax the
+    cross-entropy gradient ``(y - t) / N`` directly), another multiplied by ``y * (1 - y)`` (only
+    the Jacobian's diagonal), and both subtracted the maximum of the whole batch rather than of
+    each row, so a row far below it could underflow to 0/0. fastnet's models fuse a final softmax
+    with the cross-entropy loss (see :class:`fastnet.model.Classifier`), so they pass
+    ``(y - t) / N`` to the layer before it.
+    """
+
+    _passes = ("features",)
+
+    def forward(self, x):
+        self._y = F.softmax(_as_float(x))
+        return self._y
+
+    def backward(self, dout):
+        _need_forward(self, getattr(self, "_y", None))
+        return F.softmax_backward(_cast(dout, self._y.dtype), self._y)
+
+
+def _activation(owner, activation):
+    """``(fused kernel name, activation layer or None)`` for FC's ``activation`` argument."""
+    if activation is None:
+        return "none", None
+    if isinstance(activation, str):
+        if activation == "softmax":
+            return "none", Softmax()
+        if activation not in ("relu", "sigmoid", "tanh"):
+            raise ValueError(f"{owner}: activation={activation!r}; choose None, 'relu', "
+                             f"'sigmoid', 'tanh', 'softmax' or an activation layer such as "
+                             f"ReLU()")
+        return activation, None
+    if isinstance(activation, type):
+        raise TypeError(f"{owner}: activation={activation.__name__} is a class; pass an "
+                        f"instance, {activation.__name__}()")
+    fused = getattr(activation, "fused_name", None)
+    if fused in ("relu", "sigmoid", "tanh"):
+        return fused, None
+    if not (callable(getattr(activation, "forward", None))
+            and callable(getattr(activation, "backward", None))):
+        raise TypeError(f"{owner}: activation {activation!r} needs forward and backward methods")
+    return "none", activation
+
+
+# --- fully connected -------------------------------------------------------------------------
+
+@register()
+class FC(Layer):
+    """Fully connected layer ``act(X @ W + b)`` from ``n_nodes1`` to ``n_nodes2`` nodes.
+
+    Parameters
+    ----------
+    n_nodes1, n_nodes2 : int >= 1
+        Input and output sizes; ``W`` is ``(n_nodes1, n_nodes2)``, ``b`` is ``(n_nodes2,)``.
+    initializer : optional
+        Anything with ``W(n_in, n_out)`` and ``b(n_out)``. Default: :class:`HeInitializer` when
+        the activation is ReLU, :class:`XavierInitializer` otherwise.
+    optimizer : optional
+        When given, ``backward`` ends with ``optimizer.update(self)`` (the notebooks' style).
+        Without one, a model's optimizer updates the layer.
+    activation : None, "relu", "sigmoid", "tanh", "softmax" or a layer such as ``ReLU()``
+        ReLU, sigmoid and tanh (as a name or as fastnet's activation objects) are fused into the
+        dense kernel: bias and activation in one pass. Any other object with ``forward`` and
+        ``backward`` (e.g. ``Softmax()``) is applied after the dense product.
+    dtype : np.float32 or np.float64, optional
+        Default: :func:`fastnet.get_default_dtype` at construction.
+
+    Attributes
+    ----------
+    W, b : ndarray
+    dW, db : ndarray
+        Gradients of the last backward (sums over the batch of the incoming ``dout``, which is
+        the gradient of the loss, already a mean).
+
+    Shape
+    -----
+    Input ``(N, n_nodes1)``, or ``(N, ...)`` with ``n_nodes1`` elements per sample (flattened;
+    ``backward`` restores the shape). Output ``(N, n_nodes2)``.
+
+    Examples
+    --------
+    >>> fc = FC(784, 400, HeInitializer(seed=0), AdaGrad(0.01), ReLU())
+    >>> fc.forward(np.zeros((20, 784), np.float32)).shape
+    (20, 400)
+    """
+
+    def __init__(self, n_nodes1, n_nodes2, initializer=None, optimizer=None, activation=None,
+                 dtype=None):
+        self.n_nodes1 = check.integer("FC", "n_nodes1", n_nodes1, low=1)
+        self.n_nodes2 = check.integer("FC", "n_nodes2", n_nodes2, low=1)
+        self.activation = activation
+        self._fused, self._act_layer = _activation(repr(self), activation)
+        if initializer is None:
+            initializer = HeInitializer() if self._fused == "relu" else XavierInitializer()
+        self.initializer = initializer
+        self.optimizer = _check_optimizer(repr(self), optimizer)
+        self.dtype = _layer_dtype("FC", dtype)
+        self.W = _weights(repr(self), initializer, (self.n_nodes1, self.n_nodes2),
+                          self.n_nodes1, self.dtype)
+        self.b = _bias(repr(self), initializer, self.n_nodes2, self.dtype)
+        self.X = self.dW = self.db = None
+
+    @property
+    def params(self):
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self):
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, X):
+        out = self._forward_logits(X)
+        return out if self._act_layer is None else self._act_layer.forward(out)
+
+    def backward(self, dA):
+        _need_forward(self, self.X)
+        dA = _cast(dA, self.dtype)
+        if self._act_layer is not None:
+            dA = self._act_layer.backward(dA)
+        return self._backward_logits(dA)
+
+    def _forward_logits(self, X):
+        """The dense part alone (with its fused activation), without an activation *object*:
+        the classifiers use it to fuse a final ``Softmax()`` with the cross-entropy loss."""
+        X = _cast(X, self.dtype)
+        self._shape = X.shape
+        if X.ndim > 2:
+            X = X.reshape(len(X), -1)
+        if X.ndim == 0 or X.shape[-1] != self.n_nodes1:
+            raise ValueError(f"{self!r}: input of shape {self._shape} has "
+                             f"{X.shape[-1] if X.ndim else 0} features per sample; expected "
+                             f"{self.n_nodes1} (inputs are (N, {self.n_nodes1}) or (N, ...) "
+                             f"with {self.n_nodes1} elements per sample)")
+        self.X = X
+        self._y = F.dense(X, self.W, self.b, self._fused)
+        return self._y
+
+    def _backward_logits(self, dZ):
+        y = None if self._fused == "none" else self._y
+        dX, self.dW, self.db = F.dense_backward(_cast(dZ, self.dtype), self.X, self.W, y,
+                                                self._fused)
+        if self.optimizer is not None:
+            self.optimizer.update(self)
+        return dX.reshape(self._shape)
+
+    def get_config(self):
+        return {"n_nodes1": self.n_nodes1, "n_nodes2": self.n_nodes2,
+                "activation": self.activation, "optimizer": self.optimizer,
+                "dtype": _dtype_name(self.dtype)}
+
+    def size_in(self):
+        return ("features", self.n_nodes1)
+
+    def size_out(self):
+        return ("features", self.n_nodes2)
+
+    def __repr__(self):
+        act = "" if self.activation is None else f", activation={self.activation!r}"
+        return f"{type(self).__name__}({self.n_nodes1}, {self.n_nodes2}{act})"
+
+
+# --- convolution and pooling ---------------------------------------------------------------------
+
+@register()
+class Conv1d(Layer):
+    """1-D convolution (cross-correlation, as PyTorch's) over ``(N, C_in, L)`` input.
+
+    ``y[n, o, l] = b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size : int >= 1
+    stride, dilation : int >= 1
+    padding : int, (left, right), "valid" or "same"
+    initializer : optional
+        Default :class:`HeInitializer` (convolutions are usually followed by ReLU), with fan-in
+        ``in_channels * kernel_size``. A notebook-style initializer with only ``W(n_in, n_out)``
+        is called as ``W(in_channels * kernel_size, out_channels)``.
+    optimizer : optional
+        As in :class:`FC`: ``backward`` ends with ``optimizer.update(self)`` when given.
+    dtype : np.float32 or np.float64, optional
+
+    Attributes
+    ----------
+    W : ndarray ``(out_channels, in_channels, kernel_size)``
+    b : ndarray ``(out_channels,)``
+
+    Shape
+    -----
+    Input ``(N, C_in, L)``, output ``(N, C_out, L_out)`` with
+    ``L_out = (L + 2*padding - dilation*(kernel_size-1) - 1) // stride + 1`` (at least 1, or
+    an error). The scratch notebook's output-size function had an operator-precedence bug (it
+    divided only part of the numerator by the stride); this is the correct formula.
+
+    Examples
+    --------
+    >>> conv = Conv1d(28, 16, 3, padding=1)
+    >>> conv.forward(np.zeros((5, 28, 28), np.float32)).shape
+    (5, 16, 28)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 initializer=None, optimizer=None, dtype=None):
+        op = "Conv1d"
+        self.in_channels = check.integer(op, "in_channels", in_channels, low=1)
+        self.out_channels = check.integer(op, "out_channels", out_channels, low=1)
+        self.kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
+        self.stride = check.integer(op, "stride", stride, low=1)
+        self.dilation = check.integer(op, "dilation", dilation, low=1)
+        if isinstance(padding, (tuple, list)):
+            padding = tuple(padding)
+        try:                    # validates every padding form on the shortest valid input
+            F.conv1d_output_length(self.dilation * (self.kernel_size - 1) + 1,
+                                   self.kernel_size, self.stride, padding, self.dilation)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"Conv1d: {err}") from None
+        self.padding = padding
+        self.initializer = HeInitializer() if initializer is None else initializer
+        self.optimizer = _check_optimizer(op, optimizer)
+        self.dtype = _layer_dtype(op, dtype)
+        shape = (self.out_channels, self.in_channels, self.kernel_size)
+        self.W = _weights(op, self.initializer, shape, self.in_channels * self.kernel_size,
+                          self.dtype)
+        self.b = _bias(op, self.initializer, self.out_channels, self.dtype)
+        self.x = self.dW = self.db = None
+
+    @property
+    def params(self):
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self):
+        return {"W": self.dW, "b": self.db}
+
+    def forward(self, x):
+        x = _cast(x, self.dtype)
+        if x.ndim != 3:
+            raise ValueError(f"{self!r}: input must be (N, C_in, L); got shape {x.shape} (a "
+                             f"batch of single-channel sequences (N, L) is x[:, None, :])")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{self!r}: input of shape {x.shape} has {x.shape[1]} channels; "
+                             f"expected {self.in_channels}")
+        self.x = x
+        return F.conv1d(x, self.W, self.b, self.stride, self.padding, self.dilation)
+
+    def backward(self, dout):
+        _need_forward(self, self.x)
+        dx, self.dW, self.db = F.conv1d_backward(_cast(dout, self.dtype), self.x, self.W,
+                                                 self.stride, self.padding, self.dilation)
+        if self.optimizer is not None:
+            self.optimizer.update(self)
+        return dx
+
+    def get_config(self):
+        padding = list(self.padding) if isinstance(self.padding, tuple) else self.padding
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": padding,
+                "dilation": self.dilation, "optimizer": self.optimizer,
+                "dtype": _dtype_name(self.dtype)}
+
+    def size_in(self):
+        return ("channels", self.in_channels)
+
+    def size_out(self):
+        return ("channels", self.out_channels)
+
+    def __repr__(self):
+        extra = "".join(f", {k}={v!r}" for k, v, d in (("stride", self.stride, 1),
+                                                       ("padding", self.padding, 0),
+                                                       ("dilation", self.dilation, 1)) if v != d)
+        return (f"Conv1d({self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size}{extra})")
+
+
+def _pool_args(op, kernel_size, stride, padding):
+    kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
+    stride = None if stride is None else check.integer(op, "stride", stride, low=1)
+    padding = check.integer(op, "padding", padding, low=0)
+    if 2 * padding > kernel_size:
+        raise ValueError(f"{op}: padding={padding} with kernel_size={kernel_size}; padding must "
+                         f"be at most kernel_size // 2 = {kernel_size // 2}")
+    return kernel_size, stride, padding
+
+
+def _pool_input(layer, x):
+    x = _as_float(x)
+    if x.ndim != 3:
+        raise ValueError(f"{layer!r}: input must be (N, C, L); got shape {x.shape}")
+    return x
+
+
+@register()
+class MaxPool1d(Layer):
+    """Max over windows of ``kernel_size`` along the last axis of ``(N, C, L)``.
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most ``kernel_size // 2``) is
+    ``-inf``. ``L_out = (L + 2*padding - kernel_size) // stride + 1``. The gradient goes to the
+    first maximum of each window.
+    """
+
+    _passes = ("channels",)
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size, self.stride, self.padding = _pool_args("MaxPool1d", kernel_size,
+                                                                 stride, padding)
+        self._indices = None
+
+    def forward(self, x):
+        x = _pool_input(self, x)
+        self._length = x.shape[-1]
+        y, self._indices = F.max_pool1d(x, self.kernel_size, self.stride, self.padding,
+                                        return_indices=True)
+        return y
+
+    def backward(self, dout):
+        _need_forward(self, self._indices)
+        return F.max_pool1d_backward(_as_float(dout), self._indices, self._length)
+
+    def get_config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+@register()
+class AvgPool1d(Layer):
+    """Mean over windows of ``kernel_size`` along the last axis of ``(N, C, L)``; zero padding
+    counts in the divisor. Arguments and ``L_out`` as :class:`MaxPool1d`."""
+
+    _passes = ("channels",)
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size, self.stride, self.padding = _pool_args("AvgPool1d", kernel_size,
+                                                                 stride, padding)
+        self._length = None
+
+    def forward(self, x):
+        x = _pool_input(self, x)
+        self._length = x.shape[-1]
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding)
+
+    def backward(self, dout):
+        _need_forward(self, self._length)
+        return F.avg_pool1d_backward(_as_float(dout), self._length, self.kernel_size, self.stride,
+                                     self.padding)
+
+    def get_config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+# --- reshaping and regularisation ----------------------------------------------------------------
+
+@register()
+class Flatten(Layer):
+    """``(N, d1, d2, ...)`` to ``(N, d1*d2*...)``; ``backward`` restores the shape."""
+
+    def forward(self, x):
+        x = _as_float(x)
+        self._shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout):
+        _need_forward(self, getattr(self, "_shape", None))
+        return np.asarray(dout).reshape(self._shape)
+
+
+@register()
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the
+    rest by ``1 / (1 - p)``; in evaluation mode (``eval()``), the identity.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+    seed : None, int or numpy.random.Generator
+        None: a generator seeded from NumPy's global random state (``np.random.seed`` makes it
+        reproducible). The generator's position is not saved with a model.
+    """
+
+    _passes = ("features", "channels")
+
+    def __init__(self, p=0.5, seed=None):
+        self.p = check.real("Dropout", "p", p, low=0, high=1)
+        if self.p >= 1:
+            raise ValueError(f"Dropout: p={p!r}; expected 0 <= p < 1 (p=1 drops everything)")
+        self.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        self._rng = as_generator(seed, "Dropout")
+        self._mask = None
+
+    def forward(self, x):
+        x = _as_float(x)
+        if not self.training or self.p == 0:
+            self._mask = None
+            return x
+        keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
+        self._mask = keep.astype(x.dtype)
+        self._mask *= x.dtype.type(1 / (1 - self.p))
+        return x * self._mask
+
+    def backward(self, dout):
+        dout = _as_float(dout)
+        return dout if self._mask is None else dout * self._mask
+
+    def get_config(self):
+        return {"p": self.p, "seed": self.seed}

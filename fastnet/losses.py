@@ -1,0 +1,126 @@
+"""Loss objects: ``forward(output, target) -> float``, then ``backward(dloss=1) -> doutput``.
+
+Each is a thin stateful wrapper over ``fastnet.functional``: ``forward`` keeps what ``backward``
+needs. All are means: :class:`SoftmaxCrossEntropy` over the batch, :class:`MeanSquaredError`
+and :class:`BinaryCrossEntropy` over all elements.
+
+Targets are cast once to the output's dtype when they are floating (a float64 one-hot with a
+float32 model is fine); integer labels stay integers.
+"""
+import numpy as np
+
+from . import functional as F
+from ._serialize import register
+
+__all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "BinaryCrossEntropy", "get_loss"]
+
+
+def _target(t, dtype):
+    t = np.asarray(t)
+    if t.dtype.kind == "f" and t.dtype != dtype:
+        t = t.astype(dtype)
+    return t
+
+
+def _float_target(t, dtype):
+    t = np.asarray(t)
+    return t if t.dtype == dtype else t.astype(dtype)
+
+
+class Loss:
+    """Base class of the losses."""
+
+    def forward(self, output, target):
+        raise NotImplementedError
+
+    def backward(self, dloss=1.0):
+        raise NotImplementedError
+
+    def __call__(self, output, target):
+        return self.forward(output, target)
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+@register()
+class SoftmaxCrossEntropy(Loss):
+    """Mean cross-entropy of ``softmax(logits)``, fused (never takes ``log(0)``).
+
+    ``forward(logits, t)`` takes logits ``(N, C)`` and integer labels ``(N,)`` in ``[0, C)`` or
+    one-hot / probability rows ``(N, C)``; ``backward(dloss=1)`` returns
+    ``dloss * (softmax(logits) - onehot(t)) / N``.
+
+    Attributes
+    ----------
+    probs : ndarray ``(N, C)``
+        ``softmax(logits)`` of the last forward.
+
+    Examples
+    --------
+    >>> loss = SoftmaxCrossEntropy()
+    >>> round(loss.forward(np.zeros((2, 10)), np.array([3, 7])), 4)   # log(10)
+    2.3026
+    """
+
+    def forward(self, logits, target):
+        target = _target(target, np.asarray(logits).dtype)
+        loss, self.probs = F.softmax_cross_entropy(logits, target, return_probs=True)
+        self._target = target
+        return float(loss)
+
+    def backward(self, dloss=1.0):
+        return F.softmax_cross_entropy_backward(self.probs, self._target, dloss)
+
+
+@register()
+class MeanSquaredError(Loss):
+    """``mean((y - t)**2)`` over all elements; ``backward`` gives ``2 * (y - t) / y.size``."""
+
+    def forward(self, y, t):
+        self._y, self._t = y, _float_target(t, np.asarray(y).dtype)
+        return float(F.mse(self._y, self._t))
+
+    def backward(self, dloss=1.0):
+        return F.mse_backward(self._y, self._t, dloss)
+
+
+@register()
+class BinaryCrossEntropy(Loss):
+    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements, for probabilities ``p``
+    (e.g. a :class:`~fastnet.layers.Sigmoid` output); logs are clamped at -100 (PyTorch)."""
+
+    def forward(self, p, t):
+        self._p, self._t = p, _float_target(t, np.asarray(p).dtype)
+        return float(F.binary_cross_entropy(self._p, self._t))
+
+    def backward(self, dloss=1.0):
+        return F.binary_cross_entropy_backward(self._p, self._t, dloss)
+
+
+_BY_NAME = {
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "cross_entropy": SoftmaxCrossEntropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "bce": BinaryCrossEntropy,
+}
+
+
+def get_loss(loss):
+    """A loss object from a loss object, a name (``"softmax_cross_entropy"``, ``"mse"``,
+    ``"binary_cross_entropy"`` and short forms) or None (None stays None)."""
+    if loss is None or isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        if loss not in _BY_NAME:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(_BY_NAME)}")
+        return _BY_NAME[loss]()
+    if callable(getattr(loss, "forward", None)) and callable(getattr(loss, "backward", None)):
+        return loss
+    raise TypeError(f"loss must be a name, a fastnet loss or an object with forward/backward; "
+                    f"got {type(loss).__name__}")

@@ -1,0 +1,574 @@
+"""Models: :class:`Sequential` (layers in a row, any loss) and :class:`Classifier` (softmax
+cross-entropy, accuracy, ``predict``/``predict_proba``/``score``).
+
+Training (``fit``)
+------------------
+Per mini-batch: forward, loss, backward, update. Layers built with their own optimizer update
+themselves inside ``backward`` (the notebooks' style); the others are updated by the model's
+``optimizer``. Before the first update ``fit`` checks everything it can — data shapes and
+lengths, finite inputs, labels in range, that every layer has an optimizer, and one forward pass
+of a sample through the whole network — so bad input fails before anything is trained. A
+non-finite batch loss stops training with a ``FloatingPointError`` naming the epoch and batch.
+
+``history`` records, per epoch, ``loss`` (mean over the epoch's samples of the batch losses,
+taken while the model was changing, as the notebooks do), ``val_loss`` (after the epoch) and, for
+classifiers, ``acc`` / ``val_acc``; ``log_loss``, ``log_loss_val``, ``log_acc``, ``log_acc_val``
+are the same lists under the notebook's names.
+
+Softmax at the end
+------------------
+With :class:`~fastnet.losses.SoftmaxCrossEntropy`, a network may end with logits (recommended) or
+with a softmax — a :class:`~fastnet.layers.Softmax` layer or ``FC(..., activation=Softmax())``
+as in the notebooks. A final softmax is then fused with the loss: training computes the loss from
+the logits and passes ``(softmax - target) / N`` straight to the layer before, so ``log(0)`` is
+never taken.
+
+Inference (``predict``, ``evaluate``, validation) runs in evaluation mode, ``batch_size`` rows
+(default 1024) at a time, so memory does not grow with the number of samples.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import _checks as check
+from . import _serialize
+from . import functional as F
+from .data import MiniBatch, check_xy
+from .initializers import as_generator
+from .layers import FC, Layer, Softmax
+from .losses import SoftmaxCrossEntropy, get_loss
+
+__all__ = ["Sequential", "Classifier", "Callback", "load"]
+
+INFERENCE_BATCH = 1024
+
+
+class Callback:
+    """Hooks that ``fit`` calls; override any of them (all do nothing here).
+
+    Any object with some of these methods works; this class only documents them.
+    """
+
+    def on_train_begin(self, model, epochs, n_batches):
+        """Before the first epoch; ``n_batches`` per epoch."""
+
+    def on_epoch_begin(self, epoch, n_batches):
+        """``epoch`` counts from 0."""
+
+    def on_batch_end(self, batch, loss, n_samples):
+        """After each update: batch index (from 0), its loss, its number of samples."""
+
+    def on_epoch_end(self, epoch, logs):
+        """``logs``: this epoch's ``loss`` (and ``acc``, ``val_loss``, ``val_acc``) values,
+        plus ``seconds``."""
+
+    def on_train_end(self, model):
+        """After the last epoch (not called when training fails)."""
+
+
+def _call(callbacks, hook, *args):
+    for cb in callbacks:
+        method = getattr(cb, hook, None)
+        if method is not None:
+            method(*args)
+
+
+def _check_chain(layers):
+    """Catch mismatched sizes between layers at construction (FC→FC, Conv1d→Conv1d, through
+    activations, dropout and pooling); other mismatches are caught by the first forward."""
+    last = None                                   # (index, layer, (kind, n))
+    for i, layer in enumerate(layers):
+        size_in = layer.size_in() if hasattr(layer, "size_in") else None
+        if last is not None and size_in is not None and size_in[0] == last[2][0] \
+                and size_in[1] != last[2][1]:
+            kind, n = size_in
+            raise ValueError(
+                f"Sequential: layer {i} {layer!r} expects {n} input {kind} but layer {last[0]} "
+                f"{last[1]!r} produces {last[2][1]}; make the sizes agree")
+        size_out = layer.size_out() if hasattr(layer, "size_out") else None
+        if size_out is not None:
+            last = (i, layer, size_out)
+        elif last is not None and last[2][0] not in getattr(layer, "_passes", ()):
+            last = None
+
+
+@_serialize.register()
+class Sequential(Layer):
+    """Layers applied in order; itself a layer (``forward``, ``backward``, ``params``,
+    ``grads``), so containers can be nested.
+
+    Parameters
+    ----------
+    layers : sequence of layers
+        Objects with ``forward(x)`` and ``backward(dout)``.
+    loss : loss object or name, optional
+        Needed by ``fit`` and ``evaluate``: :class:`~fastnet.losses.SoftmaxCrossEntropy`,
+        :class:`~fastnet.losses.MeanSquaredError`, :class:`~fastnet.losses.BinaryCrossEntropy`
+        or their names ("softmax_cross_entropy", "mse", "binary_cross_entropy").
+    optimizer : optimizer, optional
+        Updates every layer that has parameters but no optimizer of its own.
+
+    Attributes
+    ----------
+    params, grads : dict
+        Every layer's parameters / gradients, keyed ``"<layer index>.<name>"`` (``"0.W"``).
+    history : dict of lists
+        Per-epoch values recorded by the last ``fit``.
+    """
+
+    def __init__(self, layers, loss=None, optimizer=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError(f"{type(self).__name__}: layers is empty; give at least one layer")
+        for i, layer in enumerate(layers):
+            if isinstance(layer, type):
+                raise TypeError(f"{type(self).__name__}: layer {i} is the class "
+                                f"{layer.__name__}; pass an instance, {layer.__name__}(...)")
+            if not (callable(getattr(layer, "forward", None))
+                    and callable(getattr(layer, "backward", None))):
+                raise TypeError(f"{type(self).__name__}: layer {i} ({layer!r}) has no "
+                                f"forward/backward methods")
+        _check_chain(layers)
+        self.layers = layers
+        self.loss = get_loss(loss)
+        if optimizer is not None and not callable(getattr(optimizer, "update", None)):
+            raise TypeError(f"{type(self).__name__}: optimizer {optimizer!r} has no update "
+                            f"method")
+        self.optimizer = optimizer
+        self.history = {}
+
+    # --- the layer protocol ----------------------------------------------------------------
+
+    def forward(self, x):
+        return self._forward_through(self.layers, x)
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def _forward_through(self, layers, x):
+        for i, layer in enumerate(layers):
+            try:
+                x = layer.forward(x)
+            except (ValueError, TypeError) as err:
+                raise self._forward_error(i, x, err) from err
+        return x
+
+    def _forward_error(self, i, x, err):
+        shape = getattr(x, "shape", None)
+        source = ("the model input" if i == 0 else
+                  f"the output of layer {i - 1} {self.layers[i - 1]!r}")
+        return type(err)(f"{type(self).__name__}: layer {i} {self.layers[i]!r} failed on its "
+                         f"input of shape {shape}, {source}: {err}")
+
+    def named_leaves(self, prefix=""):
+        """``(key prefix, layer)`` for every non-container layer, depth first. A container is
+        any layer with a ``named_leaves`` method (a future branch/concat container included)."""
+        for i, layer in enumerate(self.layers):
+            if hasattr(layer, "named_leaves"):
+                yield from layer.named_leaves(f"{prefix}{i}.")
+            else:
+                yield f"{prefix}{i}.", layer
+
+    @property
+    def params(self):
+        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.params.items()}
+
+    @property
+    def grads(self):
+        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.grads.items()}
+
+    def train(self, mode=True):
+        """Set training mode on the model and every layer (``mode=False``: evaluation)."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            if hasattr(layer, "train"):
+                layer.train(mode)
+            else:
+                layer.training = bool(mode)
+        return self
+
+    def get_config(self):
+        return {"layers": self.layers, "loss": self.loss}
+
+    def get_params(self):
+        """Constructor arguments (scikit-learn style): ``layers``, ``loss``, ``optimizer``.
+        The learned arrays are in :attr:`params`."""
+        return {"layers": self.layers, "loss": self.loss, "optimizer": self.optimizer}
+
+    def size_in(self):
+        return self.layers[0].size_in() if hasattr(self.layers[0], "size_in") else None
+
+    def size_out(self):
+        return self.layers[-1].size_out() if hasattr(self.layers[-1], "size_out") else None
+
+    def __repr__(self):
+        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
+        return f"{type(self).__name__}([\n{inner}\n], loss={self.loss!r})"
+
+    # --- notebook names for the history --------------------------------------------------
+
+    @property
+    def log_loss(self):
+        return self.history.get("loss", [])
+
+    @property
+    def log_loss_val(self):
+        return self.history.get("val_loss", [])
+
+    # --- the loss, with a final softmax fused into the cross-entropy ---------------------
+
+    def _softmax_tail(self):
+        """How the network ends, for a softmax cross-entropy loss: "layer" (a Softmax layer),
+        "fc" (an FC with a Softmax activation object) or None (logits)."""
+        if not isinstance(self.loss, SoftmaxCrossEntropy):
+            return None
+        last = self.layers[-1]
+        if isinstance(last, Softmax):
+            return "layer"
+        if isinstance(last, FC) and isinstance(last._act_layer, Softmax):
+            return "fc"
+        return None
+
+    def _forward_for_loss(self, x, tail):
+        """The output the loss takes (the logits when a final softmax is fused)."""
+        if tail is None:
+            return self.forward(x)
+        x = self._forward_through(self.layers[:-1], x)
+        if tail == "layer":
+            return x
+        try:
+            return self.layers[-1]._forward_logits(x)
+        except (ValueError, TypeError) as err:
+            raise self._forward_error(len(self.layers) - 1, x, err) from err
+
+    def _backward_from_loss(self, dout, tail):
+        layers = self.layers
+        if tail == "fc":
+            dout = layers[-1]._backward_logits(dout)
+        if tail is not None:
+            layers = layers[:-1]
+        for layer in reversed(layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def _step(self):
+        if self.optimizer is None:
+            return
+        for _, layer in self.named_leaves():
+            if layer.params and getattr(layer, "optimizer", None) is None:
+                self.optimizer.update(layer)
+
+    # --- checks done before training ------------------------------------------------------
+
+    def _check_trainable(self):
+        if self.optimizer is not None:
+            return
+        for key, layer in self.named_leaves():
+            if layer.params and getattr(layer, "optimizer", None) is None:
+                raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {layer!r} has no "
+                                 f"optimizer and the model has none; give the layer one "
+                                 f"(optimizer=...) or the model (optimizer=SGD(0.01))")
+
+    def _check_data(self, op, X, y, x_name="X", y_name="y"):
+        X, y = check_xy(op, X, y, x_name, y_name)
+        if X.dtype.kind not in "iuf":
+            raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            row = int(np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0, 0])
+            raise ValueError(f"{op}: {x_name} contains NaN or inf (first in row {row})")
+        return X, y
+
+    def _check_targets(self, op, y, out, y_name):
+        """Targets against the output of a dry-run forward (nothing for a generic model)."""
+        if out.shape[1:] != y.shape[1:]:
+            raise ValueError(f"{op}: {y_name} has shape {y.shape}, so one target of shape "
+                             f"{y.shape[1:]} per sample, but the network outputs "
+                             f"{out.shape[1:]} per sample")
+
+    def _dry_run(self, X, op):
+        """Forward two samples in evaluation mode: shape errors show before any update."""
+        was = self.training
+        self.train(False)
+        try:
+            return self._forward_for_loss(X[:2], self._softmax_tail())
+        finally:
+            self.train(was)
+
+    # --- training --------------------------------------------------------------------------
+
+    def _metrics(self):
+        return ("loss",)
+
+    def _batch_correct(self, out, y):
+        return 0
+
+    def fit(self, X, y, X_val=None, y_val=None, epochs=10, batch_size=32, shuffle=True, seed=0,
+            verbose=False, callbacks=None):
+        """Train with mini-batches; returns ``self``. ``history`` starts afresh at each call
+        (parameters and optimizer state carry on).
+
+        Parameters
+        ----------
+        X, y : array
+            Inputs ``(N, ...)`` and targets ``(N, ...)`` (for :class:`Classifier`: integer labels
+            ``(N,)`` or one-hot ``(N, C)``). Inputs are cast to each layer's dtype per batch.
+        X_val, y_val : array, optional
+            Evaluated after every epoch (``val_loss``, ``val_acc``).
+        epochs : int >= 1
+        batch_size : int >= 1
+            The last batch of an epoch is smaller when ``batch_size`` does not divide ``N``.
+        shuffle : bool
+            A new permutation every epoch, drawn from one generator seeded with ``seed``.
+        seed : int, numpy.random.Generator or None
+        verbose : bool
+            Print one line per epoch.
+        callbacks : list, optional
+            Objects with any of :class:`Callback`'s methods (progress bars, logging).
+
+        Raises
+        ------
+        ValueError, TypeError
+            Bad data, labels, sizes or settings — before any parameter changes.
+        FloatingPointError
+            The training loss became NaN or infinite (the message names epoch and batch).
+        """
+        op = f"{type(self).__name__}.fit"
+        if self.loss is None:
+            raise ValueError(f"{op}: the model has no loss; build it with loss=... (e.g. "
+                             f"'softmax_cross_entropy' or 'mse')")
+        epochs = check.integer(op, "epochs", epochs, low=1)
+        batch_size = check.integer(op, "batch_size", batch_size, low=1)
+        X, y = self._check_data(op, X, y)
+        if (X_val is None) != (y_val is None):
+            raise ValueError(f"{op}: give both X_val and y_val, or neither")
+        if X_val is not None:
+            X_val, y_val = self._check_data(op, X_val, y_val, "X_val", "y_val")
+        self._check_trainable()
+        out = self._dry_run(X, op)
+        self._check_targets(op, y, out, "y")
+        if X_val is not None:
+            self._check_targets(op, y_val, self._dry_run(X_val, op), "y_val")
+        rng = as_generator(seed, op)
+        callbacks = list(callbacks or [])
+        tail = self._softmax_tail()
+        n_batches = math.ceil(len(X) / batch_size)
+
+        self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
+        was_training = self.training
+        self.train(True)
+        _call(callbacks, "on_train_begin", self, epochs, n_batches)
+        try:
+            for epoch in range(epochs):
+                self._fit_epoch(X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng,
+                                tail, verbose, callbacks)
+        finally:
+            self.train(was_training)
+        _call(callbacks, "on_train_end", self)
+        return self
+
+    def _fit_epoch(self, X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng, tail,
+                   verbose, callbacks):
+        start = time.perf_counter()
+        batches = MiniBatch(X, y, batch_size, seed=rng, shuffle=shuffle)
+        _call(callbacks, "on_epoch_begin", epoch, len(batches))
+        total = 0.0
+        correct = 0
+        for b, (xb, yb) in enumerate(batches):
+            out = self._forward_for_loss(xb, tail)
+            loss = self.loss.forward(out, yb)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch + 1}, batch {b + 1} (of {len(batches)}): "
+                    f"loss is {loss}; lower the learning rate, or check the data and the "
+                    f"initialization")
+            self._backward_from_loss(self.loss.backward(), tail)
+            self._step()
+            total += loss * len(xb)
+            correct += self._batch_correct(out, yb)
+            _call(callbacks, "on_batch_end", b, loss, len(xb))
+        logs = {"loss": total / len(X)}
+        if "acc" in self._metrics():
+            logs["acc"] = correct / len(X)
+        if X_val is not None:
+            logs.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+        for key, value in logs.items():
+            self.history[key].append(value)
+        logs["seconds"] = time.perf_counter() - start
+        if verbose:
+            parts = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "seconds")
+            print(f"epoch {epoch + 1:>3}/{epochs}  {parts}  ({logs['seconds']:.1f} s)",
+                  flush=True)
+        _call(callbacks, "on_epoch_end", epoch, logs)
+
+    # --- inference -------------------------------------------------------------------------
+
+    def _batched(self, X, batch_size, fn):
+        """``fn`` over row chunks of ``X`` in evaluation mode, results stacked."""
+        batch_size = check.integer(type(self).__name__, "batch_size", batch_size, low=1)
+        X = np.asarray(X)
+        if X.ndim == 0 or len(X) == 0:
+            raise ValueError(f"{type(self).__name__}: X is empty (shape {X.shape}); need at "
+                             f"least one sample")
+        was = self.training
+        self.train(False)
+        try:
+            result = None
+            for p0 in range(0, len(X), batch_size):
+                out = fn(X[p0:p0 + batch_size])
+                if result is None:
+                    result = np.empty((len(X),) + out.shape[1:], dtype=out.dtype)
+                result[p0:p0 + len(out)] = out
+            return result
+        finally:
+            self.train(was)
+
+    def predict(self, X, batch_size=INFERENCE_BATCH):
+        """The network's output for ``X``, computed ``batch_size`` rows at a time."""
+        return self._batched(X, batch_size, self.forward)
+
+    def evaluate(self, X, y, batch_size=INFERENCE_BATCH):
+        """Mean loss (and, for classifiers, accuracy) over ``(X, y)`` in evaluation mode.
+
+        Returns
+        -------
+        dict with ``"loss"`` (and ``"acc"``).
+        """
+        op = f"{type(self).__name__}.evaluate"
+        if self.loss is None:
+            raise ValueError(f"{op}: the model has no loss")
+        X, y = check_xy(op, X, y)
+        batch_size = check.integer(op, "batch_size", batch_size, low=1)
+        tail = self._softmax_tail()
+        total = 0.0
+        correct = 0
+        was = self.training
+        self.train(False)
+        try:
+            for p0 in range(0, len(X), batch_size):
+                xb, yb = X[p0:p0 + batch_size], y[p0:p0 + batch_size]
+                out = self._forward_for_loss(xb, tail)
+                total += self.loss.forward(out, yb) * len(xb)
+                correct += self._batch_correct(out, yb)
+        finally:
+            self.train(was)
+        logs = {"loss": total / len(X)}
+        if "acc" in self._metrics():
+            logs["acc"] = correct / len(X)
+        return logs
+
+    # --- files -----------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write architecture, parameters, optimizer state and history to ``path`` (an
+        ``.npz`` archive; the name is used as given). Atomic: a failure mid-save leaves any
+        previous file at ``path`` intact. Only fastnet's own layers, losses and optimizers can
+        be saved (a ``TypeError`` says which object is not)."""
+        _serialize.save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """The model saved at ``path``; predictions are bit-identical to the saved model's on
+        the same backend. Raises ``ValueError`` for a file that is not a fastnet model (or is
+        truncated) or holds a model of another class."""
+        return _serialize.load_model(path, cls)
+
+
+def _labels(y):
+    """Integer labels from integer labels or one-hot / probability rows."""
+    return y if y.ndim == 1 else y.argmax(axis=1)
+
+
+@_serialize.register()
+class Classifier(Sequential):
+    """A :class:`Sequential` trained with softmax cross-entropy, with accuracy.
+
+    Parameters
+    ----------
+    layers : sequence of layers
+        Ending with the class scores (logits), or with a softmax (fused with the loss in
+        training; see the module docstring).
+    loss : SoftmaxCrossEntropy, optional (the default)
+    optimizer : optimizer, optional
+        For the layers without their own.
+
+    Examples
+    --------
+    >>> clf = Classifier([FC(784, 400, activation="relu"), FC(400, 10)], optimizer=AdaGrad(0.01))
+    >>> clf.fit(X_train, y_train, X_test, y_test, epochs=5, batch_size=20)   # doctest: +SKIP
+    >>> clf.score(X_test, y_test)                                           # doctest: +SKIP
+    """
+
+    def __init__(self, layers, loss=None, optimizer=None):
+        loss = SoftmaxCrossEntropy() if loss is None else get_loss(loss)
+        if not isinstance(loss, SoftmaxCrossEntropy):
+            raise TypeError(f"Classifier: loss must be SoftmaxCrossEntropy; got {loss!r} (use "
+                            f"Sequential for other losses)")
+        super().__init__(layers, loss, optimizer)
+
+    def _metrics(self):
+        return ("loss", "acc")
+
+    def _batch_correct(self, out, y):
+        return int(np.count_nonzero(out.argmax(axis=1) == _labels(y)))
+
+    def _check_data(self, op, X, y, x_name="X", y_name="y"):
+        X, y = super()._check_data(op, X, y, x_name, y_name)
+        if y.ndim == 1 and y.dtype.kind not in "iu":
+            raise TypeError(f"{op}: {y_name} must be integer labels (N,) or one-hot rows (N, C); "
+                            f"got {y.dtype} of shape {y.shape} (use {y_name}.astype(int))")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"{op}: {y_name} must be integer labels (N,) or one-hot rows "
+                             f"(N, C); got shape {y.shape}")
+        return X, y
+
+    def _check_targets(self, op, y, out, y_name):
+        if out.ndim != 2:
+            raise ValueError(f"{op}: the network outputs shape {out.shape[1:]} per sample; a "
+                             f"classifier needs one score per class, (N, C)")
+        C = out.shape[1]
+        if y.ndim == 2 and y.shape[1] != C:
+            raise ValueError(f"{op}: {y_name} is one-hot with {y.shape[1]} classes but the "
+                             f"network outputs {C} class scores")
+        if y.ndim == 1 and (y.min() < 0 or y.max() >= C):
+            bad = y[(y < 0) | (y >= C)][0]
+            raise ValueError(f"{op}: label {bad} in {y_name} is out of range for {C} classes; "
+                             f"labels must be in [0, {C - 1}]")
+
+    @property
+    def log_acc(self):
+        return self.history.get("acc", [])
+
+    @property
+    def log_acc_val(self):
+        return self.history.get("val_acc", [])
+
+    def decision_function(self, X, batch_size=INFERENCE_BATCH):
+        """Class scores (logits) ``(N, C)``, in batches."""
+        tail = self._softmax_tail()
+        return self._batched(X, batch_size, lambda xb: self._forward_for_loss(xb, tail))
+
+    def predict_proba(self, X, batch_size=INFERENCE_BATCH):
+        """Class probabilities ``(N, C)``, in batches."""
+        tail = self._softmax_tail()
+        return self._batched(X, batch_size,
+                             lambda xb: F.softmax(self._forward_for_loss(xb, tail)))
+
+    def predict(self, X, batch_size=INFERENCE_BATCH):
+        """Predicted class indices ``(N,)`` (int64), in batches."""
+        tail = self._softmax_tail()
+        return self._batched(X, batch_size,
+                             lambda xb: self._forward_for_loss(xb, tail).argmax(axis=1))
+
+    def score(self, X, y, batch_size=INFERENCE_BATCH):
+        """Accuracy on ``(X, y)``; ``y`` integer labels or one-hot rows."""
+        X, y = check_xy(f"{type(self).__name__}.score", X, y)
+        return float(np.mean(self.predict(X, batch_size) == _labels(y)))
+
+
+
+def load(path):
+    """Load any fastnet model saved with ``model.save(path)``."""
+    return _serialize.load_model(path)

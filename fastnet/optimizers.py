@@ -1,0 +1,264 @@
+"""Optimizers: in-place parameter updates with state kept per parameter.
+
+Two calling conventions, both in place (arrays are never rebound, so layers, dicts and user code
+that hold them all see the update):
+
+* notebook style, ``optimizer.update(layer)``: uses ``layer.params`` and ``layer.grads``
+  (dicts with the same keys); a layer without them may instead have ``W``, ``b``, ``dW``,
+  ``db`` attributes, as the notebooks' own ``FC``;
+* "Deep Learning from Scratch" style, ``optimizer.update(params, grads)`` with two dicts.
+
+One instance may serve many layers: its state (velocity, squared-gradient sums, Adam moments
+and step counts) is kept per parameter array, keyed by the array's identity. The optimizer holds a
+reference to each array it has state for, so an id is never reused while the state lives.
+
+Every update is one fused pass of a ``fastnet.functional.*_update_`` kernel. Parameters must be
+C-contiguous, writeable float arrays and their gradients of the same dtype and shape.
+"""
+import numpy as np
+
+from . import _checks as check
+from . import functional as F
+from ._serialize import register
+
+__all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "RMSProp", "RMSprop", "Adam"]
+
+
+def _layer_arrays(layer):
+    """``(params, grads)`` dicts of a layer (fastnet's, or a notebook-style W/b/dW/db object)."""
+    if hasattr(layer, "params") and hasattr(layer, "grads"):
+        return layer.params, layer.grads
+    if all(hasattr(layer, a) for a in ("W", "b", "dW", "db")):
+        return {"W": layer.W, "b": layer.b}, {"W": layer.dW, "b": layer.db}
+    raise TypeError(f"update: {type(layer).__name__} has neither params/grads dicts nor W, b, "
+                    f"dW, db attributes; call update(params, grads) with two dicts instead")
+
+
+def _zeros(param):
+    return np.zeros(np.shape(param), dtype=getattr(param, "dtype", None))
+
+
+class Optimizer:
+    """Base class: subclasses define ``_new_state(param)`` and ``_step(param, grad, state)``."""
+
+    def __init__(self, lr):
+        self.lr = self._hyper("lr", lr, low=0)
+        self._state = {}            # id(param) -> (param, state dict)
+
+    def _hyper(self, name, value, **bounds):
+        return check.real(type(self).__name__, name, value, **bounds)
+
+    # --- the two protocols -------------------------------------------------------------------
+
+    def update(self, params, grads=None):
+        """Update parameters in place.
+
+        Parameters
+        ----------
+        params : layer or dict of ndarray
+            A layer (its ``params``/``grads`` are used) or a dict of parameter arrays.
+        grads : dict of ndarray, optional
+            Gradients with the keys of ``params``; required when ``params`` is a dict.
+        """
+        if grads is None:
+            if isinstance(params, dict):
+                raise TypeError(f"{type(self).__name__}.update(params, grads): grads missing; "
+                                f"pass the gradients dict (or pass a layer alone)")
+            params, grads = _layer_arrays(params)
+        for key, param in params.items():
+            grad = grads.get(key) if isinstance(grads, dict) else grads[key]
+            if grad is None:
+                raise ValueError(f"{type(self).__name__}.update: no gradient for {key!r}; run "
+                                 f"backward before updating")
+            self._step(param, grad, self._state_for(param))
+
+    def _state_for(self, param):
+        entry = self._state.get(id(param))
+        if entry is not None and entry[0] is param:
+            return entry[1]
+        state = self._new_state(param)
+        if state:                       # stateless rules (plain SGD) keep no reference
+            self._state[id(param)] = (param, state)
+        return state
+
+    def _new_state(self, param):
+        return {}
+
+    def _step(self, param, grad, state):
+        raise NotImplementedError
+
+    # --- saving ------------------------------------------------------------------------------
+
+    def get_config(self):
+        """Constructor arguments (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def state_of(self, param):
+        """The state arrays kept for ``param`` (empty dict if it has not been updated)."""
+        entry = self._state.get(id(param))
+        if entry is None or entry[0] is not param:
+            return {}
+        return entry[1]
+
+    def set_state(self, param, state):
+        """Install ``state`` (as returned by :meth:`state_of`) for ``param``; arrays are copied."""
+        fresh = self._new_state(param)
+        if set(state) != set(fresh):
+            raise ValueError(f"{type(self).__name__}: state keys {sorted(state)}; expected "
+                             f"{sorted(fresh)}")
+        for key, value in state.items():
+            value = np.asarray(value)
+            if value.shape != fresh[key].shape:
+                raise ValueError(f"{type(self).__name__}: state {key!r} has shape {value.shape}; "
+                                 f"expected {fresh[key].shape}")
+            fresh[key][...] = value
+        self._state[id(param)] = (param, fresh)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@register()
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    Without momentum ``param -= lr * grad``. With momentum (PyTorch's form)
+    ``v = momentum * v + grad``; ``param -= lr * v``, or with ``nesterov=True``
+    ``param -= lr * (grad + momentum * v)``. For a constant ``lr`` this is the same trajectory as
+    "Deep Learning from Scratch"'s ``v = momentum * v - lr * grad``; ``param += v``.
+
+    Parameters
+    ----------
+    lr : float >= 0
+    momentum : float >= 0, default 0
+    nesterov : bool, default False (needs ``momentum > 0``)
+
+    Raises
+    ------
+    ValueError, TypeError
+        A non-finite or negative hyper-parameter, or ``nesterov`` without momentum.
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
+        super().__init__(lr)
+        self.momentum = self._hyper("momentum", momentum, low=0)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError(f"{type(self).__name__}: nesterov=True needs momentum > 0")
+
+    def _new_state(self, param):
+        return {"velocity": _zeros(param)} if self.momentum else {}
+
+    def _step(self, param, grad, state):
+        if self.momentum:
+            F.momentum_update_(param, grad, state["velocity"], self.lr, self.momentum,
+                               self.nesterov)
+        else:
+            F.sgd_update_(param, grad, self.lr)
+
+    def get_config(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+@register()
+class Momentum(SGD):
+    """:class:`SGD` with ``momentum=0.9`` by default ("Deep Learning from Scratch"'s Momentum)."""
+
+    def __init__(self, lr=0.01, momentum=0.9, nesterov=False):
+        super().__init__(lr, momentum, nesterov)
+
+
+@register()
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += grad * grad``; ``param -= lr * grad / (sqrt(h) + eps)``, per element.
+
+    The form of "Deep Learning from Scratch" (``eps`` outside the square root, default 1e-7;
+    PyTorch uses 1e-10). Weights and biases both accumulate: the scratch notebook's AdaGrad wrote
+    ``hb = db * db`` (overwriting the bias accumulator each step instead of adding to it), which
+    made the bias step ``lr * sign(db)``; that bug is fixed here.
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.01
+    eps : float > 0, default 1e-7
+    """
+
+    def __init__(self, lr=0.01, eps=1e-7):
+        super().__init__(lr)
+        self.eps = self._hyper("eps", eps, low=0, low_open=True)
+
+    def _new_state(self, param):
+        return {"h": _zeros(param)}
+
+    def _step(self, param, grad, state):
+        F.adagrad_update_(param, grad, state["h"], self.lr, self.eps)
+
+    def get_config(self):
+        return {"lr": self.lr, "eps": self.eps}
+
+
+@register()
+class RMSProp(Optimizer):
+    """RMSProp: ``h = rho * h + (1 - rho) * grad**2``; ``param -= lr * grad / (sqrt(h) + eps)``.
+
+    Defaults follow "Deep Learning from Scratch" (``lr=0.01``, ``rho=0.99``, ``eps=1e-7``).
+
+    Parameters
+    ----------
+    lr : float >= 0
+    rho : float in [0, 1]
+    eps : float > 0
+    """
+
+    def __init__(self, lr=0.01, rho=0.99, eps=1e-7):
+        super().__init__(lr)
+        self.rho = self._hyper("rho", rho, low=0, high=1)
+        self.eps = self._hyper("eps", eps, low=0, low_open=True)
+
+    def _new_state(self, param):
+        return {"h": _zeros(param)}
+
+    def _step(self, param, grad, state):
+        F.rmsprop_update_(param, grad, state["h"], self.lr, self.rho, self.eps)
+
+    def get_config(self):
+        return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
+
+
+#: "Deep Learning from Scratch" spells it RMSprop.
+RMSprop = RMSProp
+
+
+@register()
+class Adam(Optimizer):
+    """Adam with bias correction (PyTorch's form), one step count per parameter.
+
+    ``m = beta1*m + (1-beta1)*g``; ``v = beta2*v + (1-beta2)*g*g``;
+    ``param -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+
+    Parameters
+    ----------
+    lr : float >= 0, default 1e-3
+    beta1, beta2 : float in [0, 1), defaults 0.9 and 0.999
+    eps : float > 0, default 1e-8
+    """
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1 = self._hyper("beta1", beta1, low=0, high=1 - 1e-12)
+        self.beta2 = self._hyper("beta2", beta2, low=0, high=1 - 1e-12)
+        self.eps = self._hyper("eps", eps, low=0, low_open=True)
+
+    def _new_state(self, param):
+        return {"m": _zeros(param), "v": _zeros(param),
+                "step": np.zeros((), dtype=np.int64)}
+
+    def _step(self, param, grad, state):
+        step = int(state["step"]) + 1
+        F.adam_update_(param, grad, state["m"], state["v"], step, self.lr, self.beta1,
+                       self.beta2, self.eps)
+        state["step"][...] = step          # counted only once the update went through
+
+    def get_config(self):
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

@@ -1,0 +1,276 @@
+"""fastnet.compat: the notebooks' names, signatures and behaviour, exercised the way notebook code
+uses them (small scripts written for these tests), with independent NumPy references."""
+import math
+
+import numpy as np
+import pytest
+
+from fastnet import compat
+from fastnet import model as fm
+from fastnet.data import numerical_gradient
+
+
+def blobs(n=200, d=8, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, d)) * 3
+    y = rng.integers(0, classes, n)
+    return rng.standard_normal((n, d)) + centres[y], y
+
+
+# --- scratch classifier notebook ---------------------------------------------------------------
+
+def test_scratch_classifier_script():
+    X, y = blobs()
+    Y = np.eye(3)[y]                                          # the notebook passes one-hot rows
+    np.random.seed(0)
+    nn = [compat.FC(8, 16, compat.HeInitializer(), compat.AdaGrad(0.01), compat.ReLU()),
+          compat.FC(16, 12, compat.XavierInitializer(), compat.AdaGrad(0.01), compat.Sigmoid()),
+          compat.FC(12, 3, compat.SimpleInitializer(0.01), compat.AdaGrad(0.01), compat.Softmax())]
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(layers=nn, verbose=False)
+    clf.fit(X[:150], Y[:150], X[150:], Y[150:], n_epoch=5, n_batch=20, lr=0.01)
+    for log in (clf.log_loss, clf.log_loss_val, clf.log_acc, clf.log_acc_val):
+        assert len(log) == 5
+    assert clf.log_loss[-1] < clf.log_loss[0]
+    y_pred = clf.predict(X[150:])
+    assert y_pred.shape == (50,) and np.mean(y_pred == y[150:]) > 0.9
+    assert compat.ScratchDeepNeuralNetworkClassifier is compat.ScratchDeepNeuralNetrowkClassifier
+    assert nn[0].W.dtype == np.float64                        # compat parameters: float64
+
+
+def test_fit_lr_trains_the_layers_without_their_own_optimizer():
+    X, y = blobs(40)
+    for lr in (0.0, 0.5):
+        nn = [compat.FC(8, 5, compat.HeInitializer(seed=0), None, compat.ReLU()),
+              compat.FC(5, 3, compat.SimpleInitializer(0.01, seed=1), compat.SGD(0.1),
+                        compat.Softmax())]
+        W0 = nn[0].W.copy()
+        compat.ScratchDeepNeuralNetrowkClassifier(nn).fit(X, np.eye(3)[y], n_epoch=1, lr=lr)
+        assert np.array_equal(nn[0].W, W0) == (lr == 0.0)
+
+
+def test_initial_weights_are_the_notebooks():
+    np.random.seed(42)
+    W1 = np.random.randn(784, 400) * np.sqrt(2 / 784)
+    W2 = 0.01 * np.random.randn(400, 10)
+    np.random.seed(42)
+    fc1 = compat.FC(784, 400, compat.HeInitializer(), compat.AdaGrad(0.01), compat.ReLU())
+    fc2 = compat.FC(400, 10, compat.SimpleInitializer(0.01), compat.AdaGrad(0.01),
+                    compat.Softmax())
+    np.testing.assert_array_equal(fc1.W, W1)
+    np.testing.assert_array_equal(fc2.W, W2)
+    np.testing.assert_array_equal(fc2.b, np.zeros(10))
+
+
+def test_fc_forward_backward_shapes_as_in_the_notebook():
+    fc = compat.FC(4, 3, compat.XavierInitializer(seed=0), compat.SGD(0.1), compat.Sigmoid())
+    X = np.random.default_rng(0).random((5, 4))
+    A = fc.forward(X)
+    assert A.shape == (5, 3) and np.all((A > 0) & (A < 1))
+    dZ = fc.backward(np.ones((5, 3)))
+    assert dZ.shape == (5, 4) and fc.dW.shape == (4, 3) and fc.db.shape == (3,)
+
+
+def test_get_mini_batch():
+    X, y = np.arange(50).reshape(25, 2), np.arange(25)
+    batches = compat.GetMiniBatch(X, y, batch_size=10)
+    assert len(batches) == 3
+    xb, yb = batches[2]
+    assert len(xb) == 5 and np.array_equal(xb[:, 0] // 2, yb)
+    assert sum(len(b) for b, _ in batches) == 25
+
+
+def test_compat_model_save_round_trip(tmp_path):
+    X, y = blobs(60)
+    nn = [compat.FC(8, 6, compat.HeInitializer(seed=0), compat.AdaGrad(0.01), compat.ReLU()),
+          compat.FC(6, 3, compat.SimpleInitializer(0.01, seed=1), compat.AdaGrad(0.01),
+                    compat.Softmax())]
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(nn).fit(X, np.eye(3)[y], n_epoch=2)
+    clf.save(tmp_path / "clf.npz")
+    loaded = fm.load(tmp_path / "clf.npz")
+    assert type(loaded) is compat.ScratchDeepNeuralNetrowkClassifier
+    assert type(loaded.layers[0].optimizer) is compat.AdaGrad
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+# --- Deep Learning from Scratch ------------------------------------------------------------------
+
+def reference_loss(net, x, t):
+    """Softmax cross-entropy of the two-layer net, written out in NumPy."""
+    p = net.params
+    h = np.maximum(x @ p["W1"] + p["b1"], 0)
+    z = h @ p["W2"] + p["b2"]
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -np.mean(logp[np.arange(len(x)), t])
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_two_layer_net_gradient_matches_numerical_gradient(backend, one_hot):
+    rng = np.random.default_rng(1)
+    net = compat.TwoLayerNet(input_size=5, hidden_size=4, output_size=3, weight_init_std=0.5)
+    x = rng.random((6, 5)).astype(np.float32)             # the book's images are float32
+    labels = rng.integers(0, 3, 6)
+    t = np.eye(3)[labels] if one_hot else labels
+    assert net.loss(x, t) == pytest.approx(reference_loss(net, x.astype(np.float64), labels),
+                                           rel=1e-12)
+    grads = net.gradient(x, t)
+    numeric = net.numerical_gradient(x, t)
+    for key in ("W1", "b1", "W2", "b2"):
+        assert grads[key].dtype == net.params[key].dtype == np.float64
+        np.testing.assert_allclose(grads[key], numeric[key], rtol=1e-5, atol=1e-7)
+
+
+def test_two_layer_net_training_loop_of_the_book():
+    X, y = blobs(300, d=10)
+    T = np.eye(3)[y]
+    np.random.seed(0)
+    expected_W1 = 0.01 * np.random.randn(10, 20)
+    np.random.seed(0)
+    net = compat.TwoLayerNet(input_size=10, hidden_size=20, output_size=3)
+    np.testing.assert_array_equal(net.params["W1"], expected_W1)
+    first = net.loss(X, T)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        mask = rng.choice(len(X), 50)
+        grad = net.gradient(X[mask], T[mask])
+        for key in ("W1", "b1", "W2", "b2"):
+            net.params[key] -= 0.1 * grad[key]
+    assert net.layers["Affine1"].W is net.params["W1"]       # the layers see the update
+    assert net.loss(X, T) < first / 4
+    assert net.accuracy(X, T) == net.accuracy(X, y) > 0.9
+
+
+def test_affine_relu_softmax_with_loss():
+    rng = np.random.default_rng(2)
+    W, b = rng.standard_normal((12, 3)), rng.standard_normal(3)
+    affine = compat.Affine(W, b)
+    x = rng.standard_normal((4, 3, 4))                      # flattened, shape restored
+    out = affine.forward(x)
+    np.testing.assert_allclose(out, x.reshape(4, 12) @ W + b, rtol=1e-12)
+    relu = compat.Relu()
+    r = relu.forward(out)
+    dout = rng.standard_normal(r.shape)
+    kept = dout.copy()
+    dr = relu.backward(dout)
+    np.testing.assert_array_equal(dout, kept)                # the book wrote into dout
+    np.testing.assert_array_equal(dr, np.where(out > 0, dout, 0))
+    assert affine.backward(dr).shape == (4, 3, 4)
+    np.testing.assert_allclose(affine.dW, x.reshape(4, 12).T @ dr, rtol=1e-12)
+    swl = compat.SoftmaxWithLoss()
+    t = np.eye(3)[[0, 2, 1, 1]]
+    loss = swl.forward(out, t)
+    p = np.exp(out - out.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert loss == pytest.approx(-np.mean(np.log(p[t == 1])), rel=1e-12)
+    np.testing.assert_allclose(swl.backward(), (p - t) / 4, rtol=1e-10, atol=1e-15)
+    assert compat.cross_entropy_error(p, t) == pytest.approx(loss, rel=1e-12)
+    with pytest.raises(TypeError, match="b must be a float64 array of shape"):
+        compat.Affine(W, b.astype(np.float32))
+
+
+# --- column layout -------------------------------------------------------------------------------
+
+def test_column_layout_functions():
+    rng = np.random.default_rng(3)
+    U = rng.normal(size=(20, 100))
+    S = compat.softmax(U)
+    assert S.shape == (20, 100)
+    np.testing.assert_allclose(S.sum(axis=0), 1, rtol=1e-12)
+    E = np.exp(U - U.max(axis=0))
+    np.testing.assert_allclose(S, E / E.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(compat.softmax(U.T, reduce_axis=1), S.T, rtol=1e-12)
+    assert np.isfinite(compat.softmax(np.array([[1000.0], [-1000.0]]))).all()
+    D = np.zeros((10, 100))
+    D[4] = 1.0
+    Y = np.full((10, 100), 0.1)
+    ce = compat.softmax_cross_entropy(D, Y)
+    assert ce.shape == () and ce == pytest.approx(100 * math.log(10), rel=1e-12)   # ~230
+    assert np.isfinite(compat.softmax_cross_entropy(D, np.zeros((10, 100))))
+    assert compat.sigmoid(U).shape == (20, 100)
+    assert np.isfinite(compat.sigmoid(np.array([-1000.0, 1000.0]))).all()
+    ds = compat.dsigmoid_du(U)
+    h = 1e-6
+    np.testing.assert_allclose(ds, (compat.sigmoid(U + h) - compat.sigmoid(U - h)) / (2 * h),
+                               rtol=1e-6, atol=1e-10)
+
+
+# --- small framework -----------------------------------------------------------------------------
+
+def test_xor_demo_learns(capsys):
+    np.random.seed(1)
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    y = np.array([[0], [1], [1], [0]])
+    layers = [compat.Linear(2, 4), compat.Sigmoid(), compat.Linear(4, 1)]
+    nn = compat.NeuralNetwork(layers, loss="mse", learning_rate=0.4, debug_loss_interval=100)
+    nn.train(X, y, epochs=1000)
+    pred = nn.forward(X)
+    np.testing.assert_array_equal(np.round(pred).astype(int), y)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 10 and out[0].startswith("Epoch 0, Loss: ")
+    assert nn.losses[-1] < 1e-3
+
+
+def test_linear_updates_with_sgd_and_returns_the_error_for_the_old_weights():
+    np.random.seed(0)
+    expected = np.random.randn(3, 2) * np.sqrt(1 / 3)
+    np.random.seed(0)
+    lin = compat.Linear(3, 2)
+    np.testing.assert_array_equal(lin.weights, expected)
+    assert lin.bias.shape == (1, 2)
+    x = np.array([[1.0, 2.0, 3.0]])
+    lin.forward(x)
+    err = np.array([[0.5, -1.0]])
+    W0 = lin.weights.copy()
+    back = lin.backward(err, 0.1)
+    np.testing.assert_allclose(back, err @ W0.T, rtol=1e-12)
+    np.testing.assert_allclose(lin.weights, W0 - 0.1 * x.T @ err, rtol=1e-12)
+    np.testing.assert_allclose(lin.bias, [[-0.05, 0.1]], rtol=1e-12)   # the view sees it
+
+
+@pytest.mark.parametrize("loss, last", [("cross_entropy", compat.Softmax),
+                                        ("binary_cross_entropy", compat.Sigmoid)])
+def test_neural_network_classification_losses(loss, last, capsys):
+    X, y = blobs(90, d=4)
+    T = np.eye(3)[y]
+    np.random.seed(0)
+    nn = compat.NeuralNetwork([compat.Linear(4, 8), compat.ReLU(), compat.Linear(8, 3), last()],
+                              loss=loss, learning_rate=0.5, debug_loss_interval=50)
+    nn.train(X, T, epochs=100)
+    assert nn.losses[-1] < nn.losses[0] / 3
+    assert np.mean(nn.forward(X).argmax(axis=1) == y) > 0.9
+
+
+def test_neural_network_backward_is_the_exact_loss_gradient():
+    """Without a fusable tail, the error sent back is d loss / d output (checked numerically)."""
+    rng = np.random.default_rng(4)
+    X, T = rng.random((5, 3)), rng.random((5, 2))
+    for loss in ("mse", "binary_cross_entropy"):
+        probe = compat.Linear(3, 2)
+        nn = compat.NeuralNetwork([probe, compat.Sigmoid(), compat.Tanh()] if loss == "mse" else
+                                  [probe, compat.Sigmoid()], loss=loss, learning_rate=0.0)
+        f = lambda _: nn.loss_func(T, nn.forward(X))                  # noqa: E731
+        numeric = numerical_gradient(f, probe.weights, h=1e-6)
+        nn.backward(T, nn.forward(X))
+        np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_article_losses_by_name():
+    t = np.array([[0.0, 1.0], [1.0, 0.0]])
+    p = np.array([[0.2, 0.8], [0.6, 0.4]])
+    assert compat.mse(t, p) == pytest.approx(np.mean((t - p) ** 2))
+    assert compat.cross_entropy(t, p) == pytest.approx(-np.sum(t * np.log(p)) / 2)
+    assert compat.binary_cross_entropy(t, p) == pytest.approx(
+        -np.sum(t * np.log(p) + (1 - t) * np.log(1 - p)) / 2)
+    with pytest.raises(ValueError, match="y_true has shape"):
+        compat.mse(t, p[:1])
+    with pytest.raises(ValueError, match="loss='hinge'"):
+        compat.NeuralNetwork([compat.Linear(2, 1)], "hinge", 0.1)
+    with pytest.raises(ValueError, match="learning_rate=nan"):
+        compat.NeuralNetwork([compat.Linear(2, 1)], "mse", float("nan"))
+
+
+def test_activations_accept_the_learning_rate_argument():
+    for act in (compat.ReLU(), compat.Sigmoid(), compat.Tanh(), compat.Softmax()):
+        y = act.forward(np.array([[0.5, -0.2]]))
+        assert act.backward(np.ones_like(y), 0.1).shape == y.shape
+        assert act.backward(np.ones_like(y)).shape == y.shape

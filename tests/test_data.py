@@ -1,0 +1,81 @@
+"""Data helpers: the mini-batch iterator, one_hot, numerical_gradient, the MNIST re-exports."""
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import data
+from fastnet.data import MiniBatch, numerical_gradient, one_hot
+
+
+def test_minibatch_len_indexing_iteration_and_last_partial_batch():
+    X = np.arange(23)[:, None] * np.ones((1, 3))
+    y = np.arange(23)
+    batches = MiniBatch(X, y, batch_size=5, seed=1)
+    assert len(batches) == 5
+    sizes = [len(xb) for xb, _ in batches]
+    assert sizes == [5, 5, 5, 5, 3]
+    seen = np.concatenate([yb for _, yb in batches])
+    assert sorted(seen) == list(range(23)) and not np.array_equal(seen, np.arange(23))
+    xb, yb = batches[4]
+    np.testing.assert_array_equal(xb[:, 0], yb)                  # rows stay paired
+    np.testing.assert_array_equal(batches[-1][1], yb)
+    np.testing.assert_array_equal(next(iter(batches))[1], batches[0][1])
+    assert [len(b) for b, _ in batches] == sizes                  # iterable twice
+
+
+def test_minibatch_seed_is_private_and_reproducible():
+    X, y = np.zeros((10, 1)), np.arange(10)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a = [yb for _, yb in MiniBatch(X, y, 3, seed=4)]
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # global state untouched
+    b = [yb for _, yb in MiniBatch(X, y, 3, seed=4)]
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    ordered = [yb for _, yb in MiniBatch(X, y, 4, shuffle=False)]
+    np.testing.assert_array_equal(np.concatenate(ordered), y)
+    assert data.GetMiniBatch is MiniBatch
+
+
+@pytest.mark.parametrize("X, y, bs, match", [
+    (np.zeros((5, 2)), np.zeros(4), 2, r"X has 5 samples.*y has 4"),
+    (np.zeros((0, 2)), np.zeros(0), 2, r"X is empty"),
+    (np.zeros((5, 2)), np.zeros(5), 0, r"batch_size=0; expected an integer >= 1"),
+    (np.zeros((5, 2)), np.zeros(5), 2.0, r"batch_size must be an integer"),
+])
+def test_minibatch_bad_input(X, y, bs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        MiniBatch(X, y, batch_size=bs)
+
+
+def test_minibatch_index_out_of_range():
+    with pytest.raises(IndexError, match="batch 3 out of range for 3 batches"):
+        MiniBatch(np.zeros((5, 1)), np.zeros(5), 2)[3]
+
+
+def test_one_hot():
+    np.testing.assert_array_equal(one_hot([2, 0, 1]), np.eye(3)[[2, 0, 1]])
+    assert one_hot([1], 10).shape == (1, 10)
+    assert one_hot([1]).dtype == fastnet.get_default_dtype()
+    assert one_hot([1], dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="label 10 out of range for n_classes=10"):
+        one_hot([3, 10], 10)
+    with pytest.raises(ValueError, match="negative"):
+        one_hot([-1, 2])
+    with pytest.raises(TypeError, match="integers"):
+        one_hot([0.5])
+
+
+def test_numerical_gradient_matches_the_analytic_one():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    g = numerical_gradient(lambda z: np.sum(z ** 3), x)
+    np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-7)
+    np.testing.assert_array_equal(x, [[1.0, -2.0], [0.5, 3.0]])       # restored
+    with pytest.raises(TypeError, match="float ndarray"):
+        numerical_gradient(lambda z: 0.0, [1.0, 2.0])
+
+
+def test_mnist_helpers_are_re_exported():
+    from fastnet import mnist
+    assert data.load_mnist is mnist.load_mnist
+    assert data.find_mnist_dir is mnist.find_mnist_dir

@@ -1,0 +1,269 @@
+"""Layers: forward against NumPy references, backward against finite differences (float64, both
+backends), the dtype rule, the params/grads protocol, initializers and bad input."""
+import numpy as np
+import pytest
+
+import fastnet
+import naive
+from fastnet.initializers import HeInitializer, SimpleInitializer, XavierInitializer
+from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Sigmoid,
+                            Softmax, Tanh)
+from fastnet.optimizers import SGD
+from gradcheck import check
+
+rng = np.random.default_rng(7)
+
+
+def projected(layer, x, R):
+    """Scalar ``sum(layer.forward(x) * R)``, the function the gradient checks differentiate."""
+    return lambda: float((layer.forward(x) * R).sum())
+
+
+def grad_check_layer(layer, x, params=True):
+    """Check dx (and dW, db) of ``layer`` at ``x`` against central differences."""
+    out = layer.forward(x)
+    R = rng.standard_normal(out.shape)
+    f = projected(layer, x, R)
+    layer.forward(x)
+    dx = layer.backward(R)
+    check(f, dx, x)
+    if params:
+        grads = {k: v.copy() for k, v in layer.grads.items()}
+        for name, p in layer.params.items():
+            check(f, grads[name], p)
+
+
+# --- gradients ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "softmax", ReLU(),
+                                        Sigmoid(), Tanh(), Softmax()],
+                         ids=lambda a: repr(a))
+def test_fc_gradients(backend, activation):
+    layer = FC(6, 4, SimpleInitializer(0.5, seed=1), activation=activation, dtype=np.float64)
+    x = rng.standard_normal((5, 6))
+    if activation in ("relu",) or isinstance(activation, ReLU):   # stay off the kink
+        x[np.abs(x @ layer.W).min(axis=1) < 1e-2] += 0.3
+    grad_check_layer(layer, x)
+
+
+def test_fc_flattens_nd_input_and_restores_shape(backend):
+    layer = FC(12, 3, XavierInitializer(seed=0), dtype=np.float64)
+    x = rng.standard_normal((4, 3, 4))
+    assert layer.forward(x).shape == (4, 3)
+    grad_check_layer(layer, x)
+    assert layer.backward(np.ones((4, 3))).shape == (4, 3, 4)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2),
+                                                       (3, (2, 0), 1), (1, "same", 2)])
+def test_conv1d_gradients(backend, stride, padding, dilation):
+    layer = Conv1d(3, 2, 3, stride, padding, dilation, HeInitializer(seed=3), dtype=np.float64)
+    layer.b[:] = rng.standard_normal(2)
+    grad_check_layer(layer, rng.standard_normal((2, 3, 9)))
+
+
+@pytest.mark.parametrize("layer", [MaxPool1d(2), MaxPool1d(3, 2, 1), AvgPool1d(2),
+                                   AvgPool1d(3, 1, 1), Flatten()], ids=repr)
+def test_pool_and_flatten_gradients(backend, layer):
+    x = rng.permutation(2 * 3 * 8).reshape(2, 3, 8) / 7.0      # distinct values: no max ties
+    grad_check_layer(layer, x, params=False)
+
+
+@pytest.mark.parametrize("layer", [ReLU(), Sigmoid(), Tanh(), Softmax()], ids=repr)
+def test_activation_gradients(backend, layer):
+    x = rng.standard_normal((4, 5))
+    x[np.abs(x) < 1e-2] = 0.5
+    grad_check_layer(layer, x, params=False)
+
+
+def test_dropout_gradient_uses_the_forward_mask(backend):
+    layer = Dropout(0.4, seed=0)
+    x = rng.standard_normal((50, 40))
+    y = layer.forward(x)
+    mask = y / x
+    assert set(np.round(np.unique(mask), 12)) <= {0.0, round(1 / 0.6, 12)}
+    assert 0.3 < np.mean(mask == 0) < 0.5
+    dout = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(layer.backward(dout), dout * mask, rtol=1e-12)
+
+
+def test_dropout_is_identity_in_eval_mode_and_seeded():
+    x = rng.standard_normal((10, 10))
+    assert Dropout(0.5).eval().forward(x) is x
+    np.testing.assert_array_equal(Dropout(0.5, seed=3).forward(x), Dropout(0.5, seed=3).forward(x))
+    assert not np.array_equal(Dropout(0.5, seed=3).forward(x), Dropout(0.5, seed=4).forward(x))
+
+
+# --- forward against references --------------------------------------------------------------
+
+def test_fc_forward_matches_reference(backend, dtype, tol):
+    layer = FC(7, 5, SimpleInitializer(1.0, seed=2), activation="tanh", dtype=dtype)
+    layer.b[:] = rng.standard_normal(5)
+    x = rng.standard_normal((3, 7)).astype(dtype)
+    np.testing.assert_allclose(layer.forward(x), naive.dense(x, layer.W, layer.b, "tanh"), **tol)
+
+
+def test_conv_pool_forward_matches_reference(backend, dtype, tol):
+    conv = Conv1d(2, 3, 3, stride=2, padding=1, initializer=HeInitializer(seed=0), dtype=dtype)
+    x = rng.standard_normal((2, 2, 11)).astype(dtype)
+    y = conv.forward(x)
+    np.testing.assert_allclose(y, naive.conv1d(x, conv.W, conv.b, 2, 1, 1, 1), **tol)
+    ref, _ = naive.maxpool1d(y, 2, 2, 0)
+    np.testing.assert_allclose(MaxPool1d(2).forward(y), ref, **tol)
+
+
+def test_notebook_worked_example_through_conv1d():
+    conv = Conv1d(1, 1, 3, dtype=np.float64)
+    conv.W[...] = [[[3, 5, 7]]]
+    conv.b[...] = 1
+    y = conv.forward(np.array([[[1.0, 2, 3, 4]]]))
+    np.testing.assert_array_equal(y, [[[35, 50]]])
+    np.testing.assert_array_equal(conv.backward(np.array([[[10.0, 20]]])), [[[30, 110, 170, 140]]])
+
+
+def test_softmax_layer_backward_is_the_exact_jacobian():
+    s = Softmax()
+    y = s.forward(np.array([[1.0, 2.0, 3.0]]))
+    J = np.diag(y[0]) - np.outer(y[0], y[0])
+    dout = np.array([[0.3, -1.0, 2.0]])
+    np.testing.assert_allclose(s.backward(dout), dout @ J, rtol=1e-12)
+
+
+# --- protocol -----------------------------------------------------------------------------------
+
+def test_params_are_the_attributes_and_updates_are_in_place():
+    opt = SGD(0.1)
+    fc = FC(4, 3, XavierInitializer(seed=0), opt, "sigmoid")
+    W_before = fc.W.copy()
+    assert fc.params["W"] is fc.W and fc.params["b"] is fc.b
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    fc.forward(x)
+    dout = np.ones((2, 3), np.float32)
+    dx = fc.backward(dout)
+    assert fc.grads["W"] is fc.dW
+    assert fc.params["W"] is fc.W                                # not rebound
+    np.testing.assert_allclose(fc.W, W_before - 0.1 * fc.dW, rtol=1e-6)
+    y = 1 / (1 + np.exp(-(x @ W_before)))
+    np.testing.assert_allclose(dx, (dout * y * (1 - y)) @ W_before.T, rtol=1e-5)  # old W
+
+
+def test_backward_never_writes_into_dout(backend):
+    x = rng.standard_normal((3, 2, 8))
+    for layer in [ReLU(), Sigmoid(), Tanh(), Softmax(), MaxPool1d(2), AvgPool1d(2), Flatten(),
+                  Dropout(0.5, seed=0), Conv1d(2, 2, 3, dtype=np.float64),
+                  FC(16, 4, activation="relu", dtype=np.float64)]:
+        out = layer.forward(x)
+        dout = rng.standard_normal(out.shape)
+        kept = dout.copy()
+        layer.backward(dout)
+        np.testing.assert_array_equal(dout, kept, err_msg=repr(layer))
+
+
+def test_dtype_rule(dtype):
+    other = np.float64 if dtype == np.float32 else np.float32
+    with fastnet.set_default_dtype(dtype):
+        fc = FC(4, 2)
+        conv = Conv1d(2, 3, 2)
+    assert fc.W.dtype == dtype and fc.b.dtype == dtype and conv.W.dtype == dtype
+    assert FC(4, 2, dtype=other).W.dtype == other
+    assert fc.forward(rng.standard_normal((3, 4)).astype(other)).dtype == dtype   # cast once
+    assert fc.forward([[1, 2, 3, 4]]).dtype == dtype                              # lists, ints
+    x = rng.standard_normal((3, 4)).astype(dtype)
+    fc.forward(x)
+    assert fc.X is x                                                   # same dtype: no copy
+    assert ReLU().forward(x.astype(other)).dtype == other              # no params: follows input
+
+
+def test_activation_objects_are_fused_into_the_dense_kernel():
+    fc = FC(3, 2, activation=ReLU())
+    assert fc._fused == "relu" and fc._act_layer is None
+    fc = FC(3, 2, activation=Softmax())
+    assert fc._fused == "none" and isinstance(fc._act_layer, Softmax)
+
+
+def test_default_initializers_follow_the_activation():
+    assert isinstance(FC(3, 2, activation="relu").initializer, HeInitializer)
+    assert isinstance(FC(3, 2, activation=ReLU()).initializer, HeInitializer)
+    assert isinstance(FC(3, 2).initializer, XavierInitializer)
+    assert isinstance(FC(3, 2, activation="tanh").initializer, XavierInitializer)
+    assert isinstance(Conv1d(3, 2, 2).initializer, HeInitializer)
+
+
+# --- initializers -------------------------------------------------------------------------------
+
+def test_initializers_match_the_notebooks_with_the_global_seed():
+    np.random.seed(5)
+    expected = np.random.randn(30, 20) * np.sqrt(2 / 30)
+    np.random.seed(5)
+    np.testing.assert_array_equal(HeInitializer().W(30, 20, np.float64), expected)
+    np.random.seed(5)
+    expected = 0.01 * np.random.randn(30, 20)
+    np.random.seed(5)
+    np.testing.assert_array_equal(SimpleInitializer(0.01).W(30, 20, np.float64), expected)
+
+
+def test_initializer_seeds_dtypes_and_fan_in():
+    a = XavierInitializer(seed=1).W(200, 300)
+    assert a.dtype == fastnet.get_default_dtype()
+    np.testing.assert_array_equal(a, XavierInitializer(seed=1).W(200, 300))
+    assert abs(a.std() - np.sqrt(1 / 200)) < 0.01 * np.sqrt(1 / 200) * 10
+    b64 = HeInitializer(seed=1).W(5, 4, np.float64)
+    np.testing.assert_array_equal(HeInitializer(seed=1).W(5, 4, np.float32), b64.astype(np.float32))
+    gen = np.random.default_rng(0)
+    assert not np.array_equal(HeInitializer(gen).W(3, 3), HeInitializer(gen).W(3, 3))
+    np.testing.assert_array_equal(HeInitializer(seed=0).b(4), np.zeros(4))
+    conv = Conv1d(16, 8, 5, initializer=HeInitializer(seed=0))
+    assert abs(conv.W.std() / np.sqrt(2 / (16 * 5)) - 1) < 0.1      # fan-in = C_in * K
+
+
+def test_notebook_style_initializer_object_is_accepted():
+    class MyInit:                                 # only W(n1, n2) and b(n2), float64 output
+        def W(self, n1, n2):
+            return np.arange(n1 * n2, dtype=float).reshape(n1, n2)
+
+        def b(self, n2):
+            return np.ones(n2)
+    fc = FC(3, 2, MyInit())
+    assert fc.W.dtype == fastnet.get_default_dtype() and fc.b[0] == 1
+    conv = Conv1d(2, 4, 3, initializer=MyInit())
+    assert conv.W.shape == (4, 2, 3)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+def test_wrong_input_sizes_name_the_layer():
+    with pytest.raises(ValueError, match=r"FC\(784, 400\).*\(20, 300\).*300 features.*784"):
+        FC(784, 400).forward(np.zeros((20, 300), np.float32))
+    with pytest.raises(ValueError, match=r"Conv1d.*has 3 channels; expected 28"):
+        Conv1d(28, 4, 3).forward(np.zeros((2, 3, 28), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, C_in, L\)"):
+        Conv1d(1, 4, 3).forward(np.zeros((2, 28), np.float32))
+    with pytest.raises(ValueError, match="output length"):
+        Conv1d(1, 1, 5).forward(np.zeros((1, 1, 3), np.float32))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: FC(0, 3), "n_nodes1=0"),
+    (lambda: FC(3, 2.5), "n_nodes2 must be an integer"),
+    (lambda: FC(3, 2, activation="gelu"), "activation='gelu'"),
+    (lambda: FC(3, 2, activation=ReLU), "pass an instance"),
+    (lambda: FC(3, 2, optimizer="sgd"), "no update method"),
+    (lambda: FC(3, 2, dtype=np.int32), "dtype"),
+    (lambda: Conv1d(2, 2, 3, stride=0), "stride=0"),
+    (lambda: Conv1d(2, 2, 3, padding=-1), "padding"),
+    (lambda: Conv1d(2, 2, 3, stride=2, padding="same"), "same"),
+    (lambda: MaxPool1d(2, padding=2), "padding must be at most"),
+    (lambda: Dropout(1.0), "p=1.0"),
+    (lambda: Dropout(float("nan")), "finite"),
+    (lambda: SimpleInitializer(-1), "sigma=-1"),
+])
+def test_bad_constructor_arguments(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_backward_before_forward_is_an_error():
+    with pytest.raises(RuntimeError, match="before forward"):
+        FC(3, 2).backward(np.zeros((1, 2), np.float32))
+    with pytest.raises(RuntimeError, match="before forward"):
+        ReLU().backward(np.zeros(3))

@@ -1,0 +1,409 @@
+"""Models: whole-network gradient checks, training, backends agreeing, save/load, bad input."""
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import model as fm
+from fastnet.initializers import HeInitializer, XavierInitializer
+from fastnet.layers import (FC, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Softmax, Tanh)
+from fastnet.losses import MeanSquaredError, SoftmaxCrossEntropy
+from fastnet.model import Callback, Classifier, Sequential
+from fastnet.optimizers import SGD, AdaGrad, Adam
+from gradcheck import check
+
+F64 = np.float64
+
+
+def blobs(n=120, d=6, classes=3, seed=0):
+    """A learnable problem: Gaussian blobs around class centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, d)) * 3
+    y = rng.integers(0, classes, n)
+    return rng.standard_normal((n, d)) + centres[y], y
+
+
+def mlp(dtype=F64, seed=0, optimizer=None, last_activation=None):
+    return Classifier([FC(6, 8, HeInitializer(seed=seed), activation="relu", dtype=dtype),
+                       FC(8, 5, XavierInitializer(seed=seed + 1), activation=Tanh(), dtype=dtype),
+                       FC(5, 3, XavierInitializer(seed=seed + 2), activation=last_activation,
+                          dtype=dtype)],
+                      optimizer=optimizer)
+
+
+def convnet(dtype=F64, optimizer=None):
+    return Classifier([Conv1d(3, 4, 3, padding=1, initializer=HeInitializer(seed=0), dtype=dtype),
+                       ReLU(), MaxPool1d(2),
+                       Conv1d(4, 2, 3, initializer=HeInitializer(seed=1), dtype=dtype), Tanh(),
+                       Flatten(),
+                       FC(2 * 2, 3, XavierInitializer(seed=2), dtype=dtype)],
+                      optimizer=optimizer)
+
+
+def check_model_gradients(model, X, y):
+    """The documented recipe: forward + loss, backward, then every parameter and the input
+    against central differences."""
+    loss = lambda: model.loss.forward(model.forward(X), y)        # noqa: E731
+    loss()
+    dX = model.backward(model.loss.backward())
+    grads = {k: v.copy() for k, v in model.grads.items()}
+    assert set(grads) == set(model.params)
+    for key, p in model.params.items():
+        check(loss, grads[key], p)
+    check(loss, dX, X)
+
+
+# --- gradients of whole models -----------------------------------------------------------
+
+def test_mlp_gradients(backend):
+    X, y = blobs(7)
+    check_model_gradients(mlp(), X, y)
+
+
+def test_conv_net_gradients(backend):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3, 3, 8))
+    y = np.array([0, 2, 1])
+    check_model_gradients(convnet(), X, y)
+
+
+def test_mse_sequential_gradients(backend):
+    rng = np.random.default_rng(4)
+    model = Sequential([FC(4, 6, activation="sigmoid", dtype=F64), FC(6, 2, dtype=F64)], "mse")
+    X, T = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+    check_model_gradients(model, X, T)
+
+
+def test_final_softmax_is_fused_with_the_loss(backend):
+    """A network ending in FC(..., Softmax()) or a Softmax layer trains exactly like the same
+    network ending in logits."""
+    X, y = blobs(40)
+    models = [mlp(optimizer=SGD(0.1)), mlp(optimizer=SGD(0.1), last_activation=Softmax()),
+              Classifier(mlp().layers + [Softmax()], optimizer=SGD(0.1))]
+    for m in models:
+        m.fit(X, y, epochs=2, batch_size=8, seed=1)
+    for m in models[1:]:
+        for key, p in models[0].params.items():
+            np.testing.assert_allclose(m.params[key], p, rtol=1e-12, atol=1e-14)
+        assert m.history["loss"] == pytest.approx(models[0].history["loss"], rel=1e-12)
+        np.testing.assert_allclose(m.predict_proba(X), models[0].predict_proba(X), rtol=1e-12)
+
+
+def test_backends_agree_on_a_training_step():
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((16, 3, 8)), rng.integers(0, 3, 16)
+    initial = {k: v.copy() for k, v in convnet().params.items()}
+    results = {}
+    for name in fastnet.kernels.BACKENDS:
+        with fastnet.set_backend(name):
+            model = convnet(optimizer=Adam(0.01)).fit(X, y, epochs=1, batch_size=4, seed=0)
+            results[name] = model.params
+    for key, p in results["numpy"].items():
+        assert np.abs(p - initial[key]).max() > 1e-3                     # it did train
+        np.testing.assert_allclose(results["numba"][key], p, rtol=1e-10, atol=1e-12)
+
+
+# --- training ----------------------------------------------------------------------------------
+
+def test_fit_learns_and_records_history(backend, dtype):
+    X, y = blobs(150)
+    X = X.astype(dtype)
+    clf = mlp(dtype, optimizer=AdaGrad(0.1))
+    assert clf.fit(X, y, X[:50], y[:50], epochs=4, batch_size=16) is clf
+    h = clf.history
+    assert set(h) == {"loss", "val_loss", "acc", "val_acc"}
+    assert all(len(v) == 4 for v in h.values())
+    assert clf.log_loss is h["loss"] and clf.log_acc_val is h["val_acc"]
+    assert clf.log_loss_val is h["val_loss"] and clf.log_acc is h["acc"]
+    assert h["loss"][-1] < h["loss"][0]
+    assert clf.score(X, y) > 0.9
+    assert clf.evaluate(X[:50], y[:50])["acc"] == pytest.approx(h["val_acc"][-1])
+    assert clf.predict(X).dtype == np.int64
+
+
+def test_one_hot_and_integer_labels_train_identically():
+    X, y = blobs(60)
+    a = mlp(optimizer=SGD(0.1)).fit(X, y, epochs=1, batch_size=7)
+    b = mlp(optimizer=SGD(0.1)).fit(X, np.eye(3)[y], epochs=1, batch_size=7)
+    for key, p in a.params.items():
+        np.testing.assert_allclose(b.params[key], p, rtol=1e-12)
+
+
+def test_layer_optimizers_and_model_optimizer_together():
+    X, y = blobs(40)
+    own = AdaGrad(0.1)
+    clf = Classifier([FC(6, 4, optimizer=own, dtype=F64), FC(4, 3, dtype=F64)],
+                     optimizer=SGD(0.1))
+    W0, W1 = clf.layers[0].W.copy(), clf.layers[1].W.copy()
+    clf.fit(X, y, epochs=1, batch_size=40)
+    assert len(own._state) == 2 and len(clf.optimizer._state) == 0     # plain SGD: no state
+    assert not np.array_equal(W0, clf.layers[0].W) and not np.array_equal(W1, clf.layers[1].W)
+
+
+def test_callbacks_see_every_batch_and_epoch():
+    class Recorder(Callback):
+        def __init__(self):
+            self.batches, self.epochs, self.begun = [], [], None
+
+        def on_train_begin(self, model, epochs, n_batches):
+            self.begun = (epochs, n_batches)
+
+        def on_batch_end(self, batch, loss, n_samples):
+            self.batches.append((batch, loss, n_samples))
+
+        def on_epoch_end(self, epoch, logs):
+            self.epochs.append((epoch, dict(logs)))
+    X, y = blobs(50)
+    rec = Recorder()
+    mlp(optimizer=SGD(0.1)).fit(X, y, epochs=2, batch_size=20, callbacks=[rec])
+    assert rec.begun == (2, 3)
+    assert [b for b, _, _ in rec.batches] == [0, 1, 2] * 2
+    assert [n for _, _, n in rec.batches] == [20, 20, 10] * 2
+    assert [e for e, _ in rec.epochs] == [0, 1]
+    assert {"loss", "acc", "seconds"} <= set(rec.epochs[0][1])
+    losses = [loss for _, loss, _ in rec.batches[:3]]
+    assert rec.epochs[0][1]["loss"] == pytest.approx((20 * losses[0] + 20 * losses[1]
+                                                       + 10 * losses[2]) / 50)
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    X, y = blobs(20)
+    mlp(optimizer=SGD(0.1)).fit(X, y, epochs=2, batch_size=10, verbose=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch   2/2") and "acc" in lines[1]
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_divergence_raises_with_epoch_and_batch():
+    X, y = blobs(40)
+    clf = Classifier([FC(6, 8, activation="relu"), FC(8, 3)], optimizer=SGD(1e30))
+    with pytest.raises(FloatingPointError,
+                       match=r"training diverged at epoch 1, batch \d+ \(of 4\): loss is "
+                             r"(nan|inf); lower the learning rate"):
+        clf.fit(X, y, epochs=3, batch_size=10)
+
+
+def test_dropout_is_active_in_fit_and_off_in_predict():
+    X, y = blobs(30)
+    clf = Classifier([FC(6, 16, activation="relu", dtype=F64), Dropout(0.5, seed=0),
+                      FC(16, 3, dtype=F64)], optimizer=SGD(0.0))
+    p1 = clf.predict_proba(X)
+    np.testing.assert_array_equal(p1, clf.predict_proba(X))
+    clf.train()
+    assert not np.allclose(clf.forward(X), clf.forward(X))
+    clf.fit(X, y, epochs=1)
+    assert clf.training is True                      # mode restored after fit
+    np.testing.assert_array_equal(clf.predict_proba(X), p1)    # lr 0: nothing changed
+
+
+def test_predict_in_batches_matches_one_batch():
+    X, y = blobs(100)
+    clf = mlp(optimizer=SGD(0.1)).fit(X, y, epochs=1)
+    np.testing.assert_array_equal(clf.predict_proba(X, batch_size=7),
+                                  clf.predict_proba(X, batch_size=1000))
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1, rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X, 9), clf.decision_function(X).argmax(axis=1))
+    assert clf.score(X, np.eye(3)[y]) == clf.score(X, y)
+
+
+def test_sequential_regression_with_mse():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    T = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3
+    model = Sequential([FC(3, 1, dtype=F64)], MeanSquaredError(), SGD(0.1))
+    model.fit(X, T, X, T, epochs=30, batch_size=20)
+    assert set(model.history) == {"loss", "val_loss"}
+    assert model.history["val_loss"][-1] < 1e-4
+    assert model.predict(X).shape == (200, 1)
+
+
+def test_nested_sequential_params_and_grads():
+    inner = Sequential([FC(6, 4, dtype=F64), ReLU()])
+    clf = Classifier([inner, FC(4, 3, dtype=F64)], optimizer=SGD(0.1))
+    assert set(clf.params) == {"0.0.W", "0.0.b", "1.W", "1.b"}
+    assert clf.params["0.0.W"] is inner.layers[0].W
+    X, y = blobs(10)
+    check_model_gradients(clf, X, y)
+
+
+def test_get_params():
+    opt = SGD(0.1)
+    clf = mlp(optimizer=opt)
+    params = clf.get_params()
+    assert params["optimizer"] is opt and isinstance(params["loss"], SoftmaxCrossEntropy)
+
+
+# --- save / load -------------------------------------------------------------------------------
+
+def test_save_load_bit_identical_and_training_continues_identically(tmp_path, backend):
+    X, y = blobs(60)
+    rng = np.random.default_rng(0)
+    Xc = rng.standard_normal((60, 3, 8)).astype(np.float32)
+    for make, data in [(lambda: mlp(np.float32, optimizer=Adam(0.01)), (X.astype(np.float32), y)),
+                       (lambda: convnet(np.float32, optimizer=AdaGrad(0.05)), (Xc, y))]:
+        model = make().fit(*data, epochs=2, batch_size=16, seed=3)
+        path = tmp_path / "model.npz"
+        model.save(path)
+        loaded = fm.load(path)
+        assert type(loaded) is Classifier and repr(loaded) == repr(model)
+        np.testing.assert_array_equal(loaded.predict_proba(data[0]), model.predict_proba(data[0]))
+        assert loaded.history == model.history
+        model.fit(*data, epochs=1, batch_size=16, seed=9)
+        loaded.fit(*data, epochs=1, batch_size=16, seed=9)
+        for key, p in model.params.items():                   # optimizer state came back too
+            np.testing.assert_array_equal(loaded.params[key], p)
+
+
+def test_save_keeps_shared_optimizers_shared(tmp_path):
+    opt = AdaGrad(0.1)
+    clf = Classifier([FC(6, 4, optimizer=opt), Dropout(0.2, seed=1),
+                      FC(4, 3, optimizer=opt, activation=Softmax())])
+    X, y = blobs(20)
+    clf.fit(X.astype(np.float32), y, epochs=1, batch_size=5)
+    clf.save(tmp_path / "m")
+    loaded = Classifier.load(tmp_path / "m")
+    assert loaded.layers[0].optimizer is loaded.layers[2].optimizer
+    assert loaded.layers[1].p == 0.2 and isinstance(loaded.layers[2].activation, Softmax)
+    assert os.listdir(tmp_path) == ["m"]                   # the name is used as given
+
+
+def test_interrupted_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    X, y = blobs(20)
+    clf = mlp(optimizer=SGD(0.1))
+    path = tmp_path / "model.npz"
+    clf.save(path)
+    before = path.read_bytes()
+    clf.fit(X, y, epochs=1)
+
+    def broken_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half of an archive")
+        raise OSError("disk full")
+    monkeypatch.setattr(fastnet._serialize.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        clf.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]                # no temporary left behind
+    monkeypatch.undo()
+    assert not np.array_equal(fm.load(path).layers[0].W, clf.layers[0].W)   # the old model
+
+
+def test_loading_what_is_not_a_model(tmp_path):
+    X, y = blobs(20)
+    good = tmp_path / "good.npz"
+    mlp(optimizer=SGD(0.1)).save(good)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, a=np.zeros(3))
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.zeros(3))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    for path, match in [(text, "not a fastnet model file"),
+                        (plain, "without a '__fastnet__' entry"),
+                        (npy, "not an archive"),
+                        (truncated, "unreadable or truncated")]:
+        with pytest.raises(ValueError, match=match):
+            fm.load(path)
+    with pytest.raises(FileNotFoundError):
+        fm.load(tmp_path / "missing.npz")
+    seq = tmp_path / "seq.npz"
+    Sequential([FC(2, 2)], "mse").save(seq)
+    with pytest.raises(ValueError, match="holds a Sequential, not a Classifier"):
+        Classifier.load(seq)
+
+
+def test_a_tampered_archive_is_rejected(tmp_path):
+    good = tmp_path / "good.npz"
+    mlp(optimizer=SGD(0.1)).save(good)
+    with zipfile.ZipFile(good) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for n, b in entries.items():
+            if n != "param/1.W.npy":
+                z.writestr(n, b)
+    with pytest.raises(ValueError, match="parameters missing"):
+        fm.load(bad)
+
+
+def test_saving_a_custom_layer_says_what_cannot_be_saved(tmp_path):
+    class Mine(ReLU):
+        pass
+    clf = Classifier([FC(2, 3), Mine(), FC(3, 2)])
+    with pytest.raises(TypeError, match="cannot save a .*Mine"):
+        clf.save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+def test_wrongly_chained_layers_name_both_layers():
+    with pytest.raises(ValueError, match=r"layer 2 FC\(300, 10\) expects 300 input features but "
+                                         r"layer 0 FC\(784, 400.*produces 400"):
+        Classifier([FC(784, 400, activation="relu"), Dropout(0.1), FC(300, 10)])
+    with pytest.raises(ValueError, match=r"layer 3 Conv1d\(5, 2.*expects 5 input channels but "
+                                         r"layer 0 Conv1d\(3, 4.*produces 4"):
+        Classifier([Conv1d(3, 4, 3), ReLU(), MaxPool1d(2), Conv1d(5, 2, 3)])
+
+
+def test_runtime_shape_errors_name_the_layers_and_shapes():
+    clf = Classifier([Conv1d(3, 4, 3), Flatten(), FC(10, 3)], optimizer=SGD(0.1))
+    X = np.zeros((5, 3, 8), np.float32)
+    with pytest.raises(ValueError, match=r"layer 2 FC\(10, 3\) failed on its input of shape "
+                                         r"\(2, 24\), the output of layer 1 Flatten\(\).*24 "
+                                         r"features per sample; expected 10"):
+        clf.fit(X, np.zeros(5, int))
+
+
+def expect_untouched(clf, call, error, match):
+    before = {k: v.copy() for k, v in clf.params.items()}
+    with pytest.raises(error, match=match):
+        call()
+    for key, p in clf.params.items():
+        np.testing.assert_array_equal(p, before[key])
+
+
+@pytest.mark.parametrize("args, kwargs, error, match", [
+    (lambda X, y: (X, np.r_[y[:-1], 3]), {}, ValueError,
+     r"label 3 in y is out of range for 3 classes; labels must be in \[0, 2\]"),
+    (lambda X, y: (X, np.eye(4)[y]), {}, ValueError, r"one-hot with 4 classes .* outputs 3"),
+    (lambda X, y: (X, y[:-1]), {}, ValueError, r"X has 30 samples .* y has 29"),
+    (lambda X, y: (X[:0], y[:0]), {}, ValueError, r"X is empty"),
+    (lambda X, y: (X, y), {"batch_size": 0}, ValueError, r"batch_size=0"),
+    (lambda X, y: (X, y), {"epochs": 0}, ValueError, r"epochs=0"),
+    (lambda X, y: (np.where(np.arange(30)[:, None] == 29, np.nan, X), y), {}, ValueError,
+     r"X contains NaN or inf \(first in row 29\)"),
+    (lambda X, y: (X, y.astype(float)), {}, TypeError, r"integer labels"),
+    (lambda X, y: (X, y, X), {}, ValueError, r"both X_val and y_val"),
+    (lambda X, y: (X, y, X, np.full(30, 7)), {}, ValueError, r"label 7 in y_val"),
+])
+def test_bad_fit_input_fails_before_training(args, kwargs, error, match):
+    X, y = blobs(30)
+    clf = mlp(optimizer=SGD(0.1))
+    expect_untouched(clf, lambda: clf.fit(*args(X, y), **kwargs), error, match)
+
+
+def test_fit_without_optimizer_or_loss():
+    X, y = blobs(10)
+    clf = Classifier([FC(6, 3)])
+    expect_untouched(clf, lambda: clf.fit(X, y), ValueError,
+                     r"layer 0 FC\(6, 3\) has no optimizer and the model has none")
+    with pytest.raises(ValueError, match="has no loss"):
+        Sequential([FC(6, 3)], optimizer=SGD(0.1)).fit(X, y)
+
+
+def test_bad_model_construction():
+    with pytest.raises(ValueError, match="layers is empty"):
+        Sequential([])
+    with pytest.raises(TypeError, match="pass an instance"):
+        Sequential([ReLU])
+    with pytest.raises(TypeError, match="no forward/backward"):
+        Sequential([object()])
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        Sequential([ReLU()], loss="hinge")
+    with pytest.raises(TypeError, match="Classifier: loss must be SoftmaxCrossEntropy"):
+        Classifier([ReLU()], loss="mse")

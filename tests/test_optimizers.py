@@ -1,0 +1,179 @@
+"""Optimizers against hand-written update rules over several steps, both protocols, one instance
+serving two layers, hyper-parameter validation."""
+import math
+
+import numpy as np
+import pytest
+
+from fastnet import compat
+from fastnet.layers import FC
+from fastnet.optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
+from fastnet.initializers import XavierInitializer
+
+
+# Hand-written rules on float64 copies: (state, param, grad) -> new param.
+
+def rule_sgd(lr):
+    def step(s, p, g):
+        return p - lr * g
+    return step
+
+
+def rule_momentum(lr, mu, nesterov):
+    def step(s, p, g):
+        s["v"] = mu * s.get("v", 0) + g
+        return p - lr * (g + mu * s["v"] if nesterov else s["v"])
+    return step
+
+
+def rule_dl_momentum(lr, mu):
+    """"Deep Learning from Scratch"'s form: v = mu*v - lr*g; p += v (same trajectory)."""
+    def step(s, p, g):
+        s["v"] = mu * s.get("v", 0) - lr * g
+        return p + s["v"]
+    return step
+
+
+def rule_adagrad(lr, eps):
+    def step(s, p, g):
+        s["h"] = s.get("h", 0) + g * g
+        return p - lr * g / (np.sqrt(s["h"]) + eps)
+    return step
+
+
+def rule_rmsprop(lr, rho, eps):
+    def step(s, p, g):
+        s["h"] = rho * s.get("h", 0) + (1 - rho) * g * g
+        return p - lr * g / (np.sqrt(s["h"]) + eps)
+    return step
+
+
+def rule_adam(lr, b1, b2, eps):
+    def step(s, p, g):
+        t = s["t"] = s.get("t", 0) + 1
+        s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
+        s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
+        m_hat, v_hat = s["m"] / (1 - b1 ** t), s["v"] / (1 - b2 ** t)
+        return p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return step
+
+
+CASES = [
+    (lambda: SGD(0.1), rule_sgd(0.1)),
+    (lambda: SGD(0.05, momentum=0.9), rule_momentum(0.05, 0.9, False)),
+    (lambda: SGD(0.05, momentum=0.8, nesterov=True), rule_momentum(0.05, 0.8, True)),
+    (lambda: Momentum(0.05), rule_dl_momentum(0.05, 0.9)),
+    (lambda: AdaGrad(0.1), rule_adagrad(0.1, 1e-7)),
+    (lambda: compat.AdaGrad(0.1), rule_adagrad(0.1, 1e-8)),
+    (lambda: RMSProp(0.01, rho=0.9), rule_rmsprop(0.01, 0.9, 1e-7)),
+    (lambda: Adam(0.01), rule_adam(0.01, 0.9, 0.999, 1e-8)),
+]
+IDS = ["sgd", "momentum", "nesterov", "dl-momentum", "adagrad", "compat-adagrad", "rmsprop", "adam"]
+
+
+@pytest.mark.parametrize("make, rule", CASES, ids=IDS)
+def test_update_rules_over_several_steps_one_instance_two_layers(backend, dtype, make, rule):
+    """Layer protocol; one optimizer serves two layers whose states must not mix."""
+    rng = np.random.default_rng(0)
+    opt = make()
+    layers = [FC(3, 4, XavierInitializer(seed=1), opt, dtype=dtype),
+              FC(4, 2, XavierInitializer(seed=2), opt, dtype=dtype)]
+    expected = [{k: v.astype(np.float64) for k, v in layer.params.items()} for layer in layers]
+    states = [{k: {} for k in layer.params} for layer in layers]
+    for _ in range(5):
+        for i, layer in enumerate(layers):
+            layer.dW = rng.standard_normal(layer.W.shape).astype(dtype)
+            layer.db = rng.standard_normal(layer.b.shape).astype(dtype)
+            opt.update(layer)
+            for k, g in layer.grads.items():
+                expected[i][k] = rule(states[i][k], expected[i][k], g.astype(np.float64))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for layer, exp in zip(layers, expected):
+        for k, p in layer.params.items():
+            assert p.dtype == dtype
+            np.testing.assert_allclose(p, exp[k], rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("make, rule", CASES, ids=IDS)
+def test_dict_protocol_updates_in_place(make, rule):
+    rng = np.random.default_rng(1)
+    params = {"W1": rng.standard_normal((3, 2)), "b1": rng.standard_normal(2)}
+    held = dict(params)                                   # others holding the same arrays
+    expected = {k: v.copy() for k, v in params.items()}
+    states = {k: {} for k in params}
+    opt = make()
+    for _ in range(4):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        opt.update(params, grads)
+        for k in params:
+            expected[k] = rule(states[k], expected[k], grads[k])
+    for k in params:
+        assert params[k] is held[k]
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-12, atol=1e-12)
+
+
+def test_adagrad_accumulates_the_bias_too():
+    """The notebook overwrote the bias accumulator (hb = db*db): with a constant gradient its
+    bias kept stepping by lr; with h += g*g the steps shrink like 1/sqrt(t)."""
+    b = np.zeros(1)
+    opt = AdaGrad(1.0)
+    steps = []
+    for _ in range(4):
+        before = b.copy()
+        opt.update({"b": b}, {"b": np.array([2.0])})
+        steps.append(float(before[0] - b[0]))
+    np.testing.assert_allclose(steps, [1 / math.sqrt(t) for t in range(1, 5)], rtol=1e-6)
+
+
+def test_notebook_style_layer_without_params_dict():
+    class NotebookFC:
+        def __init__(self):
+            self.W, self.b = np.ones((2, 2)), np.zeros(2)
+            self.dW, self.db = np.full((2, 2), 0.5), np.ones(2)
+    fc = NotebookFC()
+    SGD(0.1).update(fc)
+    np.testing.assert_allclose(fc.W, 0.95)
+    np.testing.assert_allclose(fc.b, -0.1)
+
+
+def test_state_round_trip_and_keys():
+    p, g = np.zeros(3), np.ones(3)
+    a = Adam(0.1)
+    a.update({"p": p}, {"p": g})
+    state = {k: v.copy() for k, v in a.state_of(p).items()}
+    assert int(state["step"]) == 1
+    q = p.copy()
+    b = Adam(0.1)
+    b.set_state(q, state)
+    a.update({"p": p}, {"p": g})
+    b.update({"p": q}, {"p": g})
+    np.testing.assert_array_equal(p, q)
+    assert a.state_of(np.zeros(3)) == {}
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: AdaGrad(-1.0), r"AdaGrad: lr=-1.0; expected >= 0"),
+    (lambda: AdaGrad(float("nan")), r"AdaGrad: lr=nan; expected a finite number"),
+    (lambda: SGD(float("inf")), r"SGD: lr=inf; expected a finite number"),
+    (lambda: SGD("0.1"), r"SGD: lr must be a real number"),
+    (lambda: SGD(0.1, momentum=-0.5), r"momentum=-0.5"),
+    (lambda: SGD(0.1, nesterov=True), r"nesterov=True needs momentum > 0"),
+    (lambda: AdaGrad(0.1, eps=0), r"eps=0.0; expected > 0"),
+    (lambda: RMSProp(0.1, rho=1.5), r"rho=1.5; expected <= 1"),
+    (lambda: Adam(beta1=1.0), r"beta1=1.0"),
+])
+def test_hyper_parameters_are_validated(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_bad_update_calls():
+    opt = SGD(0.1)
+    with pytest.raises(TypeError, match="grads missing"):
+        opt.update({"W": np.zeros(2)})
+    with pytest.raises(ValueError, match="no gradient for 'W'"):
+        opt.update(FC(2, 2))
+    with pytest.raises(TypeError, match="dtype"):
+        opt.update({"W": np.zeros(2, np.float32)}, {"W": np.zeros(2)})
+    with pytest.raises(TypeError, match="neither params/grads"):
+        opt.update(object())
