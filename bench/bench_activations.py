@@ -1,0 +1,12 @@
+"""Kernel benchmarks: activations (cases in ``fastnet.benchmarking.cases``)."""
+import pytest
+
+from conftest import case_ids, run_case
+from fastnet.benchmarking.cases import KERNEL_FAMILIES
+
+CASES = list(KERNEL_FAMILIES["activations"]())
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
+def bench_activations(benchmark, case, member):
+    run_case(benchmark, case, member)

@@ -1,0 +1,78 @@
+"""What ``python -m fastnet info`` prints: versions, settings, threads, CPU, Numba cache."""
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import __version__, backend
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_features():
+    """SIMD features that matter to the kernels, as LLVM (hence Numba) sees the host CPU."""
+    try:
+        import llvmlite.binding as llvm
+        features = llvm.get_host_cpu_features()
+        wanted = ("sse4.2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512vl", "neon")
+        return " ".join(f for f in wanted if features.get(f)) or "-"
+    except Exception as err:          # informational only: never fail `info` over it
+        return f"unknown ({err})"
+
+
+def _numba_cache_dir():
+    import numba
+    if numba.config.CACHE_DIR:
+        return numba.config.CACHE_DIR
+    from . import kernels
+    return os.path.join(os.path.dirname(kernels.__file__), "numba_backend", "__pycache__") + \
+        " (next to the sources; NUMBA_CACHE_DIR overrides)"
+
+
+def info_lines():
+    """Lines describing this installation and machine (imports numba, compiles nothing)."""
+    from threadpoolctl import threadpool_info
+    lines = [
+        f"fastnet      {__version__}  ({os.path.dirname(os.path.abspath(__file__))})",
+        f"python       {sys.version.split()[0]}  ({platform.platform()})",
+        f"numpy        {np.__version__}",
+    ]
+    try:
+        import numba
+        import llvmlite
+        lines.append(f"numba        {numba.__version__}  (llvmlite {llvmlite.__version__}, "
+                     f"threading layer default: {numba.config.THREADING_LAYER})")
+    except ImportError as err:
+        numba = None
+        lines.append(f"numba        not importable: {err}")
+    try:
+        import torch
+        lines.append(f"torch        {torch.__version__} (optional comparison)")
+    except ImportError:
+        lines.append("torch        not installed (optional comparison)")
+    lines += [
+        f"backend      {backend.get_backend()}",
+        f"dtype        {np.dtype(backend.get_default_dtype()).name}",
+        f"threads      fastnet setting: {backend.get_num_threads() or 'library defaults'}; "
+        f"numba: {numba.get_num_threads() if numba else '-'}",
+    ]
+    for pool in threadpool_info():
+        lines.append(f"             {pool['user_api']} {pool['internal_api']} "
+                     f"{pool.get('version') or ''}: {pool['num_threads']} threads")
+    lines += [
+        f"cpu          {_cpu_name()}, {os.cpu_count()} logical cores",
+        f"cpu features {_cpu_features()}",
+    ]
+    if numba:
+        lines.append(f"numba cache  {_numba_cache_dir()}")
+    return lines

@@ -1,0 +1,322 @@
+"""Benchmark cases: one definition serves ``python -m fastnet bench`` and the pytest-benchmark
+files in ``bench/``.
+
+A :class:`Case` is one operation at one shape and dtype in one direction. ``case.make(member)``
+returns a zero-argument callable for a member — ``"numpy"`` and ``"numba"`` (fastnet's backends;
+the caller makes that backend current) or ``"torch"`` (PyTorch CPU, the outside yardstick) — and
+``case.check(result, reference)`` compares a member's result with the NumPy baseline's.
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .. import functional as F
+
+MEMBERS = ("numpy", "numba", "torch")
+
+
+class Unsupported(Exception):
+    """The member cannot run this case (e.g. torch is not installed)."""
+
+
+def torch_module():
+    try:
+        import torch
+    except ImportError:
+        raise Unsupported("torch is not installed") from None
+    return torch
+
+
+@dataclass
+class Case:
+    family: str          # activations, losses, optimizers, dense, conv1d, pooling, epoch
+    op: str
+    shape: str           # human-readable
+    dtype: str
+    direction: str       # forward, backward, update, epoch
+    size: str            # small, mnist, large
+    make: Callable       # member -> zero-argument callable
+    check: Callable = None
+    flops: int = 0
+    note: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def name(self):
+        return f"{self.op} {self.direction} {self.shape} {self.dtype}"
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _allclose(rtol):
+    def check(got, want):
+        got = got if isinstance(got, (tuple, list)) else (got,)
+        want = want if isinstance(want, (tuple, list)) else (want,)
+        for g, w in zip(got, want):
+            g = g.detach().numpy() if hasattr(g, "detach") else np.asarray(g)
+            np.testing.assert_allclose(g, np.asarray(w), rtol=rtol, atol=rtol)
+    return check
+
+
+def _tol(dtype):
+    return 2e-3 if dtype == np.float32 else 1e-8
+
+
+# --- activations ---------------------------------------------------------------------------
+
+def activation_cases(sizes=None, dtypes=(np.float32, np.float64)):
+    sizes = sizes or {"small": 1_000, "mnist": 128 * 784, "large": 1_000_000}
+    for op in ("relu", "sigmoid", "tanh"):
+        for size, n in sizes.items():
+            for dtype in dtypes:
+                x = (_rng().standard_normal(n) * 3).astype(dtype)
+                dout = _rng().standard_normal(n).astype(dtype)
+                for direction in ("forward", "backward"):
+                    yield Case("activations", op, f"({n},)", np.dtype(dtype).name, direction,
+                               size, _activation_maker(op, direction, x, dout),
+                               _allclose(_tol(dtype)))
+
+
+def _activation_maker(op, direction, x, dout):
+    def make(member):
+        if direction == "forward":
+            if member == "torch":
+                torch = torch_module()
+                t = torch.from_numpy(x)
+                return lambda: getattr(torch, op)(t)
+            f = getattr(F, op)
+            return lambda: f(x)
+        with _numpy_backend():
+            saved = x if op == "relu" else getattr(F, op)(x)     # relu's backward uses its input
+        if member == "torch":
+            torch = torch_module()
+            td, ts = torch.from_numpy(dout), torch.from_numpy(saved)
+            aten = torch.ops.aten
+            return {"relu": lambda: aten.threshold_backward(td, ts, 0),
+                    "sigmoid": lambda: aten.sigmoid_backward(td, ts),
+                    "tanh": lambda: aten.tanh_backward(td, ts)}[op]
+        f = getattr(F, op + "_backward")
+        return lambda: f(dout, saved)
+    return make
+
+
+def _numpy_backend():
+    from ..backend import set_backend
+    return set_backend("numpy")
+
+
+# --- softmax cross-entropy -------------------------------------------------------------------
+
+def loss_cases(shapes=((20, 10), (128, 10), (1024, 1000)), dtypes=(np.float32, np.float64)):
+    for N, C in shapes:
+        size = "large" if N * C >= 100_000 else "small" if N < 128 else "mnist"
+        for dtype in dtypes:
+            logits = (_rng().standard_normal((N, C)) * 3).astype(dtype)
+            labels = _rng().integers(0, C, N)
+            for direction in ("forward", "backward"):
+                yield Case("losses", "softmax_cross_entropy", f"({N}, {C})",
+                           np.dtype(dtype).name, direction, size,
+                           _sce_maker(direction, logits, labels), _allclose(_tol(dtype)))
+
+
+def _sce_maker(direction, logits, labels):
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            tl, ty = torch.from_numpy(logits), torch.from_numpy(labels)
+            if direction == "forward":
+                return lambda: torch.nn.functional.cross_entropy(tl, ty)
+            # What autograd runs for cross_entropy's backward: nll_loss, then log_softmax.
+            aten = torch.ops.aten
+            logp = torch.log_softmax(tl, 1)
+            one = torch.ones((), dtype=tl.dtype)
+            total = torch.tensor(float(len(labels)), dtype=tl.dtype)
+            return lambda: aten._log_softmax_backward_data(
+                aten.nll_loss_backward(one, logp, ty, None, 1, -100, total), logp, 1, tl.dtype)
+        if direction == "forward":
+            return lambda: F.softmax_cross_entropy(logits, labels, return_probs=True)[0]
+        with _numpy_backend():
+            _, probs = F.softmax_cross_entropy(logits, labels, return_probs=True)
+        return lambda: F.softmax_cross_entropy_backward(probs, labels)
+    return make
+
+
+# --- optimizer updates -----------------------------------------------------------------------
+
+def optimizer_cases(shapes=((400,), (784, 400), (2000, 1000)), dtypes=(np.float32, np.float64)):
+    for shape in shapes:
+        n = int(np.prod(shape))
+        size = "small" if n < 10_000 else "mnist" if n < 1_000_000 else "large"
+        for name in ("sgd", "adagrad", "adam"):
+            for dtype in dtypes:
+                yield Case("optimizers", name, str(shape), np.dtype(dtype).name, "update", size,
+                           _update_maker(name, shape, dtype), _allclose(_tol(dtype)))
+
+
+def _update_state(shape, dtype):
+    rng = _rng()
+    p = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    return p, g
+
+
+_TORCH_OPTIMIZERS = {"sgd": lambda t, p: t.optim.SGD([p], lr=0.01, foreach=False),
+                     "adagrad": lambda t, p: t.optim.Adagrad([p], lr=0.01, eps=1e-7, foreach=False),
+                     "adam": lambda t, p: t.optim.Adam([p], lr=1e-3, foreach=False)}
+
+
+def _update_maker(name, shape, dtype):
+    def make(member):
+        p, g = _update_state(shape, dtype)
+        if member == "torch":
+            torch = torch_module()
+            tp = torch.from_numpy(p)
+            tp.grad = torch.from_numpy(g)
+            opt = _TORCH_OPTIMIZERS[name](torch, tp)
+            step = opt.step
+        else:
+            a, b = np.zeros_like(p), np.zeros_like(p)
+            step = {"sgd": lambda: F.sgd_update_(p, g, 0.01),
+                    "adagrad": lambda: F.adagrad_update_(p, g, a, 0.01),
+                    "adam": lambda: F.adam_update_(p, g, a, b, 1, lr=1e-3)}[name]
+
+        def update():
+            step()
+            return p     # the warm-up call's result is checked: one update from the same start
+        return update
+    return make
+
+
+# --- dense -----------------------------------------------------------------------------------
+
+def dense_cases(shapes=((20, 784, 400), (128, 784, 400), (128, 400, 200), (512, 2048, 1024)),
+                dtypes=(np.float32, np.float64)):
+    for N, n_in, n_out in shapes:
+        size = "small" if N < 128 else "large" if n_in > 1000 else "mnist"
+        for dtype in dtypes:
+            rng = _rng()
+            x = rng.standard_normal((N, n_in)).astype(dtype)
+            W = (rng.standard_normal((n_in, n_out)) * 0.05).astype(dtype)
+            b = rng.standard_normal(n_out).astype(dtype)
+            dout = rng.standard_normal((N, n_out)).astype(dtype)
+            for direction, mult in (("forward", 1), ("backward", 2)):
+                yield Case("dense", "dense+relu", f"({N}, {n_in})->{n_out}",
+                           np.dtype(dtype).name, direction, size,
+                           _dense_maker(direction, x, W, b, dout), _allclose(_tol(dtype)),
+                           flops=2 * N * n_in * n_out * mult)
+
+
+def _dense_maker(direction, x, W, b, dout):
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            tx, tW, tb, td = (torch.from_numpy(a) for a in (x, W, b, dout))
+            if direction == "forward":
+                return lambda: torch.relu(torch.addmm(tb, tx, tW))
+            ty = torch.relu(torch.addmm(tb, tx, tW))
+
+            def backward():
+                dz = torch.ops.aten.threshold_backward(td, ty, 0)
+                return dz @ tW.T, tx.T @ dz, dz.sum(0)
+            return backward
+        if direction == "forward":
+            return lambda: F.dense(x, W, b, "relu")
+        with _numpy_backend():
+            y = F.dense(x, W, b, "relu")
+        return lambda: F.dense_backward(dout, x, W, y, "relu")
+    return make
+
+
+# --- conv1d and pooling ----------------------------------------------------------------------
+
+#: (N, C_in, L, C_out, K, stride, padding, dilation): the MNIST-CNN shapes of the conv issue.
+CONV_SHAPES = [(128, 1, 784, 3, 3, 1, 0, 1), (128, 1, 784, 16, 5, 1, 2, 1),
+               (128, 28, 28, 64, 3, 1, 1, 1), (128, 64, 28, 64, 3, 2, 1, 1),
+               (128, 64, 14, 128, 3, 1, 1, 1), (20, 1, 784, 8, 3, 1, 28, 28)]
+
+
+def _conv_label(shape):
+    N, C_in, L, C_out, K, s, p, d = shape
+    extra = "".join(f" {k}{v}" for k, v in (("s", s), ("p", p), ("d", d)) if v != (0 if k == "p" else 1))
+    return f"N{N} C{C_in} L{L} -> C{C_out} K{K}{extra}"
+
+
+def conv_cases(shapes=CONV_SHAPES, dtypes=(np.float32,)):
+    for shape in shapes:
+        N, C_in, L, C_out, K, stride, padding, dilation = shape
+        size = "small" if C_in * C_out < 64 else "mnist"
+        for dtype in dtypes:
+            rng = _rng()
+            x = rng.standard_normal((N, C_in, L)).astype(dtype)
+            W = (rng.standard_normal((C_out, C_in, K)) / np.sqrt(C_in * K)).astype(dtype)
+            b = rng.standard_normal(C_out).astype(dtype)
+            L_out = F.conv1d_output_length(L, K, stride, padding, dilation)
+            dout = rng.standard_normal((N, C_out, L_out)).astype(dtype)
+            flops = 2 * N * C_out * L_out * C_in * K
+            for direction, mult in (("forward", 1), ("backward", 2)):
+                yield Case("conv1d", "conv1d", _conv_label(shape), np.dtype(dtype).name,
+                           direction, size,
+                           _conv_maker(direction, x, W, b, dout, stride, padding, dilation),
+                           _allclose(_tol(dtype)), flops=flops * mult)
+
+
+def _conv_maker(direction, x, W, b, dout, stride, padding, dilation):
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            tx, tW, tb, td = (torch.from_numpy(a) for a in (x, W, b, dout))
+            if direction == "forward":
+                return lambda: torch.nn.functional.conv1d(tx, tW, tb, stride, padding, dilation)
+            # The kernel autograd calls: all three gradients in one call.
+            return lambda: torch.ops.aten.convolution_backward(
+                td, tx, tW, [tb.shape[0]], [stride], [padding], [dilation], False, [0], 1,
+                [True, True, True])
+        if direction == "forward":
+            return lambda: F.conv1d(x, W, b, stride, padding, dilation)
+        return lambda: F.conv1d_backward(dout, x, W, stride, padding, dilation)
+    return make
+
+
+def pooling_cases(shapes=((128, 64, 28), (128, 32, 784)), dtypes=(np.float32,)):
+    for N, C, L in shapes:
+        for dtype in dtypes:
+            x = _rng().standard_normal((N, C, L)).astype(dtype)
+            dout = _rng().standard_normal((N, C, L // 2)).astype(dtype)
+            for direction in ("forward", "backward"):
+                yield Case("pooling", "max_pool1d k2", f"({N}, {C}, {L})", np.dtype(dtype).name,
+                           direction, "mnist", _pool_maker(direction, x, dout),
+                           _allclose(_tol(dtype)))
+
+
+def _pool_maker(direction, x, dout):
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            tx, td = torch.from_numpy(x), torch.from_numpy(dout)
+            if direction == "forward":
+                return lambda: torch.nn.functional.max_pool1d(tx, 2)
+            _, idx = torch.nn.functional.max_pool1d(tx, 2, return_indices=True)
+            return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                td[:, :, None], tx[:, :, None], [1, 2], [1, 2], [0, 0], [1, 1], False,
+                idx[:, :, None])[:, :, 0]
+        if direction == "forward":
+            return lambda: F.max_pool1d(x, 2)
+        with _numpy_backend():
+            _, idx = F.max_pool1d(x, 2, return_indices=True)
+        return lambda: F.max_pool1d_backward(dout, idx, x.shape[-1])
+    return make
+
+
+KERNEL_FAMILIES = {"activations": activation_cases, "losses": loss_cases,
+                   "optimizers": optimizer_cases, "dense": dense_cases, "conv1d": conv_cases,
+                   "pooling": pooling_cases}
+
+
+def kernel_cases(families=None):
+    """Every kernel case, family by family."""
+    for name, make in KERNEL_FAMILIES.items():
+        if families is None or name in families:
+            yield from make()

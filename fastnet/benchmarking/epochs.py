@@ -1,0 +1,132 @@
+"""End-to-end training benchmarks: a fixed number of steps, extrapolated to one MNIST epoch.
+
+(a) the notebooks' MLP 784-400-200-10, ReLU, AdaGrad, batch 20, float64;
+(b) the same at batch 128, float32;
+(c) the reference Conv1d CNN (``fastnet.models``), batch 128, float32.
+
+Each runs as fastnet's Numba backend, fastnet's NumPy baseline, and the same architecture in
+PyTorch (translated layer by layer by :func:`to_torch`, same initial weights, same batches, the
+same optimizer rule). Data: synthetic of MNIST's shape by default (``FASTNET_DATA`` set: real
+MNIST). The timed quantity is the seconds per training step times the steps of one 60 000-sample
+epoch, labelled "extrapolated".
+"""
+import os
+
+import numpy as np
+
+from ..backend import set_default_dtype
+from .cases import Case, Unsupported, torch_module
+
+MNIST_TRAIN = 60_000
+
+
+def _data(n, flatten, dtype):
+    if os.environ.get("FASTNET_DATA"):
+        from ..mnist import load_mnist
+        (X, y), _ = load_mnist(flatten=flatten, dtype=dtype)
+        return X[:n], y[:n]
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 784) if flatten else (n, 28, 28)).astype(dtype)
+    return X, rng.integers(0, 10, n)
+
+
+def _recipe_model(name, dtype, optimizer=None):
+    from ..models import RECIPES
+    with set_default_dtype(dtype):
+        return RECIPES[name].build(seed=0, optimizer=optimizer)
+
+
+def to_torch(model, dtype):
+    """The same network as a ``torch.nn.Sequential`` with the same weights (for comparisons)."""
+    torch = torch_module()
+    from ..layers import FC, Conv1d, Flatten, MaxPool1d, ReLU, Sigmoid, Tanh
+    nn = torch.nn
+    acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+            ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh}
+    modules = []
+    for layer in model.layers:
+        if isinstance(layer, FC):
+            lin = nn.Linear(layer.n_nodes1, layer.n_nodes2)
+            lin.weight.data = torch.from_numpy(layer.W.T.copy())
+            lin.bias.data = torch.from_numpy(layer.b.copy())
+            modules += [nn.Flatten(), lin]
+            act = layer.activation
+            if act is not None:
+                modules.append(acts[act if isinstance(act, str) else type(act)]())
+        elif isinstance(layer, Conv1d):
+            pad = layer.padding
+            if isinstance(pad, tuple):
+                modules.append(nn.ConstantPad1d(pad, 0.0))
+                pad = 0
+            conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                             layer.stride, pad, layer.dilation)
+            conv.weight.data = torch.from_numpy(layer.W.copy())
+            conv.bias.data = torch.from_numpy(layer.b.copy())
+            modules.append(conv)
+        elif isinstance(layer, MaxPool1d):
+            modules.append(nn.MaxPool1d(layer.kernel_size, layer.stride, layer.padding))
+        elif isinstance(layer, Flatten):
+            modules.append(nn.Flatten())
+        elif type(layer) in acts:
+            modules.append(acts[type(layer)]())
+        else:
+            raise Unsupported(f"no torch translation for {layer!r}")
+    return nn.Sequential(*modules).to(torch.float32 if dtype == np.float32 else torch.float64)
+
+
+def _torch_optimizer(torch, name, params, lr):
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, eps=1e-7)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+    return torch.optim.SGD(params, lr=lr)
+
+
+def epoch_case(label, recipe, batch_size, dtype, steps, torch_dtype=None):
+    """A Case timing ``steps`` training steps; the callable returns the last batch loss."""
+    flatten = recipe == "mlp"
+    X, y = _data(steps * batch_size, flatten, dtype)
+
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            tdt = torch_dtype or dtype
+            model = _recipe_model(recipe, tdt)
+            net = to_torch(model, tdt)
+            from ..models import RECIPES
+            r = RECIPES[recipe]
+            opt = _torch_optimizer(torch, r.optimizer, net.parameters(), r.lr)
+            tX, ty = torch.from_numpy(X.astype(tdt)), torch.from_numpy(y)
+            loss_fn = torch.nn.CrossEntropyLoss()
+
+            def train():
+                for i in range(0, len(tX), batch_size):
+                    opt.zero_grad()
+                    loss = loss_fn(net(tX[i:i + batch_size]), ty[i:i + batch_size])
+                    loss.backward()
+                    opt.step()
+                return float(loss)
+            return train
+        model = _recipe_model(recipe, dtype)
+
+        def train():
+            model.fit(X, y, epochs=1, batch_size=batch_size, shuffle=False)
+            return model.history["loss"][-1]
+        return train
+
+    shape = f"batch {batch_size}, {steps} steps -> x{MNIST_TRAIN / (steps * batch_size):.0f}"
+    note = (f"extrapolated to one {MNIST_TRAIN}-sample epoch"
+            + (f"; torch in {np.dtype(torch_dtype).name}" if torch_dtype else ""))
+    return Case("epoch", label, shape, np.dtype(dtype).name, "epoch", "mnist", make,
+                check=None, note=note,
+                info={"scale": MNIST_TRAIN / (steps * batch_size)})
+
+
+def epoch_cases(quick=False):
+    s = 1 if quick else 3
+    yield epoch_case("epoch (a) MLP AdaGrad", "mlp", 20, np.float64, 100 * s,
+                     torch_dtype=np.float32)
+    yield epoch_case("epoch (b) MLP AdaGrad", "mlp", 128, np.float32, 30 * s)
+    yield epoch_case("epoch (c) Conv1d CNN", "cnn", 128, np.float32, 10 * s)

@@ -1,0 +1,100 @@
+"""``python -m fastnet bench [--quick] [--json PATH]``: run the benchmarks, print the report."""
+import os
+import sys
+
+import numpy as np
+
+from ..backend import set_num_threads
+from . import cases as C
+from .epochs import epoch_cases
+from .report import machine_lines, markdown, write_json
+from .timing import gemm_rate, measure
+
+
+def add_bench_arguments(p):
+    p.add_argument("--quick", action="store_true",
+                   help="a representative subset (under 3 minutes on 2 cores)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--family", action="append", choices=sorted(C.KERNEL_FAMILIES) + ["epoch"],
+                   help="only these families (repeatable)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="BLAS, Numba and torch threads (default: all cores)")
+    p.add_argument("--no-startup", action="store_true", help="skip the cold/warm start probe")
+
+
+def quick_cases():
+    """The targets of the issues at float32, plus the epochs."""
+    f32 = (np.float32,)
+    yield from C.activation_cases({"large": 1_000_000}, f32)
+    yield from C.loss_cases(((128, 10), (1024, 1000)), f32)
+    yield from (c for c in C.optimizer_cases(((784, 400),), f32) if c.op != "sgd")
+    yield from C.dense_cases(((20, 784, 400), (128, 784, 400)), f32)
+    yield from C.conv_cases()
+    yield from C.pooling_cases(((128, 64, 28),))
+
+
+def _selected(args):
+    if args.quick:
+        yield from quick_cases()
+    else:
+        yield from C.kernel_cases(None if not args.family else set(args.family))
+    if not args.family or "epoch" in args.family:
+        yield from epoch_cases(quick=args.quick)
+
+
+def run_cases(cases, log=sys.stderr):
+    results = []
+    for case in cases:
+        ref = measure(case, "numpy")
+        row = {"family": case.family, "op": case.op, "shape": case.shape, "dtype": case.dtype,
+               "direction": case.direction, "size": case.size, "flops": case.flops,
+               "note": case.note, **case.info, "numpy": ref["median"]}
+        for member in ("numba", "torch"):
+            m = measure(case, member, reference=ref["result"])
+            row[member] = None if m is None else m["median"]
+            if m is not None and member == "numba":
+                row["numba_first_call"] = m["first_call"]
+        results.append(row)
+        print(f"  {case.name}: numpy {row['numpy'] * 1e3:.3f} ms, numba "
+              f"{row['numba'] * 1e3:.3f} ms", file=log, flush=True)
+    return results
+
+
+def dense_gemm_fraction(results, peak):
+    """GFLOP/s of the dense layers' forward+backward at batch 128 (Numba), vs the GEMM peak."""
+    flops = secs = 0.0
+    for r in results:
+        if r["family"] == "dense" and r["shape"].startswith("(128,") and r["dtype"] == "float32":
+            flops += r["flops"]
+            secs += r["numba"]
+    return (flops / secs / 1e9, flops / secs / 1e9 / peak) if secs else (None, None)
+
+
+def run_bench(args):
+    with set_num_threads(args.threads):
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+        header = machine_lines(args.threads)
+        peak = gemm_rate()
+        results = run_cases(_selected(args))
+        rate, frac = dense_gemm_fraction(results, peak)
+        header.append(f"GEMM roofline: BLAS sgemm 1024^3 measures {peak:.0f} GFLOP/s"
+                      + (f"; dense layers (batch 128, forward+backward, Numba) reach "
+                         f"{rate:.0f} GFLOP/s = {frac:.0%} of it" if rate else ""))
+        extra = {"gemm_gflops": peak, "dense_gflops": rate}
+        if not args.no_startup and not args.family:
+            from .startup import cold_and_warm
+            start = cold_and_warm()
+            header.append(f"start-up to first training step (MLP + CNN, fresh process): cold "
+                          f"{start['cold']['first_steps']:.1f} s, warm (cached) "
+                          f"{start['warm']['first_steps']:.2f} s, beyond import "
+                          f"({start['warm']['import']:.2f} s)")
+            extra["startup"] = start
+    print(markdown(results, header))
+    if args.json:
+        write_json(args.json, results, header, extra)
+        print(f"\nwrote {args.json}")
+    return 0

@@ -1,0 +1,61 @@
+"""Command line: ``python -m fastnet train | bench | info`` (also the ``fastnet`` script)."""
+import argparse
+import sys
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fastnet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("info", help="versions, backend, dtype, threads, CPU features, Numba cache")
+
+    from .train import add_train_arguments
+    add_train_arguments(sub.add_parser("train", help="train a reference model on MNIST"),
+                        _positive_int, _positive_float)
+
+    from .benchmarking.run import add_bench_arguments
+    add_bench_arguments(sub.add_parser("bench", help="benchmark Numba vs NumPy vs PyTorch"))
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        from ._sysinfo import info_lines
+        print("\n".join(info_lines()))
+        return 0
+    if args.command == "train":
+        from .train import run_train
+        try:
+            return run_train(args)
+        except (FileNotFoundError, ConnectionError, ValueError) as err:
+            # Data that cannot be found or read: the message says where fastnet looked and how
+            # to fix it; a traceback would only bury it.
+            print(f"fastnet train: error: {err}", file=sys.stderr)
+            return 1
+    from .benchmarking.run import run_bench
+    return run_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""``python -m fastnet train``: train a reference model on MNIST with progress and plots.
+
+Output: a progress bar per epoch (samples/s, running loss), one summary line per epoch, then the
+test accuracy, the total time and the files written. With ``--save`` the model is saved
+(atomically) after every epoch, so Ctrl-C keeps the last finished epoch.
+"""
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import backend
+
+DEFAULT_MODEL = "cnn"
+
+
+def add_train_arguments(p, positive_int, positive_float):
+    from .models import OPTIMIZERS, RECIPES
+    p.add_argument("--model", choices=sorted(RECIPES), default=DEFAULT_MODEL,
+                   help=f"reference model (default {DEFAULT_MODEL}); "
+                        + "; ".join(f"{k}: {r.description}" for k, r in RECIPES.items()))
+    p.add_argument("--epochs", type=positive_int, help="default: the model's recipe")
+    p.add_argument("--batch-size", type=positive_int, help="default: the model's recipe")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="default: the model's recipe")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the recipe's)")
+    p.add_argument("--schedule", choices=["constant", "linear"],
+                   help="learning-rate schedule (default: the recipe's)")
+    p.add_argument("--backend", choices=["numba", "numpy"], help="default: FASTNET_BACKEND or numba")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--threads", type=positive_int, help="BLAS and Numba threads (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", metavar="DIR", help="MNIST folder (default: FASTNET_DATA, then the "
+                                                 "user cache, downloading when needed)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N samples")
+    p.add_argument("--val", type=int, default=5000, metavar="N",
+                   help="hold out the last N training samples for validation (default 5000; 0: "
+                        "none)")
+    p.add_argument("--plot", metavar="PATH.png", help="write learning curves to this PNG")
+    p.add_argument("--save", metavar="PATH", help="save the model here after every epoch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class _Progress:
+    """Per-epoch progress bar (tqdm when installed, a plain counter line otherwise) and the
+    one-line summary after each epoch."""
+
+    def __init__(self, epochs, n_train, quiet):
+        self.epochs, self.n_train, self.quiet = epochs, n_train, quiet
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, n_batches):
+        self.epoch, self.seen, self.loss_sum, self.start = epoch, 0, 0.0, time.perf_counter()
+        if self.quiet:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        if tqdm is not None:
+            self.bar = tqdm(total=self.n_train, desc=f"epoch {epoch + 1}/{self.epochs}",
+                            unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
+                            file=sys.stderr, mininterval=0.25)
+
+    def on_batch_end(self, batch, loss, n_samples):
+        self.seen += n_samples
+        self.loss_sum += loss * n_samples
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(n_samples)
+            if batch % 20 == 0:
+                self.bar.set_postfix(loss=f"{self.loss_sum / self.seen:.4f}", refresh=False)
+        elif batch % 50 == 0:
+            rate = self.seen / max(time.perf_counter() - self.start, 1e-9)
+            print(f"\r  epoch {self.epoch + 1}/{self.epochs} {self.seen}/{self.n_train} "
+                  f"{rate:,.0f} img/s loss {self.loss_sum / self.seen:.4f}", end="",
+                  file=sys.stderr, flush=True)
+
+    def on_epoch_end(self, epoch, logs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif not self.quiet:
+            print("\r", end="", file=sys.stderr)
+        rate = self.n_train / logs["seconds"]
+        val = (f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_acc']:.2%}"
+               if "val_acc" in logs else "")
+        print(f"epoch {epoch + 1:>2}/{self.epochs}  {logs['seconds']:6.1f} s  "
+              f"{rate:8,.0f} img/s  loss {logs['loss']:.4f}  acc {logs['acc']:.2%}{val}",
+              flush=True)
+
+
+class _LinearDecay:
+    """Learning rate falls linearly from its initial value to 0 over all training steps."""
+
+    def __init__(self, optimizer, total_steps):
+        self.optimizer, self.lr0, self.total, self.step = optimizer, optimizer.lr, total_steps, 0
+
+    def on_batch_end(self, batch, loss, n_samples):
+        self.step += 1
+        self.optimizer.lr = self.lr0 * max(0.0, 1 - self.step / self.total)
+
+
+class _SaveEachEpoch:
+    def __init__(self, model, path):
+        self.model, self.path = model, path
+
+    def on_epoch_end(self, epoch, logs):
+        self.model.save(self.path)
+
+
+def plot_history(history, path, title):
+    """Loss and accuracy per epoch, train and validation, side by side, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((ax_loss, "loss", "cross-entropy loss"), (ax_acc, "acc", "accuracy")):
+        ax.plot(epochs, history[key], "o-", label="train")
+        if history.get("val_" + key):
+            ax.plot(epochs, history["val_" + key], "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _load_data(args, recipe, dtype):
+    from .mnist import load_mnist
+    (X, y), (X_test, y_test) = load_mnist(args.data, flatten=recipe.flatten, dtype=dtype)
+    if args.limit:
+        X, y = X[:args.limit], y[:args.limit]
+    X_val = y_val = None
+    if args.val:
+        if args.val >= len(X):
+            raise ValueError(f"--val {args.val} leaves no training samples out of {len(X)}")
+        X, X_val, y, y_val = X[:-args.val], X[-args.val:], y[:-args.val], y[-args.val:]
+    return X, y, X_val, y_val, X_test, y_test
+
+
+def run_train(args):
+    from .models import RECIPES
+    if args.backend:
+        backend.set_backend(args.backend)
+    dtype = np.float32 if args.dtype == "float32" else np.float64
+    backend.set_default_dtype(dtype)
+    if args.threads:
+        backend.set_num_threads(args.threads)
+    recipe = RECIPES[args.model]
+    epochs = args.epochs or recipe.epochs
+    batch_size = args.batch_size or recipe.batch_size
+    schedule = args.schedule or recipe.schedule
+
+    X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
+    model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)
+    print(f"fastnet train: {recipe.name} ({recipe.description})")
+    print(f"  backend {backend.get_backend()}, {args.dtype}, threads "
+          f"{backend.get_num_threads() or 'default'}; {len(X)} train / "
+          f"{0 if X_val is None else len(X_val)} validation / {len(X_test)} test samples")
+    print(f"  {type(model.optimizer).__name__} lr {model.optimizer.lr:g} ({schedule}), "
+          f"batch {batch_size}, {epochs} epochs", flush=True)
+
+    callbacks = [_Progress(epochs, len(X), args.quiet)]
+    if schedule == "linear":
+        callbacks.append(_LinearDecay(model.optimizer, epochs * math.ceil(len(X) / batch_size)))
+    if args.save:
+        callbacks.append(_SaveEachEpoch(model, args.save))
+
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        model.fit(X, y, X_val, y_val, epochs=epochs, batch_size=batch_size, seed=args.seed,
+                  callbacks=callbacks)
+    except KeyboardInterrupt:
+        interrupted = True
+        done = len(model.history["loss"]) if getattr(model, "history", None) else 0
+        print(f"\ninterrupted during epoch {done + 1}; stopping.", file=sys.stderr)
+    train_seconds = time.perf_counter() - start
+
+    test_acc = model.score(X_test, y_test)
+    print(f"test accuracy {test_acc:.2%}  ({len(X_test)} samples)")
+    print(f"training time {train_seconds:.1f} s")
+    written = []
+    if args.save and model.history["loss"]:
+        written.append(f"model {args.save} (after epoch {len(model.history['loss'])})")
+    if args.plot and model.history["loss"]:
+        plot_history(model.history, args.plot,
+                     f"fastnet {recipe.name} on MNIST: test accuracy {test_acc:.2%}")
+        written.append(f"learning curves {args.plot}")
+    for line in written:
+        print(f"wrote {line}")
+    return 130 if interrupted else 0

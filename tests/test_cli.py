@@ -1,0 +1,77 @@
+"""The command line: info, train on tiny IDX files, argument errors."""
+import gzip
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnet import cli
+
+
+def write_idx(path, array, magic):
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """200 training and 50 test images: bright pixel columns encode the label (learnable)."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 200), ("t10k", 50)):
+        labels = rng.integers(0, 10, n)
+        images = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+        for i, c in enumerate(labels):
+            images[i, :, 2 * c:2 * c + 2] = 255
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
+    return tmp_path
+
+
+def test_info_prints_versions_and_settings(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for word in ("fastnet", "numpy", "numba", "backend", "threads", "cpu features", "numba cache"):
+        assert word in out
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_train_end_to_end_writes_plot_and_model(tiny_mnist, tmp_path, capsys, model):
+    plot, saved = tmp_path / "curves.png", tmp_path / "model.npz"
+    code = cli.main(["train", "--model", model, "--epochs", "2", "--data", str(tiny_mnist),
+                     "--val", "50", "--quiet", "--plot", str(plot), "--save", str(saved),
+                     "--batch-size", "25"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "epoch  1/2" in out and "epoch  2/2" in out and "test accuracy" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import fastnet.model
+    reloaded = fastnet.model.load(saved)
+    assert len(reloaded.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--epochs", "0"], ["--epochs", "positive integer"]),
+    (["train", "--lr", "-1"], ["--lr", "positive"]),
+    (["train", "--model", "resnet"], ["--model", "invalid choice"]),
+    (["train", "--backend", "cuda"], ["--backend"]),
+    (["frobnicate"], ["invalid choice"]),
+])
+def test_bad_arguments_exit_2_with_argparse_message(argv, words, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fastnet", "train", "--data", str(tmp_path),
+                          "--quiet"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "FASTNET_DATA": ""})
+    assert out.returncode != 0
+    assert str(tmp_path) in out.stderr and "FASTNET_DATA" in out.stderr
