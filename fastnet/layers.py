@@ -568,6 +568,24 @@ class Flatten(Layer):
 
 
 @register()
+class Transpose(Layer):
+    """Swap the last two axes: ``(N, A, B)`` to ``(N, B, A)``; ``backward`` swaps them back.
+
+    For image input ``(N, 28, 28)`` held as rows-as-channels, ``Transpose()`` gives the
+    columns-as-channels view, so a :class:`~fastnet.model.Concat` can convolve both.
+    """
+
+    def forward(self, x):
+        x = _as_float(x)
+        if x.ndim < 3:
+            raise ValueError(f"{self!r}: input must be (N, A, B); got shape {x.shape}")
+        return np.ascontiguousarray(x.swapaxes(-1, -2))
+
+    def backward(self, dout):
+        return np.ascontiguousarray(np.asarray(dout).swapaxes(-1, -2))
+
+
+@register()
 class Dropout(Layer):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale the
     rest by ``1 / (1 - p)``; in evaluation mode (``eval()``), the identity.

@@ -39,7 +39,7 @@ from .initializers import as_generator
 from .layers import FC, Layer, Softmax
 from .losses import SoftmaxCrossEntropy, get_loss
 
-__all__ = ["Sequential", "Classifier", "Callback", "load"]
+__all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
 
 INFERENCE_BATCH = 1024
 
@@ -93,8 +93,20 @@ def _check_chain(layers):
             last = None
 
 
+class _Container(Layer):
+    """A layer made of layers: parameters and gradients are gathered from ``named_leaves``."""
+
+    @property
+    def params(self):
+        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.params.items()}
+
+    @property
+    def grads(self):
+        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.grads.items()}
+
+
 @_serialize.register()
-class Sequential(Layer):
+class Sequential(_Container):
     """Layers applied in order; itself a layer (``forward``, ``backward``, ``params``,
     ``grads``), so containers can be nested.
 
@@ -171,14 +183,6 @@ class Sequential(Layer):
                 yield from layer.named_leaves(f"{prefix}{i}.")
             else:
                 yield f"{prefix}{i}.", layer
-
-    @property
-    def params(self):
-        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.params.items()}
-
-    @property
-    def grads(self):
-        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.grads.items()}
 
     def train(self, mode=True):
         """Set training mode on the model and every layer (``mode=False``: evaluation)."""
@@ -474,6 +478,71 @@ class Sequential(Layer):
         the same backend. Raises ``ValueError`` for a file that is not a fastnet model (or is
         truncated) or holds a model of another class."""
         return _serialize.load_model(path, cls)
+
+
+@_serialize.register()
+class Concat(_Container):
+    """Several branches on the same input; their outputs, flattened, side by side.
+
+    Parameters
+    ----------
+    branches : sequence of layer lists (or :class:`Sequential`)
+        Each branch sees the whole input.
+
+    Shape
+    -----
+    Input: whatever the branches accept. Output ``(N, sum of the branches' per-sample sizes)``.
+    ``backward`` splits ``dout`` by branch and adds up the branches' input gradients.
+
+    Examples
+    --------
+    Rows and columns of an image as channels, convolved separately, then one classifier head:
+
+    >>> two_view = Concat([[Conv1d(28, 32, 3, padding=1), ReLU(), MaxPool1d(2)],
+    ...                    [Transpose(), Conv1d(28, 32, 3, padding=1), ReLU(), MaxPool1d(2)]])
+    >>> model = Classifier([two_view, FC(2 * 32 * 14, 10)], optimizer=Adam())  # doctest: +SKIP
+    """
+
+    def __init__(self, branches):
+        branches = list(branches)
+        if len(branches) < 1:
+            raise ValueError("Concat: branches is empty; give at least one branch")
+        self.branches = [b if isinstance(b, Sequential) else Sequential(b) for b in branches]
+        self._shapes = None
+
+    def forward(self, x):
+        outs = [branch.forward(x) for branch in self.branches]
+        self._shapes = [out.shape for out in outs]
+        return np.concatenate([out.reshape(len(out), -1) for out in outs], axis=1)
+
+    def backward(self, dout):
+        if self._shapes is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        dx, start = None, 0
+        for branch, shape in zip(self.branches, self._shapes):
+            width = int(np.prod(shape[1:]))
+            part = np.ascontiguousarray(dout[:, start:start + width]).reshape(shape)
+            start += width
+            grad = branch.backward(part)
+            dx = grad if dx is None else dx + grad
+        return dx
+
+    def named_leaves(self, prefix=""):
+        for i, branch in enumerate(self.branches):
+            yield from branch.named_leaves(f"{prefix}{i}.")
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for branch in self.branches:
+            branch.train(mode)
+        return self
+
+    def get_config(self):
+        return {"branches": self.branches}
+
+    def __repr__(self):
+        inner = ",\n".join(f"  {b!r}" for b in self.branches)
+        return f"Concat([\n{inner}\n])"
 
 
 def _labels(y):

@@ -1,0 +1,73 @@
+"""Concat (branches on one input) and Transpose: gradients, training, save/load."""
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet.layers import FC, Conv1d, Flatten, MaxPool1d, ReLU, Transpose
+from fastnet.model import Classifier, Concat, load
+from fastnet.optimizers import Adam
+from gradcheck import check
+
+
+def two_view(seed=0):
+    he = lambda k: fastnet.initializers.HeInitializer(seed=seed + k)
+    return Classifier([
+        Concat([[Conv1d(6, 4, 3, padding=1, initializer=he(0)), ReLU(), MaxPool1d(2)],
+                [Transpose(), Conv1d(6, 3, 3, padding=1, initializer=he(1)), ReLU()]]),
+        FC(4 * 3 + 3 * 6, 5, he(2))], optimizer=Adam(1e-2))
+
+
+def test_transpose_swaps_last_axes_and_back():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    t = Transpose()
+    y = t.forward(x)
+    assert y.shape == (2, 4, 3) and y.flags.c_contiguous
+    np.testing.assert_array_equal(t.backward(y), x)
+
+
+def test_concat_output_is_branches_side_by_side(backend):
+    with fastnet.set_default_dtype(np.float64):
+        model = two_view()
+    x = np.random.default_rng(0).standard_normal((2, 6, 6))
+    concat = model.layers[0]
+    out = concat.forward(x)
+    a = concat.branches[0].forward(x).reshape(2, -1)
+    b = concat.branches[1].forward(x).reshape(2, -1)
+    np.testing.assert_array_equal(out, np.concatenate([a, b], axis=1))
+
+
+def test_concat_model_gradients_match_finite_differences(backend):
+    with fastnet.set_default_dtype(np.float64):
+        model = two_view()
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((3, 6, 6)), rng.integers(0, 5, 3)
+
+    def loss():
+        return float(fastnet.functional.softmax_cross_entropy(model.forward(x), y))
+
+    _, probs = fastnet.functional.softmax_cross_entropy(model.forward(x), y, return_probs=True)
+    dx = model.backward(fastnet.functional.softmax_cross_entropy_backward(probs, y))
+    grads = {k: v.copy() for k, v in model.grads.items()}
+    check(loss, dx, x, rtol=1e-5, atol=1e-8)
+    for key, param in model.params.items():
+        check(loss, grads[key], param, rtol=1e-5, atol=1e-8)
+    assert set(model.params) == {"0.0.0.W", "0.0.0.b", "0.1.1.W", "0.1.1.b", "1.W", "1.b"}
+
+
+def test_concat_model_trains_and_reloads_bit_identically(backend, tmp_path):
+    model = two_view()
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 6, 6)).astype(np.float32)
+    y = (X[:, 0, 0] > 0).astype(np.int64)
+    model.fit(X, y, epochs=30, batch_size=10)
+    assert model.history["loss"][-1] < model.history["loss"][0] / 2
+    path = tmp_path / "two_view.npz"
+    model.save(path)
+    again = load(path)
+    assert type(again.layers[0]) is Concat
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_empty_concat_is_rejected():
+    with pytest.raises(ValueError, match="branches is empty"):
+        Concat([])
