@@ -71,3 +71,15 @@ def test_concat_model_trains_and_reloads_bit_identically(backend, tmp_path):
 def test_empty_concat_is_rejected():
     with pytest.raises(ValueError, match="branches is empty"):
         Concat([])
+
+
+def test_torch_translation_matches_forward():
+    torch = pytest.importorskip("torch")
+    from fastnet.benchmarking.epochs import to_torch
+    with fastnet.set_default_dtype(np.float64):
+        model = two_view()
+    x = np.random.default_rng(3).standard_normal((4, 6, 6))
+    with fastnet.set_backend("numpy"):
+        want = model.forward(x)
+    got = to_torch(model, np.float64)(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

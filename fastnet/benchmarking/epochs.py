@@ -37,14 +37,20 @@ def _recipe_model(name, dtype, optimizer=None):
 
 
 def to_torch(model, dtype):
-    """The same network as a ``torch.nn.Sequential`` with the same weights (for comparisons)."""
+    """The same network as a ``torch.nn.Module`` with the same weights (for comparisons)."""
     torch = torch_module()
-    from ..layers import FC, Conv1d, Flatten, MaxPool1d, ReLU, Sigmoid, Tanh
+    net = _torch_sequential(torch, model.layers)
+    return net.to(torch.float32 if dtype == np.float32 else torch.float64)
+
+
+def _torch_sequential(torch, layers):
+    from ..layers import FC, Conv1d, Flatten, MaxPool1d, ReLU, Sigmoid, Tanh, Transpose
+    from ..model import Concat, Sequential
     nn = torch.nn
     acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
             ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh}
     modules = []
-    for layer in model.layers:
+    for layer in layers:
         if isinstance(layer, FC):
             lin = nn.Linear(layer.n_nodes1, layer.n_nodes2)
             lin.weight.data = torch.from_numpy(layer.W.T.copy())
@@ -67,11 +73,36 @@ def to_torch(model, dtype):
             modules.append(nn.MaxPool1d(layer.kernel_size, layer.stride, layer.padding))
         elif isinstance(layer, Flatten):
             modules.append(nn.Flatten())
+        elif isinstance(layer, Transpose):
+            modules.append(_TorchTranspose(torch)())
+        elif isinstance(layer, Concat):
+            modules.append(_TorchConcat(torch)(
+                [_torch_sequential(torch, b.layers) for b in layer.branches]))
+        elif isinstance(layer, Sequential):
+            modules.append(_torch_sequential(torch, layer.layers))
         elif type(layer) in acts:
             modules.append(acts[type(layer)]())
         else:
             raise Unsupported(f"no torch translation for {layer!r}")
-    return nn.Sequential(*modules).to(torch.float32 if dtype == np.float32 else torch.float64)
+    return torch.nn.Sequential(*modules)
+
+
+def _TorchTranspose(torch):
+    class Transpose(torch.nn.Module):
+        def forward(self, x):
+            return x.transpose(-1, -2)
+    return Transpose
+
+
+def _TorchConcat(torch):
+    class Concat(torch.nn.Module):
+        def __init__(self, branches):
+            super().__init__()
+            self.branches = torch.nn.ModuleList(branches)
+
+        def forward(self, x):
+            return torch.cat([b(x).flatten(1) for b in self.branches], dim=1)
+    return Concat
 
 
 def _torch_optimizer(torch, name, params, lr):
