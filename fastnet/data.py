@@ -13,7 +13,7 @@ from .initializers import as_generator
 from .mnist import (MIRRORS, MNIST_FILES, find_mnist_dir, load_mnist, mnist_available,
                     mnist_cache_dir, read_idx, require_mnist)
 
-__all__ = ["MiniBatch", "GetMiniBatch", "one_hot", "numerical_gradient", "check_xy",
+__all__ = ["MiniBatch", "GetMiniBatch", "one_hot", "numerical_gradient", "check_xy", "random_shift",
            "load_mnist", "find_mnist_dir", "mnist_available", "require_mnist", "mnist_cache_dir",
            "read_idx", "MNIST_FILES", "MIRRORS"]
 
@@ -166,3 +166,34 @@ def numerical_gradient(f, x, h=1e-4):
         x[idx] = old
         grad[idx] = (up - down) / (2 * h)
     return grad
+
+
+def random_shift(max_shift=1, image_shape=(28, 28)):
+    """Augmentation for ``fit(..., augment=...)``: shift each image by a random whole number of
+    pixels, ``-max_shift..max_shift`` in each direction independently, filling with zeros.
+
+    Parameters
+    ----------
+    max_shift : int >= 0
+    image_shape : (int, int)
+        ``(H, W)``; batches may be ``(N, H, W)`` or flattened ``(N, H*W)``.
+
+    Returns
+    -------
+    augment : callable ``(x_batch, rng) -> x_batch`` of the same shape and dtype.
+    """
+    s = check.integer("random_shift", "max_shift", max_shift, low=0)
+    H, W = (check.integer("random_shift", "image_shape", v, low=1) for v in image_shape)
+
+    def augment(x, rng):
+        x = np.asarray(x)
+        if x[0].size != H * W:
+            raise ValueError(f"random_shift: batch of shape {x.shape} does not hold {H}x{W} "
+                             f"images")
+        n = len(x)
+        padded = np.pad(x.reshape(n, H, W), ((0, 0), (s, s), (s, s)))
+        rows = rng.integers(0, 2 * s + 1, n)[:, None] + np.arange(H)      # (n, H)
+        cols = rng.integers(0, 2 * s + 1, n)[:, None] + np.arange(W)      # (n, W)
+        shifted = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        return shifted.reshape(x.shape)
+    return augment

@@ -310,7 +310,7 @@ class Sequential(_Container):
         return 0
 
     def fit(self, X, y, X_val=None, y_val=None, epochs=10, batch_size=32, shuffle=True, seed=0,
-            verbose=False, callbacks=None):
+            verbose=False, callbacks=None, augment=None):
         """Train with mini-batches; returns ``self``. ``history`` starts afresh at each call
         (parameters and optimizer state carry on).
 
@@ -331,6 +331,10 @@ class Sequential(_Container):
             Print one line per epoch.
         callbacks : list, optional
             Objects with any of :class:`Callback`'s methods (progress bars, logging).
+        augment : callable, optional
+            ``augment(x_batch, rng) -> x_batch`` applied to every training batch (same shape),
+            e.g. :func:`fastnet.data.random_shift`; ``rng`` is the fit's generator, so a run
+            is reproducible from ``seed``. Validation and inference data are never augmented.
 
         Raises
         ------
@@ -367,20 +371,22 @@ class Sequential(_Container):
         try:
             for epoch in range(epochs):
                 self._fit_epoch(X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng,
-                                tail, verbose, callbacks)
+                                tail, verbose, callbacks, augment)
         finally:
             self.train(was_training)
         _call(callbacks, "on_train_end", self)
         return self
 
     def _fit_epoch(self, X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng, tail,
-                   verbose, callbacks):
+                   verbose, callbacks, augment=None):
         start = time.perf_counter()
         batches = MiniBatch(X, y, batch_size, seed=rng, shuffle=shuffle)
         _call(callbacks, "on_epoch_begin", epoch, len(batches))
         total = 0.0
         correct = 0
         for b, (xb, yb) in enumerate(batches):
+            if augment is not None:
+                xb = augment(xb, rng)
             out = self._forward_for_loss(xb, tail)
             loss = self.loss.forward(out, yb)
             if not math.isfinite(loss):

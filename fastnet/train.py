@@ -36,6 +36,8 @@ def add_train_arguments(p, positive_int, positive_float):
     p.add_argument("--val", type=int, default=5000, metavar="N",
                    help="hold out the last N training samples for validation (default 5000; 0: "
                         "none)")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without the recipe's random image shifts")
     p.add_argument("--plot", metavar="PATH.png", help="write learning curves to this PNG")
     p.add_argument("--save", metavar="PATH", help="save the model here after every epoch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -165,8 +167,10 @@ def run_train(args):
     print(f"  backend {backend.get_backend()}, {args.dtype}, threads "
           f"{backend.get_num_threads() or 'default'}; {len(X)} train / "
           f"{0 if X_val is None else len(X_val)} validation / {len(X_test)} test samples")
+    shifts = recipe.max_shift if args.augment else 0
     print(f"  {type(model.optimizer).__name__} lr {model.optimizer.lr:g} ({schedule}), "
-          f"batch {batch_size}, {epochs} epochs", flush=True)
+          f"batch {batch_size}, {epochs} epochs"
+          + (f", random shifts of up to {shifts} px" if shifts else ""), flush=True)
 
     callbacks = [_Progress(epochs, len(X), args.quiet)]
     if schedule == "linear":
@@ -178,7 +182,7 @@ def run_train(args):
     interrupted = False
     try:
         model.fit(X, y, X_val, y_val, epochs=epochs, batch_size=batch_size, seed=args.seed,
-                  callbacks=callbacks)
+                  callbacks=callbacks, augment=recipe.augment() if args.augment else None)
     except KeyboardInterrupt:
         interrupted = True
         done = len(model.history["loss"]) if getattr(model, "history", None) else 0

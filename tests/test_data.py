@@ -79,3 +79,34 @@ def test_mnist_helpers_are_re_exported():
     from fastnet import mnist
     assert data.load_mnist is mnist.load_mnist
     assert data.find_mnist_dir is mnist.find_mnist_dir
+
+
+def test_random_shift_moves_whole_images_and_fills_zeros():
+    from fastnet.data import random_shift
+    x = np.zeros((200, 5, 5), np.float32)
+    x[:, 2, 2] = 1                                   # one bright pixel in the centre
+    out = random_shift(1, (5, 5))(x, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert np.all(out.sum(axis=(1, 2)) == 1)         # the pixel moved, nothing else appeared
+    rows, cols = np.nonzero(out)[1:]
+    assert set(rows) == {1, 2, 3} and set(cols) == {1, 2, 3}
+    flat = random_shift(2, (5, 5))(x.reshape(200, 25), np.random.default_rng(0))
+    assert flat.shape == (200, 25)
+    np.testing.assert_array_equal(random_shift(0, (5, 5))(x, np.random.default_rng(0)), x)
+
+
+def test_fit_applies_augment_to_training_batches_only():
+    import fastnet
+    from fastnet.layers import FC
+    from fastnet.model import Classifier
+    from fastnet.optimizers import SGD
+    seen = []
+
+    def augment(xb, rng):
+        seen.append(len(xb))
+        return xb
+    X = np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32)
+    y = np.arange(30) % 2
+    Classifier([FC(4, 2)], optimizer=SGD(0.1)).fit(X, y, X, y, epochs=2, batch_size=10,
+                                                   augment=augment)
+    assert seen == [10, 10, 10] * 2
