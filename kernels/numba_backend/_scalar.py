@@ -1,35 +1,35 @@
-"""Scalar helpers shared by the Numba kernels (inlined by LLVM into the loops that call them)."""
-import math
+"""Scalar helpers shared by the Numba kernels (inlined by LLVM into the loops that call them).
+
+``exp``, ``sigmoid`` and ``tanh`` live in ``_vecmath``: they must be written so that LLVM can
+vectorise them, which is a module's worth of explanation.
+"""
+import numpy as np
 
 from ._config import jit
+
+# float32 constants: float32 with float32 stays float32 (a Python 0.0 or 1 would turn a float32 loop
+# into float64 with two conversions per element), and float32 with float64 gives float64.
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
 
 
 @jit
 def relu(v):
     # `v > 0` is False for NaN; the explicit `v != v` keeps NaN visible instead of mapping it to 0.
-    return v if (v > 0 or v != v) else 0.0
+    return v if (v > 0 or v != v) else _ZERO
 
 
 @jit
 def relu_grad(d, v):
     """Gradient at exactly 0 is 0 (PyTorch's convention)."""
-    return d if v > 0 else 0.0
-
-
-@jit
-def sigmoid(v):
-    # exp of a non-positive number only: never overflows for any finite input.
-    if v >= 0:
-        return 1 / (1 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1 + e)
+    return d if v > 0 else _ZERO
 
 
 @jit
 def sigmoid_grad(d, y):
-    return d * y * (1 - y)
+    return d * y * (_ONE - y)
 
 
 @jit
 def tanh_grad(d, y):
-    return d * (1 - y * y)
+    return d * (_ONE - y * y)

@@ -1,15 +1,16 @@
 """Element-wise activations and row-wise softmax (Numba).
 
 Element-wise kernels run a plain loop below ``PARALLEL_MIN_SIZE`` elements and a ``prange`` loop
-above it: a parallel region costs ~2 us to start, which small arrays never earn back.
+above it: a parallel region costs ~2 us to start, which small arrays never earn back. ``exp``,
+``sigmoid`` and ``tanh`` come from ``_vecmath`` (plain arithmetic that LLVM vectorises), not
+from ``math``, whose libm calls keep every loop scalar.
 """
-import math
-
 import numpy as np
 from numba import prange
 
-from ._config import PARALLEL_MIN_SIZE, jit_parallel
-from ._scalar import relu, relu_grad, sigmoid, sigmoid_grad, tanh_grad
+from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
+from ._scalar import relu, relu_grad, sigmoid_grad, tanh_grad
+from ._vecmath import exp, maximum, sigmoid, tanh
 
 
 @jit_parallel
@@ -61,10 +62,10 @@ def _tanh_forward(x, y):
     n = x.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
-            y[i] = math.tanh(x[i])
+            y[i] = tanh(x[i])
     else:
         for i in prange(n):
-            y[i] = math.tanh(x[i])
+            y[i] = tanh(x[i])
 
 
 @jit_parallel
@@ -111,6 +112,7 @@ def sigmoid_backward(dout, y):
 
 
 def tanh_forward(x):
+    """``tanh(x)``, computed as ``-m / (m + 2)`` with ``m = expm1(-2|x|)``; exactly +-1 far out."""
     return _unary(_tanh_forward, x)
 
 
@@ -119,32 +121,52 @@ def tanh_backward(dout, y):
     return _binary(_tanh_backward, dout, y)
 
 
+@jit
+def _softmax_row(z, p):
+    C = z.size
+    m = z[0]
+    for j in range(1, C):
+        m = maximum(m, z[j])
+    s = z.dtype.type(0)
+    for j in range(C):
+        e = exp(z[j] - m)
+        p[j] = e
+        s += e
+    r = z.dtype.type(1) / s        # a float32 1: a Python 1 would make r (and the loop) float64
+    for j in range(C):
+        p[j] *= r
+
+
 @jit_parallel
 def _softmax_rows(x, y):
-    N, C = x.shape
-    for i in prange(N):
-        m = x[i, 0]
-        for j in range(1, C):
-            m = max(m, x[i, j])
-        s = x.dtype.type(0)
-        for j in range(C):
-            e = math.exp(x[i, j] - m)
-            y[i, j] = e
-            s += e
-        r = 1 / s
-        for j in range(C):
-            y[i, j] *= r
+    N = x.shape[0]
+    if x.size < PARALLEL_MIN_SIZE:
+        for i in range(N):
+            _softmax_row(x[i], y[i])
+    else:
+        for i in prange(N):
+            _softmax_row(x[i], y[i])
+
+
+@jit
+def _softmax_backward_row(dout, y, dx):
+    C = y.size
+    s = y.dtype.type(0)
+    for j in range(C):
+        s += dout[j] * y[j]
+    for j in range(C):
+        dx[j] = y[j] * (dout[j] - s)
 
 
 @jit_parallel
 def _softmax_backward_rows(dout, y, dx):
-    N, C = y.shape
-    for i in prange(N):
-        s = y.dtype.type(0)
-        for j in range(C):
-            s += dout[i, j] * y[i, j]
-        for j in range(C):
-            dx[i, j] = y[i, j] * (dout[i, j] - s)
+    N = y.shape[0]
+    if y.size < PARALLEL_MIN_SIZE:
+        for i in range(N):
+            _softmax_backward_row(dout[i], y[i], dx[i])
+    else:
+        for i in prange(N):
+            _softmax_backward_row(dout[i], y[i], dx[i])
 
 
 def softmax_forward(x):

@@ -2,15 +2,15 @@
 
 The products go to BLAS through NumPy's ``@`` (the GEMM is most of the work and BLAS is near the
 machine's peak); Numba fuses everything around them into single passes: bias plus activation in
-the forward, activation gradient plus the bias-gradient column sums in the backward.
+the forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid and
+tanh are ``_vecmath``'s vectorisable versions.
 """
-import math
-
 import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import relu, relu_grad, sigmoid, sigmoid_grad, tanh_grad
+from ._scalar import relu, relu_grad, sigmoid_grad, tanh_grad
+from ._vecmath import sigmoid, tanh
 
 _ACT_CODE = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
@@ -31,7 +31,7 @@ def _bias_act_rows(y, b, act, lo, hi):
                 row[j] = sigmoid(row[j] + b[j])
         else:
             for j in range(n_out):
-                row[j] = math.tanh(row[j] + b[j])
+                row[j] = tanh(row[j] + b[j])
 
 
 @jit_parallel

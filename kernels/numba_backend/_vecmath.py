@@ -1,0 +1,308 @@
+"""Vectorisable ``exp``, ``sigmoid`` and ``tanh`` for the Numba kernels.
+
+Why not ``math.exp``: the llvmlite wheels ship no SVML, so ``math.exp`` / ``math.tanh`` in a Numba
+loop are calls into the scalar libm and LLVM cannot vectorise the loop around them (measured:
+``math.tanh`` over 1e6 float32 took ~20 ms against NumPy's SIMD ``np.tanh`` ~0.4 ms). The
+functions here are plain arithmetic, which LLVM inlines and vectorises (AVX-512 on this machine).
+
+Method (Cody and Waite; the classic libm algorithm)::
+
+    x = k*ln2 + r,   k = rint(x / ln2),   |r| <= ln2/2
+    r = (x - k*LN2_HI) - k*LN2_LO        LN2_HI has trailing zero bits, so k*LN2_HI is exact
+    e^r = 1 + r + r^2 * P(r)             P near-minimax (Lawson-weighted least squares, mpmath)
+    e^x = e^r * 2^k                      2^k written as bits by the intrinsic ``_pow2``
+
+``P`` has degree 9 for float64 and 4 for float32; its own error is below 2^-57 and 2^-28
+relative, so what remains is rounding. Float32 inputs are computed in float32 throughout (16 lanes
+per AVX-512 register) with float32 constants: a Python float literal is float64 and would promote
+the whole expression.
+
+Max error in ulps of the output dtype, measured by ``tests/test_fastmath_fns.py`` against an
+x87 extended-precision reference on ~5 million points per function and dtype spanning the whole
+range (every 1021st float32 bit pattern; random float64 bit patterns plus dense uniform samples)::
+
+              float64   float32
+    exp        1.03      1.00
+    sigmoid    2.31      2.23     e^x / (1 + e^x) below 0: e's 1 ulp can be 2 ulps of the result
+    tanh       2.50      2.48     -m / (m + 2) near |x| ~ 4: m + 2 rounds in the binade above 1
+
+Edges: ``exp(-inf) = 0``, ``exp(+inf) = inf``, NaN gives NaN, overflow gives inf; results below
+the smallest normal underflow gradually (denormals, within one denormal step) and then to 0.
+``sigmoid`` never overflows and is exactly 0 or 1 far out; ``tanh`` is exactly +-1 once it rounds
+there (|x| > 19.1 in float64, 9.01 in float32) and keeps its relative accuracy near 0 (down to
+the denormals). ``tanh(-0.0) = -0.0``.
+
+Every function is branch-free: out-of-range inputs are clamped first (so no lane computes with
+garbage) and the special values are restored by selects, which LLVM turns into masked blends.
+Division is written ``np.true_divide``: Python's ``/`` makes Numba test the divisor for zero and
+raise, and that branch stops LLVM from vectorising the loop.
+
+Cost (one core, 1e6 elements, AVX-512 Zen 4): exp 0.36 / 0.84 ms, sigmoid 0.43 / 0.97 ms, tanh
+0.28 / 0.78 ms for float32 / float64, against ``math.tanh`` ~20 ms and NumPy's ``np.tanh`` 0.35 /
+1.6 ms. The loops are bound by FMA throughput; in float64 the division is ~1/3 of tanh.
+
+The public names ``exp``, ``sigmoid``, ``tanh`` (and ``maximum``, for row maxima) take float32
+or float64 scalars; the implementation for the type is picked when the calling kernel is compiled.
+With ``NUMBA_DISABLE_JIT=1`` everything here runs as plain Python and gives the same numbers.
+
+Numba's on-disk cache keys a kernel on its own source file only: after editing this module,
+clear ``__pycache__`` (or ``NUMBA_CACHE_DIR``) or the cached kernels keep the old code.
+"""
+import math
+import operator
+
+import numpy as np
+from llvmlite import ir
+from numba import config, types
+from numba.extending import intrinsic, overload
+
+from ._config import jit
+
+
+# --- building blocks: three IEEE operations in a fixed order, and 2**n from bits ----------------
+
+def _in_order(opname):
+    """An IEEE float ``fadd``/``fsub``/``fmul`` that LLVM may fuse into an FMA but not reassociate.
+
+    The backend's fast-math set includes ``reassoc``, which is what lets LLVM vectorise sums; but
+    it also let LLVM fold ``(x - k*LN2_HI) - k*LN2_LO`` into ``x - k*(LN2_HI + LN2_LO)`` (undoing
+    Cody-Waite) and turn ``(p * 2^k1) * 2^k2`` into ``p * (2^k1 * 2^k2)`` (inf or 0 where the
+    result is finite). Numba adds its fast-math flags only to float instructions that carry none,
+    so an instruction emitted with ``contract`` alone keeps its IEEE evaluation order.
+    """
+    @intrinsic
+    def op(typingctx, a, b):
+        if not (isinstance(a, types.Float) and a == b):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, opname)(args[0], args[1], flags=("contract",))
+
+        return a(a, b), codegen
+
+    return op
+
+
+@intrinsic
+def _pow2_bits(typingctx, n):
+    """``2.0**n`` for a float ``n`` holding an integer in the normal exponent range (-1022..1023
+    for float64, -126..127 for float32), in ``n``'s type.
+
+    Numba has no scalar bitcast: this writes the IEEE exponent field, ``(int(n) + bias) <<
+    mantissa_bits``, and reinterprets it (``vcvttps2dq``, ``vpaddd``, ``vpslld`` when vectorised).
+    """
+    if n == types.float64:
+        int_bits, bias, mant = 64, 1023, 52
+    elif n == types.float32:
+        int_bits, bias, mant = 32, 127, 23
+    else:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ity = ir.IntType(int_bits)
+        k = builder.fptosi(args[0], ity)
+        bits = builder.shl(builder.add(k, ity(bias)), ity(mant))
+        return builder.bitcast(bits, context.get_value_type(sig.return_type))
+
+    return n(n), codegen
+
+
+@intrinsic
+def _maximum_intrinsic(typingctx, a, b):
+    """LLVM's ``llvm.maximum``: IEEE 754-2019 maximum, NaN if either operand is NaN.
+
+    Python's ``max`` and ``np.maximum`` compile to compare-and-select chains that LLVM does not
+    vectorise as a reduction (without ``nnan``): a softmax row max ran at ~0.5 ns per element.
+    ``llvm.maximum`` is a reduction LLVM knows: ~0.05 ns per element, and NaN still propagates.
+    """
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = context.get_value_type(sig.return_type)
+        fn = builder.module.declare_intrinsic("llvm.maximum", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
+if config.DISABLE_JIT:      # plain Python (e.g. a coverage run): the same operations, uncompiled
+    _add, _sub, _mul = operator.add, operator.sub, operator.mul
+
+    def _pow2(n):
+        return type(n)(math.ldexp(1.0, int(n)))
+
+    def maximum(a, b):
+        """The larger of ``a`` and ``b``; NaN if either is NaN (vectorisable as a reduction)."""
+        return a if (a > b or a != a) else b
+else:
+    _add, _sub, _mul = _in_order("fadd"), _in_order("fsub"), _in_order("fmul")
+    _pow2 = _pow2_bits
+    maximum = _maximum_intrinsic
+
+
+# --- float64 -----------------------------------------------------------------------------------
+
+_F64_LOG2E = 1.4426950408889634
+_F64_LN2_HI = 6.93147180369123816490e-01     # 0x3fe62e42fee00000: 32 significant bits
+_F64_LN2_LO = 1.90821492927058770002e-10     # ln2 - LN2_HI
+# exp(x) is 0 below -745.14 and inf above 709.79; clamping just outside keeps every k in range.
+_F64_EXP_LO = -746.0
+_F64_EXP_HI = 710.0
+# Near-minimax P(r) for (e^r - 1 - r) / r^2 on |r| <= ln2/2, relative error 3.6e-18 (2^-57.9).
+_F64_P0 = 0.5000000000000011
+_F64_P1 = 0.16666666666666413
+_F64_P2 = 0.04166666666653026
+_F64_P3 = 0.008333333333494336
+_F64_P4 = 0.001388888894359938
+_F64_P5 = 0.000198412695067794
+_F64_P6 = 2.480149313455227e-05
+_F64_P7 = 2.7557586262911595e-06
+_F64_P8 = 2.763023446764578e-07
+_F64_P9 = 2.5000074236309794e-08
+# tanh(x) rounds to 1.0 for x > 19.06; beyond the clamp 2**k never leaves the normal range.
+_F64_TANH_CLAMP = 20.0
+
+
+@jit
+def _expm1_reduced_f64(x):
+    """``(k, e^r - 1)`` with ``x = k*ln2 + r``; ``x`` must be finite and within the clamp."""
+    k = np.rint(x * _F64_LOG2E)
+    r = _sub(_sub(x, k * _F64_LN2_HI), k * _F64_LN2_LO)
+    p = _F64_P9
+    p = p * r + _F64_P8
+    p = p * r + _F64_P7
+    p = p * r + _F64_P6
+    p = p * r + _F64_P5
+    p = p * r + _F64_P4
+    p = p * r + _F64_P3
+    p = p * r + _F64_P2
+    p = p * r + _F64_P1
+    p = p * r + _F64_P0
+    return k, r + r * r * p
+
+
+@jit
+def _exp_f64(x):
+    # NaN fails both comparisons, so it is clamped too (no lane works on NaN); it is put back last.
+    xc = x if x > _F64_EXP_LO else _F64_EXP_LO
+    xc = xc if xc < _F64_EXP_HI else _F64_EXP_HI
+    k, em1 = _expm1_reduced_f64(xc)
+    # 2**k in two factors: k runs -1076..1024, past the normal exponent range at both ends. The
+    # second multiplication rounds once, into inf or into the denormals.
+    k1 = np.floor(k * 0.5)
+    y = _mul(_mul(_add(1.0, em1), _pow2(k1)), _pow2(k - k1))
+    return y if x == x else x
+
+
+@jit
+def _sigmoid_f64(x):
+    # exp of a non-positive number only: 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below.
+    e = _exp_f64(-abs(x))
+    return np.true_divide(1.0 if x >= 0 else e, 1.0 + e)
+
+
+@jit
+def _tanh_f64(x):
+    # tanh|x| = -m / (m + 2) with m = expm1(-2|x|) in (-1, 0]: no cancellation near 0, where
+    # m ~ -2|x| comes straight from r + r^2*P(r) with k = 0, so the relative error stays small.
+    a = abs(x)
+    a = a if a < _F64_TANH_CLAMP else _F64_TANH_CLAMP
+    k, em1 = _expm1_reduced_f64(-2.0 * a)
+    s = _pow2(k)
+    m = _add(s * em1, s - 1.0)
+    t = math.copysign(np.true_divide(m, m + 2.0), x)    # |t| = -m/(m+2); tanh(-0.0) = -0.0
+    return t if x == x else x
+
+
+# --- float32 (the same algorithm with float32 constants) ----------------------------------------
+
+_F32_LOG2E = np.float32(1.44269504)
+_F32_LN2_HI = np.float32(0.693359375)          # 0x3f318000: 9 significant bits
+_F32_LN2_LO = np.float32(-2.12194440e-4)       # ln2 - LN2_HI
+_F32_EXP_LO = np.float32(-104.0)               # exp is 0 below -103.97 and inf above 88.73
+_F32_EXP_HI = np.float32(89.0)
+# Near-minimax P(r) for (e^r - 1 - r) / r^2 on |r| <= ln2/2, relative error 3.1e-9 (2^-28.3).
+_F32_P0 = np.float32(0.49999993451472624)
+_F32_P1 = np.float32(0.16666520687563108)
+_F32_P2 = np.float32(0.04166838740854697)
+_F32_P3 = np.float32(0.00836871003530828)
+_F32_P4 = np.float32(0.0013814611001066852)
+_F32_TANH_CLAMP = np.float32(10.0)             # tanh rounds to 1.0f beyond 9.01
+_F32_HALF = np.float32(0.5)
+_F32_ONE = np.float32(1.0)
+_F32_TWO = np.float32(2.0)
+_F32_MINUS_TWO = np.float32(-2.0)
+
+
+@jit
+def _expm1_reduced_f32(x):
+    """``(k, e^r - 1)`` with ``x = k*ln2 + r``; ``x`` must be finite and within the clamp."""
+    k = np.rint(x * _F32_LOG2E)
+    r = _sub(_sub(x, k * _F32_LN2_HI), k * _F32_LN2_LO)
+    p = _F32_P4
+    p = p * r + _F32_P3
+    p = p * r + _F32_P2
+    p = p * r + _F32_P1
+    p = p * r + _F32_P0
+    return k, r + r * r * p
+
+
+@jit
+def _exp_f32(x):
+    xc = x if x > _F32_EXP_LO else _F32_EXP_LO
+    xc = xc if xc < _F32_EXP_HI else _F32_EXP_HI
+    k, em1 = _expm1_reduced_f32(xc)
+    k1 = np.floor(k * _F32_HALF)
+    y = _mul(_mul(_add(_F32_ONE, em1), _pow2(k1)), _pow2(k - k1))
+    return y if x == x else x
+
+
+@jit
+def _sigmoid_f32(x):
+    e = _exp_f32(-abs(x))
+    return np.true_divide(_F32_ONE if x >= 0 else e, _F32_ONE + e)
+
+
+@jit
+def _tanh_f32(x):
+    a = abs(x)
+    a = a if a < _F32_TANH_CLAMP else _F32_TANH_CLAMP
+    k, em1 = _expm1_reduced_f32(_F32_MINUS_TWO * a)
+    s = _pow2(k)
+    m = _add(s * em1, s - _F32_ONE)
+    t = math.copysign(np.true_divide(m, m + _F32_TWO), x)
+    return t if x == x else x
+
+
+# --- dtype dispatch ----------------------------------------------------------------------------
+
+def exp(x):
+    """``e**x`` of a float32 / float64 scalar, in its own precision (vectorisable)."""
+    return _exp_f32(x) if isinstance(x, np.float32) else _exp_f64(x)
+
+
+def sigmoid(x):
+    """``1 / (1 + e**-x)``, never overflowing; exactly 0 / 1 far out (vectorisable)."""
+    return _sigmoid_f32(x) if isinstance(x, np.float32) else _sigmoid_f64(x)
+
+
+def tanh(x):
+    """``tanh(x)``, accurate relative to ``x`` near 0 (vectorisable)."""
+    return _tanh_f32(x) if isinstance(x, np.float32) else _tanh_f64(x)
+
+
+def _by_dtype(f32_impl, f64_impl):
+    """Compile-time choice between the float32 and float64 implementation."""
+    def choose(x):
+        if x == types.float32:
+            return lambda x: f32_impl(x)
+        if x == types.float64:
+            return lambda x: f64_impl(x)
+        return None
+    return choose
+
+
+overload(exp)(_by_dtype(_exp_f32, _exp_f64))
+overload(sigmoid)(_by_dtype(_sigmoid_f32, _sigmoid_f64))
+overload(tanh)(_by_dtype(_tanh_f32, _tanh_f64))
