@@ -168,15 +168,17 @@ def numerical_gradient(f, x, h=1e-4):
     return grad
 
 
-def random_shift(max_shift=1, image_shape=(28, 28)):
+def random_shift(max_shift=1, image_shape=(28, 28), fill=0.0):
     """Augmentation for ``fit(..., augment=...)``: shift each image by a random whole number of
-    pixels, ``-max_shift..max_shift`` in each direction independently, filling with zeros.
+    pixels, ``-max_shift..max_shift`` in each direction independently, filling with ``fill``
+    (the background value: 0 for [0, 1] images, ``-mean/std`` for standardised ones).
 
     Parameters
     ----------
     max_shift : int >= 0
     image_shape : (int, int)
         ``(H, W)``; batches may be ``(N, H, W)`` or flattened ``(N, H*W)``.
+    fill : float
 
     Returns
     -------
@@ -191,7 +193,7 @@ def random_shift(max_shift=1, image_shape=(28, 28)):
             raise ValueError(f"random_shift: batch of shape {x.shape} does not hold {H}x{W} "
                              f"images")
         n = len(x)
-        padded = np.pad(x.reshape(n, H, W), ((0, 0), (s, s), (s, s)))
+        padded = np.pad(x.reshape(n, H, W), ((0, 0), (s, s), (s, s)), constant_values=fill)
         rows = rng.integers(0, 2 * s + 1, n)[:, None] + np.arange(H)      # (n, H)
         cols = rng.integers(0, 2 * s + 1, n)[:, None] + np.arange(W)      # (n, W)
         shifted = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]

