@@ -170,3 +170,118 @@ def adam(p, g, m, v, lr, beta1, beta2, eps, t):
     m_hat = m / (1 - beta1 ** t)
     v_hat = v / (1 - beta2 ** t)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+# === conv1d and pooling (issue 3) =================================================================
+# Written from the definitions, one output element at a time: an input position i is read by
+# output l through tap k when i == l*stride + k*dilation - padding_left; positions outside
+# [0, L) are the zero padding. The backward loops visit the same (l, k, i) triples.
+
+def conv1d_output_length(L, K, stride, padding_left, padding_right, dilation):
+    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
+
+
+def conv1d(x, W, b, stride=1, padding_left=0, padding_right=0, dilation=1):
+    N, C_in, L = x.shape
+    C_out, _, K = W.shape
+    L_out = conv1d_output_length(L, K, stride, padding_left, padding_right, dilation)
+    y = np.zeros((N, C_out, L_out))
+    for n in range(N):
+        for o in range(C_out):
+            for l in range(L_out):
+                s = float(b[o])
+                for c in range(C_in):
+                    for k in range(K):
+                        i = l * stride + k * dilation - padding_left
+                        if 0 <= i < L:
+                            s += float(W[o, c, k]) * float(x[n, c, i])
+                y[n, o, l] = s
+    return y
+
+
+def conv1d_backward(dout, x, W, stride=1, padding_left=0, padding_right=0, dilation=1):
+    N, C_in, L = x.shape
+    C_out, _, K = W.shape
+    L_out = dout.shape[2]
+    dx = np.zeros((N, C_in, L))
+    dW = np.zeros((C_out, C_in, K))
+    db = np.zeros(C_out)
+    for n in range(N):
+        for o in range(C_out):
+            for l in range(L_out):
+                g = float(dout[n, o, l])
+                db[o] += g
+                for c in range(C_in):
+                    for k in range(K):
+                        i = l * stride + k * dilation - padding_left
+                        if 0 <= i < L:
+                            dx[n, c, i] += g * float(W[o, c, k])
+                            dW[o, c, k] += g * float(x[n, c, i])
+    return dx, dW, db
+
+
+def pool_output_length(L, kernel_size, stride, padding):
+    return (L + 2 * padding - kernel_size) // stride + 1
+
+
+def maxpool1d(x, kernel_size, stride, padding):
+    """(y, argmax); padding never wins, ties go to the first index, the first NaN wins."""
+    N, C, L = x.shape
+    L_out = pool_output_length(L, kernel_size, stride, padding)
+    y = np.zeros((N, C, L_out))
+    argmax = np.zeros((N, C, L_out), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for l in range(L_out):
+                best, at = None, None
+                for k in range(kernel_size):
+                    i = l * stride + k - padding
+                    if not 0 <= i < L:
+                        continue
+                    v = float(x[n, c, i])
+                    if best is None or (not math.isnan(best) and (v > best or math.isnan(v))):
+                        best, at = v, i
+                y[n, c, l] = best
+                argmax[n, c, l] = at
+    return y, argmax
+
+
+def maxpool1d_backward(dout, argmax, length):
+    N, C, L_out = dout.shape
+    dx = np.zeros((N, C, length))
+    for n in range(N):
+        for c in range(C):
+            for l in range(L_out):
+                dx[n, c, argmax[n, c, l]] += float(dout[n, c, l])
+    return dx
+
+
+def avgpool1d(x, kernel_size, stride, padding):
+    """Window sums divided by kernel_size: the zero padding counts (count_include_pad=True)."""
+    N, C, L = x.shape
+    L_out = pool_output_length(L, kernel_size, stride, padding)
+    y = np.zeros((N, C, L_out))
+    for n in range(N):
+        for c in range(C):
+            for l in range(L_out):
+                s = 0.0
+                for k in range(kernel_size):
+                    i = l * stride + k - padding
+                    if 0 <= i < L:
+                        s += float(x[n, c, i])
+                y[n, c, l] = s / kernel_size
+    return y
+
+
+def avgpool1d_backward(dout, length, kernel_size, stride, padding):
+    N, C, L_out = dout.shape
+    dx = np.zeros((N, C, length))
+    for n in range(N):
+        for c in range(C):
+            for l in range(L_out):
+                for k in range(kernel_size):
+                    i = l * stride + k - padding
+                    if 0 <= i < length:
+                        dx[n, c, i] += float(dout[n, c, l]) / kernel_size
+    return dx
+# === end of conv1d and pooling section ============================================================

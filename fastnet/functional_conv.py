@@ -1,0 +1,392 @@
+"""Validated functional API for 1-D convolution and pooling (re-exported by ``fastnet.functional``).
+
+Every argument is checked here, before a kernel runs: the Numba kernels do not check bounds, so
+an output length below 1, a channel mismatch or an out-of-range pooling index must never reach
+them. Arrays must be float32 or float64 and share one dtype (nothing is cast behind the user's
+back); plain Python lists and numbers have no dtype and take the dtype of the array arguments
+(the default dtype when there are none). Non-contiguous arrays are copied once to C order.
+
+Conventions
+-----------
+* ``conv1d`` is a cross-correlation, as PyTorch's: ``y[n, o, l] = b[o] +
+  sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``.
+* ``padding``: an int (both sides), a ``(left, right)`` pair, ``"valid"`` (no padding) or
+  ``"same"`` (output length = input length; stride 1 only — with stride > 1 it is rejected, as in
+  PyTorch; total padding ``dilation*(K-1)`` split ``left = total // 2``, ``right = total - left``,
+  the extra element on the right when the total is odd, as PyTorch).
+* Ranks: ``x (N, C_in, L)`` batched, ``x (C_in, L)`` one sample, or ``x (L,)`` one sample with one
+  channel together with ``W (K,)`` and a scalar or ``(1,)`` bias; outputs and gradients come back
+  with the matching rank.
+* Max pooling: padding is ``-inf``; ties go to the first (lowest) index; NaN propagates.
+  Average pooling counts the zero padding in the divisor (PyTorch's ``count_include_pad=True``).
+  For both, ``padding <= kernel_size // 2`` (PyTorch's rule: every window holds a real element).
+"""
+import numpy as np
+
+from . import _checks as check
+from .backend import kernels
+
+
+# --- argument helpers ----------------------------------------------------------------------------
+
+def _float_arrays(op, **arrays):
+    """Check float arrays that must share one dtype; lists adopt the dtype of the ndarrays."""
+    dtype = None
+    for a in arrays.values():
+        if isinstance(a, np.ndarray) and a.dtype.type in check.FLOAT_DTYPES:
+            dtype = a.dtype
+            break
+    return [check.float_array(op, name, a, dtype) for name, a in arrays.items()]
+
+
+def _padding(op, padding, kernel_size, stride, dilation):
+    """``padding`` as a ``(left, right)`` pair of non-negative ints."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0
+        if padding == "same":
+            if stride != 1:
+                raise ValueError(
+                    f"{op}: padding='same' needs stride=1 (got stride={stride}); with a larger "
+                    f"stride the output cannot have the input's length — give the padding as an "
+                    f"int or a (left, right) pair instead")
+            total = dilation * (kernel_size - 1)
+            return total // 2, total - total // 2
+        raise ValueError(f"{op}: padding={padding!r}; expected an int, a (left, right) pair, "
+                         f"'valid' or 'same'")
+    if isinstance(padding, (tuple, list)):
+        if len(padding) != 2:
+            raise ValueError(f"{op}: padding={padding!r}; a sequence must be a (left, right) pair")
+        return (check.integer(op, "padding[0] (left)", padding[0], low=0),
+                check.integer(op, "padding[1] (right)", padding[1], low=0))
+    p = check.integer(op, "padding", padding, low=0)
+    return p, p
+
+
+def _describe_padding(pl, pr):
+    return f"padding={pl}" if pl == pr else f"padding=({pl}, {pr})"
+
+
+def _conv_length(op, L, K, stride, pl, pr, dilation):
+    L_out = (L + pl + pr - dilation * (K - 1) - 1) // stride + 1
+    if L_out < 1:
+        need = ("L + 2*padding" if pl == pr else "L + padding_left + padding_right")
+        raise ValueError(
+            f"{op}: {_describe_padding(pl, pr)}, stride={stride}, kernel_size={K}, "
+            f"dilation={dilation} give output length {L_out} for input length {L}; need "
+            f"{need} >= dilation*(kernel_size-1)+1 (output length = (L + {need[4:]} - "
+            f"dilation*(kernel_size-1) - 1) // stride + 1)")
+    return L_out
+
+
+def _hyper(op, kernel_size, stride, padding, dilation):
+    stride = check.integer(op, "stride", stride, low=1)
+    dilation = check.integer(op, "dilation", dilation, low=1)
+    pl, pr = _padding(op, padding, kernel_size, stride, dilation)
+    return stride, pl, pr, dilation
+
+
+def conv1d_output_length(L, K, stride=1, padding=0, dilation=1):
+    """Output length of :func:`conv1d`: ``(L + pl + pr - dilation*(K-1) - 1) // stride + 1``.
+
+    ``padding`` takes the same forms as in :func:`conv1d` (int, pair, ``"valid"``, ``"same"``).
+
+    Raises
+    ------
+    ValueError
+        A negative or zero size, stride < 1, dilation < 1, negative padding, or a result < 1
+        (the message shows the formula and the values).
+    TypeError
+        A non-integer size or hyper-parameter (bool and float included).
+    """
+    op = "conv1d_output_length"
+    L = check.integer(op, "L", L, low=1)
+    K = check.integer(op, "K", K, low=1)
+    stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
+    return _conv_length(op, L, K, stride, pl, pr, dilation)
+
+
+def _conv_operands(op, x, W):
+    """``x`` and ``W`` as ``(N, C_in, L)`` and ``(C_out, C_in, K)``; the rank of ``x`` (1, 2, 3)."""
+    check.ndim(op, "x", x, 1, 2, 3)
+    check.ndim(op, "W", W, 1, 3)
+    if (x.ndim == 1) != (W.ndim == 1):
+        raise ValueError(
+            f"{op}: x has shape {x.shape} and W has shape {W.shape}; a 1-D x (one channel, "
+            f"length L) goes with a 1-D W (K,), otherwise W must be (C_out, C_in, K) with x "
+            f"(C_in, L) or (N, C_in, L)")
+    rank = x.ndim
+    if rank == 1:
+        x3, W3 = x.reshape(1, 1, -1), W.reshape(1, 1, -1)
+    else:
+        x3 = x.reshape((1,) + x.shape) if rank == 2 else x
+        W3 = W
+    if x3.shape[1] != W3.shape[1]:
+        raise ValueError(
+            f"{op}: x has shape {x.shape} with {x3.shape[1]} input channels but W has shape "
+            f"{W.shape} with {W3.shape[1]}; W must be (C_out, C_in, K) with C_in = "
+            f"{x3.shape[1]}")
+    if x3.shape[0] == 0 or x3.shape[1] == 0 or x3.shape[2] == 0 or W3.shape[0] == 0 \
+            or W3.shape[2] == 0:
+        raise ValueError(f"{op}: x has shape {x.shape} and W has shape {W.shape}; every "
+                         f"dimension must be at least 1")
+    return x3, W3, rank
+
+
+def _bias(op, b, C_out, dtype):
+    if b is None:
+        return np.zeros(C_out, dtype=dtype)
+    b = check.float_array(op, "b", b, dtype)
+    if b.shape == () and C_out == 1:
+        return b.reshape(1)
+    if b.shape != (C_out,):
+        raise ValueError(f"{op}: b has shape {b.shape}; expected ({C_out},), one bias per "
+                         f"output channel of W" + (" (or a scalar)" if C_out == 1 else ""))
+    return b
+
+
+def _unbatch(a, rank):
+    """Drop the batch (and, for rank 1, channel) axes added by :func:`_conv_operands`."""
+    if rank == 3:
+        return a
+    if rank == 2:
+        return a[0]
+    return a[0, 0]
+
+
+# --- convolution ---------------------------------------------------------------------------------
+
+def conv1d(x, W, b=None, stride=1, padding=0, dilation=1):
+    """1-D convolution (cross-correlation, as PyTorch's ``conv1d``).
+
+    ``y[n, o, l] = b[o] + sum_{c, k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``
+    where ``xpad`` is ``x`` with ``padding_left`` zeros before and ``padding_right`` after.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        ``(N, C_in, L)``, one sample ``(C_in, L)``, or one single-channel sample ``(L,)``.
+    W : ndarray
+        ``(C_out, C_in, K)``; ``(K,)`` when ``x`` is 1-D. Same dtype as ``x``.
+    b : ndarray, optional
+        ``(C_out,)``; a scalar or ``(1,)`` when ``C_out == 1``. Zeros when omitted.
+    stride, dilation : int >= 1
+    padding : int, (left, right), "valid" or "same"
+        Zero padding; ``"same"`` only with ``stride=1`` (see the module docstring).
+
+    Returns
+    -------
+    y : ndarray ``(N, C_out, L_out)``, ``(C_out, L_out)`` or ``(L_out,)``, matching ``x``.
+
+    Shape
+    -----
+    ``L_out = (L + padding_left + padding_right - dilation*(K-1) - 1) // stride + 1``, which must
+    be at least 1.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mismatched dtypes; non-integer (bool, float) stride, padding or dilation.
+    ValueError
+        Wrong ranks, channel mismatch, wrong bias length, stride < 1, dilation < 1, negative
+        padding, ``"same"`` with stride > 1, or an output length < 1.
+
+    Examples
+    --------
+    >>> conv1d([1., 2, 3, 4], [3., 5, 7], [1.])
+    array([35., 50.], dtype=float32)
+    """
+    op = "conv1d"
+    if b is None:
+        x, W = _float_arrays(op, x=x, W=W)
+    else:
+        x, W, b = _float_arrays(op, x=x, W=W, b=b)
+    x3, W3, rank = _conv_operands(op, x, W)
+    b = _bias(op, b, W3.shape[0], x.dtype)
+    K = W3.shape[2]
+    stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
+    _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
+    y = kernels().conv1d_forward(x3, W3, b, stride, pl, pr, dilation)
+    return _unbatch(y, rank)
+
+
+def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1):
+    """Gradients of :func:`conv1d` with respect to ``x``, ``W`` and ``b``.
+
+    The exact adjoint of the forward: input positions that no window reads (skipped by a stride
+    larger than the window span) get ``dx = 0``, and gradients falling on the padding are
+    dropped. ``db`` is always returned (a sum over ``dout``, negligible next to ``dx`` and
+    ``dW``); ignore it when the convolution has no bias.
+
+    Parameters
+    ----------
+    dout : ndarray
+        Gradient of the loss with respect to the output, shaped as :func:`conv1d`'s result.
+    x, W : ndarray
+        The forward inputs (same dtype as ``dout``).
+    stride, padding, dilation
+        As given to :func:`conv1d`.
+
+    Returns
+    -------
+    dx : ndarray, shaped as ``x``
+    dW : ndarray, shaped as ``W``
+    db : ndarray ``(C_out,)`` (``(1,)`` for 1-D ``x``)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv1d`, and when ``dout`` does not have the forward output's shape.
+    """
+    op = "conv1d_backward"
+    dout, x, W = _float_arrays(op, dout=dout, x=x, W=W)
+    x3, W3, rank = _conv_operands(op, x, W)
+    K = W3.shape[2]
+    stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
+    L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
+    expected = _unbatch(np.empty((x3.shape[0], W3.shape[0], L_out), dtype=np.int8), rank).shape
+    if dout.shape != expected:
+        raise ValueError(
+            f"{op}: dout has shape {dout.shape}; expected {expected}, the output shape for x of "
+            f"shape {x.shape}, W of shape {W.shape}, stride={stride}, "
+            f"{_describe_padding(pl, pr)}, dilation={dilation}")
+    dx, dW, db = kernels().conv1d_backward(dout.reshape(x3.shape[0], W3.shape[0], L_out), x3,
+                                           W3, stride, pl, pr, dilation)
+    return _unbatch(dx, rank), dW.reshape(W.shape), db
+
+
+# --- pooling -------------------------------------------------------------------------------------
+
+def _pool_hyper(op, kernel_size, stride, padding):
+    kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
+    stride = kernel_size if stride is None else check.integer(op, "stride", stride, low=1)
+    padding = check.integer(op, "padding", padding, low=0)
+    if 2 * padding > kernel_size:
+        raise ValueError(f"{op}: padding={padding} with kernel_size={kernel_size}; padding must "
+                         f"be at most kernel_size // 2 = {kernel_size // 2} so that every window "
+                         f"covers part of the input")
+    return kernel_size, stride, padding
+
+
+def _pool_length(op, L, kernel_size, stride, padding):
+    L_out = (L + 2 * padding - kernel_size) // stride + 1
+    if L_out < 1:
+        raise ValueError(
+            f"{op}: padding={padding}, stride={stride}, kernel_size={kernel_size} give output "
+            f"length {L_out} for input length {L}; need L + 2*padding >= kernel_size "
+            f"(output length = (L + 2*padding - kernel_size) // stride + 1)")
+    return L_out
+
+
+def _pool_input(op, name, a):
+    """``a`` as ``(N, C, L)``; and its rank."""
+    check.ndim(op, name, a, 1, 2, 3)
+    a3 = a.reshape((1,) * (3 - a.ndim) + a.shape)
+    if 0 in a3.shape:
+        raise ValueError(f"{op}: {name} has shape {a.shape}; every dimension must be at least 1")
+    return a3, a.ndim
+
+
+def _length(op, length):
+    return check.integer(op, "length", length, low=1)
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):
+    """Max over windows of ``kernel_size`` along the last axis.
+
+    Parameters
+    ----------
+    x : ndarray ``(N, C, L)``, ``(C, L)`` or ``(L,)``, float32 or float64
+    kernel_size : int >= 1
+    stride : int >= 1, optional
+        Defaults to ``kernel_size``.
+    padding : int, 0 <= padding <= kernel_size // 2
+        Implicit ``-inf`` on both sides (never chosen).
+    return_indices : bool
+        Also return the arg-max, int64 indices into ``L``, for :func:`max_pool1d_backward`.
+
+    Returns
+    -------
+    y : ndarray, shaped as ``x`` with ``L`` replaced by ``L_out``; or ``(y, indices)``.
+
+    Shape
+    -----
+    ``L_out = (L + 2*padding - kernel_size) // stride + 1``.
+
+    Ties go to the first (lowest) index; a NaN in a window is its maximum (NaN propagates).
+    """
+    op = "max_pool1d"
+    x = check.float_array(op, "x", x)
+    x3, rank = _pool_input(op, "x", x)
+    kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
+    _pool_length(op, x3.shape[2], kernel_size, stride, padding)
+    y, indices = kernels().maxpool1d_forward(x3, kernel_size, stride, padding)
+    shape = x.shape[:-1] + (y.shape[2],)
+    y = y.reshape(shape)
+    return (y, indices.reshape(shape)) if return_indices else y
+
+
+def max_pool1d_backward(dout, indices, length):
+    """Gradient of :func:`max_pool1d`: each ``dout`` element goes to its window's arg-max.
+
+    Parameters
+    ----------
+    dout : ndarray, shaped as the pooled output
+    indices : integer ndarray, same shape: the ``indices`` returned by
+        ``max_pool1d(..., return_indices=True)``
+    length : int
+        ``L``, the input length.
+
+    Returns
+    -------
+    dx : ndarray, shaped as the input (``L`` = ``length``); overlapping windows accumulate.
+    """
+    op = "max_pool1d_backward"
+    dout = check.float_array(op, "dout", dout)
+    dout3, rank = _pool_input(op, "dout", dout)
+    length = _length(op, length)
+    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be an integer ndarray (from max_pool1d(..., "
+                        f"return_indices=True)); got "
+                        f"{getattr(indices, 'dtype', type(indices).__name__)}")
+    check.same_shape(op, "indices", indices, "dout", dout)
+    if indices.min() < 0 or indices.max() >= length:
+        raise ValueError(f"{op}: indices range over [{indices.min()}, {indices.max()}], outside "
+                         f"[0, {length - 1}] for length={length}")
+    indices = np.ascontiguousarray(indices, dtype=np.int64).reshape(dout3.shape)
+    dx = kernels().maxpool1d_backward(dout3, indices, length)
+    return dx.reshape(dout.shape[:-1] + (length,))
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0):
+    """Mean over windows of ``kernel_size`` along the last axis.
+
+    Zero padding counts in the divisor: every window divides by ``kernel_size`` (PyTorch's
+    ``count_include_pad=True``). Arguments, ranks and ``L_out`` as :func:`max_pool1d`.
+    """
+    op = "avg_pool1d"
+    x = check.float_array(op, "x", x)
+    x3, rank = _pool_input(op, "x", x)
+    kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
+    _pool_length(op, x3.shape[2], kernel_size, stride, padding)
+    y = kernels().avgpool1d_forward(x3, kernel_size, stride, padding)
+    return y.reshape(x.shape[:-1] + (y.shape[2],))
+
+
+def avg_pool1d_backward(dout, length, kernel_size, stride=None, padding=0):
+    """Gradient of :func:`avg_pool1d`: each ``dout / kernel_size`` spread over its window.
+
+    ``length`` is the input length ``L``; ``dout`` must have the forward output's shape.
+    """
+    op = "avg_pool1d_backward"
+    dout = check.float_array(op, "dout", dout)
+    dout3, rank = _pool_input(op, "dout", dout)
+    length = _length(op, length)
+    kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
+    L_out = _pool_length(op, length, kernel_size, stride, padding)
+    if dout3.shape[2] != L_out:
+        raise ValueError(f"{op}: dout has length {dout3.shape[2]} on its last axis; expected "
+                         f"{L_out} for length={length}, kernel_size={kernel_size}, "
+                         f"stride={stride}, padding={padding}")
+    dx = kernels().avgpool1d_backward(dout3, length, kernel_size, stride, padding)
+    return dx.reshape(dout.shape[:-1] + (length,))

@@ -1,0 +1,384 @@
+"""conv1d: both backends x float32/float64 against the naive-loop oracle, the notebook's worked
+examples, finite differences, odd layouts, bad inputs, determinism and PyTorch."""
+import functools
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import fastnet
+import fastnet.functional as F
+import gradcheck
+import naive
+from fastnet.kernels import load
+
+
+def tolerances(dtype):
+    """(rtol, atol) against the float64 oracle; sums here have up to ~35 terms of O(1)."""
+    return (1e-4, 1e-4) if dtype == np.float32 else (1e-10, 1e-10)
+
+
+def assert_close(got, want, dtype):
+    rtol, atol = tolerances(dtype)
+    assert got.dtype == dtype
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@functools.lru_cache(maxsize=None)
+def problem(N, C_in, C_out, L, K, stride, pl, pr, dilation, seed=0):
+    """Float64 inputs and the oracle's outputs for one configuration (shared by dtypes/backends)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C_in, L))
+    W = rng.standard_normal((C_out, C_in, K))
+    b = rng.standard_normal(C_out)
+    y = naive.conv1d(x, W, b, stride, pl, pr, dilation)
+    dout = rng.standard_normal(y.shape)
+    grads = naive.conv1d_backward(dout, x, W, stride, pl, pr, dilation)
+    return x, W, b, y, dout, grads
+
+
+def check_kernels(kern, dtype, *config):
+    x, W, b, y, dout, (dx, dW, db) = problem(*config)
+    stride, pl, pr, dilation = config[5:9]
+    cast = [a.astype(dtype) for a in (x, W, b, dout)]
+    x, W, b, dout = cast
+    assert_close(kern.conv1d_forward(x, W, b, stride, pl, pr, dilation), y, dtype)
+    got = kern.conv1d_backward(dout, x, W, stride, pl, pr, dilation)
+    for g, want in zip(got, (dx, dW, db)):
+        assert_close(g, want, dtype)
+        assert g.flags.c_contiguous
+
+
+def min_length(K, pl, pr, dilation):
+    return max(dilation * (K - 1) + 1 - pl - pr, 1)
+
+
+# --- kernels against the oracle: the grid -----------------------------------------------------
+
+PADDINGS = [(0, 0), (1, 1), (2, 2), (3, 3), (2, 0), (0, 3), (1, 2)]
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+@pytest.mark.parametrize("pl, pr", PADDINGS)
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+def test_grid_matches_oracle(kern, dtype, stride, pl, pr, dilation):
+    """stride 1..4 x padding 0..3 (+ asymmetric) x dilation 1..3, each with K = 1..7; C_in
+    cycles through 1..5 so that every (K, C_in) pair appears across the grid. Lengths are the
+    shortest legal one plus a stride-dependent tail, so the last windows and the skipped
+    positions of large strides are both exercised."""
+    for K in range(1, 8):
+        C_in = 1 + (K + stride + dilation + pl) % 5
+        L = min_length(K, pl, pr, dilation) + (K + 2 * stride) % 7
+        check_kernels(kern, dtype, 2, C_in, 3, L, K, stride, pl, pr, dilation)
+
+
+@pytest.mark.parametrize("C_in", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 7])
+def test_channels_by_kernel_size(kern, dtype, C_in, K):
+    check_kernels(kern, dtype, 3, C_in, 4, 11 + 2 * K, K, 2, 1, 2, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C_in=st.integers(1, 6), C_out=st.integers(1, 4),
+       K=st.integers(1, 7), stride=st.integers(1, 5), pl=st.integers(0, 4), pr=st.integers(0, 4),
+       dilation=st.integers(1, 4), extra=st.integers(0, 12), seed=st.integers(0, 2**16))
+def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, pr, dilation,
+                                   extra, seed):
+    L = min_length(K, pl, pr, dilation) + extra
+    check_kernels(kern, dtype, N, C_in, C_out, L, K, stride, pl, pr, dilation, seed)
+
+
+@pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-chunked"])
+@pytest.mark.parametrize("config", [
+    (3, 1, 2, 40, 3, 1, 0, 0, 1),     # few channels, no padding
+    (2, 2, 3, 33, 5, 3, 2, 1, 2),     # stride > 1, asymmetric padding, dilation
+    (4, 7, 5, 17, 3, 2, 1, 1, 1),     # many channels
+    (2, 6, 3, 9, 1, 4, 0, 0, 1),      # K=1 with stride 4: skipped input positions
+    (2, 3, 2, 12, 4, 1, 3, 3, 3),     # taps entirely in the padding for the first outputs
+])
+def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
+    """The Numba backend picks direct loops or im2col + GEMM by shape; force each on every case,
+    and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks)."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
+    if strategy == "gemm-chunked":
+        monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
+    check_kernels(load("numba"), dtype, *config)
+
+
+@pytest.mark.parametrize("config", [
+    (32, 1, 16, 300, 5, 1, 2, 2, 1),
+    (16, 24, 32, 20, 3, 2, 1, 1, 1),
+    (5, 1, 8, 200, 3, 1, 28, 28, 28),
+])
+def test_larger_shapes_against_float64(kern, config):
+    """Shapes big enough for the parallel paths; float32 against a float64 run of the numpy
+    backend (itself checked against the oracle above)."""
+    N, C_in, C_out, L, K, stride, pl, pr, dilation = config
+    rng = np.random.default_rng(1)
+    x, W, b = (rng.standard_normal(s) for s in [(N, C_in, L), (C_out, C_in, K), (C_out,)])
+    ref = load("numpy")
+    y64 = ref.conv1d_forward(x, W, b, stride, pl, pr, dilation)
+    dout = rng.standard_normal(y64.shape)
+    g64 = ref.conv1d_backward(dout, x, W, stride, pl, pr, dilation)
+    f = [a.astype(np.float32) for a in (x, W, b, dout)]
+    y32 = kern.conv1d_forward(f[0], f[1], f[2], stride, pl, pr, dilation)
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
+    for g32, g in zip(kern.conv1d_backward(f[3], f[0], f[1], stride, pl, pr, dilation), g64):
+        np.testing.assert_allclose(g32, g, rtol=1e-4, atol=1e-4 * np.abs(g).max())
+
+
+# --- the notebook's worked examples (functional API, lists in, default dtype out) ------------
+
+def test_worked_example_single_channel(backend):
+    y = F.conv1d([1, 2, 3, 4], [3, 5, 7], [1])
+    assert y.dtype == fastnet.get_default_dtype()
+    np.testing.assert_array_equal(y, [35, 50])
+    dx, dW, db = F.conv1d_backward([10, 20], [1, 2, 3, 4], [3, 5, 7])
+    np.testing.assert_array_equal(dx, [30, 110, 170, 140])
+    np.testing.assert_array_equal(dW, [50, 80, 110])
+    np.testing.assert_array_equal(db, [30])
+
+
+def test_worked_example_two_channels(backend):
+    x = [[1, 2, 3, 4], [2, 3, 4, 5]]
+    W = np.ones((3, 2, 3), dtype=np.float32)
+    y = F.conv1d(x, W, [1, 2, 3])
+    np.testing.assert_array_equal(y, [[16, 22], [17, 23], [18, 24]])
+    dx, dW, db = F.conv1d_backward([[52, 56], [32, 35], [9, 11]], x, W)
+    np.testing.assert_array_equal(dx, [[93, 195, 195, 102], [93, 195, 195, 102]])
+    assert dW.shape == (3, 2, 3) and db.shape == (3,)
+    np.testing.assert_array_equal(db, [108, 67, 20])
+
+
+def test_scalar_bias_and_ranks(backend, dtype):
+    x = np.arange(6, dtype=dtype)
+    w = np.array([1, -1], dtype=dtype)
+    np.testing.assert_array_equal(F.conv1d(x, w, dtype(0.5)), np.full(5, -0.5))
+    np.testing.assert_array_equal(F.conv1d(x, w, np.array([0.5], dtype)), np.full(5, -0.5))
+    x2 = x.reshape(2, 3)
+    W2 = np.ones((4, 2, 2), dtype)
+    y2 = F.conv1d(x2, W2)
+    assert y2.shape == (4, 2)
+    y3 = F.conv1d(x2[None], W2)
+    np.testing.assert_array_equal(y3[0], y2)
+    dx, dW, db = F.conv1d_backward(np.ones((4, 2), dtype), x2, W2)
+    assert dx.shape == (2, 3) and dW.shape == (4, 2, 2) and db.shape == (4,)
+
+
+# --- functional API: padding forms, output length, gradients ------------------------------------
+
+@pytest.mark.parametrize("K, dilation", [(1, 1), (2, 1), (3, 1), (4, 1), (4, 2), (5, 3)])
+def test_same_padding_keeps_length(backend, K, dilation):
+    rng = np.random.default_rng(K)
+    x = rng.standard_normal((2, 3, 10))
+    W = rng.standard_normal((2, 3, K))
+    y = F.conv1d(x, W, padding="same", dilation=dilation)
+    assert y.shape == (2, 2, 10)
+    total = dilation * (K - 1)
+    want = naive.conv1d(x, W, np.zeros(2), 1, total // 2, total - total // 2, dilation)
+    np.testing.assert_allclose(y, want, rtol=1e-10, atol=1e-12)
+
+
+def test_padding_forms_agree(backend):
+    rng = np.random.default_rng(3)
+    x, W = rng.standard_normal((2, 2, 9)), rng.standard_normal((3, 2, 3))
+    np.testing.assert_array_equal(F.conv1d(x, W, padding="valid"), F.conv1d(x, W, padding=0))
+    np.testing.assert_array_equal(F.conv1d(x, W, padding=(2, 2)), F.conv1d(x, W, padding=2))
+    np.testing.assert_allclose(F.conv1d(x, W, padding=[1, 3]),
+                               naive.conv1d(x, W, np.zeros(3), 1, 1, 3, 1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("args, want", [
+    ((4, 3), 2), ((28, 3, 1, 1), 28), ((28, 3, 2, 1), 14), ((784, 3, 1, 28, 28), 784),
+    ((10, 4, 1, "same"), 10), ((10, 4, 1, "valid"), 7), ((10, 3, 3, (0, 2)), 4),
+    ((5, 1, 4), 2),
+])
+def test_output_length(args, want):
+    assert F.conv1d_output_length(*args) == want
+
+
+@pytest.mark.parametrize("stride, padding, dilation, K", [
+    (1, 0, 1, 3), (2, (1, 2), 1, 3), (3, 1, 2, 2), (1, "same", 2, 4), (4, 0, 1, 1),
+])
+def test_finite_difference_gradients(backend, stride, padding, dilation, K):
+    """Central differences in float64 of L = sum(conv1d(x, W, b) * R)."""
+    rng = np.random.default_rng(K + stride)
+    x = rng.standard_normal((2, 3, 11))
+    W = rng.standard_normal((2, 3, K))
+    b = rng.standard_normal(2)
+    R = rng.standard_normal(F.conv1d(x, W, b, stride, padding, dilation).shape)
+
+    def loss():
+        return float(np.sum(F.conv1d(x, W, b, stride, padding, dilation) * R))
+
+    dx, dW, db = F.conv1d_backward(R, x, W, stride, padding, dilation)
+    gradcheck.check(loss, dx, x)
+    gradcheck.check(loss, dW, W)
+    gradcheck.check(loss, db, b)
+
+
+def test_non_contiguous_inputs(backend, dtype):
+    rng = np.random.default_rng(5)
+    big = rng.standard_normal((3, 8, 40)).astype(dtype)
+    x = big[:, ::2, ::2]                                   # (3, 4, 20), strided
+    W = np.asfortranarray(rng.standard_normal((5, 4, 3)).astype(dtype))
+    b = rng.standard_normal(10).astype(dtype)[::2]
+    assert not (x.flags.c_contiguous or W.flags.c_contiguous or b.flags.c_contiguous)
+    y = F.conv1d(x, W, b, stride=2, padding=1)
+    xc, Wc, bc = (np.ascontiguousarray(a) for a in (x, W, b))
+    np.testing.assert_array_equal(y, F.conv1d(xc, Wc, bc, stride=2, padding=1))
+    dout = rng.standard_normal((6,) + y.shape[1:]).astype(dtype)[::2]
+    assert not dout.flags.c_contiguous
+    got = F.conv1d_backward(dout, x, W, stride=2, padding=1)
+    want = F.conv1d_backward(np.ascontiguousarray(dout), xc, Wc, stride=2, padding=1)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_inputs_are_not_modified(backend):
+    rng = np.random.default_rng(6)
+    x, W, b = rng.standard_normal((2, 3, 9)), rng.standard_normal((4, 3, 3)), np.ones(4)
+    dout = rng.standard_normal((2, 4, 9))
+    copies = [a.copy() for a in (x, W, b, dout)]
+    F.conv1d(x, W, b, padding=1)
+    F.conv1d_backward(dout, x, W, padding=1)
+    for a, c in zip((x, W, b, dout), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+SHAPES = [(64, 1, 300, 8, 5, 1, 2), (64, 32, 20, 16, 3, 2, 1)]
+
+
+def conv_pass(shape):
+    N, C_in, L, C_out, K, stride, padding = shape
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((N, C_in, L)).astype(np.float32)
+    W = rng.standard_normal((C_out, C_in, K)).astype(np.float32)
+    b = rng.standard_normal(C_out).astype(np.float32)
+    y = F.conv1d(x, W, b, stride, padding)
+    dout = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+    return (y,) + F.conv1d_backward(dout, x, W, stride, padding)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_repeated_calls_are_bit_identical(backend, shape, threads):
+    """Same inputs, same backend, same thread count: the same bits (no racing reductions)."""
+    with fastnet.set_num_threads(threads):
+        first = conv_pass(shape)
+        for _ in range(3):
+            for got, want in zip(conv_pass(shape), first):
+                np.testing.assert_array_equal(got, want)
+
+
+def test_numba_direct_path_does_not_depend_on_thread_count():
+    """The direct kernels reduce dW and db per batch item, then over the batch in order."""
+    with fastnet.set_backend("numba"):
+        with fastnet.set_num_threads(1):
+            one = conv_pass(SHAPES[0])
+        with fastnet.set_num_threads(2):
+            two = conv_pass(SHAPES[0])
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- bad inputs, both backends -------------------------------------------------------------------
+
+f32, f64 = np.float32, np.float64
+
+
+def z(*shape, dtype=f32):
+    return np.zeros(shape, dtype)
+
+
+BAD = [
+    # (call, exception, words the message must contain)
+    (lambda: F.conv1d(z(1, 1, 4), z(1, 1, 9), padding=2, stride=3), ValueError,
+     ["conv1d: padding=2, stride=3, kernel_size=9, dilation=1 give output length 0 for input "
+      "length 4; need L + 2*padding >= dilation*(kernel_size-1)+1"]),
+    (lambda: F.conv1d(z(1, 1, 4), z(1, 1, 3), padding=(0, 1), dilation=3), ValueError,
+     ["padding=(0, 1)", "output length", "L + padding_left + padding_right"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), stride=0), ValueError, ["stride=0", ">= 1"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), stride=-2), ValueError, ["stride=-2"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), dilation=0), ValueError, ["dilation=0"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), padding=-1), ValueError, ["padding=-1"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), padding=(1, -1)), ValueError, ["padding[1]", "-1"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), padding=(1, 2, 3)), ValueError, ["padding", "pair"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), padding="full"), ValueError, ["padding", "full"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), stride=2, padding="same"), ValueError,
+     ["same", "stride=2"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), stride=True), TypeError, ["stride", "True"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), stride=1.0), TypeError, ["stride", "1.0"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), dilation=2.5), TypeError, ["dilation", "2.5"]),
+    (lambda: F.conv1d(z(1, 1, 8), z(1, 1, 3), padding=1.5), TypeError, ["padding", "1.5"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 2, 3)), ValueError, ["x", "(2, 3, 8)", "W", "(4, 2, 3)",
+                                                           "channels"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 3), z(3)), ValueError, ["b", "(3,)", "(4,)"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 3), z(4, 1)), ValueError, ["b", "(4, 1)"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 3, dtype=f64)), TypeError, ["W", "float64", "float32"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 3), z(4, dtype=f64)), TypeError, ["b", "float64"]),
+    (lambda: F.conv1d(np.zeros((2, 3, 8), int), z(4, 3, 3)), TypeError, ["x", "int64"]),
+    (lambda: F.conv1d(z(2, 3, 8, dtype=np.float16), z(4, 3, 3)), TypeError, ["x", "float16"]),
+    (lambda: F.conv1d(z(2, 3, 8), np.ones((4, 3, 3), bool)), TypeError, ["W", "bool"]),
+    (lambda: F.conv1d(z(1, 2, 3, 8), z(4, 3, 3)), ValueError, ["x", "(1, 2, 3, 8)"]),
+    (lambda: F.conv1d(z(3, 8), z(4, 3)), ValueError, ["W", "(4, 3)"]),
+    (lambda: F.conv1d(z(8), z(1, 1, 3)), ValueError, ["1-D", "(8,)", "(1, 1, 3)"]),
+    (lambda: F.conv1d(z(3, 8), z(3)), ValueError, ["1-D", "(3, 8)", "(3,)"]),
+    (lambda: F.conv1d(z(0, 3, 8), z(4, 3, 3)), ValueError, ["(0, 3, 8)", "at least 1"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 0)), ValueError, ["(4, 3, 0)", "at least 1"]),
+    (lambda: F.conv1d("x", z(4, 3, 3)), TypeError, ["x", "str"]),
+    (lambda: F.conv1d_backward(z(2, 4, 5), z(2, 3, 8), z(4, 3, 3)), ValueError,
+     ["dout", "(2, 4, 5)", "(2, 4, 6)"]),
+    (lambda: F.conv1d_backward(z(2, 4, 6, dtype=f64), z(2, 3, 8), z(4, 3, 3)), TypeError,
+     ["x", "float32", "float64"]),
+    (lambda: F.conv1d_backward(z(2, 4, 6), z(2, 3, 8), z(4, 3, 3), stride=0), ValueError,
+     ["stride=0"]),
+    (lambda: F.conv1d_output_length(4, 9, 3, 2), ValueError, ["output length 0", "L + 2*padding"]),
+    (lambda: F.conv1d_output_length(0, 3), ValueError, ["L=0"]),
+    (lambda: F.conv1d_output_length(10, 3, 1, None), TypeError, ["padding", "None"]),
+]
+
+
+@pytest.mark.parametrize("call, exc, words", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_inputs_raise_before_the_kernel(backend, call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+
+
+# --- PyTorch -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, stride, padding, dilation", [
+    ((4, 3, 20), 1, 0, 1), ((4, 3, 20), 2, 1, 1), ((2, 5, 31), 3, 2, 2), ((3, 1, 50), 1, 28, 7),
+    ((2, 4, 16), 1, "same", 2), ((2, 4, 15), 1, "same", 1),
+])
+def test_matches_torch(backend, shape, stride, padding, dilation):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    N, C_in, L = shape
+    K = 4 if padding == "same" else 3
+    x = rng.standard_normal(shape)
+    W = rng.standard_normal((6, C_in, K))
+    b = rng.standard_normal(6)
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    ty = torch.nn.functional.conv1d(tx, tW, tb, stride=stride, padding=padding, dilation=dilation)
+    y = F.conv1d(x, W, b, stride, padding, dilation)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(y.shape)
+    ty.backward(torch.tensor(dout))
+    for got, t in zip(F.conv1d_backward(dout, x, W, stride, padding, dilation), (tx, tW, tb)):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_kernel_grid_is_exhaustive_over_the_issue_ranges():
+    """Documents the coverage of test_grid_matches_oracle: every (K, C_in) pair of the issue's
+    ranges is reached by some (stride, padding, dilation) cell, or by test_channels_by_kernel_size."""
+    pairs = {(K, 1 + (K + s + d + pl) % 5)
+             for s, (pl, _), d, K in itertools.product([1, 2, 3, 4], PADDINGS, [1, 2, 3], range(1, 8))}
+    assert pairs == set(itertools.product(range(1, 8), range(1, 6)))

@@ -1,0 +1,198 @@
+"""max/avg pooling: both backends x float32/float64 against the naive oracle, tie and NaN rules,
+finite differences, bad inputs and PyTorch."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fastnet.functional as F
+import gradcheck
+import naive
+
+
+def assert_close(got, want, dtype):
+    rtol, atol = (1e-5, 1e-6) if dtype == np.float32 else (1e-12, 1e-12)
+    assert got.dtype == dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def check_kernels(kern, dtype, N, C, L, kernel_size, stride, padding, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, L)).astype(dtype)
+    y, argmax = kern.maxpool1d_forward(x, kernel_size, stride, padding)
+    y_ref, arg_ref = naive.maxpool1d(x, kernel_size, stride, padding)
+    assert_close(y, y_ref, dtype)
+    assert argmax.dtype == np.int64
+    np.testing.assert_array_equal(argmax, arg_ref)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(kern.maxpool1d_backward(dout, argmax, L), naive.maxpool1d_backward(dout, arg_ref, L),
+                 dtype)
+    assert_close(kern.avgpool1d_forward(x, kernel_size, stride, padding),
+                 naive.avgpool1d(x, kernel_size, stride, padding), dtype)
+    assert_close(kern.avgpool1d_backward(dout, L, kernel_size, stride, padding),
+                 naive.avgpool1d_backward(dout, L, kernel_size, stride, padding), dtype)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 5])
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 7])
+def test_grid_matches_oracle(kern, dtype, kernel_size, stride):
+    for padding in range(kernel_size // 2 + 1):
+        for L in (max(kernel_size - 2 * padding, 1), 13):
+            check_kernels(kern, dtype, 2, 3, L, kernel_size, stride, padding)
+
+
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 4), kernel_size=st.integers(1, 6),
+       stride=st.integers(1, 6), data=st.data(), seed=st.integers(0, 2**16))
+def test_hypothesis_configurations(kern, dtype, N, C, kernel_size, stride, data, seed):
+    padding = data.draw(st.integers(0, kernel_size // 2))
+    L = data.draw(st.integers(max(kernel_size - 2 * padding, 1), 30))
+    check_kernels(kern, dtype, N, C, L, kernel_size, stride, padding, seed)
+
+
+def test_large_rows_use_the_parallel_path(kern):
+    """Above the parallel threshold rows run in parallel; results match the small-size path."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((64, 32, 100)).astype(np.float32)
+    y, argmax = kern.maxpool1d_forward(x, 3, 2, 1)
+    for r in (0, 31, 63):
+        y1, a1 = kern.maxpool1d_forward(np.ascontiguousarray(x[r:r + 1]), 3, 2, 1)
+        np.testing.assert_array_equal(y[r:r + 1], y1)
+        np.testing.assert_array_equal(argmax[r:r + 1], a1)
+    dx = kern.maxpool1d_backward(y, argmax, 100)
+    np.testing.assert_allclose(dx[5], naive.maxpool1d_backward(y[5:6], argmax[5:6], 100)[0],
+                               rtol=1e-6)
+    a = kern.avgpool1d_forward(x, 4, 3, 2)
+    np.testing.assert_allclose(a[7:8], naive.avgpool1d(x[7:8], 4, 3, 2), rtol=1e-5, atol=1e-6)
+    da = kern.avgpool1d_backward(a, 100, 4, 3, 2)
+    np.testing.assert_allclose(da[7:8], naive.avgpool1d_backward(a[7:8], 100, 4, 3, 2),
+                               rtol=1e-5, atol=1e-6)
+
+
+# --- documented conventions ------------------------------------------------------------------
+
+def test_ties_go_to_the_first_index(backend, dtype):
+    x = np.array([1, 3, 3, 2, 2, 0], dtype=dtype)
+    y, idx = F.max_pool1d(x, 3, stride=1, return_indices=True)
+    np.testing.assert_array_equal(y, [3, 3, 3, 2])
+    np.testing.assert_array_equal(idx, [1, 1, 2, 3])
+    dx = F.max_pool1d_backward(np.ones(4, dtype), idx, 6)
+    np.testing.assert_array_equal(dx, [0, 2, 1, 1, 0, 0])    # overlapping windows accumulate
+
+
+def test_padding_is_never_chosen(backend, dtype):
+    x = -np.arange(1, 6, dtype=dtype)                        # all negative: -1 .. -5
+    y, idx = F.max_pool1d(x, 3, stride=2, padding=1, return_indices=True)
+    np.testing.assert_array_equal(y, [-1, -2, -4])
+    np.testing.assert_array_equal(idx, [0, 1, 3])
+
+
+def test_nan_propagates(backend, dtype):
+    x = np.array([1, np.nan, 5, 2, np.nan, np.nan], dtype=dtype)
+    y, idx = F.max_pool1d(x, 3, stride=1, return_indices=True)
+    assert np.isnan(y).all()
+    np.testing.assert_array_equal(idx, [1, 1, 4, 4])
+
+
+def test_average_counts_padding(backend, dtype):
+    x = np.array([3, 3, 3], dtype=dtype)
+    np.testing.assert_allclose(F.avg_pool1d(x, 3, stride=1, padding=1), [2, 3, 2])
+    dx = F.avg_pool1d_backward(np.ones(3, dtype), 3, 3, stride=1, padding=1)
+    np.testing.assert_allclose(dx, [2 / 3, 1, 2 / 3])
+
+
+def test_stride_defaults_to_kernel_size_and_ranks(backend, dtype):
+    x = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    y = F.max_pool1d(x, 2)
+    assert y.shape == (2, 3, 2)
+    np.testing.assert_array_equal(y[1, 2], [21, 23])
+    np.testing.assert_array_equal(F.max_pool1d(x[0], 2), y[0])
+    np.testing.assert_array_equal(F.avg_pool1d(x[0, 0], 2), [0.5, 2.5])
+    _, idx = F.max_pool1d(x[0], 2, return_indices=True)
+    assert F.max_pool1d_backward(np.ones((3, 2), dtype), idx, 4).shape == (3, 4)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_finite_difference_gradients(backend, kind):
+    rng = np.random.default_rng(4)
+    x = rng.permutation(40).reshape(2, 2, 10) / 7.0          # distinct values: no ties
+    R = rng.standard_normal((2, 2, 5))
+    if kind == "max":
+        _, idx = F.max_pool1d(x, 3, 2, 1, return_indices=True)
+        dx = F.max_pool1d_backward(R, idx, 10)
+
+        def loss():
+            return float(np.sum(F.max_pool1d(x, 3, 2, 1) * R))
+    else:
+        dx = F.avg_pool1d_backward(R, 10, 3, 2, 1)
+
+        def loss():
+            return float(np.sum(F.avg_pool1d(x, 3, 2, 1) * R))
+    gradcheck.check(loss, dx, x)
+
+
+# --- bad inputs ------------------------------------------------------------------------------
+
+def z(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+BAD = [
+    (lambda: F.max_pool1d(z(1, 1, 4), 0), ValueError, ["kernel_size=0"]),
+    (lambda: F.max_pool1d(z(1, 1, 4), 2, stride=0), ValueError, ["stride=0"]),
+    (lambda: F.max_pool1d(z(1, 1, 4), 2, padding=-1), ValueError, ["padding=-1"]),
+    (lambda: F.max_pool1d(z(1, 1, 4), 2, padding=2), ValueError, ["padding=2", "kernel_size // 2"]),
+    (lambda: F.max_pool1d(z(1, 1, 4), 5), ValueError, ["output length 0", "input length 4"]),
+    (lambda: F.max_pool1d(z(1, 1, 4), 2.0), TypeError, ["kernel_size", "2.0"]),
+    (lambda: F.max_pool1d(z(1, 1, 4), True), TypeError, ["kernel_size", "True"]),
+    (lambda: F.max_pool1d(np.zeros((1, 1, 4), int), 2), TypeError, ["x", "int64"]),
+    (lambda: F.max_pool1d(z(1, 1, 1, 4), 2), ValueError, ["x", "(1, 1, 1, 4)"]),
+    (lambda: F.max_pool1d(z(1, 0, 4), 2), ValueError, ["x", "(1, 0, 4)"]),
+    (lambda: F.max_pool1d_backward(z(1, 1, 2), np.array([[[0, 4]]]), 4), ValueError,
+     ["indices", "[0, 3]"]),
+    (lambda: F.max_pool1d_backward(z(1, 1, 2), np.array([[[0, -1]]]), 4), ValueError,
+     ["indices", "-1"]),
+    (lambda: F.max_pool1d_backward(z(1, 1, 2), np.array([[[0., 1.]]]), 4), TypeError,
+     ["indices", "float64"]),
+    (lambda: F.max_pool1d_backward(z(1, 1, 2), np.array([[0, 1, 2]]), 4), ValueError,
+     ["indices", "dout"]),
+    (lambda: F.max_pool1d_backward(z(1, 1, 2), np.array([[[0, 1]]]), 0), ValueError,
+     ["length=0"]),
+    (lambda: F.avg_pool1d(z(1, 1, 4), 3, padding=2), ValueError, ["padding=2"]),
+    (lambda: F.avg_pool1d_backward(z(1, 1, 3), 4, 2), ValueError, ["dout", "length 3", "2"]),
+    (lambda: F.avg_pool1d_backward(z(1, 1, 2), 4, 2, stride=0), ValueError, ["stride=0"]),
+]
+
+
+@pytest.mark.parametrize("call, exc, words", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_bad_inputs_raise_before_the_kernel(backend, call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+
+
+# --- PyTorch ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [(2, None, 0), (3, 1, 1), (4, 3, 2),
+                                                          (5, 2, 0)])
+def test_matches_torch(backend, kernel_size, stride, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 23))
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = torch.nn.functional.max_pool1d(tx, kernel_size, stride, padding,
+                                              return_indices=True)
+    y, idx = F.max_pool1d(x, kernel_size, stride, padding, return_indices=True)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    dout = rng.standard_normal(y.shape)
+    ty.backward(torch.tensor(dout))
+    np.testing.assert_allclose(F.max_pool1d_backward(dout, idx, 23), tx.grad.numpy(), rtol=1e-12)
+
+    tx.grad = None
+    ta = torch.nn.functional.avg_pool1d(tx, kernel_size, stride, padding)
+    np.testing.assert_allclose(F.avg_pool1d(x, kernel_size, stride, padding),
+                               ta.detach().numpy(), rtol=1e-12, atol=1e-14)
+    ta.backward(torch.tensor(dout))
+    np.testing.assert_allclose(F.avg_pool1d_backward(dout, 23, kernel_size, stride, padding),
+                               tx.grad.numpy(), rtol=1e-12, atol=1e-14)
