@@ -167,36 +167,36 @@ class ReLU(Layer):
         return F.relu_backward(_cast(dout, self._x.dtype), self._x)
 
 
+class _FromOutput(Layer):
+    """An element-wise activation whose gradient is computed from its output."""
+
+    _passes = ("features", "channels")
+
+    def forward(self, x):
+        self._y = self._forward(_as_float(x))
+        return self._y
+
+    def backward(self, dout):
+        _need_forward(self, getattr(self, "_y", None))
+        return self._backward(_cast(dout, self._y.dtype), self._y)
+
+
 @register()
-class Sigmoid(Layer):
+class Sigmoid(_FromOutput):
     """``1 / (1 + exp(-x))``, computed without overflow."""
 
     fused_name = "sigmoid"
-    _passes = ("features", "channels")
-
-    def forward(self, x):
-        self._y = F.sigmoid(_as_float(x))
-        return self._y
-
-    def backward(self, dout):
-        _need_forward(self, getattr(self, "_y", None))
-        return F.sigmoid_backward(_cast(dout, self._y.dtype), self._y)
+    _forward = staticmethod(F.sigmoid)
+    _backward = staticmethod(F.sigmoid_backward)
 
 
 @register()
-class Tanh(Layer):
+class Tanh(_FromOutput):
     """``tanh(x)``."""
 
     fused_name = "tanh"
-    _passes = ("features", "channels")
-
-    def forward(self, x):
-        self._y = F.tanh(_as_float(x))
-        return self._y
-
-    def backward(self, dout):
-        _need_forward(self, getattr(self, "_y", None))
-        return F.tanh_backward(_cast(dout, self._y.dtype), self._y)
+    _forward = staticmethod(F.tanh)
+    _backward = staticmethod(F.tanh_backward)
 
 
 @register()

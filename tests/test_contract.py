@@ -52,6 +52,16 @@ def test_no_top_level_kernels_package_is_installed(tmp_path):
     assert out.stdout.split() == ["None", "fastnet.kernels"], out.stderr
 
 
+def test_import_works_from_the_repository_root():
+    """`python -m fastnet ...` in a checkout imports the source folder, whose kernels live in
+    ../kernels; they must still be found as fastnet.kernels."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = run_fresh("import fastnet, fastnet.kernels, fastnet.functional as F, numpy as np; "
+                    "print(F.relu(np.ones(2, np.float32)).sum())", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2.0"
+
+
 def test_import_is_fast_and_compiles_nothing(tmp_path):
     code = ("import time, sys; t = time.perf_counter(); import fastnet; "
             "print(time.perf_counter() - t, 'numba' in sys.modules)")

@@ -13,31 +13,12 @@ from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
 from ._vecmath import exp, maximum
+from .activations import _softmax_row
 
 # log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
 _LOG_FLOOR = -100.0
 # Smallest p*(1-p) used as a divisor in the BCE gradient (PyTorch's value).
 _BCE_EPS = 1e-12
-
-
-@jit
-def _softmax_row(z, p):
-    """Write softmax(z) into p; return log(sum(exp(z - max))) + max, i.e. logsumexp(z)."""
-    C = z.size
-    m = z[0]
-    for j in range(1, C):
-        m = maximum(m, z[j])
-    # Summed in the logits' dtype: a float64 sum of float32 terms made this loop ~25% slower, and
-    # every term is in (0, 1] (relative error of the float32 sum ~1e-7 at C = 1000).
-    s = z.dtype.type(0)
-    for j in range(C):
-        e = exp(z[j] - m)
-        p[j] = e
-        s += e
-    r = z.dtype.type(1) / s
-    for j in range(C):
-        p[j] *= r
-    return math.log(s) + m
 
 
 @jit
