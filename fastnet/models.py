@@ -103,7 +103,7 @@ def _cnn_layers(seed):
 
 RECIPES = {
     "mlp": Recipe("mlp", "784-400-200-10 ReLU MLP of the scratch notebooks (AdaGrad, batch 20)",
-                  _mlp_layers, flatten=True, optimizer="adagrad", lr=0.01, epochs=10,
+                  _mlp_layers, flatten=True, optimizer="adagrad", lr=0.01, epochs=5,
                   batch_size=20),
     "cnn": Recipe("cnn", "two-view Conv1d CNN (rows and columns as channels), random shifts",
                   _cnn_layers, flatten=False, optimizer="adam", lr=2e-3, epochs=5,

@@ -38,7 +38,9 @@ def add_train_arguments(p, positive_int, positive_float):
                         "none)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without the recipe's random image shifts")
-    p.add_argument("--plot", metavar="PATH.png", help="write learning curves to this PNG")
+    p.add_argument("--plot", metavar="PATH.png",
+                   help="learning curves PNG (default: fastnet-<model>.png in this folder)")
+    p.add_argument("--no-plot", action="store_true", help="write no learning-curve image")
     p.add_argument("--save", metavar="PATH", help="save the model here after every epoch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -196,10 +198,15 @@ def run_train(args):
     written = []
     if args.save and model.history["loss"]:
         written.append(f"model {args.save} (after epoch {len(model.history['loss'])})")
-    if args.plot and model.history["loss"]:
-        plot_history(model.history, args.plot,
-                     f"fastnet {recipe.name} on MNIST: test accuracy {test_acc:.2%}")
-        written.append(f"learning curves {args.plot}")
+    plot = None if args.no_plot else (args.plot or f"fastnet-{recipe.name}.png")
+    if plot and model.history["loss"]:
+        try:
+            plot_history(model.history, plot,
+                         f"fastnet {recipe.name} on MNIST: test accuracy {test_acc:.2%}")
+            written.append(f"learning curves {plot}")
+        except ImportError:
+            print("no plot written: matplotlib is not installed (pip install matplotlib)",
+                  file=sys.stderr)
     for line in written:
         print(f"wrote {line}")
     return 130 if interrupted else 0

@@ -69,6 +69,13 @@ def test_bad_arguments_exit_2_with_argparse_message(argv, words, capsys):
         assert word in err
 
 
+def test_default_plot_is_written_in_the_working_folder(tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet"]) == 0
+    assert (tmp_path / "fastnet-mlp.png").exists()
+
+
 def test_missing_data_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "fastnet", "train", "--data", str(tmp_path),
                           "--quiet"], capture_output=True, text=True, timeout=300,
