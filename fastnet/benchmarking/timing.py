@@ -29,7 +29,7 @@ def measure(case, member, rounds=7, round_seconds=0.02, reference=None):
         except Unsupported:
             return None
         t0 = time.perf_counter()
-        result = fn()
+        result = _snapshot(fn())       # in-place updates keep changing the returned array
         first_call = time.perf_counter() - t0
         if reference is not None and case.check is not None:
             case.check(result, reference)
@@ -45,6 +45,15 @@ def measure(case, member, rounds=7, round_seconds=0.02, reference=None):
             per_call.append(elapsed / n)
     return {"median": float(np.median(per_call)), "min": float(np.min(per_call)),
             "rounds": rounds, "first_call": first_call, "result": result}
+
+
+def _snapshot(result):
+    """A copy of a call's result that later calls cannot change."""
+    if isinstance(result, (tuple, list)):
+        return type(result)(_snapshot(r) for r in result)
+    if hasattr(result, "detach"):
+        return result.detach().clone()
+    return np.array(result, copy=True)
 
 
 def gemm_rate(n=1024, dtype=np.float32, rounds=5):
