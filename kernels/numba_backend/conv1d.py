@@ -18,9 +18,11 @@ gemm (many channels)
 
     These passes are serial on purpose. Each sits right before or after a multi-threaded BLAS
     call, and on this 2-core machine an OpenMP parallel region next to OpenBLAS makes the two
-    thread pools spin against each other (measured: 12 ms per step instead of 0.1-0.5 ms,
-    unless ``OMP_WAIT_POLICY=passive``). Serial passes leave both cores to BLAS, which does the
-    bulk of the work, and they cost 0.05-0.15 ms each at the MNIST-CNN shapes.
+    thread pools spin against each other (measured: 12 ms per step instead of 0.1-0.5 ms).
+    With ``OMP_WAIT_POLICY=passive`` that goes away, but waking the sleeping workers then costs
+    more than the second core saves: parallel passes measured 10-25 % slower end to end than
+    serial ones at the three GEMM-path benchmark shapes. Serial passes leave both cores to BLAS,
+    which does most of the work; they cost 0.05-0.2 ms each at the MNIST-CNN shapes.
 
 :func:`_use_gemm` picks the strategy per shape (measurements in its docstring).
 
@@ -29,6 +31,8 @@ as one partial row per batch item and sums them over the batch in order; the gem
 comes from BLAS (one GEMM per chunk, chunks added in order) and its ``db`` from a serial loop.
 Repeated calls give bit-identical results.
 """
+import threading
+
 import numpy as np
 from numba import prange
 
@@ -36,7 +40,29 @@ from ._config import jit, jit_parallel
 
 
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk.
-GEMM_CHUNK_BYTES = 2 << 20
+GEMM_CHUNK_BYTES = 4 << 20
+
+_scratch_store = threading.local()
+
+
+def _scratch(size, dtype):
+    """A reusable 1-D work buffer of ``size`` elements, one per thread, grown but never shrunk.
+
+    Why: a fresh ``np.empty`` for the im2col buffer on every call is, after glibc has returned the
+    previous one to the OS (its heap trimming follows the sizes freed so far), a fresh mapping
+    whose first touch page-faults: measured 480 faults per forward call at N=128, C_in=28, L=28
+    (~1.9 us each here), which made the call 2.8x slower (1.41 ms instead of 0.50 ms). The
+    buffer never exceeds about ``GEMM_CHUNK_BYTES`` (the batch is chunked), results never live
+    in it, and each thread has its own, so concurrent calls from several threads stay safe.
+    """
+    nbytes = size * np.dtype(dtype).itemsize
+    buf = getattr(_scratch_store, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        raw = np.empty(nbytes + 64, dtype=np.uint8)
+        start = -raw.ctypes.data % 64                      # 64-byte aligned, as BLAS prefers
+        buf = raw[start:start + nbytes]
+        _scratch_store.buf = buf
+    return buf[:nbytes].view(dtype)
 
 
 def _use_gemm(C_in, C_out, K, L_out, stride):
@@ -61,8 +87,8 @@ def _use_gemm(C_in, C_out, K, L_out, stride):
     ====================  ============  ============  ============  ============
 
     The break-even lies near ``work = 2*L_out + 32`` for stride 1 (with two threads the direct
-    loops, parallel over the batch, gain a little more than the GEMM path). With stride > 1 the direct
-    loops' strided loads do not vectorise (N=128, C_in=4, K=3, C_out=16, L_out=100, stride 2:
+    loops, parallel over the batch, gain a little more than the GEMM path). With stride > 1 the
+    direct loops' strided loads do not vectorise (N=128, C_in=4, K=3, C_out=16, L_out=100, stride 2:
     direct 3.6 ms, gemm 1.1 ms), so the GEMM takes over much earlier.
     """
     work = C_in * K * C_out
@@ -87,16 +113,11 @@ def _valid_range(offset, stride, L, L_out):
 
 # --- direct loops (few channels) -----------------------------------------------------------------
 #
-# Inner loops run over 0-based slices (``ys[i] += w * xs[i]``): an index that is provably
-# non-negative spares Numba's negative-index wraparound test, which otherwise blocks
-# vectorisation (measured: 4.1 ms -> 0.47 ms at N=128, L=784, C_out=16, K=5). The unit-stride
-# case gets its own loop so that LLVM sees contiguous loads.
-
-@jit
-def _taps(row, offset, stride, lo, hi):
-    """View of ``row[l*stride + offset]`` for ``l`` in ``[lo, hi)`` (a valid range, ``hi > lo``)."""
-    return row[lo * stride + offset:(hi - 1) * stride + offset + 1:stride]
-
+# Unit-stride inner loops run over 0-based slices (``ys[i] += w * xs[i]``): an index that is
+# provably non-negative spares Numba's negative-index wraparound test, which otherwise blocks
+# vectorisation (measured: 4.1 ms -> 0.47 ms at N=128, L=784, C_out=16, K=5). Strided loads do
+# not vectorise anyway, so stride > 1 keeps a plain index loop (and :func:`_use_gemm` sends
+# nearly all strided shapes to the GEMM path).
 
 @jit
 def _forward_item(xn, W, b, stride, padding_left, dilation, yn):
@@ -120,10 +141,9 @@ def _forward_item(xn, W, b, stride, padding_left, dilation, yn):
                     xs = xr[lo + off:hi + off]
                     for i in range(hi - lo):
                         ys[i] += w * xs[i]
-                elif hi > lo:
-                    xs = _taps(xr, off, stride, lo, hi)
+                else:
                     for i in range(hi - lo):
-                        ys[i] += w * xs[i]
+                        ys[i] += w * xr[(lo + i) * stride + off]
 
 
 @jit
@@ -158,13 +178,11 @@ def _backward_item(dn, xn, W, stride, padding_left, dilation, dxn, dWn, dbn):
                         acc += ds[i] * xs[i]
                     for i in range(hi - lo):
                         dxs[i] += w * ds[i]
-                elif hi > lo:
-                    xs = _taps(xr, off, stride, lo, hi)
-                    dxs = _taps(dxr, off, stride, lo, hi)
+                else:
                     for i in range(hi - lo):
-                        acc += ds[i] * xs[i]
-                    for i in range(hi - lo):
-                        dxs[i] += w * ds[i]
+                        j = (lo + i) * stride + off
+                        acc += ds[i] * xr[j]
+                        dxr[j] += w * ds[i]
                 dWn[o, c, k] = acc
 
 
@@ -192,6 +210,7 @@ def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db
 
 @jit
 def _im2col(x, K, stride, padding_left, dilation, cols):
+    """``cols[n*L_out + l, k*C_in + c] = xpad[n, c, l*stride + k*dilation]`` (0 in the padding)."""
     N, C_in, L = x.shape
     L_out = cols.shape[0] // N
     zero = x.dtype.type(0)
@@ -212,7 +231,7 @@ def _im2col(x, K, stride, padding_left, dilation, cols):
 
 @jit
 def _col2im(dcols, K, stride, padding_left, dilation, dx):
-    """``dx[n, c, p]`` = sum of ``dcols[n*L_out + l, k*C_in + c]`` over ``l*stride + k*dilation - pl == p``."""
+    """``dx[n, c, p] = sum of dcols[n*L_out + l, k*C_in + c]`` over the (l, k) that read ``p``."""
     N, C_in, L = dx.shape
     L_out = dcols.shape[0] // N
     zero = dx.dtype.type(0)
@@ -232,19 +251,16 @@ def _col2im(dcols, K, stride, padding_left, dilation, dx):
 
 
 @jit
-def _rows_to_channels_(y, b):
-    """In place: batch item ``n``'s block of ``y`` holds the GEMM rows ``(L_out, C_out)``;
-    rewrite it as ``y[n] (C_out, L_out)`` plus the bias (through an L1-sized copy of the block)."""
+def _rows_to_channels(y_rows, b, y):
+    """``y[n, o, l] = y_rows[n*L_out + l, o] + b[o]``."""
     N, C_out, L_out = y.shape
-    rows = np.empty((L_out, C_out), dtype=y.dtype)
-    flat = y.reshape(N, L_out * C_out)
     for n in range(N):
-        rows[:, :] = flat[n].reshape(L_out, C_out)
+        block = y_rows[n * L_out:(n + 1) * L_out]
         yn = y[n]
         for o in range(C_out):
             bo = b[o]
             for l in range(L_out):
-                yn[o, l] = rows[l, o] + bo
+                yn[o, l] = block[l, o] + bo
 
 
 @jit
@@ -269,6 +285,15 @@ def _output_length(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
+def _workspace(rows, width_a, width_b, dtype):
+    """Two matrices ``(rows, width_a)`` and ``(rows, width_b)`` in the thread's scratch buffer,
+    each starting on a 64-byte boundary."""
+    split = -(-rows * width_a // 16) * 16
+    work = _scratch(split + rows * width_b, dtype)
+    return (work[:rows * width_a].reshape(rows, width_a),
+            work[split:split + rows * width_b].reshape(rows, width_b))
+
+
 def _chunks(N, L_out, width, itemsize):
     """Batch ranges ``(n0, n1)`` whose GEMM rows ``(n1-n0)*L_out`` of ``width`` values fill about
     ``GEMM_CHUNK_BYTES``: the column buffer stays cache-sized and is reused chunk after chunk."""
@@ -287,15 +312,12 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation):
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
         return y
     chunks, rows = _chunks(N, L_out, K * C_in + C_out, x.itemsize)
-    cols = np.empty((rows, K * C_in), dtype=x.dtype)
+    cols, y_rows = _workspace(rows, K * C_in, C_out, x.dtype)
     W_tap = _tap_major(W)
     for n0, n1 in chunks:
-        c = cols[:(n1 - n0) * L_out]
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, c)
-        # The GEMM writes its rows straight into y's memory; each batch item's block is then
-        # transposed in place, so no second output-sized buffer exists.
-        np.matmul(c, W_tap, out=y[n0:n1].reshape(-1, C_out))
-        _rows_to_channels_(y[n0:n1], b)
+        m = (n1 - n0) * L_out
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols[:m])
+        _rows_to_channels(np.matmul(cols[:m], W_tap, out=y_rows[:m]), b, y[n0:n1])
     return y
 
 
@@ -321,18 +343,16 @@ def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation):
         _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db_rows)
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
     chunks, rows = _chunks(N, L_out, K * C_in + C_out, x.itemsize)
-    work = np.empty(rows * (K * C_in + C_out), dtype=x.dtype)    # cols, then d_rows
-    cols = work[:rows * K * C_in].reshape(rows, K * C_in)
-    d_rows = work[rows * K * C_in:].reshape(rows, C_out)
+    cols, d_rows = _workspace(rows, K * C_in, C_out, x.dtype)
     W_tap_T = _tap_major(W).T
-    dW_tap = np.zeros((K * C_in, C_out), dtype=x.dtype)
+    dW_tap = None
     db = np.zeros(C_out, dtype=x.dtype)
     for n0, n1 in chunks:                          # sums over chunks in a fixed order
         m = (n1 - n0) * L_out
         c, d = cols[:m], d_rows[:m]
         _im2col(x[n0:n1], K, stride, padding_left, dilation, c)
         _channels_to_rows(dout[n0:n1], d, db)
-        dW_tap += c.T @ d
+        dW_tap = c.T @ d if dW_tap is None else dW_tap + c.T @ d
         _col2im(np.matmul(d, W_tap_T, out=c), K, stride, padding_left, dilation, dx[n0:n1])
     dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))
     return dx, dW, db

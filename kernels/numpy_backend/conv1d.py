@@ -1,9 +1,9 @@
 """1-D convolution (cross-correlation, as PyTorch's ``conv1d``) by im2col + BLAS (NumPy).
 
 The textbook vectorised formulation: pad, take the sliding windows as a strided view
-(``sliding_window_view``, no copy), contract windows and weights with ``tensordot`` (which copies the
-windows into a column matrix and calls BLAS), and for ``dx`` scatter the column gradient back with
-one strided ``+=`` per kernel tap (col2im as a loop over ``K``).
+(``sliding_window_view``, no copy), contract windows and weights with ``tensordot`` (which
+copies the windows into a column matrix and calls BLAS), and for ``dx`` scatter the column
+gradient back with one strided ``+=`` per kernel tap (col2im as a loop over ``K``).
 
 Shapes: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``b (C_out,)``, ``y (N, C_out, L_out)`` with
 ``L_out = (L + padding_left + padding_right - dilation*(K-1) - 1) // stride + 1``.
