@@ -13,20 +13,13 @@ PARALLEL_MIN_SIZE
     Element count above which the element-wise kernels switch to their ``prange`` variant. Below it
     the cost of waking the worker threads (measured: ~10-20 us) outweighs the gain; above it the
     2-core machine sees ~1.6-1.9x. Chosen by measurement with ``bench/``.
-GOMP_SPINCOUNT
-    Numba's OpenMP workers busy-wait after each parallel region (libgomp's default spin count is
-    large). On 2 cores that spinning starves the OpenBLAS threads of the GEMM that usually comes
-    next: measured, a 5 us parallel kernel followed by a 0.1 ms GEMM took 8 ms. A spin count of
-    1000 releases the cores at once (the same pair: 0.14-0.2 ms) while back-to-back regions still
-    start in ~2-7 us. Set only when the user has not chosen a value; libgomp reads it when the
-    first parallel region starts, after this module is imported.
+OpenMP spinning
+    ``fastnet.backend`` bounds ``GOMP_SPINCOUNT`` when fastnet is imported (see there): spinning
+    OpenMP workers starve the BLAS threads on 2 cores.
 """
 import functools
-import os
 
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-
-import numba  # noqa: E402  (after the environment default above)
+import numba
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 CACHE = True
