@@ -127,3 +127,17 @@ def class_target(op, target, logits):
         return target
     raise ValueError(f"{op}: target must be integer labels (N,) or one-hot (N, C); got shape "
                      f"{target.shape} for logits of shape {logits.shape}")
+
+
+def pool_window(op, kernel_size, stride, padding):
+    """Pooling hyper-parameters ``(kernel_size, stride, padding)``; ``stride=None`` stays None
+    (it means ``kernel_size``). Padding may be at most half a window, so every window covers
+    part of the input."""
+    kernel_size = integer(op, "kernel_size", kernel_size, low=1)
+    stride = None if stride is None else integer(op, "stride", stride, low=1)
+    padding = integer(op, "padding", padding, low=0)
+    if 2 * padding > kernel_size:
+        raise ValueError(f"{op}: padding={padding} with kernel_size={kernel_size}; padding must "
+                         f"be at most kernel_size // 2 = {kernel_size // 2} so that every window "
+                         f"covers part of the input")
+    return kernel_size, stride, padding

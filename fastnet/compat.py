@@ -183,7 +183,7 @@ ScratchDeepNeuralNetworkClassifier = ScratchDeepNeuralNetrowkClassifier
 
 # --- "Deep Learning from Scratch" ----------------------------------------------------------------
 
-class Affine(_layers.Layer):
+class Affine(_layers.WeightsAndBias):
     """``Affine(W, b)``: ``x @ W + b`` on the arrays you give (not copied, so updating them in
     place, e.g. ``params[key] -= lr * grads[key]``, updates the layer).
 
@@ -203,14 +203,6 @@ class Affine(_layers.Layer):
                             f"{getattr(b, 'shape', '')}")
         self.W, self.b = W, b
         self.x = self.original_x_shape = self.dW = self.db = None
-
-    @property
-    def params(self):
-        return {"W": self.W, "b": self.b}
-
-    @property
-    def grads(self):
-        return {"W": self.dW, "b": self.db}
 
     def forward(self, x):
         x = _layers._cast(x, self.W.dtype)

@@ -258,14 +258,8 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1):
 # --- pooling -------------------------------------------------------------------------------------
 
 def _pool_hyper(op, kernel_size, stride, padding):
-    kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
-    stride = kernel_size if stride is None else check.integer(op, "stride", stride, low=1)
-    padding = check.integer(op, "padding", padding, low=0)
-    if 2 * padding > kernel_size:
-        raise ValueError(f"{op}: padding={padding} with kernel_size={kernel_size}; padding must "
-                         f"be at most kernel_size // 2 = {kernel_size // 2} so that every window "
-                         f"covers part of the input")
-    return kernel_size, stride, padding
+    kernel_size, stride, padding = check.pool_window(op, kernel_size, stride, padding)
+    return kernel_size, kernel_size if stride is None else stride, padding
 
 
 def _pool_length(op, L, kernel_size, stride, padding):

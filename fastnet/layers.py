@@ -249,8 +249,20 @@ def _activation(owner, activation):
 
 # --- fully connected -------------------------------------------------------------------------
 
+class WeightsAndBias(Layer):
+    """A layer whose parameters are ``W`` and ``b`` (gradients ``dW``, ``db``)."""
+
+    @property
+    def params(self):
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def grads(self):
+        return {"W": self.dW, "b": self.db}
+
+
 @register()
-class FC(Layer):
+class FC(WeightsAndBias):
     """Fully connected layer ``act(X @ W + b)`` from ``n_nodes1`` to ``n_nodes2`` nodes.
 
     Parameters
@@ -304,14 +316,6 @@ class FC(Layer):
                           self.n_nodes1, self.dtype)
         self.b = _bias(repr(self), initializer, self.n_nodes2, self.dtype)
         self.X = self.dW = self.db = None
-
-    @property
-    def params(self):
-        return {"W": self.W, "b": self.b}
-
-    @property
-    def grads(self):
-        return {"W": self.dW, "b": self.db}
 
     def forward(self, X):
         out = self._forward_logits(X)
@@ -367,7 +371,7 @@ class FC(Layer):
 # --- convolution and pooling ---------------------------------------------------------------------
 
 @register()
-class Conv1d(Layer):
+class Conv1d(WeightsAndBias):
     """1-D convolution (cross-correlation, as PyTorch's) over ``(N, C_in, L)`` input.
 
     ``y[n, o, l] = b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``.
@@ -429,14 +433,6 @@ class Conv1d(Layer):
         self.b = _bias(op, self.initializer, self.out_channels, self.dtype)
         self.x = self.dW = self.db = None
 
-    @property
-    def params(self):
-        return {"W": self.W, "b": self.b}
-
-    @property
-    def grads(self):
-        return {"W": self.dW, "b": self.db}
-
     def forward(self, x):
         x = _cast(x, self.dtype)
         if x.ndim != 3:
@@ -477,16 +473,6 @@ class Conv1d(Layer):
                 f"kernel_size={self.kernel_size}{extra})")
 
 
-def _pool_args(op, kernel_size, stride, padding):
-    kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
-    stride = None if stride is None else check.integer(op, "stride", stride, low=1)
-    padding = check.integer(op, "padding", padding, low=0)
-    if 2 * padding > kernel_size:
-        raise ValueError(f"{op}: padding={padding} with kernel_size={kernel_size}; padding must "
-                         f"be at most kernel_size // 2 = {kernel_size // 2}")
-    return kernel_size, stride, padding
-
-
 def _pool_input(layer, x):
     x = _as_float(x)
     if x.ndim != 3:
@@ -506,8 +492,8 @@ class MaxPool1d(Layer):
     _passes = ("channels",)
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size, self.stride, self.padding = _pool_args("MaxPool1d", kernel_size,
-                                                                 stride, padding)
+        self.kernel_size, self.stride, self.padding = check.pool_window(
+            "MaxPool1d", kernel_size, stride, padding)
         self._indices = None
 
     def forward(self, x):
@@ -533,8 +519,8 @@ class AvgPool1d(Layer):
     _passes = ("channels",)
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size, self.stride, self.padding = _pool_args("AvgPool1d", kernel_size,
-                                                                 stride, padding)
+        self.kernel_size, self.stride, self.padding = check.pool_window(
+            "AvgPool1d", kernel_size, stride, padding)
         self._length = None
 
     def forward(self, x):
