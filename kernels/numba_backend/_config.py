@@ -8,7 +8,10 @@ FASTMATH
 CACHE
     ``cache=True``: compiled machine code is written next to the source (or to ``NUMBA_CACHE_DIR``)
     so a second process loads it instead of recompiling. Parallel kernels are cached too; the test
-    suite checks that a fresh process gets cache hits for them.
+    suite checks that a fresh process gets cache hits for them. Numba keys a cached kernel on its
+    own source file only: after editing a helper module that kernels inline (``_vecmath.py``,
+    ``_scalar.py``), delete ``__pycache__/*.nbi``/``*.nbc`` or point ``NUMBA_CACHE_DIR`` at a new
+    folder (an installed upgrade rewrites every file, which invalidates everything).
 PARALLEL_MIN_SIZE
     Element count above which the element-wise kernels switch to their ``prange`` variant. Below it
     the cost of waking the worker threads (measured: ~10-20 us) outweighs the gain; above it the
