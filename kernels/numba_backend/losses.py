@@ -174,17 +174,25 @@ def _n_chunks(size):
     return 1 if size < PARALLEL_MIN_SIZE else 16
 
 
+@jit
+def _sq_err_range(y, t, lo, hi):
+    acc = 0.0
+    for i in range(lo, hi):
+        d = y[i] - t[i]
+        acc += d * d
+    return acc
+
+
 @jit_parallel
 def _sum_sq_err(y, t, n_chunks):
-    """Sum of (y - t)**2 in float64; chunk partials are added in chunk order."""
+    """Sum of (y - t)**2 in float64; chunk partials are added in chunk order. One chunk runs
+    serially: a parallel region would wake the threads for nothing."""
     n = y.size
+    if n_chunks == 1:
+        return _sq_err_range(y, t, 0, n)
     partial = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        acc = 0.0
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            d = y[i] - t[i]
-            acc += d * d
-        partial[c] = acc
+        partial[c] = _sq_err_range(y, t, c * n // n_chunks, (c + 1) * n // n_chunks)
     return _sum(partial)
 
 
@@ -196,8 +204,13 @@ def mse_forward(y, t):
 
 @jit_parallel
 def _scaled_diff(y, t, scale, d):
-    for i in prange(y.size):
-        d[i] = (y[i] - t[i]) * scale
+    n = y.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            d[i] = (y[i] - t[i]) * scale
+    else:
+        for i in prange(n):
+            d[i] = (y[i] - t[i]) * scale
 
 
 def mse_backward(dloss, y, t):
@@ -215,16 +228,24 @@ def _bce_term(p, t):
     return -(t * log_p + (1 - t) * log_q)
 
 
+@jit
+def _bce_range(p, t, lo, hi):
+    acc = 0.0
+    for i in range(lo, hi):
+        acc += _bce_term(p[i], t[i])
+    return acc
+
+
 @jit_parallel
 def _sum_bce(p, t, n_chunks):
-    """Sum of the BCE terms in float64; chunk partials are added in chunk order."""
+    """Sum of the BCE terms in float64; chunk partials are added in chunk order (one chunk:
+    serially, as in :func:`_sum_sq_err`)."""
     n = p.size
+    if n_chunks == 1:
+        return _bce_range(p, t, 0, n)
     partial = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        acc = 0.0
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            acc += _bce_term(p[i], t[i])
-        partial[c] = acc
+        partial[c] = _bce_range(p, t, c * n // n_chunks, (c + 1) * n // n_chunks)
     return _sum(partial)
 
 
@@ -234,11 +255,20 @@ def bce_forward(p, t):
     return p.dtype.type(total / p.size)
 
 
+@jit
+def _bce_grad_term(p, t, scale):
+    return (p - t) / max(p * (1 - p), _BCE_EPS) * scale
+
+
 @jit_parallel
 def _bce_grad(p, t, scale, d):
-    for i in prange(p.size):
-        pi = p[i]
-        d[i] = (pi - t[i]) / max(pi * (1 - pi), _BCE_EPS) * scale
+    n = p.size
+    if n < PARALLEL_MIN_SIZE:
+        for i in range(n):
+            d[i] = _bce_grad_term(p[i], t[i], scale)
+    else:
+        for i in prange(n):
+            d[i] = _bce_grad_term(p[i], t[i], scale)
 
 
 def bce_backward(dloss, p, t):
