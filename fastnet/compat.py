@@ -108,6 +108,7 @@ class AdaGrad(_optimizers.AdaGrad):
 class _LearningRateIgnored:
     """Accept ``backward(dout, learning_rate)`` as the small-framework article calls it."""
 
+    @_layers.input_grad_optional
     def backward(self, dout, learning_rate=None):
         return super().backward(dout)
 

@@ -88,7 +88,7 @@ def dense(x, W, b=None, activation=None):
     return y.reshape(W.shape[1]) if x.ndim == 1 else y
 
 
-def dense_backward(dout, x, W, y=None, activation=None):
+def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     """Gradients of :func:`dense`.
 
     Parameters
@@ -100,10 +100,12 @@ def dense_backward(dout, x, W, y=None, activation=None):
     y : ndarray ``(N, n_out)``, required when ``activation`` is not None
         The forward output (activation gradients are computed from it).
     activation : {None, "relu", "sigmoid", "tanh"}
+    need_dx : bool
+        False skips the input gradient (``dx`` is then None): a network's first layer.
 
     Returns
     -------
-    dx : ndarray ``(N, n_in)``
+    dx : ndarray ``(N, n_in)`` (None when ``need_dx`` is False)
     dW : ndarray ``(n_in, n_out)``
     db : ndarray ``(n_out,)``
     """
@@ -122,8 +124,8 @@ def dense_backward(dout, x, W, y=None, activation=None):
     y = checked[3] if y is not None else dout          # unused by the kernel when act == "none"
     check.same_shape(op, "y", y, "dout", dout)
     dx, dW, db = kernels().dense_backward(np.atleast_2d(dout), np.atleast_2d(x), W,
-                                          np.atleast_2d(y), act)
-    return (dx.reshape(x.shape) if x.ndim == 1 else dx), dW, db
+                                          np.atleast_2d(y), act, bool(need_dx))
+    return (dx.reshape(x.shape) if x.ndim == 1 and dx is not None else dx), dW, db
 
 
 # --- activations ---------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1):
     return _unbatch(y, rank)
 
 
-def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1):
+def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True):
     """Gradients of :func:`conv1d` with respect to ``x``, ``W`` and ``b``.
 
     The exact adjoint of the forward: input positions that no window reads (skipped by a stride
@@ -226,10 +226,12 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1):
         The forward inputs (same dtype as ``dout``).
     stride, padding, dilation
         As given to :func:`conv1d`.
+    need_dx : bool
+        False skips the input gradient (``dx`` is then None): a network's first layer.
 
     Returns
     -------
-    dx : ndarray, shaped as ``x``
+    dx : ndarray, shaped as ``x`` (None when ``need_dx`` is False)
     dW : ndarray, shaped as ``W``
     db : ndarray ``(C_out,)`` (``(1,)`` for 1-D ``x``)
 
@@ -251,8 +253,8 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1):
             f"shape {x.shape}, W of shape {W.shape}, stride={stride}, "
             f"{_describe_padding(pl, pr)}, dilation={dilation}")
     dx, dW, db = kernels().conv1d_backward(dout.reshape(x3.shape[0], W3.shape[0], L_out), x3,
-                                           W3, stride, pl, pr, dilation)
-    return _unbatch(dx, rank), dW.reshape(W.shape), db
+                                           W3, stride, pl, pr, dilation, bool(need_dx))
+    return (None if dx is None else _unbatch(dx, rank)), dW.reshape(W.shape), db
 
 
 # --- pooling -------------------------------------------------------------------------------------

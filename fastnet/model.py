@@ -36,7 +36,7 @@ from . import _serialize
 from . import functional as F
 from .data import MiniBatch, check_xy
 from .initializers import as_generator
-from .layers import FC, Layer, Softmax
+from .layers import FC, Layer, Softmax, backward_through, has_params, input_grad_optional
 from .losses import SoftmaxCrossEntropy, get_loss
 
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
@@ -155,10 +155,12 @@ class Sequential(_Container):
     def forward(self, x):
         return self._forward_through(self.layers, x)
 
+    @input_grad_optional
     def backward(self, dout):
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
+        return backward_through(self.layers, dout)
+
+    def _backward(self, dout, need_dx):
+        return backward_through(self.layers, dout, need_dx)
 
     def _forward_through(self, layers, x):
         for i, layer in enumerate(layers):
@@ -249,14 +251,14 @@ class Sequential(_Container):
             raise self._forward_error(len(self.layers) - 1, x, err) from err
 
     def _backward_from_loss(self, dout, tail):
+        """Backward from the loss gradient; nothing needs the input's gradient here."""
         layers = self.layers
         if tail == "fc":
-            dout = layers[-1]._backward_logits(dout)
+            dout = layers[-1]._backward_logits(dout, any(map(has_params, layers[:-1])))
         if tail is not None:
             layers = layers[:-1]
-        for layer in reversed(layers):
-            dout = layer.backward(dout)
-        return dout
+        if layers:
+            backward_through(layers, dout, need_dx=False)
 
     def _step(self):
         if self.optimizer is None:
@@ -521,7 +523,11 @@ class Concat(_Container):
         self._shapes = [out.shape for out in outs]
         return np.concatenate([out.reshape(len(out), -1) for out in outs], axis=1)
 
+    @input_grad_optional
     def backward(self, dout):
+        return self._backward(dout, True)
+
+    def _backward(self, dout, need_dx):
         if self._shapes is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         dx, start = None, 0
@@ -529,7 +535,7 @@ class Concat(_Container):
             width = int(np.prod(shape[1:]))
             part = np.ascontiguousarray(dout[:, start:start + width]).reshape(shape)
             start += width
-            grad = branch.backward(part)
+            grad = branch._backward(part, need_dx)
             dx = grad if dx is None else dx + grad
         return dx
 

@@ -8,7 +8,8 @@ checks shapes, dtypes, contiguity and ranges before calling them. Every array a 
 C-contiguous, floating arrays share one dtype (float32 or float64), and integer labels are int64.
 
 Naming: ``<op>_forward`` / ``<op>_backward``; functions ending in ``_`` update their first
-arguments in place and return ``None``.
+arguments in place and return ``None``. A backward with ``need_dx=False`` returns ``None`` for
+``dx`` and skips its work (a network's first layer: nothing needs the input's gradient).
 
 Backends
 --------
@@ -25,7 +26,7 @@ DENSE_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh")
 CONTRACT = (
     # dense.py
     "dense_forward",          # (x, W, b, activation) -> y
-    "dense_backward",         # (dout, x, W, y, activation) -> (dx, dW, db)
+    "dense_backward",         # (dout, x, W, y, activation, need_dx) -> (dx, dW, db)
     # activations.py
     "relu_forward",           # (x) -> y
     "relu_backward",          # (dout, x) -> dx            gradient at x == 0 is 0
@@ -50,7 +51,8 @@ CONTRACT = (
     "adam_update_",           # (param, grad, m, v, lr, beta1, beta2, eps, step)
     # conv1d.py
     "conv1d_forward",         # (x, W, b, stride, padding_left, padding_right, dilation) -> y
-    "conv1d_backward",        # (dout, x, W, stride, padding_left, padding_right, dilation) -> (dx, dW, db)
+    "conv1d_backward",        # (dout, x, W, stride, padding_left, padding_right, dilation,
+                              #  need_dx) -> (dx, dW, db)
     # pooling.py
     "maxpool1d_forward",      # (x, kernel_size, stride, padding) -> (y, argmax)
     "maxpool1d_backward",     # (dout, argmax, length) -> dx

@@ -45,10 +45,14 @@ def check_kernels(kern, dtype, *config):
     cast = [a.astype(dtype) for a in (x, W, b, dout)]
     x, W, b, dout = cast
     assert_close(kern.conv1d_forward(x, W, b, stride, pl, pr, dilation), y, dtype)
-    got = kern.conv1d_backward(dout, x, W, stride, pl, pr, dilation)
+    got = kern.conv1d_backward(dout, x, W, stride, pl, pr, dilation, True)
     for g, want in zip(got, (dx, dW, db)):
         assert_close(g, want, dtype)
         assert g.flags.c_contiguous
+    no_dx, dW2, db2 = kern.conv1d_backward(dout, x, W, stride, pl, pr, dilation, False)
+    assert no_dx is None
+    assert_close(dW2, dW, dtype)
+    assert_close(db2, db, dtype)
 
 
 def min_length(K, pl, pr, dilation):
@@ -122,11 +126,11 @@ def test_larger_shapes_against_float64(kern, config):
     ref = load("numpy")
     y64 = ref.conv1d_forward(x, W, b, stride, pl, pr, dilation)
     dout = rng.standard_normal(y64.shape)
-    g64 = ref.conv1d_backward(dout, x, W, stride, pl, pr, dilation)
+    g64 = ref.conv1d_backward(dout, x, W, stride, pl, pr, dilation, True)
     f = [a.astype(np.float32) for a in (x, W, b, dout)]
     y32 = kern.conv1d_forward(f[0], f[1], f[2], stride, pl, pr, dilation)
     np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
-    for g32, g in zip(kern.conv1d_backward(f[3], f[0], f[1], stride, pl, pr, dilation), g64):
+    for g32, g in zip(kern.conv1d_backward(f[3], f[0], f[1], stride, pl, pr, dilation, True), g64):
         np.testing.assert_allclose(g32, g, rtol=1e-4, atol=1e-4 * np.abs(g).max())
 
 

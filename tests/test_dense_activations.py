@@ -32,6 +32,10 @@ def test_dense_forward_backward_match_oracle(backend, dtype, tol, activation, N,
     for got, want in zip((dx, dW, db), ref):
         assert got.dtype == dtype and got.shape == want.shape
         np.testing.assert_allclose(got, want, **tol)
+    no_dx, dW2, db2 = F.dense_backward(dout, x, W, y, activation=activation, need_dx=False)
+    assert no_dx is None
+    np.testing.assert_allclose(dW2, ref[1], **tol)
+    np.testing.assert_allclose(db2, ref[2], **tol)
 
 
 @settings(max_examples=25, deadline=None)

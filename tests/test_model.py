@@ -407,3 +407,64 @@ def test_bad_model_construction():
         Sequential([ReLU()], loss="hinge")
     with pytest.raises(TypeError, match="Classifier: loss must be SoftmaxCrossEntropy"):
         Classifier([ReLU()], loss="mse")
+
+
+# --- the first layer's input gradient is not computed in training -----------------------
+
+def _record_need_dx(monkeypatch):
+    """Spy on the functional backward calls the layers make: one need_dx flag per call."""
+    calls = []
+    for name in ("dense_backward", "conv1d_backward"):
+        real = getattr(fm.F, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls.append((_name, args[-1] if len(args) in (6, 7) else kwargs.get("need_dx",
+                                                                               True)))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(fm.F, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("build", [mlp, convnet])
+def test_training_skips_only_the_first_layers_input_gradient(backend, monkeypatch, build):
+    X, y = blobs(8, 6)
+    X = X if build is mlp else np.random.default_rng(0).standard_normal((8, 3, 8))
+    model, twin = build(optimizer=SGD(0.1)), build(optimizer=SGD(0.1))
+    # The twin takes the same step through the public backward (every dx computed).
+    loss = twin.loss.forward(twin.forward(X), y)
+    twin.backward(twin.loss.backward())
+    twin._step()
+    calls = _record_need_dx(monkeypatch)
+    model.fit(X, y, epochs=1, batch_size=8, shuffle=False)
+    layer_calls = calls[-len([k for k in model.params if k.endswith("W")]):]
+    assert [flag for _, flag in layer_calls] == [True] * (len(layer_calls) - 1) + [False]
+    assert model.history["loss"][0] == pytest.approx(loss)
+    for key, p in model.params.items():
+        np.testing.assert_array_equal(p, twin.params[key], err_msg=key)
+
+
+def test_parameter_free_layers_in_front_are_not_run_backward(backend, monkeypatch):
+    model = Classifier([Flatten(), FC(6, 3, XavierInitializer(seed=0), dtype=F64)],
+                       optimizer=SGD(0.1))
+    ran = []
+    monkeypatch.setattr(Flatten, "backward", lambda self, d: ran.append(1) or d)
+    X, y = blobs(8, 6)
+    model.fit(X.reshape(8, 2, 3), y, epochs=1, batch_size=8)
+    assert ran == []
+    model.backward(np.ones((8, 3)))                   # the public backward still runs it
+    assert ran == [1]
+
+
+def test_a_subclass_overriding_backward_is_always_called(backend):
+    seen = []
+
+    class LoggedFC(FC):
+        def backward(self, dA):
+            seen.append(dA.shape)
+            return super().backward(dA)
+
+    model = Classifier([LoggedFC(6, 4, HeInitializer(seed=0), activation="relu", dtype=F64),
+                        FC(4, 3, XavierInitializer(seed=1), dtype=F64)], optimizer=SGD(0.1))
+    X, y = blobs(10, 6)
+    model.fit(X, y, epochs=1, batch_size=5)
+    assert seen == [(5, 4), (5, 4)]

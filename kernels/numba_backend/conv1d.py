@@ -147,15 +147,17 @@ def _forward_item(xn, W, b, stride, padding_left, dilation, yn):
 
 
 @jit
-def _backward_item(dn, xn, W, stride, padding_left, dilation, dxn, dWn, dbn):
-    """One batch item: ``dxn`` and this item's share ``dWn``, ``dbn`` of dW and db."""
+def _backward_item(dn, xn, W, stride, padding_left, dilation, dxn, dWn, dbn, need_dx):
+    """One batch item: ``dxn`` (if ``need_dx``) and this item's share ``dWn``, ``dbn`` of dW
+    and db."""
     C_in, L = xn.shape
     C_out, _, K = W.shape
     L_out = dn.shape[1]
     zero = dn.dtype.type(0)
-    for c in range(C_in):
-        for i in range(L):
-            dxn[c, i] = zero
+    if need_dx:
+        for c in range(C_in):
+            for i in range(L):
+                dxn[c, i] = zero
     for o in range(C_out):
         dr = dn[o]
         s = zero
@@ -176,13 +178,16 @@ def _backward_item(dn, xn, W, stride, padding_left, dilation, dxn, dWn, dbn):
                     dxs = dxr[lo + off:hi + off]
                     for i in range(hi - lo):
                         acc += ds[i] * xs[i]
-                    for i in range(hi - lo):
-                        dxs[i] += w * ds[i]
+                    if need_dx:
+                        for i in range(hi - lo):
+                            dxs[i] += w * ds[i]
                 else:
                     for i in range(hi - lo):
                         j = (lo + i) * stride + off
                         acc += ds[i] * xr[j]
-                        dxr[j] += w * ds[i]
+                    if need_dx:
+                        for i in range(hi - lo):
+                            dxr[(lo + i) * stride + off] += w * ds[i]
                 dWn[o, c, k] = acc
 
 
@@ -193,11 +198,12 @@ def _direct_forward(x, W, b, stride, padding_left, dilation, y):
 
 
 @jit_parallel
-def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db_rows):
-    """``dx``; ``dW_rows[n]``, ``db_rows[n]``: batch item ``n``'s shares, summed by the caller."""
+def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db_rows, need_dx):
+    """``dx`` (if ``need_dx``; else ``dx`` is a dummy of x's shape, untouched); ``dW_rows[n]``,
+    ``db_rows[n]``: batch item ``n``'s shares, summed by the caller."""
     for n in prange(x.shape[0]):
         _backward_item(dout[n], x[n], W, stride, padding_left, dilation, dx[n], dW_rows[n],
-                       db_rows[n])
+                       db_rows[n], need_dx)
 
 
 # --- im2col + GEMM (many channels): serial passes, see the module docstring --------------------
@@ -327,8 +333,9 @@ def _tap_major(W):
     return np.ascontiguousarray(W.transpose(2, 1, 0)).reshape(K * C_in, C_out)
 
 
-def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation):
-    """Gradients ``(dx, dW, db)`` of :func:`conv1d_forward` given ``dout (N, C_out, L_out)``.
+def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation, need_dx):
+    """Gradients ``(dx, dW, db)`` of :func:`conv1d_forward` given ``dout (N, C_out, L_out)``
+    (``dx`` is None when ``need_dx`` is False).
 
     Input positions that no window reads (skipped by a stride larger than the span, or beyond the
     last window) get ``dx = 0``; gradients that land in the padding are dropped.
@@ -336,11 +343,13 @@ def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation):
     N, C_in, L = x.shape
     C_out, _, K = W.shape
     L_out = dout.shape[2]
-    dx = np.empty_like(x)
+    # Without need_dx, x stands in for the unused dx argument (never written): one signature.
+    dx = np.empty_like(x) if need_dx else None
     if not _use_gemm(C_in, C_out, K, L_out, stride):
         db_rows = np.empty((N, C_out), dtype=x.dtype)
         dW_rows = np.empty((N, C_out, C_in, K), dtype=x.dtype)
-        _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db_rows)
+        _direct_backward(dout, x, W, stride, padding_left, dilation, x if dx is None else dx,
+                         dW_rows, db_rows, bool(need_dx))
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
     chunks, rows = _chunks(N, L_out, K * C_in + C_out, x.itemsize)
     cols, d_rows = _workspace(rows, K * C_in, C_out, x.dtype)
@@ -353,6 +362,8 @@ def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation):
         _im2col(x[n0:n1], K, stride, padding_left, dilation, c)
         _channels_to_rows(dout[n0:n1], d, db)
         dW_tap = c.T @ d if dW_tap is None else dW_tap + c.T @ d
-        _col2im(np.matmul(d, W_tap_T, out=c), K, stride, padding_left, dilation, dx[n0:n1])
+        if need_dx:
+            _col2im(np.matmul(d, W_tap_T, out=c), K, stride, padding_left, dilation,
+                    dx[n0:n1])
     dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))
     return dx, dW, db

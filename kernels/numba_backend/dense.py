@@ -104,8 +104,9 @@ def dense_forward(x, W, b, activation):
     return y
 
 
-def dense_backward(dout, x, W, y, activation):
-    """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``."""
+def dense_backward(dout, x, W, y, activation, need_dx):
+    """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
+    (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
     dz = np.empty_like(dout)
     db = _act_grad_and_db(dout, y, _ACT_CODE[activation], dz)
-    return dz @ W.T, x.T @ dz, db
+    return (dz @ W.T if need_dx else None), x.T @ dz, db

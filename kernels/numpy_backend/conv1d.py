@@ -32,8 +32,9 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation):
     return y
 
 
-def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation):
-    """Gradients ``(dx, dW, db)`` of :func:`conv1d_forward` given ``dout (N, C_out, L_out)``.
+def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation, need_dx):
+    """Gradients ``(dx, dW, db)`` of :func:`conv1d_forward` given ``dout (N, C_out, L_out)``
+    (``dx`` is None when ``need_dx`` is False).
 
     Input positions that no window reads (skipped by a stride larger than the span, or beyond the
     last window) get ``dx = 0``; gradients that land in the padding are dropped.
@@ -44,6 +45,8 @@ def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation):
     L_out = windows.shape[2]
     db = dout.sum(axis=(0, 2))
     dW = np.tensordot(dout, windows, axes=([0, 2], [0, 2]))        # (C_out, C_in, K)
+    if not need_dx:
+        return None, dW, db
     dcols = np.tensordot(dout, W, axes=([1], [0]))                 # (N, L_out, C_in, K)
     dxp = np.zeros_like(xp)
     last = stride * (L_out - 1) + 1

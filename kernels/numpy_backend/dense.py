@@ -22,8 +22,9 @@ def _sigmoid(z):
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def dense_backward(dout, x, W, y, activation):
-    """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``."""
+def dense_backward(dout, x, W, y, activation, need_dx):
+    """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
+    (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
     if activation == "relu":
         dz = relu_backward(dout, y)       # y > 0 exactly where x @ W + b > 0
     elif activation == "sigmoid":
@@ -32,4 +33,4 @@ def dense_backward(dout, x, W, y, activation):
         dz = tanh_backward(dout, y)
     else:
         dz = dout
-    return dz @ W.T, x.T @ dz, dz.sum(axis=0)
+    return (dz @ W.T if need_dx else None), x.T @ dz, dz.sum(axis=0)
