@@ -196,3 +196,19 @@ def test_matches_torch(backend, kernel_size, stride, padding):
     ta.backward(torch.tensor(dout))
     np.testing.assert_allclose(F.avg_pool1d_backward(dout, 23, kernel_size, stride, padding),
                                tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("L", [2, 7, 28])
+def test_window_two_stride_two_path_keeps_the_rules(backend, dtype, L):
+    """k=2, s=2, p=0 has its own branch-free Numba loop: ties, NaNs (first wins) and an odd
+    tail against the oracle."""
+    rng = np.random.default_rng(L)
+    x = rng.integers(-2, 3, (3, 4, L)).astype(dtype)              # many ties
+    x[0, 0, :2] = [np.nan, 1]
+    x[0, 1, :2] = [1, np.nan]
+    x[0, 2, :2] = [np.nan, np.nan]
+    y, idx = F.max_pool1d(x, 2, return_indices=True)
+    want_y, want_idx = naive.maxpool1d(x, 2, 2, 0)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(idx, want_idx)
+    assert idx[0, 2, 0] == 0 and idx[0, 1, 0] == 1
