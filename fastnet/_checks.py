@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .backend import get_default_dtype
+from .backend import get_default_dtype, kernels
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -115,8 +115,7 @@ def class_target(op, target, logits):
             raise ValueError(f"{op}: labels have shape {target.shape} but logits have {N} rows "
                              f"(shape {logits.shape})")
         labels = np.ascontiguousarray(target, dtype=np.int64)
-        # One reduction checks both ends: seen as unsigned, a negative label is huge.
-        if N and labels.view(np.uint64).max() >= C:
+        if not kernels().labels_in_range(labels, C):      # the backend's own (fast) check
             bad = labels[(labels < 0) | (labels >= C)][0]
             raise ValueError(f"{op}: label {bad} out of range for {C} classes; labels must be in "
                              f"[0, {C - 1}]")

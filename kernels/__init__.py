@@ -43,6 +43,7 @@ CONTRACT = (
     "mse_backward",           # (dloss, y, t) -> dy
     "bce_forward",            # (p, t) -> loss             mean over all elements
     "bce_backward",           # (dloss, p, t) -> dp
+    "labels_in_range",        # (labels, n_classes) -> bool  every int64 label in [0, n_classes)
     # optimizers.py
     "sgd_update_",            # (param, grad, lr)
     "momentum_update_",       # (param, grad, velocity, lr, momentum, nesterov)
