@@ -11,10 +11,9 @@ round of each benchmark (CI). For the Markdown ratio table use ``python -m fastn
 """
 import os
 
+import fastnet             # first: its thread settings must precede NumPy's OpenBLAS (backend.py)
 import numpy as np
 import pytest
-
-import fastnet
 from fastnet.benchmarking.cases import MEMBERS, Unsupported
 from fastnet.benchmarking.timing import member_context
 

@@ -112,3 +112,19 @@ def test_backends_agree_on_a_training_step():
             results[name] = (loss, W)
     np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-12)
     np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=1e-12)
+
+
+def test_import_bounds_thread_spinning_but_keeps_user_settings():
+    """GOMP_SPINCOUNT and OPENBLAS_THREAD_TIMEOUT get fastnet's defaults (reasons in
+    fastnet/backend.py) unless the user set them."""
+    code = ("import os, fastnet; "
+            "print(os.environ['GOMP_SPINCOUNT'], os.environ['OPENBLAS_THREAD_TIMEOUT'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["1000", "4"]
+    env.update(GOMP_SPINCOUNT="5", OPENBLAS_THREAD_TIMEOUT="20")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["5", "20"]
