@@ -43,7 +43,9 @@ def float_array(op, name, a, dtype=None):
         raise TypeError(
             f"{op}: {name} has dtype {a.dtype} but the other inputs are {np.dtype(dtype)}; "
             f"fastnet does not mix dtypes silently — cast one of them explicitly")
-    return np.ascontiguousarray(a)
+    if type(a) is np.ndarray and a.flags.c_contiguous:     # the common case: no call
+        return a
+    return np.ascontiguousarray(a)          # also turns subclasses (np.matrix) into ndarrays
 
 
 def float_arrays(op, **arrays):
