@@ -132,13 +132,14 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
 
 def _unary(op, kernel_name, x):
     x = check.float_array(op, "x", x)
-    return getattr(kernels(), kernel_name)(x)
+    # Kernels see at least 1-D arrays; a 0-d input gives a 0-d array back on both backends.
+    return getattr(kernels(), kernel_name)(x.reshape(-1)).reshape(x.shape)
 
 
 def _unary_backward(op, kernel_name, dout, name, a):
     dout, a = check.float_arrays(op, dout=dout, **{name: a})
     check.same_shape(op, "dout", dout, name, a)
-    return getattr(kernels(), kernel_name)(dout, a)
+    return getattr(kernels(), kernel_name)(dout.reshape(-1), a.reshape(-1)).reshape(a.shape)
 
 
 def relu(x):

@@ -138,3 +138,13 @@ def test_softmax_last_axis_of_nd_input(backend, dtype, tol):
     x = np.arange(24, dtype=dtype).reshape(2, 3, 4) / 7
     y = F.softmax(x)
     np.testing.assert_allclose(y.reshape(-1, 4), naive.softmax_rows(x.reshape(-1, 4)), **tol)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_zero_dimensional_inputs_keep_their_shape(backend, dtype, name):
+    x = np.array(-0.5, dtype=dtype)
+    y = getattr(F, name)(x)
+    assert isinstance(y, np.ndarray) and y.shape == () and y.dtype == dtype
+    np.testing.assert_allclose(y, getattr(F, name)(x.reshape(1))[0])
+    back = getattr(F, name + "_backward")(np.array(1.0, dtype=dtype), x if name == "relu" else y)
+    assert back.shape == () and back.dtype == dtype
