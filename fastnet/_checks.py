@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .backend import get_default_dtype, kernels
+from .kernels import DENSE_ACTIVATIONS
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -56,6 +57,15 @@ def float_arrays(op, **arrays):
     for name in names[1:]:
         out.append(float_array(op, name, arrays[name], first.dtype))
     return out
+
+
+def activation(op, value):
+    """A fused activation (None, "relu", "sigmoid", "tanh") as the kernels' name for it."""
+    name = "none" if value is None else value
+    if not isinstance(name, str) or name not in DENSE_ACTIVATIONS:
+        raise ValueError(f"{op}: activation={value!r}; choose one of "
+                         f"{(None,) + DENSE_ACTIVATIONS[1:]}")
+    return name
 
 
 def ndim(op, name, a, *allowed):

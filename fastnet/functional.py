@@ -22,7 +22,6 @@ from . import _checks as check
 from .backend import kernels
 from .functional_conv import (conv1d, conv1d_backward, conv1d_output_length, max_pool1d,
                               max_pool1d_backward, avg_pool1d, avg_pool1d_backward)
-from .kernels import DENSE_ACTIVATIONS
 
 __all__ = [
     "dense", "dense_backward",
@@ -37,14 +36,6 @@ __all__ = [
 
 
 # --- dense ---------------------------------------------------------------------------------------
-
-def _activation(op, activation):
-    name = "none" if activation is None else activation
-    if name not in DENSE_ACTIVATIONS:
-        raise ValueError(f"{op}: activation={activation!r}; choose one of "
-                         f"{(None,) + DENSE_ACTIVATIONS[1:]}")
-    return name
-
 
 def _dense_shapes(op, x, W, b):
     check.ndim(op, "x", x, 1, 2)
@@ -77,7 +68,7 @@ def dense(x, W, b=None, activation=None):
     y : ndarray ``(N, n_out)`` (or ``(n_out,)`` for 1-D ``x``).
     """
     op = "dense"
-    act = _activation(op, activation)
+    act = check.activation(op, activation)
     if b is None:
         x, W = check.float_arrays(op, x=x, W=W)
         b = np.zeros(W.shape[1], dtype=W.dtype)
@@ -110,7 +101,7 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     db : ndarray ``(n_out,)``
     """
     op = "dense_backward"
-    act = _activation(op, activation)
+    act = check.activation(op, activation)
     if act != "none" and y is None:
         raise ValueError(f"{op}: activation={activation!r} needs the forward output y")
     arrays = dict(dout=dout, x=x, W=W) if y is None else dict(dout=dout, x=x, W=W, y=y)

@@ -156,10 +156,10 @@ def _unbatch(a, rank):
 
 # --- convolution ---------------------------------------------------------------------------------
 
-def conv1d(x, W, b=None, stride=1, padding=0, dilation=1):
-    """1-D convolution (cross-correlation, as PyTorch's ``conv1d``).
+def conv1d(x, W, b=None, stride=1, padding=0, dilation=1, activation=None):
+    """1-D convolution (cross-correlation, as PyTorch's ``conv1d``), optionally activated.
 
-    ``y[n, o, l] = b[o] + sum_{c, k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``
+    ``y[n, o, l] = act(b[o] + sum_{c, k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``
     where ``xpad`` is ``x`` with ``padding_left`` zeros before and ``padding_right`` after.
 
     Parameters
@@ -173,6 +173,8 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1):
     stride, dilation : int >= 1
     padding : int, (left, right), "valid" or "same"
         Zero padding; ``"same"`` only with ``stride=1`` (see the module docstring).
+    activation : {None, "relu", "sigmoid", "tanh"}
+        Applied in the same pass that writes ``y`` (no separate activation pass).
 
     Returns
     -------
@@ -197,6 +199,7 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1):
     array([35., 50.], dtype=float32)
     """
     op = "conv1d"
+    act = check.activation(op, activation)
     if b is None:
         x, W = _float_arrays(op, x=x, W=W)
     else:
@@ -206,11 +209,12 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1):
     K = W3.shape[2]
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
     _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
-    y = kernels().conv1d_forward(x3, W3, b, stride, pl, pr, dilation)
+    y = kernels().conv1d_forward(x3, W3, b, stride, pl, pr, dilation, act)
     return _unbatch(y, rank)
 
 
-def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True):
+def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y=None,
+                    activation=None):
     """Gradients of :func:`conv1d` with respect to ``x``, ``W`` and ``b``.
 
     The exact adjoint of the forward: input positions that no window reads (skipped by a stride
@@ -228,6 +232,9 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True):
         As given to :func:`conv1d`.
     need_dx : bool
         False skips the input gradient (``dx`` is then None): a network's first layer.
+    y, activation
+        With an activation, the forward output ``y`` (shaped as ``dout``) is required: the
+        activation's derivative is computed from it.
 
     Returns
     -------
@@ -241,7 +248,14 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True):
         As :func:`conv1d`, and when ``dout`` does not have the forward output's shape.
     """
     op = "conv1d_backward"
-    dout, x, W = _float_arrays(op, dout=dout, x=x, W=W)
+    act = check.activation(op, activation)
+    if act != "none" and y is None:
+        raise ValueError(f"{op}: activation={activation!r} needs the forward output y")
+    if y is None:
+        dout, x, W = _float_arrays(op, dout=dout, x=x, W=W)
+    else:
+        dout, x, W, y = _float_arrays(op, dout=dout, x=x, W=W, y=y)
+        check.same_shape(op, "y", y, "dout", dout)
     x3, W3, rank = _conv_operands(op, x, W)
     K = W3.shape[2]
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
@@ -252,8 +266,10 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True):
             f"{op}: dout has shape {dout.shape}; expected {expected}, the output shape for x of "
             f"shape {x.shape}, W of shape {W.shape}, stride={stride}, "
             f"{_describe_padding(pl, pr)}, dilation={dilation}")
-    dx, dW, db = kernels().conv1d_backward(dout.reshape(x3.shape[0], W3.shape[0], L_out), x3,
-                                           W3, stride, pl, pr, dilation, bool(need_dx))
+    d3 = dout.reshape(x3.shape[0], W3.shape[0], L_out)
+    y3 = d3 if y is None else y.reshape(d3.shape)       # unused by the kernels without act
+    dx, dW, db = kernels().conv1d_backward(d3, x3, W3, y3, act, stride, pl, pr, dilation,
+                                           bool(need_dx))
     return (None if dx is None else _unbatch(dx, rank)), dW.reshape(W.shape), db
 
 

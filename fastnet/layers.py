@@ -433,6 +433,10 @@ class Conv1d(WeightsAndBias):
     optimizer : optional
         As in :class:`FC`: ``backward`` ends with ``optimizer.update(self)`` when given.
     dtype : np.float32 or np.float64, optional
+    activation : {None, "relu", "sigmoid", "tanh"}
+        Fused into the convolution's output pass (forward) and gradient pass (backward):
+        ``Conv1d(..., activation="relu")`` computes what ``Conv1d(...), ReLU()`` does, without
+        the two extra passes over the activations.
 
     Attributes
     ----------
@@ -454,8 +458,10 @@ class Conv1d(WeightsAndBias):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 initializer=None, optimizer=None, dtype=None):
+                 initializer=None, optimizer=None, dtype=None, activation=None):
         op = "Conv1d"
+        self._fused = check.activation(op, activation)
+        self.activation = activation
         self.in_channels = check.integer(op, "in_channels", in_channels, low=1)
         self.out_channels = check.integer(op, "out_channels", out_channels, low=1)
         self.kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
@@ -487,7 +493,9 @@ class Conv1d(WeightsAndBias):
             raise ValueError(f"{self!r}: input of shape {x.shape} has {x.shape[1]} channels; "
                              f"expected {self.in_channels}")
         self.x = x
-        return F.conv1d(x, self.W, self.b, self.stride, self.padding, self.dilation)
+        self._y = F.conv1d(x, self.W, self.b, self.stride, self.padding, self.dilation,
+                           self._fused)
+        return self._y
 
     @input_grad_optional
     def backward(self, dout):
@@ -496,9 +504,10 @@ class Conv1d(WeightsAndBias):
     def _backward(self, dout, need_dx):
         _need_forward(self, self.x)
         self.dW = self.db = None                 # reuse their memory (see FC._backward_logits)
+        y = None if self._fused == "none" else self._y
         dx, self.dW, self.db = F.conv1d_backward(_cast(dout, self.dtype), self.x, self.W,
                                                  self.stride, self.padding, self.dilation,
-                                                 need_dx)
+                                                 need_dx, y, self._fused)
         if self.optimizer is not None:
             self.optimizer.update(self)
         return dx
@@ -508,7 +517,7 @@ class Conv1d(WeightsAndBias):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": self.kernel_size, "stride": self.stride, "padding": padding,
                 "dilation": self.dilation, "optimizer": self.optimizer,
-                "dtype": _dtype_name(self.dtype)}
+                "dtype": _dtype_name(self.dtype), "activation": self.activation}
 
     def size_in(self):
         return ("channels", self.in_channels)
@@ -519,7 +528,9 @@ class Conv1d(WeightsAndBias):
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v, d in (("stride", self.stride, 1),
                                                        ("padding", self.padding, 0),
-                                                       ("dilation", self.dilation, 1)) if v != d)
+                                                       ("dilation", self.dilation, 1),
+                                                       ("activation", self.activation, None))
+                        if v != d)
         return (f"Conv1d({self.in_channels}, {self.out_channels}, "
                 f"kernel_size={self.kernel_size}{extra})")
 

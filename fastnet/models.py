@@ -14,7 +14,7 @@ from typing import Callable
 
 from .data import random_shift
 from .initializers import HeInitializer, XavierInitializer
-from .layers import FC, Conv1d, MaxPool1d, ReLU, Transpose
+from .layers import FC, Conv1d, MaxPool1d, Transpose
 from .model import Classifier, Concat
 from .optimizers import SGD, AdaGrad, Adam
 
@@ -81,11 +81,12 @@ def _mlp_layers(seed):
 
 
 def _conv_view(seed, transpose, c1=32, c2=64):
-    """Conv1d(28->c1, 3) ReLU MaxPool(2) Conv1d(c1->c2, 3) ReLU MaxPool(2): (N, c2, 7)."""
+    """Conv1d(28->c1, 3) ReLU MaxPool(2) Conv1d(c1->c2, 3) ReLU MaxPool(2): (N, c2, 7), each
+    ReLU fused into its convolution."""
     init = lambda k: XavierInitializer(seed=seed + k)
     return ([Transpose()] if transpose else []) + [
-        Conv1d(28, c1, 3, padding=1, initializer=init(0)), ReLU(), MaxPool1d(2),
-        Conv1d(c1, c2, 3, padding=1, initializer=init(1)), ReLU(), MaxPool1d(2)]
+        Conv1d(28, c1, 3, padding=1, initializer=init(0), activation="relu"), MaxPool1d(2),
+        Conv1d(c1, c2, 3, padding=1, initializer=init(1), activation="relu"), MaxPool1d(2)]
 
 
 def _cnn_layers(seed):

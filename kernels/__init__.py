@@ -20,7 +20,7 @@ import importlib
 
 BACKENDS = ("numba", "numpy")
 
-#: Activations that ``dense_forward`` / ``dense_backward`` can fuse.
+#: Activations that the dense and conv1d kernels can fuse.
 DENSE_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh")
 
 CONTRACT = (
@@ -51,9 +51,10 @@ CONTRACT = (
     "rmsprop_update_",        # (param, grad, h, lr, rho, eps)
     "adam_update_",           # (param, grad, m, v, lr, beta1, beta2, eps, step)
     # conv1d.py
-    "conv1d_forward",         # (x, W, b, stride, padding_left, padding_right, dilation) -> y
-    "conv1d_backward",        # (dout, x, W, stride, padding_left, padding_right, dilation,
-                              #  need_dx) -> (dx, dW, db)
+    "conv1d_forward",         # (x, W, b, stride, padding_left, padding_right, dilation,
+                              #  activation) -> y
+    "conv1d_backward",        # (dout, x, W, y, activation, stride, padding_left, padding_right,
+                              #  dilation, need_dx) -> (dx, dW, db)
     # pooling.py
     "maxpool1d_forward",      # (x, kernel_size, stride, padding) -> (y, argmax)
     "maxpool1d_backward",     # (dout, argmax, length) -> dx

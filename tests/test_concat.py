@@ -13,7 +13,7 @@ def two_view(seed=0):
     he = lambda k: fastnet.initializers.HeInitializer(seed=seed + k)
     return Classifier([
         Concat([[Conv1d(6, 4, 3, padding=1, initializer=he(0)), ReLU(), MaxPool1d(2)],
-                [Transpose(), Conv1d(6, 3, 3, padding=1, initializer=he(1)), ReLU()]]),
+                [Transpose(), Conv1d(6, 3, 3, padding=1, initializer=he(1), activation="tanh")]]),
         FC(4 * 3 + 3 * 6, 5, he(2))], optimizer=Adam(1e-2))
 
 

@@ -39,20 +39,34 @@ def problem(N, C_in, C_out, L, K, stride, pl, pr, dilation, seed=0):
     return x, W, b, y, dout, grads
 
 
+#: The fused activations: forward, and the derivative from the output (float64 oracle).
+ACTIVATIONS = {"relu": (lambda z: np.maximum(z, 0), lambda y: (y > 0).astype(float)),
+               "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda y: y * (1 - y)),
+               "tanh": (np.tanh, lambda y: 1 - y * y)}
+
+
 def check_kernels(kern, dtype, *config):
     x, W, b, y, dout, (dx, dW, db) = problem(*config)
     stride, pl, pr, dilation = config[5:9]
+    hyper = (stride, pl, pr, dilation)
     cast = [a.astype(dtype) for a in (x, W, b, dout)]
     x, W, b, dout = cast
-    assert_close(kern.conv1d_forward(x, W, b, stride, pl, pr, dilation), y, dtype)
-    got = kern.conv1d_backward(dout, x, W, stride, pl, pr, dilation, True)
+    assert_close(kern.conv1d_forward(x, W, b, *hyper, "none"), y, dtype)
+    got = kern.conv1d_backward(dout, x, W, dout, "none", *hyper, True)
     for g, want in zip(got, (dx, dW, db)):
         assert_close(g, want, dtype)
         assert g.flags.c_contiguous
-    no_dx, dW2, db2 = kern.conv1d_backward(dout, x, W, stride, pl, pr, dilation, False)
+    no_dx, dW2, db2 = kern.conv1d_backward(dout, x, W, dout, "none", *hyper, False)
     assert no_dx is None
     assert_close(dW2, dW, dtype)
     assert_close(db2, db, dtype)
+    for name, (act, act_grad) in ACTIVATIONS.items():
+        y_act = act(y).astype(dtype)                   # the backward reads this output
+        assert_close(kern.conv1d_forward(x, W, b, *hyper, name), act(y), dtype)
+        dz = dout.astype(np.float64) * act_grad(y_act.astype(np.float64))
+        want = naive.conv1d_backward(dz, x.astype(np.float64), W.astype(np.float64), *hyper)
+        for g, w in zip(kern.conv1d_backward(dout, x, W, y_act, name, *hyper, True), want):
+            assert_close(g, w, dtype)
 
 
 def min_length(K, pl, pr, dilation):
@@ -124,13 +138,14 @@ def test_larger_shapes_against_float64(kern, config):
     rng = np.random.default_rng(1)
     x, W, b = (rng.standard_normal(s) for s in [(N, C_in, L), (C_out, C_in, K), (C_out,)])
     ref = load("numpy")
-    y64 = ref.conv1d_forward(x, W, b, stride, pl, pr, dilation)
+    hyper = (stride, pl, pr, dilation)
+    y64 = ref.conv1d_forward(x, W, b, *hyper, "relu")
     dout = rng.standard_normal(y64.shape)
-    g64 = ref.conv1d_backward(dout, x, W, stride, pl, pr, dilation, True)
-    f = [a.astype(np.float32) for a in (x, W, b, dout)]
-    y32 = kern.conv1d_forward(f[0], f[1], f[2], stride, pl, pr, dilation)
+    g64 = ref.conv1d_backward(dout, x, W, y64, "relu", *hyper, True)
+    f = [a.astype(np.float32) for a in (x, W, b, dout, y64)]
+    y32 = kern.conv1d_forward(f[0], f[1], f[2], *hyper, "relu")
     np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
-    for g32, g in zip(kern.conv1d_backward(f[3], f[0], f[1], stride, pl, pr, dilation, True), g64):
+    for g32, g in zip(kern.conv1d_backward(f[3], f[0], f[1], f[4], "relu", *hyper, True), g64):
         np.testing.assert_allclose(g32, g, rtol=1e-4, atol=1e-4 * np.abs(g).max())
 
 
@@ -222,6 +237,19 @@ def test_finite_difference_gradients(backend, stride, padding, dilation, K):
     gradcheck.check(loss, dx, x)
     gradcheck.check(loss, dW, W)
     gradcheck.check(loss, db, b)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_fused_activation_finite_difference_gradients(backend, activation):
+    """L = sum(conv1d(x, W, b, activation=...) * R), through the functional API."""
+    rng = np.random.default_rng(7)
+    x, W, b = rng.standard_normal((2, 3, 10)), rng.standard_normal((4, 3, 3)), rng.standard_normal(4)
+    conv = lambda: F.conv1d(x, W, b, 2, 1, activation=activation)      # noqa: E731
+    y = conv()
+    R = rng.standard_normal(y.shape)
+    dx, dW, db = F.conv1d_backward(R, x, W, 2, 1, y=y, activation=activation)
+    for grad, p in ((dx, x), (dW, W), (db, b)):
+        gradcheck.check(lambda: float(np.sum(conv() * R)), grad, p)
 
 
 def test_non_contiguous_inputs(backend, dtype):
@@ -342,6 +370,14 @@ BAD = [
      ["x", "float32", "float64"]),
     (lambda: F.conv1d_backward(z(2, 4, 6), z(2, 3, 8), z(4, 3, 3), stride=0), ValueError,
      ["stride=0"]),
+    (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 3), activation="softmax"), ValueError,
+     ["activation", "softmax", "relu"]),
+    (lambda: F.conv1d_backward(z(2, 4, 6), z(2, 3, 8), z(4, 3, 3), activation="relu"),
+     ValueError, ["activation", "needs the forward output y"]),
+    (lambda: F.conv1d_backward(z(2, 4, 6), z(2, 3, 8), z(4, 3, 3), y=z(2, 4, 5),
+                               activation="relu"), ValueError, ["y", "(2, 4, 5)", "(2, 4, 6)"]),
+    (lambda: F.conv1d_backward(z(2, 4, 6), z(2, 3, 8), z(4, 3, 3), y=z(2, 4, 6, dtype=f64),
+                               activation="tanh"), TypeError, ["y", "float64"]),
     (lambda: F.conv1d_output_length(4, 9, 3, 2), ValueError, ["output length 0", "L + 2*padding"]),
     (lambda: F.conv1d_output_length(0, 3), ValueError, ["L=0"]),
     (lambda: F.conv1d_output_length(10, 3, 1, None), TypeError, ["padding", "None"]),

@@ -267,3 +267,22 @@ def test_backward_before_forward_is_an_error():
         FC(3, 2).backward(np.zeros((1, 2), np.float32))
     with pytest.raises(RuntimeError, match="before forward"):
         ReLU().backward(np.zeros(3))
+
+
+@pytest.mark.parametrize("name, act_layer", [("relu", ReLU), ("sigmoid", Sigmoid), ("tanh", Tanh)])
+def test_conv1d_fused_activation_equals_a_separate_layer(backend, name, act_layer):
+    make = lambda act: Conv1d(3, 4, 3, stride=2, padding=1, activation=act,   # noqa: E731
+                              initializer=HeInitializer(seed=0), dtype=np.float64)
+    fused, plain, act = make(name), make(None), act_layer()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9))
+    y = fused.forward(x)
+    np.testing.assert_allclose(y, act.forward(plain.forward(x)), rtol=1e-12, atol=1e-14)
+    d = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(fused.backward(d), plain.backward(act.backward(d)),
+                               rtol=1e-12, atol=1e-14)
+    for key in ("W", "b"):
+        np.testing.assert_allclose(fused.grads[key], plain.grads[key], rtol=1e-12, atol=1e-14)
+    assert "activation=" + repr(name) in repr(fused)
+    with pytest.raises(ValueError, match="activation"):
+        Conv1d(3, 4, 3, activation="softmax")

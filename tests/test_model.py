@@ -1,4 +1,5 @@
 """Models: whole-network gradient checks, training, backends agreeing, save/load, bad input."""
+import inspect
 import os
 import zipfile
 
@@ -418,8 +419,8 @@ def _record_need_dx(monkeypatch):
         real = getattr(fm.F, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
-            calls.append((_name, args[-1] if len(args) in (6, 7) else kwargs.get("need_dx",
-                                                                               True)))
+            bound = inspect.signature(_real).bind(*args, **kwargs).arguments
+            calls.append((_name, bound.get("need_dx", True)))
             return _real(*args, **kwargs)
         monkeypatch.setattr(fm.F, name, spy)
     return calls

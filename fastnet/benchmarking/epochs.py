@@ -69,6 +69,8 @@ def _torch_sequential(torch, layers):
             conv.weight.data = torch.from_numpy(layer.W.copy())
             conv.bias.data = torch.from_numpy(layer.b.copy())
             modules.append(conv)
+            if layer.activation is not None:
+                modules.append(acts[layer.activation]())
         elif isinstance(layer, MaxPool1d):
             modules.append(nn.MaxPool1d(layer.kernel_size, layer.stride, layer.padding))
         elif isinstance(layer, Flatten):

@@ -9,10 +9,8 @@ import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import relu, relu_grad, sigmoid_grad, tanh_grad
+from ._scalar import ACT_CODE, relu, relu_grad, sigmoid_grad, tanh_grad
 from ._vecmath import sigmoid, tanh
-
-_ACT_CODE = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 
 @jit
@@ -100,7 +98,7 @@ def _act_grad_and_db(dout, y, act, dz):
 def dense_forward(x, W, b, activation):
     """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
     y = x @ W
-    _bias_act_(y, b, _ACT_CODE[activation])
+    _bias_act_(y, b, ACT_CODE[activation])
     return y
 
 
@@ -108,5 +106,5 @@ def dense_backward(dout, x, W, y, activation, need_dx):
     """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
     (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
     dz = np.empty_like(dout)
-    db = _act_grad_and_db(dout, y, _ACT_CODE[activation], dz)
+    db = _act_grad_and_db(dout, y, ACT_CODE[activation], dz)
     return (dz @ W.T if need_dx else None), x.T @ dz, db

@@ -32,6 +32,28 @@ def tanh_backward(dout, y):
     return dout * (1 - y * y)
 
 
+def activate_(y, activation):
+    """In place: ``y = act(y)``, the activation fused into dense and conv1d (``"none"``: as is)."""
+    if activation == "relu":
+        np.maximum(y, 0, out=y)
+    elif activation == "sigmoid":
+        y[...] = sigmoid_forward(y)
+    elif activation == "tanh":
+        np.tanh(y, out=y)
+
+
+def activation_grad(dout, y, activation):
+    """``dout`` times the fused activation's derivative, from its output ``y`` (for ReLU,
+    ``y > 0`` exactly where the input was > 0)."""
+    if activation == "relu":
+        return relu_backward(dout, y)
+    if activation == "sigmoid":
+        return sigmoid_backward(dout, y)
+    if activation == "tanh":
+        return tanh_backward(dout, y)
+    return dout
+
+
 def softmax_forward(x):
     """Row-wise softmax of ``x (N, C)``, max-subtracted so ``exp`` never overflows."""
     e = np.exp(x - x.max(axis=1, keepdims=True))

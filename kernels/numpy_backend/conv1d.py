@@ -11,6 +11,8 @@ Shapes: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``b (C_out,)``, ``y (N, C_ou
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .activations import activate_, activation_grad
+
 
 def _windows(x, K, stride, padding_left, padding_right, dilation):
     """Padded input and its windows ``(N, C_in, L_out, K)`` as a view into it."""
@@ -20,8 +22,8 @@ def _windows(x, K, stride, padding_left, padding_right, dilation):
     return xp, windows
 
 
-def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation):
-    """``y[n, o, l] = b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``."""
+def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activation):
+    """``y[n, o, l] = act(b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``."""
     N = x.shape[0]
     C_out = W.shape[0]
     _, windows = _windows(x, W.shape[2], stride, padding_left, padding_right, dilation)
@@ -29,16 +31,20 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation):
     yt = np.tensordot(windows, W, axes=([1, 3], [1, 2]))          # (N, L_out, C_out)
     y = np.empty((N, C_out, L_out), dtype=x.dtype)
     np.add(yt.transpose(0, 2, 1), b[:, None], out=y)
+    activate_(y, activation)
     return y
 
 
-def conv1d_backward(dout, x, W, stride, padding_left, padding_right, dilation, need_dx):
+def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_right, dilation,
+                    need_dx):
     """Gradients ``(dx, dW, db)`` of :func:`conv1d_forward` given ``dout (N, C_out, L_out)``
-    (``dx`` is None when ``need_dx`` is False).
+    and the forward output ``y`` (read only for an activation; ``dx`` is None when ``need_dx``
+    is False).
 
     Input positions that no window reads (skipped by a stride larger than the span, or beyond the
     last window) get ``dx = 0``; gradients that land in the padding are dropped.
     """
+    dout = activation_grad(dout, y, activation)
     K = W.shape[2]
     L = x.shape[2]
     xp, windows = _windows(x, K, stride, padding_left, padding_right, dilation)
