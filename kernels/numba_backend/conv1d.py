@@ -3,6 +3,13 @@
 Shapes: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``b (C_out,)``, ``y (N, C_out, L_out)`` with
 ``L_out = (L + padding_left + padding_right - dilation*(K-1) - 1) // stride + 1``.
 
+A fused activation (``"relu"``, ``"sigmoid"``, ``"tanh"``) is one flat vectorised pass over ``y``
+in the forward and over ``dout`` (with ``y``) in the backward: cheaper than a separate activation
+layer, which allocates and re-reads, and than activating inside the transposition passes, whose
+rows are too short to vectorise (measured 0.7 ms per CNN step there against 0.1 ms flat).
+``need_dx=False`` (a network's first layer) skips the input gradient: the dcols GEMM and col2im,
+or the dx half of the direct loops.
+
 direct (few channels, long rows)
     Nested loops, batch items in parallel (``prange`` over ``n``; each item writes only its own
     output rows). For each output row and each tap ``(c, k)`` the range of output positions whose
