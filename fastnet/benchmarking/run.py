@@ -45,15 +45,12 @@ def _selected(args):
 def run_cases(cases, log=sys.stderr):
     results = []
     for case in cases:
-        ref = measure(case, "numpy")
+        timed = measure(case, ("numpy", "numba", "torch"))
         row = {"family": case.family, "op": case.op, "shape": case.shape, "dtype": case.dtype,
                "direction": case.direction, "size": case.size, "flops": case.flops,
-               "note": case.note, **case.info, "numpy": ref["median"]}
-        for member in ("numba", "torch"):
-            m = measure(case, member, reference=ref["result"])
-            row[member] = None if m is None else m["median"]
-            if m is not None and member == "numba":
-                row["numba_first_call"] = m["first_call"]
+               "note": case.note, **case.info,
+               **{member: None if m is None else m["median"] for member, m in timed.items()},
+               "numba_first_call": timed["numba"]["first_call"]}
         results.append(row)
         print(f"  {case.name}: numpy {row['numpy'] * 1e3:.3f} ms, numba "
               f"{row['numba'] * 1e3:.3f} ms", file=log, flush=True)

@@ -1,4 +1,4 @@
-"""Median-of-rounds timing of a case for one member, with a warm-up and a result check."""
+"""Median-of-rounds timing of a case, all members side by side, with a warm-up and a result check."""
 import contextlib
 import time
 
@@ -13,38 +13,54 @@ def member_context(member):
     return contextlib.nullcontext() if member == "torch" else set_backend(member)
 
 
-def measure(case, member, rounds=7, round_seconds=0.02, reference=None):
-    """Time ``case`` for ``member``.
+def measure(case, members, rounds=7, round_seconds=0.02):
+    """Time ``case`` for each of ``members`` side by side.
 
-    The first call (compilation, first-touch allocation) is timed on its own and returned as
-    ``first_call``; its result is checked against ``reference`` (the NumPy baseline's first
-    result). Then ``rounds`` rounds each repeat the call until ``round_seconds`` have passed;
-    the per-call median over rounds is ``median``.
+    Each member's first call (compilation, first-touch allocation) is timed on its own as
+    ``first_call``, and its result is checked against the first member's (the NumPy baseline).
+    Then ``rounds`` rounds run, and in each round every member in turn repeats the call until
+    ``round_seconds`` have passed: a burst of noise on this shared 2-core machine then slows all
+    members alike instead of one. The per-call median over rounds is ``median``.
 
-    Returns ``None`` when the member cannot run the case (e.g. no torch).
+    Returns ``{member: dict or None}``; None when the member cannot run the case (no torch).
     """
-    with member_context(member):
-        try:
-            fn = case.make(member)
-        except Unsupported:
-            return None
-        t0 = time.perf_counter()
-        result = _snapshot(fn())       # in-place updates keep changing the returned array
-        first_call = time.perf_counter() - t0
-        if reference is not None and case.check is not None:
+    prepared = {}
+    reference = None
+    for member in members:
+        with member_context(member):
+            try:
+                fn = case.make(member)
+            except Unsupported:
+                prepared[member] = None
+                continue
+            t0 = time.perf_counter()
+            result = _snapshot(fn())       # in-place updates keep changing the returned array
+            first_call = time.perf_counter() - t0
+        if reference is None:
+            reference = result
+        elif case.check is not None:
             case.check(result, reference)
-        per_call = []
-        for _ in range(rounds):
-            n, start = 0, time.perf_counter()
-            while True:
-                fn()
-                n += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= round_seconds:
-                    break
-            per_call.append(elapsed / n)
-    return {"median": float(np.median(per_call)), "min": float(np.min(per_call)),
-            "rounds": rounds, "first_call": first_call, "result": result}
+        prepared[member] = {"fn": fn, "first_call": first_call, "result": result, "times": []}
+    for _ in range(rounds):
+        for member, p in prepared.items():
+            if p is not None:
+                with member_context(member):
+                    p["times"].append(_one_round(p["fn"], round_seconds))
+    return {member: None if p is None else
+            {"median": float(np.median(p["times"])), "min": float(np.min(p["times"])),
+             "rounds": rounds, "first_call": p["first_call"], "result": p["result"]}
+            for member, p in prepared.items()}
+
+
+def _one_round(fn, round_seconds):
+    """Seconds per call of ``fn``, repeated until ``round_seconds`` have passed."""
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= round_seconds:
+            return elapsed / n
 
 
 def _snapshot(result):
