@@ -71,6 +71,7 @@ def dense(x, W, b=None, activation=None):
     act = check.activation(op, activation)
     if b is None:
         x, W = check.float_arrays(op, x=x, W=W)
+        _dense_shapes(op, x, W, None)                 # before W.shape[1] is read
         b = np.zeros(W.shape[1], dtype=W.dtype)
     else:
         x, W, b = check.float_arrays(op, x=x, W=W, b=b)

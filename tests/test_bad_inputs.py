@@ -15,6 +15,8 @@ CASES = [
     # (call, exception, words the message must contain)
     (lambda: F.dense(z(2, 3), z(4, 5)), ValueError, ["x", "(2, 3)", "(4, 5)"]),
     (lambda: F.dense(z(2, 3), z(3, 5), z(4)), ValueError, ["b", "(4,)", "(5,)"]),
+    (lambda: F.dense(z(2, 3), z(3)), ValueError, ["W", "2-D", "(3,)"]),
+    (lambda: F.dense(z(), z(3, 5)), ValueError, ["x", "()"]),
     (lambda: F.dense(z(2, 3), z(3, 5, dtype=f64)), TypeError, ["W", "float64", "float32"]),
     (lambda: F.dense(np.zeros((2, 3), int), z(3, 5)), TypeError, ["x", "int64"]),
     (lambda: F.dense(z(2, 3, dtype=np.float16), z(3, 5)), TypeError, ["x", "float16"]),
