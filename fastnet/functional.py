@@ -124,14 +124,17 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
 
 def _unary(op, kernel_name, x):
     x = check.float_array(op, "x", x)
-    # Kernels see at least 1-D arrays; a 0-d input gives a 0-d array back on both backends.
-    return getattr(kernels(), kernel_name)(x.reshape(-1)).reshape(x.shape)
+    if x.ndim == 0:        # kernels see at least 1-D; a 0-d input gets a 0-d array back
+        return getattr(kernels(), kernel_name)(x.reshape(1)).reshape(())
+    return getattr(kernels(), kernel_name)(x)
 
 
 def _unary_backward(op, kernel_name, dout, name, a):
     dout, a = check.float_arrays(op, dout=dout, **{name: a})
     check.same_shape(op, "dout", dout, name, a)
-    return getattr(kernels(), kernel_name)(dout.reshape(-1), a.reshape(-1)).reshape(a.shape)
+    if a.ndim == 0:
+        return getattr(kernels(), kernel_name)(dout.reshape(1), a.reshape(1)).reshape(())
+    return getattr(kernels(), kernel_name)(dout, a)
 
 
 def relu(x):

@@ -83,13 +83,19 @@ def _tanh_backward(dout, y, dx):
 
 def _unary(kernel, x):
     y = np.empty_like(x)
-    kernel(x.reshape(-1), y.reshape(-1))
+    if x.ndim == 1:                    # no reshapes: they are a third of a 1000-element call
+        kernel(x, y)
+    else:
+        kernel(x.reshape(-1), y.reshape(-1))
     return y
 
 
 def _binary(kernel, dout, a):
     dx = np.empty_like(dout)
-    kernel(dout.reshape(-1), a.reshape(-1), dx.reshape(-1))
+    if dout.ndim == 1:
+        kernel(dout, a, dx)
+    else:
+        kernel(dout.reshape(-1), a.reshape(-1), dx.reshape(-1))
     return dx
 
 
