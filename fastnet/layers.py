@@ -434,9 +434,9 @@ class Conv1d(WeightsAndBias):
         As in :class:`FC`: ``backward`` ends with ``optimizer.update(self)`` when given.
     dtype : np.float32 or np.float64, optional
     activation : {None, "relu", "sigmoid", "tanh"}
-        Fused into the convolution's output pass (forward) and gradient pass (backward):
-        ``Conv1d(..., activation="relu")`` computes what ``Conv1d(...), ReLU()`` does, without
-        the two extra passes over the activations.
+        Fused into the convolution kernels (one flat pass over the output, and over the
+        incoming gradient): ``Conv1d(..., activation="relu")`` computes what
+        ``Conv1d(...), ReLU()`` does, without a separate layer's allocations and passes.
 
     Attributes
     ----------
