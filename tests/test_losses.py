@@ -124,3 +124,22 @@ def test_nan_propagates_through_losses(backend, dtype):
     assert np.isnan(F.binary_cross_entropy(np.array([np.nan], dtype), np.array([1.0], dtype)))
     np.testing.assert_array_equal(F.relu(np.array([np.nan, -np.inf, np.inf], dtype)),
                                   [np.nan, 0, np.inf])
+
+
+@pytest.mark.parametrize("N, C", [(8000, 10), (300, 300)])
+def test_softmax_cross_entropy_large_batches(backend, dtype, N, C):
+    """Above the parallel threshold (narrow rows in blocks, wide rows one by one), against a
+    float64 log-softmax computed here."""
+    rng = np.random.default_rng(C)
+    logits = (rng.standard_normal((N, C)) * 4).astype(dtype)
+    y = rng.integers(0, C, N)
+    z = logits.astype(np.float64)
+    log_p = z - z.max(1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+    loss, probs = F.softmax_cross_entropy(logits, y, return_probs=True)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(loss, -log_p[np.arange(N), y].mean(), rtol=rtol)
+    want = np.exp(log_p)
+    want[np.arange(N), y] -= 1
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, y), want / N,
+                               rtol=rtol * 10, atol=(5e-7 if dtype == np.float32 else 1e-15) / N)  # p ~ 1: ulps of 1

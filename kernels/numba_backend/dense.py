@@ -33,15 +33,14 @@ def _bias_act_rows(y, b, act, lo, hi):
 
 
 @jit_parallel
-def _bias_act_(y, b, act):
-    """In place: ``y = act(y + b)`` row by row; rows are split across threads when large."""
+def _bias_act_parallel(y, b, act):
+    """In place: ``y = act(y + b)``, row chunks split across threads (large ``y`` only: the
+    wrapper calls :func:`_bias_act_rows` directly below ``PARALLEL_MIN_SIZE``, so small layers
+    never pay this function's parallel compile, ~1.3 s)."""
     N = y.shape[0]
-    if y.size < PARALLEL_MIN_SIZE:
-        _bias_act_rows(y, b, act, 0, N)
-    else:
-        n_chunks = min(N, 64)
-        for c in prange(n_chunks):
-            _bias_act_rows(y, b, act, c * N // n_chunks, (c + 1) * N // n_chunks)
+    n_chunks = min(N, 64)
+    for c in prange(n_chunks):
+        _bias_act_rows(y, b, act, c * N // n_chunks, (c + 1) * N // n_chunks)
 
 
 @jit
@@ -74,17 +73,14 @@ def _act_grad_colsum(dout, y, act, dz, partial, lo, hi):
 
 
 @jit_parallel
-def _act_grad_and_db(dout, y, act, dz):
-    """Fused ``dz = act'(y) * dout`` and ``db = dz.sum(axis=0)``.
+def _act_grad_and_db_parallel(dout, y, act, dz):
+    """Fused ``dz = act'(y) * dout`` and ``db = dz.sum(axis=0)`` for large ``y`` (below
+    ``PARALLEL_MIN_SIZE`` the wrapper calls :func:`_act_grad_colsum` directly).
 
     Threads own disjoint row chunks and write their own row of `partials`; the partials are then
     summed in chunk order, so the result does not depend on thread timing.
     """
     N, n_out = y.shape
-    if y.size < PARALLEL_MIN_SIZE:
-        db = np.empty(n_out, dtype=y.dtype)
-        _act_grad_colsum(dout, y, act, dz, db, 0, N)
-        return db
     n_chunks = min(N, 8)
     partials = np.empty((n_chunks, n_out), dtype=y.dtype)
     for c in prange(n_chunks):
@@ -98,7 +94,10 @@ def _act_grad_and_db(dout, y, act, dz):
 def dense_forward(x, W, b, activation):
     """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
     y = x @ W
-    _bias_act_(y, b, ACT_CODE[activation])
+    if y.size < PARALLEL_MIN_SIZE:
+        _bias_act_rows(y, b, ACT_CODE[activation], 0, y.shape[0])
+    else:
+        _bias_act_parallel(y, b, ACT_CODE[activation])
     return y
 
 
@@ -106,5 +105,9 @@ def dense_backward(dout, x, W, y, activation, need_dx):
     """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
     (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
     dz = np.empty_like(dout)
-    db = _act_grad_and_db(dout, y, ACT_CODE[activation], dz)
+    if y.size < PARALLEL_MIN_SIZE:
+        db = np.empty(y.shape[1], dtype=y.dtype)
+        _act_grad_colsum(dout, y, ACT_CODE[activation], dz, db, 0, y.shape[0])
+    else:
+        db = _act_grad_and_db_parallel(dout, y, ACT_CODE[activation], dz)
     return (dz @ W.T if need_dx else None), x.T @ dz, db

@@ -87,28 +87,43 @@ def _sce_index_block(logits, labels, probs, row_loss, lo, hi):
         row_loss[i] += math.log(s)
 
 
-@jit_parallel
-def _sce_index(logits, labels):
-    # Outputs are allocated here, not in the Python wrapper: at (128, 10) each Python-level
-    # allocation is a measurable part of the call.
-    N, C = logits.shape
+@jit
+def _sce_index_rows(logits, labels, probs, row_loss, lo, hi):
+    """Rows lo..hi of the index-label loss: narrow rows in blocks of ~2048 values (which stay in
+    L1) through :func:`_sce_index_block`, wide rows one by one."""
+    C = logits.shape[1]
+    if C < NARROW_ROWS:
+        rows = max(1, 2048 // C)
+        for b in range(lo, hi, rows):
+            _sce_index_block(logits, labels, probs, row_loss, b, min(hi, b + rows))
+    else:
+        for i in range(lo, hi):
+            row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
+
+
+# Each row-wise loss kernel comes as a serial and a parallel function, and the Python wrapper
+# picks by size: a batch below PARALLEL_MIN_SIZE never pays the parallel version's compile
+# time (~1.3 s each, measured, most of a cold first training step). Outputs are allocated in
+# compiled code: at (128, 10) each Python-level allocation is a measurable part of the call.
+
+@jit
+def _sce_index_serial(logits, labels):
+    N = logits.shape[0]
     probs = np.empty_like(logits)
     row_loss = np.empty(N, dtype=np.float64)
-    if C < NARROW_ROWS:
-        rows = max(1, 2048 // C)                # blocks of ~2048 values stay in L1
-        n_blocks = (N + rows - 1) // rows
-        if logits.size < PARALLEL_MIN_SIZE:
-            for b in range(n_blocks):
-                _sce_index_block(logits, labels, probs, row_loss, b * rows, min(N, b * rows + rows))
-        else:
-            for b in prange(n_blocks):
-                _sce_index_block(logits, labels, probs, row_loss, b * rows, min(N, b * rows + rows))
-    elif logits.size < PARALLEL_MIN_SIZE:
-        for i in range(N):
-            row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
-    else:
-        for i in prange(N):
-            row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
+    _sce_index_rows(logits, labels, probs, row_loss, 0, N)
+    return _sum(row_loss) / N, probs
+
+
+@jit_parallel
+def _sce_index_parallel(logits, labels):
+    N = logits.shape[0]
+    probs = np.empty_like(logits)
+    row_loss = np.empty(N, dtype=np.float64)
+    n_chunks = min(N, 64)
+    for c in prange(n_chunks):
+        _sce_index_rows(logits, labels, probs, row_loss, c * N // n_chunks,
+                        (c + 1) * N // n_chunks)
     return _sum(row_loss) / N, probs
 
 
@@ -134,7 +149,11 @@ def softmax_cross_entropy_forward(logits, target):
     for logits up to 1e4 and for a true class whose probability underflows to 0.
     Returns ``(loss, probs)``.
     """
-    loss, probs = (_sce_index if target.ndim == 1 else _sce_dense)(logits, target)
+    if target.ndim == 1:
+        kernel = _sce_index_serial if logits.size < PARALLEL_MIN_SIZE else _sce_index_parallel
+    else:
+        kernel = _sce_dense
+    loss, probs = kernel(logits, target)
     return logits.dtype.type(loss), probs
 
 
@@ -151,17 +170,23 @@ def _sce_backward_dense_row(scale, p, t, d):
         d[j] = (p[j] - t[j]) * scale
 
 
-@jit_parallel
-def _sce_backward_index(dloss, probs, labels):
+@jit
+def _sce_backward_index_serial(dloss, probs, labels):
     N = probs.shape[0]
     d = np.empty_like(probs)
     scale = probs.dtype.type(dloss / N)
-    if probs.size < PARALLEL_MIN_SIZE:
-        for i in range(N):
-            _sce_backward_index_row(scale, probs[i], labels[i], d[i])
-    else:
-        for i in prange(N):
-            _sce_backward_index_row(scale, probs[i], labels[i], d[i])
+    for i in range(N):
+        _sce_backward_index_row(scale, probs[i], labels[i], d[i])
+    return d
+
+
+@jit_parallel
+def _sce_backward_index_parallel(dloss, probs, labels):
+    N = probs.shape[0]
+    d = np.empty_like(probs)
+    scale = probs.dtype.type(dloss / N)
+    for i in prange(N):
+        _sce_backward_index_row(scale, probs[i], labels[i], d[i])
     return d
 
 
@@ -181,7 +206,11 @@ def _sce_backward_dense(dloss, probs, target):
 
 def softmax_cross_entropy_backward(dloss, probs, target):
     """``dloss * (probs - onehot(target)) / N``."""
-    return (_sce_backward_index if target.ndim == 1 else _sce_backward_dense)(dloss, probs, target)
+    if target.ndim == 2:
+        return _sce_backward_dense(dloss, probs, target)
+    small = probs.size < PARALLEL_MIN_SIZE
+    return (_sce_backward_index_serial if small else _sce_backward_index_parallel)(
+        dloss, probs, target)
 
 
 def _n_chunks(size):
