@@ -41,3 +41,13 @@ def tolerance(dtype):
 def tol(dtype):
     rtol, atol = tolerance(dtype)
     return dict(rtol=rtol, atol=atol)
+
+
+def assert_raises_naming(call, exc, words):
+    """``call()`` raises ``exc`` and the message contains every one of ``words`` (the argument
+    name, the shapes or values received and expected)."""
+    with pytest.raises(exc) as info:
+        call()
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{word!r} missing from: {message}"

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastnet.functional as F
+from conftest import assert_raises_naming
 
 f32, f64 = np.float32, np.float64
 
@@ -56,12 +57,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_bad_input_raises_clear_error(backend, case):
-    call, exc, words = CASES[case]
-    with pytest.raises(exc) as info:
-        call()
-    message = str(info.value)
-    for word in words:
-        assert word in message, f"{word!r} missing from: {message}"
+    assert_raises_naming(*CASES[case])
 
 
 def test_read_only_state_is_rejected(backend):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastnet
-from fastnet.layers import FC, Conv1d, Flatten, MaxPool1d, ReLU, Transpose
+from fastnet.layers import FC, Conv1d, MaxPool1d, ReLU, Transpose
 from fastnet.model import Classifier, Concat, load
 from fastnet.optimizers import Adam
 from gradcheck import check

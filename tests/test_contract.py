@@ -8,7 +8,6 @@ import types
 import numpy as np
 import pytest
 
-import fastnet
 import fastnet.functional as F
 from fastnet import kernels
 from fastnet.kernels import BACKENDS, CONTRACT

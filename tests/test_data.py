@@ -96,7 +96,6 @@ def test_random_shift_moves_whole_images_and_fills_zeros():
 
 
 def test_fit_applies_augment_to_training_batches_only():
-    import fastnet
     from fastnet.layers import FC
     from fastnet.model import Classifier
     from fastnet.optimizers import SGD
