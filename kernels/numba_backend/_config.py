@@ -13,9 +13,13 @@ CACHE
     ``_scalar.py``), delete ``__pycache__/*.nbi``/``*.nbc`` or point ``NUMBA_CACHE_DIR`` at a new
     folder (an installed upgrade rewrites every file, which invalidates everything).
 PARALLEL_MIN_SIZE
-    Element count above which the element-wise kernels switch to their ``prange`` variant. Below it
-    the cost of waking the worker threads (measured: ~10-20 us) outweighs the gain; above it the
-    2-core machine sees ~1.6-1.9x. Chosen by measurement with ``bench/``.
+    Element count above which kernels run their ``prange`` variant. Below it the cost of waking
+    the worker threads (measured: ~10-20 us) outweighs the gain; above it the 2-core machine sees
+    ~1.6-1.9x. Chosen by measurement with ``bench/``. Two forms: most kernels branch inside one
+    ``parallel=True`` function; the ones every small-batch training step calls (dense
+    bias/activation and its gradient, index-label softmax-CE) are a ``jit`` and a
+    ``jit_parallel`` function that the Python wrapper picks between, because compiling a parallel
+    function costs ~1.3 s even when only its serial branch runs (cold first step 9.5 -> 5.7 s).
 OpenMP spinning
     ``fastnet.backend`` bounds ``GOMP_SPINCOUNT`` when fastnet is imported (see there): spinning
     OpenMP workers starve the BLAS threads on 2 cores.
