@@ -12,6 +12,12 @@ CACHE
     own source file only: after editing a helper module that kernels inline (``_vecmath.py``,
     ``_scalar.py``), delete ``__pycache__/*.nbi``/``*.nbc`` or point ``NUMBA_CACHE_DIR`` at a new
     folder (an installed upgrade rewrites every file, which invalidates everything).
+ERROR_MODEL
+    ``"numpy"``: a division by zero gives inf/nan as in NumPy. Numba's default (``"python"``)
+    tests every ``/`` for a zero divisor so that it can raise, and that branch stops LLVM from
+    vectorising the loop: the serial branches of AdaGrad, RMSprop and Adam ran scalar, 3-4x
+    slower (Adam over 2688 float32 values: 13 us, 5 us with this), while their ``prange``
+    branches were fast, because Numba compiles those with NumPy's model anyway.
 PARALLEL_MIN_SIZE
     Element count above which kernels run their ``prange`` variant. Below it the cost of waking
     the worker threads (measured: ~10-20 us) outweighs the gain; above it the 2-core machine sees
@@ -30,10 +36,12 @@ import numba
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 CACHE = True
+ERROR_MODEL = "numpy"
 PARALLEL_MIN_SIZE = 1 << 16
 
 #: Decorator for serial kernels.
-jit = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH, nogil=True)
+jit = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL,
+                        nogil=True)
 #: Decorator for kernels whose outer loop is a ``prange``.
-jit_parallel = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH, nogil=True,
-                                 parallel=True)
+jit_parallel = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH,
+                                 error_model=ERROR_MODEL, nogil=True, parallel=True)
