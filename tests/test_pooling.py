@@ -210,3 +210,35 @@ def test_window_two_stride_two_path_keeps_the_rules(backend, dtype, L):
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(idx, want_idx)
     assert idx[0, 2, 0] == 0 and idx[0, 1, 0] == 1
+
+
+@pytest.mark.parametrize("shape", [(5, 40, 28), (3, 7, 14), (1, 1, 2)])
+def test_window_two_stride_two_over_many_blocks(backend, dtype, shape):
+    """The k=2, s=2 loops run over flat blocks of whole rows: inputs spanning several blocks (and
+    rows that do not fill the last one) match the oracle, forward and backward."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-3, 4, shape).astype(dtype)
+    y, idx = F.max_pool1d(x, 2, return_indices=True)
+    want_y, want_idx = naive.maxpool1d(x, 2, 2, 0)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(idx, want_idx)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(F.max_pool1d_backward(dout, idx, shape[-1]),
+                                  naive.maxpool1d_backward(dout, want_idx, shape[-1]))
+
+
+@pytest.mark.parametrize("where", ["random", "last"])
+def test_backward_takes_any_indices(backend, dtype, where):
+    """max_pool1d_backward accepts any in-range indices, not only a k=2, s=2 pooling's: with
+    ``length == 2*L_out`` the Numba backend first tries the pattern of such a pooling and must
+    fall back to the general scatter when one index breaks it (repeats accumulate)."""
+    rng = np.random.default_rng(7)
+    N, C, L_out = 4, 60, 14
+    dout = rng.standard_normal((N, C, L_out)).astype(dtype)
+    if where == "random":
+        idx = rng.integers(0, 2 * L_out, (N, C, L_out))
+    else:
+        idx = np.broadcast_to(2 * np.arange(L_out), (N, C, L_out)).copy()
+        idx[-1, -1, -1] = 0                          # only the very last index breaks the pattern
+    np.testing.assert_allclose(F.max_pool1d_backward(dout, idx, 2 * L_out),
+                               naive.maxpool1d_backward(dout, idx, 2 * L_out), rtol=1e-6)
