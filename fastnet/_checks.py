@@ -82,8 +82,10 @@ def same_shape(op, name_a, a, name_b, b):
 
 def real(op, name, value, low=None, high=None, low_open=False):
     """A finite real hyper-parameter as a Python float, optionally within ``[low, high]``."""
-    if type(value) is float and low is None and high is None and math.isfinite(value):
-        return value                   # the common case, on every backward call: keep it cheap
+    if (type(value) is float and math.isfinite(value)
+            and (low is None or value > low or (value == low and not low_open))
+            and (high is None or value <= high)):
+        return value                   # the common case, on every update call: keep it cheap
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number; got {value!r}")
     value = float(value)

@@ -289,24 +289,29 @@ def binary_cross_entropy_backward(p, t, dloss=1.0):
 
 def _in_place(op, param, grad, **state):
     """Check a parameter, its gradient and optimizer state for an in-place update."""
-    arrays = dict(param=param, **state)
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place); "
-                            f"got {type(a).__name__}")
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError(f"{op}: {name} (shape {a.shape}) must be C-contiguous and writeable "
-                             f"to be updated in place; use np.ascontiguousarray once when you "
-                             f"create it")
+    _updatable(op, "param", param)
     param = check.float_array(op, "param", param)
     grad = check.float_array(op, "grad", grad, param.dtype)
     check.same_shape(op, "grad", grad, "param", param)
     for name, a in state.items():
+        _updatable(op, name, a)
         check.float_array(op, name, a, param.dtype)
         check.same_shape(op, name, a, "param", param)
         if np.shares_memory(a, param):
             raise ValueError(f"{op}: {name} shares memory with param")
     return grad
+
+
+def _updatable(op, name, a):
+    """``a`` can be updated in place: a C-contiguous, writeable ndarray."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place); "
+                        f"got {type(a).__name__}")
+    flags = a.flags
+    if not (flags.c_contiguous and flags.writeable):
+        raise ValueError(f"{op}: {name} (shape {a.shape}) must be C-contiguous and writeable "
+                         f"to be updated in place; use np.ascontiguousarray once when you "
+                         f"create it")
 
 
 def sgd_update_(param, grad, lr):
