@@ -81,8 +81,12 @@ def _tanh_backward(dout, y, dx):
             dx[i] = tanh_grad(dout[i], y[i])
 
 
+# Outputs come from ``np.empty(shape, dtype)``: the inputs are C-contiguous ndarrays already, and
+# ``np.empty_like`` spends 0.3 us more per call working out a layout (a fifth of a 1000-element
+# call).
+
 def _unary(kernel, x):
-    y = np.empty_like(x)
+    y = np.empty(x.shape, x.dtype)
     if x.ndim == 1:                    # no reshapes: they are a third of a 1000-element call
         kernel(x, y)
     else:
@@ -91,7 +95,7 @@ def _unary(kernel, x):
 
 
 def _binary(kernel, dout, a):
-    dx = np.empty_like(dout)
+    dx = np.empty(dout.shape, dout.dtype)
     if dout.ndim == 1:
         kernel(dout, a, dx)
     else:
@@ -183,13 +187,13 @@ def _softmax_backward_rows(dout, y, dx):
 
 def softmax_forward(x):
     """Row-wise softmax of ``x (N, C)``, max-subtracted so ``exp`` never overflows."""
-    y = np.empty_like(x)
+    y = np.empty(x.shape, x.dtype)
     _softmax_rows(x, y)
     return y
 
 
 def softmax_backward(dout, y):
     """Vector-Jacobian product of softmax: ``y * (dout - sum(dout * y, axis=1))``."""
-    dx = np.empty_like(dout)
+    dx = np.empty(dout.shape, dout.dtype)
     _softmax_backward_rows(dout, y, dx)
     return dx

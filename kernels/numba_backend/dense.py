@@ -104,7 +104,7 @@ def dense_forward(x, W, b, activation):
 def dense_backward(dout, x, W, y, activation, need_dx):
     """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
     (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
-    dz = np.empty_like(dout)
+    dz = np.empty(dout.shape, dout.dtype)               # not empty_like: 0.3 us less
     if y.size < PARALLEL_MIN_SIZE:
         db = np.empty(y.shape[1], dtype=y.dtype)
         _act_grad_colsum(dout, y, ACT_CODE[activation], dz, db, 0, y.shape[0])

@@ -258,7 +258,7 @@ def _scaled_diff(y, t, scale, d):
 
 def mse_backward(dloss, y, t):
     """``dloss * 2 * (y - t) / size``."""
-    d = np.empty_like(y)
+    d = np.empty(y.shape, y.dtype)
     _scaled_diff(y.reshape(-1), t.reshape(-1), y.dtype.type(2 * dloss / y.size), d.reshape(-1))
     return d
 
@@ -316,6 +316,6 @@ def _bce_grad(p, t, scale, d):
 
 def bce_backward(dloss, p, t):
     """``dloss * (p - t) / max(p*(1-p), 1e-12) / size``."""
-    d = np.empty_like(p)
+    d = np.empty(p.shape, p.dtype)
     _bce_grad(p.reshape(-1), t.reshape(-1), p.dtype.type(dloss / p.size), d.reshape(-1))
     return d
