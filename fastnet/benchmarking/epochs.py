@@ -140,7 +140,7 @@ def epoch_case(label, recipe, batch_size, dtype, steps, torch_dtype=None):
                     loss = loss_fn(net(tX[i:i + batch_size]), ty[i:i + batch_size])
                     loss.backward()
                     opt.step()
-                return float(loss)
+                return float(loss.detach())
             return train
         model = _recipe_model(recipe, dtype)
 
