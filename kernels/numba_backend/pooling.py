@@ -42,13 +42,15 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
             argmax[r, l] = at
 
 
-#: Elements per block of :func:`_maxpool2_forward` (its index pattern stays in L1).
+#: Elements per block of the k=2, s=2 max-pool loops (their index pattern stays in L1).
 _BLOCK = 1024
 
 
 @jit
-def _pattern(block, L_out):
-    """``2*l`` for each position of a block of whole rows of ``L_out`` outputs."""
+def _pattern(L_out):
+    """``2*l`` for each position of a block of whole rows of ``L_out`` outputs (about
+    ``_BLOCK`` positions); its size is the block size of the k=2, s=2 loops."""
+    block = max(1, _BLOCK // L_out) * L_out
     pattern = np.empty(block, dtype=np.int64)
     for i in range(block):
         pattern[i] = 2 * (i % L_out)
@@ -63,10 +65,8 @@ def _maxpool2_forward(x, y, argmax):
     (128, 32, 28)). Same semantics as :func:`_maxpool_forward`.
 
     Every row has the same index pattern ``2*l``; one block's worth of it is computed once."""
-    L_out = y.shape[1]
-    rows = max(1, _BLOCK // L_out)
-    block = rows * L_out                                # a whole number of rows
-    pattern = _pattern(block, L_out)
+    pattern = _pattern(y.shape[1])
+    block = pattern.size
     xf = x.reshape(-1)
     yf = y.reshape(-1)
     af = argmax.reshape(-1)
@@ -104,10 +104,8 @@ def _maxpool2_backward(dout, argmax, dx):
     ``2*l`` or ``2*l + 1`` (windows of 2, stride 2), each input position receives exactly one
     value, ``dout`` or 0. The test runs in the same pass; should any index break the pattern
     (indices not from such a pooling), the general scatter redoes all of ``dx``."""
-    L_out = dout.shape[1]
-    rows = max(1, _BLOCK // L_out)
-    block = rows * L_out
-    pattern = _pattern(block, L_out)
+    pattern = _pattern(dout.shape[1])
+    block = pattern.size
     df = dout.reshape(-1)
     af = argmax.reshape(-1)
     dxf = dx.reshape(-1)
