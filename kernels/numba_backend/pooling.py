@@ -11,9 +11,10 @@
 The caller guarantees ``padding <= kernel_size // 2``, so every window holds a real element.
 
 The loops are serial: pooling streams each element once or twice (~0.02 ms forward and backward
-for the MNIST CNN's 128 x 32 x 28 activations with windows of 2, whose loops are flat), and every Numba parallel function costs about a second of
-cold compile time per dtype, which these kernels would not earn back. Rows are independent and
-overlapping windows of a row accumulate in order, so results are deterministic.
+for the MNIST CNN's 128 x 32 x 28 activations with windows of 2, whose loops are flat), and every
+Numba parallel function costs about a second of cold compile time per dtype, which these kernels
+would not earn back. Rows are independent and overlapping windows of a row accumulate in order,
+so results are deterministic.
 """
 import numpy as np
 
