@@ -109,7 +109,8 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
     check_kernels(kern, dtype, N, C_in, C_out, L, K, stride, pl, pr, dilation, seed)
 
 
-@pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-chunked"])
+@pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-chunked", "gemm-split",
+                                      "gemm-split-chunked"])
 @pytest.mark.parametrize("config", [
     (3, 1, 2, 40, 3, 1, 0, 0, 1),     # few channels, no padding
     (2, 2, 3, 33, 5, 3, 2, 1, 2),     # stride > 1, asymmetric padding, dilation
@@ -119,12 +120,16 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
 ])
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     """The Numba backend picks direct loops or im2col + GEMM by shape; force each on every case,
-    and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks)."""
+    and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks) and
+    with the batch split over two threads at every size (dW, db summed over parts)."""
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
-    if strategy == "gemm-chunked":
+    if strategy.endswith("chunked"):
         monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
-    check_kernels(load("numba"), dtype, *config)
+    if strategy.startswith("gemm-split"):
+        monkeypatch.setattr(nb_conv, "SPLIT_MIN_VALUES", 0)
+    with fastnet.set_num_threads(2):
+        check_kernels(load("numba"), dtype, *config)
 
 
 @pytest.mark.parametrize("config", [
@@ -284,7 +289,8 @@ def test_inputs_are_not_modified(backend):
 
 # --- determinism ---------------------------------------------------------------------------------
 
-SHAPES = [(64, 1, 300, 8, 5, 1, 2), (64, 32, 20, 16, 3, 2, 1)]
+SHAPES = [(64, 1, 300, 8, 5, 1, 2), (64, 32, 20, 16, 3, 2, 1),
+          (128, 28, 28, 64, 3, 1, 1)]             # the last: GEMM path, batch split over threads
 
 
 def conv_pass(shape):
