@@ -16,6 +16,11 @@ from .backend import get_default_dtype, kernels
 from .kernels import DENSE_ACTIVATIONS
 
 FLOAT_DTYPES = (np.float32, np.float64)
+#: Largest kernel size, stride, padding, dilation or length accepted. Far beyond any real use, and
+#: it keeps every index the kernels compute (products such as ``l*stride`` and ``k*dilation``)
+#: well inside int64: compiled loops do not check bounds, so a wrapped index would read or
+#: write outside the arrays.
+MAX_SIZE = 2**31 - 1
 
 
 def _describe(a):
@@ -23,13 +28,18 @@ def _describe(a):
 
 
 def float_array(op, name, a, dtype=None):
-    """``a`` as a C-contiguous float32/float64 array.
+    """``a`` as a C-contiguous float32/float64 ndarray in native byte order.
 
     ``dtype`` (optional) is the dtype the other arguments already have; a Python list is then
-    converted to it, and an ndarray of another dtype is an error.
+    converted to it, and an ndarray of another dtype is an error. A NumPy scalar is a 0-d array
+    of its own dtype; Python numbers, lists and tuples take ``dtype`` or the default dtype.
+    Subclasses (``np.matrix``, ``np.memmap``) are viewed as plain ndarrays; masked arrays are
+    refused, since a kernel would ignore the mask.
     """
     if not isinstance(a, np.ndarray):
-        if isinstance(a, (list, tuple, numbers.Number)) and not isinstance(a, bool):
+        if isinstance(a, np.generic) and not isinstance(a, np.bool_):
+            a = np.asarray(a)              # keeps a NumPy scalar's dtype (float16 is refused below)
+        elif isinstance(a, (list, tuple, numbers.Number)) and not isinstance(a, bool):
             a = np.asarray(a)
             if a.dtype == object or a.dtype.kind not in "iuf":
                 raise TypeError(f"{op}: {name} must be numeric; got {a.dtype} data")
@@ -40,13 +50,25 @@ def float_array(op, name, a, dtype=None):
         raise TypeError(
             f"{op}: {name} has {_describe(a)}; expected float32 or float64 "
             f"(convert explicitly, e.g. {name}.astype(np.float32))")
+    if not a.dtype.isnative:
+        raise TypeError(
+            f"{op}: {name} has non-native byte order (dtype {a.dtype.str!r}, shape {a.shape}); "
+            f"convert it with {name}.astype({name}.dtype.newbyteorder('='))")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(
             f"{op}: {name} has dtype {a.dtype} but the other inputs are {np.dtype(dtype)}; "
             f"fastnet does not mix dtypes silently — cast one of them explicitly")
     if type(a) is np.ndarray and a.flags.c_contiguous:     # the common case: no call
         return a
+    _not_masked(op, name, a)
     return np.ascontiguousarray(a)          # also turns subclasses (np.matrix) into ndarrays
+
+
+def _not_masked(op, name, a):
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{op}: {name} is a masked array (shape {a.shape}); fastnet's kernels "
+                        f"would ignore its mask: pass {name}.filled(value) or drop the masked "
+                        f"entries first")
 
 
 def float_arrays(op, **arrays):
@@ -88,7 +110,11 @@ def real(op, name, value, low=None, high=None, low_open=False):
         return value                   # the common case, on every update call: keep it cheap
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number; got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:                  # an int beyond float range, e.g. 10**400
+        raise ValueError(f"{op}: {name}={value!r} is too large; expected a finite number") \
+            from None
     if not math.isfinite(value):
         raise ValueError(f"{op}: {name}={value!r}; expected a finite number")
     if low is not None and (value < low or (low_open and value == low)):
@@ -99,14 +125,22 @@ def real(op, name, value, low=None, high=None, low_open=False):
     return value
 
 
-def integer(op, name, value, low=None):
-    """An integer argument (not bool, not float) as a Python int, optionally ``>= low``."""
+def integer(op, name, value, low=None, high=None):
+    """An integer argument (not bool, not float) as a Python int, optionally within
+    ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an integer; got {value!r}")
     value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{op}: {name}={value}; expected an integer >= {low}")
+    if high is not None and value > high:
+        raise ValueError(f"{op}: {name}={value}; expected an integer <= {high}")
     return value
+
+
+def size(op, name, value, low):
+    """A kernel size, stride, padding, dilation or length: an integer in ``[low, MAX_SIZE]``."""
+    return integer(op, name, value, low, MAX_SIZE)
 
 
 def class_target(op, target, logits):
@@ -148,9 +182,9 @@ def pool_window(op, kernel_size, stride, padding):
     """Pooling hyper-parameters ``(kernel_size, stride, padding)``; ``stride=None`` stays None
     (it means ``kernel_size``). Padding may be at most half a window, so every window covers
     part of the input."""
-    kernel_size = integer(op, "kernel_size", kernel_size, low=1)
-    stride = None if stride is None else integer(op, "stride", stride, low=1)
-    padding = integer(op, "padding", padding, low=0)
+    kernel_size = size(op, "kernel_size", kernel_size, low=1)
+    stride = None if stride is None else size(op, "stride", stride, low=1)
+    padding = size(op, "padding", padding, low=0)
     if 2 * padding > kernel_size:
         raise ValueError(f"{op}: padding={padding} with kernel_size={kernel_size}; padding must "
                          f"be at most kernel_size // 2 = {kernel_size // 2} so that every window "

@@ -135,7 +135,7 @@ def _apply_dtype(dtype):
 def set_default_dtype(dtype):
     """Set the dtype of newly created parameters (also usable as a ``with`` block)."""
     try:
-        dt = np.dtype(dtype).type
+        dt = None if dtype is None else np.dtype(dtype).type     # np.dtype(None) is float64
     except TypeError:
         dt = None
     if dt not in _DTYPES:

@@ -71,11 +71,12 @@ class MiniBatch:
         return self._stop
 
     def __getitem__(self, item):
-        item = check.integer("MiniBatch", "index", item)
+        item = given = check.integer("MiniBatch", "index", item)
         if item < 0:
             item += self._stop
         if not 0 <= item < self._stop:
-            raise IndexError(f"MiniBatch: batch {item} out of range for {self._stop} batches")
+            raise IndexError(f"MiniBatch: batch {given} out of range for {self._stop} batches "
+                             f"(valid: -{self._stop} to {self._stop - 1})")
         p0 = item * self.batch_size
         p1 = p0 + self.batch_size
         if self._index is None:

@@ -288,22 +288,34 @@ def binary_cross_entropy_backward(p, t, dloss=1.0):
 # --- optimizer updates -------------------------------------------------------------------------
 
 def _in_place(op, param, grad, **state):
-    """Check a parameter, its gradient and optimizer state for an in-place update."""
-    _updatable(op, "param", param)
+    """Check a parameter, its gradient and optimizer state for an in-place update.
+
+    Returns ``[param, grad, *state]`` for the kernel: plain ndarrays (a subclass such as
+    ``np.matrix`` as an ndarray view of the same memory, which a compiled kernel can index
+    safely). No state array may share memory with the parameter, the gradient or another state
+    array: the two backends would read the overlap at different moments of the update.
+    """
+    param = _updatable(op, "param", param)
     param = check.float_array(op, "param", param)
     grad = check.float_array(op, "grad", grad, param.dtype)
     check.same_shape(op, "grad", grad, "param", param)
+    names, arrays = ["param", "grad"], [param, grad]
     for name, a in state.items():
-        _updatable(op, name, a)
+        a = _updatable(op, name, a)
         check.float_array(op, name, a, param.dtype)
         check.same_shape(op, name, a, "param", param)
-        if np.shares_memory(a, param):
-            raise ValueError(f"{op}: {name} shares memory with param")
-    return grad
+        for other_name, other in zip(names, arrays):
+            # Exact for C-contiguous blocks: they overlap if and only if their bounds do.
+            if np.may_share_memory(a, other):
+                raise ValueError(f"{op}: {name} shares memory with {other_name}; each optimizer "
+                                 f"state array needs memory of its own")
+        names.append(name)
+        arrays.append(a)
+    return arrays
 
 
 def _updatable(op, name, a):
-    """``a`` can be updated in place: a C-contiguous, writeable ndarray."""
+    """``a`` as an ndarray that can be updated in place (C-contiguous, writeable)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place); "
                         f"got {type(a).__name__}")
@@ -312,12 +324,29 @@ def _updatable(op, name, a):
         raise ValueError(f"{op}: {name} (shape {a.shape}) must be C-contiguous and writeable "
                          f"to be updated in place; use np.ascontiguousarray once when you "
                          f"create it")
+    if type(a) is np.ndarray:
+        return a
+    check._not_masked(op, name, a)
+    return a.view(np.ndarray)
+
+
+_TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in check.FLOAT_DTYPES}
+
+
+def _eps(op, eps, dtype):
+    """``eps`` at least the dtype's smallest normal number (1e-50 would be 0 in float32)."""
+    eps = check.real(op, "eps", eps, low=0, low_open=True)
+    if eps < _TINY[dtype]:
+        raise ValueError(f"{op}: eps={eps!r} is below the smallest normal {dtype} "
+                         f"({_TINY[dtype]:.3g}) and would round to 0 or lose precision; use at "
+                         f"least that")
+    return eps
 
 
 def sgd_update_(param, grad, lr):
     """In place: ``param -= lr * grad``."""
     op = "sgd_update_"
-    grad = _in_place(op, param, grad)
+    param, grad = _in_place(op, param, grad)
     kernels().sgd_update_(param, grad, check.real(op, "lr", lr, low=0))
 
 
@@ -325,7 +354,7 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     """In place, PyTorch's form: ``v = momentum*v + g``; ``param -= lr*v``
     (Nesterov: ``param -= lr*(g + momentum*v)``)."""
     op = "momentum_update_"
-    grad = _in_place(op, param, grad, velocity=velocity)
+    param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
     kernels().momentum_update_(param, grad, velocity, check.real(op, "lr", lr, low=0),
                                check.real(op, "momentum", momentum, low=0), bool(nesterov))
 
@@ -336,18 +365,18 @@ def adagrad_update_(param, grad, h, lr, eps=1e-7):
     ``eps`` defaults to 1e-7 as in Deep Learning from Scratch (PyTorch uses 1e-10).
     """
     op = "adagrad_update_"
-    grad = _in_place(op, param, grad, h=h)
+    param, grad, h = _in_place(op, param, grad, h=h)
     kernels().adagrad_update_(param, grad, h, check.real(op, "lr", lr, low=0),
-                              check.real(op, "eps", eps, low=0, low_open=True))
+                              _eps(op, eps, param.dtype))
 
 
 def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
     """In place: ``h = rho*h + (1-rho)*g*g``; ``param -= lr*g/(sqrt(h) + eps)``."""
     op = "rmsprop_update_"
-    grad = _in_place(op, param, grad, h=h)
+    param, grad, h = _in_place(op, param, grad, h=h)
     kernels().rmsprop_update_(param, grad, h, check.real(op, "lr", lr, low=0),
                               check.real(op, "rho", rho, low=0, high=1),
-                              check.real(op, "eps", eps, low=0, low_open=True))
+                              _eps(op, eps, param.dtype))
 
 
 def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -355,9 +384,10 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     including this one. ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``.
     """
     op = "adam_update_"
-    grad = _in_place(op, param, grad, m=m, v=v)
+    param, grad, m, v = _in_place(op, param, grad, m=m, v=v)
     kernels().adam_update_(param, grad, m, v, check.real(op, "lr", lr, low=0),
                            check.real(op, "beta1", beta1, low=0, high=1 - 1e-12),
                            check.real(op, "beta2", beta2, low=0, high=1 - 1e-12),
-                           check.real(op, "eps", eps, low=0, low_open=True),
-                           check.integer(op, "step", step, low=1))
+                           _eps(op, eps, param.dtype),
+                           # beta**step is computed in float64: step must convert to a float
+                           check.integer(op, "step", step, low=1, high=2**53))

@@ -57,9 +57,9 @@ def _padding(op, padding, kernel_size, stride, dilation):
     if isinstance(padding, (tuple, list)):
         if len(padding) != 2:
             raise ValueError(f"{op}: padding={padding!r}; a sequence must be a (left, right) pair")
-        return (check.integer(op, "padding[0] (left)", padding[0], low=0),
-                check.integer(op, "padding[1] (right)", padding[1], low=0))
-    p = check.integer(op, "padding", padding, low=0)
+        return (check.size(op, "padding[0] (left)", padding[0], low=0),
+                check.size(op, "padding[1] (right)", padding[1], low=0))
+    p = check.size(op, "padding", padding, low=0)
     return p, p
 
 
@@ -80,8 +80,8 @@ def _conv_length(op, L, K, stride, pl, pr, dilation):
 
 
 def _hyper(op, kernel_size, stride, padding, dilation):
-    stride = check.integer(op, "stride", stride, low=1)
-    dilation = check.integer(op, "dilation", dilation, low=1)
+    stride = check.size(op, "stride", stride, low=1)
+    dilation = check.size(op, "dilation", dilation, low=1)
     pl, pr = _padding(op, padding, kernel_size, stride, dilation)
     return stride, pl, pr, dilation
 
@@ -100,8 +100,8 @@ def conv1d_output_length(L, K, stride=1, padding=0, dilation=1):
         A non-integer size or hyper-parameter (bool and float included).
     """
     op = "conv1d_output_length"
-    L = check.integer(op, "L", L, low=1)
-    K = check.integer(op, "K", K, low=1)
+    L = check.size(op, "L", L, low=1)
+    K = check.size(op, "K", K, low=1)
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
     return _conv_length(op, L, K, stride, pl, pr, dilation)
 
@@ -300,7 +300,7 @@ def _pool_input(op, name, a):
 
 
 def _length(op, length):
-    return check.integer(op, "length", length, low=1)
+    return check.size(op, "length", length, low=1)
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):

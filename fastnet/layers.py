@@ -584,15 +584,22 @@ class AvgPool1d(Layer):
         self.kernel_size, self.stride, self.padding = check.pool_window(
             "AvgPool1d", kernel_size, stride, padding)
         self._length = None
+        self._out_shape = None
 
     def forward(self, x):
         x = _pool_input(self, x)
         self._length = x.shape[-1]
-        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding)
+        y = F.avg_pool1d(x, self.kernel_size, self.stride, self.padding)
+        self._out_shape = y.shape
+        return y
 
     def backward(self, dout):
         _need_forward(self, self._length)
-        return F.avg_pool1d_backward(_as_float(dout), self._length, self.kernel_size, self.stride,
+        dout = _as_float(dout)
+        if dout.shape != self._out_shape:
+            raise ValueError(f"{self!r}.backward: dout has shape {dout.shape} but the forward "
+                             f"output had shape {self._out_shape}")
+        return F.avg_pool1d_backward(dout, self._length, self.kernel_size, self.stride,
                                      self.padding)
 
     def get_config(self):
@@ -668,7 +675,12 @@ class Dropout(Layer):
 
     def backward(self, dout):
         dout = _as_float(dout)
-        return dout if self._mask is None else dout * self._mask
+        if self._mask is None:                 # evaluation mode (or p = 0): the identity
+            return dout
+        if dout.shape != self._mask.shape:
+            raise ValueError(f"{self!r}.backward: dout has shape {dout.shape} but the forward "
+                             f"output had shape {self._mask.shape}")
+        return dout * self._mask
 
     def get_config(self):
         return {"p": self.p, "seed": self.seed}

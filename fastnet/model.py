@@ -424,6 +424,9 @@ class Sequential(_Container):
         if X.ndim == 0 or len(X) == 0:
             raise ValueError(f"{type(self).__name__}: X is empty (shape {X.shape}); need at "
                              f"least one sample")
+        if X.ndim == 1:
+            raise ValueError(f"{type(self).__name__}: X has shape {X.shape}; rows are samples, "
+                             f"so one sample is X[None] (shape (1, {len(X)}))")
         was = self.training
         self.train(False)
         try:

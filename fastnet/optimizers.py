@@ -15,6 +15,8 @@ reference to each array it has state for, so an id is never reused while the sta
 Every update is one fused pass of a ``fastnet.functional.*_update_`` kernel. Parameters must be
 C-contiguous, writeable float arrays and their gradients of the same dtype and shape.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import _checks as check
@@ -65,8 +67,12 @@ class Optimizer:
                 raise TypeError(f"{type(self).__name__}.update(params, grads): grads missing; "
                                 f"pass the gradients dict (or pass a layer alone)")
             params, grads = _layer_arrays(params)
+        if not (isinstance(params, Mapping) and isinstance(grads, Mapping)):
+            raise TypeError(f"{type(self).__name__}.update(params, grads): expected two dicts "
+                            f"keyed alike (or a layer alone); got {type(params).__name__} and "
+                            f"{type(grads).__name__}")
         for key, param in params.items():
-            grad = grads.get(key) if isinstance(grads, dict) else grads[key]
+            grad = grads.get(key)
             if grad is None:
                 raise ValueError(f"{type(self).__name__}.update: no gradient for {key!r}; run "
                                  f"backward before updating")

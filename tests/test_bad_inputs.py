@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
+import fastnet
 import fastnet.functional as F
+import naive
 from conftest import assert_raises_naming
 
 f32, f64 = np.float32, np.float64
@@ -52,6 +54,25 @@ CASES = [
     (lambda: F.adam_update_(z(3), z(3), z(3), z(2), 1), ValueError, ["v", "(2,)"]),
     (lambda: F.momentum_update_(z(3), z(3), z(3), 0.1, momentum=float("inf")), ValueError, ["momentum"]),
     (lambda: F.rmsprop_update_(z(3), z(3), z(3), 0.1, rho=1.5), ValueError, ["rho", "1.5"]),
+    # found by an independent fuzzing pass
+    (lambda: F.adam_update_(z(3), z(3), z(3), z(3), 1, eps=1e-50), ValueError, ["eps", "1e-50", "float32"]),
+    (lambda: F.adagrad_update_(z(3), z(3), z(3), 0.1, eps=1e-50), ValueError, ["eps", "float32"]),
+    (lambda: F.adam_update_(z(3), z(3), z(3), z(3), 2**2000), ValueError, ["step"]),
+    (lambda: F.sgd_update_(z(3), z(3), 10**400), ValueError, ["lr", "too large"]),
+    (lambda: F.momentum_update_(*(lambda g: (z(3), g, g))(z(3)), 0.1), ValueError, ["velocity", "grad"]),
+    (lambda: F.adam_update_(z(3), z(3), *(lambda buf: (buf[:3], buf[1:]))(z(4)), 1), ValueError, ["v", "shares memory with m"]),
+    (lambda: F.relu(z(3).astype(">f4")), TypeError, ["x", "byte order", ">f4"]),
+    (lambda: F.dense(z(2, 3), z(3, 5).astype(">f4")), TypeError, ["W", "byte order"]),
+    (lambda: F.relu(np.ma.masked_array(z(3), mask=[0, 1, 0])), TypeError, ["x", "masked"]),
+    (lambda: F.sgd_update_(np.ma.masked_array(z(3)), z(3), 0.1), TypeError, ["param", "masked"]),
+    (lambda: F.relu(np.float16(1.0)), TypeError, ["x", "float16"]),
+    (lambda: F.conv1d(z(1, 1, 5), z(1, 1, 3), stride=2**63), ValueError, ["stride", str(2**63)]),
+    (lambda: F.conv1d(z(1, 1, 5), z(1, 1, 3), stride=4, dilation=3074457345618258603,
+                      padding=(0, 2**63 + 1)), ValueError, ["dilation", "2147483647"]),
+    (lambda: F.conv1d(z(1, 16, 5), z(1, 16, 1), stride=2**62 + 1, padding=(0, 4)), ValueError, ["stride"]),
+    (lambda: F.conv1d_backward(z(1, 1, 1), z(1, 1, 5), z(1, 1, 3), padding=(0, 2**40)), ValueError, ["padding[1]"]),
+    (lambda: F.max_pool1d(z(1, 1, 3), 2**40, padding=2**39), ValueError, ["kernel_size", str(2**40)]),
+    (lambda: F.avg_pool1d(z(1, 1, 3), 2, stride=2**64), ValueError, ["stride"]),
 ]
 
 
@@ -71,3 +92,51 @@ def test_lists_are_accepted_in_the_default_dtype(backend):
     y = F.relu([[-1.0, 2.0]])
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, [[0, 2]])
+
+
+# --- inputs that are valid but unusual: both backends give the same, right answer -----------------
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_matrix_parameters_are_updated_through_a_plain_view(backend):
+    """np.matrix stays 2-D under reshape(-1); a kernel indexing it flat wrote past the buffer."""
+    p = np.matrix(np.ones((2, 3)))
+    g = np.arange(6.0).reshape(2, 3)
+    F.sgd_update_(p, g, 1.0)
+    np.testing.assert_array_equal(np.asarray(p), 1 - g)
+    m, v = np.matrix(np.zeros((2, 3))), np.matrix(np.zeros((2, 3)))
+    F.adam_update_(p, np.ones((2, 3)), m, v, 1, lr=0.5)
+    np.testing.assert_allclose(np.asarray(p), 1 - g - 0.5, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(m), 0.1)
+
+
+def test_numpy_scalars_keep_their_dtype(backend):
+    y = F.relu(np.float64(1e-300))
+    assert y.dtype == np.float64 and y == 1e-300          # not rounded to float32's 0
+    with fastnet.set_default_dtype(np.float64):
+        assert F.relu(np.float32(1.5)).dtype == np.float32
+    assert F.mse(np.float64(1.0), np.float64(1 + 1e-9)) > 0
+
+
+@pytest.mark.parametrize("dtype", [f32, f64])
+def test_betas_close_to_one_match_the_float64_formula(backend, dtype):
+    """1 - beta is rounded once from float64 (beta itself may round to 1.0 in float32)."""
+    g = np.full(4, 0.5)
+    want, _, _ = naive.adam(np.ones(4), g, np.zeros(4), np.zeros(4), 1e-3, 0.9, 0.99999999,
+                            1e-8, 1)
+    p = np.ones(4, dtype)
+    F.adam_update_(p, g.astype(dtype), np.zeros(4, dtype), np.zeros(4, dtype), 1, lr=1e-3,
+                   beta2=0.99999999)
+    np.testing.assert_allclose(p, want, rtol=1e-5)
+    want, _ = naive.rmsprop(np.ones(4), g, np.zeros(4), 0.01, 0.999999999, 1e-7)
+    p = np.ones(4, dtype)
+    F.rmsprop_update_(p, g.astype(dtype), np.zeros(4, dtype), 0.01, rho=0.999999999)
+    np.testing.assert_allclose(p, want, rtol=1e-4)
+
+
+def test_max_pool_windows_of_minus_inf_point_at_real_elements(backend):
+    x = np.full((1, 1, 4), -np.inf, np.float32)
+    y, idx = F.max_pool1d(x, 3, stride=1, padding=1, return_indices=True)
+    np.testing.assert_array_equal(idx, [[[0, 0, 1, 2]]])
+    assert np.all(y == -np.inf)
+    dx = F.max_pool1d_backward(np.ones_like(y), idx, 4)
+    np.testing.assert_array_equal(dx, [[[2, 1, 1, 0]]])

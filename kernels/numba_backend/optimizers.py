@@ -52,34 +52,35 @@ def _adagrad(p, g, h, lr, eps):
 
 
 @jit_parallel
-def _rmsprop(p, g, h, lr, rho, eps):
+def _rmsprop(p, g, h, lr, rho, one_minus_rho, eps):
     n = p.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
-            hi = rho * h[i] + (1 - rho) * g[i] * g[i]
+            hi = rho * h[i] + one_minus_rho * g[i] * g[i]
             h[i] = hi
             p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
     else:
         for i in prange(n):
-            hi = rho * h[i] + (1 - rho) * g[i] * g[i]
+            hi = rho * h[i] + one_minus_rho * g[i] * g[i]
             h[i] = hi
             p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
 
 
 @jit_parallel
-def _adam(p, g, m, v, beta1, beta2, step_size, inv_sqrt_bc2, eps):
+def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, inv_sqrt_bc2,
+          eps):
     n = p.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
-            mi = beta1 * m[i] + (1 - beta1) * g[i]
-            vi = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            mi = beta1 * m[i] + one_minus_beta1 * g[i]
+            vi = beta2 * v[i] + one_minus_beta2 * g[i] * g[i]
             m[i] = mi
             v[i] = vi
             p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
     else:
         for i in prange(n):
-            mi = beta1 * m[i] + (1 - beta1) * g[i]
-            vi = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            mi = beta1 * m[i] + one_minus_beta1 * g[i]
+            vi = beta2 * v[i] + one_minus_beta2 * g[i] * g[i]
             m[i] = mi
             v[i] = vi
             p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
@@ -92,6 +93,9 @@ def _flat(*arrays):
 
 def _scalars(dtype, *values):
     # Hyper-parameters in the parameter's dtype, so float32 updates stay in float32 arithmetic.
+    # Each is rounded once, from float64: ``1 - beta`` is passed as its own scalar, because
+    # beta = 0.99999999 rounds to 1.0 in float32, and 1 - 1.0 would lose the update entirely
+    # (NumPy, given Python floats, also computes 1 - beta before rounding).
     return [dtype.type(v) for v in values]
 
 
@@ -114,7 +118,7 @@ def adagrad_update_(param, grad, h, lr, eps):
 
 def rmsprop_update_(param, grad, h, lr, rho, eps):
     """``h = rho*h + (1-rho)*g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
-    _rmsprop(*_flat(param, grad, h), *_scalars(param.dtype, lr, rho, eps))
+    _rmsprop(*_flat(param, grad, h), *_scalars(param.dtype, lr, rho, 1 - rho, eps))
 
 
 def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
@@ -123,4 +127,5 @@ def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
     step_size = lr / (1 - beta1 ** step)
     inv_sqrt_bc2 = 1 / math.sqrt(1 - beta2 ** step)
     _adam(*_flat(param, grad, m, v),
-          *_scalars(param.dtype, beta1, beta2, step_size, inv_sqrt_bc2, eps))
+          *_scalars(param.dtype, beta1, 1 - beta1, beta2, 1 - beta2, step_size, inv_sqrt_bc2,
+                    eps))

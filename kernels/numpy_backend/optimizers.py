@@ -1,4 +1,6 @@
 """In-place optimizer updates (NumPy). Each mutates its array arguments and returns None."""
+import math
+
 import numpy as np
 
 
@@ -39,5 +41,7 @@ def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
     v *= beta2
     v += (1 - beta2) * grad * grad
     step_size = lr / (1 - beta1 ** step)
-    denom = np.sqrt(v) / np.sqrt(1 - beta2 ** step) + eps
+    # math.sqrt keeps the scalar a Python float: np.sqrt would give a float64 NumPy scalar and
+    # turn every float32 temporary below into float64.
+    denom = np.sqrt(v) / math.sqrt(1 - beta2 ** step) + eps
     param -= step_size * m / denom

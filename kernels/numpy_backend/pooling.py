@@ -25,7 +25,9 @@ def maxpool1d_forward(x, kernel_size, stride, padding):
     k = windows.argmax(axis=3)                       # first occurrence of the maximum
     y = np.take_along_axis(windows, k[..., None], axis=3)[..., 0]
     starts = np.arange(windows.shape[2], dtype=np.int64) * stride - padding
-    argmax = k.astype(np.int64) + starts
+    # A window whose real values are all -inf ties with the -inf left padding, which comes first:
+    # the tie goes to its first real element, index 0 (the padding is never an arg-max).
+    argmax = np.maximum(k.astype(np.int64) + starts, 0)
     return np.ascontiguousarray(y), argmax
 
 
