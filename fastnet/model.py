@@ -533,6 +533,11 @@ class Concat(_Container):
     def _backward(self, dout, need_dx):
         if self._shapes is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        dout = np.asarray(dout)
+        want = (self._shapes[0][0], sum(int(np.prod(shape[1:])) for shape in self._shapes))
+        if dout.shape != want:
+            raise ValueError(f"{type(self).__name__}.backward: dout has shape {dout.shape} but "
+                             f"the forward output had shape {want}")
         dx, start = None, 0
         for branch, shape in zip(self.branches, self._shapes):
             width = int(np.prod(shape[1:]))

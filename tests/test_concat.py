@@ -36,6 +36,16 @@ def test_concat_output_is_branches_side_by_side(backend):
     np.testing.assert_array_equal(out, np.concatenate([a, b], axis=1))
 
 
+@pytest.mark.parametrize("shape", [(2, 31), (2, 29), (1, 30)])
+def test_concat_backward_checks_the_shape_of_dout(backend, shape):
+    """A wider dout was silently truncated before."""
+    concat = two_view().layers[0]
+    out = concat.forward(np.zeros((2, 6, 6), np.float32))
+    assert out.shape == (2, 30)
+    with pytest.raises(ValueError, match=r"dout has shape .* forward output had shape \(2, 30\)"):
+        concat.backward(np.zeros(shape, np.float32))
+
+
 def test_concat_model_gradients_match_finite_differences(backend):
     with fastnet.set_default_dtype(np.float64):
         model = two_view()
