@@ -305,13 +305,7 @@ def cross_entropy_error(y, t):
         y, t = y.reshape(1, -1), t.reshape(1, -1)
     if t.size == y.size:
         t = t.argmax(axis=1)
-    if t.dtype.kind not in "iu" or t.shape != (len(y),):
-        raise ValueError(f"cross_entropy_error: t must be one-hot rows of y's shape {y.shape} or "
-                         f"integer labels of shape ({len(y)},); got {t.dtype} of shape {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= y.shape[1]):
-        bad = t[(t < 0) | (t >= y.shape[1])][0]
-        raise ValueError(f"cross_entropy_error: label {bad} out of range for {y.shape[1]} "
-                         f"classes; labels must be in [0, {y.shape[1] - 1}]")
+    t = check.class_target("cross_entropy_error", t, y)       # labels in range, or an error
     p = y[np.arange(len(y)), t]
     return float(-np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny))) / len(y))
 

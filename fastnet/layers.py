@@ -60,6 +60,13 @@ def _need_forward(layer, cache):
         raise RuntimeError(f"{layer!r}: backward called before forward")
 
 
+def check_dout(owner, dout, forward_shape):
+    """``dout`` must have the shape of the last forward output (``owner`` names the layer)."""
+    if dout.shape != tuple(forward_shape):
+        raise ValueError(f"{owner}.backward: dout has shape {dout.shape} but the forward "
+                         f"output had shape {tuple(forward_shape)}")
+
+
 def _dtype_name(dtype):
     return np.dtype(dtype).name
 
@@ -596,9 +603,7 @@ class AvgPool1d(Layer):
     def backward(self, dout):
         _need_forward(self, self._length)
         dout = _as_float(dout)
-        if dout.shape != self._out_shape:
-            raise ValueError(f"{self!r}.backward: dout has shape {dout.shape} but the forward "
-                             f"output had shape {self._out_shape}")
+        check_dout(repr(self), dout, self._out_shape)
         return F.avg_pool1d_backward(dout, self._length, self.kernel_size, self.stride,
                                      self.padding)
 
@@ -677,9 +682,7 @@ class Dropout(Layer):
         dout = _as_float(dout)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout
-        if dout.shape != self._mask.shape:
-            raise ValueError(f"{self!r}.backward: dout has shape {dout.shape} but the forward "
-                             f"output had shape {self._mask.shape}")
+        check_dout(repr(self), dout, self._mask.shape)
         return dout * self._mask
 
     def get_config(self):

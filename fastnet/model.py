@@ -36,7 +36,8 @@ from . import _serialize
 from . import functional as F
 from .data import MiniBatch, check_xy
 from .initializers import as_generator
-from .layers import FC, Layer, Softmax, backward_through, has_params, input_grad_optional
+from .layers import (FC, Layer, Softmax, backward_through, check_dout, has_params,
+                     input_grad_optional)
 from .losses import SoftmaxCrossEntropy, get_loss
 
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
@@ -534,10 +535,8 @@ class Concat(_Container):
         if self._shapes is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         dout = np.asarray(dout)
-        want = (self._shapes[0][0], sum(int(np.prod(shape[1:])) for shape in self._shapes))
-        if dout.shape != want:
-            raise ValueError(f"{type(self).__name__}.backward: dout has shape {dout.shape} but "
-                             f"the forward output had shape {want}")
+        check_dout(type(self).__name__, dout,
+                   (self._shapes[0][0], sum(int(np.prod(shape[1:])) for shape in self._shapes)))
         dx, start = None, 0
         for branch, shape in zip(self.branches, self._shapes):
             width = int(np.prod(shape[1:]))
