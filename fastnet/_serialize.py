@@ -103,11 +103,29 @@ def _decode(value, optimizers):
         return [_decode(v, optimizers) for v in value]
     if isinstance(value, dict):
         if set(value) == {"__optimizer__"}:
-            return optimizers[value["__optimizer__"]]
+            return optimizers[_optimizer_index(value["__optimizer__"], optimizers)]
         if set(value) == {"__object__"}:
             return from_spec(value["__object__"], optimizers)
         raise ValueError(f"unexpected object in model spec: {sorted(value)}")
     return value
+
+
+def _optimizer_index(index, optimizers):
+    # A tampered index of -1 would silently pick the last optimizer.
+    if type(index) is not int or not 0 <= index < len(optimizers):
+        raise ValueError(f"optimizer index {index!r} is not in [0, {len(optimizers)})")
+    return index
+
+
+def _history(history):
+    """The saved ``history``: a dict of metric name -> list of numbers."""
+    if not isinstance(history, dict):
+        raise ValueError(f"history is a {type(history).__name__}, not a dict")
+    for key, values in history.items():
+        if not (isinstance(values, list)
+                and all(type(v) in (int, float) for v in values)):
+            raise ValueError(f"history[{key!r}] is not a list of numbers")
+    return {k: [float(v) for v in vals] for k, vals in history.items()}
 
 
 def from_spec(spec, optimizers):
@@ -225,10 +243,16 @@ def load_model(path, expected=None):
         optimizers = [from_spec(o, []) for o in spec["optimizers"]]
         model = from_spec(spec["model"], optimizers)
         if spec["model_optimizer"] is not None:
-            model.optimizer = optimizers[spec["model_optimizer"]]
+            model.optimizer = optimizers[_optimizer_index(spec["model_optimizer"], optimizers)]
         _restore_arrays(model, arrays, path)
-        model.history = {k: list(v) for k, v in spec.get("history", {}).items()}
-    except (KeyError, TypeError, IndexError) as err:
+        model.history = _history(spec.get("history", {}))
+    except ValueError as err:
+        if str(err).startswith("load: "):
+            raise
+        raise _not_a_model(path, f"inconsistent spec: {err}") from err
+    except (KeyError, TypeError, IndexError, AttributeError, RecursionError, MemoryError) as err:
+        # A hand-edited spec: a wrong type anywhere, nesting deeper than Python's recursion
+        # limit, or layer sizes too large to allocate.
         raise _not_a_model(path, f"inconsistent spec: {type(err).__name__}: {err}") from err
     if expected is not None and not isinstance(model, expected):
         raise ValueError(f"load: {path} holds a {type(model).__name__}, not a "

@@ -114,9 +114,10 @@ class Optimizer:
                              f"{sorted(fresh)}")
         for key, value in state.items():
             value = np.asarray(value)
-            if value.shape != fresh[key].shape:
-                raise ValueError(f"{type(self).__name__}: state {key!r} has shape {value.shape}; "
-                                 f"expected {fresh[key].shape}")
+            if value.shape != fresh[key].shape or value.dtype != fresh[key].dtype:
+                raise ValueError(f"{type(self).__name__}: state {key!r} is {value.dtype} "
+                                 f"{value.shape}; expected {fresh[key].dtype} {fresh[key].shape} "
+                                 f"(the parameter's)")
             fresh[key][...] = value
         self._state[id(param)] = (param, fresh)
 

@@ -1,5 +1,6 @@
 """Models: whole-network gradient checks, training, backends agreeing, save/load, bad input."""
 import inspect
+import json
 import os
 import zipfile
 
@@ -329,6 +330,55 @@ def test_a_tampered_archive_is_rejected(tmp_path):
                 z.writestr(n, b)
     with pytest.raises(ValueError, match="parameters missing"):
         fm.load(bad)
+
+
+def _rewrite_spec(src, dst, edit):
+    """Copy the model file ``src`` to ``dst`` with its JSON spec changed by ``edit(spec)``
+    (which may return the new JSON text itself)."""
+    with np.load(src) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    spec = json.loads(str(arrays["__fastnet__"]))
+    text = edit(spec)
+    arrays["__fastnet__"] = np.array(text if isinstance(text, str) else json.dumps(spec))
+    np.savez(dst, **arrays)
+
+
+def _nest(spec, depth):
+    # Written as text: json.dumps itself cannot encode nesting this deep.
+    layers = json.dumps(spec["model"]["config"]["layers"])
+    return json.dumps(spec).replace(layers, "[" * depth + layers + "]" * depth)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda s: s.update(history=[1.0, 2.0]), "history is a list, not a dict"),
+    (lambda s: s.update(history={"loss": ["a"]}), r"history\['loss'\] is not a list of numbers"),
+    (lambda s: s.update(model_optimizer=-1), r"optimizer index -1 is not in \[0, 1\)"),
+    (lambda s: s.update(model_optimizer=True), r"optimizer index True"),
+    (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
+        optimizer={"__optimizer__": 5}), r"optimizer index 5"),
+    (lambda s: _nest(s, 3000), "RecursionError"),     # too deep for the JSON decoder
+    (lambda s: _nest(s, 600), "RecursionError"),      # decoded, too deep to rebuild
+    (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
+        n_nodes1=10**15), "MemoryError|parameter 0.W is"),
+    (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
+        n_nodes1=-3), "n_nodes1"),
+    (lambda s: s["model"]["config"].update(layers=5), "TypeError"),
+])
+def test_a_hand_edited_spec_is_a_clear_error(tmp_path, edit, match):
+    good = tmp_path / "good.npz"
+    mlp(optimizer=AdaGrad(0.1)).fit(*blobs(20), epochs=1).save(good)
+    bad = tmp_path / "bad.npz"
+    _rewrite_spec(good, bad, edit)
+    with pytest.raises(ValueError, match=f"not a fastnet model file .*({match})"):
+        fm.load(bad)
+
+
+def test_optimizer_state_of_another_dtype_is_rejected(tmp_path):
+    clf = mlp(np.float32, optimizer=AdaGrad(0.1)).fit(*blobs(20), epochs=1)
+    p = clf.layers[0].W
+    h = clf.optimizer.state_of(p)["h"]
+    with pytest.raises(ValueError, match=r"state 'h' is float64 .*expected float32"):
+        clf.optimizer.set_state(p, {"h": h.astype(np.float64)})
 
 
 def test_saving_a_custom_layer_says_what_cannot_be_saved(tmp_path):
