@@ -176,7 +176,7 @@ def save_model(model, path):
             "model_optimizer": None if model_opt is None else model_opt["__optimizer__"],
             "history": {k: [float(v) for v in vals] for k, vals in model.history.items()}}
     arrays[_SPEC_KEY] = np.array(json.dumps(spec))
-    _atomic_savez(os.fspath(path), arrays)
+    _atomic_savez(os.fsdecode(path), arrays)     # str, bytes or os.PathLike
 
 
 def _atomic_savez(path, arrays):
@@ -215,7 +215,7 @@ def load_model(path, expected=None):
     ValueError
         The file is not a fastnet model, is truncated or corrupt, or holds another model class.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

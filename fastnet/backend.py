@@ -174,7 +174,9 @@ def set_num_threads(n):
     Numba cannot use more threads than it started with (``NUMBA_NUM_THREADS``, all cores by
     default); larger ``n`` is capped there.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n={n!r}; expected an integer >= 1")
+    if n < 1:
         raise ValueError(f"set_num_threads: n={n!r}; expected an integer >= 1")
     previous = _state["threads"]
     _apply_threads(int(n))

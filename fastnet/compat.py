@@ -448,6 +448,8 @@ class NeuralNetwork:
         if loss not in _LOSSES:
             raise ValueError(f"NeuralNetwork: loss={loss!r}; choose one of {sorted(_LOSSES)}")
         self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("NeuralNetwork: layers is empty; give at least one layer")
         self.loss = loss
         self.loss_func = _LOSSES[loss]
         self.learning_rate = check.real("NeuralNetwork", "learning_rate", learning_rate, low=0)

@@ -160,11 +160,19 @@ def numerical_gradient(f, x, h=1e-4):
     grad = np.zeros(x.shape, dtype=np.float64)
     for idx in np.ndindex(x.shape):
         old = x[idx]
-        x[idx] = old + h
-        up = float(f(x))
-        x[idx] = old - h
-        down = float(f(x))
-        x[idx] = old
+        try:
+            x[idx] = old + h
+            moved = x[idx] != old
+            up = float(f(x))
+            x[idx] = old - h
+            moved = moved and x[idx] != old
+            down = float(f(x))
+        finally:                      # also when f raises: x is the caller's parameter
+            x[idx] = old
+        if not moved:
+            raise ValueError(f"numerical_gradient: h={h!r} is below the resolution of {x.dtype} "
+                             f"at x[{', '.join(map(str, idx))}]={old!r} (x +- h rounds to x); "
+                             f"use a larger h or float64")
         grad[idx] = (up - down) / (2 * h)
     return grad
 
@@ -185,14 +193,24 @@ def random_shift(max_shift=1, image_shape=(28, 28), fill=0.0):
     -------
     augment : callable ``(x_batch, rng) -> x_batch`` of the same shape and dtype.
     """
-    s = check.integer("random_shift", "max_shift", max_shift, low=0)
-    H, W = (check.integer("random_shift", "image_shape", v, low=1) for v in image_shape)
+    op = "random_shift"
+    s = check.size(op, "max_shift", max_shift, low=0)
+    if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 2):
+        raise ValueError(f"{op}: image_shape={image_shape!r}; expected (H, W)")
+    H, W = (check.size(op, "image_shape", v, low=1) for v in image_shape)
+    if s > max(H, W):
+        raise ValueError(f"{op}: max_shift={s} exceeds the image size {H}x{W}; a shift that "
+                         f"large moves the whole image out")
+    fill = check.real(op, "fill", fill)
 
     def augment(x, rng):
         x = np.asarray(x)
-        if x[0].size != H * W:
-            raise ValueError(f"random_shift: batch of shape {x.shape} does not hold {H}x{W} "
-                             f"images")
+        if x.ndim < 2 or math.prod(x.shape[1:]) != H * W:
+            raise ValueError(f"{op}: batch of shape {x.shape} does not hold {H}x{W} images; "
+                             f"expected (N, {H}, {W}) or (N, {H * W})")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{op}: rng must be a numpy.random.Generator (fit passes its own); "
+                            f"got {type(rng).__name__}")
         n = len(x)
         padded = np.pad(x.reshape(n, H, W), ((0, 0), (s, s), (s, s)), constant_values=fill)
         rows = rng.integers(0, 2 * s + 1, n)[:, None] + np.arange(H)      # (n, H)

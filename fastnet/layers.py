@@ -18,8 +18,12 @@ Layers cast, the functional API never does. A layer with parameters has a dtype 
 dtype when it is built, float32 unless changed, or its ``dtype=`` argument); its input is cast to
 that dtype once, at the layer boundary, and not copied at all when it already has it. Layers
 without parameters follow their input's float dtype (other input becomes the default dtype).
+Only real numbers are cast (complex, string or object input is a ``TypeError``), and a float64
+value beyond float32's range is a ``ValueError``, not a silent inf.
 Every layer computes through ``fastnet.functional`` and so runs on the current backend.
 """
+import math
+
 import numpy as np
 
 from . import _checks as check
@@ -42,10 +46,34 @@ def _layer_dtype(owner, dtype):
 
 
 def _cast(x, dtype):
-    """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one."""
+    """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one.
+
+    Only real numbers (bool, integer, float) are cast: a complex, string or object array is a
+    ``TypeError`` (a cast would drop imaginary parts or parse text). A float64 value beyond
+    float32's range is a ``ValueError`` rather than a silent inf (NaN and inf themselves pass).
+    """
     if isinstance(x, np.ndarray) and x.dtype == dtype and x.flags.c_contiguous:
         return x
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"layer input has dtype {x.dtype} (shape {x.shape}); layers take real "
+                        f"numbers (bool, integer or float), cast to the layer's dtype")
+    if x.dtype.kind == "f" and x.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(over="ignore"):
+            y = np.ascontiguousarray(x, dtype=dtype)
+        if not np.isfinite(y).all() and np.isfinite(x).all():
+            big = float(np.abs(x).max())
+            raise ValueError(f"layer input (shape {x.shape}) holds {x.dtype} values up to "
+                             f"{big:.3g}, beyond {_dtype_name(dtype)}'s range "
+                             f"({float(np.finfo(dtype).max):.3g}); scale the data or use "
+                             f"{x.dtype} layers")
+        return y
     return np.ascontiguousarray(x, dtype=dtype)
+
+
+def _rows(x):
+    """``(N, d1, d2, ...)`` as ``(N, d1*d2*...)`` (also for N = 0, where -1 is ambiguous)."""
+    return x.reshape(len(x), math.prod(x.shape[1:]))
 
 
 def _as_float(x):
@@ -382,7 +410,7 @@ class FC(WeightsAndBias):
         X = _cast(X, self.dtype)
         self._shape = X.shape
         if X.ndim > 2:
-            X = X.reshape(len(X), -1)
+            X = _rows(X)
         if X.ndim == 0 or X.shape[-1] != self.n_nodes1:
             raise ValueError(f"{self!r}: input of shape {self._shape} has "
                              f"{X.shape[-1] if X.ndim else 0} features per sample; expected "
@@ -619,12 +647,16 @@ class Flatten(Layer):
 
     def forward(self, x):
         x = _as_float(x)
+        if x.ndim == 0:
+            raise ValueError(f"{self!r}: input must be (N, ...); got a scalar")
         self._shape = x.shape
-        return x.reshape(len(x), -1)
+        return _rows(x)
 
     def backward(self, dout):
         _need_forward(self, getattr(self, "_shape", None))
-        return np.asarray(dout).reshape(self._shape)
+        dout = np.asarray(dout)
+        check_dout(repr(self), dout, (self._shape[0], math.prod(self._shape[1:])))
+        return dout.reshape(self._shape)
 
 
 @register()
@@ -639,10 +671,15 @@ class Transpose(Layer):
         x = _as_float(x)
         if x.ndim < 3:
             raise ValueError(f"{self!r}: input must be (N, A, B); got shape {x.shape}")
-        return np.ascontiguousarray(x.swapaxes(-1, -2))
+        y = np.ascontiguousarray(x.swapaxes(-1, -2))
+        self._out_shape = y.shape
+        return y
 
     def backward(self, dout):
-        return np.ascontiguousarray(np.asarray(dout).swapaxes(-1, -2))
+        _need_forward(self, getattr(self, "_out_shape", None))
+        dout = np.asarray(dout)
+        check_dout(repr(self), dout, self._out_shape)
+        return np.ascontiguousarray(dout.swapaxes(-1, -2))
 
 
 @register()

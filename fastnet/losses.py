@@ -4,7 +4,8 @@ Each is a thin stateful wrapper over ``fastnet.functional``: ``forward`` keeps w
 needs. All are means: :class:`SoftmaxCrossEntropy` over the batch, :class:`MeanSquaredError`
 and :class:`BinaryCrossEntropy` over all elements.
 
-Targets are cast once to the output's dtype when they are floating (a float64 one-hot with a
+Targets are cast once to the output's dtype when they are floating or, for
+:class:`SoftmaxCrossEntropy`, one-hot rows of integers or bools (a float64 or int one-hot with a
 float32 model is fine); integer labels stay integers.
 """
 import numpy as np
@@ -17,7 +18,9 @@ __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "BinaryCrossEntrop
 
 def _target(t, dtype):
     t = np.asarray(t)
-    if t.dtype.kind == "f" and t.dtype != dtype:
+    # Float targets, and one-hot rows of any real type (integer or bool np.eye(C)[y]), become
+    # the output's dtype; 1-D integer labels stay labels.
+    if t.dtype != dtype and (t.dtype.kind == "f" or (t.ndim == 2 and t.dtype.kind in "biu")):
         t = t.astype(dtype)
     return t
 

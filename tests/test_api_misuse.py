@@ -1,13 +1,16 @@
 """Misuse of the object API (layers, optimizers, models, data, compat) gets a clear error that
 names the argument, never a stray AttributeError/IndexError or a silent wrong answer."""
+import os
+
 import numpy as np
 import pytest
 
 import fastnet
+import fastnet.model
 from fastnet import compat
-from fastnet.data import MiniBatch
+from fastnet.data import MiniBatch, numerical_gradient, random_shift
 from fastnet.initializers import HeInitializer
-from fastnet.layers import FC, AvgPool1d, Dropout
+from fastnet.layers import FC, AvgPool1d, Dropout, Flatten, ReLU, Transpose
 from fastnet.model import Classifier
 from fastnet.optimizers import SGD
 
@@ -50,6 +53,11 @@ def test_compat_cross_entropy_rejects_labels_out_of_range(t):
         compat.cross_entropy_error(y, t)
 
 
+def test_compat_network_needs_a_layer():
+    with pytest.raises(ValueError, match="layers is empty"):
+        compat.NeuralNetwork([], "mse", 0.1)
+
+
 def test_minibatch_index_error_reports_the_index_given():
     batches = MiniBatch(np.zeros((6, 2)), np.zeros(6, int), 2, seed=0)
     assert len(batches) == 3
@@ -61,3 +69,128 @@ def test_minibatch_index_error_reports_the_index_given():
 def test_set_default_dtype_refuses_none():
     with pytest.raises(TypeError, match="None"):
         fastnet.set_default_dtype(None)
+
+
+# --- layer input casting -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("x, error, match", [
+    (np.ones((2, 3), complex), TypeError, "dtype complex128 .* real numbers"),
+    (np.ones((2, 3)).astype(str), TypeError, "dtype <U32 .* real numbers"),
+    (np.full((2, 3), 1e300), ValueError, r"float64 values up to 1e\+300, beyond float32's range"),
+])
+def test_layers_cast_only_real_numbers_in_range(backend, x, error, match):
+    # Parameter-free layers keep float input as it is, so only the non-float cases reach them.
+    layers = [FC(3, 2, HeInitializer(seed=0))] + ([ReLU()] if x.dtype.kind != "f" else [])
+    for layer in layers:
+        with pytest.raises(error, match=match):
+            layer.forward(x)
+
+
+def test_inf_and_nan_inputs_still_pass_a_narrowing_cast(backend):
+    x = np.array([[np.inf, np.nan, 1.0]])
+    out = ReLU().forward(x.astype(np.float32))
+    assert np.isinf(out[0, 0]) and np.isnan(out[0, 1])
+    y = FC(3, 2, HeInitializer(seed=0)).forward(x)          # float64 into a float32 layer
+    assert y.dtype == np.float32 and not np.isfinite(y).any()
+
+
+def test_fit_accepts_an_integer_one_hot_target(backend):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 4)).astype(np.float32), rng.integers(0, 3, 20)
+    runs = []
+    for target in (y, np.eye(3, dtype=int)[y], np.eye(3, dtype=bool)[y]):
+        model = Classifier([FC(4, 3, HeInitializer(seed=0))], optimizer=SGD(0.1))
+        runs.append(model.fit(X, target, epochs=2, batch_size=5, shuffle=False).history["loss"])
+    assert runs[1] == runs[2]                     # int and bool one-hot: the same float rows
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)   # labels take another kernel
+
+
+def test_fit_with_float64_values_beyond_a_float32_model_names_the_range(backend):
+    X = np.ones((4, 3))
+    X[1, 2] = 1e300
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))], optimizer=SGD(0.1))
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        model.fit(X, np.array([0, 1, 0, 1]), epochs=1)
+
+
+@pytest.mark.parametrize("layer, x, out_shape", [
+    (FC(6, 2), np.ones((0, 2, 3)), (0, 2)),
+    (Flatten(), np.ones((0, 3, 4)), (0, 12)),
+])
+def test_empty_batch_of_images_flattens(backend, layer, x, out_shape):
+    assert layer.forward(x).shape == out_shape
+
+
+def test_flatten_and_transpose_backward_check_their_state():
+    for layer, x, bad in [(Flatten(), np.ones((2, 3, 4)), np.ones((2, 11))),
+                          (Transpose(), np.ones((2, 3, 4)), np.ones((2, 3, 4)))]:
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            layer.backward(bad)
+        out = layer.forward(x)
+        np.testing.assert_array_equal(layer.backward(out), x)
+        with pytest.raises(ValueError, match="dout has shape"):
+            layer.backward(bad)
+
+
+# --- data helpers, paths, settings -------------------------------------------------------------
+
+def test_numerical_gradient_refuses_a_step_below_the_resolution():
+    x = np.ones(3, np.float16)
+    with pytest.raises(ValueError, match=r"h=0.0001 is below the resolution of float16 at x\[0\]"):
+        numerical_gradient(lambda v: float((v.astype(float) ** 2).sum()), x)
+    np.testing.assert_array_equal(x, 1)
+    g = numerical_gradient(lambda v: float((v.astype(float) ** 2).sum()), x, h=0.01)
+    np.testing.assert_allclose(g, 2, rtol=3e-2)        # float16 rounds x +- h itself
+
+
+def test_numerical_gradient_restores_x_when_f_raises():
+    x = np.arange(3.0)
+
+    def f(v):
+        raise KeyError("boom")
+    with pytest.raises(KeyError):
+        numerical_gradient(f, x)
+    np.testing.assert_array_equal(x, [0, 1, 2])
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((1, (28,)), ValueError, r"image_shape=\(28,\); expected \(H, W\)"),
+    ((1, 28), ValueError, r"image_shape=28; expected \(H, W\)"),
+    ((10**9, (4, 4)), ValueError, "max_shift"),
+    ((5, (4, 4)), ValueError, "exceeds the image size 4x4"),
+    ((1, (4, 4), "x"), TypeError, "fill"),
+])
+def test_random_shift_checks_its_settings(args, error, match):
+    with pytest.raises(error, match=match):
+        random_shift(*args)
+
+
+def test_random_shift_checks_batch_and_generator():
+    shift = random_shift(1, (4, 4))
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"\(2, 5\) does not hold 4x4 images"):
+        shift(np.ones((2, 5)), rng)
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        shift(np.ones((1, 16)), None)
+    assert shift(np.ones((0, 16)), rng).shape == (0, 16)
+
+
+def test_save_and_load_take_a_bytes_path(tmp_path):
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))])
+    path = os.fsencode(tmp_path / "m.npz")
+    model.save(path)
+    np.testing.assert_array_equal(fastnet.model.load(path).layers[0].W, model.layers[0].W)
+
+
+def test_set_num_threads_types():
+    with pytest.raises(TypeError, match="n=2.5"):
+        fastnet.set_num_threads(2.5)
+    with pytest.raises(ValueError, match="n=0"):
+        fastnet.set_num_threads(0)
+
+
+def test_mse_backward_of_0d_arrays_is_a_0d_array_on_both_backends(backend, dtype):
+    y, t = np.array(1.0, dtype), np.array(2.0, dtype)
+    for d in (fastnet.functional.mse_backward(y, t),
+              fastnet.functional.binary_cross_entropy_backward(np.array(0.5, dtype), t / 2)):
+        assert type(d) is np.ndarray and d.shape == () and d.dtype == dtype

@@ -54,7 +54,7 @@ def mse_forward(y, t):
 
 def mse_backward(dloss, y, t):
     """``dloss * 2 * (y - t) / size``."""
-    d = y - t
+    d = np.subtract(y, t, out=np.empty(y.shape, y.dtype))   # an array also for 0-d inputs
     d *= 2 * dloss / d.size
     return d
 
@@ -69,6 +69,6 @@ def bce_forward(p, t):
 
 def bce_backward(dloss, p, t):
     """``dloss * (p - t) / max(p*(1-p), 1e-12) / size``."""
-    d = (p - t) / np.maximum(p * (1 - p), _BCE_EPS)
+    d = np.asarray((p - t) / np.maximum(p * (1 - p), _BCE_EPS))   # 0-d inputs: still an array
     d *= dloss / d.size
     return d
