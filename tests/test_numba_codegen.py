@@ -28,7 +28,7 @@ def _fresh_serial(kernel):
 
 def _args(kernel_name, dtype):
     a = np.ones(64, dtype=dtype)
-    s = dtype.type(0.5)
+    s = 0.5                           # hyper-parameters arrive as Python floats
     return {"_adagrad": (a, a, a, s, s), "_rmsprop": (a, a, a, s, s, s, s),
             "_adam": (a, a, a, a) + (s,) * 7, "_bce_grad": (a, a, s, a)}[kernel_name]
 

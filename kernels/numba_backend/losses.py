@@ -247,6 +247,7 @@ def mse_forward(y, t):
 
 @jit_parallel
 def _scaled_diff(y, t, scale, d):
+    scale = d.dtype.type(scale)    # a Python float (cheaper to pass than a NumPy scalar)
     n = y.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
@@ -259,7 +260,7 @@ def _scaled_diff(y, t, scale, d):
 def mse_backward(dloss, y, t):
     """``dloss * 2 * (y - t) / size``."""
     d = np.empty(y.shape, y.dtype)
-    _scaled_diff(y.reshape(-1), t.reshape(-1), y.dtype.type(2 * dloss / y.size), d.reshape(-1))
+    _scaled_diff(y.reshape(-1), t.reshape(-1), 2 * dloss / y.size, d.reshape(-1))
     return d
 
 
@@ -305,6 +306,7 @@ def _bce_grad_term(p, t, scale):
 
 @jit_parallel
 def _bce_grad(p, t, scale, d):
+    scale = d.dtype.type(scale)    # a Python float (cheaper to pass than a NumPy scalar)
     n = p.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
@@ -317,5 +319,5 @@ def _bce_grad(p, t, scale, d):
 def bce_backward(dloss, p, t):
     """``dloss * (p - t) / max(p*(1-p), 1e-12) / size``."""
     d = np.empty(p.shape, p.dtype)
-    _bce_grad(p.reshape(-1), t.reshape(-1), p.dtype.type(dloss / p.size), d.reshape(-1))
+    _bce_grad(p.reshape(-1), t.reshape(-1), dloss / p.size, d.reshape(-1))
     return d
