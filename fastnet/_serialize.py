@@ -146,10 +146,10 @@ def _optimizer_spec(opt):
 # --- the model file ------------------------------------------------------------------------------
 
 def _responsible_optimizers(model):
-    """``{param key: optimizer}`` for every parameter (the layer's own, else the model's)."""
+    """``{param key: optimizer}`` for every parameter (its layer's own, else the nearest
+    enclosing container's)."""
     out = {}
-    for prefix, layer in model.named_leaves():
-        opt = getattr(layer, "optimizer", None) or model.optimizer
+    for prefix, layer, opt in model.leaf_optimizers():
         if opt is None:
             continue
         for name in layer.params:

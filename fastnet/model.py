@@ -94,6 +94,25 @@ def _check_chain(layers):
             last = None
 
 
+def _check_distinct(container):
+    """Each layer object (and each FC's activation object) may sit at one place only: a layer
+    keeps its last forward's input for ``backward``, so a second use overwrites the first's and
+    the gradients come out wrong."""
+    seen = {}
+    for key, layer in container.named_leaves():
+        for where, obj in ((key[:-1], layer),
+                           (f"{key[:-1]} (activation)", getattr(layer, "_act_layer", None))):
+            if obj is None:
+                continue
+            if id(obj) in seen:
+                raise ValueError(
+                    f"{type(container).__name__}: the same {type(obj).__name__} object is used at "
+                    f"layer {seen[id(obj)]} and at layer {where}; give each place its own "
+                    f"instance (a layer keeps its last input for backward, so sharing one "
+                    f"would give wrong gradients)")
+            seen[id(obj)] = where
+
+
 class _Container(Layer):
     """A layer made of layers: parameters and gradients are gathered from ``named_leaves``."""
 
@@ -104,6 +123,20 @@ class _Container(Layer):
     @property
     def grads(self):
         return {p + k: v for p, layer in self.named_leaves() for k, v in layer.grads.items()}
+
+    def leaf_optimizers(self, prefix="", inherited=None):
+        """``(key prefix, layer, optimizer)`` for every non-container layer: the optimizer that
+        updates it (its own, else the nearest enclosing container's, else None)."""
+        inherited = getattr(self, "optimizer", None) or inherited
+        for i, child in enumerate(self._children()):
+            key = f"{prefix}{i}."
+            if isinstance(child, _Container):
+                yield from child.leaf_optimizers(key, inherited)
+            else:
+                leaves = child.named_leaves(key) if hasattr(child, "named_leaves") \
+                    else [(key, child)]
+                for k, leaf in leaves:
+                    yield k, leaf, getattr(leaf, "optimizer", None) or inherited
 
 
 @_serialize.register()
@@ -120,7 +153,8 @@ class Sequential(_Container):
         :class:`~fastnet.losses.MeanSquaredError`, :class:`~fastnet.losses.BinaryCrossEntropy`
         or their names ("softmax_cross_entropy", "mse", "binary_cross_entropy").
     optimizer : optimizer, optional
-        Updates every layer that has parameters but no optimizer of its own.
+        Updates every layer that has parameters but no optimizer of its own, including those
+        inside nested containers, unless a nested ``Sequential`` has an optimizer of its own.
 
     Attributes
     ----------
@@ -144,6 +178,7 @@ class Sequential(_Container):
                                 f"forward/backward methods")
         _check_chain(layers)
         self.layers = layers
+        _check_distinct(self)
         self.loss = get_loss(loss)
         if optimizer is not None and not callable(getattr(optimizer, "update", None)):
             raise TypeError(f"{type(self).__name__}: optimizer {optimizer!r} has no update "
@@ -178,6 +213,9 @@ class Sequential(_Container):
         return type(err)(f"{type(self).__name__}: layer {i} {self.layers[i]!r} failed on its "
                          f"input of shape {shape}, {source}: {err}")
 
+    def _children(self):
+        return self.layers
+
     def named_leaves(self, prefix=""):
         """``(key prefix, layer)`` for every non-container layer, depth first. A container is
         any layer with a ``named_leaves`` method (a future branch/concat container included)."""
@@ -198,7 +236,7 @@ class Sequential(_Container):
         return self
 
     def get_config(self):
-        return {"layers": self.layers, "loss": self.loss}
+        return {"layers": self.layers, "loss": self.loss, "optimizer": self.optimizer}
 
     def get_params(self):
         """Constructor arguments (scikit-learn style): ``layers``, ``loss``, ``optimizer``.
@@ -262,19 +300,16 @@ class Sequential(_Container):
             backward_through(layers, dout, need_dx=False)
 
     def _step(self):
-        if self.optimizer is None:
-            return
-        for _, layer in self.named_leaves():
-            if layer.params and getattr(layer, "optimizer", None) is None:
-                self.optimizer.update(layer)
+        # A layer with its own optimizer was updated during backward already.
+        for _, layer, opt in self.leaf_optimizers():
+            if layer.params and opt is not None and getattr(layer, "optimizer", None) is None:
+                opt.update(layer)
 
     # --- checks done before training ------------------------------------------------------
 
     def _check_trainable(self):
-        if self.optimizer is not None:
-            return
-        for key, layer in self.named_leaves():
-            if layer.params and getattr(layer, "optimizer", None) is None:
+        for key, layer, opt in self.leaf_optimizers():
+            if layer.params and opt is None:
                 raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {layer!r} has no "
                                  f"optimizer and the model has none; give the layer one "
                                  f"(optimizer=...) or the model (optimizer=SGD(0.01))")
@@ -520,12 +555,17 @@ class Concat(_Container):
         if len(branches) < 1:
             raise ValueError("Concat: branches is empty; give at least one branch")
         self.branches = [b if isinstance(b, Sequential) else Sequential(b) for b in branches]
+        _check_distinct(self)
         self._shapes = None
 
     def forward(self, x):
+        if np.ndim(x) < 2:
+            raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
+                             f"(one sample is x[None])")
         outs = [branch.forward(x) for branch in self.branches]
         self._shapes = [out.shape for out in outs]
-        return np.concatenate([out.reshape(len(out), -1) for out in outs], axis=1)
+        return np.concatenate([out.reshape(len(out), math.prod(out.shape[1:])) for out in outs],
+                              axis=1)
 
     @input_grad_optional
     def backward(self, dout):
@@ -545,6 +585,9 @@ class Concat(_Container):
             grad = branch._backward(part, need_dx)
             dx = grad if dx is None else dx + grad
         return dx
+
+    def _children(self):
+        return self.branches
 
     def named_leaves(self, prefix=""):
         for i, branch in enumerate(self.branches):

@@ -10,9 +10,9 @@ import fastnet.model
 from fastnet import compat
 from fastnet.data import MiniBatch, numerical_gradient, random_shift
 from fastnet.initializers import HeInitializer
-from fastnet.layers import FC, AvgPool1d, Dropout, Flatten, ReLU, Transpose
-from fastnet.model import Classifier
-from fastnet.optimizers import SGD
+from fastnet.layers import FC, AvgPool1d, Dropout, Flatten, ReLU, Softmax, Transpose
+from fastnet.model import Classifier, Concat, Sequential
+from fastnet.optimizers import SGD, Adam
 
 
 def test_predict_on_one_unbatched_sample_says_how_to_batch_it(backend):
@@ -194,3 +194,52 @@ def test_mse_backward_of_0d_arrays_is_a_0d_array_on_both_backends(backend, dtype
     for d in (fastnet.functional.mse_backward(y, t),
               fastnet.functional.binary_cross_entropy_backward(np.array(0.5, dtype), t / 2)):
         assert type(d) is np.ndarray and d.shape == () and d.dtype == dtype
+
+
+# --- containers --------------------------------------------------------------------------------
+
+def test_a_layer_object_used_twice_is_refused():
+    act = ReLU()
+    with pytest.raises(ValueError, match=r"same ReLU object is used at layer 1 and at layer 3"):
+        Classifier([FC(4, 6), act, FC(6, 6), act, FC(6, 3)])
+    soft = Softmax()
+    with pytest.raises(ValueError, match=r"same Softmax object .* layer 0 \(activation\) and at "
+                                         r"layer 1 \(activation\)"):
+        Classifier([FC(4, 6, activation=soft), FC(6, 3, activation=soft)])
+    fc = FC(3, 3)
+    with pytest.raises(ValueError, match=r"same FC object .* layer 0.0 and at layer 1.0"):
+        Sequential([Sequential([fc]), Sequential([fc])])
+    with pytest.raises(ValueError, match="same FC object"):
+        Concat([[fc], [fc]])
+
+
+def test_concat_wants_a_batch():
+    concat = Concat([[FC(3, 2)], [FC(3, 2)]])
+    with pytest.raises(ValueError, match=r"got shape \(3,\) \(one sample is x\[None\]\)"):
+        concat.forward(np.ones(3, np.float32))
+    assert concat.forward(np.ones((0, 3), np.float32)).shape == (0, 4)
+
+
+def test_a_nested_sequential_uses_its_own_optimizer_and_saves_it(tmp_path, backend):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 4)), rng.integers(0, 3, 12)
+    inner = Sequential([FC(4, 5, HeInitializer(seed=0), activation="relu")],
+                       optimizer=SGD(0.5))
+    model = Classifier([inner, FC(5, 3, HeInitializer(seed=1))])      # outer: no optimizer
+    with pytest.raises(ValueError, match=r"layer 1 FC\(5, 3\) has no optimizer"):
+        model.fit(X, y, epochs=1)
+    model = Classifier([inner, FC(5, 3, HeInitializer(seed=1))], optimizer=Adam(0.01))
+    W_inner, W_outer = inner.layers[0].W.copy(), model.layers[1].W.copy()
+    model.fit(X, y, epochs=1, batch_size=12)
+    # SGD on the inner layer: the step is exactly -0.5 * its gradient
+    np.testing.assert_allclose(inner.layers[0].W, W_inner - 0.5 * inner.layers[0].dW, rtol=1e-6)
+    assert not np.allclose(model.layers[1].W, W_outer)
+    path = tmp_path / "nested.npz"
+    model.save(path)
+    loaded = fastnet.model.load(path)
+    assert isinstance(loaded.layers[0].optimizer, SGD) and loaded.layers[0].optimizer.lr == 0.5
+    assert isinstance(loaded.optimizer, Adam)
+    model.fit(X, y, epochs=1, batch_size=12)
+    loaded.fit(X, y, epochs=1, batch_size=12)
+    for key, p in model.params.items():
+        np.testing.assert_array_equal(loaded.params[key], p)
