@@ -31,6 +31,7 @@ not change. OpenBLAS reads it when NumPy is first imported, so it only takes eff
 is imported before NumPy (``python -m fastnet`` always is), or when exported by the user.
 """
 import os
+import warnings
 
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
@@ -193,12 +194,19 @@ def _restore_threads(n):
 
 
 def _init_from_env():
-    n = os.environ.get("FASTNET_NUM_THREADS")
-    if n:
-        try:
-            _state["threads"] = max(1, int(n))
-        except ValueError:
-            raise ValueError(f"FASTNET_NUM_THREADS={n!r}; expected an integer >= 1") from None
+    n = os.environ.get("FASTNET_NUM_THREADS", "").strip()
+    if not n:
+        return
+    try:
+        threads = int(n)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        # A warning, not an error: ``import fastnet`` (and ``fastnet info``) must still work.
+        warnings.warn(f"FASTNET_NUM_THREADS={n!r} ignored; expected an integer >= 1",
+                      RuntimeWarning, stacklevel=2)
+        return
+    _state["threads"] = threads
 
 
 _init_from_env()

@@ -3,14 +3,20 @@ import argparse
 import sys
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(low, what):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _int_at_least(1, "a positive integer")
+_count = _int_at_least(0, "an integer >= 0")
 
 
 def _positive_float(text):
@@ -31,7 +37,7 @@ def build_parser():
 
     from .train import add_train_arguments
     add_train_arguments(sub.add_parser("train", help="train a reference model on MNIST"),
-                        _positive_int, _positive_float)
+                        _positive_int, _positive_float, _count)
 
     from .benchmarking.run import add_bench_arguments
     add_bench_arguments(sub.add_parser("bench", help="benchmark Numba vs NumPy vs PyTorch"))
@@ -42,15 +48,19 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "info":
         from ._sysinfo import info_lines
-        print("\n".join(info_lines()))
+        try:
+            print("\n".join(info_lines()))
+        except ValueError as err:            # e.g. FASTNET_BACKEND names no backend
+            print(f"fastnet info: error: {err}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "train":
         from .train import run_train
         try:
             return run_train(args)
-        except (FileNotFoundError, ConnectionError, ValueError) as err:
-            # Data that cannot be found or read: the message says where fastnet looked and how
-            # to fix it; a traceback would only bury it.
+        except (OSError, ValueError, FloatingPointError) as err:
+            # Data that cannot be found or read, a path that cannot be written, a diverging
+            # run: the message says what happened and how to fix it; a traceback would bury it.
             print(f"fastnet train: error: {err}", file=sys.stderr)
             return 1
     from .benchmarking.run import run_bench

@@ -5,6 +5,7 @@ test accuracy, the total time and the files written. With ``--save`` the model i
 (atomically) after every epoch, so Ctrl-C keeps the last finished epoch.
 """
 import math
+import os
 import sys
 import time
 
@@ -15,7 +16,7 @@ from . import backend
 DEFAULT_MODEL = "cnn"
 
 
-def add_train_arguments(p, positive_int, positive_float):
+def add_train_arguments(p, positive_int, positive_float, count):
     from .models import OPTIMIZERS, RECIPES
     p.add_argument("--model", choices=sorted(RECIPES), default=DEFAULT_MODEL,
                    help=f"reference model (default {DEFAULT_MODEL}); "
@@ -29,11 +30,11 @@ def add_train_arguments(p, positive_int, positive_float):
     p.add_argument("--backend", choices=["numba", "numpy"], help="default: FASTNET_BACKEND or numba")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--threads", type=positive_int, help="BLAS and Numba threads (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count, default=0)
     p.add_argument("--data", metavar="DIR", help="MNIST folder (default: FASTNET_DATA, then the "
                                                  "user cache, downloading when needed)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N samples")
-    p.add_argument("--val", type=int, default=5000, metavar="N",
+    p.add_argument("--val", type=count, default=5000, metavar="N",
                    help="hold out the last N training samples for validation (default 5000; 0: "
                         "none)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
@@ -106,6 +107,17 @@ class _LinearDecay:
         self.optimizer.lr = self.lr0 * max(0.0, 1 - self.step / self.total)
 
 
+def _check_output_path(option, path):
+    """Fail before training, not after it, when ``path`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{option} {path}: the folder {folder} is not writable")
+
+
 class _SaveEachEpoch:
     def __init__(self, model, path):
         self.model, self.path = model, path
@@ -164,6 +176,10 @@ def run_train(args):
     batch_size = args.batch_size or recipe.batch_size
     schedule = args.schedule or recipe.schedule
 
+    plot = None if args.no_plot else (args.plot or f"fastnet-{recipe.name}.png")
+    for option, path in (("--save", args.save), ("--plot", plot)):
+        if path:
+            _check_output_path(option, path)
     X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
     model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)
     print(f"fastnet train: {recipe.name} ({recipe.description})")
@@ -198,7 +214,6 @@ def run_train(args):
     written = []
     if args.save and model.history["loss"]:
         written.append(f"model {args.save} (after epoch {len(model.history['loss'])})")
-    plot = None if args.no_plot else (args.plot or f"fastnet-{recipe.name}.png")
     if plot and model.history["loss"]:
         try:
             plot_history(model.history, plot,

@@ -128,3 +128,21 @@ def test_import_bounds_thread_spinning_but_keeps_user_settings():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["5", "20"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-4"])
+def test_bad_fastnet_num_threads_is_a_warning_not_an_import_error(value):
+    code = ("import warnings; warnings.simplefilter('always'); import fastnet; "
+            "print(fastnet.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "FASTNET_NUM_THREADS": value})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None"
+    assert f"FASTNET_NUM_THREADS={value!r} ignored; expected an integer >= 1" in out.stderr
+
+
+def test_info_with_a_bad_fastnet_backend_is_an_error_line():
+    out = subprocess.run([sys.executable, "-m", "fastnet", "info"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "FASTNET_BACKEND": "bogus"})
+    assert out.returncode == 1
+    assert out.stderr.startswith("fastnet info: error: FASTNET_BACKEND: unknown backend 'bogus'")

@@ -58,6 +58,8 @@ def test_train_end_to_end_writes_plot_and_model(tiny_mnist, tmp_path, capsys, mo
     (["train", "--lr", "-1"], ["--lr", "positive"]),
     (["train", "--model", "resnet"], ["--model", "invalid choice"]),
     (["train", "--backend", "cuda"], ["--backend"]),
+    (["train", "--val", "-5"], ["--val", "integer >= 0", "-5"]),
+    (["train", "--seed", "-1"], ["--seed", "integer >= 0"]),
     (["frobnicate"], ["invalid choice"]),
 ])
 def test_bad_arguments_exit_2_with_argparse_message(argv, words, capsys):
@@ -82,3 +84,26 @@ def test_missing_data_is_a_clear_error(tmp_path):
                          env={**os.environ, "FASTNET_DATA": ""})
     assert out.returncode != 0
     assert str(tmp_path) in out.stderr and "FASTNET_DATA" in out.stderr
+
+
+@pytest.mark.parametrize("option, make_path, words", [
+    ("--save", lambda tmp: tmp, ["--save", "is a directory"]),
+    ("--save", lambda tmp: tmp / "missing" / "m.npz", ["--save", "does not exist"]),
+    ("--plot", lambda tmp: tmp / "missing" / "c.png", ["--plot", "does not exist"]),
+])
+def test_unwritable_outputs_fail_before_training(tiny_mnist, tmp_path, capsys, option,
+                                                 make_path, words):
+    code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet", option, str(make_path(tmp_path))])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""          # before loading data or training
+    for word in words:
+        assert word in captured.err
+
+
+def test_divergence_is_an_error_line_not_a_traceback(tiny_mnist, tmp_path, capsys):
+    code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet", "--no-plot", "--optimizer", "sgd",
+                     "--lr", "1e300"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("fastnet train: error: training diverged")
