@@ -65,7 +65,7 @@ class MiniBatch:
         self._X, self._y = X, y
         n = len(X)
         self._index = as_generator(seed, "MiniBatch").permutation(n) if shuffle else None
-        self._stop = math.ceil(n / self.batch_size)
+        self._stop = -(-n // self.batch_size)        # integer ceiling: exact for any batch_size
 
     def __len__(self):
         return self._stop

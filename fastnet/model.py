@@ -400,7 +400,7 @@ class Sequential(_Container):
         rng = as_generator(seed, op)
         callbacks = list(callbacks or [])
         tail = self._softmax_tail()
-        n_batches = math.ceil(len(X) / batch_size)
+        n_batches = -(-len(X) // batch_size)
 
         self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
         was_training = self.training

@@ -243,3 +243,12 @@ def test_a_nested_sequential_uses_its_own_optimizer_and_saves_it(tmp_path, backe
     loaded.fit(X, y, epochs=1, batch_size=12)
     for key, p in model.params.items():
         np.testing.assert_array_equal(loaded.params[key], p)
+
+
+def test_a_batch_size_beyond_float_range_still_trains(backend):
+    X, y = np.ones((6, 2), np.float32), np.array([0, 1, 0, 1, 0, 1])
+    assert len(MiniBatch(X, y, 10**400)) == 1
+    model = Classifier([FC(2, 2, HeInitializer(seed=0))], optimizer=SGD(0.1))
+    before = model.layers[0].W.copy()
+    model.fit(X, y, epochs=1, batch_size=10**400)
+    assert model.history["loss"][0] > 0 and not np.array_equal(model.layers[0].W, before)
