@@ -64,6 +64,31 @@ def float_array(op, name, a, dtype=None):
     return np.ascontiguousarray(a)          # also turns subclasses (np.matrix) into ndarrays
 
 
+def cast_real(op, name, a, dtype):
+    """``a`` as a C-contiguous array of the float ``dtype``: the casting rule of layers, loss
+    targets and initial weights.
+
+    Only real numbers are cast (bool, integer, float): complex, string or object data is a
+    ``TypeError`` (a cast would drop imaginary parts or parse text). A finite value that a
+    narrowing cast would turn into inf (float64 1e300 into float32) is a ``ValueError``; NaN and
+    inf themselves pass. No copy when ``a`` already is such an array.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: {name} has dtype {a.dtype} (shape {a.shape}); expected real "
+                        f"numbers (bool, integer or float), cast to {np.dtype(dtype).name}")
+    if a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(a, dtype=dtype)
+        if not np.isfinite(out).all() and np.isfinite(a).all():
+            raise ValueError(f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
+                             f"{float(np.abs(a).max()):.3g}, beyond {np.dtype(dtype).name}'s "
+                             f"range ({float(np.finfo(dtype).max):.3g}); scale the data or use "
+                             f"{a.dtype}")
+        return out
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def _not_masked(op, name, a):
     if isinstance(a, np.ma.MaskedArray):
         raise TypeError(f"{op}: {name} is a masked array (shape {a.shape}); fastnet's kernels "

@@ -84,7 +84,8 @@ def _dtype(dtype):
 def _float(a):
     """An array for the column-layout functions: floats keep their dtype, the rest float64."""
     a = np.asarray(a)
-    return a if a.dtype.type in check.FLOAT_DTYPES else a.astype(np.float64)
+    return a if a.dtype.type in check.FLOAT_DTYPES else check.cast_real("fastnet.compat",
+                                                                        "input", a, np.float64)
 
 
 # --- the scratch classifier notebook -------------------------------------------------------------
@@ -326,7 +327,7 @@ def softmax_cross_entropy(D, Y):
     uniform predictions over 10 classes. The log is clamped at the smallest positive float
     instead of clipping ``Y`` to ``[1e-8, 1 - 1e-8]``."""
     Y = _float(Y)
-    D = np.asarray(D, dtype=Y.dtype)
+    D = check.cast_real("softmax_cross_entropy", "D", D, Y.dtype)
     if D.shape != Y.shape:
         raise ValueError(f"softmax_cross_entropy: D has shape {D.shape} but Y has shape "
                          f"{Y.shape}; they must match")
@@ -386,7 +387,7 @@ class Linear(_layers.Layer):
 
 def _pair(op, y_true, y_pred):
     y_pred = _float(y_pred)
-    y_true = np.asarray(y_true, dtype=y_pred.dtype)
+    y_true = check.cast_real(op, "y_true", y_true, y_pred.dtype)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"{op}: y_true has shape {y_true.shape} but y_pred has shape "
                          f"{y_pred.shape}; they must be the same")
@@ -468,7 +469,7 @@ class NeuralNetwork:
                 or (self.loss == "binary_cross_entropy" and isinstance(last, _layers.Sigmoid)))
 
     def backward(self, y, output):
-        y = np.asarray(y, dtype=output.dtype)
+        y = check.cast_real("NeuralNetwork.backward", "y", y, output.dtype)
         layers = self.layers
         if self._fused():
             error = (output - y) / len(output)

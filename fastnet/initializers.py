@@ -97,7 +97,7 @@ class Initializer:
             draw = np.random.standard_normal(shape)       # the stream np.random.randn uses
         else:
             draw = self._rng.standard_normal(shape)
-        return (draw * self.sigma(fan_in)).astype(dtype, copy=False)
+        return check.cast_real(name, "weights", draw * self.sigma(fan_in), dtype)
 
     def W(self, n_nodes1, n_nodes2, dtype=None):
         """Dense weights ``(n_nodes1, n_nodes2)``, fan-in ``n_nodes1``."""

@@ -46,29 +46,11 @@ def _layer_dtype(owner, dtype):
 
 
 def _cast(x, dtype):
-    """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one.
-
-    Only real numbers (bool, integer, float) are cast: a complex, string or object array is a
-    ``TypeError`` (a cast would drop imaginary parts or parse text). A float64 value beyond
-    float32's range is a ``ValueError`` rather than a silent inf (NaN and inf themselves pass).
-    """
+    """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one (see
+    :func:`fastnet._checks.cast_real` for what may be cast)."""
     if isinstance(x, np.ndarray) and x.dtype == dtype and x.flags.c_contiguous:
         return x
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"layer input has dtype {x.dtype} (shape {x.shape}); layers take real "
-                        f"numbers (bool, integer or float), cast to the layer's dtype")
-    if x.dtype.kind == "f" and x.dtype.itemsize > np.dtype(dtype).itemsize:
-        with np.errstate(over="ignore"):
-            y = np.ascontiguousarray(x, dtype=dtype)
-        if not np.isfinite(y).all() and np.isfinite(x).all():
-            big = float(np.abs(x).max())
-            raise ValueError(f"layer input (shape {x.shape}) holds {x.dtype} values up to "
-                             f"{big:.3g}, beyond {_dtype_name(dtype)}'s range "
-                             f"({float(np.finfo(dtype).max):.3g}); scale the data or use "
-                             f"{x.dtype} layers")
-        return y
-    return np.ascontiguousarray(x, dtype=dtype)
+    return check.cast_real("layer", "input", x, dtype)
 
 
 def _rows(x):
@@ -199,6 +181,7 @@ def _weights(owner, initializer, shape, fan_in, dtype):
     if w.shape != shape:
         raise ValueError(f"{owner}: the initializer returned weights of shape {w.shape}; "
                          f"expected {shape}")
+    w = check.cast_real(owner, "the initial weights", w, dtype)
     return np.array(w, dtype=dtype, order="C")       # a private, writeable copy
 
 
@@ -212,6 +195,7 @@ def _bias(owner, initializer, n, dtype):
     if b.shape != (n,):
         raise ValueError(f"{owner}: the initializer returned a bias of shape {b.shape}; "
                          f"expected ({n},)")
+    b = check.cast_real(owner, "the initial bias", b, dtype)
     return np.array(b, dtype=dtype, order="C")
 
 

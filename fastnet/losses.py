@@ -10,24 +10,29 @@ float32 model is fine); integer labels stay integers.
 """
 import numpy as np
 
+from . import _checks as check
 from . import functional as F
 from ._serialize import register
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "BinaryCrossEntropy", "get_loss"]
 
 
-def _target(t, dtype):
+def _target(op, t, dtype):
+    """A classification target: 1-D integer labels stay labels; one-hot or probability rows of
+    any real type (float, or integer / bool ``np.eye(C)[y]``) become the output's dtype."""
     t = np.asarray(t)
-    # Float targets, and one-hot rows of any real type (integer or bool np.eye(C)[y]), become
-    # the output's dtype; 1-D integer labels stay labels.
-    if t.dtype != dtype and (t.dtype.kind == "f" or (t.ndim == 2 and t.dtype.kind in "biu")):
-        t = t.astype(dtype)
-    return t
+    if t.ndim == 1 and t.dtype.kind in "iu":
+        return t
+    return check.cast_real(op, "target", t, dtype)
 
 
-def _float_target(t, dtype):
-    t = np.asarray(t)
-    return t if t.dtype == dtype else t.astype(dtype)
+def _float_target(op, t, dtype):
+    return check.cast_real(op, "target", t, dtype)
+
+
+def _need_forward(loss, *cached):
+    if any(c is None for c in cached):
+        raise RuntimeError(f"{loss!r}: backward called before forward")
 
 
 class Loss:
@@ -69,13 +74,16 @@ class SoftmaxCrossEntropy(Loss):
     2.3026
     """
 
+    probs = _target = None
+
     def forward(self, logits, target):
-        target = _target(target, np.asarray(logits).dtype)
+        target = _target("SoftmaxCrossEntropy", target, np.asarray(logits).dtype)
         loss, self.probs = F.softmax_cross_entropy(logits, target, return_probs=True)
         self._target = target
         return float(loss)
 
     def backward(self, dloss=1.0):
+        _need_forward(self, self.probs)
         return F.softmax_cross_entropy_backward(self.probs, self._target, dloss)
 
 
@@ -83,11 +91,14 @@ class SoftmaxCrossEntropy(Loss):
 class MeanSquaredError(Loss):
     """``mean((y - t)**2)`` over all elements; ``backward`` gives ``2 * (y - t) / y.size``."""
 
+    _y = _t = None
+
     def forward(self, y, t):
-        self._y, self._t = y, _float_target(t, np.asarray(y).dtype)
+        self._y, self._t = y, _float_target("MeanSquaredError", t, np.asarray(y).dtype)
         return float(F.mse(self._y, self._t))
 
     def backward(self, dloss=1.0):
+        _need_forward(self, self._y)
         return F.mse_backward(self._y, self._t, dloss)
 
 
@@ -96,11 +107,14 @@ class BinaryCrossEntropy(Loss):
     """``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements, for probabilities ``p``
     (e.g. a :class:`~fastnet.layers.Sigmoid` output); logs are clamped at -100 (PyTorch)."""
 
+    _p = _t = None
+
     def forward(self, p, t):
-        self._p, self._t = p, _float_target(t, np.asarray(p).dtype)
+        self._p, self._t = p, _float_target("BinaryCrossEntropy", t, np.asarray(p).dtype)
         return float(F.binary_cross_entropy(self._p, self._t))
 
     def backward(self, dloss=1.0):
+        _need_forward(self, self._p)
         return F.binary_cross_entropy_backward(self._p, self._t, dloss)
 
 

@@ -9,8 +9,9 @@ import fastnet
 import fastnet.model
 from fastnet import compat
 from fastnet.data import MiniBatch, numerical_gradient, random_shift
-from fastnet.initializers import HeInitializer
+from fastnet.initializers import HeInitializer, SimpleInitializer
 from fastnet.layers import FC, AvgPool1d, Dropout, Flatten, ReLU, Softmax, Transpose
+from fastnet.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from fastnet.model import Classifier, Concat, Sequential
 from fastnet.optimizers import SGD, Adam
 
@@ -252,3 +253,59 @@ def test_a_batch_size_beyond_float_range_still_trains(backend):
     before = model.layers[0].W.copy()
     model.fit(X, y, epochs=1, batch_size=10**400)
     assert model.history["loss"][0] > 0 and not np.array_equal(model.layers[0].W, before)
+
+
+# --- the casting rule beyond layer inputs --------------------------------------------------------
+
+@pytest.mark.parametrize("loss, out", [
+    (BinaryCrossEntropy(), np.full((2, 3), 0.5)),
+    (MeanSquaredError(), np.full((2, 3), 0.5)),
+    (SoftmaxCrossEntropy(), np.zeros((2, 3))),
+])
+@pytest.mark.parametrize("target, error, match", [
+    (np.ones((2, 3)).astype(str), TypeError, "target has dtype <U32"),
+    (np.ones((2, 3), complex), TypeError, "target has dtype complex128"),
+    (np.array([[1, None, 0], [0, 1, 0]], dtype=object), TypeError, "target has dtype object"),
+    (np.full((2, 3), 1e300), ValueError, "beyond float32's range"),
+])
+def test_loss_targets_follow_the_casting_rule(backend, loss, out, target, error, match):
+    with pytest.raises(error, match=match):
+        loss.forward(out.astype(np.float32), target)
+
+
+def test_loss_backward_before_forward_is_a_runtime_error():
+    for loss in (SoftmaxCrossEntropy(), MeanSquaredError(), BinaryCrossEntropy()):
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            loss.backward()
+
+
+@pytest.mark.parametrize("weights, error, match", [
+    (lambda n1, n2: np.ones((n1, n2), complex), TypeError, "initial weights has dtype complex"),
+    (lambda n1, n2: np.full((n1, n2), "0.5"), TypeError, "initial weights has dtype <U3"),
+    (lambda n1, n2: np.full((n1, n2), 1e300), ValueError, "beyond float32's range"),
+])
+def test_notebook_style_initial_weights_follow_the_casting_rule(weights, error, match):
+    class Init:
+        W = staticmethod(weights)
+
+        @staticmethod
+        def b(n):
+            return np.zeros(n)
+    with pytest.raises(error, match=match):
+        FC(3, 2, Init())
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: compat.mse(["1", "2"], [1.0, 2.0]), TypeError),
+    (lambda: compat.mse([1.0, 2.0], [1j, 2.0]), TypeError),
+    (lambda: compat.sigmoid([1j]), TypeError),
+    (lambda: compat.softmax_cross_entropy(np.array([[1j]]), np.array([[1.0]])), TypeError),
+])
+def test_compat_functions_refuse_complex_and_text(call, error):
+    with pytest.raises(error, match="expected real numbers"):
+        call()
+
+
+def test_an_initializer_scale_beyond_float32_is_an_error():
+    with pytest.raises(ValueError, match=r"SimpleInitializer: weights .* beyond float32's range"):
+        FC(3, 2, SimpleInitializer(1e300))
