@@ -51,6 +51,8 @@ layers built without one, with ``SGD(lr)``.
 """
 from collections import OrderedDict
 
+import math
+
 import numpy as np
 
 from . import _checks as check
@@ -209,7 +211,7 @@ class Affine(_layers.WeightsAndBias):
     def forward(self, x):
         x = _layers._cast(x, self.W.dtype)
         self.original_x_shape = x.shape
-        self.x = x.reshape(len(x), -1) if x.ndim > 2 else x
+        self.x = x.reshape(len(x), math.prod(x.shape[1:])) if x.ndim > 2 else x
         return F.dense(self.x, self.W, self.b)
 
     def backward(self, dout):
@@ -272,9 +274,19 @@ class TwoLayerNet:
 
     def accuracy(self, x, t):
         """Fraction of rows whose arg-max score is the label (computed in chunks of rows)."""
-        t = np.asarray(t)
-        if t.ndim != 1:
+        op = "TwoLayerNet.accuracy"
+        x, t = np.asarray(x), np.asarray(t)
+        C = self.params["W2"].shape[1]
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"{op}: x must be a non-empty batch (N, features); got shape "
+                             f"{x.shape}")
+        if t.ndim == 2 and t.shape[1] == C:
             t = np.argmax(t, axis=1)
+        elif t.ndim != 1:
+            raise ValueError(f"{op}: t must be labels (N,) or one-hot rows (N, {C}); got shape "
+                             f"{t.shape}")
+        if len(t) != len(x):
+            raise ValueError(f"{op}: x has {len(x)} rows but t has {len(t)}")
         correct = 0
         for p0 in range(0, len(x), INFERENCE_BATCH):
             y = self.predict(x[p0:p0 + INFERENCE_BATCH])
@@ -302,10 +314,11 @@ def cross_entropy_error(y, t):
     one-hot rows ``t``; the log is clamped (the book adds 1e-7 instead)."""
     y = _float(y)
     t = np.asarray(t)
-    if y.ndim == 1:
-        y, t = y.reshape(1, -1), t.reshape(1, -1)
-    if t.size == y.size:
-        t = t.argmax(axis=1)
+    if y.ndim == 1:                       # one sample: its one-hot row, or its label
+        y = y.reshape(1, -1)
+        t = t.reshape(1, -1) if t.size == y.size else t.reshape(-1)
+    if t.shape == y.shape:                # one-hot rows (the book tests sizes, which confuses
+        t = t.argmax(axis=1)              # N labels with N x 1 one-hot rows)
     t = check.class_target("cross_entropy_error", t, y)       # labels in range, or an error
     p = y[np.arange(len(y)), t]
     return float(-np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny))) / len(y))

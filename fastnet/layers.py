@@ -199,7 +199,11 @@ def _bias(owner, initializer, n, dtype):
     return np.array(b, dtype=dtype, order="C")
 
 
-def _check_optimizer(owner, optimizer):
+def check_optimizer(owner, optimizer):
+    """``optimizer`` if it is None or an object with an ``update`` method (not a class)."""
+    if isinstance(optimizer, type):
+        raise TypeError(f"{owner}: optimizer is the class {optimizer.__name__}; pass an "
+                        f"instance, e.g. {optimizer.__name__}(0.01)")
     if optimizer is not None and not callable(getattr(optimizer, "update", None)):
         raise TypeError(f"{owner}: optimizer {optimizer!r} has no update method")
     return optimizer
@@ -366,7 +370,7 @@ class FC(WeightsAndBias):
         if initializer is None:
             initializer = HeInitializer() if self._fused == "relu" else XavierInitializer()
         self.initializer = initializer
-        self.optimizer = _check_optimizer(repr(self), optimizer)
+        self.optimizer = check_optimizer(repr(self), optimizer)
         self.dtype = _layer_dtype("FC", dtype)
         self.W = _weights(repr(self), initializer, (self.n_nodes1, self.n_nodes2),
                           self.n_nodes1, self.dtype)
@@ -495,7 +499,7 @@ class Conv1d(WeightsAndBias):
             raise type(err)(f"Conv1d: {err}") from None
         self.padding = padding
         self.initializer = HeInitializer() if initializer is None else initializer
-        self.optimizer = _check_optimizer(op, optimizer)
+        self.optimizer = check_optimizer(op, optimizer)
         self.dtype = _layer_dtype(op, dtype)
         shape = (self.out_channels, self.in_channels, self.kernel_size)
         self.W = _weights(op, self.initializer, shape, self.in_channels * self.kernel_size,
@@ -685,7 +689,9 @@ class Dropout(Layer):
         self.p = check.real("Dropout", "p", p, low=0, high=1)
         if self.p >= 1:
             raise ValueError(f"Dropout: p={p!r}; expected 0 <= p < 1 (p=1 drops everything)")
-        self.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        # An integer seed (NumPy's too) is saved with the model; a Generator cannot be.
+        integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+        self.seed = int(seed) if integer else None
         self._rng = as_generator(seed, "Dropout")
         self._mask = None
 

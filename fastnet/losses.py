@@ -137,6 +137,9 @@ def get_loss(loss):
         if loss not in _BY_NAME:
             raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(_BY_NAME)}")
         return _BY_NAME[loss]()
+    if isinstance(loss, type):
+        raise TypeError(f"loss is the class {loss.__name__}; pass an instance, "
+                        f"{loss.__name__}()")
     if callable(getattr(loss, "forward", None)) and callable(getattr(loss, "backward", None)):
         return loss
     raise TypeError(f"loss must be a name, a fastnet loss or an object with forward/backward; "

@@ -555,7 +555,7 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
         X = images.astype(dtype)
         if normalize:
             X /= 255
-        X = X.reshape(len(X), -1) if flatten else X
+        X = X.reshape(len(X), math.prod(X.shape[1:])) if flatten else X
         y = labels.astype(np.int64)
         if one_hot:
             y = np.eye(_N_CLASSES, dtype=dtype)[y]

@@ -36,8 +36,8 @@ from . import _serialize
 from . import functional as F
 from .data import MiniBatch, check_xy
 from .initializers import as_generator
-from .layers import (FC, Layer, Softmax, backward_through, check_dout, has_params,
-                     input_grad_optional)
+from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
+                     has_params, input_grad_optional)
 from .losses import SoftmaxCrossEntropy, get_loss
 
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
@@ -180,10 +180,7 @@ class Sequential(_Container):
         self.layers = layers
         _check_distinct(self)
         self.loss = get_loss(loss)
-        if optimizer is not None and not callable(getattr(optimizer, "update", None)):
-            raise TypeError(f"{type(self).__name__}: optimizer {optimizer!r} has no update "
-                            f"method")
-        self.optimizer = optimizer
+        self.optimizer = check_optimizer(type(self).__name__, optimizer)
         self.history = {}
 
     # --- the layer protocol ----------------------------------------------------------------

@@ -309,3 +309,40 @@ def test_compat_functions_refuse_complex_and_text(call, error):
 def test_an_initializer_scale_beyond_float32_is_an_error():
     with pytest.raises(ValueError, match=r"SimpleInitializer: weights .* beyond float32's range"):
         FC(3, 2, SimpleInitializer(1e300))
+
+
+def test_classes_are_not_instances():
+    with pytest.raises(TypeError, match=r"loss is the class MeanSquaredError; pass an instance"):
+        Sequential([FC(2, 2)], loss=MeanSquaredError)
+    with pytest.raises(TypeError, match=r"optimizer is the class SGD; pass an instance"):
+        Sequential([FC(2, 2)], optimizer=SGD)
+    with pytest.raises(TypeError, match=r"optimizer is the class Adam"):
+        FC(2, 2, optimizer=Adam)
+
+
+def test_dropout_keeps_a_numpy_integer_seed():
+    assert Dropout(0.5, seed=np.int64(3)).get_config()["seed"] == 3
+
+
+def test_compat_affine_and_cross_entropy_edge_shapes(backend):
+    affine = compat.Affine(np.ones((6, 2)), np.zeros(2))
+    assert affine.forward(np.ones((0, 2, 3))).shape == (0, 2)
+    # one class: N labels are not N x 1 one-hot rows
+    assert compat.cross_entropy_error(np.ones((3, 1)), np.array([0, 0, 0])) == 0.0
+    assert compat.cross_entropy_error(np.ones((3, 1)), np.ones((3, 1))) == 0.0
+    np.testing.assert_allclose(compat.cross_entropy_error(np.array([0.25, 0.75]), 1),
+                               -np.log(0.75))
+    with pytest.raises(ValueError):
+        compat.cross_entropy_error(np.full((2, 2), 0.5), np.array([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize("x, t, match", [
+    (np.ones((5, 2)), np.array([0]), "x has 5 rows but t has 1"),
+    (np.ones((5, 2)), np.eye(5), r"one-hot rows \(N, 3\)"),
+    (np.ones((0, 2)), np.array([], int), "non-empty batch"),
+])
+def test_compat_two_layer_net_accuracy_checks_labels(x, t, match):
+    net = compat.TwoLayerNet(2, 4, 3)
+    with pytest.raises(ValueError, match=match):
+        net.accuracy(x, t)
+    assert 0 <= net.accuracy(np.ones((5, 2)), np.eye(3)[[0, 1, 2, 0, 1]]) <= 1
