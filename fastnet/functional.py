@@ -239,7 +239,8 @@ def softmax_cross_entropy_backward(probs, target, dloss=1.0):
     op = "softmax_cross_entropy_backward"
     probs = _logits(op, probs)
     target = check.class_target(op, target, probs)
-    return kernels().softmax_cross_entropy_backward(check.real(op, "dloss", dloss), probs, target)
+    return kernels().softmax_cross_entropy_backward(_hyper(op, "dloss", dloss, probs.dtype),
+                                                    probs, target)
 
 
 def _pair(op, a_name, a, b_name, b):
@@ -260,7 +261,7 @@ def mse_backward(y, t, dloss=1.0):
     """``dloss * 2 * (y - t) / y.size``."""
     op = "mse_backward"
     y, t = _pair(op, "y", y, "t", t)
-    return kernels().mse_backward(check.real(op, "dloss", dloss), y, t)
+    return kernels().mse_backward(_hyper(op, "dloss", dloss, y.dtype), y, t)
 
 
 def _probabilities(op, p, t):
@@ -282,7 +283,7 @@ def binary_cross_entropy_backward(p, t, dloss=1.0):
     """``dloss * (p - t) / max(p*(1-p), 1e-12) / p.size``."""
     op = "binary_cross_entropy_backward"
     p, t = _probabilities(op, p, t)
-    return kernels().bce_backward(check.real(op, "dloss", dloss), p, t)
+    return kernels().bce_backward(_hyper(op, "dloss", dloss, p.dtype), p, t)
 
 
 # --- optimizer updates -------------------------------------------------------------------------
@@ -293,12 +294,18 @@ def _in_place(op, param, grad, **state):
     Returns ``[param, grad, *state]`` for the kernel: plain ndarrays (a subclass such as
     ``np.matrix`` as an ndarray view of the same memory, which a compiled kernel can index
     safely). No state array may share memory with the parameter, the gradient or another state
-    array: the two backends would read the overlap at different moments of the update.
+    array, and the gradient may overlap the parameter only as the very same array: the two
+    backends would read a partial overlap at different moments of the update.
     """
     param = _updatable(op, "param", param)
     param = check.float_array(op, "param", param)
     grad = check.float_array(op, "grad", grad, param.dtype)
     check.same_shape(op, "grad", grad, "param", param)
+    if np.may_share_memory(param, grad) and _data(param) != _data(grad):
+        # grad = param itself is fine (each element reads its own gradient); a shifted
+        # overlap would be read before or after its update depending on the backend.
+        raise ValueError(f"{op}: grad overlaps param at an offset; pass a gradient with "
+                         f"memory of its own (or param itself)")
     names, arrays = ["param", "grad"], [param, grad]
     for name, a in state.items():
         a = _updatable(op, name, a)
@@ -312,6 +319,10 @@ def _in_place(op, param, grad, **state):
         names.append(name)
         arrays.append(a)
     return arrays
+
+
+def _data(a):
+    return a.__array_interface__["data"][0]
 
 
 def _updatable(op, name, a):
@@ -331,11 +342,22 @@ def _updatable(op, name, a):
 
 
 _TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in check.FLOAT_DTYPES}
+_MAX = {np.dtype(t): float(np.finfo(t).max) for t in check.FLOAT_DTYPES}
+
+
+def _hyper(op, name, value, dtype, **bounds):
+    """A hyper-parameter (``check.real``) that the kernels can round to ``dtype`` without
+    overflow: ``lr=1e300`` would be inf in float32 and turn every parameter into NaN."""
+    value = check.real(op, name, value, **bounds)
+    if abs(value) > _MAX[dtype]:
+        raise ValueError(f"{op}: {name}={value!r} is beyond the {dtype} range of the arrays "
+                         f"(max {_MAX[dtype]:.3g})")
+    return value
 
 
 def _eps(op, eps, dtype):
     """``eps`` at least the dtype's smallest normal number (1e-50 would be 0 in float32)."""
-    eps = check.real(op, "eps", eps, low=0, low_open=True)
+    eps = _hyper(op, "eps", eps, dtype, low=0, low_open=True)
     if eps < _TINY[dtype]:
         raise ValueError(f"{op}: eps={eps!r} is below the smallest normal {dtype} "
                          f"({_TINY[dtype]:.3g}) and would round to 0 or lose precision; use at "
@@ -347,7 +369,7 @@ def sgd_update_(param, grad, lr):
     """In place: ``param -= lr * grad``."""
     op = "sgd_update_"
     param, grad = _in_place(op, param, grad)
-    kernels().sgd_update_(param, grad, check.real(op, "lr", lr, low=0))
+    kernels().sgd_update_(param, grad, _hyper(op, "lr", lr, param.dtype, low=0))
 
 
 def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
@@ -355,8 +377,8 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     (Nesterov: ``param -= lr*(g + momentum*v)``)."""
     op = "momentum_update_"
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
-    kernels().momentum_update_(param, grad, velocity, check.real(op, "lr", lr, low=0),
-                               check.real(op, "momentum", momentum, low=0), bool(nesterov))
+    kernels().momentum_update_(param, grad, velocity, _hyper(op, "lr", lr, param.dtype, low=0),
+                               _hyper(op, "momentum", momentum, param.dtype, low=0), bool(nesterov))
 
 
 def adagrad_update_(param, grad, h, lr, eps=1e-7):
@@ -366,7 +388,7 @@ def adagrad_update_(param, grad, h, lr, eps=1e-7):
     """
     op = "adagrad_update_"
     param, grad, h = _in_place(op, param, grad, h=h)
-    kernels().adagrad_update_(param, grad, h, check.real(op, "lr", lr, low=0),
+    kernels().adagrad_update_(param, grad, h, _hyper(op, "lr", lr, param.dtype, low=0),
                               _eps(op, eps, param.dtype))
 
 
@@ -374,7 +396,7 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
     """In place: ``h = rho*h + (1-rho)*g*g``; ``param -= lr*g/(sqrt(h) + eps)``."""
     op = "rmsprop_update_"
     param, grad, h = _in_place(op, param, grad, h=h)
-    kernels().rmsprop_update_(param, grad, h, check.real(op, "lr", lr, low=0),
+    kernels().rmsprop_update_(param, grad, h, _hyper(op, "lr", lr, param.dtype, low=0),
                               check.real(op, "rho", rho, low=0, high=1),
                               _eps(op, eps, param.dtype))
 
@@ -385,7 +407,7 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     """
     op = "adam_update_"
     param, grad, m, v = _in_place(op, param, grad, m=m, v=v)
-    kernels().adam_update_(param, grad, m, v, check.real(op, "lr", lr, low=0),
+    kernels().adam_update_(param, grad, m, v, _hyper(op, "lr", lr, param.dtype, low=0),
                            check.real(op, "beta1", beta1, low=0, high=1 - 1e-12),
                            check.real(op, "beta2", beta2, low=0, high=1 - 1e-12),
                            _eps(op, eps, param.dtype),

@@ -346,3 +346,41 @@ def test_compat_two_layer_net_accuracy_checks_labels(x, t, match):
     with pytest.raises(ValueError, match=match):
         net.accuracy(x, t)
     assert 0 <= net.accuracy(np.ones((5, 2)), np.eye(3)[[0, 1, 2, 0, 1]]) <= 1
+
+
+# --- optimizer and loss-gradient scalars and memory ----------------------------------------------
+
+def test_a_gradient_overlapping_its_parameter_at_an_offset_is_refused(backend):
+    buf = np.arange(1.0, 9.0)
+    with pytest.raises(ValueError, match="grad overlaps param at an offset"):
+        fastnet.functional.sgd_update_(buf[1:], buf[:-1], 1.0)
+    with pytest.raises(ValueError, match="grad overlaps param at an offset"):
+        SGD(1.0).update({"w": buf[1:]}, {"w": buf[:-1]})
+    np.testing.assert_array_equal(buf, np.arange(1.0, 9.0))
+    fastnet.functional.sgd_update_(buf, buf, 0.5)           # the same array: p -= 0.5 p
+    np.testing.assert_array_equal(buf, np.arange(1.0, 9.0) / 2)
+
+
+@pytest.mark.parametrize("call", [
+    lambda p, g, s: fastnet.functional.sgd_update_(p, g, 1e300),
+    lambda p, g, s: fastnet.functional.momentum_update_(p, g, s, 0.1, momentum=1e300),
+    lambda p, g, s: fastnet.functional.adagrad_update_(p, g, s, 1e300),
+    lambda p, g, s: fastnet.functional.adagrad_update_(p, g, s, 0.1, eps=1e300),
+    lambda p, g, s: fastnet.functional.adam_update_(p, g, s, s.copy(), 1, lr=1e300),
+])
+def test_hyper_parameters_beyond_float32_are_refused(backend, call):
+    p, g, s = np.ones(3, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"=1e\+300 is beyond the float32 range"):
+        call(p, g, s)
+    np.testing.assert_array_equal(p, 1)
+
+
+def test_dloss_beyond_float32_is_refused(backend):
+    F = fastnet.functional
+    probs = np.full((2, 2), 0.5, np.float32)
+    for call in (lambda: F.softmax_cross_entropy_backward(probs, np.array([0, 1]), 1e300),
+                 lambda: F.mse_backward(probs, probs, 1e300),
+                 lambda: F.binary_cross_entropy_backward(probs, probs, 1e300)):
+        with pytest.raises(ValueError, match=r"dloss=1e\+300 is beyond the float32 range"):
+            call()
+    assert np.isfinite(F.mse_backward(probs.astype(np.float64), probs.astype(np.float64), 1e300)).all()
