@@ -49,8 +49,17 @@ def avgpool1d_forward(x, kernel_size, stride, padding):
 def avgpool1d_backward(dout, length, kernel_size, stride, padding):
     """``dx (N, C, length)``: each ``dout / kernel_size`` spread over its window."""
     N, C, L_out = dout.shape
-    dxp = np.zeros((N, C, length + 2 * padding), dtype=dout.dtype)
     g = dout / dout.dtype.type(kernel_size)
+    if L_out < kernel_size:
+        # Fewer windows than taps (huge windows): add each window's share to the real elements
+        # it covers, so the loop and the buffer never scale with kernel_size or padding.
+        dx = np.zeros((N, C, length), dtype=dout.dtype)
+        for l in range(L_out):
+            start = l * stride - padding
+            lo, hi = max(start, 0), min(start + kernel_size, length)
+            dx[:, :, lo:hi] += g[:, :, l:l + 1]
+        return dx
+    dxp = np.zeros((N, C, length + 2 * padding), dtype=dout.dtype)
     last = stride * (L_out - 1) + 1
     for k in range(kernel_size):
         dxp[:, :, k:k + last:stride] += g
