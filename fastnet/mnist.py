@@ -112,7 +112,7 @@ def read_idx(path):
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         The file.
 
     Returns
@@ -134,7 +134,7 @@ def read_idx(path):
     ``(d1, ..., dnd)`` as given in the header: ``(N, rows, cols)`` for MNIST images, ``(N,)`` for
     labels.
     """
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
