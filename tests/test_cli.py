@@ -104,6 +104,6 @@ def test_unwritable_outputs_fail_before_training(tiny_mnist, tmp_path, capsys, o
 def test_divergence_is_an_error_line_not_a_traceback(tiny_mnist, tmp_path, capsys):
     code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
                      "--val", "20", "--quiet", "--no-plot", "--optimizer", "sgd",
-                     "--lr", "1e300"])
+                     "--lr", "1e30"])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("fastnet train: error: training diverged")
