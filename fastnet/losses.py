@@ -17,7 +17,7 @@ from ._serialize import register
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "BinaryCrossEntropy", "get_loss"]
 
 
-def _target(op, t, dtype):
+def _class_target(op, t, dtype):
     """A classification target: 1-D integer labels stay labels; one-hot or probability rows of
     any real type (float, or integer / bool ``np.eye(C)[y]``) become the output's dtype."""
     t = np.asarray(t)
@@ -77,7 +77,7 @@ class SoftmaxCrossEntropy(Loss):
     probs = _target = None
 
     def forward(self, logits, target):
-        target = _target("SoftmaxCrossEntropy", target, np.asarray(logits).dtype)
+        target = _class_target("SoftmaxCrossEntropy", target, np.asarray(logits).dtype)
         loss, self.probs = F.softmax_cross_entropy(logits, target, return_probs=True)
         self._target = target
         return float(loss)
