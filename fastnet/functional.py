@@ -378,7 +378,8 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     op = "momentum_update_"
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
     kernels().momentum_update_(param, grad, velocity, _hyper(op, "lr", lr, param.dtype, low=0),
-                               _hyper(op, "momentum", momentum, param.dtype, low=0), bool(nesterov))
+                               _hyper(op, "momentum", momentum, param.dtype, low=0),
+                               bool(nesterov))
 
 
 def adagrad_update_(param, grad, h, lr, eps=1e-7):
