@@ -89,6 +89,12 @@ def cast_real(op, name, a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+def need_forward(owner, cache):
+    """A layer's or loss's ``backward`` needs what its ``forward`` kept (``cache`` not None)."""
+    if cache is None:
+        raise RuntimeError(f"{owner!r}: backward called before forward")
+
+
 def _not_masked(op, name, a):
     if isinstance(a, np.ma.MaskedArray):
         raise TypeError(f"{op}: {name} is a masked array (shape {a.shape}); fastnet's kernels "

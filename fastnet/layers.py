@@ -65,11 +65,6 @@ def _as_float(x):
     return _cast(x, get_default_dtype())
 
 
-def _need_forward(layer, cache):
-    if cache is None:
-        raise RuntimeError(f"{layer!r}: backward called before forward")
-
-
 def check_dout(owner, dout, forward_shape):
     """``dout`` must have the shape of the last forward output (``owner`` names the layer)."""
     if dout.shape != tuple(forward_shape):
@@ -223,7 +218,7 @@ class ReLU(Layer):
         return F.relu(self._x)
 
     def backward(self, dout):
-        _need_forward(self, getattr(self, "_x", None))
+        check.need_forward(self, getattr(self, "_x", None))
         return F.relu_backward(_cast(dout, self._x.dtype), self._x)
 
 
@@ -237,7 +232,7 @@ class _FromOutput(Layer):
         return self._y
 
     def backward(self, dout):
-        _need_forward(self, getattr(self, "_y", None))
+        check.need_forward(self, getattr(self, "_y", None))
         return self._backward(_cast(dout, self._y.dtype), self._y)
 
 
@@ -279,7 +274,7 @@ class Softmax(Layer):
         return self._y
 
     def backward(self, dout):
-        _need_forward(self, getattr(self, "_y", None))
+        check.need_forward(self, getattr(self, "_y", None))
         return F.softmax_backward(_cast(dout, self._y.dtype), self._y)
 
 
@@ -386,7 +381,7 @@ class FC(WeightsAndBias):
         return self._backward(dA, True)
 
     def _backward(self, dA, need_dx):
-        _need_forward(self, self.X)
+        check.need_forward(self, self.X)
         dA = _cast(dA, self.dtype)
         if self._act_layer is not None:
             dA = self._act_layer.backward(dA)
@@ -525,7 +520,7 @@ class Conv1d(WeightsAndBias):
         return self._backward(dout, True)
 
     def _backward(self, dout, need_dx):
-        _need_forward(self, self.x)
+        check.need_forward(self, self.x)
         self.dW = self.db = None                 # reuse their memory (see FC._backward_logits)
         y = None if self._fused == "none" else self._y
         dx, self.dW, self.db = F.conv1d_backward(_cast(dout, self.dtype), self.x, self.W,
@@ -589,7 +584,7 @@ class MaxPool1d(Layer):
         return y
 
     def backward(self, dout):
-        _need_forward(self, self._indices)
+        check.need_forward(self, self._indices)
         return F.max_pool1d_backward(_as_float(dout), self._indices, self._length)
 
     def get_config(self):
@@ -617,7 +612,7 @@ class AvgPool1d(Layer):
         return y
 
     def backward(self, dout):
-        _need_forward(self, self._length)
+        check.need_forward(self, self._length)
         dout = _as_float(dout)
         check_dout(repr(self), dout, self._out_shape)
         return F.avg_pool1d_backward(dout, self._length, self.kernel_size, self.stride,
@@ -641,7 +636,7 @@ class Flatten(Layer):
         return _rows(x)
 
     def backward(self, dout):
-        _need_forward(self, getattr(self, "_shape", None))
+        check.need_forward(self, getattr(self, "_shape", None))
         dout = np.asarray(dout)
         check_dout(repr(self), dout, (self._shape[0], math.prod(self._shape[1:])))
         return dout.reshape(self._shape)
@@ -664,7 +659,7 @@ class Transpose(Layer):
         return y
 
     def backward(self, dout):
-        _need_forward(self, getattr(self, "_out_shape", None))
+        check.need_forward(self, getattr(self, "_out_shape", None))
         dout = np.asarray(dout)
         check_dout(repr(self), dout, self._out_shape)
         return np.ascontiguousarray(dout.swapaxes(-1, -2))

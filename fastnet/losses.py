@@ -26,15 +26,6 @@ def _class_target(op, t, dtype):
     return check.cast_real(op, "target", t, dtype)
 
 
-def _float_target(op, t, dtype):
-    return check.cast_real(op, "target", t, dtype)
-
-
-def _need_forward(loss, *cached):
-    if any(c is None for c in cached):
-        raise RuntimeError(f"{loss!r}: backward called before forward")
-
-
 class Loss:
     """Base class of the losses."""
 
@@ -83,7 +74,7 @@ class SoftmaxCrossEntropy(Loss):
         return float(loss)
 
     def backward(self, dloss=1.0):
-        _need_forward(self, self.probs)
+        check.need_forward(self, self.probs)
         return F.softmax_cross_entropy_backward(self.probs, self._target, dloss)
 
 
@@ -94,11 +85,12 @@ class MeanSquaredError(Loss):
     _y = _t = None
 
     def forward(self, y, t):
-        self._y, self._t = y, _float_target("MeanSquaredError", t, np.asarray(y).dtype)
+        self._y = y
+        self._t = check.cast_real("MeanSquaredError", "target", t, np.asarray(y).dtype)
         return float(F.mse(self._y, self._t))
 
     def backward(self, dloss=1.0):
-        _need_forward(self, self._y)
+        check.need_forward(self, self._y)
         return F.mse_backward(self._y, self._t, dloss)
 
 
@@ -110,11 +102,12 @@ class BinaryCrossEntropy(Loss):
     _p = _t = None
 
     def forward(self, p, t):
-        self._p, self._t = p, _float_target("BinaryCrossEntropy", t, np.asarray(p).dtype)
+        self._p = p
+        self._t = check.cast_real("BinaryCrossEntropy", "target", t, np.asarray(p).dtype)
         return float(F.binary_cross_entropy(self._p, self._t))
 
     def backward(self, dloss=1.0):
-        _need_forward(self, self._p)
+        check.need_forward(self, self._p)
         return F.binary_cross_entropy_backward(self._p, self._t, dloss)
 
 
