@@ -110,7 +110,7 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
 
 
 @pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-chunked", "gemm-split",
-                                      "gemm-split-chunked"])
+                                      "gemm-split-chunked", "matmul", "matmul-chunked"])
 @pytest.mark.parametrize("config", [
     (3, 1, 2, 40, 3, 1, 0, 0, 1),     # few channels, no padding
     (2, 2, 3, 33, 5, 3, 2, 1, 2),     # stride > 1, asymmetric padding, dilation
@@ -120,14 +120,19 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
 ])
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     """The Numba backend picks direct loops or im2col + GEMM by shape; force each on every case,
-    and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks) and
-    with the batch split over two threads at every size (dW, db summed over parts)."""
+    and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks), with
+    the batch split over two threads at every size (dW, db summed over parts), and with NumPy's
+    matmul in place of BLAS called from Numba (the path for NumPy builds without it)."""
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
     if strategy.endswith("chunked"):
         monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
     if strategy.startswith("gemm-split"):
         monkeypatch.setattr(nb_conv, "SPLIT_MIN_VALUES", 0)
+    if strategy.startswith("matmul"):
+        monkeypatch.setattr(nb_conv._blas, "available", lambda: False)
+    elif strategy.startswith("gemm") and not nb_conv._blas.available():
+        pytest.skip("NumPy's BLAS cannot be called from Numba here")
     with fastnet.set_num_threads(2):
         check_kernels(load("numba"), dtype, *config)
 

@@ -16,47 +16,51 @@ direct (few channels, long rows)
     input index falls inside ``x`` is computed once, so the innermost loop over output positions
     has no padding test and vectorises.
 gemm (many channels)
-    im2col into a column buffer, one BLAS GEMM per batch chunk through NumPy's ``@`` (BLAS does
-    the multiply-adds at ~170 GFLOP/s on this machine), and Numba passes around it: the
-    transposition of the GEMM rows into ``(N, C_out, L_out)`` with the bias (forward), the
-    transposition of ``dout`` into rows with the bias-gradient sums, and col2im (backward).
-    The batch is processed in chunks of about ``GEMM_CHUNK_BYTES`` so the buffers stay
-    cache-sized and memory stays bounded for long inputs.
+    im2col into a column buffer, one BLAS GEMM per batch chunk (BLAS does the multiply-adds at
+    ~170 GFLOP/s on this machine), and Numba passes around it: the transposition of the GEMM rows
+    into ``(N, C_out, L_out)`` with the bias (forward), the transposition of ``dout`` into rows
+    with the bias-gradient sums, and col2im (backward). The batch is processed in chunks of about
+    ``GEMM_CHUNK_BYTES`` so the buffers stay cache-sized and memory stays bounded for long inputs.
 
-    The passes are serial loops. Run as OpenMP-parallel regions right next to multi-threaded
-    BLAS calls, they made the two thread pools spin against each other on this 2-core machine
-    (measured: 12 ms per step instead of 0.1-0.5 ms), and with ``OMP_WAIT_POLICY=passive``
-    waking the sleeping workers cost more than the second core saved (10-25 % slower end to
-    end). Instead, once the passes move ``SPLIT_MIN_VALUES`` values, the batch is cut into one
-    part per thread and each part runs the whole chain (passes and GEMMs) on its own thread, BLAS
-    single-threaded meanwhile (``_batch_threads``). Measured, forward+backward, float32, batch
-    128, 2 threads, against the same chain with 2-thread BLAS and serial passes: C28->64 L28
-    1.41 -> 1.13 ms, C64->64 L28 stride 2 1.35 -> 1.20 ms, C64->128 L14 2.06 -> 1.86 ms; the
-    MNIST CNN's training step 5.33 -> 5.09 ms (median of 40 interleaved rounds).
+    The whole chain of a batch part (passes and GEMMs) is one Numba function that calls BLAS
+    itself (``_blas``), and once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut
+    into one part per thread, the parts side by side in one ``prange`` loop, each thread's BLAS
+    single-threaded meanwhile: exactly one thread per core and no GIL crossing inside the call.
+    The passes are not parallel loops of their own: as OpenMP regions between multi-threaded
+    BLAS calls they set the two thread pools spinning against each other on this 2-core machine
+    (12 ms per step instead of 0.1-0.5 ms). The previous design ran the parts on Python threads
+    around NumPy's ``@``; its hand-offs and GIL crossings cost 50-100 us per call. Measured
+    against it, float32, batch 128, 2 threads: forward C28->32 L28 0.275 -> 0.172 ms, C32->64
+    L14 0.318 -> 0.161 ms; the MNIST CNN's training step 5.7-6.1 -> 4.6-5.3 ms (medians of 20
+    interleaved rounds, three processes). Where ``_blas`` is not available (NumPy built on
+    another BLAS), the same chain runs serially with NumPy's ``matmul``, BLAS threading itself.
 
 :func:`_use_gemm` picks the strategy per shape (measurements in its docstring).
 
 Determinism: no value is ever summed by two threads. The direct path writes ``dW`` and ``db``
 as one partial row per batch item and sums them over the batch in order; the gemm path's ``dW``
-comes from BLAS (one GEMM per chunk, chunks added in order, then parts added in order) and its
+comes from BLAS (one GEMM per chunk, accumulated in order, then parts added in order) and its
 ``db`` from serial loops. Repeated calls with the same thread count give bit-identical results.
 """
 import threading
 
+import numba
 import numpy as np
 from numba import prange
 
-from ._batch_threads import batch_parts, run_parts
+from . import _blas
+from ._blas import gemm, set_threads_local
 from ._config import jit, jit_parallel
 from ._scalar import ACT_CODE, activate_row_, activation_grad_row
 
 
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk.
 GEMM_CHUNK_BYTES = 4 << 20
-#: Values read or written by the GEMM path's serial passes (im2col, transpositions, col2im) from
-#: which a call splits its batch over threads: the measured break-even, within this machine's
-#: noise. Below it a thread's hand-off (20-70 us here) costs more than the halved passes save.
-SPLIT_MIN_VALUES = 300_000
+#: Values read or written by the GEMM path's passes (im2col, transpositions, col2im) from which a
+#: call splits its batch over threads: the measured break-even. Below it, waking the second
+#: thread (10-20 us here) costs more than the halved work saves. Measured, float32, C28->32 L28
+#: forward: N=4 (13 k values) 0.014 ms in one part, 0.015 in two; N=8 (26 k) 0.023 / 0.020.
+SPLIT_MIN_VALUES = 20_000
 
 _scratch_store = threading.local()
 
@@ -68,8 +72,9 @@ def _scratch(size, dtype):
     previous one to the OS (its heap trimming follows the sizes freed so far), a fresh mapping
     whose first touch page-faults: measured 480 faults per forward call at N=128, C_in=28, L=28
     (~1.9 us each here), which made the call 2.8x slower (1.41 ms instead of 0.50 ms). The
-    buffer never exceeds about ``GEMM_CHUNK_BYTES`` (the batch is chunked), results never live
-    in it, and each thread has its own, so concurrent calls from several threads stay safe.
+    buffer never exceeds about ``GEMM_CHUNK_BYTES`` per batch part (the batch is chunked), results
+    never live in it, and each calling thread has its own, so concurrent calls from several
+    threads stay safe.
     """
     nbytes = size * np.dtype(dtype).itemsize
     buf = getattr(_scratch_store, "buf", None)
@@ -310,32 +315,163 @@ def _channels_to_rows(dout, d_rows, db):
             db[o] += s
 
 
+# --- the chain of one batch part, all in Numba (BLAS through ``_blas``) ------------------------
+
+@jit
+def _take(work, start, m, w):
+    """The matrix ``(m, w)`` at ``work[start:]``, and where the next one starts: on a 16-element
+    boundary (64 bytes or more, as BLAS prefers)."""
+    return work[start:start + m * w].reshape((m, w)), start + -(-m * w // 16) * 16
+
+
+@jit
+def _forward_part(x, W_tap, b, K, stride, padding_left, dilation, act, y, work, chunk):
+    """im2col + GEMM forward of the batch part ``x`` into ``y``, ``chunk`` items at a time."""
+    N, C_in, _ = x.shape
+    C_out, L_out = y.shape[1], y.shape[2]
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        cols, at = _take(work, 0, (n1 - n0) * L_out, K * C_in)
+        y_rows, _ = _take(work, at, (n1 - n0) * L_out, C_out)
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
+        gemm(cols, W_tap, y_rows, False, False, 0.0)
+        _rows_to_channels(y_rows, b, y[n0:n1])
+    # One flat, vectorised pass (measured cheaper than activating inside the transposition,
+    # whose rows are short, and than a separate activation layer, which allocates and re-reads).
+    activate_row_(y.reshape(-1), act)
+
+
+@jit
+def _backward_part(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx,
+                   work, chunk, dW_tap, db):
+    """im2col + GEMM backward of one batch part: writes the part's ``dW_tap (K*C_in, C_out)``
+    and ``db``, and (if ``need_dx``) its ``dx``. ``y`` is read only for an activation."""
+    N, C_in, _ = x.shape
+    C_out, L_out = dout.shape[1], dout.shape[2]
+    db[:] = 0
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        m = (n1 - n0) * L_out
+        cols, at = _take(work, 0, m, K * C_in)
+        d_rows, at = _take(work, at, m, C_out)
+        dz, _ = _take(work, at, m, C_out)
+        g = dout[n0:n1]
+        if act != 0:
+            activation_grad_row(g.reshape(-1), y[n0:n1].reshape(-1), act, dz.reshape(-1))
+            g = dz.reshape((n1 - n0, C_out, L_out))
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
+        _channels_to_rows(g, d_rows, db)
+        gemm(cols, d_rows, dW_tap, True, False, 0.0 if n0 == 0 else 1.0)
+        if need_dx:
+            gemm(d_rows, W_tap, cols, False, True, 0.0)
+            _col2im(cols, K, stride, padding_left, dilation, dx[n0:n1])
+
+
+@jit_parallel
+def _forward_parts(x, W_tap, b, K, stride, padding_left, dilation, act, y, work, chunk, parts):
+    """:func:`_forward_part` on ``parts`` contiguous batch parts side by side, each thread's
+    BLAS single-threaded meanwhile (``work`` holds one equal share per part)."""
+    N = x.shape[0]
+    share = work.shape[0] // parts
+    for i in prange(parts):
+        n0, n1 = N * i // parts, N * (i + 1) // parts
+        saved = set_threads_local(1)
+        _forward_part(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1],
+                      work[i * share:(i + 1) * share], chunk)
+        set_threads_local(saved)
+
+
+@jit_parallel
+def _backward_parts(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx,
+                    work, chunk, dW_parts, db_parts):
+    """:func:`_backward_part` on ``len(dW_parts)`` batch parts side by side; part ``i`` writes
+    ``dW_parts[i]`` and ``db_parts[i]``, summed by the caller in part order."""
+    N = x.shape[0]
+    parts = dW_parts.shape[0]
+    share = work.shape[0] // parts
+    for i in prange(parts):
+        n0, n1 = N * i // parts, N * (i + 1) // parts
+        saved = set_threads_local(1)
+        _backward_part(dout[n0:n1], x[n0:n1], y[n0:n1], act, W_tap, K, stride, padding_left,
+                       dilation, dx[n0:n1], need_dx, work[i * share:(i + 1) * share], chunk,
+                       dW_parts[i], db_parts[i])
+        set_threads_local(saved)
+
+
+# --- the same chain with NumPy's matmul, where ``_blas`` is not available ---------------------
+
+def _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y):
+    N, C_in, _ = x.shape
+    C_out, L_out = y.shape[1:]
+    chunk, work = _work(N, 1, L_out, (K * C_in, C_out), x.dtype)
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        cols, at = _take(work, 0, (n1 - n0) * L_out, K * C_in)
+        y_rows, _ = _take(work, at, (n1 - n0) * L_out, C_out)
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
+        _rows_to_channels(np.matmul(cols, W_tap, out=y_rows), b, y[n0:n1])
+    activate_row_(y.reshape(-1), act)
+
+
+def _backward_matmul(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx):
+    """``(dW_tap, db)``, and ``dx`` written if ``need_dx``."""
+    N, C_in, _ = x.shape
+    C_out, L_out = dout.shape[1:]
+    dout = _activation_grad(dout, y, act)
+    chunk, work = _work(N, 1, L_out, (K * C_in, C_out), x.dtype)
+    dW_tap = np.zeros((K * C_in, C_out), dtype=x.dtype)
+    db = np.zeros(C_out, dtype=x.dtype)
+    for n0 in range(0, N, chunk):
+        n1 = min(N, n0 + chunk)
+        cols, at = _take(work, 0, (n1 - n0) * L_out, K * C_in)
+        d_rows, _ = _take(work, at, (n1 - n0) * L_out, C_out)
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
+        _channels_to_rows(dout[n0:n1], d_rows, db)
+        dW_tap += cols.T @ d_rows
+        if need_dx:
+            _col2im(np.matmul(d_rows, W_tap.T, out=cols), K, stride, padding_left, dilation,
+                    dx[n0:n1])
+    return dW_tap, db
+
+
+def _activation_grad(dout, y, act):
+    """``dout * act'`` from the forward output ``y``, one flat pass (``dout`` itself if no
+    activation)."""
+    if act == 0:
+        return dout
+    dz = np.empty(dout.shape, dout.dtype)
+    activation_grad_row(dout.reshape(-1), y.reshape(-1), act, dz.reshape(-1))
+    return dz
+
+
 # --- the contract --------------------------------------------------------------------------------
 
 def _output_length(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
-def _workspace(rows, width_a, width_b, dtype):
-    """Two matrices ``(rows, width_a)`` and ``(rows, width_b)`` in the thread's scratch buffer,
-    each starting on a 64-byte boundary."""
-    split = -(-rows * width_a // 16) * 16
-    work = _scratch(split + rows * width_b, dtype)
-    return (work[:rows * width_a].reshape(rows, width_a),
-            work[split:split + rows * width_b].reshape(rows, width_b))
+def _parts(values_moved, N):
+    """Batch parts of the GEMM path: one per thread once its passes move ``SPLIT_MIN_VALUES``
+    values, else 1 (the whole batch on the calling thread, BLAS threads as they are)."""
+    if values_moved < SPLIT_MIN_VALUES:
+        return 1
+    return max(1, min(numba.get_num_threads(), N))
 
 
-def _chunks(N, L_out, width, itemsize):
-    """Batch ranges ``(n0, n1)`` whose GEMM rows ``(n1-n0)*L_out`` of ``width`` values fill about
-    ``GEMM_CHUNK_BYTES``: the column buffer stays cache-sized and is reused chunk after chunk."""
-    items = max(1, GEMM_CHUNK_BYTES // (L_out * width * itemsize))
-    return [(n0, min(N, n0 + items)) for n0 in range(0, N, items)], min(N, items) * L_out
+def _work(N, parts, L_out, widths, dtype):
+    """``(chunk, work)``: the batch items per chunk, so that a chunk's matrices ``(chunk*L_out,
+    w)`` for ``w`` in ``widths`` fill about ``GEMM_CHUNK_BYTES``, and this thread's scratch
+    buffer holding ``parts`` equal shares of them."""
+    per_item = L_out * sum(widths) * np.dtype(dtype).itemsize
+    chunk = min(max(1, GEMM_CHUNK_BYTES // per_item), -(-N // parts))
+    share = sum(-(-chunk * L_out * w // 16) * 16 for w in widths)
+    return chunk, _scratch(parts * share, dtype)
 
 
-def _gemm_parts(values_moved, N):
-    """Batch parts of the GEMM path: one per thread (see ``_batch_threads``) once its serial
-    passes move ``SPLIT_MIN_VALUES`` values, else the whole batch on the calling thread."""
-    return batch_parts(N) if values_moved >= SPLIT_MIN_VALUES else [(0, N)]
+def _tap_major(W):
+    """``W (C_out, C_in, K)`` as the GEMM operand ``(K*C_in, C_out)`` matching ``cols``."""
+    C_out, C_in, K = W.shape
+    return np.ascontiguousarray(W.transpose(2, 1, 0)).reshape(K * C_in, C_out)
 
 
 def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activation):
@@ -352,34 +488,17 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         activate_row_(y.reshape(-1), act)
         return y
     W_tap = _tap_major(W)
-
-    def part(n0, n1):
-        _gemm_forward(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1])
-
-    run_parts(part, _gemm_parts(N * L_out * (K * C_in + C_out), N))
+    args = (x, W_tap, b, K, stride, padding_left, dilation, act, y)
+    if not _blas.available():
+        _forward_matmul(*args)
+        return y
+    parts = _parts(N * L_out * (K * C_in + C_out), N)
+    chunk, work = _work(N, parts, L_out, (K * C_in, C_out), x.dtype)
+    if parts == 1:
+        _forward_part(*args, work, chunk)
+    else:
+        _forward_parts(*args, work, chunk, parts)
     return y
-
-
-def _gemm_forward(x, W_tap, b, K, stride, padding_left, dilation, act, y):
-    """im2col + GEMM forward of one batch part, chunk by chunk in this thread's buffer."""
-    N, C_in, _ = x.shape
-    C_out, L_out = y.shape[1:]
-    chunks, rows = _chunks(N, L_out, K * C_in + C_out, x.itemsize)
-    cols, y_rows = _workspace(rows, K * C_in, C_out, x.dtype)
-    for n0, n1 in chunks:
-        m = (n1 - n0) * L_out
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols[:m])
-        _rows_to_channels(np.matmul(cols[:m], W_tap, out=y_rows[:m]), b, y[n0:n1])
-    # One flat, vectorised pass (measured cheaper than activating inside the transposition,
-    # whose rows are short, and than a separate activation layer, which allocates and
-    # re-reads).
-    activate_row_(y.reshape(-1), act)
-
-
-def _tap_major(W):
-    """``W (C_out, C_in, K)`` as the GEMM operand ``(K*C_in, C_out)`` matching ``cols``."""
-    C_out, C_in, K = W.shape
-    return np.ascontiguousarray(W.transpose(2, 1, 0)).reshape(K * C_in, C_out)
 
 
 def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_right, dilation,
@@ -396,57 +515,31 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     L_out = dout.shape[2]
     dx = np.empty_like(x) if need_dx else None
     act = ACT_CODE[activation]
-    if _use_gemm(C_in, C_out, K, L_out, stride):
-        W_tap_T = _tap_major(W).T
-
-        def part(n0, n1):
-            return _gemm_backward(dout[n0:n1], x[n0:n1], None if act == 0 else y[n0:n1], act,
-                                  W_tap_T, K, stride, padding_left, dilation,
-                                  None if dx is None else dx[n0:n1])
-
-        moved = N * L_out * (K * C_in * (1 + need_dx) + C_out) + need_dx * x.size
-        shares = run_parts(part, _gemm_parts(moved, N))
-        dW_tap, db = shares[0]
-        for dW_part, db_part in shares[1:]:            # in part order: deterministic
-            dW_tap += dW_part
-            db += db_part
-        dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))
-        return dx, dW, db
-    dout = _activation_grad(dout, y, act)
-    db_rows = np.empty((N, C_out), dtype=x.dtype)
-    dW_rows = np.empty((N, C_out, C_in, K), dtype=x.dtype)
-    # Without need_dx, x stands in for the unused dx argument (never written): one signature.
-    _direct_backward(dout, x, W, stride, padding_left, dilation, x if dx is None else dx,
-                     dW_rows, db_rows, bool(need_dx))
-    return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
-
-
-def _activation_grad(dout, y, act):
-    """``dout * act'`` from the forward output ``y``, one flat pass (``dout`` itself if no
-    activation)."""
-    if act == 0:
-        return dout
-    dz = np.empty(dout.shape, dout.dtype)
-    activation_grad_row(dout.reshape(-1), y.reshape(-1), act, dz.reshape(-1))
-    return dz
-
-
-def _gemm_backward(dout, x, y, act, W_tap_T, K, stride, padding_left, dilation, dx):
-    """``(dW_tap, db)`` of one batch part, and its ``dx`` slice written (unless None)."""
-    N, C_in, _ = x.shape
-    C_out, L_out = dout.shape[1:]
-    dout = _activation_grad(dout, y, act)
-    chunks, rows = _chunks(N, L_out, K * C_in + C_out, x.itemsize)
-    cols, d_rows = _workspace(rows, K * C_in, C_out, x.dtype)
-    dW_tap = None
-    db = np.zeros(C_out, dtype=x.dtype)
-    for n0, n1 in chunks:                          # sums over chunks in a fixed order
-        m = (n1 - n0) * L_out
-        c, d = cols[:m], d_rows[:m]
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, c)
-        _channels_to_rows(dout[n0:n1], d, db)
-        dW_tap = c.T @ d if dW_tap is None else dW_tap + c.T @ d
-        if dx is not None:
-            _col2im(np.matmul(d, W_tap_T, out=c), K, stride, padding_left, dilation,
-                    dx[n0:n1])
-    return dW_tap, db
+    if not _use_gemm(C_in, C_out, K, L_out, stride):
+        dout = _activation_grad(dout, y, act)
+        db_rows = np.empty((N, C_out), dtype=x.dtype)
+        dW_rows = np.empty((N, C_out, C_in, K), dtype=x.dtype)
+        # Without need_dx, x stands in for the unused dx argument (never written): one signature.
+        _direct_backward(dout, x, W, stride, padding_left, dilation, x if dx is None else dx,
+                         dW_rows, db_rows, bool(need_dx))
+        return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
+    # Unused arguments get stand-ins of the right type (never read or written): one signature.
+    args = (dout, x, dout if act == 0 else y, act, _tap_major(W), K, stride, padding_left,
+            dilation, x if dx is None else dx, bool(need_dx))
+    if not _blas.available():
+        dW_tap, db = _backward_matmul(*args)
+    else:
+        parts = _parts(N * L_out * (K * C_in * (1 + need_dx) + C_out) + need_dx * x.size, N)
+        chunk, work = _work(N, parts, L_out, (K * C_in, C_out, C_out), x.dtype)
+        dW_parts = np.empty((parts, K * C_in, C_out), dtype=x.dtype)
+        db_parts = np.empty((parts, C_out), dtype=x.dtype)
+        if parts == 1:
+            _backward_part(*args, work, chunk, dW_parts[0], db_parts[0])
+        else:
+            _backward_parts(*args, work, chunk, dW_parts, db_parts)
+        dW_tap, db = dW_parts[0], db_parts[0]
+        for i in range(1, parts):                      # in part order: deterministic
+            dW_tap += dW_parts[i]
+            db += db_parts[i]
+    dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))
+    return dx, dW, db

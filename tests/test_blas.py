@@ -1,0 +1,65 @@
+"""BLAS called from inside Numba kernels (``numba_backend._blas``): the GEMM against NumPy, the
+per-thread BLAS thread count, and the fallback when NumPy's BLAS offers neither."""
+import numpy as np
+import pytest
+
+import fastnet
+
+blas = pytest.importorskip("fastnet.kernels.numba_backend._blas")
+needs_blas = pytest.mark.skipif(not blas.available(),
+                                reason="NumPy's BLAS cannot be called from Numba here")
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_gemm_matches_numpy(dtype, trans_a, trans_b, beta):
+    rng = np.random.default_rng(0)
+    M, K, N = 7, 5, 3
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    c0 = rng.standard_normal((M, N)).astype(dtype)
+    c = c0.copy()
+    blas.gemm(a, b, c, trans_a, trans_b, beta)
+    want = (a.T if trans_a else a) @ (b.T if trans_b else b) + beta * c0
+    np.testing.assert_allclose(c, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@needs_blas
+def test_gemm_reads_and_writes_views_at_an_offset_only():
+    """The kernels hand BLAS matrices cut from one work buffer: only the view may change."""
+    work = np.zeros(100)
+    a = np.arange(6.0).reshape(2, 3)
+    b = np.ones((3, 2))
+    c = work[10:14].reshape(2, 2)
+    blas.gemm(a, b, c, False, False, 0.0)
+    np.testing.assert_array_equal(c, a @ b)
+    assert not work[:10].any() and not work[14:].any()
+
+
+@needs_blas
+def test_thread_count_is_set_per_thread_and_returned():
+    before = blas.set_threads_local(1)
+    try:
+        assert blas.set_threads_local(3) == 1
+    finally:
+        assert blas.set_threads_local(before) == 3
+
+
+def test_without_the_symbols_it_is_unavailable_and_conv1d_still_runs(monkeypatch):
+    """A NumPy on another BLAS (MKL, Accelerate, an older OpenBLAS): no symbols, no binding, and
+    conv1d's GEMM path uses NumPy's matmul with the same results."""
+    from fastnet import functional as F
+    monkeypatch.setattr(blas, "_find_symbols", lambda: None)
+    monkeypatch.setitem(blas._state, "available", None)
+    assert blas.available() is False
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 16, 10))
+    W = rng.standard_normal((32, 16, 3))
+    with fastnet.set_backend("numba"):
+        got = F.conv1d(x, W, None, 1, 1)
+    with fastnet.set_backend("numpy"):
+        want = F.conv1d(x, W, None, 1, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
