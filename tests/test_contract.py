@@ -84,7 +84,7 @@ ks = [activations._relu_forward, activations._sigmoid_forward, optimizers._adagr
       losses._sce_index_serial, losses._sce_index_parallel]
 # The conv GEMM path split over two threads: parallel kernels that call BLAS by symbol name.
 from fastnet.kernels.numba_backend import conv1d, _blas
-xc, Wc = x[:16 * 28 * 28].reshape(16, 28, 28), x[:32 * 28 * 3].reshape(32, 28, 3)
+xc, Wc = x[:64 * 28 * 28].reshape(64, 28, 28), x[:32 * 28 * 3].reshape(32, 28, 3)
 with fastnet.set_num_threads(2):
     yc = F.conv1d(xc, Wc, None, 1, 1, activation="relu")
     F.conv1d_backward(yc, xc, Wc, 1, 1, y=yc, activation="relu")

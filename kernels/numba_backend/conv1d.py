@@ -57,10 +57,14 @@ from ._scalar import ACT_CODE, activate_row_, activation_grad_row
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk.
 GEMM_CHUNK_BYTES = 4 << 20
 #: Values read or written by the GEMM path's passes (im2col, transpositions, col2im) from which a
-#: call splits its batch over threads: the measured break-even. Below it, waking the second
-#: thread (10-20 us here) costs more than the halved work saves. Measured, float32, C28->32 L28
-#: forward: N=4 (13 k values) 0.014 ms in one part, 0.015 in two; N=8 (26 k) 0.023 / 0.020.
-SPLIT_MIN_VALUES = 20_000
+#: call splits its batch over threads. Below it, waking the second thread costs more than the
+#: halved work saves. The wake depends on the caller: called back to back, the OpenMP worker is
+#: still spinning and two parts win from ~20 k values (C28->32 L28 forward, N=8: 0.023 ms in one
+#: part, 0.020 in two); after 0.3 ms idle, as between the layers of a training step, the worker
+#: sleeps and waking it costs 50-80 us on this VM (N=32, 104 k values: 0.089 / 0.139 ms). The
+#: threshold is the break-even of the second case. (A batch-128 CNN moves 280 k-600 k values
+#: per call and splits; its training step measured 6.2 ms split against 7.8 ms unsplit.)
+SPLIT_MIN_VALUES = 150_000
 
 _scratch_store = threading.local()
 
