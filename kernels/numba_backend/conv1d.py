@@ -371,18 +371,27 @@ def _backward_part(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx
             _col2im(cols, K, stride, padding_left, dilation, dx[n0:n1])
 
 
+# _single_threaded_blas_note: BLAS must run single-threaded in each part (two parts each asking
+# for both cores would oversubscribe them). OpenBLAS's "per-thread" count turned out to be shared
+# by all threads in NumPy's build (measured: a worker restoring its saved value left the caller's
+# GEMMs single-threaded for the rest of the process, the MLP epochs 40 % slower). So the calling
+# thread sets it once around the region and restores it after; each part sets it again for
+# builds where it really is per thread (an OpenMP worker then stays at 1, which only its BLAS
+# calls inside these parts read).
+
 @jit_parallel
 def _forward_parts(x, W_tap, b, K, stride, padding_left, dilation, act, y, work, chunk, parts):
     """:func:`_forward_part` on ``parts`` contiguous batch parts side by side, each thread's
     BLAS single-threaded meanwhile (``work`` holds one equal share per part)."""
     N = x.shape[0]
     share = work.shape[0] // parts
+    saved = set_threads_local(1)              # see _single_threaded_blas_note
     for i in prange(parts):
         n0, n1 = N * i // parts, N * (i + 1) // parts
-        saved = set_threads_local(1)
+        set_threads_local(1)
         _forward_part(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1],
                       work[i * share:(i + 1) * share], chunk)
-        set_threads_local(saved)
+    set_threads_local(saved)
 
 
 @jit_parallel
@@ -393,13 +402,14 @@ def _backward_parts(dout, x, y, act, W_tap, K, stride, padding_left, dilation, d
     N = x.shape[0]
     parts = dW_parts.shape[0]
     share = work.shape[0] // parts
+    saved = set_threads_local(1)              # see _single_threaded_blas_note
     for i in prange(parts):
         n0, n1 = N * i // parts, N * (i + 1) // parts
-        saved = set_threads_local(1)
+        set_threads_local(1)
         _backward_part(dout[n0:n1], x[n0:n1], y[n0:n1], act, W_tap, K, stride, padding_left,
                        dilation, dx[n0:n1], need_dx, work[i * share:(i + 1) * share], chunk,
                        dW_parts[i], db_parts[i])
-        set_threads_local(saved)
+    set_threads_local(saved)
 
 
 # --- the same chain with NumPy's matmul, where ``_blas`` is not available ---------------------
@@ -467,7 +477,7 @@ def _work(N, parts, L_out, widths, dtype):
     w)`` for ``w`` in ``widths`` fill about ``GEMM_CHUNK_BYTES``, and this thread's scratch
     buffer holding ``parts`` equal shares of them."""
     per_item = L_out * sum(widths) * np.dtype(dtype).itemsize
-    chunk = min(max(1, GEMM_CHUNK_BYTES // per_item), -(-N // parts))
+    chunk = max(1, min(GEMM_CHUNK_BYTES // per_item, -(-N // parts)))     # >= 1 even for N=0
     share = sum(-(-chunk * L_out * w // 16) * 16 for w in widths)
     return chunk, _scratch(parts * share, dtype)
 
