@@ -1,5 +1,5 @@
-"""BLAS called from inside Numba kernels (``numba_backend._blas``): the GEMM against NumPy, the
-per-thread BLAS thread count, and the fallback when NumPy's BLAS offers neither."""
+"""BLAS called from inside Numba kernels (``numba_backend._blas``): the GEMM against NumPy, and
+the fallback when NumPy's BLAS does not offer it."""
 import numpy as np
 import pytest
 
@@ -39,15 +39,6 @@ def test_gemm_reads_and_writes_views_at_an_offset_only():
     assert not work[:10].any() and not work[14:].any()
 
 
-@needs_blas
-def test_thread_count_is_set_per_thread_and_returned():
-    before = blas.set_threads_local(1)
-    try:
-        assert blas.set_threads_local(3) == 1
-    finally:
-        assert blas.set_threads_local(before) == 3
-
-
 def test_without_the_symbols_it_is_unavailable_and_conv1d_still_runs(monkeypatch):
     """A NumPy on another BLAS (MKL, Accelerate, an older OpenBLAS): no symbols, no binding, and
     conv1d's GEMM path uses NumPy's matmul with the same results."""
@@ -64,26 +55,3 @@ def test_without_the_symbols_it_is_unavailable_and_conv1d_still_runs(monkeypatch
         want = F.conv1d(x, W, None, 1, 1)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
-
-def _calling_thread_blas_threads():
-    previous = blas.set_threads_local(1)
-    blas.set_threads_local(previous)
-    return previous
-
-
-@needs_blas
-def test_the_split_conv_path_leaves_the_callers_blas_threads_as_they_were():
-    """The parts set BLAS single-threaded while they run; afterwards the caller's GEMMs must
-    have their thread count back (a lost restore once left them single-threaded for good)."""
-    from fastnet import functional as F
-    from fastnet.kernels.numba_backend import conv1d
-    x = np.ones((64, 28, 28), np.float32)
-    W = np.ones((64, 28, 3), np.float32)
-    with fastnet.set_backend("numba"), fastnet.set_num_threads(2):
-        assert conv1d._parts(64 * 28 * (3 * 28 + 64), 64) == 2     # the parallel path
-        before = _calling_thread_blas_threads()
-        assert before == 2
-        for _ in range(10):
-            y = F.conv1d(x, W, None, 1, 1, activation="relu")
-            F.conv1d_backward(y, x, W, 1, 1, y=y, activation="relu")
-            assert _calling_thread_blas_threads() == before

@@ -1,20 +1,17 @@
-"""BLAS GEMM callable from inside Numba kernels, with a per-thread BLAS thread count.
+"""BLAS GEMM callable from inside Numba kernels.
 
 Why: conv1d's im2col + GEMM path is a chain of Numba passes around GEMMs. Called from Python,
-every link of the chain crosses the GIL, and splitting the batch over two Python threads cost
-20-70 us of thread hand-off per call on this VM. Calling the GEMM from Numba puts the whole chain
-of one batch part in a single ``nogil`` function, and the parts in one ``prange`` loop, each part
-with BLAS single-threaded on its own thread. Measured, forward, float32, batch 128, 2 threads:
-C28->32 L28 0.275 -> 0.172 ms, C32->64 L14 0.318 -> 0.161 ms, C64->128 L14 0.75 -> 0.56-0.63 ms.
+every link of the chain crosses the GIL, and with the batch split over two threads each crossing
+could wait for the other thread (50-100 us per call on this VM). Calling the GEMM from Numba puts
+the whole chain of one batch part in a single ``nogil`` call (see ``conv1d``).
 
 How: NumPy's wheels bundle an ILP64 OpenBLAS (64-bit integer arguments) whose CBLAS GEMMs carry a
-suffixed name (``scipy_cblas_sgemm64_`` since NumPy 2, ``cblas_sgemm64_`` before) and, from
-OpenBLAS 0.3.27, ``openblas_set_num_threads_local`` (the thread count of the calling thread only).
+suffixed name (``scipy_cblas_sgemm64_`` since NumPy 2, ``cblas_sgemm64_`` before).
 :func:`available` looks those up in the BLAS that NumPy loaded and registers their addresses with
 LLVM under fixed names (``fastnet_sgemm``, ...). Compiled kernels refer to the fixed names only, so
 they cache like any other kernel; each process binds the names again before any kernel that calls
 them is compiled or loaded from the cache. Where NumPy's BLAS is something else (MKL, Accelerate,
-an older OpenBLAS), :func:`available` is False and callers keep NumPy's ``matmul``.
+another ILP64 naming), :func:`available` is False and callers keep NumPy's ``matmul``.
 """
 import ctypes
 
@@ -25,13 +22,11 @@ from ._config import jit
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
-# (fixed name, candidate symbols in NumPy's BLAS): all of a candidate row must be present.
+# Candidate (sgemm, dgemm) symbol pairs in NumPy's BLAS; both of a pair must be present.
 _CANDIDATES = (
     ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"),   # NumPy >= 2 wheels (scipy-openblas64)
     ("cblas_sgemm64_", "cblas_dgemm64_"),               # NumPy 1.x wheels (openblas64_)
 )
-_THREADS_LOCAL = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_",
-                  "openblas_set_num_threads_local64_")
 
 _i32, _i64, _ptr = types.int32, types.int64, types.intp
 _sgemm = types.ExternalFunction("fastnet_sgemm", types.void(
@@ -40,13 +35,12 @@ _sgemm = types.ExternalFunction("fastnet_sgemm", types.void(
 _dgemm = types.ExternalFunction("fastnet_dgemm", types.void(
     _i32, _i32, _i32, _i64, _i64, _i64, types.float64, _ptr, _i64, _ptr, _i64, types.float64,
     _ptr, _i64))
-_threads_local = types.ExternalFunction("fastnet_blas_threads_local", types.int32(types.int32))
 
 _state = {"available": None}
 
 
 def available():
-    """Whether :func:`gemm` and :func:`set_threads_local` can run in this process (bound once)."""
+    """Whether :func:`gemm` can run in this process (the symbols are bound once)."""
     if _state["available"] is None:
         _state["available"] = _bind()
     return _state["available"]
@@ -56,15 +50,13 @@ def _bind():
     addresses = _find_symbols()
     if addresses is None:
         return False
-    for name, address in zip(("fastnet_sgemm", "fastnet_dgemm", "fastnet_blas_threads_local"),
-                             addresses):
+    for name, address in zip(("fastnet_sgemm", "fastnet_dgemm"), addresses):
         llvm.add_symbol(name, address)
     return True
 
 
 def _find_symbols():
-    """Addresses of sgemm, dgemm and the per-thread thread setter in the OpenBLAS that NumPy
-    uses, or None."""
+    """Addresses of sgemm and dgemm in the OpenBLAS that NumPy uses, or None."""
     try:
         from threadpoolctl import ThreadpoolController
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
@@ -75,27 +67,18 @@ def _find_symbols():
             handle = ctypes.CDLL(lib.filepath)
         except OSError:
             continue
-        local = _address(handle, _THREADS_LOCAL)
         for sgemm, dgemm in _CANDIDATES:
-            found = [_address(handle, (sgemm,)), _address(handle, (dgemm,))]
-            if None not in found and local is not None:
-                return found + [local]
+            found = [_address(handle, sgemm), _address(handle, dgemm)]
+            if None not in found:
+                return found
     return None
 
 
-def _address(handle, names):
-    for name in names:
-        try:
-            return ctypes.cast(getattr(handle, name), ctypes.c_void_p).value
-        except AttributeError:
-            continue
-    return None
-
-
-@jit
-def set_threads_local(n):
-    """Set the calling thread's BLAS thread count; returns the previous one."""
-    return _threads_local(n)
+def _address(handle, name):
+    try:
+        return ctypes.cast(getattr(handle, name), ctypes.c_void_p).value
+    except AttributeError:
+        return None
 
 
 @jit

@@ -22,18 +22,22 @@ gemm (many channels)
     with the bias-gradient sums, and col2im (backward). The batch is processed in chunks of about
     ``GEMM_CHUNK_BYTES`` so the buffers stay cache-sized and memory stays bounded for long inputs.
 
-    The whole chain of a batch part (passes and GEMMs) is one Numba function that calls BLAS
-    itself (``_blas``), and once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut
-    into one part per thread, the parts side by side in one ``prange`` loop, each thread's BLAS
-    single-threaded meanwhile: exactly one thread per core and no GIL crossing inside the call.
-    The passes are not parallel loops of their own: as OpenMP regions between multi-threaded
-    BLAS calls they set the two thread pools spinning against each other on this 2-core machine
-    (12 ms per step instead of 0.1-0.5 ms). The previous design ran the parts on Python threads
-    around NumPy's ``@``; its hand-offs and GIL crossings cost 50-100 us per call. Measured
-    against it, float32, batch 128, 2 threads: forward C28->32 L28 0.275 -> 0.172 ms, C32->64
-    L14 0.318 -> 0.161 ms; the MNIST CNN's training step 5.7-6.1 -> 4.6-5.3 ms (medians of 20
-    interleaved rounds, three processes). Where ``_blas`` is not available (NumPy built on
-    another BLAS), the same chain runs serially with NumPy's ``matmul``, BLAS threading itself.
+    The whole chain of a batch part (passes and GEMMs) is one ``nogil`` Numba call that calls
+    BLAS itself (``_blas``). Once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut
+    into one part per thread, each part's call on its own thread (``_batch_threads``), BLAS
+    single-threaded meanwhile: one thread per core, and no GIL crossing inside a part. (The
+    previous design ran the same parts around NumPy's ``@``, crossing the GIL at every link.)
+    The passes are not OpenMP loops of their own: as parallel regions between multi-threaded BLAS
+    calls they set the two thread pools spinning against each other on this 2-core machine (12 ms
+    per step instead of 0.1-0.5 ms).
+
+    Measured, the MNIST CNN's training step, 20 interleaved rounds against the previous design:
+    4.97 against 5.16 ms and 6.16 against 6.45 ms (two processes, the machine's speed varying).
+    Running the parts as one ``prange`` loop instead of Python threads made the step 15-18 %
+    faster than the previous design, but compiling that parallel loop added ~4 s to the cold
+    start (12.6 s, over its 10 s target), so it is not used. Where ``_blas`` is not available
+    (NumPy built on another BLAS), the same chain runs serially with NumPy's ``matmul``, BLAS
+    threading itself.
 
 :func:`_use_gemm` picks the strategy per shape (measurements in its docstring).
 
@@ -49,7 +53,8 @@ import numpy as np
 from numba import prange
 
 from . import _blas
-from ._blas import gemm, set_threads_local
+from ._batch_threads import batch_parts, run_parts
+from ._blas import gemm
 from ._config import jit, jit_parallel
 from ._scalar import ACT_CODE, activate_row_, activation_grad_row
 
@@ -57,14 +62,11 @@ from ._scalar import ACT_CODE, activate_row_, activation_grad_row
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk.
 GEMM_CHUNK_BYTES = 4 << 20
 #: Values read or written by the GEMM path's passes (im2col, transpositions, col2im) from which a
-#: call splits its batch over threads. Below it, waking the second thread costs more than the
-#: halved work saves. The wake depends on the caller: called back to back, the OpenMP worker is
-#: still spinning and two parts win from ~20 k values (C28->32 L28 forward, N=8: 0.023 ms in one
-#: part, 0.020 in two); after 0.3 ms idle, as between the layers of a training step, the worker
-#: sleeps and waking it costs 50-80 us on this VM (N=32, 104 k values: 0.089 / 0.139 ms). The
-#: threshold is the break-even of the second case. (A batch-128 CNN moves 280 k-600 k values
-#: per call and splits; its training step measured 6.2 ms split against 7.8 ms unsplit.)
-SPLIT_MIN_VALUES = 150_000
+#: call splits its batch over threads: the measured break-even, within this machine's noise.
+#: Below it a thread's hand-off (20-70 us here, more when the other core sleeps) costs more than
+#: the halved work saves. Measured after 0.3 ms idle, float32, C28->32 L28, one part / two:
+#: backward N=48 (306 k values) 0.335 / 0.348 ms, N=64 (409 k) 0.410 / 0.327 ms.
+SPLIT_MIN_VALUES = 300_000
 
 _scratch_store = threading.local()
 
@@ -371,45 +373,37 @@ def _backward_part(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx
             _col2im(cols, K, stride, padding_left, dilation, dx[n0:n1])
 
 
-# _single_threaded_blas_note: BLAS must run single-threaded in each part (two parts each asking
-# for both cores would oversubscribe them). OpenBLAS's "per-thread" count turned out to be shared
-# by all threads in NumPy's build (measured: a worker restoring its saved value left the caller's
-# GEMMs single-threaded for the rest of the process, the MLP epochs 40 % slower). So the calling
-# thread sets it once around the region and restores it after; each part sets it again for
-# builds where it really is per thread (an OpenMP worker then stays at 1, which only its BLAS
-# calls inside these parts read).
-
-@jit_parallel
 def _forward_parts(x, W_tap, b, K, stride, padding_left, dilation, act, y, work, chunk, parts):
-    """:func:`_forward_part` on ``parts`` contiguous batch parts side by side, each thread's
+    """:func:`_forward_part` on ``parts`` contiguous batch parts side by side, one per thread,
     BLAS single-threaded meanwhile (``work`` holds one equal share per part)."""
-    N = x.shape[0]
-    share = work.shape[0] // parts
-    saved = set_threads_local(1)              # see _single_threaded_blas_note
-    for i in prange(parts):
-        n0, n1 = N * i // parts, N * (i + 1) // parts
-        set_threads_local(1)
+    ranges, share = batch_parts(x.shape[0]), work.shape[0] // parts
+    assert len(ranges) == parts
+    index = {r: i for i, r in enumerate(ranges)}
+
+    def part(n0, n1):
+        i = index[n0, n1]
         _forward_part(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1],
                       work[i * share:(i + 1) * share], chunk)
-    set_threads_local(saved)
+
+    run_parts(part, ranges)
 
 
-@jit_parallel
 def _backward_parts(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx,
                     work, chunk, dW_parts, db_parts):
     """:func:`_backward_part` on ``len(dW_parts)`` batch parts side by side; part ``i`` writes
     ``dW_parts[i]`` and ``db_parts[i]``, summed by the caller in part order."""
-    N = x.shape[0]
     parts = dW_parts.shape[0]
-    share = work.shape[0] // parts
-    saved = set_threads_local(1)              # see _single_threaded_blas_note
-    for i in prange(parts):
-        n0, n1 = N * i // parts, N * (i + 1) // parts
-        set_threads_local(1)
+    ranges, share = batch_parts(x.shape[0]), work.shape[0] // parts
+    assert len(ranges) == parts
+    index = {r: i for i, r in enumerate(ranges)}
+
+    def part(n0, n1):
+        i = index[n0, n1]
         _backward_part(dout[n0:n1], x[n0:n1], y[n0:n1], act, W_tap, K, stride, padding_left,
                        dilation, dx[n0:n1], need_dx, work[i * share:(i + 1) * share], chunk,
                        dW_parts[i], db_parts[i])
-    set_threads_local(saved)
+
+    run_parts(part, ranges)
 
 
 # --- the same chain with NumPy's matmul, where ``_blas`` is not available ---------------------
