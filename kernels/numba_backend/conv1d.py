@@ -48,7 +48,6 @@ comes from BLAS (one GEMM per chunk, accumulated in order, then parts added in o
 """
 import threading
 
-import numba
 import numpy as np
 from numba import prange
 
@@ -373,39 +372,6 @@ def _backward_part(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx
             _col2im(cols, K, stride, padding_left, dilation, dx[n0:n1])
 
 
-def _forward_parts(x, W_tap, b, K, stride, padding_left, dilation, act, y, work, chunk, parts):
-    """:func:`_forward_part` on ``parts`` contiguous batch parts side by side, one per thread,
-    BLAS single-threaded meanwhile (``work`` holds one equal share per part)."""
-    ranges, share = batch_parts(x.shape[0]), work.shape[0] // parts
-    assert len(ranges) == parts
-    index = {r: i for i, r in enumerate(ranges)}
-
-    def part(n0, n1):
-        i = index[n0, n1]
-        _forward_part(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1],
-                      work[i * share:(i + 1) * share], chunk)
-
-    run_parts(part, ranges)
-
-
-def _backward_parts(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx,
-                    work, chunk, dW_parts, db_parts):
-    """:func:`_backward_part` on ``len(dW_parts)`` batch parts side by side; part ``i`` writes
-    ``dW_parts[i]`` and ``db_parts[i]``, summed by the caller in part order."""
-    parts = dW_parts.shape[0]
-    ranges, share = batch_parts(x.shape[0]), work.shape[0] // parts
-    assert len(ranges) == parts
-    index = {r: i for i, r in enumerate(ranges)}
-
-    def part(n0, n1):
-        i = index[n0, n1]
-        _backward_part(dout[n0:n1], x[n0:n1], y[n0:n1], act, W_tap, K, stride, padding_left,
-                       dilation, dx[n0:n1], need_dx, work[i * share:(i + 1) * share], chunk,
-                       dW_parts[i], db_parts[i])
-
-    run_parts(part, ranges)
-
-
 # --- the same chain with NumPy's matmul, where ``_blas`` is not available ---------------------
 
 def _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y):
@@ -458,12 +424,10 @@ def _output_length(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
-def _parts(values_moved, N):
-    """Batch parts of the GEMM path: one per thread once its passes move ``SPLIT_MIN_VALUES``
-    values, else 1 (the whole batch on the calling thread, BLAS threads as they are)."""
-    if values_moved < SPLIT_MIN_VALUES:
-        return 1
-    return max(1, min(numba.get_num_threads(), N))
+def _gemm_parts(values_moved, N):
+    """Batch parts ``(n0, n1)`` of the GEMM path: one per thread (see ``_batch_threads``) once
+    its passes move ``SPLIT_MIN_VALUES`` values, else the whole batch on the calling thread."""
+    return batch_parts(N) if values_moved >= SPLIT_MIN_VALUES else [(0, N)]
 
 
 def _work(N, parts, L_out, widths, dtype):
@@ -496,16 +460,19 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         activate_row_(y.reshape(-1), act)
         return y
     W_tap = _tap_major(W)
-    args = (x, W_tap, b, K, stride, padding_left, dilation, act, y)
     if not _blas.available():
-        _forward_matmul(*args)
+        _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y)
         return y
-    parts = _parts(N * L_out * (K * C_in + C_out), N)
-    chunk, work = _work(N, parts, L_out, (K * C_in, C_out), x.dtype)
-    if parts == 1:
-        _forward_part(*args, work, chunk)
-    else:
-        _forward_parts(*args, work, chunk, parts)
+    ranges = _gemm_parts(N * L_out * (K * C_in + C_out), N)
+    chunk, work = _work(N, len(ranges), L_out, (K * C_in, C_out), x.dtype)
+    share = work.shape[0] // len(ranges)
+
+    def part(n0, n1):                  # one nogil call per part, each on its own thread
+        i = ranges.index((n0, n1))
+        _forward_part(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1],
+                      work[i * share:(i + 1) * share], chunk)
+
+    run_parts(part, ranges)
     return y
 
 
@@ -531,22 +498,30 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         _direct_backward(dout, x, W, stride, padding_left, dilation, x if dx is None else dx,
                          dW_rows, db_rows, bool(need_dx))
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
+    W_tap = _tap_major(W)
     # Unused arguments get stand-ins of the right type (never read or written): one signature.
-    args = (dout, x, dout if act == 0 else y, act, _tap_major(W), K, stride, padding_left,
-            dilation, x if dx is None else dx, bool(need_dx))
+    y_arg = dout if act == 0 else y
+    dx_arg = x if dx is None else dx
     if not _blas.available():
-        dW_tap, db = _backward_matmul(*args)
+        dW_tap, db = _backward_matmul(dout, x, y_arg, act, W_tap, K, stride, padding_left,
+                                      dilation, dx_arg, need_dx)
     else:
-        parts = _parts(N * L_out * (K * C_in * (1 + need_dx) + C_out) + need_dx * x.size, N)
-        chunk, work = _work(N, parts, L_out, (K * C_in, C_out, C_out), x.dtype)
-        dW_parts = np.empty((parts, K * C_in, C_out), dtype=x.dtype)
-        db_parts = np.empty((parts, C_out), dtype=x.dtype)
-        if parts == 1:
-            _backward_part(*args, work, chunk, dW_parts[0], db_parts[0])
-        else:
-            _backward_parts(*args, work, chunk, dW_parts, db_parts)
+        ranges = _gemm_parts(N * L_out * (K * C_in * (1 + need_dx) + C_out)
+                             + need_dx * x.size, N)
+        chunk, work = _work(N, len(ranges), L_out, (K * C_in, C_out, C_out), x.dtype)
+        share = work.shape[0] // len(ranges)
+        dW_parts = np.empty((len(ranges), K * C_in, C_out), dtype=x.dtype)
+        db_parts = np.empty((len(ranges), C_out), dtype=x.dtype)
+
+        def part(n0, n1):              # one nogil call per part, each on its own thread
+            i = ranges.index((n0, n1))
+            _backward_part(dout[n0:n1], x[n0:n1], y_arg[n0:n1], act, W_tap, K, stride,
+                           padding_left, dilation, dx_arg[n0:n1], bool(need_dx),
+                           work[i * share:(i + 1) * share], chunk, dW_parts[i], db_parts[i])
+
+        run_parts(part, ranges)
         dW_tap, db = dW_parts[0], db_parts[0]
-        for i in range(1, parts):                      # in part order: deterministic
+        for i in range(1, len(ranges)):                # in part order: deterministic
             dW_tap += dW_parts[i]
             db += db_parts[i]
     dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))
