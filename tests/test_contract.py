@@ -82,16 +82,25 @@ F.softmax_cross_entropy(x[:1000].reshape(100, 10), np.zeros(100, np.int64))    #
 F.softmax_cross_entropy(x.reshape(2000, 100), np.zeros(2000, np.int64))       # parallel
 ks = [activations._relu_forward, activations._sigmoid_forward, optimizers._adagrad,
       losses._sce_index_serial, losses._sce_index_parallel]
-# The conv GEMM path split over two threads: kernels that call BLAS by symbol name.
-from fastnet.kernels.numba_backend import conv1d, _blas
+# The conv GEMM path split over two threads: its parallel runner, and its slots (C functions
+# that call BLAS by symbol name).
+from fastnet.kernels.numba_backend import _blas, _slots
 xc, Wc = x[:64 * 28 * 28].reshape(64, 28, 28), x[:32 * 28 * 3].reshape(32, 28, 3)
 with fastnet.set_num_threads(2):
     yc = F.conv1d(xc, Wc, None, 1, 1, activation="relu")
     F.conv1d_backward(yc, xc, Wc, 1, 1, y=yc, activation="relu")
+hits = sum(sum(k.stats.cache_hits.values()) for k in ks)
+misses = sum(sum(k.stats.cache_misses.values()) for k in ks)
 if _blas.available():
-    ks += [conv1d._forward_part, conv1d._backward_part]
-print(sum(sum(k.stats.cache_hits.values()) for k in ks),
-      sum(sum(k.stats.cache_misses.values()) for k in ks), len(ks))
+    ks.append(_slots._run)
+    hits += sum(_slots._run.stats.cache_hits.values())
+    misses += sum(_slots._run.stats.cache_misses.values())
+    slots = _slots.compiled_slots()
+    assert len(slots) == 2, slots                  # the forward and the backward slot
+    ks += slots
+    hits += sum(s.cache_hits for s in slots)
+    misses += sum(1 - s.cache_hits for s in slots)
+print(hits, misses, len(ks))
 """
     env = {"NUMBA_CACHE_DIR": str(tmp_path), "FASTNET_BACKEND": "numba"}
     first = run_fresh(code, env)

@@ -22,22 +22,20 @@ gemm (many channels)
     with the bias-gradient sums, and col2im (backward). The batch is processed in chunks of about
     ``GEMM_CHUNK_BYTES`` so the buffers stay cache-sized and memory stays bounded for long inputs.
 
-    The whole chain of a batch part (passes and GEMMs) is one ``nogil`` Numba call that calls
-    BLAS itself (``_blas``). Once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut
-    into one part per thread, each part's call on its own thread (``_batch_threads``), BLAS
-    single-threaded meanwhile: one thread per core, and no GIL crossing inside a part. (The
-    previous design ran the same parts around NumPy's ``@``, crossing the GIL at every link.)
-    The passes are not OpenMP loops of their own: as parallel regions between multi-threaded BLAS
-    calls they set the two thread pools spinning against each other on this 2-core machine (12 ms
-    per step instead of 0.1-0.5 ms).
+    The whole chain of a batch part (passes and GEMMs) is one compiled function that calls BLAS
+    itself (``_blas``). Once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut into
+    one part per thread, the parts side by side in one ``prange`` loop (``_slots``), BLAS
+    single-threaded meanwhile: one thread per core, and no GIL anywhere in the call. The passes
+    are not parallel loops of their own: as OpenMP regions between multi-threaded BLAS calls they
+    set the two thread pools spinning against each other on this 2-core machine (12 ms per step
+    instead of 0.1-0.5 ms).
 
-    Measured, the MNIST CNN's training step, 20 interleaved rounds against the previous design:
-    4.97 against 5.16 ms and 6.16 against 6.45 ms (two processes, the machine's speed varying).
-    Running the parts as one ``prange`` loop instead of Python threads made the step 15-18 %
-    faster than the previous design, but compiling that parallel loop added ~4 s to the cold
-    start (12.6 s, over its 10 s target), so it is not used. Where ``_blas`` is not available
-    (NumPy built on another BLAS), the same chain runs serially with NumPy's ``matmul``, BLAS
-    threading itself.
+    Measured against the previous design (the same parts on Python threads, whose hand-off costs
+    50-80 us here), float32, batch 128, 2 threads, calls back to back: forward C28->64 L28
+    0.536 -> 0.317 ms, C64->128 L14 0.600 -> 0.556 ms; forward+backward against PyTorch went
+    from 0.93-0.98x to 1.03-1.17x (``python -m fastnet bench --family conv1d``). Where ``_blas``
+    is not available (NumPy built on another BLAS), the same chain runs serially with NumPy's
+    ``matmul``, BLAS threading itself.
 
 :func:`_use_gemm` picks the strategy per shape (measurements in its docstring).
 
@@ -49,22 +47,24 @@ comes from BLAS (one GEMM per chunk, accumulated in order, then parts added in o
 import threading
 
 import numpy as np
-from numba import prange
+from numba import carray, prange
 
 from . import _blas
-from ._batch_threads import batch_parts, run_parts
 from ._blas import gemm
 from ._config import jit, jit_parallel
 from ._scalar import ACT_CODE, activate_row_, activation_grad_row
+from ._slots import part_count, pointer_like, run
 
 
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk.
 GEMM_CHUNK_BYTES = 4 << 20
 #: Values read or written by the GEMM path's passes (im2col, transpositions, col2im) from which a
 #: call splits its batch over threads: the measured break-even, within this machine's noise.
-#: Below it a thread's hand-off (20-70 us here, more when the other core sleeps) costs more than
-#: the halved work saves. Measured after 0.3 ms idle, float32, C28->32 L28, one part / two:
-#: backward N=48 (306 k values) 0.335 / 0.348 ms, N=64 (409 k) 0.410 / 0.327 ms.
+#: Below it waking the other thread (25-50 us here when it sleeps, as between the layers of a
+#: training step) costs more than the halved work saves. Measured after 0.3 ms idle, float32,
+#: C28->32 L28, one part / two (two processes): forward N=64 (207 k values) 0.21-0.23 /
+#: 0.26-0.27 ms; backward N=48 (306 k) 0.32-0.36 / 0.31-0.36 ms, N=64 (408 k) 0.42-0.50 /
+#: 0.38-0.39 ms.
 SPLIT_MIN_VALUES = 300_000
 
 _scratch_store = threading.local()
@@ -321,6 +321,9 @@ def _channels_to_rows(dout, d_rows, db):
 
 
 # --- the chain of one batch part, all in Numba (BLAS through ``_blas``) ------------------------
+#
+# Each is a slot (``_slots``): part ``i`` of ``parts``, its arrays rebuilt from the addresses and
+# sizes in ``args``, compiled once per dtype as a C function that ``_slots.run`` calls by address.
 
 @jit
 def _take(work, start, m, w):
@@ -329,47 +332,69 @@ def _take(work, start, m, w):
     return work[start:start + m * w].reshape((m, w)), start + -(-m * w // 16) * 16
 
 
-@jit
-def _forward_part(x, W_tap, b, K, stride, padding_left, dilation, act, y, work, chunk):
-    """im2col + GEMM forward of the batch part ``x`` into ``y``, ``chunk`` items at a time."""
-    N, C_in, _ = x.shape
-    C_out, L_out = y.shape[1], y.shape[2]
-    for n0 in range(0, N, chunk):
-        n1 = min(N, n0 + chunk)
-        cols, at = _take(work, 0, (n1 - n0) * L_out, K * C_in)
-        y_rows, _ = _take(work, at, (n1 - n0) * L_out, C_out)
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
+def _forward_slot(i, parts, args_p, work_p):
+    """im2col + GEMM forward of batch part ``i``, ``chunk`` items at a time. ``args``: the
+    addresses of ``x, W_tap, b, y`` (``args[0:4]``), then from ``args[7]`` ``N, C_in, L, C_out,
+    L_out, K, stride, padding_left, dilation, act, chunk, len(work)``."""
+    a = carray(args_p, (19,))
+    N, C_in, L, C_out, L_out, K = a[7], a[8], a[9], a[10], a[11], a[12]
+    stride, padding_left, dilation, act, chunk, work_len = a[13], a[14], a[15], a[16], a[17], a[18]
+    n0, n1 = N * i // parts, N * (i + 1) // parts
+    share = work_len // parts
+    x = carray(pointer_like(a[0], work_p), (N, C_in, L))[n0:n1]
+    W_tap = carray(pointer_like(a[1], work_p), (K * C_in, C_out))
+    b = carray(pointer_like(a[2], work_p), (C_out,))
+    y = carray(pointer_like(a[3], work_p), (N, C_out, L_out))[n0:n1]
+    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    for m0 in range(0, n1 - n0, chunk):
+        m1 = min(n1 - n0, m0 + chunk)
+        cols, at = _take(work, 0, (m1 - m0) * L_out, K * C_in)
+        y_rows, _ = _take(work, at, (m1 - m0) * L_out, C_out)
+        _im2col(x[m0:m1], K, stride, padding_left, dilation, cols)
         gemm(cols, W_tap, y_rows, False, False, 0.0)
-        _rows_to_channels(y_rows, b, y[n0:n1])
+        _rows_to_channels(y_rows, b, y[m0:m1])
     # One flat, vectorised pass (measured cheaper than activating inside the transposition,
     # whose rows are short, and than a separate activation layer, which allocates and re-reads).
     activate_row_(y.reshape(-1), act)
 
 
-@jit
-def _backward_part(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx,
-                   work, chunk, dW_tap, db):
-    """im2col + GEMM backward of one batch part: writes the part's ``dW_tap (K*C_in, C_out)``
-    and ``db``, and (if ``need_dx``) its ``dx``. ``y`` is read only for an activation."""
-    N, C_in, _ = x.shape
-    C_out, L_out = dout.shape[1], dout.shape[2]
+def _backward_slot(i, parts, args_p, work_p):
+    """im2col + GEMM backward of batch part ``i``: writes the part's ``dW_parts[i] (K*C_in,
+    C_out)`` and ``db_parts[i]``, and (if ``need_dx``) its ``dx``. ``args``: the addresses of
+    ``dout, x, y, dx, W_tap, dW_parts, db_parts`` (``args[0:7]``), then ``N, C_in, L, C_out,
+    L_out, K, stride, padding_left, dilation, act, need_dx, chunk, len(work)``. ``y`` is read
+    only for an activation."""
+    a = carray(args_p, (20,))
+    N, C_in, L, C_out, L_out, K = a[7], a[8], a[9], a[10], a[11], a[12]
+    stride, padding_left, dilation, act = a[13], a[14], a[15], a[16]
+    need_dx, chunk, work_len = a[17] != 0, a[18], a[19]
+    n0, n1 = N * i // parts, N * (i + 1) // parts
+    share = work_len // parts
+    dout = carray(pointer_like(a[0], work_p), (N, C_out, L_out))[n0:n1]
+    x = carray(pointer_like(a[1], work_p), (N, C_in, L))[n0:n1]
+    y = carray(pointer_like(a[2], work_p), (N, C_out, L_out))[n0:n1]
+    dx = carray(pointer_like(a[3], work_p), (N, C_in, L))[n0:n1]
+    W_tap = carray(pointer_like(a[4], work_p), (K * C_in, C_out))
+    dW_tap = carray(pointer_like(a[5], work_p), (parts, K * C_in, C_out))[i]
+    db = carray(pointer_like(a[6], work_p), (parts, C_out))[i]
+    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
     db[:] = 0
-    for n0 in range(0, N, chunk):
-        n1 = min(N, n0 + chunk)
-        m = (n1 - n0) * L_out
+    for m0 in range(0, n1 - n0, chunk):
+        m1 = min(n1 - n0, m0 + chunk)
+        m = (m1 - m0) * L_out
         cols, at = _take(work, 0, m, K * C_in)
         d_rows, at = _take(work, at, m, C_out)
         dz, _ = _take(work, at, m, C_out)
-        g = dout[n0:n1]
+        g = dout[m0:m1]
         if act != 0:
-            activation_grad_row(g.reshape(-1), y[n0:n1].reshape(-1), act, dz.reshape(-1))
-            g = dz.reshape((n1 - n0, C_out, L_out))
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
+            activation_grad_row(g.reshape(-1), y[m0:m1].reshape(-1), act, dz.reshape(-1))
+            g = dz.reshape((m1 - m0, C_out, L_out))
+        _im2col(x[m0:m1], K, stride, padding_left, dilation, cols)
         _channels_to_rows(g, d_rows, db)
-        gemm(cols, d_rows, dW_tap, True, False, 0.0 if n0 == 0 else 1.0)
+        gemm(cols, d_rows, dW_tap, True, False, 0.0 if m0 == 0 else 1.0)
         if need_dx:
             gemm(d_rows, W_tap, cols, False, True, 0.0)
-            _col2im(cols, K, stride, padding_left, dilation, dx[n0:n1])
+            _col2im(cols, K, stride, padding_left, dilation, dx[m0:m1])
 
 
 # --- the same chain with NumPy's matmul, where ``_blas`` is not available ---------------------
@@ -424,10 +449,10 @@ def _output_length(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
-def _gemm_parts(values_moved, N):
-    """Batch parts ``(n0, n1)`` of the GEMM path: one per thread (see ``_batch_threads``) once
-    its passes move ``SPLIT_MIN_VALUES`` values, else the whole batch on the calling thread."""
-    return batch_parts(N) if values_moved >= SPLIT_MIN_VALUES else [(0, N)]
+def _gemm_part_count(values_moved, N):
+    """Batch parts of the GEMM path: one per thread (see ``_slots``) once its passes move
+    ``SPLIT_MIN_VALUES`` values, else one, on the calling thread."""
+    return part_count(N) if values_moved >= SPLIT_MIN_VALUES else 1
 
 
 def _work(N, parts, L_out, widths, dtype):
@@ -463,16 +488,10 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     if not _blas.available():
         _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y)
         return y
-    ranges = _gemm_parts(N * L_out * (K * C_in + C_out), N)
-    chunk, work = _work(N, len(ranges), L_out, (K * C_in, C_out), x.dtype)
-    share = work.shape[0] // len(ranges)
-
-    def part(n0, n1):                  # one nogil call per part, each on its own thread
-        i = ranges.index((n0, n1))
-        _forward_part(x[n0:n1], W_tap, b, K, stride, padding_left, dilation, act, y[n0:n1],
-                      work[i * share:(i + 1) * share], chunk)
-
-    run_parts(part, ranges)
+    parts = _gemm_part_count(N * L_out * (K * C_in + C_out), N)
+    chunk, work = _work(N, parts, L_out, (K * C_in, C_out), x.dtype)
+    run(_forward_slot, parts, (x, W_tap, b, y), (N, C_in, L, C_out, L_out, K, stride,
+        padding_left, dilation, act, chunk, work.shape[0]), work)
     return y
 
 
@@ -506,22 +525,16 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         dW_tap, db = _backward_matmul(dout, x, y_arg, act, W_tap, K, stride, padding_left,
                                       dilation, dx_arg, need_dx)
     else:
-        ranges = _gemm_parts(N * L_out * (K * C_in * (1 + need_dx) + C_out)
-                             + need_dx * x.size, N)
-        chunk, work = _work(N, len(ranges), L_out, (K * C_in, C_out, C_out), x.dtype)
-        share = work.shape[0] // len(ranges)
-        dW_parts = np.empty((len(ranges), K * C_in, C_out), dtype=x.dtype)
-        db_parts = np.empty((len(ranges), C_out), dtype=x.dtype)
-
-        def part(n0, n1):              # one nogil call per part, each on its own thread
-            i = ranges.index((n0, n1))
-            _backward_part(dout[n0:n1], x[n0:n1], y_arg[n0:n1], act, W_tap, K, stride,
-                           padding_left, dilation, dx_arg[n0:n1], bool(need_dx),
-                           work[i * share:(i + 1) * share], chunk, dW_parts[i], db_parts[i])
-
-        run_parts(part, ranges)
+        parts = _gemm_part_count(N * L_out * (K * C_in * (1 + need_dx) + C_out)
+                                 + need_dx * x.size, N)
+        chunk, work = _work(N, parts, L_out, (K * C_in, C_out, C_out), x.dtype)
+        dW_parts = np.empty((parts, K * C_in, C_out), dtype=x.dtype)
+        db_parts = np.empty((parts, C_out), dtype=x.dtype)
+        run(_backward_slot, parts, (dout, x, y_arg, dx_arg, W_tap, dW_parts, db_parts),
+            (N, C_in, L, C_out, L_out, K, stride, padding_left, dilation, act, int(need_dx),
+             chunk, work.shape[0]), work)
         dW_tap, db = dW_parts[0], db_parts[0]
-        for i in range(1, len(ranges)):                # in part order: deterministic
+        for i in range(1, parts):                      # in part order: deterministic
             dW_tap += dW_parts[i]
             db += db_parts[i]
     dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))

@@ -1,0 +1,160 @@
+"""Batch parts side by side on Numba's threads, each part one compiled C function (a "slot").
+
+Used by conv1d's im2col + GEMM path, a chain of serial Numba passes (im2col, transpositions,
+col2im) around BLAS GEMMs. The batch is cut into one contiguous part per thread; each part runs
+the whole chain on its own thread, BLAS single-threaded meanwhile, so exactly one thread works
+per core and nothing spins. (With BLAS alone multi-threaded, one of the 2 cores idled during every
+pass; making the passes parallel loops of their own set the OpenMP and OpenBLAS thread pools
+spinning against each other: see ``conv1d``.)
+
+Why slots: the parts run as one ``prange`` loop, whose worker wakes in ~25 us on this VM, against
+50-80 us for a Python thread (the previous design). But a ``parallel=True`` function that calls a
+big jitted function links that function's code into its own and optimises it again, several
+times over: the conv backward's ``prange`` wrapper took 2.3 s to compile, and the cold start
+exceeded its 10 s target. Here a part's chain is compiled once, as a C-ABI function
+(``numba.cfunc``, cached on disk like every kernel); the one ``prange`` runner, :func:`_run`,
+calls it by address. The runner is small, compiles once for every slot (0.3-0.5 s), and caches
+because the address is an argument, not a constant.
+
+A slot is ``slot(i, parts, args, work)``: part ``i`` of ``parts``, ``args`` a pointer to int64
+values (array addresses and sizes, laid out by the kernel that owns the slot), ``work`` a pointer
+to the scratch buffer, whose float type fixes the slot's dtype. :func:`pointer_like` turns an
+address from ``args`` back into a typed pointer for ``numba.carray``.
+
+Results do not depend on timing: the parts are fixed by the batch size and the thread count,
+each writes only its own slice of the outputs, and sums over parts are added in part order by
+the caller. (A different thread count gives different parts, so sums may round differently.)
+"""
+import contextlib
+import threading
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic
+
+from ._config import CACHE, ERROR_MODEL, FASTMATH, jit_parallel
+
+_state = {"lock": threading.Lock(), "slots": {}, "blas": None, "active": 0, "saved": ()}
+
+
+@intrinsic
+def pointer_like(typingctx, address, like):
+    """The int64 ``address`` as a pointer of the same type as ``like`` (a slot's ``work``)."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(like))
+    return like(types.int64, like), codegen
+
+
+@intrinsic
+def _call(typingctx, address, i, parts, args, work):
+    """Call the slot at ``address`` with ``(i, parts, args.ctypes.data, work.ctypes.data)``."""
+    def codegen(context, builder, signature, llargs):
+        address_, i_, parts_, args_, work_ = llargs
+        args_data = context.make_array(signature.args[3])(context, builder, args_).data
+        work_data = context.make_array(signature.args[4])(context, builder, work_).data
+        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(64), ir.IntType(64), args_data.type,
+                                               work_data.type])
+        builder.call(builder.inttoptr(address_, fnty.as_pointer()),
+                     [i_, parts_, args_data, work_data])
+        return context.get_dummy_value()
+    return types.void(types.int64, types.int64, types.int64, args, work), codegen
+
+
+#: Arrays a slot can receive (their addresses fill ``args[0:ARRAYS]``).
+ARRAYS = 7
+
+
+@jit_parallel
+def _run(slot, parts, args, work, a0, a1, a2, a3, a4, a5, a6):
+    for j, a in enumerate((a0, a1, a2, a3, a4, a5, a6)):
+        args[j] = a.ctypes.data
+    if parts == 1:               # on the calling thread, without a parallel region
+        _call(slot, 0, 1, args, work)
+    else:
+        for i in prange(parts):
+            _call(slot, i, parts, args, work)
+
+
+def run(pyfunc, parts, arrays, sizes, work):
+    """Run ``pyfunc``'s slot on ``parts`` batch parts side by side, BLAS single-threaded
+    meanwhile when there are several.
+
+    Parameters
+    ----------
+    pyfunc : the slot's Python function, ``pyfunc(i, parts, args_p, work_p)``
+    parts : int, at least 1
+    arrays : up to :data:`ARRAYS` C-contiguous arrays of ``work``'s dtype; the slot finds their
+        addresses in ``args[0:ARRAYS]``, in this order
+    sizes : ints, ``args[ARRAYS:]``
+    work : 1-D scratch buffer, one equal share per part
+    """
+    assert len(arrays) <= ARRAYS, f"{len(arrays)} arrays; a slot takes at most {ARRAYS}"
+    slot = slot_address(pyfunc, work.dtype)
+    flat = [a.reshape(-1) for a in arrays] + [work] * (ARRAYS - len(arrays))
+    args = np.array((0,) * ARRAYS + tuple(sizes), np.int64)
+    if parts == 1:
+        _run(slot, 1, args, work, *flat)
+    else:
+        with blas_single_threaded():
+            _run(slot, parts, args, work, *flat)
+
+
+def slot_address(pyfunc, dtype):
+    """The address of ``pyfunc`` compiled as a slot for ``dtype`` (compiled, or loaded from
+    the cache, on first use)."""
+    key = (pyfunc, np.dtype(dtype))
+    slot = _state["slots"].get(key)
+    if slot is None:
+        with _state["lock"]:
+            slot = _state["slots"].get(key)
+            if slot is None:
+                sig = types.void(types.int64, types.int64, types.CPointer(types.int64),
+                                 types.CPointer(numba.from_dtype(key[1])))
+                slot = numba.cfunc(sig, cache=CACHE, fastmath=FASTMATH,
+                                   error_model=ERROR_MODEL)(pyfunc)
+                _state["slots"][key] = slot
+    return slot.address
+
+
+def compiled_slots():
+    """The slots compiled in this process (``numba`` CFunc objects; for the cache test)."""
+    return list(_state["slots"].values())
+
+
+def part_count(N):
+    """Batch parts for ``N`` items: one per thread of Numba's current thread count
+    (``fastnet.set_num_threads`` sets it), at most ``N``."""
+    return max(1, min(numba.get_num_threads(), N))
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """BLAS at one thread inside the block (while the parts run), restored after it.
+
+    Callers can overlap (a user's own threads): the first one in saves the BLAS thread counts,
+    the last one out restores them.
+    """
+    with _state["lock"]:
+        if _state["active"] == 0:
+            libs = _blas_controllers()
+            _state["saved"] = tuple(lib.num_threads for lib in libs)
+            for lib in libs:
+                lib.set_num_threads(1)
+        _state["active"] += 1
+    try:
+        yield
+    finally:
+        with _state["lock"]:
+            _state["active"] -= 1
+            if _state["active"] == 0:
+                for lib, n in zip(_blas_controllers(), _state["saved"]):
+                    lib.set_num_threads(n)
+
+
+def _blas_controllers():
+    if _state["blas"] is None:
+        from threadpoolctl import ThreadpoolController
+        _state["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _state["blas"]

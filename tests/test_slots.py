@@ -1,0 +1,78 @@
+"""The Numba backend's batch parts side by side (``_slots``): part counts, a slot's arguments,
+the parts on separate threads, and the BLAS thread count around them."""
+import numpy as np
+import pytest
+
+import fastnet
+
+slots = pytest.importorskip("fastnet.kernels.numba_backend._slots")
+threadpoolctl = pytest.importorskip("threadpoolctl")
+numba = pytest.importorskip("numba")
+
+
+def blas_threads():
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas"]
+
+
+def _record_slot(i, parts, args_p, work_p):
+    """Part ``i`` writes ``(i, parts, thread id, sum of the sizes)`` into row ``i`` of the
+    ``(parts, 4)`` array at ``args[0]``, and ``i + 1`` into its share of ``work``."""
+    a = numba.carray(args_p, (slots.ARRAYS + 3,))
+    out = numba.carray(slots.pointer_like(a[0], work_p), (parts, 4))
+    out[i, 0], out[i, 1] = i, parts
+    out[i, 2] = numba.get_thread_id()
+    out[i, 3] = a[slots.ARRAYS] + a[slots.ARRAYS + 1] + a[slots.ARRAYS + 2]
+    share = a[slots.ARRAYS + 2] // parts
+    work = numba.carray(work_p, (a[slots.ARRAYS + 2],))
+    work[i * share:(i + 1) * share] = i + 1
+
+
+@pytest.mark.parametrize("threads, N, want", [(1, 128, 1), (2, 128, 2), (2, 5, 2), (2, 1, 1),
+                                              (2, 0, 1)])
+def test_one_part_per_thread_at_most_one_per_item(threads, N, want):
+    with fastnet.set_backend("numba"), fastnet.set_num_threads(threads):
+        assert slots.part_count(N) == want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_every_part_runs_once_with_its_arguments(dtype, parts):
+    out = np.full((parts, 4), -1, dtype)
+    work = np.zeros(6 * parts, dtype)
+    slots.run(_record_slot, parts, (out,), (10, 20, work.size), work)
+    assert out[:, 0].tolist() == list(range(parts))
+    assert (out[:, 1] == parts).all() and (out[:, 3] == 30 + work.size).all()
+    assert work.tolist() == [i + 1 for i in range(parts) for _ in range(6)]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="Numba has one thread")
+def test_two_parts_run_on_two_threads():
+    with fastnet.set_num_threads(2):
+        out = np.zeros((2, 4))
+        work = np.zeros(2)
+        slots.run(_record_slot, 2, (out,), (0, 0, 2), work)
+    assert out[0, 2] != out[1, 2]
+
+
+def test_blas_is_single_threaded_inside_and_restored_after():
+    before = blas_threads()
+    with slots.blas_single_threaded():
+        with slots.blas_single_threaded():           # overlapping callers
+            assert blas_threads() == [1] * len(before)
+        assert blas_threads() == [1] * len(before)   # the first one in still runs
+    assert blas_threads() == before
+
+
+def test_blas_threads_are_restored_after_an_error():
+    before = blas_threads()
+    with pytest.raises(RuntimeError, match="inside"):
+        with slots.blas_single_threaded():
+            raise RuntimeError("inside")
+    assert blas_threads() == before
+
+
+def test_too_many_arrays_is_an_error():
+    work = np.zeros(1)
+    with pytest.raises(AssertionError):
+        slots.run(_record_slot, 1, (work,) * (slots.ARRAYS + 1), (0, 0, 1), work)
