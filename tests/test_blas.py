@@ -1,5 +1,9 @@
 """BLAS called from inside Numba kernels (``numba_backend._blas``): the GEMM against NumPy, and
 the fallback when NumPy's BLAS does not offer it."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -55,3 +59,28 @@ def test_without_the_symbols_it_is_unavailable_and_conv1d_still_runs(monkeypatch
         want = F.conv1d(x, W, None, 1, 1)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
+
+
+_UNCOMPILED_CONV = """
+import numpy as np, fastnet
+from fastnet import functional as F
+from fastnet.kernels.numba_backend import _blas
+rng = np.random.default_rng(0)
+x, W = rng.standard_normal((3, 16, 10)), rng.standard_normal((32, 16, 3))
+with fastnet.set_backend("numba"):
+    got = [F.conv1d(x, W, None, 1, 1)] + list(F.conv1d_backward(np.ones((3, 32, 10)), x, W, 1, 1))
+with fastnet.set_backend("numpy"):
+    want = [F.conv1d(x, W, None, 1, 1)] + list(F.conv1d_backward(np.ones((3, 32, 10)), x, W, 1, 1))
+print(_blas.available(), max(float(abs(g - w).max()) for g, w in zip(got, want)))
+"""
+
+
+def test_uncompiled_python_runs_conv1d_without_the_c_functions():
+    """With NUMBA_DISABLE_JIT=1 (coverage runs) plain Python cannot call BLAS or the conv slots
+    by address: the GEMM path takes NumPy's matmul instead."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", _UNCOMPILED_CONV], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    available, error = out.stdout.split()
+    assert available == "False" and float(error) < 1e-12

@@ -16,7 +16,7 @@ another ILP64 naming), :func:`available` is False and callers keep NumPy's ``mat
 import ctypes
 
 import llvmlite.binding as llvm
-from numba import types
+from numba import config, types
 
 from ._config import jit
 
@@ -40,9 +40,10 @@ _state = {"available": None}
 
 
 def available():
-    """Whether :func:`gemm` can run in this process (the symbols are bound once)."""
+    """Whether :func:`gemm` can run in this process (the symbols are bound once). Never with
+    ``NUMBA_DISABLE_JIT=1`` (a coverage run): plain Python cannot call the C functions."""
     if _state["available"] is None:
-        _state["available"] = _bind()
+        _state["available"] = not config.DISABLE_JIT and _bind()
     return _state["available"]
 
 
