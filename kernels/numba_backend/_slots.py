@@ -68,6 +68,8 @@ ARRAYS = 7
 
 @jit_parallel
 def _run(slot, parts, args, work, a0, a1, a2, a3, a4, a5, a6):
+    """Parts ``0 .. parts-1`` of the slot at address ``slot``, with the addresses of ``a0 ..
+    a6`` (1-D views of one dtype: one compiled runner for every slot) in ``args[0:7]``."""
     for j, a in enumerate((a0, a1, a2, a3, a4, a5, a6)):
         args[j] = a.ctypes.data
     if parts == 1:               # on the calling thread, without a parallel region

@@ -33,7 +33,7 @@ gemm (many channels)
     Measured against the previous design (the same parts on Python threads, whose hand-off costs
     50-80 us here), float32, batch 128, 2 threads, calls back to back: forward C28->64 L28
     0.536 -> 0.317 ms, C64->128 L14 0.600 -> 0.556 ms; forward+backward against PyTorch went
-    from 0.93-0.98x to 1.03-1.17x (``python -m fastnet bench --family conv1d``). Where ``_blas``
+    from 0.93-0.98x to 1.02-1.20x (``python -m fastnet bench``). Where ``_blas``
     is not available (NumPy built on another BLAS), the same chain runs serially with NumPy's
     ``matmul``, BLAS threading itself.
 
