@@ -3,7 +3,8 @@
 Why: conv1d's im2col + GEMM path is a chain of Numba passes around GEMMs. Called from Python,
 every link of the chain crosses the GIL, and with the batch split over two threads each crossing
 could wait for the other thread (50-100 us per call on this VM). Calling the GEMM from Numba puts
-the whole chain of one batch part in a single ``nogil`` call (see ``conv1d``).
+the whole chain of one batch part in one compiled function, which runs beside the other parts
+without the GIL (see ``conv1d`` and ``_slots``).
 
 How: NumPy's wheels bundle an ILP64 OpenBLAS (64-bit integer arguments) whose CBLAS GEMMs carry a
 suffixed name (``scipy_cblas_sgemm64_`` since NumPy 2, ``cblas_sgemm64_`` before).
@@ -100,4 +101,3 @@ def gemm(a, b, c, trans_a, trans_b, beta):
     else:
         _dgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, a.ctypes.data, a.shape[1], b.ctypes.data,
                b.shape[1], beta, c.ctypes.data, c.shape[1])
-

@@ -518,7 +518,8 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
                          dW_rows, db_rows, bool(need_dx))
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
     W_tap = _tap_major(W)
-    # Unused arguments get stand-ins of the right type (never read or written): one signature.
+    # Unused arguments get stand-ins of the right shape and dtype (never read or written): the
+    # matmul chain keeps one compiled signature, and the slot gets an address for each.
     y_arg = dout if act == 0 else y
     dx_arg = x if dx is None else dx
     if not _blas.available():
