@@ -26,6 +26,7 @@ never taken.
 Inference (``predict``, ``evaluate``, validation) runs in evaluation mode, ``batch_size`` rows
 (default 1024) at a time, so memory does not grow with the number of samples.
 """
+import functools
 import math
 import time
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from . import _checks as check
 from . import _serialize
+from . import backend
 from . import functional as F
 from .data import MiniBatch, check_xy
 from .initializers import as_generator
@@ -538,6 +540,10 @@ class Concat(_Container):
     Input: whatever the branches accept. Output ``(N, sum of the branches' per-sample sizes)``.
     ``backward`` splits ``dout`` by branch and adds up the branches' input gradients.
 
+    With the Numba backend and two or more threads the branches run side by side, each on its
+    own thread with its share of the thread count (``kernels.run_side_by_side``); every branch
+    computes what it would alone with that many threads. Branches must not share layers.
+
     Examples
     --------
     Rows and columns of an image as channels, convolved separately, then one classifier head:
@@ -559,7 +565,8 @@ class Concat(_Container):
         if np.ndim(x) < 2:
             raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
                              f"(one sample is x[None])")
-        outs = [branch.forward(x) for branch in self.branches]
+        outs = backend.kernels().run_side_by_side(
+            [functools.partial(branch.forward, x) for branch in self.branches])
         self._shapes = [out.shape for out in outs]
         return np.concatenate([out.reshape(len(out), math.prod(out.shape[1:])) for out in outs],
                               axis=1)
@@ -574,12 +581,14 @@ class Concat(_Container):
         dout = np.asarray(dout)
         check_dout(type(self).__name__, dout,
                    (self._shapes[0][0], sum(int(np.prod(shape[1:])) for shape in self._shapes)))
-        dx, start = None, 0
+        tasks, start = [], 0
         for branch, shape in zip(self.branches, self._shapes):
             width = int(np.prod(shape[1:]))
             part = np.ascontiguousarray(dout[:, start:start + width]).reshape(shape)
             start += width
-            grad = branch._backward(part, need_dx)
+            tasks.append(functools.partial(branch._backward, part, need_dx))
+        dx = None
+        for grad in backend.kernels().run_side_by_side(tasks):     # summed in branch order
             dx = grad if dx is None else dx + grad
         return dx
 

@@ -60,6 +60,9 @@ CONTRACT = (
     "maxpool1d_backward",     # (dout, argmax, length) -> dx
     "avgpool1d_forward",      # (x, kernel_size, stride, padding) -> y
     "avgpool1d_backward",     # (dout, length, kernel_size, stride, padding) -> dx
+    # scheduling.py
+    "run_side_by_side",       # (tasks) -> [task() for task in tasks]   independent callables;
+                              #  the numba backend runs them on separate threads where it pays
 )
 
 

@@ -12,3 +12,4 @@ from .optimizers import (sgd_update_, momentum_update_, adagrad_update_, rmsprop
                          adam_update_)
 from .conv1d import conv1d_forward, conv1d_backward
 from .pooling import maxpool1d_forward, maxpool1d_backward, avgpool1d_forward, avgpool1d_backward
+from .scheduling import run_side_by_side

@@ -1,0 +1,155 @@
+"""``run_side_by_side``: independent tasks (a Concat's branches), in order on the NumPy backend,
+on separate threads on the Numba backend; results, errors, thread counts, and Concat on top."""
+import multiprocessing
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet.layers import Conv1d, MaxPool1d, Transpose
+from fastnet.model import Concat
+
+numba = pytest.importorskip("numba")
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def blas_threads():
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas"]
+
+
+@pytest.fixture
+def two_threads():
+    """The Numba backend at two threads with a thread-safe threading layer (chosen by running
+    a parallel kernel), or a skip."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two Numba threads")
+    with fastnet.set_backend("numba"), fastnet.set_num_threads(2):
+        fastnet.functional.relu(np.ones(1 << 17, np.float32))      # a prange kernel
+        if numba.threading_layer() not in ("omp", "tbb"):
+            pytest.skip(f"threading layer {numba.threading_layer()} runs the tasks in order")
+        yield fastnet.backend.kernels()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5])
+def test_results_come_back_in_task_order(kern, n):
+    assert kern.run_side_by_side([lambda i=i: i * i for i in range(n)]) == [i * i
+                                                                            for i in range(n)]
+
+
+def test_the_first_error_in_task_order_is_raised(kern):
+    def fail(message):
+        raise KeyError(message)
+    # On two threads task 1 runs on its own and task 2 after task 0: two errors, in both orders
+    # of finishing; task 1's is first in task order.
+    with pytest.raises(KeyError, match="task 1"):
+        kern.run_side_by_side([lambda: 0, lambda: fail("task 1"), lambda: fail("task 2")])
+
+
+def test_tasks_run_at_the_same_time(two_threads):
+    """Each task waits for the other at a barrier: run one after the other, they time out."""
+    barrier = threading.Barrier(2, timeout=20)
+    ids = two_threads.run_side_by_side([lambda: (barrier.wait(), threading.get_ident())[1]] * 2)
+    assert ids[0] == threading.get_ident() and ids[1] != ids[0]
+
+
+def test_each_task_has_its_share_of_threads_and_blas_one(two_threads):
+    seen = two_threads.run_side_by_side([lambda: (numba.get_num_threads(), blas_threads())] * 2)
+    assert all(n == 1 and set(blas) == {1} for n, blas in seen), seen
+    assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
+
+
+def test_the_caller_waits_for_every_task_before_raising(two_threads):
+    finished = []
+
+    def slow():
+        time.sleep(0.3)
+        finished.append(True)
+
+    def fail():
+        raise ValueError("task 0")
+    with pytest.raises(ValueError, match="task 0"):
+        two_threads.run_side_by_side([fail, slow])
+    assert finished == [True]
+    assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
+
+
+def test_a_task_runs_nested_tasks_on_its_own_thread(two_threads):
+    def nested():
+        return two_threads.run_side_by_side([threading.get_ident] * 2), threading.get_ident()
+    for inner, outer in two_threads.run_side_by_side([nested] * 2):
+        assert inner == [outer, outer]
+
+
+def test_one_thread_runs_the_tasks_in_order_on_the_caller(two_threads):
+    order = []
+    with fastnet.set_num_threads(1):
+        ids = two_threads.run_side_by_side(
+            [lambda i=i: (order.append(i), threading.get_ident())[1] for i in range(3)])
+    assert order == [0, 1, 2] and set(ids) == {threading.get_ident()}
+
+
+def test_numpy_error_state_reaches_every_task(two_threads):
+    def divide():
+        try:
+            np.float64(1.0) / np.float64(0.0)
+        except FloatingPointError:
+            return "raised"
+        return "silent"
+    with np.errstate(divide="raise"):
+        assert two_threads.run_side_by_side([divide] * 2) == ["raised", "raised"]
+
+
+def _in_child(queue):
+    kern = fastnet.backend.kernels()
+    queue.put(kern.run_side_by_side([lambda: 1, lambda: 2]))
+
+
+def test_a_forked_child_gets_its_own_workers(two_threads):
+    """The parent's pool threads do not exist in a forked child; reusing that pool would hang."""
+    two_threads.run_side_by_side([lambda: 0] * 2)            # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_in_child, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=60) == [1, 2]
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+
+
+def _branches(seed):
+    init = lambda k: fastnet.initializers.XavierInitializer(seed=seed + k)
+    view = lambda k: [Conv1d(28, 32, 3, padding=1, initializer=init(k), activation="relu"),
+                      MaxPool1d(2), Conv1d(32, 64, 3, padding=1, initializer=init(k + 1),
+                                           activation="relu"), MaxPool1d(2)]
+    return Concat([view(0), [Transpose()] + view(2)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concat_side_by_side_equals_each_branch_alone(two_threads, dtype):
+    """Bit-identical to every branch run alone at one thread (the share each one gets), at the
+    MNIST CNN's size, where the convolutions would split the batch on two threads."""
+    with fastnet.set_default_dtype(dtype):
+        concat = _branches(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 28, 28)).astype(dtype)
+    out = concat.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = concat.backward(dout)
+    grads = [layer.dW.copy() for _, layer in concat.named_leaves() if hasattr(layer, "dW")]
+    with fastnet.set_num_threads(1):
+        alone = [branch.forward(x) for branch in concat.branches]
+        widths = [a[0].size for a in alone]
+        parts = np.split(dout, np.cumsum(widths)[:-1], axis=1)
+        dx_alone = sum(branch.backward(p.reshape(a.shape))
+                       for branch, p, a in zip(concat.branches, parts, alone))
+    np.testing.assert_array_equal(out, np.concatenate([a.reshape(128, -1) for a in alone], 1))
+    np.testing.assert_array_equal(dx, dx_alone)
+    for g, (_, layer) in zip(grads, [(n, l) for n, l in concat.named_leaves()
+                                     if hasattr(l, "dW")]):
+        np.testing.assert_array_equal(g, layer.dW)
