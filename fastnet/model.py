@@ -540,9 +540,10 @@ class Concat(_Container):
     Input: whatever the branches accept. Output ``(N, sum of the branches' per-sample sizes)``.
     ``backward`` splits ``dout`` by branch and adds up the branches' input gradients.
 
-    With the Numba backend and two or more threads the branches run side by side, each on its
-    own thread with its share of the thread count (``kernels.run_side_by_side``); every branch
-    computes what it would alone with that many threads. Branches must not share layers.
+    With the Numba backend, two or more threads and batches that are not tiny, the branches run
+    side by side, each on its own thread with its share of the thread count
+    (``kernels.run_side_by_side``); every branch computes what it would alone with that many
+    threads. Branches must not share layers.
 
     Examples
     --------
@@ -560,14 +561,16 @@ class Concat(_Container):
         self.branches = [b if isinstance(b, Sequential) else Sequential(b) for b in branches]
         _check_distinct(self)
         self._shapes = None
+        self._input_size = 0
 
     def forward(self, x):
         if np.ndim(x) < 2:
             raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
                              f"(one sample is x[None])")
         outs = backend.kernels().run_side_by_side(
-            [functools.partial(branch.forward, x) for branch in self.branches])
+            [functools.partial(branch.forward, x) for branch in self.branches], np.size(x))
         self._shapes = [out.shape for out in outs]
+        self._input_size = np.size(x)
         return np.concatenate([out.reshape(len(out), math.prod(out.shape[1:])) for out in outs],
                               axis=1)
 
@@ -588,7 +591,7 @@ class Concat(_Container):
             start += width
             tasks.append(functools.partial(branch._backward, part, need_dx))
         dx = None
-        for grad in backend.kernels().run_side_by_side(tasks):     # summed in branch order
+        for grad in backend.kernels().run_side_by_side(tasks, self._input_size):  # in order
             dx = grad if dx is None else dx + grad
         return dx
 

@@ -12,6 +12,9 @@ from fastnet.layers import Conv1d, MaxPool1d, Transpose
 from fastnet.model import Concat
 
 numba = pytest.importorskip("numba")
+
+#: A ``size`` well above the Numba backend's side-by-side threshold.
+BIG = 1 << 30
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
@@ -35,8 +38,8 @@ def two_threads():
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5])
 def test_results_come_back_in_task_order(kern, n):
-    assert kern.run_side_by_side([lambda i=i: i * i for i in range(n)]) == [i * i
-                                                                            for i in range(n)]
+    squares = kern.run_side_by_side([lambda i=i: i * i for i in range(n)], BIG)
+    assert squares == [i * i for i in range(n)]
 
 
 def test_the_first_error_in_task_order_is_raised(kern):
@@ -45,18 +48,20 @@ def test_the_first_error_in_task_order_is_raised(kern):
     # On two threads task 1 runs on its own and task 2 after task 0: two errors, in both orders
     # of finishing; task 1's is first in task order.
     with pytest.raises(KeyError, match="task 1"):
-        kern.run_side_by_side([lambda: 0, lambda: fail("task 1"), lambda: fail("task 2")])
+        kern.run_side_by_side([lambda: 0, lambda: fail("task 1"), lambda: fail("task 2")], BIG)
 
 
 def test_tasks_run_at_the_same_time(two_threads):
     """Each task waits for the other at a barrier: run one after the other, they time out."""
     barrier = threading.Barrier(2, timeout=20)
-    ids = two_threads.run_side_by_side([lambda: (barrier.wait(), threading.get_ident())[1]] * 2)
+    task = lambda: (barrier.wait(), threading.get_ident())[1]
+    ids = two_threads.run_side_by_side([task] * 2, BIG)
     assert ids[0] == threading.get_ident() and ids[1] != ids[0]
 
 
 def test_each_task_has_its_share_of_threads_and_blas_one(two_threads):
-    seen = two_threads.run_side_by_side([lambda: (numba.get_num_threads(), blas_threads())] * 2)
+    task = lambda: (numba.get_num_threads(), blas_threads())
+    seen = two_threads.run_side_by_side([task] * 2, BIG)
     assert all(n == 1 and set(blas) == {1} for n, blas in seen), seen
     assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
 
@@ -71,15 +76,15 @@ def test_the_caller_waits_for_every_task_before_raising(two_threads):
     def fail():
         raise ValueError("task 0")
     with pytest.raises(ValueError, match="task 0"):
-        two_threads.run_side_by_side([fail, slow])
+        two_threads.run_side_by_side([fail, slow], BIG)
     assert finished == [True]
     assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
 
 
 def test_a_task_runs_nested_tasks_on_its_own_thread(two_threads):
     def nested():
-        return two_threads.run_side_by_side([threading.get_ident] * 2), threading.get_ident()
-    for inner, outer in two_threads.run_side_by_side([nested] * 2):
+        return two_threads.run_side_by_side([threading.get_ident] * 2, BIG), threading.get_ident()
+    for inner, outer in two_threads.run_side_by_side([nested] * 2, BIG):
         assert inner == [outer, outer]
 
 
@@ -87,8 +92,15 @@ def test_one_thread_runs_the_tasks_in_order_on_the_caller(two_threads):
     order = []
     with fastnet.set_num_threads(1):
         ids = two_threads.run_side_by_side(
-            [lambda i=i: (order.append(i), threading.get_ident())[1] for i in range(3)])
+            [lambda i=i: (order.append(i), threading.get_ident())[1] for i in range(3)], BIG)
     assert order == [0, 1, 2] and set(ids) == {threading.get_ident()}
+
+
+def test_small_work_runs_in_order_on_the_caller(two_threads):
+    from fastnet.kernels.numba_backend._config import SIDE_BY_SIDE_MIN_SIZE
+    for size, same in [(SIDE_BY_SIDE_MIN_SIZE - 1, True), (SIDE_BY_SIDE_MIN_SIZE, False)]:
+        ids = two_threads.run_side_by_side([threading.get_ident] * 2, size)
+        assert (ids == [threading.get_ident()] * 2) == same, size
 
 
 def test_numpy_error_state_reaches_every_task(two_threads):
@@ -99,17 +111,17 @@ def test_numpy_error_state_reaches_every_task(two_threads):
             return "raised"
         return "silent"
     with np.errstate(divide="raise"):
-        assert two_threads.run_side_by_side([divide] * 2) == ["raised", "raised"]
+        assert two_threads.run_side_by_side([divide] * 2, BIG) == ["raised", "raised"]
 
 
 def _in_child(queue):
     kern = fastnet.backend.kernels()
-    queue.put(kern.run_side_by_side([lambda: 1, lambda: 2]))
+    queue.put(kern.run_side_by_side([lambda: 1, lambda: 2], BIG))
 
 
 def test_a_forked_child_gets_its_own_workers(two_threads):
     """The parent's pool threads do not exist in a forked child; reusing that pool would hang."""
-    two_threads.run_side_by_side([lambda: 0] * 2)            # the parent's pool exists
+    two_threads.run_side_by_side([lambda: 0] * 2, BIG)       # the parent's pool exists
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_in_child, args=(queue,))

@@ -12,7 +12,8 @@ Every group gets ``threads // groups`` Numba threads (Numba's thread count is pe
 BLAS runs single-threaded meanwhile, so the groups never oversubscribe the cores. Numba kernels
 release the GIL, so the groups only meet on the Python between kernels.
 
-Falls back to running the tasks in order on the calling thread when there is one thread, when
+Falls back to running the tasks in order on the calling thread for small work (below
+``SIDE_BY_SIDE_MIN_SIZE``, where the hand-off costs more than it saves), with one thread, when
 called from inside a task (no nesting: a task waiting for the pool could wait for itself), or
 when Numba's threading layer is not thread-safe (``workqueue``) or not chosen yet (no parallel
 kernel has run in this process).
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
+from ._config import SIDE_BY_SIDE_MIN_SIZE
 from ._slots import blas_single_threaded
 
 #: Threading layers that can run parallel kernels from several threads at once.
@@ -36,12 +38,15 @@ _state = {"pool": None, "pid": None, "lock": threading.Lock()}
 _local = threading.local()           # .inside: this thread is running a task
 
 
-def run_side_by_side(tasks):
+def run_side_by_side(tasks, size):
     """``[task() for task in tasks]``, the tasks on separate threads where that can pay.
 
     Parameters
     ----------
     tasks : sequence of callables taking no arguments; they must not depend on each other
+    size : int
+        How much work: the number of input elements the tasks share (a hint; small work runs in
+        order on the calling thread).
 
     Returns
     -------
@@ -55,7 +60,8 @@ def run_side_by_side(tasks):
     tasks = list(tasks)
     threads = numba.get_num_threads()
     groups = min(len(tasks), threads)
-    if groups < 2 or getattr(_local, "inside", False) or not _layer_is_threadsafe():
+    if (groups < 2 or size < SIDE_BY_SIDE_MIN_SIZE or getattr(_local, "inside", False)
+            or not _layer_is_threadsafe()):
         return [task() for task in tasks]
     results = [None] * len(tasks)
     errors = [None] * len(tasks)

@@ -5,12 +5,14 @@ where that pays; results are the same either way.
 """
 
 
-def run_side_by_side(tasks):
+def run_side_by_side(tasks, size):
     """``[task() for task in tasks]``, in order on the calling thread.
 
     Parameters
     ----------
     tasks : sequence of callables taking no arguments; they must not depend on each other
+    size : int
+        How much work (the input elements the tasks share); unused here.
 
     Returns
     -------
