@@ -30,6 +30,7 @@ from . import _checks as check
 from . import functional as F
 from ._serialize import register
 from .backend import get_default_dtype
+from .functional_conv import _max_pool1d_scatter
 from .initializers import HeInitializer, Initializer, XavierInitializer, as_generator
 
 __all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "ReLU", "Sigmoid",
@@ -585,7 +586,8 @@ class MaxPool1d(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._indices)
-        return F.max_pool1d_backward(_as_float(dout), self._indices, self._length)
+        return _max_pool1d_scatter("MaxPool1d.backward", _as_float(dout), self._indices,
+                                   self._length)
 
     def get_config(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}

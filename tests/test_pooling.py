@@ -250,3 +250,24 @@ def test_huge_windows_cost_what_the_input_costs(backend):
     K, pad = 2 ** 24, 2 ** 23 - 1
     dx = F.avg_pool1d_backward(np.ones((1, 1, 1), np.float32), 3, K, padding=pad)
     np.testing.assert_array_equal(dx, np.full((1, 1, 3), 1 / K, np.float32))
+
+
+
+def test_max_pool_layer_backward_matches_the_checked_function(backend):
+    """The layer skips the range check of its own indices; the result is the same."""
+    from fastnet.layers import MaxPool1d
+    x = np.random.default_rng(0).standard_normal((2, 3, 8)).astype(np.float32)
+    dout = np.random.default_rng(1).standard_normal((2, 3, 4)).astype(np.float32)
+    pool = MaxPool1d(2)
+    pool.forward(x)
+    _, idx = F.max_pool1d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(pool.backward(dout), F.max_pool1d_backward(dout, idx, 8))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 3), (2, 3, 5, 1), (6, 4), (2, 3)])
+def test_max_pool_layer_refuses_a_dout_of_another_shape(backend, shape):
+    from fastnet.layers import MaxPool1d
+    pool = MaxPool1d(2)
+    pool.forward(np.zeros((2, 3, 8), np.float32))
+    assert_raises_naming(lambda: pool.backward(np.ones(shape, np.float32)), ValueError,
+                         ["MaxPool1d.backward", "dout", str(shape)])
