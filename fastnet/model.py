@@ -567,10 +567,10 @@ class Concat(_Container):
         if np.ndim(x) < 2:
             raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
                              f"(one sample is x[None])")
-        outs = backend.kernels().run_side_by_side(
-            [functools.partial(branch.forward, x) for branch in self.branches], np.size(x))
-        self._shapes = [out.shape for out in outs]
         self._input_size = np.size(x)
+        outs = backend.kernels().run_side_by_side(
+            [functools.partial(branch.forward, x) for branch in self.branches], self._input_size)
+        self._shapes = [out.shape for out in outs]
         return np.concatenate([out.reshape(len(out), math.prod(out.shape[1:])) for out in outs],
                               axis=1)
 

@@ -2,10 +2,12 @@
 
 Why: the branches of the MNIST CNN (two views of the image, each Conv1d-MaxPool-Conv1d-MaxPool
 at batch 128) are too small for their kernels to gain from two threads each: one branch's
-forward+backward took 2.0 ms on one thread and 2.3-2.7 ms on two (splitting the batch costs a
-parallel region per kernel, and the second convolution is below ``SPLIT_MIN_VALUES`` anyway).
-The two branches side by side, one thread each, cut the whole training step by ~9 % (in-process
-A/B, 8 interleaved rounds, two processes: 4.80 -> 4.37 and 6.44 -> 5.85 ms per step).
+forward+backward took 1.9-2.2 ms on one thread and 1.9-2.6 ms on two (splitting the batch costs
+a thread wake-up per kernel, and the second convolution is below ``SPLIT_MIN_VALUES`` anyway).
+The two branches side by side, one thread each, cut the whole training step by 4-11 %
+(in-process A/B, 10 interleaved rounds per process: 4.80 -> 4.37, 6.44 -> 5.85, 5.58 -> 5.35
+ms per step, medians). Less than the two threads promise: handing the task over and back costs
+0.15-0.35 ms per call here, and the two branches meet on the GIL between kernels.
 
 How: the first group of tasks runs on the calling thread, the others on a small thread pool.
 Every group gets ``threads // groups`` Numba threads (Numba's thread count is per thread) and
