@@ -165,3 +165,32 @@ def test_concat_side_by_side_equals_each_branch_alone(two_threads, dtype):
     for g, (_, layer) in zip(grads, [(n, l) for n, l in concat.named_leaves()
                                      if hasattr(l, "dW")]):
         np.testing.assert_array_equal(g, layer.dW)
+
+
+def test_two_user_threads_share_the_pool(two_threads):
+    """Two threads of the user's, each with its own model, both running their branches side by
+    side through the one worker: the same results as each model alone."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 28, 28)).astype(np.float32)     # above the size threshold
+    models = [_branches(seed) for seed in (0, 100)]
+
+    def run(concat):
+        out = concat.forward(x)
+        return out, concat.backward(np.ones_like(out))
+    alone = [run(m) for m in models]
+    results = [None, None]
+    barrier = threading.Barrier(2, timeout=20)
+
+    def user(i):
+        barrier.wait()
+        for _ in range(5):
+            results[i] = run(models[i])
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for (out, dx), (out_alone, dx_alone) in zip(results, alone):
+        np.testing.assert_array_equal(out, out_alone)
+        np.testing.assert_array_equal(dx, dx_alone)
+    assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
