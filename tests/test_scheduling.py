@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import fastnet
-from fastnet.layers import Conv1d, MaxPool1d, Transpose
-from fastnet.model import Concat
+from fastnet.models import RECIPES
 
 numba = pytest.importorskip("numba")
 
@@ -135,11 +134,8 @@ def test_a_forked_child_gets_its_own_workers(two_threads):
 
 
 def _branches(seed):
-    init = lambda k: fastnet.initializers.XavierInitializer(seed=seed + k)
-    view = lambda k: [Conv1d(28, 32, 3, padding=1, initializer=init(k), activation="relu"),
-                      MaxPool1d(2), Conv1d(32, 64, 3, padding=1, initializer=init(k + 1),
-                                           activation="relu"), MaxPool1d(2)]
-    return Concat([view(0), [Transpose()] + view(2)])
+    """The MNIST CNN recipe's two views: its first layer, a Concat."""
+    return RECIPES["cnn"].layers(seed)[0]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
