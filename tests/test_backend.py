@@ -130,6 +130,55 @@ def test_import_bounds_thread_spinning_but_keeps_user_settings():
     assert out == ["5", "20"]
 
 
+_OPENBLAS_PROBE = """
+import sys, time, ctypes
+import numpy as np                          # first, as most scripts do
+from threadpoolctl import ThreadpoolController, threadpool_limits
+libs = [lib for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers
+        if hasattr(ctypes.CDLL(lib.filepath), "blas_thread_shutdown_")]
+if not libs:
+    print("no-openblas"); sys.exit()
+threadpool_limits(int(sys.argv[1]), user_api="blas")
+import fastnet
+lib = libs[0]
+a = np.random.default_rng(0).random((400, 400))
+assert np.allclose(a @ a, np.einsum("ij,jk->ik", a, a))     # BLAS still works after the restart
+start = time.process_time()
+time.sleep(0.1)                              # the process's CPU time while idle after a GEMM
+print(ctypes.CDLL(lib.filepath).openblas_thread_timeout(), lib.num_threads,
+      round((time.process_time() - start) * 1e3))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numpy_imported_first_still_gets_sleeping_openblas_workers(threads):
+    """With NumPy imported before fastnet, OpenBLAS has already read its environment; fastnet
+    makes it read OPENBLAS_THREAD_TIMEOUT again (fastnet.backend). Its workers then sleep right
+    after a GEMM instead of spinning for ~0.1 s (measured without this: ~100 ms of CPU time in a
+    100 ms sleep), and the BLAS thread count the user set is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", _OPENBLAS_PROBE, str(threads)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "no-openblas":
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with blas_thread_shutdown_")
+    timeout, kept_threads, idle_cpu_ms = map(int, out.stdout.split())
+    assert timeout == 4
+    assert kept_threads == threads
+    if threads > 1 and (os.cpu_count() or 1) > 1:
+        assert idle_cpu_ms < 40, f"OpenBLAS workers spun for {idle_cpu_ms} ms of CPU time"
+
+
+def test_user_openblas_timeout_is_not_replaced_when_numpy_came_first():
+    env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": "20"}
+    out = subprocess.run([sys.executable, "-c", _OPENBLAS_PROBE, "2"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "no-openblas":
+        pytest.skip("NumPy's BLAS is not an OpenBLAS with blas_thread_shutdown_")
+    assert out.stdout.split()[0] == "20"
+
+
 @pytest.mark.parametrize("value", ["abc", "0", "-4"])
 def test_bad_fastnet_num_threads_is_a_warning_not_an_import_error(value):
     code = ("import warnings; warnings.simplefilter('always'); import fastnet; "
