@@ -179,6 +179,45 @@ def test_user_openblas_timeout_is_not_replaced_when_numpy_came_first():
     assert out.stdout.split()[0] == "20"
 
 
+_GOMP_FIRST = """
+import ctypes, sys, warnings
+try:
+    ctypes.CDLL("libgomp.so.1")            # what `import torch` does before fastnet
+except OSError:
+    print("no-libgomp"); sys.exit()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastnet
+print(sum("GOMP_SPINCOUNT=1000" in str(w.message) for w in caught))
+"""
+
+
+@pytest.mark.parametrize("env_value, warnings_expected", [(None, 1), ("1000", 0)])
+def test_openmp_runtime_loaded_before_fastnet_warns_unless_spinning_is_bounded(
+        env_value, warnings_expected):
+    """GOMP_SPINCOUNT only counts when libgomp loads; fastnet says so when it came too late."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if env_value is not None:
+        env["GOMP_SPINCOUNT"] = env_value
+    out = subprocess.run([sys.executable, "-c", _GOMP_FIRST], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "no-libgomp":
+        pytest.skip("no libgomp.so.1 on this machine")
+    assert int(out.stdout) == warnings_expected
+
+
+def test_no_openmp_warning_when_fastnet_comes_first():
+    code = ("import warnings; warnings.simplefilter('error'); import fastnet, ctypes; "
+            "from fastnet.kernels.numba_backend import activations as A; import numpy as np; "
+            "A.relu_forward(np.zeros(1 << 17)); print('ok')")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 @pytest.mark.parametrize("value", ["abc", "0", "-4"])
 def test_bad_fastnet_num_threads_is_a_warning_not_an_import_error(value):
     code = ("import warnings; warnings.simplefilter('always'); import fastnet; "
