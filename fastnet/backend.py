@@ -37,13 +37,13 @@ workers with it. Without that, the batch-128 CNN's training step took 6.2-8.9 ms
 4.4-4.6 ms: after each GEMM of its dense layers, one OpenBLAS worker spun through the whole
 step (111 of 117 clock ticks of CPU time), taking a core from the convolutions.
 """
+import ctypes
 import os
 import sys
 import warnings
 
 _GOMP_SPINCOUNT_IS_OURS = "GOMP_SPINCOUNT" not in os.environ
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-_OPENBLAS_TIMEOUT_IS_OURS = "OPENBLAS_THREAD_TIMEOUT" not in os.environ
 _NUMPY_CAME_FIRST = "numpy" in sys.modules
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
@@ -54,9 +54,9 @@ from .kernels import BACKENDS, load as _load_backend_module
 _DTYPES = (np.float32, np.float64)
 
 
-
 def _openblas_workers_sleep():
-    """Apply ``OPENBLAS_THREAD_TIMEOUT`` to an OpenBLAS that NumPy loaded before fastnet set it.
+    """Apply ``OPENBLAS_THREAD_TIMEOUT`` (the user's or fastnet's) to an OpenBLAS that NumPy
+    loaded while the variable was unset.
 
     OpenBLAS keeps the environment it read when it was loaded (``openblas_thread_timeout()`` is
     0 when the variable was unset). Its exported ``openblas_read_env`` reads the environment
@@ -66,7 +66,6 @@ def _openblas_workers_sleep():
     on another thread. A BLAS without these functions (MKL, Accelerate) is left alone.
     Returns the number of OpenBLAS libraries restarted.
     """
-    import ctypes
     try:
         from threadpoolctl import ThreadpoolController
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
@@ -89,7 +88,6 @@ def _openblas_workers_sleep():
 
 def _openmp_already_loaded():
     """Whether a GNU OpenMP runtime (``libgomp.so.1``, e.g. PyTorch's copy) is in the process."""
-    import ctypes
     try:
         ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
     except (OSError, AttributeError):        # not loaded; or no RTLD_NOLOAD (not Linux)
@@ -97,7 +95,7 @@ def _openmp_already_loaded():
     return True
 
 
-if _NUMPY_CAME_FIRST and _OPENBLAS_TIMEOUT_IS_OURS:
+if _NUMPY_CAME_FIRST:
     _openblas_workers_sleep()
 if _GOMP_SPINCOUNT_IS_OURS and "OMP_WAIT_POLICY" not in os.environ and _openmp_already_loaded():
     warnings.warn(
