@@ -64,14 +64,12 @@ def _openblas_workers_sleep():
     its workers; the next multi-threaded call starts them again with the new timeout and the
     same thread count. Runs once, at import: like any BLAS call, it must not overlap a BLAS call
     on another thread. A BLAS without these functions (MKL, Accelerate) is left alone.
-    Returns the number of OpenBLAS libraries restarted.
     """
     try:
         from threadpoolctl import ThreadpoolController
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
     except Exception:                  # threadpoolctl cannot inspect this process: leave it
-        return 0
-    restarted = 0
+        return
     for lib in libs:
         try:
             handle = ctypes.CDLL(lib.filepath)
@@ -82,8 +80,6 @@ def _openblas_workers_sleep():
         if timeout() == 0:             # loaded without the variable
             read_env()
             shutdown()
-            restarted += 1
-    return restarted
 
 
 def _openmp_already_loaded():
