@@ -244,51 +244,77 @@ def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db
 def _im2col(x, K, stride, padding_left, dilation, cols):
     """``cols[n*L_out + l, k*C_in + c] = xpad[n, c, l*stride + k*dilation]`` (0 in the padding).
 
-    Each item is first transposed to ``(L, C_in)``, so the strided gather happens once per
-    element instead of once per tap, and every tap is a contiguous copy (measured 10-40 % faster
-    at the MNIST CNN's shapes)."""
+    Each item is first transposed into a zero-padded ``(L_pad, C_in)`` buffer, so the strided
+    gather happens once per element instead of once per tap and every tap is a contiguous copy
+    without a padding test; with dilation 1 a whole row of ``cols`` is one contiguous run of the
+    buffer (its taps read consecutive buffer rows). The transposition writes the
+    buffer in order and reads ``x`` with a stride: measured 1.4-1.7x faster than the other loop
+    order (strided writes) at the CNN's shapes (N=128, C28 L28 K3: 0.084 -> 0.060 ms; N=64, C28
+    L28: 0.042 -> 0.025 ms, one thread)."""
     N, C_in, L = x.shape
     L_out = cols.shape[0] // N
-    zero = x.dtype.type(0)
-    xt = np.empty((L, C_in), dtype=x.dtype)
+    KC = K * C_in
+    xt = np.zeros((_padded_length(L, L_out, K, stride, padding_left, dilation), C_in),
+                  dtype=x.dtype)                         # the padding rows stay 0
+    flat = xt.reshape(-1)
     for n in range(N):
         xn = x[n]
-        for c in range(C_in):
-            for p in range(L):
-                xt[p, c] = xn[c, p]
+        for p in range(L):
+            dst = xt[padding_left + p]
+            for c in range(C_in):
+                dst[c] = xn[c, p]
         for l in range(L_out):
             row = cols[n * L_out + l]
-            for k in range(K):
-                p = l * stride + k * dilation - padding_left
-                seg = row[k * C_in:(k + 1) * C_in]
-                if 0 <= p < L:
-                    src = xt[p]
+            if dilation == 1:
+                start = l * stride * C_in
+                src = flat[start:start + KC]
+                for j in range(KC):
+                    row[j] = src[j]
+            else:
+                for k in range(K):
+                    src = xt[l * stride + k * dilation]
+                    seg = row[k * C_in:(k + 1) * C_in]
                     for c in range(C_in):
                         seg[c] = src[c]
-                else:
-                    for c in range(C_in):
-                        seg[c] = zero
+
+
+@jit
+def _padded_length(L, L_out, K, stride, padding_left, dilation):
+    """Rows of the padded, transposed item that the windows read: the left padding, ``L``, and
+    as much right padding as the last window reaches."""
+    return max(padding_left + L, (L_out - 1) * stride + (K - 1) * dilation + 1)
 
 
 @jit
 def _col2im(dcols, K, stride, padding_left, dilation, dx):
-    """``dx[n, c, p] = sum of dcols[n*L_out + l, k*C_in + c]`` over the (l, k) that read ``p``."""
+    """``dx[n, c, p] = sum of dcols[n*L_out + l, k*C_in + c]`` over the (l, k) that read ``p``.
+
+    A gather: each input position sums its (at most ``K``) column segments into one row of an
+    ``(L, C_in)`` buffer, contiguous adds that write each row once, and the buffer is transposed
+    into ``dx[n]``. Measured against scattering the segments straight into ``dx`` (adds with a
+    stride of ``L``), one thread: N=64 C64 L14 K3 0.066 -> 0.037 ms, N=128 C28 L28 0.15 -> 0.12
+    ms."""
     N, C_in, L = dx.shape
     L_out = dcols.shape[0] // N
     zero = dx.dtype.type(0)
+    acc = np.empty((L, C_in), dtype=dx.dtype)
     for n in range(N):
+        for p in range(L):
+            a = acc[p]
+            for c in range(C_in):
+                a[c] = zero
+            for k in range(K):
+                q = p + padding_left - k * dilation          # = l * stride for a window l
+                if q < 0 or q % stride != 0 or q // stride >= L_out:
+                    continue
+                seg = dcols[n * L_out + q // stride, k * C_in:(k + 1) * C_in]
+                for c in range(C_in):
+                    a[c] += seg[c]
         dxn = dx[n]
         for c in range(C_in):
-            for i in range(L):
-                dxn[c, i] = zero
-        for l in range(L_out):
-            row = dcols[n * L_out + l]
-            for k in range(K):
-                p = l * stride + k * dilation - padding_left
-                if 0 <= p < L:
-                    seg = row[k * C_in:(k + 1) * C_in]
-                    for c in range(C_in):
-                        dxn[c, p] += seg[c]
+            dr = dxn[c]
+            for p in range(L):
+                dr[p] = acc[p, c]
 
 
 @jit
