@@ -79,9 +79,9 @@ def _run(slot, parts, args, work, a0, a1, a2, a3, a4, a5, a6):
             _call(slot, i, parts, args, work)
 
 
-def run(pyfunc, parts, arrays, sizes, work):
+def run(pyfunc, parts, arrays, sizes, work, blas_threads=True):
     """Run ``pyfunc``'s slot on ``parts`` batch parts side by side, BLAS single-threaded
-    meanwhile when there are several.
+    meanwhile when there are several (or when ``blas_threads`` is False).
 
     Parameters
     ----------
@@ -91,12 +91,16 @@ def run(pyfunc, parts, arrays, sizes, work):
         addresses in ``args[0:ARRAYS]``, in this order
     sizes : ints, ``args[ARRAYS:]``
     work : 1-D scratch buffer, one equal share per part
+    blas_threads : bool
+        With one part, whether its GEMMs may use BLAS's threads: worth it for one big item,
+        not for a small chain, whose GEMMs each wake BLAS's workers while the passes around
+        them run on one core anyway.
     """
     assert len(arrays) <= ARRAYS, f"{len(arrays)} arrays; a slot takes at most {ARRAYS}"
     slot = slot_address(pyfunc, work.dtype)
     flat = [a.reshape(-1) for a in arrays] + [work] * (ARRAYS - len(arrays))
     args = np.array((0,) * ARRAYS + tuple(sizes), np.int64)
-    if parts == 1:
+    if parts == 1 and blas_threads:
         _run(slot, 1, args, work, *flat)
     else:
         with blas_single_threaded():

@@ -25,7 +25,8 @@ gemm (many channels)
     The whole chain of a batch part (passes and GEMMs) is one compiled function that calls BLAS
     itself (``_blas``). Once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut into
     one part per thread, the parts side by side in one ``prange`` loop (``_slots``), BLAS
-    single-threaded meanwhile: one thread per core, and no GIL anywhere in the call. The passes
+    single-threaded meanwhile: one thread per core, and no GIL anywhere in the call. A smaller
+    chain runs as one part on the calling thread, BLAS single-threaded too. The passes
     are not parallel loops of their own: as OpenMP regions between multi-threaded BLAS calls they
     set the two thread pools spinning against each other on this 2-core machine (12 ms per step
     instead of 0.1-0.5 ms).
@@ -475,10 +476,16 @@ def _output_length(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
-def _gemm_part_count(values_moved, N):
-    """Batch parts of the GEMM path: one per thread (see ``_slots``) once its passes move
-    ``SPLIT_MIN_VALUES`` values, else one, on the calling thread."""
-    return part_count(N) if values_moved >= SPLIT_MIN_VALUES else 1
+def _gemm_parts(values_moved, N):
+    """``(parts, blas_threads)`` for the GEMM path: one batch part per thread (see ``_slots``)
+    once its passes move ``SPLIT_MIN_VALUES`` values; else one part, on the calling thread, with
+    BLAS single-threaded. A small chain's GEMMs gain nothing from BLAS's threads: each call wakes
+    them (tens of us here) while the passes between the calls use one core. Measured, float32,
+    C28->64 L28 K3 forward, N=64 (265 k values, one part), 15 alternating rounds: 0.37-0.39 ms
+    with BLAS's 2 threads, 0.27-0.28 ms with one. One big batch item (``N = 1``) keeps them."""
+    if values_moved < SPLIT_MIN_VALUES:
+        return 1, False
+    return part_count(N), True
 
 
 def _work(N, parts, L_out, widths, dtype):
@@ -514,10 +521,10 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     if not _blas.available():
         _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y)
         return y
-    parts = _gemm_part_count(N * L_out * (K * C_in + C_out), N)
+    parts, blas_threads = _gemm_parts(N * L_out * (K * C_in + C_out), N)
     chunk, work = _work(N, parts, L_out, (K * C_in, C_out), x.dtype)
     run(_forward_slot, parts, (x, W_tap, b, y), (N, C_in, L, C_out, L_out, K, stride,
-        padding_left, dilation, act, chunk, work.shape[0]), work)
+        padding_left, dilation, act, chunk, work.shape[0]), work, blas_threads)
     return y
 
 
@@ -552,14 +559,14 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         dW_tap, db = _backward_matmul(dout, x, y_arg, act, W_tap, K, stride, padding_left,
                                       dilation, dx_arg, need_dx)
     else:
-        parts = _gemm_part_count(N * L_out * (K * C_in * (1 + need_dx) + C_out)
-                                 + need_dx * x.size, N)
+        parts, blas_threads = _gemm_parts(N * L_out * (K * C_in * (1 + need_dx) + C_out)
+                                          + need_dx * x.size, N)
         chunk, work = _work(N, parts, L_out, (K * C_in, C_out, C_out), x.dtype)
         dW_parts = np.empty((parts, K * C_in, C_out), dtype=x.dtype)
         db_parts = np.empty((parts, C_out), dtype=x.dtype)
         run(_backward_slot, parts, (dout, x, y_arg, dx_arg, W_tap, dW_parts, db_parts),
             (N, C_in, L, C_out, L_out, K, stride, padding_left, dilation, act, int(need_dx),
-             chunk, work.shape[0]), work)
+             chunk, work.shape[0]), work, blas_threads)
         dW_tap, db = dW_parts[0], db_parts[0]
         for i in range(1, parts):                      # in part order: deterministic
             dW_tap += dW_parts[i]
