@@ -76,3 +76,40 @@ def test_too_many_arrays_is_an_error():
     work = np.zeros(1)
     with pytest.raises(AssertionError):
         slots.run(_record_slot, 1, (work,) * (slots.ARRAYS + 1), (0, 0, 1), work)
+
+
+@pytest.mark.parametrize("parts, blas_threads_allowed, single", [(1, True, False),
+                                                                 (1, False, True),
+                                                                 (2, True, True)])
+def test_blas_runs_single_threaded_for_several_parts_or_when_asked(monkeypatch, parts,
+                                                                   blas_threads_allowed, single):
+    entered = []
+    real = slots.blas_single_threaded
+
+    def spy():
+        entered.append(True)
+        return real()
+    monkeypatch.setattr(slots, "blas_single_threaded", spy)
+    out = np.zeros((parts, 4))
+    slots.run(_record_slot, parts, (out,), (0, 0, parts), np.zeros(parts), blas_threads_allowed)
+    assert entered == ([True] if single else [])
+    assert out[:, 0].tolist() == list(range(parts))
+
+
+def test_a_small_conv_chain_runs_with_blas_single_threaded_a_big_item_with_its_threads(
+        monkeypatch):
+    conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    if not conv._blas.available():
+        pytest.skip("the conv GEMM path calls NumPy's matmul here")
+    calls = []
+    real = slots.run
+    monkeypatch.setattr(conv, "run", lambda *a: calls.append((a[1], a[5])) or real(*a))
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((128, 64, 3)).astype(np.float32)
+    with fastnet.set_num_threads(2):
+        for N, L in ((8, 28), (1, 4000)):     # 8*28*(192 + 128) values moved; 1*4000*(192 + 128)
+            assert conv._use_gemm(64, 128, 3, L, 1)
+            x = rng.standard_normal((N, 64, L)).astype(np.float32)
+            y = conv.conv1d_forward(x, W, np.zeros(128, np.float32), 1, 1, 1, 1, "none")
+            assert y.shape == (N, 128, L)
+    assert calls == [(1, False), (1, True)]
