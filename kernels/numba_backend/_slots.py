@@ -25,7 +25,7 @@ Results do not depend on timing: the parts are fixed by the batch size and the t
 each writes only its own slice of the outputs, and sums over parts are added in part order by
 the caller. (A different thread count gives different parts, so sums may round differently.)
 """
-import contextlib
+import ctypes
 import threading
 
 import numba
@@ -36,7 +36,7 @@ from numba.extending import intrinsic
 
 from ._config import CACHE, ERROR_MODEL, FASTMATH, jit_parallel
 
-_state = {"lock": threading.Lock(), "slots": {}, "blas": None, "active": 0, "saved": ()}
+_state = {"lock": threading.Lock(), "slots": {}, "blas": None, "active": 0, "saved": []}
 
 
 @intrinsic
@@ -135,32 +135,69 @@ def part_count(N):
     return max(1, min(numba.get_num_threads(), N))
 
 
-@contextlib.contextmanager
 def blas_single_threaded():
-    """BLAS at one thread inside the block (while the parts run), restored after it.
+    """A context manager: BLAS at one thread inside the block (while the parts run), restored
+    after it.
 
     Callers can overlap (a user's own threads): the first one in saves the BLAS thread counts,
     the last one out restores them.
     """
-    with _state["lock"]:
-        if _state["active"] == 0:
-            libs = _blas_controllers()
-            _state["saved"] = tuple(lib.num_threads for lib in libs)
-            for lib in libs:
-                lib.set_num_threads(1)
-        _state["active"] += 1
-    try:
-        yield
-    finally:
+    return _BLAS_SINGLE_THREADED
+
+
+class _BlasSingleThreaded:
+    """:func:`blas_single_threaded`'s context manager; its state is in ``_state`` (a class, not
+    ``contextlib.contextmanager``, whose generator costs ~2 us per block)."""
+
+    def __enter__(self):
+        with _state["lock"]:
+            if _state["active"] == 0:
+                libs = _blas_thread_functions()
+                _state["saved"] = [get() for get, _ in libs]
+                for _, set_threads in libs:
+                    set_threads(1)
+            _state["active"] += 1
+
+    def __exit__(self, *exc):
         with _state["lock"]:
             _state["active"] -= 1
             if _state["active"] == 0:
-                for lib, n in zip(_blas_controllers(), _state["saved"]):
-                    lib.set_num_threads(n)
+                for (_, set_threads), n in zip(_blas_thread_functions(), _state["saved"]):
+                    set_threads(n)
 
 
-def _blas_controllers():
+_BLAS_SINGLE_THREADED = _BlasSingleThreaded()
+
+
+def _blas_thread_functions():
+    """``[(get, set), ...]``: the functions that read and set the thread count of each BLAS in
+    the process, found once. An OpenBLAS on its own threads (not OpenMP) is called directly:
+    entering and leaving :func:`blas_single_threaded` then costs ~2 us instead of ~5 us through
+    threadpoolctl's controllers, which look their symbols up on every call, and a conv call
+    that runs as one part enters it every time. Any other BLAS goes through threadpoolctl."""
     if _state["blas"] is None:
         from threadpoolctl import ThreadpoolController
-        _state["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+        _state["blas"] = [_openblas_thread_functions(lib)
+                          or ((lambda lib=lib: lib.num_threads), lib.set_num_threads)
+                          for lib in ThreadpoolController().select(user_api="blas")
+                          .lib_controllers]
     return _state["blas"]
+
+
+def _openblas_thread_functions(lib):
+    """``(get, set)`` from the library of a pthreads OpenBLAS controller, or None."""
+    if lib.internal_api != "openblas" or getattr(lib, "threading_layer", None) != "pthreads":
+        return None
+    try:
+        handle = ctypes.CDLL(lib.filepath)
+    except OSError:
+        return None
+    for prefix in ("", "scipy_"):                   # scipy-openblas: scipy_openblas_..._64_
+        for suffix in ("", "64_", "_64"):
+            get = getattr(handle, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_threads = getattr(handle, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_threads is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+                return get, set_threads
+    return None
