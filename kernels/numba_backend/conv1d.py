@@ -26,10 +26,10 @@ gemm (many channels)
     itself (``_blas``). Once the passes move ``SPLIT_MIN_VALUES`` values the batch is cut into
     one part per thread, the parts side by side in one ``prange`` loop (``_slots``), BLAS
     single-threaded meanwhile: one thread per core, and no GIL anywhere in the call. A smaller
-    chain runs as one part on the calling thread, BLAS single-threaded too. The passes
-    are not parallel loops of their own: as OpenMP regions between multi-threaded BLAS calls they
-    set the two thread pools spinning against each other on this 2-core machine (12 ms per step
-    instead of 0.1-0.5 ms).
+    chain runs as one part on the calling thread, BLAS single-threaded too. The passes are not
+    parallel loops of their own: as OpenMP regions between multi-threaded BLAS calls they set the
+    two thread pools spinning against each other on this 2-core machine (12 ms per step instead
+    of 0.1-0.5 ms).
 
     Measured against the previous design (the same parts on Python threads, whose hand-off costs
     50-80 us here), float32, batch 128, 2 threads, calls back to back: forward C28->64 L28
@@ -248,10 +248,10 @@ def _im2col(x, K, stride, padding_left, dilation, cols):
     Each item is first transposed into a zero-padded ``(L_pad, C_in)`` buffer, so the strided
     gather happens once per element instead of once per tap and every tap is a contiguous copy
     without a padding test; with dilation 1 a whole row of ``cols`` is one contiguous run of the
-    buffer (its taps read consecutive buffer rows). The transposition writes the
-    buffer in order and reads ``x`` with a stride: measured 1.4-1.7x faster than the other loop
-    order (strided writes) at the CNN's shapes (N=128, C28 L28 K3: 0.084 -> 0.060 ms; N=64, C28
-    L28: 0.042 -> 0.025 ms, one thread)."""
+    buffer (its taps read consecutive buffer rows). The transposition writes the buffer in order
+    and reads ``x`` with a stride: measured 1.4-1.7x faster than the other loop order (strided
+    writes) at the CNN's shapes (N=128, C28 L28 K3: 0.084 -> 0.060 ms; N=64, C28 L28: 0.042 ->
+    0.025 ms, one thread)."""
     N, C_in, L = x.shape
     L_out = cols.shape[0] // N
     KC = K * C_in
