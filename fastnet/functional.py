@@ -297,6 +297,8 @@ def _in_place(op, param, grad, **state):
     array, and the gradient may overlap the parameter only as the very same array: the two
     backends would read a partial overlap at different moments of the update.
     """
+    if _plain_in_place(param, grad, state.values()):
+        return [param, grad, *state.values()]
     param = _updatable(op, "param", param)
     param = check.float_array(op, "param", param)
     grad = check.float_array(op, "grad", grad, param.dtype)
@@ -319,6 +321,39 @@ def _in_place(op, param, grad, **state):
         names.append(name)
         arrays.append(a)
     return arrays
+
+
+_NATIVE_FLOATS = frozenset(np.dtype(t) for t in check.FLOAT_DTYPES)
+
+
+def _plain_in_place(param, grad, states):
+    """The common case of :func:`_in_place`, tested without building any message: plain
+    C-contiguous ndarrays of one native float dtype and one shape, all writeable but the
+    gradient, no two sharing memory (the gradient may be the parameter itself). False sends the
+    arrays through the full checks, which raise or convert. (Adam's four arrays: 2.3 us here
+    against 4.4 us through the full checks, on every parameter of every training step.)"""
+    if type(param) is not np.ndarray or type(grad) is not np.ndarray:
+        return False
+    dtype, shape = param.dtype, param.shape
+    if dtype not in _NATIVE_FLOATS or grad.dtype != dtype or grad.shape != shape:
+        return False
+    flags = param.flags
+    if not (flags.c_contiguous and flags.writeable and grad.flags.c_contiguous):
+        return False
+    if grad is not param and np.may_share_memory(param, grad):
+        return False
+    seen = [param, grad]
+    for a in states:
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+            return False
+        flags = a.flags
+        if not (flags.c_contiguous and flags.writeable):
+            return False
+        for other in seen:
+            if np.may_share_memory(a, other):
+                return False
+        seen.append(a)
+    return True
 
 
 def _data(a):
