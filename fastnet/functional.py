@@ -122,18 +122,40 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
 
 # --- activations ---------------------------------------------------------------------------------
 
+_NATIVE_FLOATS = frozenset(np.dtype(t) for t in check.FLOAT_DTYPES)
+
+
+def _plain_floats(first, *others):
+    """True in the common case, where the full checks would pass the arrays on unchanged: plain
+    C-contiguous ndarrays of ``first``'s native float dtype and shape. It builds no messages, so
+    small calls stay cheap (``relu_backward`` of 1000 values: ~1 us of its ~2.7 us were checks);
+    False sends the arrays through the full checks."""
+    if type(first) is not np.ndarray:
+        return False
+    dtype, shape = first.dtype, first.shape
+    if dtype not in _NATIVE_FLOATS or not first.flags.c_contiguous:
+        return False
+    for a in others:
+        if (type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape
+                or not a.flags.c_contiguous):
+            return False
+    return True
+
+
 def _unary(op, kernel_name, x):
-    x = check.float_array(op, "x", x)
-    if x.ndim == 0:        # kernels see at least 1-D; a 0-d input gets a 0-d array back
-        return getattr(kernels(), kernel_name)(x.reshape(1)).reshape(())
+    if not (_plain_floats(x) and x.ndim):
+        x = check.float_array(op, "x", x)
+        if x.ndim == 0:        # kernels see at least 1-D; a 0-d input gets a 0-d array back
+            return getattr(kernels(), kernel_name)(x.reshape(1)).reshape(())
     return getattr(kernels(), kernel_name)(x)
 
 
 def _unary_backward(op, kernel_name, dout, name, a):
-    dout, a = check.float_arrays(op, dout=dout, **{name: a})
-    check.same_shape(op, "dout", dout, name, a)
-    if a.ndim == 0:
-        return getattr(kernels(), kernel_name)(dout.reshape(1), a.reshape(1)).reshape(())
+    if not (_plain_floats(dout, a) and a.ndim):
+        dout, a = check.float_arrays(op, dout=dout, **{name: a})
+        check.same_shape(op, "dout", dout, name, a)
+        if a.ndim == 0:
+            return getattr(kernels(), kernel_name)(dout.reshape(1), a.reshape(1)).reshape(())
     return getattr(kernels(), kernel_name)(dout, a)
 
 
@@ -323,31 +345,19 @@ def _in_place(op, param, grad, **state):
     return arrays
 
 
-_NATIVE_FLOATS = frozenset(np.dtype(t) for t in check.FLOAT_DTYPES)
-
-
 def _plain_in_place(param, grad, states):
     """The common case of :func:`_in_place`, tested without building any message: plain
     C-contiguous ndarrays of one native float dtype and one shape, all writeable but the
     gradient, no two sharing memory (the gradient may be the parameter itself). False sends the
     arrays through the full checks, which raise or convert. (Adam's four arrays: 2.3 us here
     against 4.4 us through the full checks, on every parameter of every training step.)"""
-    if type(param) is not np.ndarray or type(grad) is not np.ndarray:
-        return False
-    dtype, shape = param.dtype, param.shape
-    if dtype not in _NATIVE_FLOATS or grad.dtype != dtype or grad.shape != shape:
-        return False
-    flags = param.flags
-    if not (flags.c_contiguous and flags.writeable and grad.flags.c_contiguous):
+    if not (_plain_floats(param, grad, *states) and param.flags.writeable):
         return False
     if grad is not param and np.may_share_memory(param, grad):
         return False
     seen = [param, grad]
     for a in states:
-        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
-            return False
-        flags = a.flags
-        if not (flags.c_contiguous and flags.writeable):
+        if not a.flags.writeable:
             return False
         for other in seen:
             if np.may_share_memory(a, other):
