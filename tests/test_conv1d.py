@@ -127,6 +127,7 @@ def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
     if strategy.endswith("chunked"):
         monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
+        monkeypatch.setattr(nb_conv, "GEMM_MIN_ROWS_PER_CHANNEL", 0)
     if strategy.startswith("gemm-split"):
         monkeypatch.setattr(nb_conv, "SPLIT_MIN_VALUES", 0)
     if strategy.startswith("matmul"):
@@ -432,3 +433,18 @@ def test_kernel_grid_is_exhaustive_over_the_issue_ranges():
     cells = itertools.product([1, 2, 3, 4], PADDINGS, [1, 2, 3], range(1, 8))
     pairs = {(K, 1 + (K + s + d + pl) % 5) for s, (pl, _), d, K in cells}
     assert pairs == set(itertools.product(range(1, 8), range(1, 6)))
+
+
+def test_gemm_chunks_keep_enough_rows_per_output_channel(monkeypatch):
+    """A GEMM chunk targets GEMM_CHUNK_BYTES but keeps at least GEMM_MIN_ROWS_PER_CHANNEL rows
+    per output channel (each chunk re-reads the C_out-wide weights and dW accumulator), and
+    never more items than the batch part holds."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
+    rows = nb_conv.GEMM_MIN_ROWS_PER_CHANNEL * 128
+    chunk, _ = nb_conv._work(128, 1, 14, (192, 128), np.float32)
+    assert chunk * 14 >= rows > (chunk - 1) * 14
+    assert nb_conv._work(4, 1, 14, (192, 128), np.float32)[0] == 4
+    assert nb_conv._work(128, 2, 14, (192, 128), np.float32)[0] == min(chunk, 64)
+    monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1 << 30)
+    assert nb_conv._work(128, 2, 14, (192, 128), np.float32)[0] == 64

@@ -57,8 +57,17 @@ from ._scalar import ACT_CODE, activate_row_, activation_grad_row
 from ._slots import part_count, pointer_like, run
 
 
-#: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk.
-GEMM_CHUNK_BYTES = 4 << 20
+#: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk: well inside a
+#: core's L2 (1 MB here), where it stays while the other core runs the other branch of a CNN.
+#: Measured on the MNIST CNN's training step (both branches side by side, 50 paired rounds, three
+#: runs): 128 KB is 4-6 % faster than 4 MB (a whole batch per chunk); 64 KB gains no more.
+GEMM_CHUNK_BYTES = 128 << 10
+#: ...but at least this many GEMM rows per output channel. Every chunk re-reads the weights and,
+#: backward, adds into the ``dW`` accumulator, both ``C_out`` columns wide, so a chunk of ``M``
+#: rows carries about ``C_out / M`` of extra traffic: with 128 KB alone, C64->128 L14 backward was
+#: 11-15 % slower than with 4 MB (7 items, M = 98); with this floor every benchmarked
+#: many-channel shape is within +-2 % of 4 MB.
+GEMM_MIN_ROWS_PER_CHANNEL = 8
 #: Values read or written by the GEMM path's passes (im2col, transpositions, col2im) from which a
 #: call splits its batch over threads: the measured break-even, within this machine's noise.
 #: Below it waking the other thread (25-50 us here when it sleeps, as between the layers of a
@@ -78,7 +87,7 @@ def _scratch(size, dtype):
     previous one to the OS (its heap trimming follows the sizes freed so far), a fresh mapping
     whose first touch page-faults: measured 480 faults per forward call at N=128, C_in=28, L=28
     (~1.9 us each here), which made the call 2.8x slower (1.41 ms instead of 0.50 ms). The
-    buffer never exceeds about ``GEMM_CHUNK_BYTES`` per batch part (the batch is chunked), results
+    buffer stays about one chunk per batch part (see ``_work``; the batch is chunked), results
     never live in it, and each calling thread has its own, so concurrent calls from several
     threads stay safe.
     """
@@ -490,10 +499,12 @@ def _gemm_parts(values_moved, N):
 
 def _work(N, parts, L_out, widths, dtype):
     """``(chunk, work)``: the batch items per chunk, so that a chunk's matrices ``(chunk*L_out,
-    w)`` for ``w`` in ``widths`` fill about ``GEMM_CHUNK_BYTES``, and this thread's scratch
-    buffer holding ``parts`` equal shares of them."""
+    w)`` for ``w`` in ``widths`` (``widths[1]`` is ``C_out``) fill about ``GEMM_CHUNK_BYTES`` with
+    at least ``GEMM_MIN_ROWS_PER_CHANNEL * C_out`` rows, and this thread's scratch buffer holding
+    ``parts`` equal shares of them."""
     per_item = L_out * sum(widths) * np.dtype(dtype).itemsize
-    chunk = max(1, min(GEMM_CHUNK_BYTES // per_item, -(-N // parts)))     # >= 1 even for N=0
+    min_items = -(-GEMM_MIN_ROWS_PER_CHANNEL * widths[1] // max(L_out, 1))
+    chunk = max(1, min(max(GEMM_CHUNK_BYTES // per_item, min_items), -(-N // parts)))  # N=0: 1
     share = sum(-(-chunk * L_out * w // 16) * 16 for w in widths)
     return chunk, _scratch(parts * share, dtype)
 
