@@ -58,9 +58,10 @@ from ._slots import part_count, pointer_like, run
 
 
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk: well inside a
-#: core's L2 (1 MB here), where it stays while the other core runs the other branch of a CNN.
-#: Measured on the MNIST CNN's training step (both branches side by side, 50 paired rounds, three
-#: runs): 128 KB is 4-6 % faster than 4 MB (a whole batch per chunk); 64 KB gains no more.
+#: core's L2 (1 MB here; presumably why it pays most while the other core runs the other branch
+#: of a CNN). Measured on the MNIST CNN's training step (both branches side by side, 40-50 paired
+#: rounds, three runs): 128 KB is 4-6 % faster than 4 MB (a whole batch per chunk); 64 KB gains
+#: no more.
 GEMM_CHUNK_BYTES = 128 << 10
 #: ...but at least this many GEMM rows per output channel. Every chunk re-reads the weights and,
 #: backward, adds into the ``dW`` accumulator, both ``C_out`` columns wide, so a chunk of ``M``
