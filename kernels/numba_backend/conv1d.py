@@ -53,7 +53,8 @@ from numba import carray, prange
 from . import _blas
 from ._blas import gemm
 from ._config import jit, jit_parallel
-from ._scalar import ACT_CODE, activate_row_, activation_grad_row
+from ._scalar import ACT_CODE, RELU, activation_grad_row, relu_row_
+from .activations import activate_
 from ._slots import part_count, pointer_like, run
 
 
@@ -392,7 +393,9 @@ def _forward_slot(i, parts, args_p, work_p):
         _rows_to_channels(y_rows, b, y[m0:m1])
     # One flat, vectorised pass (measured cheaper than activating inside the transposition,
     # whose rows are short, and than a separate activation layer, which allocates and re-reads).
-    activate_row_(y.reshape(-1), act)
+    # Sigmoid and tanh run after the parts (conv1d_forward), so this slot never compiles them.
+    if act == RELU:
+        relu_row_(y.reshape(-1))
 
 
 def _backward_slot(i, parts, args_p, work_p):
@@ -446,7 +449,7 @@ def _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y):
         y_rows, _ = _take(work, at, (n1 - n0) * L_out, C_out)
         _im2col(x[n0:n1], K, stride, padding_left, dilation, cols)
         _rows_to_channels(np.matmul(cols, W_tap, out=y_rows), b, y[n0:n1])
-    activate_row_(y.reshape(-1), act)
+    activate_(y.reshape(-1), act)
 
 
 def _backward_matmul(dout, x, y, act, W_tap, K, stride, padding_left, dilation, dx, need_dx):
@@ -527,7 +530,7 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     act = ACT_CODE[activation]
     if not _use_gemm(C_in, C_out, K, L_out, stride):
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
-        activate_row_(y.reshape(-1), act)
+        activate_(y.reshape(-1), act)
         return y
     W_tap = _tap_major(W)
     if not _blas.available():
@@ -537,6 +540,8 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     chunk, work = _work(N, parts, L_out, (K * C_in, C_out), x.dtype)
     run(_forward_slot, parts, (x, W_tap, b, y), (N, C_in, L, C_out, L_out, K, stride,
         padding_left, dilation, act, chunk, work.shape[0]), work, blas_threads)
+    if act > RELU:
+        activate_(y.reshape(-1), act)
     return y
 
 

@@ -1,16 +1,17 @@
 """Fully connected layer ``y = act(x @ W + b)`` (Numba).
 
 The products go to BLAS through NumPy's ``@`` (the GEMM is most of the work and BLAS is near the
-machine's peak); Numba fuses everything around them into single passes: bias plus activation in
-the forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid and
-tanh are ``_vecmath``'s vectorisable versions.
+machine's peak); Numba fuses everything around them into single passes: bias plus ReLU in the
+forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid and tanh
+run after the bias as a pass of their own (``activations.activate_``, ``_vecmath``'s vectorisable
+versions), so a ReLU network never compiles them.
 """
 import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import ACT_CODE, relu, relu_grad, sigmoid_grad, tanh_grad
-from ._vecmath import sigmoid, tanh
+from ._scalar import ACT_CODE, RELU, relu, relu_grad, sigmoid_grad, tanh_grad
+from .activations import activate_
 
 
 @jit
@@ -18,23 +19,18 @@ def _bias_act_rows(y, b, act, lo, hi):
     n_out = y.shape[1]
     for i in range(lo, hi):
         row = y[i]
-        if act == 0:
-            for j in range(n_out):
-                row[j] += b[j]
-        elif act == 1:
+        if act == RELU:
             for j in range(n_out):
                 row[j] = relu(row[j] + b[j])
-        elif act == 2:
-            for j in range(n_out):
-                row[j] = sigmoid(row[j] + b[j])
         else:
             for j in range(n_out):
-                row[j] = tanh(row[j] + b[j])
+                row[j] += b[j]
 
 
 @jit_parallel
 def _bias_act_parallel(y, b, act):
-    """In place: ``y = act(y + b)``, row chunks split across threads (large ``y`` only: the
+    """In place: ``y = y + b``, or ``relu(y + b)`` when ``act`` is ``RELU``, row chunks split
+    across threads (large ``y`` only: the
     wrapper calls :func:`_bias_act_rows` directly below ``PARALLEL_MIN_SIZE``, so small layers
     never pay this function's parallel compile, ~1.3 s)."""
     N = y.shape[0]
@@ -94,10 +90,14 @@ def _act_grad_and_db_parallel(dout, y, act, dz):
 def dense_forward(x, W, b, activation):
     """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
     y = x @ W
+    act = ACT_CODE[activation]
+    fused = act if act <= RELU else 0          # bias (and ReLU) in one pass
     if y.size < PARALLEL_MIN_SIZE:
-        _bias_act_rows(y, b, ACT_CODE[activation], 0, y.shape[0])
+        _bias_act_rows(y, b, fused, 0, y.shape[0])
     else:
-        _bias_act_parallel(y, b, ACT_CODE[activation])
+        _bias_act_parallel(y, b, fused)
+    if act > RELU:
+        activate_(y.reshape(-1), act)         # sigmoid, tanh: a pass of their own
     return y
 
 
