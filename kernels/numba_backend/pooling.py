@@ -103,8 +103,9 @@ def _maxpool2_backward(dout, argmax, dx):
     """:func:`_maxpool_backward` when ``L == 2*L_out``, as flat branch-free passes over blocks
     of whole rows (measured 0.043 -> 0.02 ms at (128, 32, 28)): if every ``argmax[r, l]`` is
     ``2*l`` or ``2*l + 1`` (windows of 2, stride 2), each input position receives exactly one
-    value, ``dout`` or 0. The test runs in the same pass; should any index break the pattern
-    (indices not from such a pooling), the general scatter redoes all of ``dx``."""
+    value, ``dout`` or 0. The test runs in the same pass and is returned: should any index break
+    the pattern (indices not from such a pooling), the caller redoes all of ``dx`` with the
+    general scatter (called from Python, so that the common case never compiles it)."""
     pattern = _pattern(dout.shape[1])
     block = pattern.size
     df = dout.reshape(-1)
@@ -123,8 +124,7 @@ def _maxpool2_backward(dout, argmax, dx):
             g = ds[i]
             dxs[2 * i] = g if t == 0 else zero
             dxs[2 * i + 1] = g if t == 1 else zero
-    if not ok:
-        _maxpool_backward(dout, argmax, dx)
+    return ok
 
 
 @jit
@@ -179,8 +179,9 @@ def maxpool1d_backward(dout, argmax, length):
     """``dx (N, C, length)``: each ``dout`` goes to its window's arg-max; overlaps accumulate."""
     N, C, L_out = dout.shape
     dx = np.empty((N, C, length), dtype=dout.dtype)
-    kernel = _maxpool2_backward if length == 2 * L_out else _maxpool_backward
-    kernel(dout.reshape(N * C, L_out), argmax.reshape(N * C, L_out), dx.reshape(N * C, length))
+    rows = (dout.reshape(N * C, L_out), argmax.reshape(N * C, L_out), dx.reshape(N * C, length))
+    if length != 2 * L_out or not _maxpool2_backward(*rows):
+        _maxpool_backward(*rows)
     return dx
 
 
