@@ -332,9 +332,10 @@ class FC(WeightsAndBias):
         When given, ``backward`` ends with ``optimizer.update(self)`` (the notebooks' style).
         Without one, a model's optimizer updates the layer.
     activation : None, "relu", "sigmoid", "tanh", "softmax" or a layer such as ``ReLU()``
-        ReLU, sigmoid and tanh (as a name or as fastnet's activation objects) are fused into the
-        dense kernel: bias and activation in one pass. Any other object with ``forward`` and
-        ``backward`` (e.g. ``Softmax()``) is applied after the dense product.
+        ReLU, sigmoid and tanh (as a name or as fastnet's activation objects) are applied inside
+        the dense kernel, in place (ReLU in the bias pass; with the Numba backend sigmoid and tanh
+        in one more pass). Any other object with ``forward`` and ``backward`` (e.g.
+        ``Softmax()``) is applied after the dense product.
     dtype : np.float32 or np.float64, optional
         Default: :func:`fastnet.get_default_dtype` at construction.
 
