@@ -521,8 +521,8 @@ def _tap_major(W):
 
 def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activation):
     """``y[n, o, l] = act(b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``;
-    ReLU is applied in a pass over each batch part right after it is written, sigmoid and tanh
-    in one pass over ``y`` at the end."""
+    the GEMM path applies ReLU to each batch part right after writing it; every other case
+    (sigmoid, tanh, the direct loops) is one pass over ``y`` at the end."""
     N, C_in, L = x.shape
     C_out, _, K = W.shape
     L_out = _output_length(L, K, stride, padding_left, padding_right, dilation)
