@@ -43,8 +43,9 @@ def tanh_grad(d, y):
 @jit
 def relu_row_(row):
     """In place: ``row = relu(row)``, one vectorised loop. The dense and conv1d kernels fuse
-    only the bias and ReLU; sigmoid and tanh run as a pass of their own (``activations.activate_``),
-    so a ReLU network never compiles them (~0.5 s of a cold first training step)."""
+    only the bias and ReLU; sigmoid and tanh run as a pass of their own
+    (``activations.activate_``), so a ReLU network never compiles them (~0.3-0.5 s of a cold
+    first training step)."""
     for i in range(row.size):
         row[i] = relu(row[i])
 

@@ -11,7 +11,7 @@ import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import ACT_CODE, relu, relu_grad, relu_row_, sigmoid_grad, tanh_grad
+from ._scalar import ACT_CODE, RELU, relu, relu_grad, relu_row_, sigmoid_grad, tanh_grad
 from ._vecmath import exp, maximum, sigmoid, tanh
 
 
@@ -203,7 +203,7 @@ def activate_(y, act):
     """In place ``y = act(y)`` for a flat C-contiguous array and an activation code
     (``_scalar.ACT_CODE``): the activation pass of the dense and conv1d kernels, for those they
     do not fuse (sigmoid, tanh), or for a whole output at once."""
-    if act == ACT_CODE["relu"]:
+    if act == RELU:
         relu_row_(y)
     elif act == ACT_CODE["sigmoid"]:
         _sigmoid_forward(y, y)

@@ -508,7 +508,8 @@ def _work(N, parts, L_out, widths, dtype):
     ``parts`` equal shares of them."""
     per_item = L_out * sum(widths) * np.dtype(dtype).itemsize
     min_items = -(-GEMM_MIN_ROWS_PER_CHANNEL * widths[1] // max(L_out, 1))
-    chunk = max(1, min(max(GEMM_CHUNK_BYTES // per_item, min_items), -(-N // parts)))  # N=0: 1
+    chunk = max(GEMM_CHUNK_BYTES // per_item, min_items)
+    chunk = max(1, min(chunk, -(-N // parts)))                # >= 1 even for N=0
     share = sum(-(-chunk * L_out * w // 16) * 16 for w in widths)
     return chunk, _scratch(parts * share, dtype)
 

@@ -30,9 +30,8 @@ def _bias_act_rows(y, b, act, lo, hi):
 @jit_parallel
 def _bias_act_parallel(y, b, act):
     """In place: ``y = y + b``, or ``relu(y + b)`` when ``act`` is ``RELU``, row chunks split
-    across threads (large ``y`` only: the
-    wrapper calls :func:`_bias_act_rows` directly below ``PARALLEL_MIN_SIZE``, so small layers
-    never pay this function's parallel compile, ~1.3 s)."""
+    across threads (large ``y`` only: the wrapper calls :func:`_bias_act_rows` directly below
+    ``PARALLEL_MIN_SIZE``, so small layers never pay this function's parallel compile, ~1.3 s)."""
     N = y.shape[0]
     n_chunks = min(N, 64)
     for c in prange(n_chunks):
