@@ -161,6 +161,49 @@ def test_larger_shapes_against_float64(kern, config):
         np.testing.assert_allclose(g32, g, rtol=1e-4, atol=1e-4 * np.abs(g).max())
 
 
+@pytest.mark.parametrize("config", [
+    (3, 16, 32, 20, 3, 1, 1, 1, 1),      # many channels: im2col + GEMM
+    (3, 3, 4, 10, 3, 2, 0, 0, 1),        # stride 2: GEMM
+    (2, 1, 3, 30, 3, 1, 1, 1, 1),        # few channels: direct loops
+])
+def test_read_only_inputs(backend, dtype, tmp_path, config):
+    """Read-only arrays (a memory-mapped .npy, writeable=False) are inputs like any other, on
+    every path; the Numba GEMM path once failed on them with an internal typing error."""
+    N, C_in, C_out, L, K, stride, pl, pr, dilation = config
+    x, W, b, y, dout, grads = problem(*config)
+    x, W, b, dout = (a.astype(dtype) for a in (x, W, b, dout))
+    np.save(tmp_path / "x.npy", x)
+    x_ro = np.load(tmp_path / "x.npy", mmap_mode="r")
+    W_ro, b_ro, dout_ro = (a.copy() for a in (W, b, dout))
+    for a in (W_ro, b_ro, dout_ro):
+        a.flags.writeable = False
+    hyper = dict(stride=stride, padding=(pl, pr), dilation=dilation)
+    assert_close(F.conv1d(x_ro, W_ro, b_ro, **hyper), y, dtype)
+    for got, want in zip(F.conv1d_backward(dout_ro, x_ro, W_ro, **hyper), grads):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [
+    (10**8, 10**8, 1), (2**31 - 1, 2**31 - 1, 1), (2**31 - 1, 2**30, 2**30)])
+def test_numba_padding_far_beyond_the_input(dtype, stride, padding, dilation):
+    """A padding, stride or dilation many times the input length: the GEMM path would allocate
+    a padded copy of that size inside its compiled chain, where a failed allocation cannot raise
+    (the call returned garbage); such shapes take the direct loops, which are exact. (The NumPy
+    backend pads explicitly and raises MemoryError: not tested here, since a machine that
+    overcommits memory could try to fill the 50 GB.)"""
+    rng = np.random.default_rng(0)
+    x, W, b = (rng.standard_normal(s) for s in [(2, 64, 10), (3, 64, 3), (3,)])
+    want = naive.conv1d(x, W, b, stride, padding, padding, dilation)
+    dout = rng.standard_normal(want.shape)
+    grads = naive.conv1d_backward(dout, x, W, stride, padding, padding, dilation)
+    x, W, b, dout = (a.astype(dtype) for a in (x, W, b, dout))
+    hyper = dict(stride=stride, padding=padding, dilation=dilation)
+    with fastnet.set_backend("numba"):
+        assert_close(F.conv1d(x, W, b, **hyper), want, dtype)
+        for got, ref in zip(F.conv1d_backward(dout, x, W, **hyper), grads):
+            assert_close(got, ref, dtype)
+
+
 # --- the notebook's worked examples (functional API, lists in, default dtype out) ------------
 
 def test_worked_example_single_channel(backend):

@@ -519,3 +519,16 @@ def test_a_subclass_overriding_backward_is_always_called(backend):
     X, y = blobs(10, 6)
     model.fit(X, y, epochs=1, batch_size=5)
     assert seen == [(5, 4), (5, 4)]
+
+
+def test_fit_and_predict_take_read_only_data(backend, tmp_path):
+    """Training data memory-mapped read-only (np.load with mmap_mode="r"), through a Conv1d on
+    the GEMM path: read-only inputs once reached an internal Numba typing error there."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.random((40, 8, 12)).astype(np.float32))
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    y = rng.integers(0, 3, 40)
+    model = Classifier([Conv1d(8, 16, 3, padding=1, activation="relu"), MaxPool1d(2),
+                        FC(16 * 6, 3)], optimizer=Adam())
+    model.fit(X, y, epochs=1, batch_size=8)
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(np.array(X)))

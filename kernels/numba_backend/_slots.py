@@ -98,7 +98,11 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True):
     """
     assert len(arrays) <= ARRAYS, f"{len(arrays)} arrays; a slot takes at most {ARRAYS}"
     slot = slot_address(pyfunc, work.dtype)
-    flat = [a.reshape(-1) for a in arrays] + [work] * (ARRAYS - len(arrays))
+    # A read-only input (np.load with mmap_mode="r", np.broadcast_to) is a different Numba type,
+    # which the runner's loop over a0..a6 cannot mix with the others: it gets a writeable copy
+    # (slots only read their inputs).
+    flat = [a.reshape(-1) if a.flags.writeable else a.reshape(-1).copy() for a in arrays]
+    flat += [work] * (ARRAYS - len(arrays))
     args = np.array((0,) * ARRAYS + tuple(sizes), np.int64)
     if parts == 1 and blas_threads:
         _run(slot, 1, args, work, *flat)

@@ -135,6 +135,16 @@ def _use_gemm(C_in, C_out, K, L_out, stride):
     return work >= 2 * L_out + 32
 
 
+def _padding_fits(L, L_out, K, stride, padding_left, dilation):
+    """Whether im2col's zero-padded copy of one item (``_padded_length`` rows) stays within
+    about twice the item. It is allocated inside the compiled chain, where a failed allocation
+    cannot raise (the slot would return with its output unwritten), so a padding, stride or
+    dilation of many times the input length (``padding=10**8``) takes the direct loops instead,
+    which handle the padding arithmetically and allocate nothing of its size."""
+    padded = _padded_length.py_func(L, L_out, K, stride, padding_left, dilation)  # no compile
+    return padded <= 2 * L + 64
+
+
 @jit
 def _valid_range(offset, stride, L, L_out):
     """Output positions ``[lo, hi)`` whose input index ``l*stride + offset`` lies in ``[0, L)``."""
@@ -530,7 +540,8 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     assert L_out >= 1
     y = np.empty((N, C_out, L_out), dtype=x.dtype)
     act = ACT_CODE[activation]
-    if not _use_gemm(C_in, C_out, K, L_out, stride):
+    if not (_use_gemm(C_in, C_out, K, L_out, stride)
+            and _padding_fits(L, L_out, K, stride, padding_left, dilation)):
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
         activate_(y.reshape(-1), act)
         return y
@@ -561,7 +572,8 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     L_out = dout.shape[2]
     dx = np.empty_like(x) if need_dx else None
     act = ACT_CODE[activation]
-    if not _use_gemm(C_in, C_out, K, L_out, stride):
+    if not (_use_gemm(C_in, C_out, K, L_out, stride)
+            and _padding_fits(L, L_out, K, stride, padding_left, dilation)):
         dout = _activation_grad(dout, y, act)
         db_rows = np.empty((N, C_out), dtype=x.dtype)
         dW_rows = np.empty((N, C_out, C_in, K), dtype=x.dtype)
