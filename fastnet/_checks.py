@@ -103,12 +103,18 @@ def _not_masked(op, name, a):
 
 
 def float_arrays(op, **arrays):
-    """Check several arrays with :func:`float_array`; all must share the first one's dtype."""
-    names = list(arrays)
-    first = float_array(op, names[0], arrays[names[0]])
-    out = [first]
-    for name in names[1:]:
-        out.append(float_array(op, name, arrays[name], first.dtype))
+    """Check several arrays with :func:`float_array`; all must share one dtype. Python lists
+    and numbers have none and take the dtype of the first float ndarray among them (the default
+    dtype when there is none), wherever they stand in the argument list."""
+    dtype = None
+    for a in arrays.values():
+        if isinstance(a, np.ndarray) and a.dtype.type in FLOAT_DTYPES:
+            dtype = a.dtype
+            break
+    out = []
+    for name, a in arrays.items():
+        out.append(float_array(op, name, a, dtype))
+        dtype = out[-1].dtype          # an ndarray of another dtype was refused above
     return out
 
 
@@ -167,6 +173,15 @@ def integer(op, name, value, low=None, high=None):
     if high is not None and value > high:
         raise ValueError(f"{op}: {name}={value}; expected an integer <= {high}")
     return value
+
+
+def flag(op, name, value):
+    """A yes/no argument as a bool: True or False (NumPy's too), or the integers 0 and 1.
+    Anything else (``"no"``, None) is an error instead of being taken by its truth value."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
+                                               and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be True or False; got {value!r}")
 
 
 def size(op, name, value, low):

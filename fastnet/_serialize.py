@@ -181,6 +181,8 @@ def save_model(model, path):
 
 def _atomic_savez(path, arrays):
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):      # else mkstemp's error would name the temporary file
+        raise FileNotFoundError(f"save: cannot write {path}: the folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
     try:

@@ -107,17 +107,22 @@ def one_hot(y, n_classes=None, dtype=None):
     if y.ndim != 1:
         raise ValueError(f"one_hot: labels must be 1-D (N,); got shape {y.shape}")
     if y.dtype.kind not in "iu":
-        if y.dtype.kind == "f" and y.size and np.all(y == np.round(y)):
+        if (y.dtype.kind == "f" and y.size and np.all(y == np.round(y))
+                and np.all(np.abs(y) < 2**53)):          # whole numbers that int64 holds exactly
             y = y.astype(np.int64)
         else:
-            raise TypeError(f"one_hot: labels must be integers; got {y.dtype}")
+            raise TypeError(f"one_hot: labels must be integers (or whole numbers below 2**53 "
+                            f"in a float array); got {y.dtype}")
     if y.size and y.min() < 0:
         raise ValueError(f"one_hot: label {y.min()} is negative; labels are 0, 1, ...")
     top = int(y.max()) + 1 if y.size else 0
     n = top if n_classes is None else check.integer("one_hot", "n_classes", n_classes, low=1)
     if top > n:
         raise ValueError(f"one_hot: label {top - 1} out of range for n_classes={n}")
-    out = np.zeros((len(y), n), dtype=get_default_dtype() if dtype is None else dtype)
+    dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"one_hot: dtype={dtype} is not numeric; use e.g. np.float32")
+    out = np.zeros((len(y), n), dtype=dtype)
     out[np.arange(len(y)), y] = 1
     return out
 

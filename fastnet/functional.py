@@ -116,7 +116,8 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     y = checked[3] if y is not None else dout          # unused by the kernel when act == "none"
     check.same_shape(op, "y", y, "dout", dout)
     dx, dW, db = kernels().dense_backward(np.atleast_2d(dout), np.atleast_2d(x), W,
-                                          np.atleast_2d(y), act, bool(need_dx))
+                                          np.atleast_2d(y), act,
+                                          check.flag(op, "need_dx", need_dx))
     return (dx.reshape(x.shape) if x.ndim == 1 and dx is not None else dx), dW, db
 
 
@@ -424,7 +425,7 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
     kernels().momentum_update_(param, grad, velocity, _hyper(op, "lr", lr, param.dtype, low=0),
                                _hyper(op, "momentum", momentum, param.dtype, low=0),
-                               bool(nesterov))
+                               check.flag(op, "nesterov", nesterov))
 
 
 def adagrad_update_(param, grad, h, lr, eps=1e-7):

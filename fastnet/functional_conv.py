@@ -29,16 +29,6 @@ from .backend import kernels
 
 # --- argument helpers ----------------------------------------------------------------------------
 
-def _float_arrays(op, **arrays):
-    """Check float arrays that must share one dtype; lists adopt the dtype of the ndarrays."""
-    dtype = None
-    for a in arrays.values():
-        if isinstance(a, np.ndarray) and a.dtype.type in check.FLOAT_DTYPES:
-            dtype = a.dtype
-            break
-    return [check.float_array(op, name, a, dtype) for name, a in arrays.items()]
-
-
 def _padding(op, padding, kernel_size, stride, dilation):
     """``padding`` as a ``(left, right)`` pair of non-negative ints."""
     if isinstance(padding, str):
@@ -201,9 +191,9 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1, activation=None):
     op = "conv1d"
     act = check.activation(op, activation)
     if b is None:
-        x, W = _float_arrays(op, x=x, W=W)
+        x, W = check.float_arrays(op, x=x, W=W)
     else:
-        x, W, b = _float_arrays(op, x=x, W=W, b=b)
+        x, W, b = check.float_arrays(op, x=x, W=W, b=b)
     x3, W3, rank = _conv_operands(op, x, W)
     b = _bias(op, b, W3.shape[0], x.dtype)
     K = W3.shape[2]
@@ -252,9 +242,9 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
     if act != "none" and y is None:
         raise ValueError(f"{op}: activation={activation!r} needs the forward output y")
     if y is None:
-        dout, x, W = _float_arrays(op, dout=dout, x=x, W=W)
+        dout, x, W = check.float_arrays(op, dout=dout, x=x, W=W)
     else:
-        dout, x, W, y = _float_arrays(op, dout=dout, x=x, W=W, y=y)
+        dout, x, W, y = check.float_arrays(op, dout=dout, x=x, W=W, y=y)
         check.same_shape(op, "y", y, "dout", dout)
     x3, W3, rank = _conv_operands(op, x, W)
     K = W3.shape[2]
@@ -269,7 +259,7 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
     d3 = dout.reshape(x3.shape[0], W3.shape[0], L_out)
     y3 = d3 if y is None else y.reshape(d3.shape)       # unused by the kernels without act
     dx, dW, db = kernels().conv1d_backward(d3, x3, W3, y3, act, stride, pl, pr, dilation,
-                                           bool(need_dx))
+                                           check.flag(op, "need_dx", need_dx))
     return (None if dx is None else _unbatch(dx, rank)), dW.reshape(W.shape), db
 
 

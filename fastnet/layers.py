@@ -100,7 +100,7 @@ class Layer:
 
     def train(self, mode=True):
         """Set training mode (``mode=False`` is evaluation mode); returns the layer."""
-        self.training = bool(mode)
+        self.training = check.flag(f"{type(self).__name__}.train", "mode", mode)
         return self
 
     def eval(self):
@@ -692,9 +692,11 @@ class Dropout(Layer):
         self.seed = int(seed) if integer else None
         self._rng = as_generator(seed, "Dropout")
         self._mask = None
+        self._forward_ran = False
 
     def forward(self, x):
         x = _as_float(x)
+        self._forward_ran = True
         if not self.training or self.p == 0:
             self._mask = None
             return x
@@ -704,6 +706,7 @@ class Dropout(Layer):
         return x * self._mask
 
     def backward(self, dout):
+        check.need_forward(self, self._forward_ran or None)
         dout = _as_float(dout)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout

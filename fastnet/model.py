@@ -226,7 +226,7 @@ class Sequential(_Container):
 
     def train(self, mode=True):
         """Set training mode on the model and every layer (``mode=False``: evaluation)."""
-        self.training = bool(mode)
+        mode = self.training = check.flag(f"{type(self).__name__}.train", "mode", mode)
         for layer in self.layers:
             if hasattr(layer, "train"):
                 layer.train(mode)
@@ -315,7 +315,7 @@ class Sequential(_Container):
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
         X, y = check_xy(op, X, y, x_name, y_name)
-        if X.dtype.kind not in "iuf":
+        if X.dtype.kind not in "biuf":       # bool too, as the layers take it (cast to 0/1)
             raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
         if X.dtype.kind == "f" and not np.isfinite(X).all():
             row = int(np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0, 0])
@@ -603,7 +603,7 @@ class Concat(_Container):
             yield from branch.named_leaves(f"{prefix}{i}.")
 
     def train(self, mode=True):
-        self.training = bool(mode)
+        mode = self.training = check.flag(f"{type(self).__name__}.train", "mode", mode)
         for branch in self.branches:
             branch.train(mode)
         return self

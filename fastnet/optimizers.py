@@ -150,7 +150,7 @@ class SGD(Optimizer):
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
         super().__init__(lr)
         self.momentum = self._hyper("momentum", momentum, low=0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check.flag(type(self).__name__, "nesterov", nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError(f"{type(self).__name__}: nesterov=True needs momentum > 0")
 
@@ -260,6 +260,13 @@ class Adam(Optimizer):
     def _new_state(self, param):
         return {"m": _zeros(param), "v": _zeros(param),
                 "step": np.zeros((), dtype=np.int64)}
+
+    def set_state(self, param, state):
+        step = np.asarray(state.get("step", 0))
+        if step.shape == () and step.dtype.kind in "iu" and not 0 <= step < 2**53:
+            raise ValueError(f"{type(self).__name__}: state 'step' is {int(step)}; expected a "
+                             f"count of updates, 0 <= step < 2**53")
+        super().set_state(param, state)
 
     def _step(self, param, grad, state):
         step = int(state["step"]) + 1

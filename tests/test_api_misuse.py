@@ -183,6 +183,13 @@ def test_save_and_load_take_a_bytes_path(tmp_path):
     np.testing.assert_array_equal(fastnet.model.load(path).layers[0].W, model.layers[0].W)
 
 
+def test_save_into_a_missing_folder_names_the_folder(tmp_path):
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))])
+    with pytest.raises(FileNotFoundError, match="the folder .*nope does not exist"):
+        model.save(tmp_path / "nope" / "m.npz")
+    assert not (tmp_path / "nope").exists()
+
+
 def test_set_num_threads_types():
     with pytest.raises(TypeError, match="n=2.5"):
         fastnet.set_num_threads(2.5)
@@ -385,3 +392,45 @@ def test_dloss_beyond_float32_is_refused(backend):
             call()
     p64 = probs.astype(np.float64)
     assert np.isfinite(F.mse_backward(p64, p64, 1e300)).all()      # float64 holds it
+
+
+# --- yes/no arguments, Dropout before forward, bool data ----------------------------------------
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: SGD(0.1, momentum=0.9, nesterov="no"), "SGD: nesterov must be True or False"),
+    (lambda: fastnet.functional.momentum_update_(np.ones(2), np.ones(2), np.zeros(2), 0.1,
+                                                 nesterov=None), "nesterov must be True or False"),
+    (lambda: fastnet.functional.dense_backward(np.ones((1, 2)), np.ones((1, 3)),
+                                               np.ones((3, 2)), need_dx="no"),
+     "dense_backward: need_dx must be True or False"),
+    (lambda: fastnet.functional.conv1d_backward(np.ones((1, 1, 2)), np.ones((1, 1, 4)),
+                                                np.ones((1, 1, 3)), need_dx=2),
+     "conv1d_backward: need_dx must be True or False"),
+    (lambda: Dropout(0.5).train("eval"), "Dropout.train: mode must be True or False"),
+    (lambda: Sequential([ReLU()]).train("no"), "Sequential.train: mode must be True or False"),
+])
+def test_yes_no_arguments_are_not_taken_by_truth_value(backend, call, words):
+    with pytest.raises(TypeError, match=words):
+        call()
+
+
+def test_yes_no_arguments_take_numpy_bools_and_0_1():
+    assert SGD(0.1, momentum=0.9, nesterov=np.True_).nesterov is True
+    assert SGD(0.1, momentum=0.9, nesterov=1).nesterov is True
+    assert Dropout(0.5).train(0).training is False
+
+
+def test_dropout_backward_before_forward_raises():
+    layer = Dropout(0.5)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        layer.backward(np.ones(3))
+    layer.train(False)
+    layer.forward(np.ones(3))
+    np.testing.assert_array_equal(layer.backward(np.full(3, 2.0)), np.full(3, 2.0))
+
+
+def test_fit_takes_bool_features_as_the_layers_do(backend):
+    X = np.random.default_rng(0).random((12, 4)) > 0.5
+    model = Classifier([FC(4, 3, HeInitializer(seed=0))], optimizer=SGD(0.1))
+    model.fit(X, np.arange(12) % 3, epochs=1, batch_size=4)
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.astype(np.float32)))

@@ -94,6 +94,16 @@ def test_lists_are_accepted_in_the_default_dtype(backend):
     np.testing.assert_array_equal(y, [[0, 2]])
 
 
+def test_lists_take_the_dtype_of_the_arrays_beside_them(backend):
+    """Wherever the list stands: dense's x before its W, conv1d's x, a loss's target."""
+    W = np.ones((2, 3))
+    assert F.dense([[1.0, 2.0]], W).dtype == np.float64
+    assert F.dense([[1.0, 2.0]], W.astype(np.float32), [0.5, 0.5, 0.5]).dtype == np.float32
+    assert F.conv1d([[[1.0, 2.0, 3.0]]], np.ones((1, 1, 2))).dtype == np.float64
+    dx, dW, db = F.dense_backward([[1.0, 1.0, 1.0]], [[1.0, 2.0]], W)
+    assert dx.dtype == dW.dtype == db.dtype == np.float64
+
+
 # --- inputs that are valid but unusual: both backends give the same, right answer -----------------
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")

@@ -64,6 +64,10 @@ def test_one_hot():
         one_hot([-1, 2])
     with pytest.raises(TypeError, match="integers"):
         one_hot([0.5])
+    with pytest.raises(TypeError, match="integers"):
+        one_hot([1e20])                  # would wrap around in the cast to int64
+    with pytest.raises(TypeError, match="not numeric"):
+        one_hot([1, 2], dtype=str)
 
 
 def test_numerical_gradient_matches_the_analytic_one():

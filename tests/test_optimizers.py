@@ -151,6 +151,14 @@ def test_state_round_trip_and_keys():
     assert a.state_of(np.zeros(3)) == {}
 
 
+def test_adam_refuses_a_negative_step_count():
+    """A tampered or corrupt state (a saved model's) fails when it is installed, not at the
+    next update."""
+    state = {"m": np.zeros(3), "v": np.zeros(3), "step": np.array(-4)}
+    with pytest.raises(ValueError, match="state 'step' is -4"):
+        Adam(0.1).set_state(np.zeros(3), state)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: AdaGrad(-1.0), r"AdaGrad: lr=-1.0; expected >= 0"),
     (lambda: AdaGrad(float("nan")), r"AdaGrad: lr=nan; expected a finite number"),
