@@ -231,22 +231,34 @@ def get_num_threads():
 def set_num_threads(n):
     """Limit BLAS and Numba to ``n`` threads each (also usable as a ``with`` block).
 
-    Numba cannot use more threads than it started with (``NUMBA_NUM_THREADS``, all cores by
-    default); larger ``n`` is capped there.
+    ``n`` beyond the CPUs this process may use is capped there: more BLAS threads than cores
+    only take turns on them (measured: ``--threads 3`` on 2 cores trained the MLP 20x slower).
+    Numba cannot use more threads than it started with either (``NUMBA_NUM_THREADS``, all
+    cores by default). :func:`get_num_threads` returns the capped count.
+
+    BLAS's count is process-wide; Numba's is per Python thread (Numba's rule), so this sets it
+    for the calling thread: a thread of your own that runs kernels calls it too.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads: n={n!r}; expected an integer >= 1")
     if n < 1:
         raise ValueError(f"set_num_threads: n={n!r}; expected an integer >= 1")
     previous = _state["threads"]
-    _apply_threads(int(n))
+    _apply_threads(min(int(n), _usable_cpus()))
     return _Restorer(_restore_threads, previous)
+
+
+def _usable_cpus():
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:             # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _restore_threads(n):
     if n is None:
-        import multiprocessing
-        _apply_threads(multiprocessing.cpu_count())
+        _apply_threads(_usable_cpus())
         _state["threads"] = None
     else:
         _apply_threads(n)
@@ -265,7 +277,7 @@ def _init_from_env():
         warnings.warn(f"FASTNET_NUM_THREADS={n!r} ignored; expected an integer >= 1",
                       RuntimeWarning, stacklevel=2)
         return
-    _state["threads"] = threads
+    _state["threads"] = min(threads, _usable_cpus())
 
 
 _init_from_env()

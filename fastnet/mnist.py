@@ -25,9 +25,10 @@ Downloads are checked against the published SHA-256 of the ``.gz`` file before t
 Parsed-array cache
 ------------------
 The first load parses the IDX files (gzip decompression dominates) and stores the uint8 arrays in
-``<cache>/parsed/<hash of the data folder>.npz``, keyed by the source files' names, sizes and
-modification times. Later loads read that file instead. fastnet writes only under its cache
-directory; when that is not writable the parsed cache is skipped silently.
+``<cache>/parsed/<hash of the data folder>.npz``, keyed by the source files' names, sizes,
+modification and status-change times and inodes. Later loads read that file instead. fastnet
+writes only under its cache directory; when that is not writable the parsed cache is skipped
+silently.
 """
 import gzip
 import hashlib
@@ -167,7 +168,9 @@ def read_idx(path):
     if actual != expected:
         what = "truncated" if actual < expected else "longer than its header says"
         raise ValueError(f"read_idx: {path}: payload is {actual} bytes, expected {expected} "
-                         f"(= {' x '.join(map(str, dims))} from the header); the file is {what}")
+                         f"(= {' x '.join(map(str, dims))} from the header, whose magic number "
+                         f"{0x800 | ndim} announces {ndim} dimensions); the file is {what}, or "
+                         f"its magic number is wrong")
     return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
@@ -280,7 +283,7 @@ def _candidates(data_dir):
     """``(label, folders, explicit)``: where to look, and whether the user named the place."""
     if data_dir is not None:
         d = Path(data_dir).expanduser()
-        return f"the data_dir argument ({str(data_dir)!r})", [d, d / "mnist"], True
+        return f"data_dir / --data ({str(data_dir)!r})", [d, d / "mnist"], True
     env = os.environ.get("FASTNET_DATA", "")
     if env:
         d = Path(env).expanduser()
@@ -318,7 +321,8 @@ def _not_found_report(label, folders):
     lines = [f"Looked in {label}:"]
     for folder in folders:
         missing = [MNIST_FILES[k].name + "[.gz]" for k, p in _source_files(folder).items() if p is None]
-        state = "does not exist" if not folder.is_dir() else "missing " + ", ".join(missing)
+        state = ("is a file, not a folder" if folder.is_file() else "does not exist"
+                 if not folder.is_dir() else "missing " + ", ".join(missing))
         lines.append(f"  {folder}: {state}")
     return "\n".join(lines)
 
@@ -430,7 +434,9 @@ def _cache_key(sources):
     entries = []
     for key, path in sorted(sources.items()):
         st = path.stat()
-        entries.append([key, path.name, st.st_size, st.st_mtime_ns])
+        # ctime and inode too: a copy that keeps size and mtime (cp -p, rsync -t, tar) still
+        # gets a new ctime (no tool can set it) or inode, so it is parsed again.
+        entries.append([key, path.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
     return json.dumps([_PARSED_CACHE_VERSION, entries])
 
 

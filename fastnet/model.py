@@ -26,8 +26,10 @@ never taken.
 Inference (``predict``, ``evaluate``, validation) runs in evaluation mode, ``batch_size`` rows
 (default 1024) at a time, so memory does not grow with the number of samples.
 """
+import contextlib
 import functools
 import math
+import threading
 import time
 
 import numpy as np
@@ -45,6 +47,8 @@ from .losses import SoftmaxCrossEntropy, get_loss
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
 
 INFERENCE_BATCH = 1024
+#: Guards the evaluation-mode switch of every model (see ``Sequential._evaluation_mode``).
+_MODE_LOCK = threading.Lock()
 
 
 class Callback:
@@ -70,11 +74,40 @@ class Callback:
         """After the last epoch (not called when training fails)."""
 
 
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+def _callback_list(callbacks):
+    """``fit``'s ``callbacks`` as a list: one callback object alone is taken as a list of one;
+    an entry with none of the hooks (a plain function, say) is an error, not silently idle."""
+    if callbacks is None:
+        return []
+    if any(hasattr(callbacks, hook) for hook in _HOOKS):
+        callbacks = [callbacks]
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(f"fit: callbacks must be a list of callback objects; got "
+                        f"{type(callbacks).__name__}") from None
+    for cb in callbacks:
+        if not any(hasattr(cb, hook) for hook in _HOOKS):
+            raise TypeError(f"fit: callback {cb!r} has none of the hooks {', '.join(_HOOKS)}; "
+                            f"subclass fastnet.model.Callback and override the ones you need")
+    return callbacks
+
+
 def _call(callbacks, hook, *args):
     for cb in callbacks:
         method = getattr(cb, hook, None)
         if method is not None:
             method(*args)
+
+
+def _short(layer):
+    """A layer's repr for an error message, one line: a container's lists its branches or
+    layers over many lines, so it is named by its class."""
+    text = repr(layer)
+    return text if "\n" not in text else f"{type(layer).__name__}(...)"
 
 
 def _check_chain(layers):
@@ -87,8 +120,8 @@ def _check_chain(layers):
                 and size_in[1] != last[2][1]:
             kind, n = size_in
             raise ValueError(
-                f"Sequential: layer {i} {layer!r} expects {n} input {kind} but layer {last[0]} "
-                f"{last[1]!r} produces {last[2][1]}; make the sizes agree")
+                f"Sequential: layer {i} {_short(layer)} expects {n} input {kind} but layer "
+                f"{last[0]} {_short(last[1])} produces {last[2][1]}; make the sizes agree")
         size_out = layer.size_out() if hasattr(layer, "size_out") else None
         if size_out is not None:
             last = (i, layer, size_out)
@@ -176,7 +209,7 @@ class Sequential(_Container):
                                 f"{layer.__name__}; pass an instance, {layer.__name__}(...)")
             if not (callable(getattr(layer, "forward", None))
                     and callable(getattr(layer, "backward", None))):
-                raise TypeError(f"{type(self).__name__}: layer {i} ({layer!r}) has no "
+                raise TypeError(f"{type(self).__name__}: layer {i} ({_short(layer)}) has no "
                                 f"forward/backward methods")
         _check_chain(layers)
         self.layers = layers
@@ -208,8 +241,8 @@ class Sequential(_Container):
     def _forward_error(self, i, x, err):
         shape = getattr(x, "shape", None)
         source = ("the model input" if i == 0 else
-                  f"the output of layer {i - 1} {self.layers[i - 1]!r}")
-        return type(err)(f"{type(self).__name__}: layer {i} {self.layers[i]!r} failed on its "
+                  f"the output of layer {i - 1} {_short(self.layers[i - 1])}")
+        return type(err)(f"{type(self).__name__}: layer {i} {_short(self.layers[i])} failed on its "
                          f"input of shape {shape}, {source}: {err}")
 
     def _children(self):
@@ -309,8 +342,8 @@ class Sequential(_Container):
     def _check_trainable(self):
         for key, layer, opt in self.leaf_optimizers():
             if layer.params and opt is None:
-                raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {layer!r} has no "
-                                 f"optimizer and the model has none; give the layer one "
+                raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {_short(layer)} "
+                                 f"has no optimizer and the model has none; give the layer one "
                                  f"(optimizer=...) or the model (optimizer=SGD(0.01))")
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
@@ -331,12 +364,32 @@ class Sequential(_Container):
 
     def _dry_run(self, X, op):
         """Forward two samples in evaluation mode: shape errors show before any update."""
-        was = self.training
-        self.train(False)
-        try:
+        with self._evaluation_mode():
             return self._forward_for_loss(X[:2], self._softmax_tail())
+
+    @contextlib.contextmanager
+    def _evaluation_mode(self):
+        """Evaluation mode inside the block, then the mode from before.
+
+        Threads may be inside at once (``predict`` from a thread pool): the first one in
+        switches, the last one out switches back. (Each restoring the mode it had found let a
+        thread find another's evaluation mode and restore that: the model was left in evaluation
+        mode, and a Dropout could switch on in the middle of another thread's ``predict``.)
+        Training while other threads predict is not supported.
+        """
+        with _MODE_LOCK:
+            depth = self.__dict__.get("_evaluation_depth", 0)
+            if depth == 0:
+                self._mode_before_evaluation = self.training
+                self.train(False)
+            self._evaluation_depth = depth + 1
+        try:
+            yield
         finally:
-            self.train(was)
+            with _MODE_LOCK:
+                self._evaluation_depth -= 1
+                if self._evaluation_depth == 0:
+                    self.train(self._mode_before_evaluation)
 
     # --- training --------------------------------------------------------------------------
 
@@ -397,7 +450,7 @@ class Sequential(_Container):
         if X_val is not None:
             self._check_targets(op, y_val, self._dry_run(X_val, op), "y_val")
         rng = as_generator(seed, op)
-        callbacks = list(callbacks or [])
+        callbacks = _callback_list(callbacks)
         tail = self._softmax_tail()
         n_batches = -(-len(X) // batch_size)
 
@@ -462,9 +515,7 @@ class Sequential(_Container):
         if X.ndim == 1:
             raise ValueError(f"{type(self).__name__}: X has shape {X.shape}; rows are samples, "
                              f"so one sample is X[None] (shape (1, {len(X)}))")
-        was = self.training
-        self.train(False)
-        try:
+        with self._evaluation_mode():
             result = None
             for p0 in range(0, len(X), batch_size):
                 out = fn(X[p0:p0 + batch_size])
@@ -472,11 +523,10 @@ class Sequential(_Container):
                     result = np.empty((len(X),) + out.shape[1:], dtype=out.dtype)
                 result[p0:p0 + len(out)] = out
             return result
-        finally:
-            self.train(was)
 
     def predict(self, X, batch_size=INFERENCE_BATCH):
-        """The network's output for ``X``, computed ``batch_size`` rows at a time."""
+        """The network's output for ``X``, computed ``batch_size`` rows at a time. (Another
+        ``batch_size`` can change the last bits: BLAS blocks products by their shape.)"""
         return self._batched(X, batch_size, self.forward)
 
     def evaluate(self, X, y, batch_size=INFERENCE_BATCH):
@@ -494,16 +544,12 @@ class Sequential(_Container):
         tail = self._softmax_tail()
         total = 0.0
         correct = 0
-        was = self.training
-        self.train(False)
-        try:
+        with self._evaluation_mode():
             for p0 in range(0, len(X), batch_size):
                 xb, yb = X[p0:p0 + batch_size], y[p0:p0 + batch_size]
                 out = self._forward_for_loss(xb, tail)
                 total += self.loss.forward(out, yb) * len(xb)
                 correct += self._batch_correct(out, yb)
-        finally:
-            self.train(was)
         logs = {"loss": total / len(X)}
         if "acc" in self._metrics():
             logs["acc"] = correct / len(X)
@@ -656,13 +702,17 @@ class Classifier(Sequential):
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
         X, y = super()._check_data(op, X, y, x_name, y_name)
+        self._check_label_form(op, y, y_name)
+        return X, y
+
+    @staticmethod
+    def _check_label_form(op, y, y_name):
         if y.ndim == 1 and y.dtype.kind not in "iu":
             raise TypeError(f"{op}: {y_name} must be integer labels (N,) or one-hot rows (N, C); "
                             f"got {y.dtype} of shape {y.shape} (use {y_name}.astype(int))")
         if y.ndim not in (1, 2):
             raise ValueError(f"{op}: {y_name} must be integer labels (N,) or one-hot rows "
                              f"(N, C); got shape {y.shape}")
-        return X, y
 
     def _check_targets(self, op, y, out, y_name):
         if out.ndim != 2:
@@ -703,9 +753,14 @@ class Classifier(Sequential):
                              lambda xb: self._forward_for_loss(xb, tail).argmax(axis=1))
 
     def score(self, X, y, batch_size=INFERENCE_BATCH):
-        """Accuracy on ``(X, y)``; ``y`` integer labels or one-hot rows."""
-        X, y = check_xy(f"{type(self).__name__}.score", X, y)
-        return float(np.mean(self.predict(X, batch_size) == _labels(y)))
+        """Accuracy on ``(X, y)``; ``y`` integer labels or one-hot rows, checked as in
+        :meth:`fit` (a label out of range is an error, not a miss)."""
+        op = f"{type(self).__name__}.score"
+        X, y = check_xy(op, X, y)
+        self._check_label_form(op, y, "y")
+        scores = self.decision_function(X, batch_size)
+        self._check_targets(op, y, scores, "y")
+        return float(np.mean(scores.argmax(axis=1) == _labels(y)))
 
 
 

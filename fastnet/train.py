@@ -118,6 +118,23 @@ def _check_output_path(option, path):
         raise ValueError(f"{option} {path}: the folder {folder} is not writable")
 
 
+#: File types matplotlib's Agg backend writes (``FigureCanvasBase.get_supported_filetypes``).
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps",
+                "pgf", "raw", "rgba")
+
+
+def _plot_path(path):
+    """The file matplotlib will write for ``--plot path``: it appends ``.png`` to a name without
+    an extension, and an extension it cannot write fails here, before training, not after."""
+    ext = os.path.splitext(path)[1]
+    if not ext:
+        return path + ".png"
+    if ext[1:].lower() not in PLOT_FORMATS:
+        raise ValueError(f"--plot {path}: matplotlib cannot write {ext} files; use one of "
+                         f"{', '.join('.' + f for f in PLOT_FORMATS[:4])}, ...")
+    return path
+
+
 class _SaveEachEpoch:
     def __init__(self, model, path):
         self.model, self.path = model, path
@@ -176,7 +193,7 @@ def run_train(args):
     batch_size = args.batch_size or recipe.batch_size
     schedule = args.schedule or recipe.schedule
 
-    plot = None if args.no_plot else (args.plot or f"fastnet-{recipe.name}.png")
+    plot = None if args.no_plot else _plot_path(args.plot or f"fastnet-{recipe.name}.png")
     for option, path in (("--save", args.save), ("--plot", plot)):
         if path:
             _check_output_path(option, path)
@@ -209,7 +226,8 @@ def run_train(args):
     train_seconds = time.perf_counter() - start
 
     test_acc = model.score(X_test, y_test)
-    print(f"test accuracy {test_acc:.2%}  ({len(X_test)} samples)")
+    print(f"test accuracy {test_acc:.2%}  ({len(X_test)} samples"
+          + (", the model as interrupted)" if interrupted else ")"))
     print(f"training time {train_seconds:.1f} s")
     written = []
     if args.save and model.history["loss"]:

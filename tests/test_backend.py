@@ -95,6 +95,15 @@ def test_set_num_threads_controls_numba_and_blas():
         fastnet.set_num_threads(0)
 
 
+def test_set_num_threads_is_capped_at_the_usable_cpus():
+    """More BLAS threads than cores only take turns on them (--threads 3 trained 20x slower)."""
+    from threadpoolctl import threadpool_info
+    cpus = fastnet.backend._usable_cpus()
+    with fastnet.set_num_threads(cpus + 7):
+        assert fastnet.get_num_threads() == cpus
+        assert all(p["num_threads"] <= cpus for p in threadpool_info() if p["user_api"] == "blas")
+
+
 def test_backends_agree_on_a_training_step():
     """One fused dense + softmax-CE + AdaGrad step gives the same numbers on both backends."""
     rng = np.random.default_rng(0)

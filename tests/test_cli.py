@@ -78,6 +78,13 @@ def test_default_plot_is_written_in_the_working_folder(tiny_mnist, tmp_path, mon
     assert (tmp_path / "fastnet-mlp.png").exists()
 
 
+def test_plot_without_extension_reports_the_file_written(tiny_mnist, tmp_path, capsys):
+    assert cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet", "--plot", str(tmp_path / "curves")]) == 0
+    assert (tmp_path / "curves.png").exists()
+    assert f"wrote learning curves {tmp_path / 'curves.png'}" in capsys.readouterr().out
+
+
 def test_missing_data_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "fastnet", "train", "--data", str(tmp_path),
                           "--quiet"], capture_output=True, text=True, timeout=300,
@@ -90,6 +97,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
     ("--save", lambda tmp: tmp, ["--save", "is a directory"]),
     ("--save", lambda tmp: tmp / "missing" / "m.npz", ["--save", "does not exist"]),
     ("--plot", lambda tmp: tmp / "missing" / "c.png", ["--plot", "does not exist"]),
+    ("--plot", lambda tmp: tmp / "curves.txt", ["--plot", "cannot write .txt files"]),
 ])
 def test_unwritable_outputs_fail_before_training(tiny_mnist, tmp_path, capsys, option,
                                                  make_path, words):

@@ -158,7 +158,8 @@ def test_read_idx_payload_size_must_match_header(tmp_path, gz, delta, word):
         mnist.read_idx(path)
     message = str(info.value)
     assert str(path) in message and word in message
-    assert f"payload is {45 + delta} bytes, expected 45 (= 5 x 3 x 3 from the header)" in message
+    assert f"payload is {45 + delta} bytes, expected 45 (= 5 x 3 x 3 from the header, whose " \
+        f"magic number 2051 announces 3 dimensions)" in message
 
 
 def test_read_idx_truncated_gzip_stream(tmp_path):
@@ -390,7 +391,7 @@ def test_named_folder_without_files_is_an_error_not_a_download(tmp_path, monkeyp
     assert f"{folder}: missing t10k-labels-idx1-ubyte[.gz]" in message
     assert f"{folder / 'mnist'}: does not exist" in message
     assert "FASTNET_DATA=path/to/mnist" in message and "data_dir=" in message
-    assert ("FASTNET_DATA (" if via == "env" else "the data_dir argument (") in message
+    assert ("FASTNET_DATA (" if via == "env" else "data_dir / --data (") in message
     assert leftovers(folder) == sorted(n + ".gz" for k, n in NAMES.items() if k != "test_labels")
 
 
@@ -597,6 +598,19 @@ def test_parsed_cache_invalidated_when_a_source_changes(tmp_path):
     assert first_label(data_dir=tmp_path) == 1
     labelled_dataset(tmp_path, 2)
     os.utime(tmp_path / (NAMES["train_labels"] + ".gz"), ns=(1, 1))   # even if sizes agree
+    assert first_label(data_dir=tmp_path) == 2
+
+
+def test_parsed_cache_invalidated_when_size_and_mtime_are_kept(tmp_path):
+    """New contents with the old size and modification time (as cp -p, rsync -t or tar leave
+    them) are parsed again: the key also holds the status-change time and the inode."""
+    labelled_dataset(tmp_path, 1)
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert first_label(data_dir=tmp_path) == 1
+    labelled_dataset(tmp_path, 2)
+    for path, (size, mtime) in before.items():
+        assert path.stat().st_size == size          # the premise: same sizes
+        os.utime(path, ns=(mtime, mtime))
     assert first_label(data_dir=tmp_path) == 2
 
 

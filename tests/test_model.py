@@ -532,3 +532,63 @@ def test_fit_and_predict_take_read_only_data(backend, tmp_path):
                         FC(16 * 6, 3)], optimizer=Adam())
     model.fit(X, y, epochs=1, batch_size=8)
     np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(np.array(X)))
+
+
+def test_predict_from_several_threads_keeps_the_mode_and_the_results(backend):
+    """Concurrent predicts once each restored the mode they had found, which could be another
+    thread's evaluation mode: the model ended in evaluation mode, and a Dropout switched on in
+    the middle of another thread's predict."""
+    from concurrent.futures import ThreadPoolExecutor
+    model = Classifier([FC(20, 30, HeInitializer(seed=0), activation="relu"),
+                        Dropout(0.5, seed=0), FC(30, 4, HeInitializer(seed=1))],
+                       optimizer=SGD(0.1))
+    rng = np.random.default_rng(0)
+    X = [rng.random((n, 20)).astype(np.float32) for n in (1, 3, 8, 2, 5, 7)] * 40
+    want = [model.predict_proba(x) for x in X]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(model.predict_proba, X))
+    assert model.training and all(layer.training for layer in model.layers)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_shape_errors_through_a_concat_are_one_line():
+    """A container's repr spans many lines; error messages name it by its class instead."""
+    from fastnet.layers import Transpose
+    model = Classifier([fm.Concat([[Conv1d(28, 4, 3)], [Transpose(), Conv1d(28, 4, 3)]]),
+                        Flatten(), FC(2 * 4 * 26, 10)], optimizer=SGD(0.1))
+    with pytest.raises(ValueError) as info:
+        model.predict(np.ones((2, 10, 10), np.float32))
+    message = str(info.value)
+    assert "\n" not in message and "layer 0 Concat(...) failed" in message
+
+
+@pytest.mark.parametrize("y, exc, words", [
+    (np.array([0, 1, 5]), ValueError, "label 5 in y is out of range for 3 classes"),
+    (np.array([0.0, 1.0, 2.0]), TypeError, "integer labels"),
+    (np.eye(4)[:3], ValueError, "one-hot with 4 classes but the network outputs 3"),
+])
+def test_score_checks_its_labels_as_fit_does(y, exc, words):
+    model = Classifier([FC(2, 3, HeInitializer(seed=0))], optimizer=SGD(0.1))
+    with pytest.raises(exc, match=words):
+        model.score(np.ones((3, 2), np.float32), y)
+    assert model.score(np.ones((3, 2), np.float32), np.eye(3)) == pytest.approx(1 / 3)
+
+
+def test_callbacks_argument_forms():
+    """One callback alone works as a list of one; an object with no hook is an error, not
+    silently ignored."""
+    seen = []
+
+    class Epochs(Callback):
+        def on_epoch_end(self, epoch, logs):
+            seen.append(epoch)
+
+    model = Classifier([FC(2, 3, HeInitializer(seed=0))], optimizer=SGD(0.1))
+    X, y = np.ones((4, 2), np.float32), np.array([0, 1, 2, 0])
+    model.fit(X, y, epochs=2, batch_size=2, callbacks=Epochs())
+    assert seen == [0, 1]
+    with pytest.raises(TypeError, match="has none of the hooks"):
+        model.fit(X, y, epochs=1, callbacks=[lambda *a: None])
+    with pytest.raises(TypeError, match="callbacks must be a list"):
+        model.fit(X, y, epochs=1, callbacks=5)
