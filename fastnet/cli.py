@@ -40,7 +40,8 @@ def build_parser():
                         _positive_int, _positive_float, _count)
 
     from .benchmarking.run import add_bench_arguments
-    add_bench_arguments(sub.add_parser("bench", help="benchmark Numba vs NumPy vs PyTorch"))
+    add_bench_arguments(sub.add_parser("bench", help="benchmark Numba vs NumPy vs PyTorch"),
+                        _positive_int)
     return parser
 
 
@@ -64,7 +65,11 @@ def main(argv=None):
             print(f"fastnet train: error: {err}", file=sys.stderr)
             return 1
     from .benchmarking.run import run_bench
-    return run_bench(args)
+    try:
+        return run_bench(args)
+    except (OSError, ValueError) as err:     # e.g. a --json path that cannot be written
+        print(f"fastnet bench: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

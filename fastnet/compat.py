@@ -61,7 +61,7 @@ from . import layers as _layers
 from . import optimizers as _optimizers
 from ._serialize import register
 from .data import MiniBatch, numerical_gradient, one_hot
-from .initializers import HeInitializer, SimpleInitializer, XavierInitializer
+from . import initializers as _init
 from .losses import SoftmaxCrossEntropy
 from .model import INFERENCE_BATCH, Classifier
 
@@ -74,6 +74,31 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "sigmoid", "dsigmoid_du",
     "Linear", "NeuralNetwork", "mse", "cross_entropy", "binary_cross_entropy",
 ]
+
+
+class _Float64ByDefault:
+    """The notebooks' initializers return ``np.random.randn``'s float64; code that calls
+    ``initializer.W(n1, n2)`` itself (the notebooks' own ``FC``) computes its gradients in
+    float64 and would hit a dtype mismatch in the optimizer with fastnet's float32 default. A
+    layer passes its own dtype, so this changes nothing for layers."""
+
+    def weights(self, shape, fan_in, dtype=None):
+        return super().weights(shape, fan_in, np.float64 if dtype is None else dtype)
+
+    def b(self, n_nodes2, dtype=None):
+        return super().b(n_nodes2, np.float64 if dtype is None else dtype)
+
+
+class SimpleInitializer(_Float64ByDefault, _init.SimpleInitializer):
+    """:class:`fastnet.initializers.SimpleInitializer` (``sigma`` fixed), float64 by default."""
+
+
+class XavierInitializer(_Float64ByDefault, _init.XavierInitializer):
+    """:class:`fastnet.initializers.XavierInitializer` (``1/sqrt(n_in)``), float64 by default."""
+
+
+class HeInitializer(_Float64ByDefault, _init.HeInitializer):
+    """:class:`fastnet.initializers.HeInitializer` (``sqrt(2/n_in)``), float64 by default."""
 
 #: dtype of the parameters the compat classes create, unless given ``dtype=``.
 COMPAT_DTYPE = np.float64
@@ -109,10 +134,18 @@ class AdaGrad(_optimizers.AdaGrad):
 
 
 class _LearningRateIgnored:
-    """Accept ``backward(dout, learning_rate)`` as the small-framework article calls it."""
+    """Accept ``backward(dout, learning_rate)`` as the small-framework article calls it. The
+    second argument must be a number: another notebook's softmax takes ``backward(scores,
+    targets)`` and returns ``scores - targets``, and an array here would otherwise be ignored
+    silently, giving the Jacobian product instead."""
 
     @_layers.input_grad_optional
     def backward(self, dout, learning_rate=None):
+        if learning_rate is not None and np.ndim(learning_rate) != 0:
+            raise TypeError(
+                f"{type(self).__name__}.backward(dout, learning_rate): learning_rate (ignored "
+                f"here) must be a number; got an array of shape {np.shape(learning_rate)}. For "
+                f"softmax-plus-loss gradients (scores - targets) use SoftmaxWithLoss")
         return super().backward(dout)
 
 
@@ -277,9 +310,10 @@ class TwoLayerNet:
         op = "TwoLayerNet.accuracy"
         x, t = np.asarray(x), np.asarray(t)
         C = self.params["W2"].shape[1]
-        if x.ndim != 2 or len(x) == 0:
-            raise ValueError(f"{op}: x must be a non-empty batch (N, features); got shape "
-                             f"{x.shape}")
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"{op}: x must be a non-empty batch (N, features) or (N, ...) "
+                             f"images; got shape {x.shape}")
+        x = x.reshape(len(x), -1)              # as Affine flattens (N, 1, 28, 28) images
         if t.ndim == 2 and t.shape[1] == C:
             t = np.argmax(t, axis=1)
         elif t.ndim != 1:
@@ -504,4 +538,11 @@ class NeuralNetwork:
             self.losses.append(loss)
             if epoch % self.debug_loss_interval == 0:
                 print(f"Epoch {epoch}, Loss: {loss}")
+        # Each loss is checked before its update; the last update is checked here.
+        for i, layer in enumerate(self.layers):
+            for name, p in getattr(layer, "params", {}).items():
+                if not np.isfinite(p).all():
+                    raise FloatingPointError(
+                        f"training diverged at epoch {epochs - 1}: after the last update, layer "
+                        f"{i}'s {name} holds NaN or inf; lower the learning rate")
         return self

@@ -489,6 +489,7 @@ class Sequential(_Container):
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             _call(callbacks, "on_batch_end", b, loss, len(xb))
+        self._check_params_finite(epoch, len(batches))
         logs = {"loss": total / len(X)}
         if "acc" in self._metrics():
             logs["acc"] = correct / len(X)
@@ -502,6 +503,18 @@ class Sequential(_Container):
             print(f"epoch {epoch + 1:>3}/{epochs}  {parts}  ({logs['seconds']:.1f} s)",
                   flush=True)
         _call(callbacks, "on_epoch_end", epoch, logs)
+
+    def _check_params_finite(self, epoch, n_batches):
+        """The batch loss is checked before each update, so a blow-up in an epoch's last
+        update(s) would pass unseen; the parameters are checked once per epoch (a pass over
+        them: ~0.1 ms for the MNIST CNN's)."""
+        bad = [key for key, p in self.params.items() if not np.isfinite(p).all()]
+        if bad:
+            raise FloatingPointError(
+                f"training diverged in epoch {epoch + 1} (of {n_batches} batches): after its last "
+                f"update, {'parameters' if len(bad) > 1 else 'parameter'} {', '.join(bad[:5])}"
+                f"{' ...' if len(bad) > 5 else ''} {'hold' if len(bad) > 1 else 'holds'} NaN or "
+                f"inf; lower the learning rate, or check the data and the initialization")
 
     # --- inference -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from . import _checks as check
 from . import backend
 
 DEFAULT_MODEL = "cnn"
@@ -107,17 +108,6 @@ class _LinearDecay:
         self.optimizer.lr = self.lr0 * max(0.0, 1 - self.step / self.total)
 
 
-def _check_output_path(option, path):
-    """Fail before training, not after it, when ``path`` cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path}: is a directory; give a file name")
-    if not os.path.isdir(folder):
-        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{option} {path}: the folder {folder} is not writable")
-
-
 #: File types matplotlib's Agg backend writes (``FigureCanvasBase.get_supported_filetypes``).
 PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps",
                 "pgf", "raw", "rgba")
@@ -196,7 +186,7 @@ def run_train(args):
     plot = None if args.no_plot else _plot_path(args.plot or f"fastnet-{recipe.name}.png")
     for option, path in (("--save", args.save), ("--plot", plot)):
         if path:
-            _check_output_path(option, path)
+            check.output_path(option, path)          # before training, not after it
     X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
     model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)
     print(f"fastnet train: {recipe.name} ({recipe.description})")

@@ -61,6 +61,8 @@ def test_train_end_to_end_writes_plot_and_model(tiny_mnist, tmp_path, capsys, mo
     (["train", "--val", "-5"], ["--val", "integer >= 0", "-5"]),
     (["train", "--seed", "-1"], ["--seed", "integer >= 0"]),
     (["frobnicate"], ["invalid choice"]),
+    (["bench", "--threads", "0"], ["--threads", "positive integer"]),
+    (["bench", "--family", "gpu"], ["--family", "invalid choice"]),
 ])
 def test_bad_arguments_exit_2_with_argparse_message(argv, words, capsys):
     with pytest.raises(SystemExit) as info:
@@ -83,6 +85,27 @@ def test_plot_without_extension_reports_the_file_written(tiny_mnist, tmp_path, c
                      "--val", "20", "--quiet", "--plot", str(tmp_path / "curves")]) == 0
     assert (tmp_path / "curves.png").exists()
     assert f"wrote learning curves {tmp_path / 'curves.png'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make_path, words", [
+    (lambda tmp: tmp / "missing" / "r.json", ["--json", "does not exist"]),
+    (lambda tmp: tmp, ["--json", "is a directory"]),
+])
+def test_bench_json_path_fails_before_the_run(tmp_path, capsys, monkeypatch, make_path, words):
+    from fastnet.benchmarking import run
+    monkeypatch.setattr(run, "gemm_rate", lambda: pytest.fail("the benchmark started"))
+    assert cli.main(["bench", "--json", str(make_path(tmp_path))]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastnet bench: error:") and all(word in err for word in words)
+
+
+def test_bench_quick_keeps_to_the_chosen_families():
+    from fastnet.benchmarking import run
+    args = cli.build_parser().parse_args(["bench", "--quick", "--family", "pooling"])
+    families = {case.family for case in run._selected(args)}
+    assert families == {"pooling"}
+    args = cli.build_parser().parse_args(["bench", "--quick"])
+    assert {"pooling", "conv1d", "epoch"} <= {case.family for case in run._selected(args)}
 
 
 def test_missing_data_is_a_clear_error(tmp_path):

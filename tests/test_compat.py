@@ -274,3 +274,48 @@ def test_activations_accept_the_learning_rate_argument():
         y = act.forward(np.array([[0.5, -0.2]]))
         assert act.backward(np.ones_like(y), 0.1).shape == y.shape
         assert act.backward(np.ones_like(y)).shape == y.shape
+
+
+def test_initializers_called_directly_give_float64_as_randn():
+    """The notebooks' own FC classes call initializer.W(n1, n2) and compute dW in float64; a
+    float32 W then failed in the optimizer. Layers pass their own dtype, as before."""
+    np.random.seed(0)
+    W = compat.HeInitializer().W(6, 4)
+    np.random.seed(0)
+    np.testing.assert_array_equal(W, np.random.randn(6, 4) * np.sqrt(2 / 6))
+    assert W.dtype == np.float64 and compat.SimpleInitializer(0.1).b(3).dtype == np.float64
+    assert compat.XavierInitializer().W(3, 2, np.float32).dtype == np.float32
+    W, b = compat.HeInitializer().W(6, 4), compat.HeInitializer().b(4)
+    dW, db = np.ones((6, 4)), np.ones(4)                 # the notebook's float64 gradients
+    opt = compat.AdaGrad(0.1)
+
+    class NotebookFC:                                     # attributes as the notebook's FC has
+        pass
+    layer = NotebookFC()
+    layer.W, layer.b, layer.dW, layer.db = W, b, dW, db
+    opt.update(layer)
+    assert np.all(layer.W < W + 1e-12)
+
+
+def test_two_layer_net_accuracy_takes_images_as_predict_does():
+    net = compat.TwoLayerNet(784, 10, 10)
+    x = np.random.default_rng(0).random((5, 1, 28, 28))
+    t = np.arange(5)
+    assert net.accuracy(x, t) == net.accuracy(x.reshape(5, -1), t)
+
+
+def test_activation_backward_refuses_an_array_for_the_learning_rate():
+    """Another notebook's softmax is called backward(scores, targets); the array must not be
+    ignored as a learning rate."""
+    act = compat.Softmax()
+    y = act.forward(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="learning_rate .* must be a number"):
+        act.backward(y, np.eye(3)[:2])
+
+
+def test_neural_network_divergence_in_the_last_update_is_an_error(capsys):
+    np.random.seed(0)
+    nn = compat.NeuralNetwork([compat.Linear(2, 3), compat.Linear(3, 1)], loss="mse",
+                              learning_rate=1e300)
+    with pytest.raises(FloatingPointError, match="after the last update"):
+        nn.train(np.ones((4, 2)) * 1e6, np.ones((4, 1)), epochs=1)

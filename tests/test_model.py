@@ -592,3 +592,14 @@ def test_callbacks_argument_forms():
         model.fit(X, y, epochs=1, callbacks=[lambda *a: None])
     with pytest.raises(TypeError, match="callbacks must be a list"):
         model.fit(X, y, epochs=1, callbacks=5)
+
+
+def test_divergence_in_the_last_update_of_an_epoch_is_an_error(backend):
+    """The batch loss is checked before each update; a blow-up in the last one is caught by
+    the check of the parameters at the end of the epoch."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 20)) * 100, rng.integers(0, 5, 200)
+    model = Classifier([FC(20, 30, HeInitializer(seed=0), activation="relu"),
+                        FC(30, 5, HeInitializer(seed=1))], optimizer=SGD(1e37))
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1 .* holds NaN or inf"):
+        model.fit(X, y, X, y, epochs=1, batch_size=200)

@@ -61,5 +61,7 @@ def markdown(results, header):
 
 def write_json(path, results, header, extra):
     clean = [{k: v for k, v in r.items() if k != "result"} for r in results]
-    with open(path, "w") as f:
+    tmp = f"{path}.part"
+    with open(tmp, "w") as f:              # then renamed: an interrupted write leaves no half file
         json.dump({"header": header, "results": clean, **extra}, f, indent=1)
+    os.replace(tmp, path)

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 
+from .. import _checks as check
 from ..backend import set_num_threads
 from . import cases as C
 from .epochs import epoch_cases
@@ -11,13 +12,13 @@ from .report import machine_lines, markdown, write_json
 from .timing import gemm_rate, measure
 
 
-def add_bench_arguments(p):
+def add_bench_arguments(p, positive_int):
     p.add_argument("--quick", action="store_true",
                    help="a representative subset (under 3 minutes on 2 cores)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--family", action="append", choices=sorted(C.KERNEL_FAMILIES) + ["epoch"],
                    help="only these families (repeatable)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
                    help="BLAS, Numba and torch threads (default: all cores)")
     p.add_argument("--no-startup", action="store_true", help="skip the cold/warm start probe")
 
@@ -35,7 +36,7 @@ def quick_cases():
 
 def _selected(args):
     if args.quick:
-        yield from quick_cases()
+        yield from (c for c in quick_cases() if not args.family or c.family in args.family)
     else:
         yield from C.kernel_cases(None if not args.family else set(args.family))
     if not args.family or "epoch" in args.family:
@@ -69,6 +70,8 @@ def dense_gemm_fraction(results, peak):
 
 
 def run_bench(args):
+    if args.json:
+        check.output_path("--json", args.json)      # before the run, not after it
     with set_num_threads(args.threads):
         try:
             import torch
