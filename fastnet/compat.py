@@ -17,8 +17,9 @@ Names, by the code they come from
 
 dtype: float64, as NumPy scratch code
 -------------------------------------
-The classes here that create parameters (``FC``, ``Linear``, ``TwoLayerNet``) default to float64,
-the dtype of ``np.random.randn``, so the numbers match the notebooks': with
+The classes here that create parameters (``FC``, ``Linear``, ``TwoLayerNet``) and the
+initializers' ``W``/``b`` called directly default to float64, the dtype of ``np.random.randn``,
+so the numbers match the notebooks': with
 ``np.random.seed(...)`` first, the initial weights are bit-identical (the initializers draw from
 NumPy's global random state, as ``np.random.randn`` does). Pass ``dtype=np.float32`` for speed,
 or use the ``fastnet.layers`` classes, which follow :func:`fastnet.get_default_dtype`.
