@@ -373,7 +373,7 @@ def _channels_to_rows(dout, d_rows, db):
 # Each is a slot (``_slots``): part ``i`` of ``parts``, its arrays rebuilt from the addresses and
 # sizes in ``args``, compiled once per dtype as a C function that ``_slots.run`` calls by address.
 
-@jit
+@jit(inline="always")          # as _blas.gemm: a literal 0 start would compile a second copy
 def _take(work, start, m, w):
     """The matrix ``(m, w)`` at ``work[start:]``, and where the next one starts: on a 16-element
     boundary (64 bytes or more, as BLAS prefers)."""
