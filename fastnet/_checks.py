@@ -81,11 +81,16 @@ def cast_real(op, name, a, dtype):
     if a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize:
         with np.errstate(over="ignore"):
             out = np.ascontiguousarray(a, dtype=dtype)
-        if not np.isfinite(out).all() and np.isfinite(a).all():
-            raise ValueError(f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
-                             f"{float(np.abs(a).max()):.3g}, beyond {np.dtype(dtype).name}'s "
-                             f"range ({float(np.finfo(dtype).max):.3g}); scale the data or use "
-                             f"{a.dtype}")
+        # Only the values that the cast made non-finite count: a NaN elsewhere must not hide
+        # an overflow (np.isfinite(a).all() would be False then).
+        if not np.isfinite(out).all():
+            overflowed = ~np.isfinite(out) & np.isfinite(a)
+            if overflowed.any():
+                raise ValueError(
+                    f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
+                    f"{float(np.abs(a[overflowed]).max()):.3g}, beyond {np.dtype(dtype).name}'s "
+                    f"range ({float(np.finfo(dtype).max):.3g}); scale the data or use "
+                    f"{a.dtype}")
         return out
     return np.ascontiguousarray(a, dtype=dtype)
 

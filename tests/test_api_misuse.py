@@ -114,6 +114,15 @@ def test_fit_with_float64_values_beyond_a_float32_model_names_the_range(backend)
         model.fit(X, np.array([0, 1, 0, 1]), epochs=1)
 
 
+def test_an_overflowing_cast_is_found_beside_nan_and_inf():
+    # A NaN or inf elsewhere in the input once hid the overflow (it only checked all-finite).
+    layer = FC(2, 2, HeInitializer(seed=0))
+    with pytest.raises(ValueError, match=r"values up to 1e\+300, beyond float32's range"):
+        layer.forward(np.array([[1e300, 0.0], [np.nan, np.inf]]))
+    y = layer.forward(np.array([[1.0, 0.0], [np.nan, -np.inf]]))    # non-finite passes as is
+    assert np.isfinite(y[0]).all() and not np.isfinite(y[1]).any()
+
+
 @pytest.mark.parametrize("layer, x, out_shape", [
     (FC(6, 2), np.ones((0, 2, 3)), (0, 2)),
     (Flatten(), np.ones((0, 3, 4)), (0, 12)),
