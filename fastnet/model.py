@@ -19,9 +19,17 @@ Softmax at the end
 ------------------
 With :class:`~fastnet.losses.SoftmaxCrossEntropy`, a network may end with logits (recommended) or
 with a softmax — a :class:`~fastnet.layers.Softmax` layer or ``FC(..., activation=Softmax())``
-as in the notebooks. A final softmax is then fused with the loss: training computes the loss from
-the logits and passes ``(softmax - target) / N`` straight to the layer before, so ``log(0)`` is
-never taken.
+as in the notebooks, also at the end of a nested ``Sequential``. A final softmax is then fused with
+the loss: training computes the loss from the logits and passes ``(softmax - target) / N``
+straight to the layer before, so ``log(0)`` is never taken. A notebook's *own* ``Softmax`` class
+(any class of that name from outside fastnet, as a layer or an FC's activation) is taken as the
+notebooks use it: its output, the probabilities, gives the loss, and its ``backward`` must pass
+``(softmax - target) / N`` through unchanged (``fit`` checks that it does).
+
+Layers from outside fastnet need only ``forward`` and ``backward``: one without ``params``
+(a notebook's own ``FC``) is not updated by the model's optimizer, saved or checked for
+divergence; it updates itself in its ``backward``, as in the notebooks. The gradient it gets is
+that of the batch-mean loss, already divided by the batch size.
 
 Inference (``predict``, ``evaluate``, validation) runs in evaluation mode, ``batch_size`` rows
 (default 1024) at a time, so memory does not grow with the number of samples.
@@ -148,16 +156,55 @@ def _check_distinct(container):
             seen[id(obj)] = where
 
 
+def _params(layer):
+    """A layer's parameters; {} for a duck-typed layer without ``params`` (a notebook's own FC,
+    which updates itself in its ``backward``)."""
+    return getattr(layer, "params", None) or {}
+
+
+def _foreign_softmax(obj):
+    """Whether ``obj`` is a softmax from outside fastnet: an object of a class named Softmax
+    that is not a fastnet layer, like the notebooks' own. Their ``backward`` passes the
+    gradient through unchanged, taking it to be the fused softmax cross-entropy gradient
+    ``scores - targets``; ``fit`` checks that it does (:meth:`Sequential._dry_run`)."""
+    return (obj is not None and not isinstance(obj, Layer)
+            and type(obj).__name__.lower() == "softmax")
+
+
+def _final_foreign_softmax(layers):
+    """The foreign softmax a chain of layers ends with (as a layer, or as the activation of a
+    final FC, fastnet's or a notebook's), or None."""
+    last = layers[-1]
+    if isinstance(last, Sequential):
+        return _final_foreign_softmax(last.layers)
+    for obj in (last, getattr(last, "_act_layer", None),
+                None if isinstance(last, Layer) else getattr(last, "activation", None)):
+        if _foreign_softmax(obj):
+            return obj
+    return None
+
+
+def _chain_tail(layers):
+    """:meth:`Sequential._softmax_tail` of a chain of layers."""
+    last = layers[-1]
+    if isinstance(last, Softmax) or (isinstance(last, FC) and isinstance(last._act_layer, Softmax)):
+        return "fused"
+    if isinstance(last, Sequential):
+        return _chain_tail(last.layers)
+    return "probs" if _final_foreign_softmax(layers) is not None else "logits"
+
+
 class _Container(Layer):
     """A layer made of layers: parameters and gradients are gathered from ``named_leaves``."""
 
     @property
     def params(self):
-        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.params.items()}
+        return {p + k: v for p, layer in self.named_leaves() for k, v in _params(layer).items()}
 
     @property
     def grads(self):
-        return {p + k: v for p, layer in self.named_leaves() for k, v in layer.grads.items()}
+        return {p + k: v for p, layer in self.named_leaves()
+                for k, v in (getattr(layer, "grads", None) or {}).items()}
 
     def leaf_optimizers(self, prefix="", inherited=None):
         """``(key prefix, layer, optimizer)`` for every non-container layer: the optimizer that
@@ -298,50 +345,66 @@ class Sequential(_Container):
     # --- the loss, with a final softmax fused into the cross-entropy ---------------------
 
     def _softmax_tail(self):
-        """How the network ends, for a softmax cross-entropy loss: "layer" (a Softmax layer),
-        "fc" (an FC with a Softmax activation object) or None (logits)."""
+        """How the network ends, for a softmax cross-entropy loss: "logits" (no final softmax,
+        or one this loss cannot fuse), "fused" (a fastnet Softmax at the end: a Softmax layer or
+        an FC with a Softmax activation object, also at the end of a nested Sequential) or
+        "probs" (a notebook's own Softmax class, see :func:`_foreign_softmax`)."""
         if not isinstance(self.loss, SoftmaxCrossEntropy):
-            return None
-        last = self.layers[-1]
-        if isinstance(last, Softmax):
-            return "layer"
-        if isinstance(last, FC) and isinstance(last._act_layer, Softmax):
-            return "fc"
-        return None
+            return "logits"
+        return _chain_tail(self.layers)
 
     def _forward_for_loss(self, x, tail):
-        """The output the loss takes (the logits when a final softmax is fused)."""
-        if tail is None:
-            return self.forward(x)
+        """The output the loss takes: logits, or log-probabilities after a notebook's softmax
+        (whose softmax is the probabilities again, so the loss and its gradient are those of the
+        logits before that softmax)."""
+        if tail == "fused":
+            return self._forward_logits(x)
+        out = self.forward(x)
+        if tail == "probs":
+            out = np.asarray(out)
+            with np.errstate(divide="ignore"):
+                out = np.log(np.maximum(out, np.finfo(out.dtype).tiny))
+        return out
+
+    def _forward_logits(self, x):
+        """Forward without the final softmax (a layer, an FC's activation, or a nested
+        Sequential's own)."""
         x = self._forward_through(self.layers[:-1], x)
-        if tail == "layer":
+        last = self.layers[-1]
+        if isinstance(last, Softmax):
             return x
         try:
-            return self.layers[-1]._forward_logits(x)
+            return last._forward_logits(x)
         except (ValueError, TypeError) as err:
             raise self._forward_error(len(self.layers) - 1, x, err) from err
 
     def _backward_from_loss(self, dout, tail):
         """Backward from the loss gradient; nothing needs the input's gradient here."""
-        layers = self.layers
-        if tail == "fc":
-            dout = layers[-1]._backward_logits(dout, any(map(has_params, layers[:-1])))
-        if tail is not None:
-            layers = layers[:-1]
-        if layers:
-            backward_through(layers, dout, need_dx=False)
+        if tail == "fused":
+            self._backward_logits(dout, False)
+        else:           # "probs": a notebook's softmax passes the loss's gradient through as is
+            backward_through(self.layers, dout, need_dx=False)
+
+    def _backward_logits(self, dout, need_dx):
+        """Backward of :meth:`_forward_logits`."""
+        rest, last = self.layers[:-1], self.layers[-1]
+        if not isinstance(last, Softmax):
+            dout = last._backward_logits(dout, need_dx or any(map(has_params, rest)))
+        if rest:
+            return backward_through(rest, dout, need_dx)
+        return dout if need_dx else None
 
     def _step(self):
         # A layer with its own optimizer was updated during backward already.
         for _, layer, opt in self.leaf_optimizers():
-            if layer.params and opt is not None and getattr(layer, "optimizer", None) is None:
+            if _params(layer) and opt is not None and getattr(layer, "optimizer", None) is None:
                 opt.update(layer)
 
     # --- checks done before training ------------------------------------------------------
 
     def _check_trainable(self):
         for key, layer, opt in self.leaf_optimizers():
-            if layer.params and opt is None:
+            if _params(layer) and opt is None:
                 raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {_short(layer)} "
                                  f"has no optimizer and the model has none; give the layer one "
                                  f"(optimizer=...) or the model (optimizer=SGD(0.01))")
@@ -364,8 +427,29 @@ class Sequential(_Container):
 
     def _dry_run(self, X, op):
         """Forward two samples in evaluation mode: shape errors show before any update."""
+        tail = self._softmax_tail()
         with self._evaluation_mode():
-            return self._forward_for_loss(X[:2], self._softmax_tail())
+            out = self._forward_for_loss(X[:2], tail)
+        if tail == "probs":
+            self._check_foreign_softmax(op, out)
+        return out
+
+    def _check_foreign_softmax(self, op, out):
+        """A notebook's softmax at the end must pass the loss's gradient through unchanged
+        (the notebooks' ``Softmax.backward(dZ): return dZ``); one that takes other arguments or
+        applies a Jacobian would be trained on a wrong gradient."""
+        softmax = _final_foreign_softmax(self.layers)
+        probe = np.linspace(-1.0, 1.0, out.size).reshape(out.shape).astype(out.dtype)
+        try:
+            passed = np.array_equal(np.asarray(softmax.backward(probe.copy())), probe)
+        except Exception:                    # noqa: BLE001 (any failure: the message below)
+            passed = False
+        if not passed:
+            raise ValueError(
+                f"{op}: the network ends in {type(softmax).__module__}.{type(softmax).__name__}, "
+                f"a softmax from outside fastnet whose backward(dZ) does not return dZ "
+                f"unchanged, so the softmax cross-entropy cannot be fused with it; end the "
+                f"network with fastnet.compat.Softmax (or fastnet.layers.Softmax) instead")
 
     @contextlib.contextmanager
     def _evaluation_mode(self):
