@@ -8,6 +8,12 @@ Names, by the code they come from
   ``ScratchDeepNeuralNetworkClassifier``.
 * "Deep Learning from Scratch" chapter 5: ``Affine(W, b)``, ``Relu``, ``Sigmoid``,
   ``SoftmaxWithLoss``, ``TwoLayerNet``, ``cross_entropy_error``, ``numerical_gradient``.
+* 1-D convolution notebook: ``CNN_FC`` (one channel, ``x (L,)``), ``CNN2dim_FC`` (``x (C, L)``)
+  and ``CNN_mnist_FC`` (``x (N, C, L)``), each ``(w, b, optimizer, stride, padding)`` with
+  ``W``, ``B``, gradients ``LW``, ``LB`` (sums over the batch, as there); ``N_OUT``; ``SGD``
+  (``update`` returns the layer, as that notebook's ``self = self.optimizer.update(self)``
+  expects); ``SimpleInitializer(sigma).B(n)`` (random biases); ``Softmax().backward(Z, Y)``
+  (``Z - Y``, that notebook's softmax-plus-loss gradient).
 * Column-layout exercise (features x batch): ``softmax(U, reduce_axis=0)``,
   ``softmax_cross_entropy(D, Y)``, ``sigmoid``, ``dsigmoid_du``.
 * Small-framework article: ``Linear(input_size, output_size)``, ``NeuralNetwork(layers, loss,
@@ -44,8 +50,12 @@ Where the notebooks had bugs, fastnet is correct
   a pass-through ``backward``.
 * ``np.exp(-x)`` in the sigmoids overflowed for large negative inputs; not here.
 * Logs of probabilities are clamped instead of taking ``log(0)``.
-* The 1-D convolution notebook's output-size function had an operator-precedence bug; fastnet's
-  ``Conv1d`` uses ``(L + 2*padding - dilation*(K-1) - 1) // stride + 1``.
+* The 1-D convolution notebook's output-size function had an operator-precedence bug; ``N_OUT``
+  and fastnet's ``Conv1d`` use ``(L + 2*padding - dilation*(K-1) - 1) // stride + 1``. Its
+  convolution layers fixed the output length at ``L - 2`` (so stride and padding did nothing),
+  indexed the weights by output position in the multi-channel forward, and summed the weight
+  gradient over two positions only; here every ``stride``/``padding`` is honoured and the
+  gradients are exact (its worked examples, where those bugs do not show, come out the same).
 
 ``fit``'s ``lr`` was unused in the notebook (each layer brings its optimizer); here it trains the
 layers built without one, with ``SGD(lr)``.
@@ -70,6 +80,7 @@ __all__ = [
     "GetMiniBatch", "FC", "SGD", "AdaGrad", "Sigmoid", "ReLU", "Tanh", "Softmax",
     "SimpleInitializer", "XavierInitializer", "HeInitializer",
     "ScratchDeepNeuralNetrowkClassifier", "ScratchDeepNeuralNetworkClassifier",
+    "CNN_FC", "CNN2dim_FC", "CNN_mnist_FC", "N_OUT",
     "Affine", "Relu", "SoftmaxWithLoss", "TwoLayerNet", "cross_entropy_error",
     "numerical_gradient", "one_hot",
     "softmax", "softmax_cross_entropy", "sigmoid", "dsigmoid_du",
@@ -91,7 +102,14 @@ class _Float64ByDefault:
 
 
 class SimpleInitializer(_Float64ByDefault, _init.SimpleInitializer):
-    """:class:`fastnet.initializers.SimpleInitializer` (``sigma`` fixed), float64 by default."""
+    """:class:`fastnet.initializers.SimpleInitializer` (``sigma`` fixed), float64 by default.
+
+    ``B(n_nodes2)`` gives the 1-D convolution notebook's random biases ``sigma * randn(n)``
+    (``b(n_nodes2)``, the classifier notebook's, gives zeros).
+    """
+
+    def B(self, n_nodes2, dtype=None):
+        return self.weights((n_nodes2,), 1, np.float64 if dtype is None else dtype)
 
 
 class XavierInitializer(_Float64ByDefault, _init.XavierInitializer):
@@ -119,12 +137,26 @@ def _float(a):
 # --- the scratch classifier notebook -------------------------------------------------------------
 
 GetMiniBatch = MiniBatch
-SGD = _optimizers.SGD
+
+
+class _UpdateReturnsTheLayer:
+    """``update(layer)`` returns the layer, as the 1-D convolution notebook's layers expect
+    (``self = self.optimizer.update(self)``); the classifier notebook ignores the result."""
+
+    def update(self, params, grads=None):
+        super().update(params, grads)
+        return params if grads is None else None
+
+
+@register("compat.SGD")
+class SGD(_UpdateReturnsTheLayer, _optimizers.SGD):
+    """:class:`fastnet.optimizers.SGD`; ``update(layer)`` returns the layer."""
 
 
 @register("compat.AdaGrad")
-class AdaGrad(_optimizers.AdaGrad):
-    """The notebook's ``AdaGrad(lr)``: :class:`fastnet.optimizers.AdaGrad` with its ``eps=1e-8``.
+class AdaGrad(_UpdateReturnsTheLayer, _optimizers.AdaGrad):
+    """The notebook's ``AdaGrad(lr)``: :class:`fastnet.optimizers.AdaGrad` with its ``eps=1e-8``;
+    ``update(layer)`` returns the layer.
 
     Both weights and biases accumulate ``h += g*g`` (the notebook overwrote the bias
     accumulator with ``hb = db*db``; fixed).
@@ -167,7 +199,24 @@ class Tanh(_LearningRateIgnored, _layers.Tanh):
 
 @register("compat.Softmax")
 class Softmax(_LearningRateIgnored, _layers.Softmax):
-    """:class:`fastnet.layers.Softmax` (row-wise maximum subtracted, exact ``backward``)."""
+    """:class:`fastnet.layers.Softmax` (row-wise maximum subtracted, exact ``backward``).
+
+    ``backward(Z, Y)`` with one-hot rows ``Y`` is the 1-D convolution notebook's: the gradient
+    of the summed cross-entropy at the logits, ``Z - Y`` for its probabilities ``Z``, with that
+    mean cross-entropy in ``cross_entropy``.
+    """
+
+    def backward(self, dout, learning_rate=None):
+        if learning_rate is None or np.ndim(learning_rate) == 0:
+            return super().backward(dout, learning_rate)
+        Z = _float(dout)
+        Y = check.cast_real("Softmax.backward(Z, Y)", "Y", learning_rate, Z.dtype)
+        if Y.shape != Z.shape or Z.ndim != 2:
+            raise ValueError(f"Softmax.backward(Z, Y): Z (probabilities) and Y (one-hot rows) "
+                             f"must be (N, C) of one shape; got {Z.shape} and {Y.shape}")
+        self.cross_entropy = float(-np.mean(np.sum(
+            Y * np.log(np.maximum(Z, np.finfo(Z.dtype).tiny)), axis=1)))
+        return Z - Y
 
 
 #: "Deep Learning from Scratch"'s name.
@@ -217,6 +266,88 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
 
 #: The correct spelling.
 ScratchDeepNeuralNetworkClassifier = ScratchDeepNeuralNetrowkClassifier
+
+
+# --- the 1-D convolution notebook ---------------------------------------------------------------
+
+def N_OUT(stride, padding, X, W):
+    """Output length of a 1-D convolution of ``X`` (``(L,)``, or ``(..., L)``) with the filter
+    ``W`` (``(K,)``, or ``(..., K)``): ``(L + 2*padding - K) // stride + 1``."""
+    X, W = np.asarray(X), np.asarray(W)
+    if X.ndim == 0 or W.ndim == 0:
+        raise ValueError(f"N_OUT: X and W must be arrays with the length last; got shapes "
+                         f"{X.shape} and {W.shape}")
+    return F.conv1d_output_length(X.shape[-1], W.shape[-1], stride, padding)
+
+
+class CNN_FC(_layers.Layer):
+    """The 1-D convolution notebook's layer ``(w, b, optimizer, stride, padding)``, for its three
+    shapes: ``CNN_FC`` one channel (``w (K,)``, ``b (1,)``, ``x (L,)`` -> ``(L_out,)``),
+    ``CNN2dim_FC`` one sample (``w (C_out, C_in, K)``, ``b (C_out,)``, ``x (C_in, L)`` ->
+    ``(C_out, L_out)``) and ``CNN_mnist_FC`` a batch (``x (N, C_in, L)`` -> ``(N, C_out,
+    L_out)``), computed by :func:`fastnet.functional.conv1d`.
+
+    ``W`` and ``B`` are float copies of ``w`` and ``b`` (float64 unless ``w`` is float32);
+    ``backward(dA)`` stores ``LW``, ``LB`` (summed over the batch, as the notebook's) and ``dZ``,
+    lets the optimizer update ``W``, ``B`` and returns ``dZ``. Input is cast to ``W``'s dtype.
+    """
+
+    def __init__(self, w, b, optimizer=None, stride=1, padding=0):
+        op = type(self).__name__
+        w = np.asarray(w)
+        dtype = w.dtype if w.dtype.type in check.FLOAT_DTYPES else np.float64
+        self.W = check.cast_real(op, "w", w, dtype).copy()
+        self.B = check.cast_real(op, "b", np.atleast_1d(b), dtype).copy()
+        if self.W.ndim not in (1, 3) or self.B.shape != self._filters().shape[:1]:
+            raise ValueError(f"{op}: w must be (K,) with b (1,), or (C_out, C_in, K) with b "
+                             f"(C_out,); got w {self.W.shape} and b {self.B.shape}")
+        self.optimizer = _layers.check_optimizer(op, optimizer)
+        self.stride = check.integer(op, "stride", stride, low=1)
+        self.padding = check.integer(op, "padding", padding, low=0)
+        self.A = self.LW = self.LB = self.dZ = None
+
+    @property
+    def params(self):
+        return {"W": self.W, "B": self.B}
+
+    @property
+    def grads(self):
+        return {"W": self.LW, "B": self.LB}
+
+    def _filters(self):
+        return self.W.reshape(1, 1, -1) if self.W.ndim == 1 else self.W
+
+    def _batch(self, a, name):
+        """``a`` as ``(N, C, L)``: one channel for 1-D filters, one sample for 2-D ``a``."""
+        single = self.W.ndim == 1
+        if a.ndim != (1 if single else 2) and (single or a.ndim != 3):
+            raise ValueError(f"{type(self).__name__}: {name} has shape {a.shape}; with w of "
+                             f"shape {self.W.shape} it must be "
+                             f"{'(L,)' if single else '(C, L) or (N, C, L)'}")
+        return a.reshape((1, 1) + a.shape) if single else a.reshape((-1,) + a.shape[-2:])
+
+    def forward(self, X):
+        """The convolution of ``X`` (see the class docstring for the shapes)."""
+        self.A = _layers._cast(X, self.W.dtype)
+        y = F.conv1d(self._batch(self.A, "X"), self._filters(), self.B, stride=self.stride,
+                     padding=self.padding)
+        return y.reshape(y.shape[2:] if self.W.ndim == 1 else self.A.shape[:-2] + y.shape[1:])
+
+    def backward(self, dA):
+        """``dZ`` (the input's shape); ``LW``, ``LB`` summed over the batch."""
+        check.need_forward(self, self.A)
+        dA = _layers._cast(dA, self.W.dtype)
+        dZ, LW, LB = F.conv1d_backward(self._batch(dA, "dA"), self._batch(self.A, "X"),
+                                       self._filters(), stride=self.stride,
+                                       padding=self.padding)
+        self.dZ, self.LW, self.LB = dZ.reshape(self.A.shape), LW.reshape(self.W.shape), LB
+        if self.optimizer is not None:
+            self.optimizer.update(self)
+        return self.dZ
+
+
+#: The notebook's names for the one-sample and the batch version (one class serves all three).
+CNN2dim_FC = CNN_mnist_FC = CNN_FC
 
 
 # --- "Deep Learning from Scratch" ----------------------------------------------------------------

@@ -186,6 +186,8 @@ def _bias(owner, initializer, n, dtype):
         b = initializer.b(n, dtype)
     elif hasattr(initializer, "b"):
         b = np.asarray(initializer.b(n))
+    elif hasattr(initializer, "B"):                    # the 1-D convolution notebook's
+        b = np.asarray(initializer.B(n))
     else:
         b = np.zeros(n)
     if b.shape != (n,):

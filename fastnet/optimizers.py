@@ -5,7 +5,8 @@ that hold them all see the update):
 
 * notebook style, ``optimizer.update(layer)``: uses ``layer.params`` and ``layer.grads``
   (dicts with the same keys); a layer without them may instead have ``W``, ``b``, ``dW``,
-  ``db`` attributes, as the notebooks' own ``FC``;
+  ``db`` attributes, as the notebooks' own ``FC`` (or ``W``, ``B``, ``LW``, ``LB``, as the
+  1-D convolution notebook's layers);
 * "Deep Learning from Scratch" style, ``optimizer.update(params, grads)`` with two dicts.
 
 One instance may serve many layers: its state (velocity, squared-gradient sums, Adam moments
@@ -30,10 +31,13 @@ def _layer_arrays(layer):
     """``(params, grads)`` dicts of a layer (fastnet's, or a notebook-style W/b/dW/db object)."""
     if hasattr(layer, "params") and hasattr(layer, "grads"):
         return layer.params, layer.grads
-    if all(hasattr(layer, a) for a in ("W", "b", "dW", "db")):
-        return {"W": layer.W, "b": layer.b}, {"W": layer.dW, "b": layer.db}
+    for names in (("W", "b", "dW", "db"), ("W", "B", "LW", "LB")):    # the notebooks' two
+        if all(hasattr(layer, a) for a in names):
+            W, b, dW, db = (getattr(layer, a) for a in names)
+            return {"W": W, names[1]: b}, {"W": dW, names[1]: db}
     raise TypeError(f"update: {type(layer).__name__} has neither params/grads dicts nor W, b, "
-                    f"dW, db attributes; call update(params, grads) with two dicts instead")
+                    f"dW, db (or W, B, LW, LB) attributes; call update(params, grads) with two "
+                    f"dicts instead")
 
 
 def _zeros(param):

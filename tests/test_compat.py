@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import naive
 from fastnet import compat
 from fastnet import model as fm
 from fastnet.data import numerical_gradient
@@ -61,6 +62,57 @@ def test_initial_weights_are_the_notebooks():
     np.testing.assert_array_equal(fc2.b, np.zeros(10))
 
 
+class NotebookFC:
+    """A layer as a scratch notebook writes it: no ``params``; it updates itself in backward,
+    with its own optimizer, from a gradient it averages over the batch itself."""
+
+    def __init__(self, n_nodes1, n_nodes2, initializer, optimizer, activation):
+        self.optimizer, self.activation = optimizer, activation
+        self.W = initializer.W(n_nodes1, n_nodes2)
+        self.b = initializer.b(n_nodes2)
+
+    def forward(self, X):
+        self.X = X
+        return self.activation.forward(X @ self.W + self.b)
+
+    def backward(self, dA):
+        dA = self.activation.backward(dA)
+        self.db = dA.mean(axis=0)
+        self.dW = self.X.T @ dA / len(self.X)
+        dZ = dA @ self.W.T
+        self.optimizer.update(self)
+        return dZ
+
+
+class NotebookReLU:
+    def forward(self, a):
+        self.a = a
+        return np.maximum(a, 0)
+
+    def backward(self, dZ):
+        return np.where(self.a > 0, dZ, 0)
+
+
+def test_the_classifier_takes_the_notebooks_own_layers():
+    """Migrating piece by piece: once an AttributeError ('FC' object has no attribute 'params')."""
+    X, y = blobs(120)
+    np.random.seed(0)
+    layers = [NotebookFC(8, 16, compat.HeInitializer(), compat.SGD(0.5), compat.ReLU()),
+              compat.FC(16, 3, compat.XavierInitializer(), compat.SGD(0.5), None)]
+    W0 = layers[0].W.copy()
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(layers)
+    clf.fit(X, np.eye(3)[y], n_epoch=10, n_batch=20)
+    assert not np.array_equal(layers[0].W, W0)                  # it updated itself
+    assert clf.log_loss[-1] < 0.5 * clf.log_loss[0] and np.mean(clf.predict(X) == y) > 0.9
+    assert list(clf.params) == ["1.W", "1.b"]                     # fastnet's own only
+
+    relu_apart = [compat.FC(8, 16, compat.HeInitializer(), compat.SGD(0.5), None), NotebookReLU(),
+                  compat.FC(16, 3, compat.XavierInitializer(), compat.SGD(0.5), None)]
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(relu_apart)
+    clf.fit(X, np.eye(3)[y], n_epoch=10, n_batch=20)
+    assert np.mean(clf.predict(X) == y) > 0.9
+
+
 def test_fc_forward_backward_shapes_as_in_the_notebook():
     fc = compat.FC(4, 3, compat.XavierInitializer(seed=0), compat.SGD(0.1), compat.Sigmoid())
     X = np.random.default_rng(0).random((5, 4))
@@ -90,6 +142,118 @@ def test_compat_model_save_round_trip(tmp_path):
     assert type(loaded) is compat.ScratchDeepNeuralNetrowkClassifier
     assert type(loaded.layers[0].optimizer) is compat.AdaGrad
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+# --- the 1-D convolution notebook --------------------------------------------------------------
+
+def test_conv_notebook_worked_examples(backend):
+    """The notebook's cells, as written there (integer arrays, its SGD(0.1) update)."""
+    cnn = compat.CNN_FC(np.array([3, 5, 7]), np.array([1]), compat.SGD(0.1), 1, 0)
+    np.testing.assert_array_equal(cnn.forward(np.array([1, 2, 3, 4])), [35, 50])
+    np.testing.assert_array_equal(cnn.backward(np.array([10, 20])), [30, 110, 170, 140])
+    np.testing.assert_array_equal(cnn.LW, [50, 80, 110])
+    np.testing.assert_array_equal(cnn.LB, [30])
+    np.testing.assert_allclose(cnn.W, [3 - 5.0, 5 - 8.0, 7 - 11.0])    # W - 0.1 * LW
+    np.testing.assert_allclose(cnn.B, [1 - 3.0])
+
+    cnn_2 = compat.CNN2dim_FC(np.ones((3, 2, 3)), np.array([1, 2, 3]), compat.SGD(0.1), 1, 0)
+    np.testing.assert_array_equal(cnn_2.forward(np.array([[1, 2, 3, 4], [2, 3, 4, 5]])),
+                                  [[16, 22], [17, 23], [18, 24]])
+    dZ = cnn_2.backward(np.array([[52, 56], [32, 35], [9, 11]]))
+    np.testing.assert_array_equal(dZ, [[93, 195, 195, 102]] * 2)
+    np.testing.assert_array_equal(cnn_2.LB, [108, 67, 20])
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (3, 2), (1, 3)])
+def test_conv_notebook_layers_against_naive_loops(backend, stride, padding):
+    """Every stride and padding is honoured (the notebook's loops fixed the output at L - 2)."""
+    rng = np.random.default_rng(stride * 10 + padding)
+    x, w = rng.standard_normal((3, 2, 11)), rng.standard_normal((4, 2, 3))
+    b = rng.standard_normal(4)
+    want = naive.conv1d(x, w, b, stride, padding, padding)
+    dout = rng.standard_normal(want.shape)
+    dx, dW, db = naive.conv1d_backward(dout, x, w, stride, padding, padding)
+    batch = compat.CNN_mnist_FC(w, b, None, stride, padding)
+    np.testing.assert_allclose(batch.forward(x), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(batch.backward(dout), dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(batch.LW, dW, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(batch.LB, db, rtol=1e-12, atol=1e-12)
+    assert compat.N_OUT(stride, padding, x, w) == want.shape[2]
+
+    one = compat.CNN2dim_FC(w, b, None, stride, padding)          # one sample (C, L)
+    np.testing.assert_allclose(one.forward(x[1]), want[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(one.backward(dout[1]), naive.conv1d_backward(
+        dout[1:2], x[1:2], w, stride, padding, padding)[0][0], rtol=1e-12, atol=1e-12)
+
+    single = compat.CNN_FC(w[0, 0], b[:1], None, stride, padding)  # one channel (L,)
+    want1 = naive.conv1d(x[:1, :1], w[:1, :1], b[:1], stride, padding, padding)[0, 0]
+    np.testing.assert_allclose(single.forward(x[0, 0]), want1, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_notebook_layers_refuse_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"CNN_FC: w must be \(K,\) with b \(1,\)"):
+        compat.CNN_FC(np.ones((2, 3)), np.ones(2))
+    with pytest.raises(ValueError, match=r"X has shape \(2, 5\); with w of shape \(3,\) it "
+                                         r"must be \(L,\)"):
+        compat.CNN_FC(np.ones(3), np.ones(1)).forward(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"stride"):
+        compat.CNN_mnist_FC(np.ones((3, 1, 3)), np.ones(3), None, 0, 0)
+
+
+def test_conv_notebook_training_step_as_in_its_mnist_cell():
+    """Cell In[20]: conv, Relu, FC, Softmax.backward(Z, Y) -> Z - Y, backward through all."""
+    rng = np.random.default_rng(0)
+    X, T = rng.random((6, 1, 12)), np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    conv = compat.CNN_mnist_FC(rng.standard_normal((2, 1, 3)), np.zeros(2), compat.SGD(0.1), 1, 0)
+    np.random.seed(0)
+    fc = compat.FC(20, 3, compat.SimpleInitializer(0.1), compat.SGD(0.1))
+    relu, softmax = compat.Relu(), compat.Softmax()
+    A = relu.forward(conv.forward(X))
+    Z = softmax.forward(fc.forward(A.reshape(6, -1)))
+    dA = softmax.backward(Z, T)
+    np.testing.assert_allclose(dA, Z - T)
+    assert softmax.cross_entropy == pytest.approx(-np.mean(np.log(Z[T == 1])))
+    W0 = conv.W.copy()
+    dZ = conv.backward(relu.backward(fc.backward(dA).reshape(A.shape)))
+    assert dZ.shape == X.shape and not np.array_equal(conv.W, W0)
+
+
+def test_sgd_update_returns_the_layer_and_takes_the_conv_notebooks_attributes():
+    class NotebookConv:                        # the notebook's own layer: W, B, LW, LB
+        def __init__(self, optimizer):
+            self.W, self.B, self.optimizer = np.ones(3), np.ones(1), optimizer
+
+        def backward(self, dA):
+            self.LW, self.LB, self.dZ = np.full(3, 2.0), np.array([4.0]), dA
+            self = self.optimizer.update(self)        # noqa: PLW0642 (the notebook's line)
+            return self.dZ
+    for opt in (compat.SGD(0.5), compat.AdaGrad(0.5)):
+        layer = NotebookConv(opt)
+        assert layer.backward(7) == 7
+        assert layer.W[0] < 1 and layer.B[0] < 1
+
+
+def test_simple_initializer_b_is_the_conv_notebooks_random_bias():
+    np.random.seed(3)
+    want = 0.1 * np.random.randn(5)
+    np.random.seed(3)
+    np.testing.assert_array_equal(compat.SimpleInitializer(0.1).B(5), want)
+
+    class OnlyB:                               # the notebook's own initializer: W and B
+        def W(self, n1, n2):
+            return np.ones((n1, n2))
+
+        def B(self, n2):
+            return np.arange(n2, dtype=float)
+    np.testing.assert_array_equal(compat.FC(2, 3, OnlyB(), None).b, [0, 1, 2])  # was zeros
+
+
+def test_softmax_backward_with_targets_is_the_conv_notebooks_loss_gradient():
+    s = compat.Softmax()
+    Z = s.forward(np.array([[1.0, 2.0, 0.5]]))
+    np.testing.assert_allclose(s.backward(Z, np.array([[0, 1, 0]])), Z - [[0, 1, 0]])
+    with pytest.raises(ValueError, match=r"Softmax.backward\(Z, Y\): Z .* and Y .* must be"):
+        s.backward(Z, np.ones((1, 2)))
 
 
 # --- Deep Learning from Scratch ------------------------------------------------------------------
@@ -305,12 +469,12 @@ def test_two_layer_net_accuracy_takes_images_as_predict_does():
 
 
 def test_activation_backward_refuses_an_array_for_the_learning_rate():
-    """Another notebook's softmax is called backward(scores, targets); the array must not be
-    ignored as a learning rate."""
-    act = compat.Softmax()
-    y = act.forward(np.ones((2, 3)))
-    with pytest.raises(TypeError, match="learning_rate .* must be a number"):
-        act.backward(y, np.eye(3)[:2])
+    """An array second argument must not be ignored as a learning rate (Softmax takes it as the
+    conv notebook's targets, see above)."""
+    for act in (compat.Sigmoid(), compat.ReLU(), compat.Tanh()):
+        y = act.forward(np.ones((2, 3)))
+        with pytest.raises(TypeError, match="learning_rate .* must be a number"):
+            act.backward(y, np.eye(3)[:2])
 
 
 def test_neural_network_divergence_in_the_last_update_is_an_error(capsys):
