@@ -166,7 +166,8 @@ def relu(x):
 
 
 def relu_backward(dout, x):
-    """``dout * (x > 0)``, from the forward *input* ``x``; the gradient at 0 is 0."""
+    """``dout`` where ``x > 0``, else 0, from the forward *input* ``x``: the gradient at 0 is 0
+    and a NaN input passes its gradient, as in PyTorch."""
     return _unary_backward("relu_backward", "relu_backward", dout, "x", x)
 
 

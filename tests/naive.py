@@ -39,9 +39,10 @@ def sigmoid(v):
 
 
 def activation_grad(name, dout, y):
-    """d act / d z expressed through the output y (relu: 1 where y > 0, else 0)."""
+    """d act / d z expressed through the output y (relu: 0 where y <= 0, else 1; a NaN passes
+    the gradient, as in PyTorch)."""
     if name == "relu":
-        return dout if y > 0 else 0.0
+        return 0.0 if y <= 0 else dout
     if name == "sigmoid":
         return dout * y * (1 - y)
     if name == "tanh":

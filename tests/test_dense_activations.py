@@ -105,6 +105,21 @@ def test_relu_gradient_at_zero_is_zero(backend, dtype):
     np.testing.assert_array_equal(F.relu_backward(np.ones(3, dtype), x), [0, 0, 1])
 
 
+@pytest.mark.parametrize("repeats", [1, 20000])          # the serial and the parallel loop
+def test_relu_gradient_passes_through_nan_as_pytorch(backend, dtype, repeats):
+    """torch.relu's backward passes the gradient at a NaN input (its output is NaN); it was 0."""
+    x = np.tile(np.array([np.nan, -1.0, 0.0, 2.0, -np.inf, np.inf], dtype=dtype), repeats)
+    dout = np.tile(np.array([3.0, 4.0, 5.0, 6.0, 7.0, 8.0], dtype=dtype), repeats)
+    want = np.tile(np.array([3.0, 0, 0, 6.0, 0, 8.0], dtype=dtype), repeats)
+    np.testing.assert_array_equal(F.relu_backward(dout, x), want)
+    # Fused into dense: the gradient is taken from the output y = relu(x @ W + b).
+    y = F.relu(x.reshape(-1, 6))
+    W = np.eye(6, dtype=dtype)
+    with np.errstate(invalid="ignore", over="ignore"):      # NaN/inf in the GEMMs (NumPy)
+        _, _, db = F.dense_backward(dout.reshape(-1, 6), y, W, y, "relu")
+    np.testing.assert_allclose(db, want.reshape(-1, 6).sum(axis=0))
+
+
 def test_sigmoid_never_overflows(backend, dtype):
     x = np.array([-1e4, -800, -100, 0, 100, 800, 1e4], dtype=dtype)
     with np.errstate(over="raise", divide="raise", invalid="raise"):

@@ -26,8 +26,9 @@ def relu(v):
 
 @jit
 def relu_grad(d, v):
-    """Gradient at exactly 0 is 0 (PyTorch's convention)."""
-    return d if v > 0 else _ZERO
+    """``d`` where ``v > 0`` or ``v`` is NaN, else 0: PyTorch's convention (0 at exactly 0; a NaN
+    input, whose output is NaN, passes its gradient)."""
+    return _ZERO if v <= 0 else d
 
 
 @jit

@@ -109,7 +109,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, x):
-    """``dout * (x > 0)``: the gradient at exactly 0 is taken as 0 (PyTorch's choice)."""
+    """``dout`` where ``x > 0`` or ``x`` is NaN, else 0 (PyTorch's choices)."""
     return _binary(_relu_backward, dout, x)
 
 

@@ -8,8 +8,9 @@ def relu_forward(x):
 
 
 def relu_backward(dout, x):
-    """``dout * (x > 0)``: the gradient at exactly 0 is taken as 0 (PyTorch's choice)."""
-    return np.where(x > 0, dout, 0).astype(dout.dtype, copy=False)
+    """``dout`` where ``x > 0`` or ``x`` is NaN, else 0 (PyTorch's choices: 0 at exactly 0, and
+    a NaN input passes its gradient)."""
+    return np.where(x <= 0, 0, dout).astype(dout.dtype, copy=False)
 
 
 def sigmoid_forward(x):
