@@ -258,13 +258,20 @@ def softmax_cross_entropy(logits, target, return_probs=False):
 def softmax_cross_entropy_backward(probs, target, dloss=1.0):
     """Gradient with respect to the logits: ``dloss * (probs - onehot(target)) / N``.
 
-    ``probs`` is the second output of ``softmax_cross_entropy(..., return_probs=True)``.
+    ``probs`` is the second output of ``softmax_cross_entropy(..., return_probs=True)``. For
+    target rows ``t`` that do not sum to 1 it is ``dloss * (probs * sum(t) - t) / N``, the
+    exact gradient of the loss (as PyTorch's); the kernels compute the common case.
     """
     op = "softmax_cross_entropy_backward"
     probs = _logits(op, probs)
     target = check.class_target(op, target, probs)
-    return kernels().softmax_cross_entropy_backward(_hyper(op, "dloss", dloss, probs.dtype),
-                                                    probs, target)
+    dloss = _hyper(op, "dloss", dloss, probs.dtype)
+    d = kernels().softmax_cross_entropy_backward(dloss, probs, target)
+    if target.ndim == 2:
+        excess = target.sum(axis=1, keepdims=True) - 1         # 0 for one-hot rows
+        if excess.any():
+            d += (dloss / len(probs)) * probs * excess
+    return d
 
 
 def _pair(op, a_name, a, b_name, b):

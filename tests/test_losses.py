@@ -143,3 +143,22 @@ def test_softmax_cross_entropy_large_batches(backend, dtype, N, C):
     want[np.arange(N), y] -= 1
     np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, y), want / N,
                                rtol=rtol * 10, atol=(5e-7 if dtype == np.float32 else 1e-15) / N)  # p ~ 1: ulps of 1
+
+
+def test_soft_targets_not_summing_to_one_get_the_exact_gradient(backend):
+    """The gradient was (p - t) / N whatever the rows summed to: right for distributions only.
+    Checked against central differences of the loss itself (and PyTorch's formula)."""
+    logits = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5], [0.1, 0.2, 0.3]])
+    target = np.array([[0.2, 0.3, 0.9], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    grad = F.softmax_cross_entropy_backward(
+        F.softmax_cross_entropy(logits, target, return_probs=True)[1], target, dloss=2.0)
+    numeric = np.zeros_like(logits)
+    h = 1e-6
+    for i in np.ndindex(logits.shape):
+        up, down = logits.copy(), logits.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (F.softmax_cross_entropy(up, target)
+                      - F.softmax_cross_entropy(down, target)) / (2 * h)
+    np.testing.assert_allclose(grad, 2.0 * numeric, rtol=1e-6, atol=1e-9)
+    assert not grad[1].any()                 # an all-zero row contributes nothing
