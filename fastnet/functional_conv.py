@@ -116,10 +116,9 @@ def _conv_operands(op, x, W):
             f"{op}: x has shape {x.shape} with {x3.shape[1]} input channels but W has shape "
             f"{W.shape} with {W3.shape[1]}; W must be (C_out, C_in, K) with C_in = "
             f"{x3.shape[1]}")
-    if x3.shape[0] == 0 or x3.shape[1] == 0 or x3.shape[2] == 0 or W3.shape[0] == 0 \
-            or W3.shape[2] == 0:
+    if 0 in x3.shape[1:] or W3.shape[0] == 0 or W3.shape[2] == 0:
         raise ValueError(f"{op}: x has shape {x.shape} and W has shape {W.shape}; every "
-                         f"dimension must be at least 1")
+                         f"dimension but the batch must be at least 1")
     return x3, W3, rank
 
 
@@ -173,7 +172,8 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1, activation=None):
     Shape
     -----
     ``L_out = (L + padding_left + padding_right - dilation*(K-1) - 1) // stride + 1``, which must
-    be at least 1.
+    be at least 1. ``N`` may be 0 (an empty batch, as PyTorch allows); every other size is at
+    least 1.
 
     Raises
     ------
@@ -198,7 +198,9 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1, activation=None):
     b = _bias(op, b, W3.shape[0], x.dtype)
     K = W3.shape[2]
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
-    _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
+    L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
+    if len(x3) == 0:                       # an empty batch, as PyTorch allows
+        return np.zeros((0, W3.shape[0], L_out), x.dtype)
     y = kernels().conv1d_forward(x3, W3, b, stride, pl, pr, dilation, act)
     return _unbatch(y, rank)
 
@@ -258,8 +260,12 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
             f"{_describe_padding(pl, pr)}, dilation={dilation}")
     d3 = dout.reshape(x3.shape[0], W3.shape[0], L_out)
     y3 = d3 if y is None else y.reshape(d3.shape)       # unused by the kernels without act
+    need_dx = check.flag(op, "need_dx", need_dx)
+    if len(x3) == 0:                       # an empty batch: zero gradients (the kernels' dW
+        return ((np.zeros(x.shape, x.dtype) if need_dx else None),   # would be unwritten)
+                np.zeros(W.shape, x.dtype), np.zeros(W3.shape[0], x.dtype))
     dx, dW, db = kernels().conv1d_backward(d3, x3, W3, y3, act, stride, pl, pr, dilation,
-                                           check.flag(op, "need_dx", need_dx))
+                                           need_dx)
     return (None if dx is None else _unbatch(dx, rank)), dW.reshape(W.shape), db
 
 
@@ -284,8 +290,9 @@ def _pool_input(op, name, a):
     """``a`` as ``(N, C, L)``; and its rank."""
     check.ndim(op, name, a, 1, 2, 3)
     a3 = a.reshape((1,) * (3 - a.ndim) + a.shape)
-    if 0 in a3.shape:
-        raise ValueError(f"{op}: {name} has shape {a.shape}; every dimension must be at least 1")
+    if 0 in a3.shape[1:]:           # an empty batch is allowed (the kernels loop over nothing)
+        raise ValueError(f"{op}: {name} has shape {a.shape}; every dimension but the batch must "
+                         f"be at least 1")
     return a3, a.ndim
 
 

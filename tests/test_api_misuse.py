@@ -10,7 +10,8 @@ import fastnet.model
 from fastnet import compat
 from fastnet.data import MiniBatch, numerical_gradient, random_shift
 from fastnet.initializers import HeInitializer, SimpleInitializer
-from fastnet.layers import FC, AvgPool1d, Dropout, Flatten, ReLU, Softmax, Transpose
+from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Softmax,
+                            Transpose)
 from fastnet.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from fastnet.model import Classifier, Concat, Sequential
 from fastnet.optimizers import SGD, Adam
@@ -123,12 +124,25 @@ def test_an_overflowing_cast_is_found_beside_nan_and_inf():
     assert np.isfinite(y[0]).all() and not np.isfinite(y[1]).any()
 
 
-@pytest.mark.parametrize("layer, x, out_shape", [
-    (FC(6, 2), np.ones((0, 2, 3)), (0, 2)),
-    (Flatten(), np.ones((0, 3, 4)), (0, 12)),
+@pytest.mark.parametrize("make, x, out_shape", [
+    (lambda: FC(6, 2), np.ones((0, 2, 3)), (0, 2)),
+    (Flatten, np.ones((0, 3, 4)), (0, 12)),
+    # Convolution and pooling took no empty batch ("every dimension must be at least 1");
+    # PyTorch takes it. The Numba conv backward would leave dW unwritten: it is never called.
+    (lambda: Conv1d(3, 4, 3, padding=1, stride=2, activation="relu"), np.ones((0, 3, 9)),
+     (0, 4, 5)),
+    (lambda: Conv1d(3, 2, 2, dilation=2), np.ones((0, 3, 9)), (0, 2, 7)),
+    (lambda: MaxPool1d(2), np.ones((0, 3, 9)), (0, 3, 4)),
+    (lambda: AvgPool1d(3, stride=2, padding=1), np.ones((0, 3, 9)), (0, 3, 5)),
 ])
-def test_empty_batch_of_images_flattens(backend, layer, x, out_shape):
-    assert layer.forward(x).shape == out_shape
+def test_an_empty_batch_passes_forward_and_backward(backend, make, x, out_shape):
+    layer = make()
+    y = layer.forward(x)
+    assert y.shape == out_shape
+    dx = layer.backward(np.ones(out_shape))
+    assert dx.shape == x.shape
+    for name, grad in layer.grads.items():                 # exact zeros, not stale memory
+        assert grad.shape == layer.params[name].shape and not grad.any()
 
 
 def test_flatten_and_transpose_backward_check_their_state():

@@ -417,7 +417,8 @@ BAD = [
     (lambda: F.conv1d(z(3, 8), z(4, 3)), ValueError, ["W", "(4, 3)"]),
     (lambda: F.conv1d(z(8), z(1, 1, 3)), ValueError, ["1-D", "(8,)", "(1, 1, 3)"]),
     (lambda: F.conv1d(z(3, 8), z(3)), ValueError, ["1-D", "(3, 8)", "(3,)"]),
-    (lambda: F.conv1d(z(0, 3, 8), z(4, 3, 3)), ValueError, ["(0, 3, 8)", "at least 1"]),
+    (lambda: F.conv1d(z(2, 0, 8), z(4, 0, 3)), ValueError,
+     ["(2, 0, 8)", "but the batch must be at least 1"]),        # an empty batch is allowed
     (lambda: F.conv1d(z(2, 3, 8), z(4, 3, 0)), ValueError, ["(4, 3, 0)", "at least 1"]),
     (lambda: F.conv1d("x", z(4, 3, 3)), TypeError, ["x", "str"]),
     (lambda: F.conv1d_backward(z(2, 4, 5), z(2, 3, 8), z(4, 3, 3)), ValueError,
