@@ -182,23 +182,32 @@ class _LearningRateIgnored:
         return super().backward(dout)
 
 
+class _Float64Input:
+    """Non-float input (integers, bools, lists of ints) is taken as float64, NumPy's result in
+    the notebooks, not as fastnet's default float32 (``Sigmoid().forward(20)``'s gradient was 0
+    in float32); float input keeps its dtype."""
+
+    def forward(self, x):
+        return super().forward(_float(x))
+
+
 @register("compat.ReLU")
-class ReLU(_LearningRateIgnored, _layers.ReLU):
+class ReLU(_Float64Input, _LearningRateIgnored, _layers.ReLU):
     """:class:`fastnet.layers.ReLU`; ``backward(dout, learning_rate=None)``."""
 
 
 @register("compat.Sigmoid")
-class Sigmoid(_LearningRateIgnored, _layers.Sigmoid):
+class Sigmoid(_Float64Input, _LearningRateIgnored, _layers.Sigmoid):
     """:class:`fastnet.layers.Sigmoid` (never overflows); ``backward(dout, learning_rate=None)``."""
 
 
 @register("compat.Tanh")
-class Tanh(_LearningRateIgnored, _layers.Tanh):
+class Tanh(_Float64Input, _LearningRateIgnored, _layers.Tanh):
     """:class:`fastnet.layers.Tanh`; ``backward(dout, learning_rate=None)``."""
 
 
 @register("compat.Softmax")
-class Softmax(_LearningRateIgnored, _layers.Softmax):
+class Softmax(_Float64Input, _LearningRateIgnored, _layers.Softmax):
     """:class:`fastnet.layers.Softmax` (row-wise maximum subtracted, exact ``backward``).
 
     ``backward(Z, Y)`` with one-hot rows ``Y`` is the 1-D convolution notebook's: the gradient

@@ -483,3 +483,15 @@ def test_neural_network_divergence_in_the_last_update_is_an_error(capsys):
                               learning_rate=1e300)
     with pytest.raises(FloatingPointError, match="after the last update"):
         nn.train(np.ones((4, 2)) * 1e6, np.ones((4, 1)), epochs=1)
+
+
+def test_activations_take_integer_input_as_float64_as_numpy_does():
+    """Once cast to fastnet's default float32: the sigmoid's gradient at 20 became 0."""
+    for act in (compat.Sigmoid(), compat.ReLU(), compat.Tanh(), compat.Softmax()):
+        y = act.forward(np.array([[20, 1]]))
+        assert y.dtype == np.float64
+        assert act.backward(np.ones((1, 2))).dtype == np.float64
+        assert act.forward(np.ones((1, 2), np.float32)).dtype == np.float32   # floats kept
+    s = compat.Sigmoid()
+    s.forward(np.array([20]))
+    assert s.backward(np.ones(1))[0] == pytest.approx(2.0611536e-9, rel=1e-6)
