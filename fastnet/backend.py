@@ -35,11 +35,14 @@ imported. When NumPy came first (``import numpy as np`` before ``import fastnet`
 scripts do), :func:`_openblas_workers_sleep` makes OpenBLAS read it again and restarts its
 workers with it. Without that, the batch-128 CNN's training step took 6.2-8.9 ms instead of
 4.4-4.6 ms: after each GEMM of its dense layers, one OpenBLAS worker spun through the whole
-step (111 of 117 clock ticks of CPU time), taking a core from the convolutions.
+step (111 of 117 clock ticks of CPU time), taking a core from the convolutions. The restart is
+skipped when a thread of yours is alive at import (it could be inside a GEMM, and restarting
+the workers under it hangs both threads); export ``OPENBLAS_THREAD_TIMEOUT=4`` then.
 """
 import ctypes
 import os
 import sys
+import threading
 import warnings
 
 _GOMP_SPINCOUNT_IS_OURS = "GOMP_SPINCOUNT" not in os.environ
@@ -62,9 +65,14 @@ def _openblas_workers_sleep():
     0 when the variable was unset). Its exported ``openblas_read_env`` reads the environment
     again, and ``blas_thread_shutdown_`` (what OpenBLAS itself calls before a ``fork``) stops
     its workers; the next multi-threaded call starts them again with the new timeout and the
-    same thread count. Runs once, at import: like any BLAS call, it must not overlap a BLAS call
-    on another thread. A BLAS without these functions (MKL, Accelerate) is left alone.
+    same thread count. Runs once, at import. Stopping the workers under a GEMM running on another
+    thread deadlocks both threads, so it is skipped when another thread that may call BLAS is
+    alive (see :func:`_other_threads_may_use_blas`); the workers then keep OpenBLAS's default
+    spinning unless ``OPENBLAS_THREAD_TIMEOUT`` was exported before Python started. A BLAS
+    without these functions (MKL, Accelerate) is left alone.
     """
+    if _other_threads_may_use_blas():
+        return
     try:
         from threadpoolctl import ThreadpoolController
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
@@ -80,6 +88,25 @@ def _openblas_workers_sleep():
         if timeout() == 0:             # loaded without the variable
             read_env()
             shutdown()
+
+
+#: Modules whose threads never call BLAS: a Jupyter kernel's own (heartbeat, I/O, control,
+#: history) and tqdm's monitor. Any other thread alive at import might be inside a GEMM.
+_BLAS_FREE_THREAD_MODULES = ("ipykernel", "IPython", "zmq", "jupyter_client", "tornado", "tqdm")
+
+
+def _other_threads_may_use_blas(threads=None):
+    """Whether a thread other than this one is alive (among ``threads``, default all) that is
+    not known to stay out of BLAS."""
+    me = threading.current_thread()
+    for thread in threading.enumerate() if threads is None else threads:
+        if thread is me:
+            continue
+        target = getattr(thread, "_target", None)
+        origin = getattr(target, "__module__", None) or type(thread).__module__ or ""
+        if not origin.startswith(_BLAS_FREE_THREAD_MODULES):
+            return True
+    return False
 
 
 def _openmp_already_loaded():

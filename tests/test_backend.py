@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -186,6 +187,44 @@ def test_user_openblas_timeout_is_not_replaced_when_numpy_came_first():
     if out.stdout.strip() == "no-openblas":
         pytest.skip("NumPy's BLAS is not an OpenBLAS with blas_thread_shutdown_")
     assert out.stdout.split()[0] == "20"
+
+
+_IMPORT_BESIDE_A_GEMM = """
+import threading, time
+import numpy as np
+a = np.random.default_rng(0).standard_normal((600, 600))
+stop = False
+def products():
+    while not stop:
+        a @ a
+thread = threading.Thread(target=products, daemon=True)
+thread.start()
+time.sleep(0.3)
+import fastnet
+stop = True
+thread.join()
+print("returned")
+"""
+
+
+def test_import_while_another_thread_runs_gemms_returns():
+    """Restarting OpenBLAS's workers under another thread's GEMM hung both threads (6 of 6 runs
+    at n=600 before the fix); the restart is now skipped when such a thread is alive."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_BESIDE_A_GEMM], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "returned", out.stderr
+
+
+def test_jupyter_kernel_threads_do_not_block_the_blas_restart():
+    def heartbeat():
+        pass
+    heartbeat.__module__ = "ipykernel.heartbeat"
+    jupyter = threading.Thread(target=heartbeat)
+    mine = threading.Thread(target=print)
+    here = threading.current_thread()
+    assert not backend_module._other_threads_may_use_blas([here, jupyter])
+    assert backend_module._other_threads_may_use_blas([here, jupyter, mine])
 
 
 _GOMP_FIRST = """
