@@ -94,6 +94,14 @@ class Optimizer:
     def _new_state(self, param):
         return {}
 
+    def __setstate__(self, attributes):
+        """After ``copy.deepcopy`` or ``pickle`` (a copied model, a spawned process): the state
+        is keyed by the ids of the *copied* arrays. Each entry holds its parameter, which the
+        copy shares with the copied layer, so the keys are rebuilt from it (the old ids
+        pointed at the originals: the copy's state was silently lost)."""
+        self.__dict__.update(attributes)
+        self._state = {id(param): (param, state) for param, state in self._state.values()}
+
     def _step(self, param, grad, state):
         raise NotImplementedError
 
