@@ -227,6 +227,29 @@ def test_jupyter_kernel_threads_do_not_block_the_blas_restart():
     assert backend_module._other_threads_may_use_blas([here, jupyter, mine])
 
 
+_NO_CACHE_LOCATION = """
+import warnings
+import numpy as np
+from numba.core import caching
+caching.CacheImpl._locator_classes = []    # as a read-only install with no writable home
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastnet.functional as F
+    y = F.relu(np.array([-1.0, 2.0]))
+    x, W = np.ones((8, 28, 28), np.float32), np.ones((32, 28, 3), np.float32)
+    conv = F.conv1d(x, W, padding=1)          # the compiled-slot path too
+print(y.tolist(), float(conv[0, 0, 1]), sum("nowhere to cache" in str(w.message) for w in caught))
+"""
+
+
+def test_kernels_run_uncached_where_numba_has_nowhere_to_cache():
+    """Numba refused every kernel ("no locator available") in a read-only install without a
+    writable home or NUMBA_CACHE_DIR; caching is now off there, with one warning."""
+    out = run_python(_NO_CACHE_LOCATION)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[0.0,", "2.0]", "84.0", "1"]
+
+
 _GOMP_FIRST = """
 import ctypes, sys, warnings
 try:

@@ -11,7 +11,10 @@ CACHE
     suite checks that a fresh process gets cache hits for them. Numba keys a cached kernel on its
     own source file only: after editing a helper module that kernels inline (``_vecmath.py``,
     ``_scalar.py``), delete ``__pycache__/*.nbi``/``*.nbc`` or point ``NUMBA_CACHE_DIR`` at a new
-    folder (an installed upgrade rewrites every file, which invalidates everything).
+    folder (an installed upgrade rewrites every file, which invalidates everything). Where Numba
+    has nowhere to write (a read-only install, no writable home, no ``NUMBA_CACHE_DIR``: a
+    ``docker --read-only`` container) it would refuse every kernel ("no locator available"), so
+    caching is then off, with a warning: kernels compile in every process.
 ERROR_MODEL
     ``"numpy"``: a division by zero gives inf/nan as in NumPy. Numba's default (``"python"``)
     tests every ``/`` for a zero divisor so that it can raise, and that branch stops LLVM from
@@ -37,11 +40,28 @@ OpenMP spinning
     OpenMP workers starve the BLAS threads on 2 cores.
 """
 import functools
+import warnings
 
 import numba
 
+
+def _cache_available():
+    """Whether Numba finds a writable cache folder for this package's source files (it picks one
+    when a ``cache=True`` function is decorated, and raises RuntimeError if there is none)."""
+    def probe():
+        pass
+    try:
+        numba.njit(cache=True)(probe)
+    except RuntimeError as err:
+        warnings.warn(f"fastnet: Numba has nowhere to cache compiled kernels ({err}); they will "
+                      f"compile in every process. Set NUMBA_CACHE_DIR to a writable folder.",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-CACHE = True
+CACHE = _cache_available()
 ERROR_MODEL = "numpy"
 PARALLEL_MIN_SIZE = 1 << 16
 SIDE_BY_SIDE_MIN_SIZE = 8192
