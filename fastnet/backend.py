@@ -271,8 +271,24 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: n={n!r}; expected an integer >= 1")
     previous = _state["threads"]
+    if previous is None:               # the libraries' own counts, which the user may have set
+        previous = _library_thread_counts()
     _apply_threads(min(int(n), _usable_cpus()))
     return _Restorer(_restore_threads, previous)
+
+
+def _library_thread_counts():
+    """The BLAS libraries' and Numba's current thread counts, to restore exactly: a limit set
+    with ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or threadpoolctl was once replaced by
+    all cores when a ``with set_num_threads(n)`` block ended."""
+    from threadpoolctl import ThreadpoolController
+    blas = [(lib, lib.num_threads)
+            for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
+    numba_threads = None
+    if "numba" in _modules:
+        import numba
+        numba_threads = numba.get_num_threads()
+    return blas, numba_threads
 
 
 def _usable_cpus():
@@ -284,8 +300,13 @@ def _usable_cpus():
 
 
 def _restore_threads(n):
-    if n is None:
-        _apply_threads(_usable_cpus())
+    if isinstance(n, tuple):           # no fastnet setting before: the libraries' own counts
+        blas, numba_threads = n
+        for lib, count in blas:
+            lib.set_num_threads(count)
+        if numba_threads is not None:
+            import numba
+            numba.set_num_threads(numba_threads)
         _state["threads"] = None
     else:
         _apply_threads(n)

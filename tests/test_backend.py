@@ -96,6 +96,29 @@ def test_set_num_threads_controls_numba_and_blas():
         fastnet.set_num_threads(0)
 
 
+def test_leaving_a_thread_block_restores_the_users_own_limits():
+    """The previous counts come back; the user's own BLAS/Numba limits were once replaced by
+    all cores when the block ended (previous setting None)."""
+    import numba
+    from threadpoolctl import threadpool_info, threadpool_limits
+    fastnet.backend.kernels()
+    cpus = fastnet.backend._usable_cpus()
+    blas_counts = lambda: [p["num_threads"] for p in threadpool_info()        # noqa: E731
+                           if p["user_api"] == "blas"]
+    before = blas_counts()
+    with threadpool_limits(1, user_api="blas"):
+        numba.set_num_threads(1)
+        try:
+            with fastnet.set_num_threads(cpus):
+                assert numba.get_num_threads() == min(cpus, numba.config.NUMBA_NUM_THREADS)
+            assert fastnet.get_num_threads() is None
+            assert numba.get_num_threads() == 1
+            assert set(blas_counts()) <= {1}
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert blas_counts() == before
+
+
 def test_set_num_threads_is_capped_at_the_usable_cpus():
     """More BLAS threads than cores only take turns on them (--threads 3 trained 20x slower)."""
     from threadpoolctl import threadpool_info
