@@ -17,7 +17,9 @@ import pytest
 from fastnet.benchmarking.cases import MEMBERS, Unsupported
 from fastnet.benchmarking.timing import member_context
 
-THREADS = int(os.environ.get("FASTNET_BENCH_THREADS", os.cpu_count() or 1))
+# Capped at the usable CPUs, as fastnet.set_num_threads caps BLAS and Numba: torch gets the same.
+THREADS = min(int(os.environ.get("FASTNET_BENCH_THREADS", 0)) or fastnet.backend._usable_cpus(),
+              fastnet.backend._usable_cpus())
 SMOKE = os.environ.get("FASTNET_BENCH_SMOKE") == "1"
 
 

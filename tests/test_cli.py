@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastnet
 from fastnet import cli
 
 
@@ -138,3 +139,23 @@ def test_divergence_is_an_error_line_not_a_traceback(tiny_mnist, tmp_path, capsy
                      "--lr", "1e30"])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("fastnet train: error: training diverged")
+
+
+def test_bench_threads_beyond_the_cpus_pin_every_member_alike(monkeypatch, capsys):
+    """--threads 64 on 2 cores: fastnet is capped at the usable CPUs, and torch got 64 while
+    the header said 64 "pinned alike"."""
+    from fastnet.benchmarking import run
+    torch = pytest.importorskip("torch")
+    seen = {}
+    monkeypatch.setattr(run, "gemm_rate", lambda: 1.0)
+    monkeypatch.setattr(run, "run_cases", lambda cases: seen.update(
+        torch=torch.get_num_threads(), fastnet=fastnet.get_num_threads()) or [])
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["bench", "--quick", "--family", "pooling", "--threads", "64",
+                         "--no-startup"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    cpus = fastnet.backend._usable_cpus()
+    assert seen == {"torch": cpus, "fastnet": cpus}
+    assert f"threads: {cpus} (BLAS, Numba and torch pinned alike)" in capsys.readouterr().out

@@ -1,11 +1,10 @@
 """``python -m fastnet bench [--quick] [--json PATH]``: run the benchmarks, print the report."""
-import os
 import sys
 
 import numpy as np
 
 from .. import _checks as check
-from ..backend import set_num_threads
+from ..backend import _usable_cpus, get_num_threads, set_num_threads
 from . import cases as C
 from .epochs import epoch_cases
 from .report import machine_lines, markdown, write_json
@@ -18,8 +17,9 @@ def add_bench_arguments(p, positive_int):
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--family", action="append", choices=sorted(C.KERNEL_FAMILIES) + ["epoch"],
                    help="only these families (repeatable)")
-    p.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1,
-                   help="BLAS, Numba and torch threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=_usable_cpus(),
+                   help="BLAS, Numba and torch threads, at most the usable CPUs (default: all "
+                        "of them)")
     p.add_argument("--no-startup", action="store_true", help="skip the cold/warm start probe")
 
 
@@ -73,12 +73,13 @@ def run_bench(args):
     if args.json:
         check.output_path("--json", args.json)      # before the run, not after it
     with set_num_threads(args.threads):
+        threads = get_num_threads()        # capped at the usable CPUs: torch gets the same
         try:
             import torch
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(threads)
         except ImportError:
             pass
-        header = machine_lines(args.threads)
+        header = machine_lines(threads)
         peak = gemm_rate()
         results = run_cases(_selected(args))
         rate, frac = dense_gemm_fraction(results, peak)
