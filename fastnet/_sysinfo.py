@@ -60,6 +60,8 @@ def info_lines():
         lines.append(f"torch        {torch.__version__} (optional comparison)")
     except ImportError:
         lines.append("torch        not installed (optional comparison)")
+    except Exception as err:           # noqa: BLE001 (a broken install: OSError, ...) a line,
+        lines.append(f"torch        not importable: {type(err).__name__}: {err}")  # not a crash
     lines += [
         f"backend      {backend.get_backend()}",
         f"dtype        {np.dtype(backend.get_default_dtype()).name}",
