@@ -329,7 +329,7 @@ class CNN_FC(_layers.Layer):
     def _batch(self, a, name):
         """``a`` as ``(N, C, L)``: one channel for 1-D filters, one sample for 2-D ``a``."""
         single = self.W.ndim == 1
-        if a.ndim != (1 if single else 2) and (single or a.ndim != 3):
+        if a.ndim not in ((1,) if single else (2, 3)):
             raise ValueError(f"{type(self).__name__}: {name} has shape {a.shape}; with w of "
                              f"shape {self.W.shape} it must be "
                              f"{'(L,)' if single else '(C, L) or (N, C, L)'}")
