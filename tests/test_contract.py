@@ -81,7 +81,7 @@ F.adagrad_update_(x.copy(), x, np.zeros_like(x), 0.1)
 F.softmax_cross_entropy(x[:1000].reshape(100, 10), np.zeros(100, np.int64))    # serial
 F.softmax_cross_entropy(x.reshape(2000, 100), np.zeros(2000, np.int64))       # parallel
 ks = [activations._relu_forward, activations._sigmoid_forward, optimizers._adagrad,
-      losses._sce_index_serial, losses._sce_index_parallel]
+      losses._sce_index_narrow, losses._sce_index_parallel]
 # The conv GEMM path split over two threads: its parallel runner, and its slots (C functions
 # that call BLAS by symbol name).
 from fastnet.kernels.numba_backend import _blas, _slots

@@ -60,70 +60,83 @@ def _sce_dense_row(z, t, p):
 NARROW_ROWS = 64
 
 
-@jit
-def _sce_index_block(logits, labels, probs, row_loss, lo, hi):
-    """Rows lo..hi of the index-label loss, three flat passes: shift by the row max, exp over
+# Inlined at Numba IR level: compiled as a function of its own, it cost the serial kernel 0.3 s
+# more of a cold first training step (a callee's code is optimised again in every caller).
+@jit(inline="always")
+def _sce_index_narrow_rows(logits, labels, probs, row_loss, lo, hi):
+    """Rows lo..hi of the index-label loss for rows narrower than ``NARROW_ROWS``, in blocks of
+    ~2048 values (which stay in L1), each in three flat passes: shift by the row max, exp over
     the whole block at once, then normalise and take the loss."""
     C = logits.shape[1]
-    for i in range(lo, hi):
-        z, p = logits[i], probs[i]
-        m = z[0]
-        for j in range(1, C):
-            m = maximum(m, z[j])
-        for j in range(C):
-            p[j] = z[j] - m
-        row_loss[i] = -p[labels[i]]            # -(z_label - max), completed below
-    flat = probs[lo:hi].reshape(-1)
-    for k in range(flat.size):
-        flat[k] = exp(flat[k])
-    for i in range(lo, hi):
-        p = probs[i]
-        s = p.dtype.type(0)
-        for j in range(C):
-            s += p[j]
-        r = p.dtype.type(1) / s
-        for j in range(C):
-            p[j] *= r
-        row_loss[i] += math.log(s)
+    rows = max(1, 2048 // C)
+    for b0 in range(lo, hi, rows):
+        b1 = min(hi, b0 + rows)
+        for i in range(b0, b1):
+            z, p = logits[i], probs[i]
+            m = z[0]
+            for j in range(1, C):
+                m = maximum(m, z[j])
+            for j in range(C):
+                p[j] = z[j] - m
+            row_loss[i] = -p[labels[i]]            # -(z_label - max), completed below
+        flat = probs[b0:b1].reshape(-1)
+        for k in range(flat.size):
+            flat[k] = exp(flat[k])
+        for i in range(b0, b1):
+            p = probs[i]
+            s = p.dtype.type(0)
+            for j in range(C):
+                s += p[j]
+            r = p.dtype.type(1) / s
+            for j in range(C):
+                p[j] *= r
+            row_loss[i] += math.log(s)
 
 
 @jit
-def _sce_index_rows(logits, labels, probs, row_loss, lo, hi):
-    """Rows lo..hi of the index-label loss: narrow rows in blocks of ~2048 values (which stay in
-    L1) through :func:`_sce_index_block`, wide rows one by one."""
-    C = logits.shape[1]
-    if C < NARROW_ROWS:
-        rows = max(1, 2048 // C)
-        for b in range(lo, hi, rows):
-            _sce_index_block(logits, labels, probs, row_loss, b, min(hi, b + rows))
-    else:
-        for i in range(lo, hi):
-            row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
+def _sce_index_wide_rows(logits, labels, probs, row_loss, lo, hi):
+    """Rows lo..hi of the index-label loss for rows of ``NARROW_ROWS`` classes or more, one by
+    one."""
+    for i in range(lo, hi):
+        row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
 
 
-# Each row-wise loss kernel comes as a serial and a parallel function, and the Python wrapper
-# picks by size: a batch below PARALLEL_MIN_SIZE never pays the parallel version's compile
-# time (~1.3 s each, measured, most of a cold first training step). Outputs are allocated in
-# compiled code: at (128, 10) each Python-level allocation is a measurable part of the call.
+# The row-wise loss kernels come as serial and parallel functions, and the Python wrapper picks
+# by size (and, for index labels, by row width): a batch below PARALLEL_MIN_SIZE never pays the
+# parallel version's compile time (~1.3 s each, measured, most of a cold first training step),
+# and a 10-class batch never compiles the wide-row code. Outputs are allocated in compiled code:
+# at (128, 10) each Python-level allocation is a measurable part of the call.
 
 @jit
-def _sce_index_serial(logits, labels):
+def _sce_index_narrow(logits, labels):
     N = logits.shape[0]
     probs = np.empty_like(logits)
     row_loss = np.empty(N, dtype=np.float64)
-    _sce_index_rows(logits, labels, probs, row_loss, 0, N)
+    _sce_index_narrow_rows(logits, labels, probs, row_loss, 0, N)
+    return _sum(row_loss) / N, probs
+
+
+@jit
+def _sce_index_wide(logits, labels):
+    N = logits.shape[0]
+    probs = np.empty_like(logits)
+    row_loss = np.empty(N, dtype=np.float64)
+    _sce_index_wide_rows(logits, labels, probs, row_loss, 0, N)
     return _sum(row_loss) / N, probs
 
 
 @jit_parallel
 def _sce_index_parallel(logits, labels):
-    N = logits.shape[0]
+    N, C = logits.shape
     probs = np.empty_like(logits)
     row_loss = np.empty(N, dtype=np.float64)
     n_chunks = min(N, 64)
     for c in prange(n_chunks):
-        _sce_index_rows(logits, labels, probs, row_loss, c * N // n_chunks,
-                        (c + 1) * N // n_chunks)
+        lo, hi = c * N // n_chunks, (c + 1) * N // n_chunks
+        if C < NARROW_ROWS:
+            _sce_index_narrow_rows(logits, labels, probs, row_loss, lo, hi)
+        else:
+            _sce_index_wide_rows(logits, labels, probs, row_loss, lo, hi)
     return _sum(row_loss) / N, probs
 
 
@@ -150,14 +163,17 @@ def softmax_cross_entropy_forward(logits, target):
     Returns ``(loss, probs)``.
     """
     if target.ndim == 1:
-        kernel = _sce_index_serial if logits.size < PARALLEL_MIN_SIZE else _sce_index_parallel
+        if logits.size >= PARALLEL_MIN_SIZE:
+            kernel = _sce_index_parallel
+        else:
+            kernel = _sce_index_narrow if logits.shape[1] < NARROW_ROWS else _sce_index_wide
     else:
         kernel = _sce_dense
     loss, probs = kernel(logits, target)
     return logits.dtype.type(loss), probs
 
 
-@jit
+@jit(inline="always")             # as _sce_index_narrow_rows: 0.1-0.2 s of a cold first step
 def _sce_backward_index_row(scale, p, label, d):
     for j in range(p.size):
         d[j] = p[j] * scale

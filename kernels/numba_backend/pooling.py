@@ -47,7 +47,9 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
 _BLOCK = 1024
 
 
-@jit
+# Inlined at Numba IR level: as a function of its own it compiled separately and was optimised
+# again inside both callers (each k=2 pooling's cold compile 0.1-0.2 s shorter inlined, measured).
+@jit(inline="always")
 def _pattern(L_out):
     """``2*l`` for each position of a block of whole rows of ``L_out`` outputs (about
     ``_BLOCK`` positions); its size is the block size of the k=2, s=2 loops."""
