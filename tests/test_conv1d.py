@@ -204,6 +204,41 @@ def test_numba_padding_far_beyond_the_input(dtype, stride, padding, dilation):
             assert_close(got, ref, dtype)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("strategy", ["direct", "gemm"])
+@pytest.mark.parametrize("stride, pl, pr, dilation", [(1, 1, 1, 1), (1, 2, 0, 1), (2, 1, 2, 2),
+                                                       (1, 3, 3, 2)])
+def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
+        backend, dtype, monkeypatch, strategy, stride, pl, pr, dilation):
+    """The padding's zeros enter the products: 0 * inf is NaN. An inf or NaN weight makes NaN
+    of every output whose window reaches the padding at that tap, and an inf or NaN gradient
+    at such an output makes that tap's dW NaN (PyTorch and the NumPy backend, which pad
+    explicitly; the Numba direct loops skipped the padding and gave inf or a finite value).
+    Oracle: the naive loops over an explicitly zero-padded input."""
+    if backend == "numba":
+        nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+        monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy == "gemm")
+    elif strategy == "gemm":
+        pytest.skip("one strategy in the NumPy backend")
+    rng = np.random.default_rng(3)
+    x, W, b = (rng.standard_normal(s) for s in [(2, 2, 9), (3, 2, 3), (3,)])
+    W[0, 0, 0], W[1, 1, 2], W[2, 0, 1] = np.inf, np.nan, -np.inf
+    xpad = np.pad(x, ((0, 0), (0, 0), (pl, pr)))
+    want = naive.conv1d(xpad, W, b, stride, 0, 0, dilation)
+    dout = rng.standard_normal(want.shape)
+    dout[0, 0, 0], dout[1, 2, -1], dout[0, 1, -1] = np.inf, np.nan, -np.inf
+    ones = np.ones_like(W)
+    _, want_dW, want_db = naive.conv1d_backward(dout, xpad, ones, stride, 0, 0, dilation)
+    assert np.isnan(want).any() and np.isnan(want_dW).any()      # the case is exercised
+    x, W, b, dout, ones = (a.astype(dtype) for a in (x, W, b, dout, ones))
+    hyper = dict(stride=stride, padding=(pl, pr), dilation=dilation)
+    rtol, atol = tolerances(dtype)
+    np.testing.assert_allclose(F.conv1d(x, W, b, **hyper), want, rtol=rtol, atol=atol)
+    _, dW, db = F.conv1d_backward(dout, x, ones, **hyper)
+    np.testing.assert_allclose(dW, want_dW, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(db, want_db, rtol=rtol, atol=atol)
+
+
 # --- the notebook's worked examples (functional API, lists in, default dtype out) ------------
 
 def test_worked_example_single_channel(backend):

@@ -173,6 +173,7 @@ def _forward_item(xn, W, b, stride, padding_left, dilation, yn):
     C_in, L = xn.shape
     C_out, _, K = W.shape
     L_out = yn.shape[1]
+    zero = yn.dtype.type(0)
     for o in range(C_out):
         yr = yn[o]
         bo = b[o]
@@ -192,6 +193,14 @@ def _forward_item(xn, W, b, stride, padding_left, dilation, yn):
                 else:
                     for i in range(hi - lo):
                         ys[i] += w * xr[(lo + i) * stride + off]
+                # The outputs outside [lo, hi) read this tap from the padding: 0 * w, which is
+                # NaN for an inf or NaN weight (as in PyTorch and the GEMM path) and else 0.
+                pad = w * zero
+                if pad != zero:
+                    for l in range(lo):
+                        yr[l] += pad
+                    for l in range(hi, L_out):
+                        yr[l] += pad
 
 
 @jit
@@ -236,6 +245,12 @@ def _backward_item(dn, xn, W, stride, padding_left, dilation, dxn, dWn, dbn, nee
                     if need_dx:
                         for i in range(hi - lo):
                             dxr[(lo + i) * stride + off] += w * ds[i]
+                # The padding's zeros times the gradient there: NaN where that gradient is inf
+                # or NaN (as in PyTorch and the GEMM path), else nothing.
+                for l in range(lo):
+                    acc += dr[l] * zero
+                for l in range(hi, L_out):
+                    acc += dr[l] * zero
                 dWn[o, c, k] = acc
 
 
