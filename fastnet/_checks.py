@@ -62,7 +62,8 @@ def float_array(op, name, a, dtype=None):
     if type(a) is np.ndarray and a.flags.c_contiguous:     # the common case: no call
         return a
     _not_masked(op, name, a)
-    return np.ascontiguousarray(a)          # also turns subclasses (np.matrix) into ndarrays
+    # np.asarray, not np.ascontiguousarray: that one also turns a 0-d array into shape (1,).
+    return np.asarray(a, order="C")          # also turns subclasses (np.memmap) into ndarrays
 
 
 def cast_real(op, name, a, dtype):
@@ -80,7 +81,7 @@ def cast_real(op, name, a, dtype):
                         f"numbers (bool, integer or float), cast to {np.dtype(dtype).name}")
     if a.dtype.kind == "f" and a.dtype.itemsize > np.dtype(dtype).itemsize:
         with np.errstate(over="ignore"):
-            out = np.ascontiguousarray(a, dtype=dtype)
+            out = np.asarray(a, dtype=dtype, order="C")
         # Only the values that the cast made non-finite count: a NaN elsewhere must not hide
         # an overflow (np.isfinite(a).all() would be False then).
         if not np.isfinite(out).all():
@@ -92,7 +93,7 @@ def cast_real(op, name, a, dtype):
                     f"range ({float(np.finfo(dtype).max):.3g}); scale the data or use "
                     f"{a.dtype}")
         return out
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")           # 0-d stays 0-d
 
 
 def need_forward(owner, cache):

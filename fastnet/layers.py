@@ -62,7 +62,7 @@ def _rows(x):
 def _as_float(x):
     """Input of a parameter-free layer: float arrays keep their dtype."""
     if isinstance(x, np.ndarray) and x.dtype.type in check.FLOAT_DTYPES:
-        return np.ascontiguousarray(x)
+        return np.asarray(x, order="C")                  # 0-d stays 0-d
     return _cast(x, get_default_dtype())
 
 

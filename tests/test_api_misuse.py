@@ -10,8 +10,8 @@ import fastnet.model
 from fastnet import compat
 from fastnet.data import MiniBatch, numerical_gradient, random_shift
 from fastnet.initializers import HeInitializer, SimpleInitializer
-from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Softmax,
-                            Transpose)
+from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Sigmoid,
+                            Softmax, Transpose)
 from fastnet.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from fastnet.model import Classifier, Concat, Sequential
 from fastnet.optimizers import SGD, Adam
@@ -226,6 +226,19 @@ def test_mse_backward_of_0d_arrays_is_a_0d_array_on_both_backends(backend, dtype
               fastnet.functional.binary_cross_entropy_backward(np.array(0.5, dtype), t / 2)):
         assert type(d) is np.ndarray and d.shape == () and d.dtype == dtype
 
+
+
+def test_loss_objects_and_activation_layers_keep_0d_arrays_as_the_functional_api(backend, dtype):
+    """The layers' casting rule (``_checks.cast_real``) must not turn a 0-d array into shape
+    (1,): ``MeanSquaredError().forward`` on two 0-d arrays raised a shape mismatch that
+    ``F.mse`` does not, and ``ReLU().forward`` returned (1,) where ``F.relu`` returns ()."""
+    y, t = np.array(0.25, dtype), np.array(1.0, dtype)
+    assert MeanSquaredError().forward(y, t) == pytest.approx(0.5625)
+    assert BinaryCrossEntropy().forward(y, t) == pytest.approx(-np.log(0.25))
+    for layer, x in ((ReLU(), np.array(-2.0)), (Sigmoid(), np.array(2, np.int64))):
+        out = layer.forward(x)
+        assert type(out) is np.ndarray and out.shape == ()
+        assert layer.backward(np.array(1.0, out.dtype)).shape == ()
 
 # --- containers --------------------------------------------------------------------------------
 
