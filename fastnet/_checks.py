@@ -229,7 +229,8 @@ def class_target(op, target, logits):
                              f"(shape {logits.shape})")
         labels = np.ascontiguousarray(target, dtype=np.int64)
         if not kernels().labels_in_range(labels, C):      # the backend's own (fast) check
-            bad = labels[(labels < 0) | (labels >= C)][0]
+            # From the caller's array: a uint64 label of 2**63 or more wrapped in the cast.
+            bad = target[(labels < 0) | (labels >= C)][0]
             raise ValueError(f"{op}: label {bad} out of range for {C} classes; labels must be in "
                              f"[0, {C - 1}]")
         return labels

@@ -33,6 +33,10 @@ CASES = [
     (lambda: F.softmax(z(2, 0)), ValueError, ["x", "(2, 0)"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0, 3])), ValueError, ["label 3", "3 classes"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([-1, 0])), ValueError, ["label -1"]),
+    (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0, 2**64 - 1], np.uint64)), ValueError,
+     ["label 18446744073709551615"]),          # as given, not as it wrapped in the int64 cast
+    (lambda: F.max_pool1d_backward(z(1, 1, 2), np.array([[[0, 2**63]]], np.uint64), 4),
+     ValueError, ["indices", "[0, 9223372036854775808]", "length=4"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0, 1, 2])), ValueError, ["labels", "(3,)", "2 rows"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0.0, 1.0])), TypeError, ["integer dtype", "float64"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), z(2, 4)), ValueError, ["one-hot", "(2, 4)", "(2, 3)"]),
