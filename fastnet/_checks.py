@@ -136,7 +136,10 @@ def activation(op, value):
 
 def ndim(op, name, a, *allowed):
     if a.ndim not in allowed:
-        want = " or ".join(f"{n}-D" for n in allowed)
+        if len(allowed) > 2 and allowed == tuple(range(allowed[0], allowed[-1] + 1)):
+            want = f"{allowed[0]}-D to {allowed[-1]}-D"          # not 32 alternatives
+        else:
+            want = " or ".join(f"{n}-D" for n in allowed)
         raise ValueError(f"{op}: {name} must be {want}; got shape {a.shape}")
 
 

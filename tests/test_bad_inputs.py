@@ -31,6 +31,7 @@ CASES = [
     (lambda: F.relu_backward(z(3), z(4)), ValueError, ["dout", "(3,)", "(4,)"]),
     (lambda: F.sigmoid_backward(z(3), z(3, dtype=f64)), TypeError, ["y", "float64"]),
     (lambda: F.softmax(z(2, 0)), ValueError, ["x", "(2, 0)"]),
+    (lambda: F.softmax(z()), ValueError, ["x must be 1-D to 32-D; got shape ()"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0, 3])), ValueError, ["label 3", "3 classes"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([-1, 0])), ValueError, ["label -1"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0, 2**64 - 1], np.uint64)), ValueError,
