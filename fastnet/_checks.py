@@ -9,7 +9,6 @@ and are converted to the default dtype (so ``conv1d([1, 2, 3, 4], [3, 5, 7])`` w
 """
 import math
 import numbers
-import os
 
 import numpy as np
 
@@ -192,18 +191,6 @@ def flag(op, name, value):
                                                and value in (0, 1)):
         return bool(value)
     raise TypeError(f"{op}: {name} must be True or False; got {value!r}")
-
-
-def output_path(option, path):
-    """A file a command will write (``--save``, ``--plot``, ``--json``): checked before the
-    long run that produces it, so that a bad path fails at once instead of after the run."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path}: is a directory; give a file name")
-    if not os.path.isdir(folder):
-        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{option} {path}: the folder {folder} is not writable")
 
 
 def size(op, name, value, low):

@@ -26,9 +26,10 @@ leaves any previous file untouched.
 import inspect
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from ._files import atomic_write
 
 FORMAT = "fastnet-model"
 VERSION = 1
@@ -176,30 +177,7 @@ def save_model(model, path):
             "model_optimizer": None if model_opt is None else model_opt["__optimizer__"],
             "history": {k: [float(v) for v in vals] for k, vals in model.history.items()}}
     arrays[_SPEC_KEY] = np.array(json.dumps(spec))
-    _atomic_savez(os.fsdecode(path), arrays)     # str, bytes or os.PathLike
-
-
-def _atomic_savez(path, arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):      # else mkstemp's error would name the temporary file
-        raise FileNotFoundError(f"save: cannot write {path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes it private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(os.fsdecode(path), lambda f: np.savez(f, **arrays))   # str, bytes, PathLike
 
 
 def _not_a_model(path, why):
@@ -232,6 +210,9 @@ def load_model(path, expected=None):
     except ValueError as err:
         if str(err).startswith("load: "):
             raise
+        if "allow_pickle" in str(err):       # not NumPy's hint to load it unsafely
+            raise _not_a_model(path, "it holds pickled Python objects, which fastnet never "
+                                     "loads") from err
         raise _not_a_model(path, f"unreadable: {err}") from err
     except Exception as err:         # zipfile.BadZipFile, zlib.error, EOFError, OSError, ...
         raise _not_a_model(path, f"unreadable or truncated: {type(err).__name__}: {err}") from err

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _checks as check
 from . import backend
+from ._files import check_writable
 
 DEFAULT_MODEL = "cnn"
 
@@ -186,7 +187,7 @@ def run_train(args):
     plot = None if args.no_plot else _plot_path(args.plot or f"fastnet-{recipe.name}.png")
     for option, path in (("--save", args.save), ("--plot", plot)):
         if path:
-            check.output_path(option, path)          # before training, not after it
+            check_writable(option, path)          # before training, not after it
     X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
     model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)
     print(f"fastnet train: {recipe.name} ({recipe.description})")

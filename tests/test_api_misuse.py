@@ -206,6 +206,16 @@ def test_save_and_load_take_a_bytes_path(tmp_path):
     np.testing.assert_array_equal(fastnet.model.load(path).layers[0].W, model.layers[0].W)
 
 
+def test_save_takes_a_file_name_near_the_length_limit(tmp_path):
+    """The temporary file beside the target has a short name of its own: one built from the
+    target's name pushed a legal 250-byte name past the 255-byte limit."""
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))])
+    path = tmp_path / ("m" * 246 + ".npz")
+    model.save(path)
+    np.testing.assert_array_equal(fastnet.model.load(path).layers[0].W, model.layers[0].W)
+    assert os.listdir(tmp_path) == [path.name]             # no temporary file left behind
+
+
 def test_save_into_a_missing_folder_names_the_folder(tmp_path):
     model = Classifier([FC(3, 2, HeInitializer(seed=0))])
     with pytest.raises(FileNotFoundError, match="the folder .*nope does not exist"):

@@ -91,6 +91,7 @@ def test_plot_without_extension_reports_the_file_written(tiny_mnist, tmp_path, c
 @pytest.mark.parametrize("make_path, words", [
     (lambda tmp: tmp / "missing" / "r.json", ["--json", "does not exist"]),
     (lambda tmp: tmp, ["--json", "is a directory"]),
+    (lambda tmp: tmp / ("r" * 300 + ".json"), ["--json", "file name is 305 bytes long"]),
 ])
 def test_bench_json_path_fails_before_the_run(tmp_path, capsys, monkeypatch, make_path, words):
     from fastnet.benchmarking import run
@@ -122,6 +123,8 @@ def test_missing_data_is_a_clear_error(tmp_path):
     ("--save", lambda tmp: tmp / "missing" / "m.npz", ["--save", "does not exist"]),
     ("--plot", lambda tmp: tmp / "missing" / "c.png", ["--plot", "does not exist"]),
     ("--plot", lambda tmp: tmp / "curves.txt", ["--plot", "cannot write .txt files"]),
+    ("--plot", lambda tmp: tmp / ("c" * 300 + ".png"), ["--plot", "file name is 304 bytes long"]),
+    ("--save", lambda tmp: tmp / ("m" * 300 + ".npz"), ["--save", "file name is 304 bytes long"]),
 ])
 def test_unwritable_outputs_fail_before_training(tiny_mnist, tmp_path, capsys, option,
                                                  make_path, words):
@@ -131,6 +134,17 @@ def test_unwritable_outputs_fail_before_training(tiny_mnist, tmp_path, capsys, o
     assert code == 1 and captured.out == ""          # before loading data or training
     for word in words:
         assert word in captured.err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self") or not os.access("/proc", os.W_OK),
+                    reason="needs a /proc that os.access calls writable (Linux, as root)")
+def test_a_folder_that_takes_no_new_files_fails_before_training(tiny_mnist, capsys):
+    """os.access passes for root on /proc (and on read-only mounts); creating a file fails."""
+    code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet", "--no-plot", "--save", "/proc/m.npz"])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert "--save /proc/m.npz: cannot create files in /proc" in captured.err
 
 
 def test_divergence_is_an_error_line_not_a_traceback(tiny_mnist, tmp_path, capsys):

@@ -369,6 +369,14 @@ def test_loading_what_is_not_a_model(tmp_path):
                         (truncated, "unreadable or truncated")]:
         with pytest.raises(ValueError, match=match):
             fm.load(path)
+    pickled = tmp_path / "pickled.npy"                # NumPy's hint would say: load it unsafely
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for path in (text, pickled):
+        with pytest.raises(ValueError) as info:
+            fm.load(path)
+        assert "allow_pickle" not in str(info.value)
+    with pytest.raises(ValueError, match="pickled Python objects, which fastnet never loads"):
+        fm.load(pickled)
     with pytest.raises(FileNotFoundError):
         fm.load(tmp_path / "missing.npz")
     seq = tmp_path / "seq.npz"

@@ -6,6 +6,8 @@ import platform
 
 import numpy as np
 
+from .._files import atomic_write
+
 
 def machine_lines(threads):
     from .._sysinfo import _cpu_name
@@ -61,7 +63,5 @@ def markdown(results, header):
 
 def write_json(path, results, header, extra):
     clean = [{k: v for k, v in r.items() if k != "result"} for r in results]
-    tmp = f"{path}.part"
-    with open(tmp, "w") as f:              # then renamed: an interrupted write leaves no half file
-        json.dump({"header": header, "results": clean, **extra}, f, indent=1)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: json.dump({"header": header, "results": clean, **extra}, f,
+                                           indent=1), mode="w")

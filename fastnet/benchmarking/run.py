@@ -3,7 +3,7 @@ import sys
 
 import numpy as np
 
-from .. import _checks as check
+from .._files import check_writable
 from ..backend import _usable_cpus, get_num_threads, set_num_threads
 from . import cases as C
 from .epochs import epoch_cases
@@ -71,7 +71,7 @@ def dense_gemm_fraction(results, peak):
 
 def run_bench(args):
     if args.json:
-        check.output_path("--json", args.json)      # before the run, not after it
+        check_writable("--json", args.json)      # before the run, not after it
     with set_num_threads(args.threads):
         threads = get_num_threads()        # capped at the usable CPUs: torch gets the same
         try:

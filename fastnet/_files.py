@@ -1,0 +1,60 @@
+"""Files that fastnet writes: all at once or not at all, and checked before a long run."""
+import os
+import tempfile
+
+#: Prefix of the temporary files written beside a target. Short and fixed: a prefix built from
+#: the target's name made a legal 250-byte name exceed the 255-byte limit once extended.
+_TMP_PREFIX = ".fastnet-"
+
+
+def atomic_write(path, write, mode="wb"):
+    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then
+    rename it over ``path``: an interrupted write leaves the old file (or none), never half a
+    file. The file gets the permissions a plain ``open`` would give (umask applied)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):      # else mkstemp's error would name the temporary file
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes it private (0600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def check_writable(option, path):
+    """Raise ``ValueError`` naming ``option`` unless a command could write the file ``path``
+    (``--save``, ``--plot``, ``--json``): checked before the long run that produces it, so that
+    a bad path fails at once instead of after the run."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    name = len(os.fsencode(os.path.basename(path)))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):          # not known here (e.g. Windows)
+        limit = None
+    if limit is not None and name > limit:
+        raise ValueError(f"{option} {path}: the file name is {name} bytes long; the folder "
+                         f"allows at most {limit}")
+    # Create a file, rather than asking os.access: for root, os.access passes on read-only
+    # mounts and on /proc, where creating a file fails.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise ValueError(f"{option} {path}: cannot create files in {folder} "
+                         f"({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
