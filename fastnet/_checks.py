@@ -58,11 +58,24 @@ def float_array(op, name, a, dtype=None):
         raise TypeError(
             f"{op}: {name} has dtype {a.dtype} but the other inputs are {np.dtype(dtype)}; "
             f"fastnet does not mix dtypes silently — cast one of them explicitly")
-    if type(a) is np.ndarray and a.flags.c_contiguous:     # the common case: no call
+    flags = a.flags
+    if type(a) is np.ndarray and flags.c_contiguous and flags.writeable:   # the common case
         return a
     _not_masked(op, name, a)
-    # np.asarray, not np.ascontiguousarray: that one also turns a 0-d array into shape (1,).
-    return np.asarray(a, order="C")          # also turns subclasses (np.memmap) into ndarrays
+    return kernel_ready(a)
+
+
+def kernel_ready(a, dtype=None):
+    """``a`` as a plain, C-contiguous, writeable ndarray (of ``dtype`` if given), copied only
+    when it is not one already.
+
+    A read-only array (``np.load(..., mmap_mode="r")``, ``np.frombuffer``) is copied: Numba
+    types it apart from a writeable one and would compile every kernel again for it (0.3-3 s
+    each). ``np.asarray``, not ``np.ascontiguousarray``, which turns a 0-d array into shape
+    (1,); it also turns subclasses (``np.memmap``) into plain ndarrays.
+    """
+    out = np.asarray(a, dtype=dtype, order="C")
+    return out if out.flags.writeable else out.copy()
 
 
 def cast_real(op, name, a, dtype):
@@ -217,7 +230,8 @@ def class_target(op, target, logits):
         if target.shape[0] != N:
             raise ValueError(f"{op}: labels have shape {target.shape} but logits have {N} rows "
                              f"(shape {logits.shape})")
-        labels = np.ascontiguousarray(target, dtype=np.int64)
+        _not_masked(op, "labels", target)
+        labels = kernel_ready(target, np.int64)
         if not kernels().labels_in_range(labels, C):      # the backend's own (fast) check
             # From the caller's array: a uint64 label of 2**63 or more wrapped in the cast.
             bad = target[(labels < 0) | (labels >= C)][0]
