@@ -70,6 +70,23 @@ def test_softmax_cross_entropy_huge_logits_and_zero_probability(backend, dtype):
     np.testing.assert_allclose(probs[0], [1, 0, 0])
 
 
+@pytest.mark.parametrize("labels", ["index", "onehot"])
+@pytest.mark.parametrize("C", [3, 80], ids=["narrow", "wide"])
+@pytest.mark.parametrize("big", [1e4, 1e8, 1e15])
+def test_softmax_cross_entropy_keeps_log2_next_to_a_large_max(backend, dtype, labels, C, big):
+    """Two equal largest logits: loss = log 2 whatever their size. ``logsumexp - z`` rounds
+    log 2 away next to 1e8 (float32: 0.0) or 1e15 (float64: 0.75); ``(max - z) + log(sum)``
+    does not."""
+    if dtype == np.float32 and big > 3e38:
+        pytest.skip("beyond float32")
+    logits = np.zeros((2, C), dtype)
+    logits[:, :2] = big
+    logits[:, 2:] = -big if C > 3 else 0
+    y = np.array([0, 1])
+    target = y if labels == "index" else naive.one_hot(y, C).astype(dtype)
+    loss = F.softmax_cross_entropy(logits, target)
+    np.testing.assert_allclose(float(loss), np.log(2), rtol=1e-6)
+
 def test_softmax_huge_logits(backend, dtype):
     y = F.softmax(np.array([[1e4, 1e4 - 1, -1e4]], dtype=dtype))
     assert np.all(np.isfinite(y))

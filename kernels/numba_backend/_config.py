@@ -5,6 +5,11 @@ FASTMATH
     value is NaN or inf and silently delete ``x != x`` checks and NaN propagation; without them we
     keep IEEE semantics for non-finite values while still letting LLVM reassociate sums
     (vectorised reductions), contract to FMA and use fast reciprocals/approximate functions.
+FASTMATH_ORDERED
+    ``FASTMATH`` without ``reassoc``, for the one expression whose order is its point: a loss
+    term ``(max - z) + log(sum)`` (see ``losses._nll_term``). LLVM keeps fast-math flags per
+    instruction, so a small function compiled with these keeps its order when inlined into a
+    ``FASTMATH`` kernel.
 CACHE
     ``cache=True``: compiled machine code is written next to the source (or to ``NUMBA_CACHE_DIR``)
     so a second process loads it instead of recompiling. Parallel kernels are cached too; the test
@@ -61,6 +66,7 @@ def _cache_available():
 
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+FASTMATH_ORDERED = FASTMATH - {"reassoc"}
 CACHE = _cache_available()
 ERROR_MODEL = "numpy"
 PARALLEL_MIN_SIZE = 1 << 16
@@ -69,6 +75,9 @@ SIDE_BY_SIDE_MIN_SIZE = 8192
 #: Decorator for serial kernels.
 jit = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL,
                         nogil=True)
+#: Decorator for small helpers whose additions must stay in the written order.
+jit_ordered = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH_ORDERED,
+                                error_model=ERROR_MODEL, nogil=True)
 #: Decorator for kernels whose outer loop is a ``prange``.
 jit_parallel = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH,
                                  error_model=ERROR_MODEL, nogil=True, parallel=True)

@@ -135,7 +135,9 @@ def tanh_backward(dout, y):
 
 @jit
 def _softmax_row(z, p):
-    """Write softmax(z) into p; return log(sum(exp(z - max))) + max, i.e. logsumexp(z)."""
+    """Write softmax(z) into p; return ``(max, log(sum(exp(z - max))))``, whose sum is
+    logsumexp(z). Kept apart, so that a loss takes ``(max - z) + log(sum)``: the sum first would
+    round log(sum) away next to a large max (logits of 1e8 in float32 gave a loss of 0)."""
     C = z.size
     m = z[0]
     for j in range(1, C):
@@ -150,7 +152,7 @@ def _softmax_row(z, p):
     r = z.dtype.type(1) / s
     for j in range(C):
         p[j] *= r
-    return math.log(s) + m
+    return m, math.log(s)
 
 
 @jit_parallel

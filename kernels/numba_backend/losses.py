@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
+from ._config import PARALLEL_MIN_SIZE, jit, jit_ordered, jit_parallel
 from ._vecmath import exp, maximum
 from .activations import _softmax_row
 
@@ -45,13 +45,21 @@ def labels_in_range(labels, n_classes):
     return _all_in_range(labels, n_classes)
 
 
+@jit_ordered
+def _nll_term(m, z, log_s):
+    """``-log softmax(z)`` of a logit ``z`` in a row of maximum ``m`` and shifted log-sum
+    ``log_s``. In this order: ``(m + log_s) - z``, which ``reassoc`` may make of it, rounds
+    ``log_s`` away next to a large ``m`` (logits of 1e8 in float32 gave a loss of 0)."""
+    return (m - z) + log_s
+
+
 @jit
 def _sce_dense_row(z, t, p):
     """Cross-entropy of softmax(z) against the distribution t; softmax(z) goes to p."""
-    lse = _softmax_row(z, p)
+    m, log_s = _softmax_row(z, p)
     acc = 0.0
     for j in range(z.size):
-        acc += t[j] * (lse - z[j])
+        acc += t[j] * _nll_term(m, z[j], log_s)
     return acc
 
 
@@ -98,7 +106,8 @@ def _sce_index_wide_rows(logits, labels, probs, row_loss, lo, hi):
     """Rows lo..hi of the index-label loss for rows of ``NARROW_ROWS`` classes or more, one by
     one."""
     for i in range(lo, hi):
-        row_loss[i] = _softmax_row(logits[i], probs[i]) - logits[i, labels[i]]
+        m, log_s = _softmax_row(logits[i], probs[i])
+        row_loss[i] = _nll_term(m, logits[i, labels[i]], log_s)
 
 
 # The row-wise loss kernels come as serial and parallel functions, and the Python wrapper picks
