@@ -61,7 +61,7 @@ def float_array(op, name, a, dtype=None):
     flags = a.flags
     if type(a) is np.ndarray and flags.c_contiguous and flags.writeable:   # the common case
         return a
-    _not_masked(op, name, a)
+    not_masked(op, name, a)
     return kernel_ready(a)
 
 
@@ -87,6 +87,7 @@ def cast_real(op, name, a, dtype):
     narrowing cast would turn into inf (float64 1e300 into float32) is a ``ValueError``; NaN and
     inf themselves pass. No copy when ``a`` already is such an array.
     """
+    not_masked(op, name, a)
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{op}: {name} has dtype {a.dtype} (shape {a.shape}); expected real "
@@ -114,7 +115,7 @@ def need_forward(owner, cache):
         raise RuntimeError(f"{owner!r}: backward called before forward")
 
 
-def _not_masked(op, name, a):
+def not_masked(op, name, a):
     if isinstance(a, np.ma.MaskedArray):
         raise TypeError(f"{op}: {name} is a masked array (shape {a.shape}); fastnet's kernels "
                         f"would ignore its mask: pass {name}.filled(value) or drop the masked "
@@ -211,8 +212,8 @@ def size(op, name, value, low):
     return integer(op, name, value, low, MAX_SIZE)
 
 
-def class_target(op, target, logits):
-    """Targets for a classification loss on ``logits (N, C)``.
+def class_target(op, target, logits, name="logits"):
+    """Targets for a classification loss on ``logits (N, C)`` (called ``name`` in messages).
 
     Integer labels ``(N,)`` in ``[0, C)`` come back as int64; a float distribution (e.g. one-hot)
     ``(N, C)`` must have the logits' dtype.
@@ -228,9 +229,9 @@ def class_target(op, target, logits):
                 f"{op}: integer labels of shape {target.shape} must have an integer dtype; got "
                 f"{target.dtype} (use labels.astype(np.int64), or pass one-hot of shape ({N}, {C}))")
         if target.shape[0] != N:
-            raise ValueError(f"{op}: labels have shape {target.shape} but logits have {N} rows "
+            raise ValueError(f"{op}: labels have shape {target.shape} but {name} has {N} rows "
                              f"(shape {logits.shape})")
-        _not_masked(op, "labels", target)
+        not_masked(op, "labels", target)
         labels = kernel_ready(target, np.int64)
         if not kernels().labels_in_range(labels, C):      # the backend's own (fast) check
             # From the caller's array: a uint64 label of 2**63 or more wrapped in the cast.
@@ -241,11 +242,11 @@ def class_target(op, target, logits):
     if target.ndim == 2:
         target = float_array(op, "target", target, logits.dtype)
         if target.shape != logits.shape:
-            raise ValueError(f"{op}: one-hot target has shape {target.shape} but logits have "
+            raise ValueError(f"{op}: one-hot target has shape {target.shape} but {name} has "
                              f"shape {logits.shape}; they must match")
         return target
     raise ValueError(f"{op}: target must be integer labels (N,) or one-hot (N, C); got shape "
-                     f"{target.shape} for logits of shape {logits.shape}")
+                     f"{target.shape} for {name} of shape {logits.shape}")
 
 
 def pool_window(op, kernel_size, stride, padding):

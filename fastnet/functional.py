@@ -221,14 +221,15 @@ def softmax_backward(dout, y):
 
 # --- losses --------------------------------------------------------------------------------------
 
-def _logits(op, logits):
-    logits = check.float_array(op, "logits", logits)
-    check.ndim(op, "logits", logits, 2)
-    N, C = logits.shape
+def _class_scores(op, name, a):
+    """``logits`` or ``probs`` ``(N, C)`` of a classification loss, ``N, C >= 1``."""
+    a = check.float_array(op, name, a)
+    check.ndim(op, name, a, 2)
+    N, C = a.shape
     if N == 0 or C == 0:
-        raise ValueError(f"{op}: logits have shape {logits.shape}; need at least one sample and "
-                         f"one class (a mean over an empty batch is undefined)")
-    return logits
+        raise ValueError(f"{op}: {name} has shape {a.shape}; need at least one sample and one "
+                         f"class (a mean over an empty batch is undefined)")
+    return a
 
 
 def softmax_cross_entropy(logits, target, return_probs=False):
@@ -251,7 +252,7 @@ def softmax_cross_entropy(logits, target, return_probs=False):
     1e4 in magnitude and when the true class has probability 0 (no ``log(0)`` is taken).
     """
     op = "softmax_cross_entropy"
-    logits = _logits(op, logits)
+    logits = _class_scores(op, "logits", logits)
     target = check.class_target(op, target, logits)
     loss, probs = kernels().softmax_cross_entropy_forward(logits, target)
     return (loss, probs) if return_probs else loss
@@ -265,8 +266,8 @@ def softmax_cross_entropy_backward(probs, target, dloss=1.0):
     exact gradient of the loss (as PyTorch's); the kernels compute the common case.
     """
     op = "softmax_cross_entropy_backward"
-    probs = _logits(op, probs)
-    target = check.class_target(op, target, probs)
+    probs = _class_scores(op, "probs", probs)
+    target = check.class_target(op, target, probs, "probs")
     dloss = _hyper(op, "dloss", dloss, probs.dtype)
     d = kernels().softmax_cross_entropy_backward(dloss, probs, target)
     if target.ndim == 2:
@@ -396,7 +397,7 @@ def _updatable(op, name, a):
                          f"in place; use np.ascontiguousarray once when you create it")
     if type(a) is np.ndarray:
         return a
-    check._not_masked(op, name, a)
+    check.not_masked(op, name, a)
     return a.view(np.ndarray)
 
 

@@ -356,7 +356,7 @@ def max_pool1d_backward(dout, indices, length):
         raise TypeError(f"{op}: indices must be an integer ndarray (from max_pool1d(..., "
                         f"return_indices=True)); got "
                         f"{getattr(indices, 'dtype', type(indices).__name__)}")
-    check._not_masked(op, "indices", indices)
+    check.not_masked(op, "indices", indices)
     given, indices = indices, check.kernel_ready(indices, np.int64)
     # The backend's compiled range check (one pass: ~7 us at the CNN's 57k indices when they
     # are in cache, ~20 us from memory, against ~11 us / more for NumPy's min and max); the

@@ -60,9 +60,11 @@ def _rows(x):
 
 
 def _as_float(x):
-    """Input of a parameter-free layer: float arrays keep their dtype."""
+    """Input of a parameter-free layer: float arrays keep their dtype (in native byte order);
+    other real numbers are cast to the default dtype; masked arrays are refused."""
     if isinstance(x, np.ndarray) and x.dtype.type in check.FLOAT_DTYPES:
-        return np.asarray(x, order="C")                  # 0-d stays 0-d
+        check.not_masked("layer", "input", x)
+        return check.kernel_ready(x, x.dtype.newbyteorder("="))        # 0-d stays 0-d
     return _cast(x, get_default_dtype())
 
 

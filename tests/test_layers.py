@@ -174,6 +174,27 @@ def test_dtype_rule(dtype):
     assert ReLU().forward(x.astype(other)).dtype == other              # no params: follows input
 
 
+
+_EVERY_LAYER = [lambda: FC(8, 3, HeInitializer(seed=0)),
+                lambda: Conv1d(2, 3, 3, initializer=HeInitializer(seed=0)),
+                ReLU, Sigmoid, Tanh, Softmax, lambda: MaxPool1d(2), lambda: AvgPool1d(2),
+                Flatten, lambda: Dropout(0.5, seed=0)]
+
+
+@pytest.mark.parametrize("make", _EVERY_LAYER, ids=lambda m: type(m()).__name__)
+def test_every_layer_takes_big_endian_input_and_refuses_a_masked_one(backend, dtype, make):
+    """Byte order is not a dtype difference: big-endian floats give the native result. A mask
+    would be ignored by the kernels, so masked input is refused (it was dropped silently by the
+    parameter-free layers, and by FC/Conv1d when they cast)."""
+    x = rng.standard_normal((2, 2, 4)).astype(dtype)
+    want = make().forward(x)
+    got = make().forward(x.astype(x.dtype.newbyteorder(">")))
+    assert got.dtype.isnative
+    np.testing.assert_array_equal(got, want)
+    for masked in (np.ma.masked_array(x, mask=x > 0), np.ma.masked_array(x.astype(np.float16))):
+        with pytest.raises(TypeError, match="masked"):
+            make().forward(masked)
+
 def test_activation_objects_are_fused_into_the_dense_kernel():
     fc = FC(3, 2, activation=ReLU())
     assert fc._fused == "relu" and fc._act_layer is None
