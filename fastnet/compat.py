@@ -489,6 +489,9 @@ def cross_entropy_error(y, t):
     one-hot rows ``t``; the log is clamped (the book adds 1e-7 instead)."""
     y = _float(y)
     t = np.asarray(t)
+    if y.ndim not in (1, 2) or y.size == 0:
+        raise ValueError(f"cross_entropy_error: y has shape {y.shape}; expected the "
+                         f"probabilities of one sample (C,) or of a batch (N, C), not empty")
     if y.ndim == 1:                       # one sample: its one-hot row, or its label
         y = y.reshape(1, -1)
         t = t.reshape(1, -1) if t.size == y.size else t.reshape(-1)
@@ -575,6 +578,10 @@ class Linear(_layers.Layer):
 
 def _pair(op, y_true, y_pred):
     y_pred = _float(y_pred)
+    if y_pred.ndim == 0:
+        raise ValueError(f"{op}: y_pred has shape (); expected samples along the first axis")
+    if y_pred.size == 0:
+        raise ValueError(f"{op}: y_pred is empty (shape {y_pred.shape}); a mean needs samples")
     y_true = check.cast_real(op, "y_true", y_true, y_pred.dtype)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"{op}: y_true has shape {y_true.shape} but y_pred has shape "

@@ -6,7 +6,8 @@ that hold them all see the update):
 * notebook style, ``optimizer.update(layer)``: uses ``layer.params`` and ``layer.grads``
   (dicts with the same keys); a layer without them may instead have ``W``, ``b``, ``dW``,
   ``db`` attributes, as the notebooks' own ``FC`` (or ``W``, ``B``, ``LW``, ``LB``, as the
-  1-D convolution notebook's layers);
+  1-D convolution notebook's layers; an integer parameter there is replaced once by a float
+  copy, as the notebook's own ``B = B - lr*LB`` would make it);
 * "Deep Learning from Scratch" style, ``optimizer.update(params, grads)`` with two dicts.
 
 One instance may serve many layers: its state (velocity, squared-gradient sums, Adam moments
@@ -33,11 +34,38 @@ def _layer_arrays(layer):
         return layer.params, layer.grads
     for names in (("W", "b", "dW", "db"), ("W", "B", "LW", "LB")):    # the notebooks' two
         if all(hasattr(layer, a) for a in names):
-            W, b, dW, db = (getattr(layer, a) for a in names)
-            return {"W": W, names[1]: b}, {"W": dW, names[1]: db}
+            params, grads = {}, {}
+            for key, grad_name in zip(("W", names[1]), names[2:]):
+                params[key], grads[key] = _float_pair(layer, key, grad_name)
+            return params, grads
     raise TypeError(f"update: {type(layer).__name__} has neither params/grads dicts nor W, b, "
                     f"dW, db (or W, B, LW, LB) attributes; call update(params, grads) with two "
                     f"dicts instead")
+
+
+def _float_pair(layer, name, grad_name):
+    """``layer.<name>`` and its gradient, parameters of a notebook's own layer, as float arrays.
+
+    Such a layer may hold integers there: the 1-D convolution notebook's bias is
+    ``np.array([1, 2, 3])`` and its gradients sum integer deltas. Its own optimizer rebinds
+    ``B = B - lr*LB``, which makes the bias float. Here a non-float gradient is cast to the
+    parameter's float dtype (float64 for an integer parameter), and a non-float parameter is
+    replaced once by a float copy, then updated in place like any other.
+    """
+    value, grad = getattr(layer, name), getattr(layer, grad_name)
+    where = f"{type(layer).__name__}.{{}}"
+    if grad is not None and not _is_float_array(grad):
+        dtype = value.dtype if _is_float_array(value) else np.float64
+        grad = check.cast_real("update", where.format(grad_name), grad, dtype)
+    if not _is_float_array(value):
+        dtype = grad.dtype if _is_float_array(grad) else np.float64
+        value = np.array(check.cast_real("update", where.format(name), value, dtype))
+        setattr(layer, name, value)
+    return value, grad
+
+
+def _is_float_array(a):
+    return isinstance(a, np.ndarray) and a.dtype.kind == "f"
 
 
 def _zeros(param):

@@ -233,6 +233,32 @@ def test_sgd_update_returns_the_layer_and_takes_the_conv_notebooks_attributes():
         assert layer.W[0] < 1 and layer.B[0] < 1
 
 
+def test_optimizers_take_a_notebook_layer_whose_bias_and_gradients_are_integers():
+    """The conv notebook's worked example builds its layer from ``b = np.array([1, 2, 3])`` and
+    integer deltas; its own SGD rebinds ``B = B - lr*LB`` (float64). The bias is replaced once by
+    a float64 copy, then updated in place (AdaGrad keeps its state across steps)."""
+    class NotebookConv:
+        def __init__(self, optimizer):
+            self.W, self.B, self.optimizer = np.ones((3, 2)), np.array([1, 2, 3]), optimizer
+
+        def backward(self):
+            self.LW, self.LB = np.ones((3, 2), int), np.array([20, 30, 4])
+            return self.optimizer.update(self)
+
+    layer = NotebookConv(compat.SGD(0.1))
+    assert layer.backward() is layer
+    assert layer.B.dtype == np.float64
+    np.testing.assert_allclose(layer.B, [1 - 2.0, 2 - 3.0, 3 - 0.4])
+    np.testing.assert_allclose(layer.W, 0.9)
+    layer = NotebookConv(compat.AdaGrad(0.1))
+    layer.backward()
+    bias = layer.B
+    layer.backward()
+    assert layer.B is bias                   # in place after the one conversion
+    h = np.array([20, 30, 4.0]) ** 2 * 2
+    np.testing.assert_allclose(layer.optimizer.state_of(bias)["h"], h)
+
+
 def test_simple_initializer_b_is_the_conv_notebooks_random_bias():
     np.random.seed(3)
     want = 0.1 * np.random.randn(5)
@@ -427,6 +453,14 @@ def test_article_losses_by_name():
         -np.sum(t * np.log(p) + (1 - t) * np.log(1 - p)) / 2)
     with pytest.raises(ValueError, match="y_true has shape"):
         compat.mse(t, p[:1])
+    for loss in (compat.mse, compat.cross_entropy, compat.binary_cross_entropy):
+        with pytest.raises(ValueError, match=r"y_pred has shape \(\); expected"):
+            loss(1.0, 0.5)
+        with pytest.raises(ValueError, match=r"y_pred is empty \(shape \(0, 3\)\)"):
+            loss(np.zeros((0, 3)), np.zeros((0, 3)))
+    for y in (np.float64(0.5), np.zeros((0, 3)), np.zeros((2, 2, 3))):
+        with pytest.raises(ValueError, match=r"cross_entropy_error: y has shape"):
+            compat.cross_entropy_error(y, np.zeros(len(np.atleast_1d(y)), int))
     with pytest.raises(ValueError, match="loss='hinge'"):
         compat.NeuralNetwork([compat.Linear(2, 1)], "hinge", 0.1)
     with pytest.raises(ValueError, match="learning_rate=nan"):
