@@ -51,6 +51,7 @@ from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      has_params, input_grad_optional)
 from .losses import SoftmaxCrossEntropy, get_loss
+from .optimizers import refuse_tied
 
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
 
@@ -403,6 +404,7 @@ class Sequential(_Container):
     # --- checks done before training ------------------------------------------------------
 
     def _check_trainable(self):
+        refuse_tied(self.params, f"{type(self).__name__}.fit")
         for key, layer, opt in self.leaf_optimizers():
             if _params(layer) and opt is None:
                 raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {_short(layer)} "

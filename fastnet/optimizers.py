@@ -14,6 +14,8 @@ One instance may serve many layers: its state (velocity, squared-gradient sums, 
 and step counts) is kept per parameter array, keyed by the array's identity. The optimizer holds a
 reference to each array it has state for, so an id is never reused while the state lives.
 
+One array under two keys (tied weights) is refused: it would be stepped once per place.
+
 Every update is one fused pass of a ``fastnet.functional.*_update_`` kernel. Parameters must be
 C-contiguous, writeable float arrays and their gradients of the same dtype and shape.
 """
@@ -68,6 +70,20 @@ def _is_float_array(a):
     return isinstance(a, np.ndarray) and a.dtype.kind == "f"
 
 
+def refuse_tied(params, op):
+    """Raise if one array appears under two keys of ``params`` (tied weights): each place would
+    be stepped on its own, which for stateful rules (Adam, AdaGrad, ...) is not one step with the
+    summed gradient."""
+    seen = {}
+    for key, param in params.items():
+        first = seen.setdefault(id(param), key)
+        if first != key:
+            raise ValueError(f"{op}: parameters {first!r} and {key!r} are the same array (tied "
+                             f"weights); fastnet's optimizers step each parameter once per "
+                             f"place, so tied weights are not supported: give each layer its "
+                             f"own array")
+
+
 def _zeros(param):
     return np.zeros(np.shape(param), dtype=getattr(param, "dtype", None))
 
@@ -103,6 +119,8 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}.update(params, grads): expected two dicts "
                             f"keyed alike (or a layer alone); got {type(params).__name__} and "
                             f"{type(grads).__name__}")
+        if len(params) > 1:
+            refuse_tied(params, f"{type(self).__name__}.update")
         for key, param in params.items():
             grad = grads.get(key)
             if grad is None:

@@ -185,3 +185,23 @@ def test_bad_update_calls():
         opt.update({"W": np.zeros(2, np.float32)}, {"W": np.zeros(2)})
     with pytest.raises(TypeError, match="neither params/grads"):
         opt.update(object())
+
+
+def test_tied_weights_are_refused_rather_than_stepped_twice():
+    """One array under two keys would get two Adam steps (step count 2) per training step, not
+    one with the summed gradient as PyTorch takes: refused, naming both places."""
+    from fastnet.model import Sequential
+    W = np.ones((2, 2))
+    with pytest.raises(ValueError, match="'a' and 'b' are the same array"):
+        Adam(0.1).update({"a": W, "b": W}, {"a": np.ones((2, 2)), "b": np.ones((2, 2))})
+    first, second = FC(4, 4), FC(4, 4)
+    second.W = first.W
+    net = Sequential([first, second], loss="mse", optimizer=Adam(0.1))
+    X = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"'0\.W' and '1\.W' are the same array \(tied"):
+        net.fit(X, X, epochs=1)
+    y = net.forward(X)
+    net.backward(np.ones_like(y))
+    with pytest.raises(ValueError, match="tied"):
+        net.optimizer.update(net)
+    assert net.optimizer.state_of(first.W) == {}            # nothing was stepped
