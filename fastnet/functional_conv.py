@@ -14,6 +14,11 @@ Conventions
   ``"same"`` (output length = input length; stride 1 only — with stride > 1 it is rejected, as in
   PyTorch; total padding ``dilation*(K-1)`` split ``left = total // 2``, ``right = total - left``,
   the extra element on the right when the total is odd, as PyTorch).
+* Zero padding takes part in the products, as if the input were padded explicitly: an inf or NaN
+  weight on a tap that reads padding gives NaN there (``0 * inf``), and so does an inf or NaN
+  ``dout`` at such a position in ``dW``. PyTorch gives this with explicitly padded input
+  (``torch.nn.functional.pad``); its CPU convolution's own ``padding=`` skips the padded taps
+  (a finite value there). Both backends and both conv strategies here agree.
 * Ranks: ``x (N, C_in, L)`` batched, ``x (C_in, L)`` one sample, or ``x (L,)`` one sample with one
   channel together with ``W (K,)`` and a scalar or ``(1,)`` bias; outputs and gradients come back
   with the matching rank.

@@ -194,7 +194,8 @@ def _forward_item(xn, W, b, stride, padding_left, dilation, yn):
                     for i in range(hi - lo):
                         ys[i] += w * xr[(lo + i) * stride + off]
                 # The outputs outside [lo, hi) read this tap from the padding: 0 * w, which is
-                # NaN for an inf or NaN weight (as in PyTorch and the GEMM path) and else 0.
+                # NaN for an inf or NaN weight (as explicit zero padding and the GEMM path
+                # give; see the padding convention in fastnet.functional_conv) and else 0.
                 pad = w * zero
                 if pad != zero:
                     for l in range(lo):
@@ -246,7 +247,7 @@ def _backward_item(dn, xn, W, stride, padding_left, dilation, dxn, dWn, dbn, nee
                         for i in range(hi - lo):
                             dxr[(lo + i) * stride + off] += w * ds[i]
                 # The padding's zeros times the gradient there: NaN where that gradient is inf
-                # or NaN (as in PyTorch and the GEMM path), else nothing.
+                # or NaN (as explicit zero padding and the GEMM path give), else nothing.
                 for l in range(lo):
                     acc += dr[l] * zero
                 for l in range(hi, L_out):
