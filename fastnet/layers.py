@@ -64,7 +64,8 @@ def _as_float(x):
     other real numbers are cast to the default dtype; masked arrays are refused."""
     if isinstance(x, np.ndarray) and x.dtype.type in check.FLOAT_DTYPES:
         check.not_masked("layer", "input", x)
-        return check.kernel_ready(x, x.dtype.newbyteorder("="))        # 0-d stays 0-d
+        native = None if x.dtype.isnative else x.dtype.newbyteorder("=")
+        return check.kernel_ready(x, native)                          # 0-d stays 0-d
     return _cast(x, get_default_dtype())
 
 
