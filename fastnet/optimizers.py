@@ -55,13 +55,13 @@ def _float_pair(layer, name, grad_name):
     replaced once by a float copy, then updated in place like any other.
     """
     value, grad = getattr(layer, name), getattr(layer, grad_name)
-    where = f"{type(layer).__name__}.{{}}"
+    owner = type(layer).__name__
     if grad is not None and not _is_float_array(grad):
         dtype = value.dtype if _is_float_array(value) else np.float64
-        grad = check.cast_real("update", where.format(grad_name), grad, dtype)
+        grad = check.cast_real("update", f"{owner}.{grad_name}", grad, dtype)
     if not _is_float_array(value):
         dtype = grad.dtype if _is_float_array(grad) else np.float64
-        value = np.array(check.cast_real("update", where.format(name), value, dtype))
+        value = np.array(check.cast_real("update", f"{owner}.{name}", value, dtype))
         setattr(layer, name, value)
     return value, grad
 
