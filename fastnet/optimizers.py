@@ -110,6 +110,9 @@ class Optimizer:
         grads : dict of ndarray, optional
             Gradients with the keys of ``params``; required when ``params`` is a dict.
         """
+        # One layer's W and b are never one array; a whole model or two dicts may hold one twice
+        # (fit checks its model once, so its per-layer updates skip this).
+        may_tie = grads is not None or hasattr(params, "named_leaves")
         if grads is None:
             if isinstance(params, dict):
                 raise TypeError(f"{type(self).__name__}.update(params, grads): grads missing; "
@@ -119,7 +122,7 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}.update(params, grads): expected two dicts "
                             f"keyed alike (or a layer alone); got {type(params).__name__} and "
                             f"{type(grads).__name__}")
-        if len(params) > 1:
+        if may_tie:
             refuse_tied(params, f"{type(self).__name__}.update")
         for key, param in params.items():
             grad = grads.get(key)
