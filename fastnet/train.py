@@ -31,11 +31,14 @@ def add_train_arguments(p, positive_int, positive_float, count):
                    help="learning-rate schedule (default: the recipe's)")
     p.add_argument("--backend", choices=["numba", "numpy"], help="default: FASTNET_BACKEND or numba")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--threads", type=positive_int, help="BLAS and Numba threads (default: all)")
+    p.add_argument("--threads", type=positive_int,
+                   help="BLAS and Numba threads (default: FASTNET_NUM_THREADS, else all usable "
+                        "CPUs)")
     p.add_argument("--seed", type=count, default=0)
     p.add_argument("--data", metavar="DIR", help="MNIST folder (default: FASTNET_DATA, then the "
                                                  "user cache, downloading when needed)")
-    p.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N samples")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="train on the first N training samples (after the --val hold-out)")
     p.add_argument("--val", type=count, default=5000, metavar="N",
                    help="hold out the last N training samples for validation (default 5000; 0: "
                         "none)")
@@ -161,13 +164,13 @@ def _load_data(args, recipe, dtype):
     from .mnist import load_mnist
     (X, y), (X_test, y_test) = load_mnist(args.data, flatten=recipe.flatten, dtype=dtype)
     X, X_test = recipe.prepare(X), recipe.prepare(X_test)
-    if args.limit:
-        X, y = X[:args.limit], y[:args.limit]
     X_val = y_val = None
     if args.val:
         if args.val >= len(X):
             raise ValueError(f"--val {args.val} leaves no training samples out of {len(X)}")
         X, X_val, y, y_val = X[:-args.val], X[-args.val:], y[:-args.val], y[-args.val:]
+    if args.limit:              # the hold-out first: --limit N trains on N samples
+        X, y = X[:args.limit], y[:args.limit]
     return X, y, X_val, y_val, X_test, y_test
 
 

@@ -81,6 +81,15 @@ def test_default_plot_is_written_in_the_working_folder(tiny_mnist, tmp_path, mon
     assert (tmp_path / "fastnet-mlp.png").exists()
 
 
+@pytest.mark.parametrize("limit, n_train", [("100", 100), ("150", 150), ("1000", 150)])
+def test_limit_counts_training_samples_after_the_validation_hold_out(tiny_mnist, capsys, limit,
+                                                                     n_train):
+    """``--limit N`` trains on N samples; it once cut the data before the hold-out, so
+    ``--limit 100 --val 50`` trained on 50."""
+    assert cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "50", "--limit", limit, "--quiet", "--no-plot"]) == 0
+    assert f"{n_train} train / 50 validation / 50 test samples" in capsys.readouterr().out
+
 def test_plot_without_extension_reports_the_file_written(tiny_mnist, tmp_path, capsys):
     assert cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
                      "--val", "20", "--quiet", "--plot", str(tmp_path / "curves")]) == 0
