@@ -632,7 +632,8 @@ class NeuralNetwork:
     the exact gradient of that loss through the layers, calling ``layer.backward(error,
     learning_rate)``. A final ``Softmax`` with ``"cross_entropy"`` (or ``Sigmoid`` with
     ``"binary_cross_entropy"``) is fused with the loss: ``(output - y) / N`` goes to the layer
-    before it. (The article sent ``(output - y) / N`` for every loss and through every layer, so
+    before it (``(output * y.sum(1) - y) / N`` for cross-entropy, exact for target rows that do
+    not sum to 1). (The article sent ``(output - y) / N`` for every loss and through every layer, so
     its softmax and sigmoid multiplied it by ``y*(1-y)`` again, and its MSE step was half the
     MSE gradient.)
 
@@ -667,7 +668,12 @@ class NeuralNetwork:
         y = check.cast_real("NeuralNetwork.backward", "y", y, output.dtype)
         layers = self.layers
         if self._fused():
-            error = (output - y) / len(output)
+            if self.loss == "cross_entropy":
+                # d/dz of -sum(y*log softmax(z)) is p*sum(y) - y: p - y only for rows summing
+                # to 1 (multi-hot or all-zero target rows got a wrong gradient)
+                error = (output * y.sum(axis=-1, keepdims=True) - y) / len(output)
+            else:
+                error = (output - y) / len(output)
             layers = layers[:-1]
         else:
             error = _output_gradient(self.loss, y, output)

@@ -444,6 +444,23 @@ def test_neural_network_backward_is_the_exact_loss_gradient():
         np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)
 
 
+
+@pytest.mark.parametrize("loss, last", [("cross_entropy", compat.Softmax),
+                                        ("binary_cross_entropy", compat.Sigmoid)])
+def test_neural_network_fused_tail_is_exact_for_targets_that_do_not_sum_to_one(backend, loss,
+                                                                          last):
+    """The fused softmax sent ``p - y``, the gradient only when each target row sums to 1:
+    multi-hot and all-zero rows were trained on a wrong gradient (checked numerically)."""
+    rng = np.random.default_rng(5)
+    X = rng.random((4, 3))
+    T = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.3, 0.9]])
+    probe = compat.Linear(3, 3)
+    nn = compat.NeuralNetwork([probe, last()], loss=loss, learning_rate=0.0)
+    f = lambda _: nn.loss_func(T, nn.forward(X))                      # noqa: E731
+    numeric = numerical_gradient(f, probe.weights, h=1e-6)
+    nn.backward(T, nn.forward(X))
+    np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)
+
 def test_article_losses_by_name():
     t = np.array([[0.0, 1.0], [1.0, 0.0]])
     p = np.array([[0.2, 0.8], [0.6, 0.4]])
