@@ -220,8 +220,10 @@ def class_target(op, target, logits, name="logits"):
     """
     N, C = logits.shape
     if not isinstance(target, np.ndarray):
+        # A list takes the logits' dtype, as everywhere in the functional API: 2-D one-hot rows
+        # even when written with ints ([[0, 1]]); 1-D ints stay labels.
         target = np.asarray(target)
-        if target.dtype.kind == "f":
+        if target.dtype.kind == "f" or (target.ndim == 2 and target.dtype.kind in "iu"):
             target = target.astype(logits.dtype)
     if target.ndim == 1:
         if target.dtype.kind not in "iu":

@@ -116,6 +116,15 @@ def test_lists_take_the_dtype_of_the_arrays_beside_them(backend):
     assert F.conv1d([[[1.0, 2.0, 3.0]]], np.ones((1, 1, 2))).dtype == np.float64
     dx, dW, db = F.dense_backward([[1.0, 1.0, 1.0]], [[1.0, 2.0]], W)
     assert dx.dtype == dW.dtype == db.dtype == np.float64
+    z = np.array([[0.0, 2.0], [1.0, -1.0]], dtype=np.float32)
+    for one_hot in ([[0, 1], [1, 0]], [[0.0, 1.0], [1.0, 0.0]]):
+        # an int list of one-hot rows was a TypeError that advised target.astype
+        assert F.softmax_cross_entropy(z, one_hot) == F.softmax_cross_entropy(z, [1, 0])
+        np.testing.assert_array_equal(F.softmax_cross_entropy_backward(F.softmax(z), one_hot),
+                                      F.softmax_cross_entropy_backward(F.softmax(z), [1, 0]))
+        assert F.mse(z, one_hot) == F.mse(z, np.array(one_hot, dtype=np.float32))
+        assert F.binary_cross_entropy(F.sigmoid(z), one_hot) == F.binary_cross_entropy(
+            F.sigmoid(z), np.array(one_hot, dtype=np.float32))
 
 
 # --- inputs that are valid but unusual: both backends give the same, right answer -----------------
