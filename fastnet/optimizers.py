@@ -14,7 +14,9 @@ One instance may serve many layers: its state (velocity, squared-gradient sums, 
 and step counts) is kept per parameter array, keyed by the array's identity. The optimizer holds a
 reference to each array it has state for, so an id is never reused while the state lives.
 
-One array under two keys (tied weights) is refused: it would be stepped once per place.
+One array under two keys (tied weights) is refused when an update sees both keys (a whole
+model, or a dict): it would be stepped once per place. Updates of one layer at a time cannot
+see the tie (``Sequential.fit`` checks its model once instead).
 
 Every update is one fused pass of a ``fastnet.functional.*_update_`` kernel. Parameters must be
 C-contiguous, writeable float arrays and their gradients of the same dtype and shape.
