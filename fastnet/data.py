@@ -100,8 +100,11 @@ def one_hot(y, n_classes=None, dtype=None):
 
     Raises
     ------
+    TypeError
+        Labels that are not integers (a float array of whole numbers is taken), or a
+        non-numeric ``dtype``.
     ValueError
-        Labels that are not non-negative integers, or that are ``>= n_classes``.
+        Labels that are not 1-D, negative, or ``>= n_classes``.
     """
     y = np.asarray(y)
     if y.ndim != 1:

@@ -33,8 +33,8 @@ from .backend import get_default_dtype
 from .functional_conv import _max_pool1d_scatter
 from .initializers import HeInitializer, Initializer, XavierInitializer, as_generator
 
-__all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "ReLU", "Sigmoid",
-           "Tanh", "Softmax", "Dropout"]
+__all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "Transpose", "ReLU",
+           "Sigmoid", "Tanh", "Softmax", "Dropout"]
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -358,6 +358,9 @@ class FC(WeightsAndBias):
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from fastnet.initializers import HeInitializer
+    >>> from fastnet.optimizers import AdaGrad
     >>> fc = FC(784, 400, HeInitializer(seed=0), AdaGrad(0.01), ReLU())
     >>> fc.forward(np.zeros((20, 784), np.float32)).shape
     (20, 400)
@@ -477,6 +480,7 @@ class Conv1d(WeightsAndBias):
 
     Examples
     --------
+    >>> import numpy as np
     >>> conv = Conv1d(28, 16, 3, padding=1)
     >>> conv.forward(np.zeros((5, 28, 28), np.float32)).shape
     (5, 16, 28)

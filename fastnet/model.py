@@ -694,9 +694,11 @@ class Concat(_Container):
     --------
     Rows and columns of an image as channels, convolved separately, then one classifier head:
 
+    >>> from fastnet.layers import FC, Conv1d, MaxPool1d, ReLU, Transpose
+    >>> from fastnet.optimizers import Adam
     >>> two_view = Concat([[Conv1d(28, 32, 3, padding=1), ReLU(), MaxPool1d(2)],
     ...                    [Transpose(), Conv1d(28, 32, 3, padding=1), ReLU(), MaxPool1d(2)]])
-    >>> model = Classifier([two_view, FC(2 * 32 * 14, 10)], optimizer=Adam())  # doctest: +SKIP
+    >>> model = Classifier([two_view, FC(2 * 32 * 14, 10)], optimizer=Adam())
     """
 
     def __init__(self, branches):
@@ -781,6 +783,8 @@ class Classifier(Sequential):
 
     Examples
     --------
+    >>> from fastnet.layers import FC
+    >>> from fastnet.optimizers import AdaGrad
     >>> clf = Classifier([FC(784, 400, activation="relu"), FC(400, 10)], optimizer=AdaGrad(0.01))
     >>> clf.fit(X_train, y_train, X_test, y_test, epochs=5, batch_size=20)   # doctest: +SKIP
     >>> clf.score(X_test, y_test)                                           # doctest: +SKIP

@@ -55,7 +55,7 @@ class Recipe:
 
     def prepare(self, X):
         """Inputs as this recipe's model expects them (``X`` in [0, 1], as ``load_mnist``
-        gives). Returns a new array in ``X``'s dtype."""
+        gives), in ``X``'s dtype: a new array when the recipe standardises, else ``X`` itself."""
         if self.standardize is None:
             return X
         mean, std = self.standardize
