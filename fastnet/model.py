@@ -39,6 +39,7 @@ import functools
 import math
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -183,6 +184,23 @@ def _final_foreign_softmax(layers):
         if _foreign_softmax(obj):
             return obj
     return None
+
+
+def _warn_if_probabilities(op, out, last):
+    """The softmax cross-entropy takes logits and applies the softmax itself. Output rows that
+    are already probabilities (non-negative, summing to 1) mean a softmax the loss did not
+    recognise, a notebook's under another class name: the model would train on
+    softmax(probabilities), which learns slowly or not at all, without any error."""
+    if (out.ndim == 2 and out.shape[1] > 1 and np.all(out >= 0)
+            and np.all(np.abs(out.sum(axis=1) - 1) < 1e-5)):
+        act = getattr(last, "activation", None)
+        end = last if act is None or isinstance(act, str) else act
+        warnings.warn(
+            f"{op}: the network's outputs are probabilities (rows sum to 1) but the softmax "
+            f"cross-entropy takes logits and applies the softmax itself, so it would train on "
+            f"softmax(probabilities). End the network with its last FC (logits), or with "
+            f"fastnet.compat.Softmax / fastnet.layers.Softmax, which the loss fuses (the "
+            f"network ends in {type(end).__module__}.{type(end).__name__})", stacklevel=3)
 
 
 def _chain_tail(layers):
@@ -434,6 +452,8 @@ class Sequential(_Container):
             out = self._forward_for_loss(X[:2], tail)
         if tail == "probs":
             self._check_foreign_softmax(op, out)
+        elif tail == "logits" and isinstance(self.loss, SoftmaxCrossEntropy):
+            _warn_if_probabilities(op, out, self.layers[-1])
         return out
 
     def _check_foreign_softmax(self, op, out):

@@ -2,6 +2,7 @@
 import inspect
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -135,6 +136,24 @@ def test_a_foreign_softmax_whose_backward_is_not_the_identity_is_refused(backend
                                              r"whose backward\(dZ\) does not return dZ"):
             model.fit(X, y)
 
+
+
+def test_a_softmax_the_loss_cannot_recognise_is_warned_about(backend):
+    """A notebook softmax under another class name cannot be fused: the loss would softmax its
+    probabilities again and train badly without any error. Its output rows sum to 1: fit warns.
+    Models ending in logits (or in a softmax the loss fuses) do not warn."""
+    class SoftmaxLayer(notebook.Softmax):
+        pass
+    X, y = blobs(10)
+    for model in (Classifier(mlp().layers + [SoftmaxLayer()], optimizer=SGD(0.1)),
+                  mlp(optimizer=SGD(0.1), last_activation=SoftmaxLayer())):
+        with pytest.warns(UserWarning, match=r"outputs are probabilities .*SoftmaxLayer\)"):
+            model.fit(X, y, epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for model in (mlp(optimizer=SGD(0.1)), mlp(optimizer=SGD(0.1), last_activation=Softmax()),
+                      Classifier(mlp().layers + [notebook.Softmax()], optimizer=SGD(0.1))):
+            model.fit(X, y, epochs=1)
 
 def naive_cross_entropy(logits, y):
     z = logits - logits.max(axis=1, keepdims=True)
