@@ -631,9 +631,10 @@ class NeuralNetwork:
     ``loss`` is ``"mse"``, ``"cross_entropy"`` or ``"binary_cross_entropy"``. ``backward`` sends
     the exact gradient of that loss through the layers, calling ``layer.backward(error,
     learning_rate)``. A final ``Softmax`` with ``"cross_entropy"`` (or ``Sigmoid`` with
-    ``"binary_cross_entropy"``) is fused with the loss: ``(output - y) / N`` goes to the layer
-    before it (``(output * y.sum(1) - y) / N`` for cross-entropy, exact for target rows that do
-    not sum to 1). (The article sent ``(output - y) / N`` for every loss and through every layer, so
+    ``"binary_cross_entropy"``) is fused with the loss: the layer before it gets the gradient
+    with respect to its own output, ``(output - y) / N`` for binary cross-entropy and
+    ``(output * y.sum(1) - y) / N`` for cross-entropy (``(output - y) / N`` when every target row
+    sums to 1). (The article sent ``(output - y) / N`` for every loss and through every layer, so
     its softmax and sigmoid multiplied it by ``y*(1-y)`` again, and its MSE step was half the
     MSE gradient.)
 
