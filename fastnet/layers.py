@@ -81,7 +81,12 @@ def _dtype_name(dtype):
 
 
 class Layer:
-    """Base class: no parameters, training mode on."""
+    """Base class: no parameters, training mode on.
+
+    A layer records what its ``backward`` needs only once its ``forward`` call has succeeded: a
+    forward that raises leaves the last good step's state whole, so a later ``backward`` still
+    matches it (half-updated state let a max pooling scatter out of bounds).
+    """
 
     training = True
     #: Kinds of size ("features", "channels") that pass through unchanged, for the chain check.
@@ -220,8 +225,10 @@ class ReLU(Layer):
     _passes = ("features", "channels")
 
     def forward(self, x):
-        self._x = _as_float(x)
-        return F.relu(self._x)
+        x = _as_float(x)
+        y = F.relu(x)
+        self._x = x                     # only once the call succeeded (see Layer)
+        return y
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_x", None))
@@ -401,17 +408,17 @@ class FC(WeightsAndBias):
         """The dense part alone (with its fused activation), without an activation *object*:
         the classifiers use it to fuse a final ``Softmax()`` with the cross-entropy loss."""
         X = _cast(X, self.dtype)
-        self._shape = X.shape
+        shape = X.shape
         if X.ndim > 2:
             X = _rows(X)
         if X.ndim == 0 or X.shape[-1] != self.n_nodes1:
-            raise ValueError(f"{self!r}: input of shape {self._shape} has "
+            raise ValueError(f"{self!r}: input of shape {shape} has "
                              f"{X.shape[-1] if X.ndim else 0} features per sample; expected "
                              f"{self.n_nodes1} (inputs are (N, {self.n_nodes1}) or (N, ...) "
                              f"with {self.n_nodes1} elements per sample)")
-        self.X = X
-        self._y = F.dense(X, self.W, self.b, self._fused)
-        return self._y
+        y = F.dense(X, self.W, self.b, self._fused)
+        self.X, self._shape, self._y = X, shape, y        # together, once the call succeeded
+        return y
 
     def _backward_logits(self, dZ, need_dx=True):
         # Drop the last step's gradients first: their memory is then reused for the new ones
@@ -521,10 +528,9 @@ class Conv1d(WeightsAndBias):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: input of shape {x.shape} has {x.shape[1]} channels; "
                              f"expected {self.in_channels}")
-        self.x = x
-        self._y = F.conv1d(x, self.W, self.b, self.stride, self.padding, self.dilation,
-                           self._fused)
-        return self._y
+        y = F.conv1d(x, self.W, self.b, self.stride, self.padding, self.dilation, self._fused)
+        self.x, self._y = x, y                      # together, once the call succeeded
+        return y
 
     @input_grad_optional
     def backward(self, dout):
@@ -589,9 +595,12 @@ class MaxPool1d(Layer):
 
     def forward(self, x):
         x = _pool_input(self, x)
-        self._length = x.shape[-1]
-        y, self._indices = F.max_pool1d(x, self.kernel_size, self.stride, self.padding,
-                                        return_indices=True)
+        y, indices = F.max_pool1d(x, self.kernel_size, self.stride, self.padding,
+                                  return_indices=True)
+        # Together, once the call succeeded: backward's scatter trusts these indices to lie in
+        # [0, length) without checking them, so a failed forward must not leave a new length
+        # beside the old indices (that wrote out of bounds: a segfault).
+        self._indices, self._length = indices, x.shape[-1]
         return y
 
     def backward(self, dout):
@@ -618,9 +627,8 @@ class AvgPool1d(Layer):
 
     def forward(self, x):
         x = _pool_input(self, x)
-        self._length = x.shape[-1]
         y = F.avg_pool1d(x, self.kernel_size, self.stride, self.padding)
-        self._out_shape = y.shape
+        self._length, self._out_shape = x.shape[-1], y.shape      # once the call succeeded
         return y
 
     def backward(self, dout):

@@ -307,3 +307,27 @@ def test_conv1d_fused_activation_equals_a_separate_layer(backend, name, act_laye
     assert "activation=" + repr(name) in repr(fused)
     with pytest.raises(ValueError, match="activation"):
         Conv1d(3, 4, 3, activation="softmax")
+
+
+@pytest.mark.parametrize("make, good, bad", [
+    (lambda dt: MaxPool1d(4), (3, 2, 64), (2, 3, 2)),              # too short for the window
+    (lambda dt: AvgPool1d(4), (3, 2, 64), (2, 3, 2)),
+    (lambda dt: FC(6, 3, dtype=dt), (4, 6), (5, 7)),               # wrong feature count
+    (lambda dt: Conv1d(2, 3, 5, dtype=dt), (3, 2, 16), (2, 2, 3)),  # shorter than the kernel
+    (lambda dt: ReLU(), (3, 4), ([1j],)),                           # complex: refused
+])
+def test_a_failed_forward_leaves_the_last_good_step_for_backward(backend, dtype, make, good, bad):
+    """State recorded before a forward's checks outlived its failure: MaxPool1d then scattered
+    its old indices into rows of the failed input's length (a segfault on Numba), and FC
+    reshaped dX to the failed input's shape (silently)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(good).astype(dtype)
+    layer, fresh = make(dtype), make(dtype)
+    if hasattr(layer, "W"):
+        fresh.W, fresh.b = layer.W.copy(), layer.b.copy()
+    y = layer.forward(x)
+    dout = rng.standard_normal(y.shape).astype(y.dtype)
+    with pytest.raises((ValueError, TypeError)):
+        layer.forward(np.array(bad[0]) if len(bad) == 1 else np.ones(bad, dtype))
+    fresh.forward(x)
+    np.testing.assert_array_equal(layer.backward(dout), fresh.backward(dout))
