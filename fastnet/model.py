@@ -120,7 +120,7 @@ def _short(layer):
     return text if "\n" not in text else f"{type(layer).__name__}(...)"
 
 
-def _check_chain(layers):
+def _check_chain(op, layers):
     """Catch mismatched sizes between layers at construction (FC→FC, Conv1d→Conv1d, through
     activations, dropout and pooling); other mismatches are caught by the first forward."""
     last = None                                   # (index, layer, (kind, n))
@@ -130,7 +130,7 @@ def _check_chain(layers):
                 and size_in[1] != last[2][1]:
             kind, n = size_in
             raise ValueError(
-                f"Sequential: layer {i} {_short(layer)} expects {n} input {kind} but layer "
+                f"{op}: layer {i} {_short(layer)} expects {n} input {kind} but layer "
                 f"{last[0]} {_short(last[1])} produces {last[2][1]}; make the sizes agree")
         size_out = layer.size_out() if hasattr(layer, "size_out") else None
         if size_out is not None:
@@ -139,7 +139,7 @@ def _check_chain(layers):
             last = None
 
 
-def _check_distinct(container):
+def _check_distinct(op, container):
     """Each layer object (and each FC's activation object) may sit at one place only: a layer
     keeps its last forward's input for ``backward``, so a second use overwrites the first's and
     the gradients come out wrong."""
@@ -151,7 +151,7 @@ def _check_distinct(container):
                 continue
             if id(obj) in seen:
                 raise ValueError(
-                    f"{type(container).__name__}: the same {type(obj).__name__} object is used at "
+                    f"{op}: the same {type(obj).__name__} object is used at "
                     f"layer {seen[id(obj)]} and at layer {where}; give each place its own "
                     f"instance (a layer keeps its last input for backward, so sharing one "
                     f"would give wrong gradients)")
@@ -266,20 +266,8 @@ class Sequential(_Container):
     """
 
     def __init__(self, layers, loss=None, optimizer=None):
-        layers = list(layers)
-        if not layers:
-            raise ValueError(f"{type(self).__name__}: layers is empty; give at least one layer")
-        for i, layer in enumerate(layers):
-            if isinstance(layer, type):
-                raise TypeError(f"{type(self).__name__}: layer {i} is the class "
-                                f"{layer.__name__}; pass an instance, {layer.__name__}(...)")
-            if not (callable(getattr(layer, "forward", None))
-                    and callable(getattr(layer, "backward", None))):
-                raise TypeError(f"{type(self).__name__}: layer {i} ({_short(layer)}) has no "
-                                f"forward/backward methods")
-        _check_chain(layers)
-        self.layers = layers
-        _check_distinct(self)
+        self.layers = list(layers)
+        self._check_layers(type(self).__name__)
         self.loss = get_loss(loss)
         self.optimizer = check_optimizer(type(self).__name__, optimizer)
         self.history = {}
@@ -421,13 +409,48 @@ class Sequential(_Container):
 
     # --- checks done before training ------------------------------------------------------
 
-    def _check_trainable(self):
-        refuse_tied(self.params, f"{type(self).__name__}.fit")
+    def _check_loss(self, op):
+        """``self.loss`` as a loss object: a name or object assigned after construction is
+        looked up and checked as the constructor would."""
+        if self.loss is None:
+            raise ValueError(f"{op}: the model has no loss; build it with loss=... (e.g. "
+                             f"'softmax_cross_entropy' or 'mse')")
+        try:
+            self.loss = get_loss(self.loss)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{op}: {err}") from None
+
+    def _check_layers(self, op):
+        """``self.layers``: instances with forward/backward, sizes that chain, each object at
+        one place only. Run at construction and again by ``fit``, since ``layers`` is a plain
+        list that may have been edited in between."""
+        if not self.layers:
+            raise ValueError(f"{op}: layers is empty; give at least one layer")
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, type):
+                raise TypeError(f"{op}: layer {i} is the class {layer.__name__}; pass an "
+                                f"instance, {layer.__name__}(...)")
+            if not (callable(getattr(layer, "forward", None))
+                    and callable(getattr(layer, "backward", None))):
+                raise TypeError(f"{op}: layer {i} ({_short(layer)}) has no forward/backward "
+                                f"methods")
+            if isinstance(layer, (Sequential, Concat)):
+                layer._check_layers(op)
+        _check_chain(op, self.layers)
+        _check_distinct(op, self)
+
+    def _check_trainable(self, op):
+        """What fit trains, checked once before it starts (attributes may have been replaced
+        since construction): the layers, the optimizers, no tied weights."""
+        self._check_layers(op)
+        refuse_tied(self.params, op)
         for key, layer, opt in self.leaf_optimizers():
             if _params(layer) and opt is None:
-                raise ValueError(f"{type(self).__name__}.fit: layer {key[:-1]} {_short(layer)} "
-                                 f"has no optimizer and the model has none; give the layer one "
-                                 f"(optimizer=...) or the model (optimizer=SGD(0.01))")
+                raise ValueError(f"{op}: layer {key[:-1]} {_short(layer)} has no optimizer and "
+                                 f"the model has none; give the layer one (optimizer=...) or the "
+                                 f"model (optimizer=SGD(0.01))")
+            if _params(layer):
+                check_optimizer(f"{op}: layer {key[:-1]} {_short(layer)}", opt)
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
         X, y = check_xy(op, X, y, x_name, y_name)
@@ -540,9 +563,7 @@ class Sequential(_Container):
             The training loss became NaN or infinite (the message names epoch and batch).
         """
         op = f"{type(self).__name__}.fit"
-        if self.loss is None:
-            raise ValueError(f"{op}: the model has no loss; build it with loss=... (e.g. "
-                             f"'softmax_cross_entropy' or 'mse')")
+        self._check_loss(op)
         epochs = check.integer(op, "epochs", epochs, low=1)
         batch_size = check.integer(op, "batch_size", batch_size, low=1)
         X, y = self._check_data(op, X, y)
@@ -550,7 +571,7 @@ class Sequential(_Container):
             raise ValueError(f"{op}: give both X_val and y_val, or neither")
         if X_val is not None:
             X_val, y_val = self._check_data(op, X_val, y_val, "X_val", "y_val")
-        self._check_trainable()
+        self._check_trainable(op)
         out = self._dry_run(X, op)
         self._check_targets(op, y, out, "y")
         if X_val is not None:
@@ -656,8 +677,7 @@ class Sequential(_Container):
         dict with ``"loss"`` (and ``"acc"``).
         """
         op = f"{type(self).__name__}.evaluate"
-        if self.loss is None:
-            raise ValueError(f"{op}: the model has no loss")
+        self._check_loss(op)
         X, y = check_xy(op, X, y)
         batch_size = check.integer(op, "batch_size", batch_size, low=1)
         tail = self._softmax_tail()
@@ -722,22 +742,40 @@ class Concat(_Container):
     """
 
     def __init__(self, branches):
+        if isinstance(branches, (str, bytes)) or not hasattr(branches, "__iter__"):
+            raise TypeError(f"Concat: branches must be a list of branches (each a list of layers "
+                            f"or a Sequential); got {type(branches).__name__}")
         branches = list(branches)
         if len(branches) < 1:
             raise ValueError("Concat: branches is empty; give at least one branch")
-        self.branches = [b if isinstance(b, Sequential) else Sequential(b) for b in branches]
-        _check_distinct(self)
+        # A single layer is a branch of one layer.
+        self.branches = [b if isinstance(b, Sequential) else
+                         Sequential([b] if callable(getattr(b, "forward", None)) else b)
+                         for b in branches]
+        self._check_layers("Concat")
         self._shapes = None
         self._input_size = 0
+
+    def _check_layers(self, op):
+        """Every branch's layers (see :meth:`Sequential._check_layers`); no object in two
+        places."""
+        for branch in self.branches:
+            branch._check_layers(op)
+        _check_distinct(op, self)
 
     def forward(self, x):
         if np.ndim(x) < 2:
             raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
                              f"(one sample is x[None])")
-        self._input_size = np.size(x)
         outs = backend.kernels().run_side_by_side(
-            [functools.partial(branch.forward, x) for branch in self.branches], self._input_size)
-        self._shapes = [out.shape for out in outs]
+            [functools.partial(branch.forward, x) for branch in self.branches], np.size(x))
+        for i, out in enumerate(outs):
+            if np.ndim(out) < 1 or len(out) != len(x):
+                raise ValueError(f"Concat: branch {i} returned shape {np.shape(out)} for a batch "
+                                 f"of {len(x)}; every branch must keep the batch size")
+        # Together, once the branches succeeded (see fastnet.layers.Layer).
+        self._shapes, self._input_shape = [out.shape for out in outs], np.shape(x)
+        self._input_size = np.size(x)
         return np.concatenate([out.reshape(len(out), math.prod(out.shape[1:])) for out in outs],
                               axis=1)
 
@@ -758,7 +796,11 @@ class Concat(_Container):
             start += width
             tasks.append(functools.partial(branch._backward, part, need_dx))
         dx = None
-        for grad in backend.kernels().run_side_by_side(tasks, self._input_size):  # in order
+        grads = backend.kernels().run_side_by_side(tasks, self._input_size)
+        for i, grad in enumerate(grads):                                        # in order
+            if grad is not None and np.shape(grad) != self._input_shape:
+                raise ValueError(f"Concat: branch {i}'s backward returned shape "
+                                 f"{np.shape(grad)}; the input had shape {self._input_shape}")
             dx = grad if dx is None else dx + grad
         return dx
 

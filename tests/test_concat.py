@@ -93,3 +93,27 @@ def test_torch_translation_matches_forward():
         want = model.forward(x)
     got = to_torch(model, np.float64)(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_concat_names_the_branch_that_breaks_its_contract(backend):
+    """Raw NumPy concatenate / broadcast errors, or a silently broadcast gradient, before."""
+    class DropsARow(ReLU):
+        def forward(self, x):
+            return super().forward(x)[1:]
+
+    class WrongGradient(ReLU):
+        def backward(self, dout):
+            return super().backward(dout)[:, :1]              # broadcasts against (N, 4)
+
+    x = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"branch 1 returned shape \(2, 4\) for a batch of 3"):
+        Concat([[ReLU()], [DropsARow()]]).forward(x)
+    cat = Concat([[ReLU()], [WrongGradient()]])
+    cat.forward(x)
+    with pytest.raises(ValueError, match=r"branch 1's backward returned shape \(3, 1\); the "
+                                         r"input had shape \(3, 4\)"):
+        cat.backward(np.ones((3, 8), np.float32))
+    with pytest.raises(TypeError, match="branches must be a list of branches"):
+        Concat(None)
+    single = Concat([FC(4, 2), FC(4, 3)])                     # a layer is a one-layer branch
+    assert single.forward(x).shape == (3, 5)

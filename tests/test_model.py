@@ -707,3 +707,30 @@ def test_copied_and_pickled_models_keep_their_optimizer_state(backend, optimizer
         for p, want in zip(m.params.values(), model.params.values(), strict=True):
             np.testing.assert_array_equal(p, want)
         assert all(m.optimizer.state_of(p) for p in m.params.values())
+
+
+def test_fit_checks_the_model_again_after_its_attributes_were_replaced(backend):
+    """``layers``, ``loss`` and the optimizers are plain attributes: edits after construction
+    went unchecked, so one ReLU object at two places trained on wrong gradients silently, and a
+    class or a name as optimizer failed after the first batch with a raw AttributeError."""
+    X, y = blobs(20)
+    model = Classifier([FC(6, 8), ReLU(), FC(8, 8), FC(8, 3)], optimizer=SGD(0.1))
+    model.layers.insert(3, model.layers[1])                   # the same ReLU at two places
+    with pytest.raises(ValueError, match=r"Classifier.fit: the same ReLU object is used at "
+                                         r"layer 1 and at layer 3"):
+        model.fit(X, y, epochs=1)
+    for attr, value, exc, words in [
+            ("optimizer", SGD, TypeError, "optimizer is the class SGD; pass an instance"),
+            ("optimizer", "sgd", TypeError, "optimizer 'sgd' has no update method"),
+            ("loss", "hinge", ValueError, "unknown loss 'hinge'"),
+            ("layers", [], ValueError, "layers is empty")]:
+        model = mlp(optimizer=SGD(0.1))
+        W = model.layers[0].W.copy()
+        setattr(model, attr, value)
+        with pytest.raises(exc, match=f"Classifier.fit: .*{words}"):
+            model.fit(X, y, epochs=1)
+        np.testing.assert_array_equal(model.layers[0].W if model.layers else W, W)
+    model = mlp(optimizer=SGD(0.1))
+    model.loss = "softmax_cross_entropy"                      # a name works as in the constructor
+    model.fit(X, y, epochs=1)
+    assert isinstance(model.loss, SoftmaxCrossEntropy)
