@@ -377,8 +377,8 @@ class FC(WeightsAndBias):
                  dtype=None):
         self.n_nodes1 = check.integer("FC", "n_nodes1", n_nodes1, low=1)
         self.n_nodes2 = check.integer("FC", "n_nodes2", n_nodes2, low=1)
+        self.X = None
         self.activation = activation
-        self._fused, self._act_layer = _activation(repr(self), activation)
         if initializer is None:
             initializer = HeInitializer() if self._fused == "relu" else XavierInitializer()
         self.initializer = initializer
@@ -388,6 +388,19 @@ class FC(WeightsAndBias):
                           self.n_nodes1, self.dtype)
         self.b = _bias(repr(self), initializer, self.n_nodes2, self.dtype)
         self.X = self.dW = self.db = None
+
+    @property
+    def activation(self):
+        """As given to the constructor. Assigning another one checks it, and it applies from the
+        next ``forward`` on (a ``backward`` in between is an error, not a mixed gradient)."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, activation):
+        self._fused, self._act_layer = _activation(f"FC({self.n_nodes1}, {self.n_nodes2})",
+                                                   activation)
+        self._activation = activation
+        self.X = None
 
     def forward(self, X):
         out = self._forward_logits(X)
@@ -496,7 +509,7 @@ class Conv1d(WeightsAndBias):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  initializer=None, optimizer=None, dtype=None, activation=None):
         op = "Conv1d"
-        self._fused = check.activation(op, activation)
+        self.x = None
         self.activation = activation
         self.in_channels = check.integer(op, "in_channels", in_channels, low=1)
         self.out_channels = check.integer(op, "out_channels", out_channels, low=1)
@@ -519,6 +532,18 @@ class Conv1d(WeightsAndBias):
                           self.dtype)
         self.b = _bias(op, self.initializer, self.out_channels, self.dtype)
         self.x = self.dW = self.db = None
+
+    @property
+    def activation(self):
+        """As given to the constructor. Assigning another one checks it, and it applies from the
+        next ``forward`` on (a ``backward`` in between is an error, not a mixed gradient)."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, activation):
+        self._fused = check.activation("Conv1d", activation)
+        self._activation = activation
+        self.x = None
 
     def forward(self, x):
         x = _cast(x, self.dtype)
@@ -701,15 +726,25 @@ class Dropout(Layer):
     _passes = ("features", "channels")
 
     def __init__(self, p=0.5, seed=None):
-        self.p = check.real("Dropout", "p", p, low=0, high=1)
-        if self.p >= 1:
-            raise ValueError(f"Dropout: p={p!r}; expected 0 <= p < 1 (p=1 drops everything)")
+        self.p = p
         # An integer seed (NumPy's too) is saved with the model; a Generator cannot be.
         integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
         self.seed = int(seed) if integer else None
         self._rng = as_generator(seed, "Dropout")
         self._mask = None
         self._forward_ran = False
+
+    @property
+    def p(self):
+        """The drop probability, checked whenever it is set (also after construction)."""
+        return self._p
+
+    @p.setter
+    def p(self, p):
+        value = check.real("Dropout", "p", p, low=0, high=1)
+        if value >= 1:
+            raise ValueError(f"Dropout: p={p!r}; expected 0 <= p < 1 (p=1 drops everything)")
+        self._p = value
 
     def forward(self, x):
         x = _as_float(x)

@@ -331,3 +331,38 @@ def test_a_failed_forward_leaves_the_last_good_step_for_backward(backend, dtype,
         layer.forward(np.array(bad[0]) if len(bad) == 1 else np.ones(bad, dtype))
     fresh.forward(x)
     np.testing.assert_array_equal(layer.backward(dout), fresh.backward(dout))
+
+
+@pytest.mark.parametrize("make, shape", [(lambda dt, act: FC(6, 4, activation=act, dtype=dt),
+                                          (3, 6)),
+                                         (lambda dt, act: Conv1d(2, 3, 3, activation=act,
+                                                                 dtype=dt), (3, 2, 9))])
+def test_assigning_an_activation_takes_effect_and_is_checked(backend, dtype, make, shape):
+    """The kernel's activation was fixed at construction: an assigned one showed in repr and
+    in saved files but not in forward, so a saved and reloaded model computed another network."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    layer, want = make(dtype, "relu"), make(dtype, "tanh")
+    want.W, want.b = layer.W.copy(), layer.b.copy()
+    layer.forward(x)
+    layer.activation = "tanh"
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones_like(want.forward(x)))        # the forward before used ReLU
+    np.testing.assert_array_equal(layer.forward(x), want.forward(x))
+    assert layer.get_config()["activation"] == "tanh" and "tanh" in repr(layer)
+    with pytest.raises(ValueError, match="activation='bogus'"):
+        layer.activation = "bogus"
+    assert layer.activation == "tanh"
+
+
+@pytest.mark.parametrize("p, exc", [(1.5, ValueError), (-0.5, ValueError), (1.0, ValueError),
+                                    (float("nan"), ValueError), ("0.5", TypeError),
+                                    (None, TypeError)])
+def test_dropout_checks_p_when_it_is_assigned(p, exc):
+    """Only the constructor checked it: p=1.5 then zeroed everything, -0.5 scaled by 2/3, NaN
+    gave NaN, all silently."""
+    layer = Dropout(0.2, seed=0)
+    with pytest.raises(exc, match="Dropout: p"):
+        layer.p = p
+    assert layer.p == 0.2
+    layer.p = 0.25
+    assert layer.p == 0.25
