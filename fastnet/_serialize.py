@@ -141,7 +141,9 @@ def from_spec(spec, optimizers):
 
 
 def _optimizer_spec(opt):
-    return {"class": _spec_name(opt), "config": opt.get_config()}
+    # Encoded as layer configs are: an lr assigned as np.float32(0.01) is saved as a number.
+    return {"class": _spec_name(opt),
+            "config": {k: _encode(v, []) for k, v in opt.get_config().items()}}
 
 
 # --- the model file ------------------------------------------------------------------------------
@@ -176,8 +178,31 @@ def save_model(model, path):
             "model": model_spec,
             "model_optimizer": None if model_opt is None else model_opt["__optimizer__"],
             "history": {k: [float(v) for v in vals] for k, vals in model.history.items()}}
-    arrays[_SPEC_KEY] = np.array(json.dumps(spec))
+    text = json.dumps(spec)
+    # Rebuilt in memory first, as load will: a model whose attributes were set to values its
+    # constructors refuse (stride=0, lr=nan, a float16 or list W) fails here, before it could
+    # replace a good file with one that load refuses.
+    random_state = np.random.get_state()    # a Dropout(seed=None) rebuilt draws from it
+    try:
+        _rebuild(json.loads(text), arrays)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+        raise ValueError(f"save: the model cannot be saved as it is, load would refuse the file: "
+                         f"{type(err).__name__}: {err}") from None
+    finally:
+        np.random.set_state(random_state)
+    arrays[_SPEC_KEY] = np.array(text)
     atomic_write(os.fsdecode(path), lambda f: np.savez(f, **arrays))   # str, bytes, PathLike
+
+
+def _rebuild(spec, arrays):
+    """The model ``spec`` and ``arrays`` describe (what load returns; what save checks)."""
+    optimizers = [from_spec(o, []) for o in spec["optimizers"]]
+    model = from_spec(spec["model"], optimizers)
+    if spec["model_optimizer"] is not None:
+        model.optimizer = optimizers[_optimizer_index(spec["model_optimizer"], optimizers)]
+    _restore_arrays(model, arrays)
+    model.history = _history(spec.get("history", {}))
+    return model
 
 
 def _not_a_model(path, why):
@@ -223,15 +248,8 @@ def load_model(path, expected=None):
         raise ValueError(f"load: {path} has model-file version {spec.get('version')!r}; this "
                          f"fastnet reads version {VERSION}")
     try:
-        optimizers = [from_spec(o, []) for o in spec["optimizers"]]
-        model = from_spec(spec["model"], optimizers)
-        if spec["model_optimizer"] is not None:
-            model.optimizer = optimizers[_optimizer_index(spec["model_optimizer"], optimizers)]
-        _restore_arrays(model, arrays, path)
-        model.history = _history(spec.get("history", {}))
+        model = _rebuild(spec, arrays)
     except ValueError as err:
-        if str(err).startswith("load: "):
-            raise
         raise _not_a_model(path, f"inconsistent spec: {err}") from err
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, MemoryError) as err:
         # A hand-edited spec: a wrong type anywhere, nesting deeper than Python's recursion
@@ -243,17 +261,17 @@ def load_model(path, expected=None):
     return model
 
 
-def _restore_arrays(model, arrays, path):
+def _restore_arrays(model, arrays):
     params = model.params
     expected = {f"param/{k}" for k in params}
     missing = expected - set(arrays)
     if missing:
-        raise _not_a_model(path, f"parameters missing: {sorted(missing)[:5]}")
+        raise ValueError(f"parameters missing: {sorted(missing)[:5]}")
     for key, param in params.items():
-        saved = arrays[f"param/{key}"]
+        saved = np.asarray(arrays[f"param/{key}"])
         if saved.shape != param.shape or saved.dtype != param.dtype:
-            raise _not_a_model(path, f"parameter {key} is {saved.dtype} {saved.shape}, the "
-                                     f"architecture needs {param.dtype} {param.shape}")
+            raise ValueError(f"parameter {key} is {saved.dtype} {saved.shape}, the "
+                             f"architecture needs {param.dtype} {param.shape}")
         param[...] = saved
     for key, opt in _responsible_optimizers(model).items():
         prefix = f"state/{key}/"

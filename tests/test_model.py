@@ -734,3 +734,32 @@ def test_fit_checks_the_model_again_after_its_attributes_were_replaced(backend):
     model.loss = "softmax_cross_entropy"                      # a name works as in the constructor
     model.fit(X, y, epochs=1)
     assert isinstance(model.loss, SoftmaxCrossEntropy)
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda m: setattr(m.layers[0], "stride", 0),
+    lambda m: setattr(m.layers[-1], "W", m.layers[-1].W.astype(np.float16)),
+    lambda m: setattr(m.optimizer, "lr", float("nan")),
+])
+def test_save_refuses_a_model_that_load_would_refuse_and_keeps_the_old_file(tmp_path, spoil):
+    """Attributes set to values the constructors refuse were written, replacing a good file
+    with one that load refuses."""
+    path = tmp_path / "m.npz"
+    model = convnet(optimizer=Adam())
+    model.save(path)
+    before = path.read_bytes()
+    spoil(model)
+    with pytest.raises(ValueError, match="save: the model cannot be saved as it is"):
+        model.save(path)
+    assert path.read_bytes() == before
+
+
+def test_save_takes_numpy_scalar_settings_and_leaves_the_global_random_state_alone(tmp_path):
+    """An lr assigned as np.float32 failed in json.dumps; the check rebuilds a Dropout(seed=None),
+    which must not draw from NumPy's global generator."""
+    model = Classifier([FC(6, 8, activation="relu"), Dropout(0.1), FC(8, 3)], optimizer=SGD(0.1))
+    model.optimizer.lr = np.float32(0.05)
+    np.random.seed(3)
+    model.save(tmp_path / "m.npz")
+    assert np.random.random() == np.random.RandomState(3).random()
+    assert fm.load(tmp_path / "m.npz").optimizer.lr == pytest.approx(0.05)
