@@ -384,11 +384,13 @@ class Affine(_layers.WeightsAndBias):
 
     def forward(self, x):
         x = _layers._cast(x, self.W.dtype)
-        self.original_x_shape = x.shape
-        self.x = x.reshape(len(x), math.prod(x.shape[1:])) if x.ndim > 2 else x
-        return F.dense(self.x, self.W, self.b)
+        rows = x.reshape(len(x), math.prod(x.shape[1:])) if x.ndim > 2 else x
+        out = F.dense(rows, self.W, self.b)
+        self.x, self.original_x_shape = rows, x.shape     # once the call succeeded
+        return out
 
     def backward(self, dout):
+        check.need_forward(self, self.x)
         dx, self.dW, self.db = F.dense_backward(_layers._cast(dout, self.W.dtype), self.x, self.W)
         return dx.reshape(self.original_x_shape)
 

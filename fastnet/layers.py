@@ -682,7 +682,7 @@ class Flatten(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_shape", None))
-        dout = np.asarray(dout)
+        dout = _as_float(dout)
         check_dout(repr(self), dout, (self._shape[0], math.prod(self._shape[1:])))
         return dout.reshape(self._shape)
 
@@ -705,7 +705,7 @@ class Transpose(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_out_shape", None))
-        dout = np.asarray(dout)
+        dout = _as_float(dout)
         check_dout(repr(self), dout, self._out_shape)
         return np.ascontiguousarray(dout.swapaxes(-1, -2))
 
@@ -748,7 +748,7 @@ class Dropout(Layer):
 
     def forward(self, x):
         x = _as_float(x)
-        self._forward_ran = True
+        self._forward_ran, self._shape = True, x.shape
         if not self.training or self.p == 0:
             self._mask = None
             return x
@@ -760,9 +760,9 @@ class Dropout(Layer):
     def backward(self, dout):
         check.need_forward(self, self._forward_ran or None)
         dout = _as_float(dout)
+        check_dout(repr(self), dout, self._shape)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout
-        check_dout(repr(self), dout, self._mask.shape)
         return dout * self._mask
 
     def get_config(self):

@@ -7,7 +7,7 @@ import fastnet
 import naive
 from fastnet.initializers import HeInitializer, SimpleInitializer, XavierInitializer
 from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Sigmoid,
-                            Softmax, Tanh)
+                            Softmax, Tanh, Transpose)
 from fastnet.optimizers import SGD
 from gradcheck import check
 
@@ -366,3 +366,22 @@ def test_dropout_checks_p_when_it_is_assigned(p, exc):
     assert layer.p == 0.2
     layer.p = 0.25
     assert layer.p == 0.25
+
+
+def test_reshaping_layers_and_dropout_check_dout_as_the_other_layers_do(backend):
+    """Flatten/Transpose passed complex, string and masked dout on; Dropout in evaluation mode
+    passed a dout of any shape; compat's Affine said "x must be a NumPy array" before forward."""
+    from fastnet.compat import Affine
+    x = np.ones((2, 3, 4), np.float32)
+    for layer in (Flatten(), Transpose()):
+        y = layer.forward(x)
+        for bad in (y.astype(np.complex64), y.astype(str), np.ma.masked_array(y)):
+            with pytest.raises(TypeError):
+                layer.backward(bad)
+        assert layer.backward(y.astype(np.int64)).dtype == np.float32
+    drop = Dropout(0.5, seed=0).eval()
+    drop.forward(x)
+    with pytest.raises(ValueError, match=r"dout has shape \(2, 3\) but the forward output had"):
+        drop.backward(np.ones((2, 3), np.float32))
+    with pytest.raises(RuntimeError, match="before forward"):
+        Affine(np.ones((3, 2)), np.zeros(2)).backward(np.ones((1, 2)))
