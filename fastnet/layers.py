@@ -329,8 +329,27 @@ class WeightsAndBias(Layer):
         return {"W": self.dW, "b": self.db}
 
 
+class _FusedActivation(WeightsAndBias):
+    """FC and Conv1d: an ``activation`` applied inside the layer's kernel."""
+
+    @property
+    def activation(self):
+        """As given to the constructor. Assigning another one checks it, and it applies from the
+        next ``forward`` on (a ``backward`` in between is an error, not a mixed gradient)."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, activation):
+        self._use_activation(activation)
+        self._activation = activation
+
+    def _use_activation(self, activation):
+        """Check ``activation`` and set up the kernel's; forget the last forward."""
+        raise NotImplementedError
+
+
 @register()
-class FC(WeightsAndBias):
+class FC(_FusedActivation):
     """Fully connected layer ``act(X @ W + b)`` from ``n_nodes1`` to ``n_nodes2`` nodes.
 
     Parameters
@@ -389,17 +408,9 @@ class FC(WeightsAndBias):
         self.b = _bias(repr(self), initializer, self.n_nodes2, self.dtype)
         self.X = self.dW = self.db = None
 
-    @property
-    def activation(self):
-        """As given to the constructor. Assigning another one checks it, and it applies from the
-        next ``forward`` on (a ``backward`` in between is an error, not a mixed gradient)."""
-        return self._activation
-
-    @activation.setter
-    def activation(self, activation):
+    def _use_activation(self, activation):
         self._fused, self._act_layer = _activation(f"FC({self.n_nodes1}, {self.n_nodes2})",
                                                    activation)
-        self._activation = activation
         self.X = None
 
     def forward(self, X):
@@ -464,7 +475,7 @@ class FC(WeightsAndBias):
 # --- convolution and pooling ---------------------------------------------------------------------
 
 @register()
-class Conv1d(WeightsAndBias):
+class Conv1d(_FusedActivation):
     """1-D convolution (cross-correlation, as PyTorch's) over ``(N, C_in, L)`` input.
 
     ``y[n, o, l] = b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation]``.
@@ -533,16 +544,8 @@ class Conv1d(WeightsAndBias):
         self.b = _bias(op, self.initializer, self.out_channels, self.dtype)
         self.x = self.dW = self.db = None
 
-    @property
-    def activation(self):
-        """As given to the constructor. Assigning another one checks it, and it applies from the
-        next ``forward`` on (a ``backward`` in between is an error, not a mixed gradient)."""
-        return self._activation
-
-    @activation.setter
-    def activation(self, activation):
+    def _use_activation(self, activation):
         self._fused = check.activation("Conv1d", activation)
-        self._activation = activation
         self.x = None
 
     def forward(self, x):
