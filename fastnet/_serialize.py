@@ -180,7 +180,7 @@ def save_model(model, path):
             "history": {k: [float(v) for v in vals] for k, vals in model.history.items()}}
     text = json.dumps(spec)
     # Rebuilt in memory first, as load will: a model whose attributes were set to values its
-    # constructors refuse (stride=0, lr=nan, a float16 or list W) fails here, before it could
+    # constructors refuse (stride=0, lr=nan, a float16 W) fails here, before it could
     # replace a good file with one that load refuses.
     random_state = np.random.get_state()    # a Dropout(seed=None) rebuilt draws from it
     try:
