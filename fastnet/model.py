@@ -445,12 +445,13 @@ class Sequential(_Container):
         self._check_layers(op)
         refuse_tied(self.params, op)
         for key, layer, opt in self.leaf_optimizers():
-            if _params(layer) and opt is None:
+            if not _params(layer):
+                continue
+            if opt is None:
                 raise ValueError(f"{op}: layer {key[:-1]} {_short(layer)} has no optimizer and "
                                  f"the model has none; give the layer one (optimizer=...) or the "
                                  f"model (optimizer=SGD(0.01))")
-            if _params(layer):
-                check_optimizer(f"{op}: layer {key[:-1]} {_short(layer)}", opt)
+            check_optimizer(f"{op}: layer {key[:-1]} {_short(layer)}", opt)
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
         X, y = check_xy(op, X, y, x_name, y_name)
