@@ -12,8 +12,11 @@ def atomic_write(path, write, mode="wb"):
     rename it over ``path``: an interrupted write leaves the old file (or none), never half a
     file. The file gets the permissions a plain ``open`` would give (umask applied)."""
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):      # else mkstemp's error would name the temporary file
+    # Else mkstemp's or the rename's error would name the temporary file.
+    if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, mode) as f:

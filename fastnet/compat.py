@@ -265,6 +265,9 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
         ``lr`` trains, with plain SGD, the layers that have no optimizer of their own (in the
         notebook it was unused: each layer brings its optimizer).
         """
+        op = f"{type(self).__name__}.fit"     # the errors name the notebook's arguments
+        n_epoch = check.integer(op, "n_epoch", n_epoch, low=1)
+        n_batch = check.integer(op, "n_batch", n_batch, low=1)
         self.optimizer = SGD(lr)
         return super().fit(X, y, X_val, y_val, epochs=n_epoch, batch_size=n_batch, seed=0,
                            verbose=self.verbose)

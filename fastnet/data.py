@@ -18,10 +18,22 @@ __all__ = ["MiniBatch", "GetMiniBatch", "one_hot", "numerical_gradient", "check_
            "read_idx", "MNIST_FILES", "MIRRORS"]
 
 
+def as_array(op, name, a):
+    """``a`` as an ndarray. A masked array is refused (``np.asarray`` would drop its mask and
+    the masked values would be used), and a ragged nested list gets a message naming ``name``."""
+    check.not_masked(op, name, a)
+    try:
+        return np.asarray(a)
+    except ValueError as err:          # NumPy's "inhomogeneous shape" message names nothing
+        raise ValueError(f"{op}: {name} cannot be made into an array ({err}); rows of a "
+                         f"nested list must all have the same length") from None
+
+
 def check_xy(op, X, y, x_name="X", y_name="y"):
-    """``X`` and ``y`` as arrays with the same, non-zero number of rows."""
-    X = np.asarray(X)
-    y = np.asarray(y)
+    """``X`` and ``y`` as arrays with the same, non-zero number of rows (masked arrays and
+    ragged lists refused, see :func:`as_array`)."""
+    X = as_array(op, x_name, X)
+    y = as_array(op, y_name, y)
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError(f"{op}: {x_name} and {y_name} must be arrays with one row per sample; "
                          f"got shapes {X.shape} and {y.shape}")
@@ -64,6 +76,7 @@ class MiniBatch:
         self.batch_size = check.integer("MiniBatch", "batch_size", batch_size, low=1)
         self._X, self._y = X, y
         n = len(X)
+        shuffle = check.flag("MiniBatch", "shuffle", shuffle)
         self._index = as_generator(seed, "MiniBatch").permutation(n) if shuffle else None
         self._stop = -(-n // self.batch_size)        # integer ceiling: exact for any batch_size
 
@@ -110,8 +123,8 @@ def one_hot(y, n_classes=None, dtype=None):
     if y.ndim != 1:
         raise ValueError(f"one_hot: labels must be 1-D (N,); got shape {y.shape}")
     if y.dtype.kind not in "iu":
-        if (y.dtype.kind == "f" and y.size and np.all(y == np.round(y))
-                and np.all(np.abs(y) < 2**53)):          # whole numbers that int64 holds exactly
+        if y.dtype.kind == "f" and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
+            # Whole numbers that int64 holds exactly (and an empty list, which is float64).
             y = y.astype(np.int64)
         else:
             raise TypeError(f"one_hot: labels must be integers (or whole numbers below 2**53 "
@@ -185,6 +198,17 @@ def numerical_gradient(f, x, h=1e-4):
     return grad
 
 
+def _check_fill(op, fill, dtype):
+    """An integer (or bool) batch cannot hold a fill outside its range: ``np.pad`` would wrap
+    it (-1 becomes 255 in uint8)."""
+    if dtype.kind in "biu":
+        info = np.iinfo(np.uint8 if dtype.kind == "b" else dtype)
+        low, high = (0, 1) if dtype.kind == "b" else (info.min, info.max)
+        if not (low <= fill <= high and fill == int(fill)):
+            raise ValueError(f"{op}: fill={fill!r} cannot be stored in a {dtype} batch (whole "
+                             f"numbers {low}..{high}); use a float batch or another fill")
+
+
 def random_shift(max_shift=1, image_shape=(28, 28), fill=0.0):
     """Augmentation for ``fit(..., augment=...)``: shift each image by a random whole number of
     pixels, ``-max_shift..max_shift`` in each direction independently, filling with ``fill``
@@ -213,6 +237,7 @@ def random_shift(max_shift=1, image_shape=(28, 28), fill=0.0):
 
     def augment(x, rng):
         x = np.asarray(x)
+        _check_fill(op, fill, x.dtype)
         if x.ndim < 2 or math.prod(x.shape[1:]) != H * W:
             raise ValueError(f"{op}: batch of shape {x.shape} does not hold {H}x{W} images; "
                              f"expected (N, {H}, {W}) or (N, {H * W})")

@@ -95,6 +95,7 @@ MIRRORS = (
 DOWNLOAD_TIMEOUT_S = 3.0
 
 _IDX_UBYTE = 0x08
+_MAX_DIMS = 32          # NumPy 1.x arrays have at most 32 dimensions (2.x: 64)
 _N_CLASSES = 10
 _CHUNK = 1 << 20
 _PARSED_CACHE_VERSION = 1
@@ -154,6 +155,9 @@ def read_idx(path):
             if dtype_byte != _IDX_UBYTE:
                 raise ValueError(f"read_idx: {path}: IDX type byte 0x{dtype_byte:02X} is not "
                                  f"supported; expected 0x08 (unsigned byte), as in MNIST")
+            if ndim > _MAX_DIMS:
+                raise ValueError(f"read_idx: {path}: the header announces {ndim} dimensions; "
+                                 f"at most {_MAX_DIMS} are supported (MNIST files have 1 or 3)")
             dims_bytes = _read_upto(f, 4 * ndim)
             if len(dims_bytes) < 4 * ndim:
                 raise ValueError(f"read_idx: {path}: header is cut short: {ndim} dimensions need "

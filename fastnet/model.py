@@ -36,6 +36,7 @@ Inference (``predict``, ``evaluate``, validation) runs in evaluation mode, ``bat
 """
 import contextlib
 import functools
+import inspect
 import math
 import threading
 import time
@@ -47,7 +48,7 @@ from . import _checks as check
 from . import _serialize
 from . import backend
 from . import functional as F
-from .data import MiniBatch, check_xy
+from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      has_params, input_grad_optional)
@@ -118,6 +119,57 @@ def _short(layer):
     layers over many lines, so it is named by its class."""
     text = repr(layer)
     return text if "\n" not in text else f"{type(layer).__name__}(...)"
+
+
+def _check_rows(op, X, name):
+    """Rows are samples: a 1-D ``X`` is refused rather than cut into batches that a layer
+    would take as single samples of ``batch_size`` features."""
+    if X.ndim == 1:
+        raise ValueError(f"{op}: {name} has shape {X.shape}; rows are samples, so one sample is "
+                         f"{name}[None] (shape (1, {len(X)})) and {len(X)} samples of one "
+                         f"feature are {name}[:, None]")
+
+
+def _check_finite(op, name, a, dtype):
+    """Float data must be finite, and stay finite when the layers cast it to ``dtype`` (the
+    model's narrowest parameter dtype; None: no parameters)."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        row = int(np.argwhere(~finite.reshape(len(a), -1))[0, 0])
+        raise ValueError(f"{op}: {name} contains NaN or inf (first in row {row})")
+    if dtype is not None and a.dtype.itemsize > dtype.itemsize and a.size:
+        top = float(np.abs(a).max())
+        if top > float(np.finfo(dtype).max):
+            raise ValueError(f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
+                             f"{top:.3g}, beyond {dtype.name}'s range "
+                             f"({float(np.finfo(dtype).max):.3g}), the model's dtype; scale the "
+                             f"data")
+
+
+def _check_augment(op, augment):
+    """``augment`` must be callable as ``augment(x_batch, rng)``."""
+    message = (f"{op}: augment must be a callable (x_batch, rng) -> x_batch, e.g. "
+               f"fastnet.data.random_shift(1)")
+    if not callable(augment):
+        raise TypeError(f"{message}; got {type(augment).__name__}")
+    try:
+        signature = inspect.signature(augment)
+    except (TypeError, ValueError):     # some built-ins have none: found out at the first batch
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as err:
+        raise TypeError(f"{message}; {getattr(augment, '__name__', augment)!r} cannot take "
+                        f"these two arguments ({err})") from None
+
+
+def _augmented(augment, xb, rng):
+    """``augment(xb, rng)``, which must return a batch of ``xb``'s shape."""
+    out = augment(xb, rng)
+    if np.shape(out) != xb.shape:
+        raise ValueError(f"fit: augment returned shape {np.shape(out)} for a batch of shape "
+                         f"{xb.shape}; it must keep the shape")
+    return out
 
 
 def _check_chain(op, layers):
@@ -454,13 +506,22 @@ class Sequential(_Container):
             check_optimizer(f"{op}: layer {key[:-1]} {_short(layer)}", opt)
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
+        """Training data, checked whole before any update: a bad value in a later batch would
+        otherwise stop training half-way (NaN in a target as a diverged loss)."""
         X, y = check_xy(op, X, y, x_name, y_name)
+        _check_rows(op, X, x_name)
         if X.dtype.kind not in "biuf":       # bool too, as the layers take it (cast to 0/1)
             raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
-        if X.dtype.kind == "f" and not np.isfinite(X).all():
-            row = int(np.argwhere(~np.isfinite(X.reshape(len(X), -1)))[0, 0])
-            raise ValueError(f"{op}: {x_name} contains NaN or inf (first in row {row})")
+        self._check_target_form(op, y, y_name)
+        narrowest = min((p.dtype for p in self.params.values()), key=lambda d: d.itemsize,
+                        default=None)
+        for name, a in ((x_name, X), (y_name, y)):
+            if a.dtype.kind == "f":
+                _check_finite(op, name, a, narrowest)
         return X, y
+
+    def _check_target_form(self, op, y, y_name):
+        """The kind of targets the model takes (any, for a generic model)."""
 
     def _check_targets(self, op, y, out, y_name):
         """Targets against the output of a dry-run forward (nothing for a generic model)."""
@@ -567,6 +628,10 @@ class Sequential(_Container):
         self._check_loss(op)
         epochs = check.integer(op, "epochs", epochs, low=1)
         batch_size = check.integer(op, "batch_size", batch_size, low=1)
+        shuffle = check.flag(op, "shuffle", shuffle)
+        verbose = check.flag(op, "verbose", verbose)
+        if augment is not None:
+            _check_augment(op, augment)
         X, y = self._check_data(op, X, y)
         if (X_val is None) != (y_val is None):
             raise ValueError(f"{op}: give both X_val and y_val, or neither")
@@ -604,7 +669,7 @@ class Sequential(_Container):
         correct = 0
         for b, (xb, yb) in enumerate(batches):
             if augment is not None:
-                xb = augment(xb, rng)
+                xb = _augmented(augment, xb, rng)
             out = self._forward_for_loss(xb, tail)
             loss = self.loss.forward(out, yb)
             if not math.isfinite(loss):
@@ -646,16 +711,17 @@ class Sequential(_Container):
 
     # --- inference -------------------------------------------------------------------------
 
-    def _batched(self, X, batch_size, fn):
+    def _batched(self, op, X, batch_size, fn):
         """``fn`` over row chunks of ``X`` in evaluation mode, results stacked."""
-        batch_size = check.integer(type(self).__name__, "batch_size", batch_size, low=1)
-        X = np.asarray(X)
-        if X.ndim == 0 or len(X) == 0:
-            raise ValueError(f"{type(self).__name__}: X is empty (shape {X.shape}); need at "
-                             f"least one sample")
-        if X.ndim == 1:
-            raise ValueError(f"{type(self).__name__}: X has shape {X.shape}; rows are samples, "
-                             f"so one sample is X[None] (shape (1, {len(X)}))")
+        batch_size = check.integer(op, "batch_size", batch_size, low=1)
+        given = X
+        X = as_array(op, "X", X)
+        if X.ndim == 0:
+            raise ValueError(f"{op}: X must be an array of samples (N, ...); got "
+                             f"{type(given).__name__} {given!r:.40}")
+        _check_rows(op, X, "X")
+        if len(X) == 0:
+            raise ValueError(f"{op}: X is empty (shape {X.shape}); need at least one sample")
         with self._evaluation_mode():
             result = None
             for p0 in range(0, len(X), batch_size):
@@ -668,7 +734,7 @@ class Sequential(_Container):
     def predict(self, X, batch_size=INFERENCE_BATCH):
         """The network's output for ``X``, computed ``batch_size`` rows at a time. (Another
         ``batch_size`` can change the last bits: BLAS blocks products by their shape.)"""
-        return self._batched(X, batch_size, self.forward)
+        return self._batched(f"{type(self).__name__}.predict", X, batch_size, self.forward)
 
     def evaluate(self, X, y, batch_size=INFERENCE_BATCH):
         """Mean loss (and, for classifiers, accuracy) over ``(X, y)`` in evaluation mode.
@@ -680,6 +746,8 @@ class Sequential(_Container):
         op = f"{type(self).__name__}.evaluate"
         self._check_loss(op)
         X, y = check_xy(op, X, y)
+        _check_rows(op, X, "X")
+        self._check_target_form(op, y, "y")
         batch_size = check.integer(op, "batch_size", batch_size, low=1)
         tail = self._softmax_tail()
         total = 0.0
@@ -866,13 +934,7 @@ class Classifier(Sequential):
     def _batch_correct(self, out, y):
         return int(np.count_nonzero(out.argmax(axis=1) == _labels(y)))
 
-    def _check_data(self, op, X, y, x_name="X", y_name="y"):
-        X, y = super()._check_data(op, X, y, x_name, y_name)
-        self._check_label_form(op, y, y_name)
-        return X, y
-
-    @staticmethod
-    def _check_label_form(op, y, y_name):
+    def _check_target_form(self, op, y, y_name):
         if y.ndim == 1 and y.dtype.kind not in "iu":
             raise TypeError(f"{op}: {y_name} must be integer labels (N,) or one-hot rows (N, C); "
                             f"got {y.dtype} of shape {y.shape} (use {y_name}.astype(int))")
@@ -881,9 +943,7 @@ class Classifier(Sequential):
                              f"(N, C); got shape {y.shape}")
 
     def _check_targets(self, op, y, out, y_name):
-        if out.ndim != 2:
-            raise ValueError(f"{op}: the network outputs shape {out.shape[1:]} per sample; a "
-                             f"classifier needs one score per class, (N, C)")
+        _check_class_scores(op, out)
         C = out.shape[1]
         if y.ndim == 2 and y.shape[1] != C:
             raise ValueError(f"{op}: {y_name} is one-hot with {y.shape[1]} classes but the "
@@ -901,33 +961,47 @@ class Classifier(Sequential):
     def log_acc_val(self):
         return self.history.get("val_acc", [])
 
+    def _scores(self, op, X, batch_size, then=None):
+        """Class scores ``(N, C)`` of ``X`` in batches, each checked to be class scores, with
+        ``then(scores)`` applied per batch."""
+        tail = self._softmax_tail()
+
+        def batch(xb):
+            out = self._forward_for_loss(xb, tail)
+            _check_class_scores(op, out)
+            return out if then is None else then(out)
+        return self._batched(op, X, batch_size, batch)
+
     def decision_function(self, X, batch_size=INFERENCE_BATCH):
         """Class scores (logits) ``(N, C)``, in batches."""
-        tail = self._softmax_tail()
-        return self._batched(X, batch_size, lambda xb: self._forward_for_loss(xb, tail))
+        return self._scores(f"{type(self).__name__}.decision_function", X, batch_size)
 
     def predict_proba(self, X, batch_size=INFERENCE_BATCH):
         """Class probabilities ``(N, C)``, in batches."""
-        tail = self._softmax_tail()
-        return self._batched(X, batch_size,
-                             lambda xb: F.softmax(self._forward_for_loss(xb, tail)))
+        return self._scores(f"{type(self).__name__}.predict_proba", X, batch_size, F.softmax)
 
     def predict(self, X, batch_size=INFERENCE_BATCH):
         """Predicted class indices ``(N,)`` (int64), in batches."""
-        tail = self._softmax_tail()
-        return self._batched(X, batch_size,
-                             lambda xb: self._forward_for_loss(xb, tail).argmax(axis=1))
+        return self._scores(f"{type(self).__name__}.predict", X, batch_size,
+                            lambda out: out.argmax(axis=1))
 
     def score(self, X, y, batch_size=INFERENCE_BATCH):
         """Accuracy on ``(X, y)``; ``y`` integer labels or one-hot rows, checked as in
         :meth:`fit` (a label out of range is an error, not a miss)."""
         op = f"{type(self).__name__}.score"
         X, y = check_xy(op, X, y)
-        self._check_label_form(op, y, "y")
-        scores = self.decision_function(X, batch_size)
+        _check_rows(op, X, "X")
+        self._check_target_form(op, y, "y")
+        scores = self._scores(op, X, batch_size)
         self._check_targets(op, y, scores, "y")
         return float(np.mean(scores.argmax(axis=1) == _labels(y)))
 
+
+def _check_class_scores(op, out):
+    """A classifier's network must output one score per class, ``(N, C)`` with C >= 1."""
+    if out.ndim != 2 or out.shape[1] == 0:
+        raise ValueError(f"{op}: the network outputs shape {out.shape[1:]} per sample; a "
+                         f"classifier needs one score per class, (N, C) with C >= 1")
 
 
 def load(path):

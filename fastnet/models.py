@@ -12,14 +12,25 @@ Use::
 from dataclasses import dataclass
 from typing import Callable
 
-from .data import random_shift
-from .initializers import HeInitializer, XavierInitializer
+import numpy as np
+
+from . import _checks as check
+from .data import as_array, random_shift
+from .initializers import HeInitializer, XavierInitializer, as_generator
 from .layers import FC, Conv1d, MaxPool1d, Transpose
 from .model import Classifier, Concat
 from .optimizers import SGD, AdaGrad, Adam
 
 OPTIMIZERS = {"sgd": SGD, "momentum": lambda lr: SGD(lr, momentum=0.9, nesterov=True),
               "adagrad": AdaGrad, "adam": Adam}
+
+
+def _float_pixels(op, X):
+    X = as_array(op, "X", X)
+    if X.dtype.kind != "f":
+        raise TypeError(f"{op}: X has dtype {X.dtype}; expected floats in [0, 1] (for 0..255 "
+                        f"pixels: (X / 255).astype(np.float32))")
+    return X
 
 
 @dataclass(frozen=True)
@@ -54,8 +65,10 @@ class Recipe:
     standardize: tuple = None
 
     def prepare(self, X):
-        """Inputs as this recipe's model expects them (``X`` in [0, 1], as ``load_mnist``
-        gives), in ``X``'s dtype: a new array when the recipe standardises, else ``X`` itself."""
+        """Inputs as this recipe's model expects them (``X`` floats in [0, 1], as
+        ``load_mnist`` gives), in ``X``'s dtype: a new array when the recipe standardises, else
+        ``X`` itself. Integer pixels (0..255) are a ``TypeError``: divide them by 255 first."""
+        X = _float_pixels(f"Recipe({self.name!r}).prepare", X)
         if self.standardize is None:
             return X
         mean, std = self.standardize
@@ -69,9 +82,20 @@ class Recipe:
         return random_shift(self.max_shift, fill=background)
 
     def build(self, seed=0, optimizer=None, lr=None):
-        """A fresh :class:`~fastnet.model.Classifier` with this recipe's optimizer."""
-        opt = OPTIMIZERS[optimizer or self.optimizer](lr if lr is not None else self.lr)
-        return Classifier(self.layers(seed), optimizer=opt)
+        """A fresh :class:`~fastnet.model.Classifier` with this recipe's optimizer.
+
+        ``seed``: an int, a ``numpy.random.Generator`` (one int is drawn from it) or None (drawn
+        from NumPy's global random state), as the initializers take; ``optimizer``: a name in
+        :data:`OPTIMIZERS` (default: the recipe's)."""
+        op = f"Recipe({self.name!r}).build"
+        name = self.optimizer if optimizer is None else optimizer
+        if not (isinstance(name, str) and name.lower() in OPTIMIZERS):
+            raise ValueError(f"{op}: optimizer={optimizer!r}; expected one of "
+                             f"{', '.join(OPTIMIZERS)}")
+        opt = OPTIMIZERS[name.lower()](lr if lr is not None else self.lr)
+        if seed is None or isinstance(seed, np.random.Generator):
+            seed = int(as_generator(seed, op).integers(2**31))     # the layers take seed + k
+        return Classifier(self.layers(check.integer(op, "seed", seed, low=0)), optimizer=opt)
 
 
 def _mlp_layers(seed):

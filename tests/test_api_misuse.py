@@ -480,3 +480,49 @@ def test_fit_takes_bool_features_as_the_layers_do(backend):
     model = Classifier([FC(4, 3, HeInitializer(seed=0))], optimizer=SGD(0.1))
     model.fit(X, np.arange(12) % 3, epochs=1, batch_size=4)
     np.testing.assert_array_equal(model.predict(X), model.predict(X.astype(np.float32)))
+
+
+def test_random_shift_refuses_a_fill_an_integer_batch_cannot_hold():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"fill=-1.0 cannot be stored in a uint8 batch"):
+        random_shift(1, (4, 4), fill=-1)(np.ones((2, 16), np.uint8), rng)     # np.pad: 255
+    with pytest.raises(ValueError, match=r"fill=0.5 cannot be stored in a int64 batch"):
+        random_shift(1, (4, 4), fill=0.5)(np.ones((2, 16), np.int64), rng)
+    out = random_shift(1, (4, 4), fill=-1)(np.ones((2, 16), np.float32), rng)
+    assert set(np.unique(out)) <= {-1.0, 1.0}
+    assert random_shift(1, (4, 4), fill=7)(np.ones((2, 16), np.uint8), rng).dtype == np.uint8
+
+
+def test_recipes_check_their_arguments():
+    from fastnet.models import RECIPES
+    cnn = RECIPES["cnn"]
+    with pytest.raises(TypeError, match=r"Recipe\('cnn'\).prepare: X has dtype uint8; expected "
+                                        r"floats in \[0, 1\]"):
+        cnn.prepare(np.array([[[0, 128, 255]]], np.uint8))       # was computed in uint8: wrapped
+    np.testing.assert_allclose(cnn.prepare([[[0.1307]]]), [[[0.0]]], atol=1e-7)   # lists too
+    with pytest.raises(ValueError, match=r"optimizer='nope'; expected one of sgd, momentum"):
+        RECIPES["mlp"].build(optimizer="nope")
+    assert isinstance(RECIPES["mlp"].build(optimizer="Adam").optimizer, Adam)
+    # Seeds as the initializers take them: a Generator (reproducibly) and None.
+    W = [RECIPES["mlp"].build(seed=np.random.default_rng(5)).layers[0].W for _ in range(2)]
+    np.testing.assert_array_equal(W[0], W[1])
+    assert RECIPES["mlp"].build(seed=None).layers[0].W.shape == (784, 400)
+    with pytest.raises(ValueError, match=r"seed=-1"):
+        RECIPES["mlp"].build(seed=-1)
+
+
+def test_minibatch_takes_shuffle_as_a_flag_and_refuses_masked_data():
+    with pytest.raises(TypeError, match="MiniBatch: shuffle must be True or False; got 'no'"):
+        MiniBatch(np.zeros((4, 1)), np.zeros(4), 2, shuffle="no")          # was: shuffled
+    with pytest.raises(TypeError, match="MiniBatch: X is a masked array"):
+        MiniBatch(np.ma.masked_array(np.zeros((4, 1))), np.zeros(4), 2)
+
+
+def test_the_compat_classifier_names_the_notebooks_arguments():
+    clf = compat.ScratchDeepNeuralNetrowkClassifier([compat.FC(2, 2, compat.HeInitializer(),
+                                                                compat.SGD(0.1), compat.Softmax())])
+    X, Y = np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]]
+    with pytest.raises(TypeError, match=r"ScratchDeepNeuralNetrowkClassifier.fit: n_batch must"):
+        clf.fit(X, Y, n_batch=2.0)
+    with pytest.raises(ValueError, match=r"n_epoch=0; expected an integer >= 1"):
+        clf.fit(X, Y, n_epoch=0)

@@ -68,6 +68,7 @@ def test_one_hot():
         one_hot([1e20])                  # would wrap around in the cast to int64
     with pytest.raises(TypeError, match="not numeric"):
         one_hot([1, 2], dtype=str)
+    assert one_hot([], 3).shape == (0, 3)            # an empty list is float64 to NumPy
 
 
 def test_numerical_gradient_matches_the_analytic_one():

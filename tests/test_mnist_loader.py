@@ -137,6 +137,7 @@ def test_read_idx_recognises_gzip_by_content_not_name(tmp_path):
     (b"\x00\x00", "file is 2 bytes long"),
     (b"", "file is 0 bytes long"),
     (b"\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00", "header is cut short: 3 dimensions need 12 bytes"),
+    (b"\x00\x00\x08\x46" + bytes(280), "announces 70 dimensions; at most 32"),   # NumPy's limit
 ])
 def test_read_idx_bad_header(tmp_path, content, match):
     path = tmp_path / "bad-idx"

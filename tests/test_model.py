@@ -517,6 +517,21 @@ def expect_untouched(clf, call, error, match):
     (lambda X, y: (X, y.astype(float)), {}, TypeError, r"integer labels"),
     (lambda X, y: (X, y, X), {}, ValueError, r"both X_val and y_val"),
     (lambda X, y: (X, y, X, np.full(30, 7)), {}, ValueError, r"label 7 in y_val"),
+    # Everything is checked before the first update, not when training reaches the bad batch.
+    (lambda X, y: (X, np.where(np.arange(30)[:, None] == 25, np.nan, np.eye(3)[y])), {},
+     ValueError, r"y contains NaN or inf \(first in row 25\)"),
+    (lambda X, y: (X, y, X, np.where(np.arange(30)[:, None] == 3, np.inf, np.eye(3)[y])), {},
+     ValueError, r"y_val contains NaN or inf \(first in row 3\)"),
+    (lambda X, y: (np.ma.masked_array(X, mask=X > 1), y), {}, TypeError, "X is a masked array"),
+    (lambda X, y: (X[:, 0], y), {}, ValueError, r"X has shape \(30,\); rows are samples"),
+    (lambda X, y: ([[1.0] * 6] * 29 + [[1.0] * 5], y), {}, ValueError,
+     "X cannot be made into an array"),
+    (lambda X, y: (X, y), {"augment": 3}, TypeError, "augment must be a callable"),
+    (lambda X, y: (X, y), {"augment": lambda x: x}, TypeError, "cannot take these two arguments"),
+    (lambda X, y: (X, y), {"augment": lambda x, rng: x[:, :3]}, ValueError,
+     r"augment returned shape \(30, 3\) for a batch of shape \(30, 6\)"),
+    (lambda X, y: (X, y), {"shuffle": "no"}, TypeError, "shuffle must be True or False"),
+    (lambda X, y: (X, y), {"verbose": "no"}, TypeError, "verbose must be True or False"),
 ])
 def test_bad_fit_input_fails_before_training(args, kwargs, error, match):
     X, y = blobs(30)
@@ -763,3 +778,62 @@ def test_save_takes_numpy_scalar_settings_and_leaves_the_global_random_state_alo
     model.save(tmp_path / "m.npz")
     assert np.random.random() == np.random.RandomState(3).random()
     assert fm.load(tmp_path / "m.npz").optimizer.lr == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("name", ["X_val", "y"])
+def test_values_beyond_a_float32_model_are_refused_before_training(name):
+    X, y = blobs(30)
+    data = {"X": X, "y": np.eye(3)[y], "X_val": X.copy(), "y_val": y}
+    data[name] = data[name].copy()
+    data[name][-1, -1] = 1e300                     # only the last row: caught before training
+    clf = mlp(dtype=np.float32, optimizer=SGD(0.1))
+    expect_untouched(clf, lambda: clf.fit(**data), ValueError,
+                     rf"{name} \(shape .*\) holds float64 values up to 1e\+300, beyond float32's")
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
+def test_inference_refuses_masked_1d_and_non_array_input(method):
+    clf = mlp()
+    X, _ = blobs(4)
+    call = getattr(clf, method)
+    with pytest.raises(TypeError, match=f"Classifier.{method}: X is a masked array"):
+        call(np.ma.masked_array(X, mask=X > 0))
+    with pytest.raises(ValueError, match=r"X has shape \(6,\); rows are samples"):
+        call(X[0])
+    with pytest.raises(ValueError, match=r"X must be an array of samples \(N, ...\); got NoneType"):
+        call(None)
+
+
+def test_evaluate_and_score_check_data_as_fit_does():
+    clf = mlp()
+    X, y = blobs(4)
+    for method in ("evaluate", "score"):
+        call = getattr(clf, method)
+        with pytest.raises(TypeError, match=f"Classifier.{method}: y must be integer labels"):
+            call(X, y.astype(float))
+        with pytest.raises(TypeError, match="X is a masked array"):
+            call(np.ma.masked_array(X, mask=X > 0), y)
+        with pytest.raises(ValueError, match="rows are samples"):
+            call(X[:, 0], y)
+    # FC takes a 1-D array as one sample: batches of a 1-D X were taken as single samples.
+    with pytest.raises(ValueError, match=r"Sequential.evaluate: X has shape \(4,\)"):
+        Sequential([FC(2, 2)], loss="mse").evaluate(np.arange(4.0), np.arange(4.0))
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function", "score"])
+def test_classifier_inference_needs_class_scores(method):
+    # A network that outputs (N, C, L) or (N, 0): predict's argmax and predict_proba's softmax
+    # would run along different axes; an empty class axis has no argmax.
+    for layer, X, shape in ((Conv1d(1, 3, 1), np.ones((2, 1, 4)), r"\(3, 4\)"),
+                            (ReLU(), np.ones((2, 0)), r"\(0,\)")):
+        clf = Classifier([layer])
+        args = (X, np.zeros(2, int)) if method == "score" else (X,)
+        with pytest.raises(ValueError, match=rf"Classifier.{method}: the network outputs shape "
+                                             rf"{shape} per sample; a classifier needs"):
+            getattr(clf, method)(*args)
+
+
+def test_saving_onto_a_folder_names_the_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a folder"):
+        mlp().save(tmp_path)
+    assert os.listdir(tmp_path) == []                # no temporary file left behind
