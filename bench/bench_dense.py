@@ -1,7 +1,7 @@
 """Kernel benchmarks: dense (cases in ``fastnet.benchmarking.cases``)."""
 import pytest
 
-from conftest import case_ids, run_case
+from fastnet.benchmarking.pytest_support import case_ids, run_case
 from fastnet.benchmarking.cases import KERNEL_FAMILIES
 
 CASES = list(KERNEL_FAMILIES["dense"]())

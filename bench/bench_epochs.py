@@ -5,7 +5,7 @@ The timed call runs a fixed number of steps; ``extra_info["scale"]`` is the fact
 """
 import pytest
 
-from conftest import SMOKE, case_ids, run_case
+from fastnet.benchmarking.pytest_support import SMOKE, case_ids, run_case
 from fastnet.benchmarking.epochs import epoch_cases
 
 CASES = list(epoch_cases(quick=True))

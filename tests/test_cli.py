@@ -181,4 +181,5 @@ def test_bench_threads_beyond_the_cpus_pin_every_member_alike(monkeypatch, capsy
         torch.set_num_threads(before)
     cpus = fastnet.backend._usable_cpus()
     assert seen == {"torch": cpus, "fastnet": cpus}
-    assert f"threads: {cpus} (BLAS, Numba and torch pinned alike)" in capsys.readouterr().out
+    assert (f"threads in effect: BLAS {cpus}, Numba {cpus}, torch {cpus}"
+            in capsys.readouterr().out)

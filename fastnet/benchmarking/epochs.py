@@ -15,12 +15,18 @@ import os
 import numpy as np
 
 from ..backend import set_default_dtype
-from .cases import Case, Unsupported, torch_module
+from .cases import Case, Unsupported, to_numpy, torch_module
 
 MNIST_TRAIN = 60_000
 
 
+def _data_source():
+    return "MNIST (FASTNET_DATA)" if os.environ.get("FASTNET_DATA") else "synthetic"
+
+
 def _data(n, flatten, dtype):
+    """``n`` training samples: MNIST's first when ``FASTNET_DATA`` is set, else uniform noise
+    of MNIST's shape with random labels."""
     if os.environ.get("FASTNET_DATA"):
         from ..mnist import load_mnist
         (X, y), _ = load_mnist(flatten=flatten, dtype=dtype)
@@ -118,21 +124,28 @@ def _torch_optimizer(torch, name, params, lr):
 
 
 def epoch_case(label, recipe, batch_size, dtype, steps, torch_dtype=None):
-    """A Case timing ``steps`` training steps; the callable returns the last batch loss."""
+    """A Case timing ``steps`` training steps.
+
+    Every member starts from the recipe's weights (seed 0) and trains on the same batches; its
+    callable returns the final layer's weight matrix ``(n_in, 10)``, and after the warm-up call
+    each member's must have moved from the start as the NumPy baseline's did
+    (:func:`_same_training`). The data are loaded when a member is made, not when the case is
+    defined, so a bad ``FASTNET_DATA`` fails these cases only.
+    """
     flatten = recipe == "mlp"
-    X, y = _data(steps * batch_size, flatten, dtype)
 
     def make(member):
+        X, y = _data(steps * batch_size, flatten, dtype)
         if member == "torch":
             torch = torch_module()
             tdt = torch_dtype or dtype
-            model = _recipe_model(recipe, tdt)
-            net = to_torch(model, tdt)
+            net = to_torch(_recipe_model(recipe, tdt), tdt)
             from ..models import RECIPES
             r = RECIPES[recipe]
             opt = _torch_optimizer(torch, r.optimizer, net.parameters(), r.lr)
             tX, ty = torch.from_numpy(X.astype(tdt)), torch.from_numpy(y)
             loss_fn = torch.nn.CrossEntropyLoss()
+            last = net[-1].weight                  # (10, n_in): nn.Linear stores W.T
 
             def train():
                 for i in range(0, len(tX), batch_size):
@@ -140,21 +153,48 @@ def epoch_case(label, recipe, batch_size, dtype, steps, torch_dtype=None):
                     loss = loss_fn(net(tX[i:i + batch_size]), ty[i:i + batch_size])
                     loss.backward()
                     opt.step()
-                return float(loss.detach())
+                return last.T
             return train
         model = _recipe_model(recipe, dtype)
 
         def train():
             model.fit(X, y, epochs=1, batch_size=batch_size, shuffle=False)
-            return model.history["loss"][-1]
+            return model.layers[-1].W
         return train
 
-    shape = f"batch {batch_size}, {steps} steps -> x{MNIST_TRAIN / (steps * batch_size):.0f}"
-    note = (f"extrapolated to one {MNIST_TRAIN}-sample epoch"
-            + (f"; torch in {np.dtype(torch_dtype).name}" if torch_dtype else ""))
-    return Case("epoch", label, shape, np.dtype(dtype).name, "epoch", "mnist", make,
-                check=None, note=note,
-                info={"scale": MNIST_TRAIN / (steps * batch_size)})
+    scale = MNIST_TRAIN / (steps * batch_size)
+    shape = f"batch {batch_size}, {steps} steps -> x{scale:.4g}"
+    dtype_label = np.dtype(dtype).name
+    if torch_dtype is not None:
+        dtype_label += f" (PyTorch {np.dtype(torch_dtype).name})"
+    note = (f"{steps} steps timed, extrapolated to one {MNIST_TRAIN}-sample epoch "
+            f"(x{scale:.4g}); data: {_data_source()}")
+    return Case("epoch", label, shape, dtype_label, "epoch", "mnist", make,
+                check=_same_training(recipe, dtype), note=note,
+                info={"scale": scale, "data": _data_source()})
+
+
+def _same_training(recipe, dtype, tol=0.5):
+    """Check that a member trained as the baseline did: its final weight matrix after the
+    warm-up steps differs from the baseline's by at most ``tol`` of how far the baseline's moved
+    from the start (whole-matrix norms).
+
+    The tolerance is loose because training amplifies rounding: AdaGrad's and Adam's first
+    steps move a weight by about ``lr * sign(g)`` whatever the size of ``g``, so a gradient near
+    0 that rounds to the other sign moves it the other way. Measured on synthetic data: up to
+    0.05 between fastnet's float32 backends, 0.21 for PyTorch (float32) against the float64
+    baseline; 0 when nothing trained would be 1.0, and PyTorch without its ReLUs gave 1.4-1.8.
+    """
+    def check(got, want):
+        start = _recipe_model(recipe, dtype).layers[-1].W.astype(np.float64)
+        got, want = to_numpy(got).astype(np.float64), to_numpy(want).astype(np.float64)
+        moved = float(np.linalg.norm(want - start))
+        off = float(np.linalg.norm(got - want))
+        assert moved > 0, "the NumPy baseline's final weights did not move in training"
+        assert off <= tol * moved, (f"final weights differ from the baseline's by {off:.3g}, "
+                                    f"{off / moved:.1%} of the baseline's move ({moved:.3g}); "
+                                    f"allowed: {tol:.0%}")
+    return check
 
 
 def epoch_cases(quick=False):

@@ -9,7 +9,22 @@ import numpy as np
 from .._files import atomic_write
 
 
-def machine_lines(threads):
+def thread_counts():
+    """The thread counts in effect (not the ones asked for: Numba cannot exceed the
+    ``NUMBA_NUM_THREADS`` it started with): ``{"blas": n, "numba": n, "torch": n or None}``."""
+    import numba
+    from threadpoolctl import threadpool_info
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    try:
+        import torch
+        torch_threads = torch.get_num_threads()
+    except ImportError:
+        torch_threads = None
+    return {"blas": max(blas) if blas else None, "numba": numba.get_num_threads(),
+            "torch": torch_threads}
+
+
+def machine_lines():
     from .._sysinfo import _cpu_name
     import numba
     try:
@@ -17,11 +32,15 @@ def machine_lines(threads):
         torch_version = torch.__version__
     except ImportError:
         torch_version = "not installed"
+    counts = thread_counts()
+    threads = ", ".join(f"{name} {counts[key]}" for key, name in
+                        (("blas", "BLAS"), ("numba", "Numba"), ("torch", "torch"))
+                        if counts[key] is not None)
     return [f"date: {datetime.date.today().isoformat()}",
             f"machine: {_cpu_name()}, {os.cpu_count()} logical cores, {platform.system()}",
             f"versions: python {platform.python_version()}, numpy {np.__version__}, "
             f"numba {numba.__version__}, torch {torch_version}",
-            f"threads: {threads} (BLAS, Numba and torch pinned alike)"]
+            f"threads in effect: {threads}"]
 
 
 def _ms(seconds):

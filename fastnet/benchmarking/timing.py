@@ -1,5 +1,8 @@
-"""Median-of-rounds timing of a case, all members side by side, with a warm-up and a result check."""
+"""Median-of-rounds timing of a case, all members side by side, with a warm-up and a result
+check; the GEMM roofline."""
 import contextlib
+import functools
+import inspect
 import time
 
 import numpy as np
@@ -88,3 +91,45 @@ def gemm_rate(n=1024, dtype=np.float32, rounds=15):
         a @ b
         times.append(time.perf_counter() - t0)
     return 2 * n ** 3 / float(np.min(times)) / 1e9
+
+
+def dense_rate_in_training(steps=60, batch_size=128):
+    """GFLOP/s of the dense layers while the MNIST MLP (784-400-200-10) trains at batch 128 in
+    float32 on the Numba backend: every ``F.dense`` / ``F.dense_backward`` call of ``steps``
+    training steps is timed where it happens (matrix products with their fused bias and ReLU),
+    and their FLOPs (``2 N n_in n_out`` per product; the first layer's backward skips ``dx``)
+    are divided by the time spent in them.
+
+    Returns ``(gflops, steps)``.
+    """
+    from .. import functional as F
+    from .epochs import _data, _recipe_model
+    X, y = _data((steps + 2) * batch_size, True, np.float32)
+    totals = {"flops": 0, "seconds": 0.0}
+
+    def timed(fn, flops):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            totals["seconds"] += time.perf_counter() - t0
+            totals["flops"] += flops(inspect.signature(fn).bind(*args, **kwargs).arguments)
+            return out
+        return wrapper
+
+    def product(a):
+        return 2 * len(a["x"]) * a["W"].shape[0] * a["W"].shape[1]
+
+    dense, dense_backward = F.dense, F.dense_backward
+    with set_backend("numba"):
+        model = _recipe_model("mlp", np.float32)
+        warm = 2 * batch_size
+        model.fit(X[:warm], y[:warm], epochs=1, batch_size=batch_size, shuffle=False)
+        try:
+            F.dense = timed(dense, product)
+            F.dense_backward = timed(dense_backward,
+                                     lambda a: product(a) * (2 if a.get("need_dx", True) else 1))
+            model.fit(X[warm:], y[warm:], epochs=1, batch_size=batch_size, shuffle=False)
+        finally:
+            F.dense, F.dense_backward = dense, dense_backward
+    return totals["flops"] / totals["seconds"] / 1e9, steps

@@ -1,0 +1,62 @@
+"""What the pytest-benchmark files in ``bench/`` share (importable in any pytest import mode,
+unlike a ``conftest``): the settings from the environment, case ids and :func:`run_case`.
+
+``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default: all usable
+cores); the counts in effect are recorded in each benchmark's ``extra_info``.
+``FASTNET_BENCH_SMOKE=1`` runs one round of each benchmark (CI).
+"""
+import os
+
+import numpy as np
+import pytest
+
+from ..backend import _usable_cpus
+from .cases import Unsupported
+from .report import thread_counts
+from .timing import member_context
+
+
+def _threads():
+    value = os.environ.get("FASTNET_BENCH_THREADS", "")
+    if not value:
+        return _usable_cpus()
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(f"FASTNET_BENCH_THREADS={value!r}; expected a positive integer "
+                                f"(or unset: all {_usable_cpus()} usable cores)")
+    # Capped at the usable CPUs, as fastnet.set_num_threads caps BLAS and Numba: torch too.
+    return min(n, _usable_cpus())
+
+
+THREADS = _threads()
+SMOKE = os.environ.get("FASTNET_BENCH_SMOKE") == "1"
+
+
+def case_ids(cases):
+    return [c.name.replace(" ", "-") for c in cases]
+
+
+def run_case(benchmark, case, member):
+    """Warm up, check against the NumPy baseline, then time ``case`` for ``member``."""
+    with member_context("numpy"):
+        reference = case.make("numpy")()
+    with member_context(member):
+        try:
+            fn = case.make(member)
+        except Unsupported as why:
+            pytest.skip(str(why))
+        result = fn()
+        if case.check is not None and member != "numpy":
+            case.check(result, reference)
+        benchmark.group = case.name
+        benchmark.extra_info.update(member=member, threads=thread_counts(), op=case.op,
+                                    shape=case.shape, dtype=case.dtype,
+                                    direction=case.direction, size=case.size,
+                                    numpy=np.__version__, note=case.note, **case.info)
+        if SMOKE:
+            benchmark.pedantic(fn, rounds=1, iterations=1)
+        else:
+            benchmark(fn)

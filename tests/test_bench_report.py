@@ -1,0 +1,102 @@
+"""The benchmark report's own arithmetic and checks (``fastnet.benchmarking``), which CI's smoke
+run of ``bench/`` does not see: ratios, combined rows, the result checks, and one real
+measurement end to end."""
+import numpy as np
+import pytest
+
+from fastnet.benchmarking import cases as C
+from fastnet.benchmarking import epochs, report, run, timing
+
+
+def _row(op="relu", direction="forward", numpy=2e-3, numba=5e-4, torch=1e-3, **extra):
+    return {"family": "activations", "op": op, "shape": "(8,)", "dtype": "float32",
+            "direction": direction, "size": "small", "flops": 0, "note": "",
+            "numpy": numpy, "numba": numba, "torch": torch, **extra}
+
+
+def _table_rows(text):
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+
+
+def test_markdown_ratios_are_the_other_members_time_over_numbas():
+    text = report.markdown([_row(), _row(direction="backward", numpy=1e-3, numba=1e-3,
+                                         torch=None)], ["date: today"])
+    assert text.startswith("- date: today")
+    fwd, bwd, both = _table_rows(text)
+    assert fwd[4:] == ["2.000", "0.500", "1.000", "4.00x", "2.00x"]
+    assert bwd[4:] == ["1.000", "1.000", "-", "1.00x", "-"]
+    # forward+backward: times added per member (no torch backward: no torch sum)
+    assert both[3] == "forward+backward" and both[4:] == ["3.000", "1.500", "-", "2.00x", "-"]
+
+
+def test_epoch_rows_are_scaled_to_a_whole_epoch_in_seconds():
+    row = _row(op="epoch (a)", direction="epoch", numpy=0.5, numba=0.25, torch=1.0, scale=10)
+    (cells,) = _table_rows(report.markdown([row], []))
+    assert cells[4:] == ["5.00 s", "2.50 s", "10.00 s", "2.00x", "4.00x"]
+
+
+def test_dense_gemm_fraction_uses_the_batch_128_first_layer_float32_rows():
+    rows = [dict(_row(), family="dense", shape="(128, 784)->400", flops=8e7, numba=1e-3),
+            dict(_row(), family="dense", shape="(128, 784)->400", flops=1.6e8, numba=1e-3),
+            dict(_row(), family="dense", shape="(20, 784)->400", flops=1e9, numba=1e-6)]
+    rate, fraction = run.dense_gemm_fraction(rows, peak=200.0)
+    assert rate == pytest.approx(120.0) and fraction == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("start", [None, np.linspace(-3, 3, 50)])
+def test_the_result_check_catches_results_that_are_wrong_but_small(start):
+    rng = np.random.default_rng(0)
+    want = rng.standard_normal(50).astype(np.float32) * 1e-3      # e.g. a gradient or an update
+    if start is not None:
+        want = (start + want).astype(np.float32)
+    check = C._allclose(C._tol(np.float32), start)
+    check(want.copy(), want)                                       # equal: passes
+    check(np.nextafter(want, np.float32(np.inf)), want)            # one ulp off: passes
+    base = np.zeros_like(want) if start is None else start.astype(np.float32)
+    wrong = {"nothing": base, "1 % off": base + (want - base) * np.float32(1.01),
+             "last element skipped": np.r_[want[:-1], base[-1]].astype(np.float32)}
+    for name, got in wrong.items():
+        with pytest.raises(AssertionError):
+            check(got, want)
+
+
+def test_the_epoch_check_catches_training_that_did_nothing(monkeypatch):
+    start = np.ones((4, 3))
+    layer = type("L", (), {"W": start})
+    monkeypatch.setattr(epochs, "_recipe_model",
+                        lambda recipe, dtype: type("M", (), {"layers": [layer]}))
+    check = epochs._same_training("mlp", np.float64)
+    trained = start + np.arange(12.0).reshape(4, 3) / 10
+    check(trained + 1e-3, trained)                      # off by a little of the move: passes
+    with pytest.raises(AssertionError, match="differ from the baseline's"):
+        check(start, trained)                           # no update at all
+    with pytest.raises(AssertionError, match="did not move"):
+        check(start, start)
+
+
+def test_measure_times_every_member_and_checks_its_result():
+    x = np.linspace(-1, 1, 64).astype(np.float32)
+    good = C.Case("activations", "relu", "(64,)", "float32", "forward", "small",
+                  lambda member: lambda: np.maximum(x, 0) if member == "numpy" else
+                  __import__("fastnet").functional.relu(x), C._allclose(1e-4))
+    timed = timing.measure(good, ("numpy", "numba"), rounds=3, round_seconds=0.001)
+    for member in ("numpy", "numba"):
+        assert timed[member]["rounds"] == 3 and 0 < timed[member]["min"] <= timed[member]["median"]
+        assert timed[member]["first_call"] > 0
+    np.testing.assert_array_equal(timed["numba"]["result"], np.maximum(x, 0))
+    bad = C.Case("activations", "relu", "(64,)", "float32", "forward", "small",
+                 lambda member: (lambda: np.maximum(x, 0)) if member == "numpy" else (lambda: x),
+                 C._allclose(1e-4))
+    with pytest.raises(AssertionError):
+        timing.measure(bad, ("numpy", "numba"), rounds=1, round_seconds=0.001)
+
+
+def test_run_cases_rows_hold_the_measured_medians(monkeypatch):
+    medians = {"numpy": 3e-3, "numba": 1e-3, "torch": None}
+    monkeypatch.setattr(run, "measure", lambda case, members: {
+        m: None if v is None else {"median": v, "first_call": 0.5} for m, v in medians.items()})
+    (case,) = [c for c in C.pooling_cases(((20, 16, 28),), (np.float32,))][:1]
+    (row,) = run.run_cases([case], log=open("/dev/null", "w"))
+    assert (row["numpy"], row["numba"], row["torch"]) == (3e-3, 1e-3, None)
+    assert row["numba_first_call"] == 0.5 and row["op"] == "max_pool1d k2"
