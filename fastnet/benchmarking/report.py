@@ -9,19 +9,21 @@ import numpy as np
 from .._files import atomic_write
 
 
-def thread_counts():
+def thread_counts(with_torch=True):
     """The thread counts in effect (not the ones asked for: Numba cannot exceed the
-    ``NUMBA_NUM_THREADS`` it started with): ``{"blas": n, "numba": n, "torch": n or None}``."""
+    ``NUMBA_NUM_THREADS`` it started with): ``{"blas": n, "numba": n, "torch": n or None}``
+    (``with_torch=False``: no ``"torch"``, and torch is not imported)."""
     import numba
     from threadpoolctl import threadpool_info
     blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-    try:
-        import torch
-        torch_threads = torch.get_num_threads()
-    except ImportError:
-        torch_threads = None
-    return {"blas": max(blas) if blas else None, "numba": numba.get_num_threads(),
-            "torch": torch_threads}
+    counts = {"blas": max(blas) if blas else None, "numba": numba.get_num_threads()}
+    if with_torch:
+        try:
+            import torch
+            counts["torch"] = torch.get_num_threads()
+        except ImportError:
+            counts["torch"] = None
+    return counts
 
 
 def machine_lines():

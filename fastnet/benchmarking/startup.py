@@ -17,11 +17,9 @@ for name in ("mlp", "cnn"):
     X = rng.random((r.batch_size, 784) if r.flatten else (r.batch_size, 28, 28)).astype(np.float32)
     r.build(seed=0).fit(X, rng.integers(0, 10, len(X)), epochs=1, batch_size=len(X))
 t2 = time.perf_counter()
-import numba
-from threadpoolctl import threadpool_info
-blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+from fastnet.benchmarking.report import thread_counts
 print(json.dumps({"import": t1 - t0, "first_steps": t2 - t1,
-                  "threads": {"blas": max(blas, default=None), "numba": numba.get_num_threads()}}))
+                  "threads": thread_counts(with_torch=False)}))
 """
 
 
