@@ -110,24 +110,31 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
 
 
 @pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-chunked", "gemm-split",
-                                      "gemm-split-chunked", "matmul", "matmul-chunked"])
+                                      "gemm-split-chunked", "gemm-windows", "gemm-split-windows",
+                                      "matmul", "matmul-chunked"])
 @pytest.mark.parametrize("config", [
     (3, 1, 2, 40, 3, 1, 0, 0, 1),     # few channels, no padding
     (2, 2, 3, 33, 5, 3, 2, 1, 2),     # stride > 1, asymmetric padding, dilation
     (4, 7, 5, 17, 3, 2, 1, 1, 1),     # many channels
     (2, 6, 3, 9, 1, 4, 0, 0, 1),      # K=1 with stride 4: skipped input positions
     (2, 3, 2, 12, 4, 1, 3, 3, 3),     # taps entirely in the padding for the first outputs
+    (3, 4, 3, 15, 5, 2, 1, 2, 1),     # K > stride: windows every 3rd output (ceil(K/stride))
+    (2, 3, 4, 4, 5, 2, 1, 0, 1),      # fewer outputs (1) than that
 ])
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     """The Numba backend picks direct loops or im2col + GEMM by shape; force each on every case,
     and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks), with
-    the batch split over two threads at every size (dW, db summed over parts), and with NumPy's
-    matmul in place of BLAS called from Numba (the path for NumPy builds without it)."""
+    the batch split over two threads at every size (dW, db summed over parts), with the
+    windows chain (one item per chunk, GEMMs on the padded item in place; dilation 1 only, the
+    others keep im2col), and with NumPy's matmul in place of BLAS called from Numba (the path for
+    NumPy builds without it)."""
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
-    if strategy.endswith("chunked"):
+    if strategy.endswith(("chunked", "windows")):
         monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
         monkeypatch.setattr(nb_conv, "GEMM_MIN_ROWS_PER_CHANNEL", 0)
+    if strategy.endswith("chunked"):
+        monkeypatch.setattr(nb_conv, "_windows", lambda *shape: None)
     if strategy.startswith("gemm-split"):
         monkeypatch.setattr(nb_conv, "SPLIT_MIN_VALUES", 0)
     if strategy.startswith("matmul"):
@@ -142,6 +149,8 @@ def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     (32, 1, 16, 300, 5, 1, 2, 2, 1),
     (16, 24, 32, 20, 3, 2, 1, 1, 1),
     (5, 1, 8, 200, 3, 1, 28, 28, 28),
+    (4, 16, 24, 600, 5, 1, 2, 2, 1),          # long items: the windows chain
+    (3, 12, 20, 900, 4, 2, 1, 2, 1),          # the same with stride 2
 ])
 def test_larger_shapes_against_float64(kern, config):
     """Shapes big enough for the parallel paths; float32 against a float64 run of the numpy
@@ -205,7 +214,7 @@ def test_numba_padding_far_beyond_the_input(dtype, stride, padding, dilation):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@pytest.mark.parametrize("strategy", ["direct", "gemm"])
+@pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-windows"])
 @pytest.mark.parametrize("stride, pl, pr, dilation", [(1, 1, 1, 1), (1, 2, 0, 1), (2, 1, 2, 2),
                                                        (1, 3, 3, 2)])
 def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
@@ -217,8 +226,11 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
     Oracle: the naive loops over an explicitly zero-padded input."""
     if backend == "numba":
         nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
-        monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy == "gemm")
-    elif strategy == "gemm":
+        monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
+        if strategy == "gemm-windows":
+            monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
+            monkeypatch.setattr(nb_conv, "GEMM_MIN_ROWS_PER_CHANNEL", 0)
+    elif strategy != "direct":
         pytest.skip("one strategy in the NumPy backend")
     rng = np.random.default_rng(3)
     x, W, b = (rng.standard_normal(s) for s in [(2, 2, 9), (3, 2, 3), (3,)])
@@ -527,3 +539,19 @@ def test_gemm_chunks_keep_enough_rows_per_output_channel(monkeypatch):
     assert nb_conv._work(128, 2, 14, (192, 128), np.float32)[0] == min(chunk, 64)
     monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1 << 30)
     assert nb_conv._work(128, 2, 14, (192, 128), np.float32)[0] == 64
+
+
+def test_windows_chain_runs_where_one_item_fills_a_chunk():
+    """The windows chain (GEMMs on the padded item in place) takes the long-signal shapes, whose
+    one item fills a GEMM chunk, with dilation 1; batched chunks and dilation > 1 keep im2col."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+
+    def chunk(N, C_in, L, C_out, K, stride, padding, dilation):
+        L_out = nb_conv._output_length(L, K, stride, padding, padding, dilation)
+        windows = nb_conv._windows(L, L_out, K, stride, padding, dilation, C_in, 1)
+        return nb_conv._work(N, 2, L_out, (K * C_in, C_out), np.float32, windows)[0]
+
+    assert chunk(64, 32, 1024, 64, 5, 1, 2, 1) == 0
+    assert chunk(64, 32, 1024, 64, 5, 2, 2, 1) == 0
+    assert chunk(64, 32, 1024, 64, 5, 1, 4, 2) == 1
+    assert chunk(128, 28, 28, 64, 3, 1, 1, 1) > 1

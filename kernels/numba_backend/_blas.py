@@ -83,7 +83,7 @@ def _address(handle, name):
         return None
 
 
-# Inlined into its callers at Numba IR level: called with constant flags, a separate function
+# Inlined into their callers at Numba IR level: called with constant flags, a separate function
 # is compiled once per flag combination (Numba types constants as literals), three times for
 # conv1d's slots (~0.5 s of a cold first step).
 @jit(inline="always")
@@ -96,11 +96,27 @@ def gemm(a, b, c, trans_a, trans_b, beta):
     M = a.shape[1] if trans_a else a.shape[0]
     K = a.shape[0] if trans_a else a.shape[1]
     N = b.shape[0] if trans_b else b.shape[1]
+    gemm_strided(trans_a, trans_b, M, N, K, a.reshape(-1), 0, a.shape[1], b.reshape(-1), 0,
+                 b.shape[1], beta, c.reshape(-1), 0, c.shape[1])
+
+
+@jit(inline="always")
+def gemm_strided(trans_a, trans_b, M, N, K, a, a_start, lda, b, b_start, ldb, beta, c, c_start,
+                 ldc):
+    """``C = op(A) @ op(B) + beta * C`` for row-major matrices that lie inside the 1-D arrays
+    ``a``, ``b``, ``c`` (one dtype): each from element ``*_start``, rows ``ld*`` elements apart.
+
+    ``op(A)`` is ``(M, K)``, ``op(B)`` ``(K, N)``, ``C`` ``(M, N)``. BLAS only needs each row's
+    elements contiguous, so rows may be spaced more widely than they are long (every ``q``-th
+    window of a signal, say). Each ``ld*`` must be at least its stored matrix's row length, and
+    the matrices must lie inside their arrays: the callers make sure, BLAS reads raw pointers.
+    """
     ta = _TRANS if trans_a else _NO_TRANS
     tb = _TRANS if trans_b else _NO_TRANS
+    a_p = a.ctypes.data + a_start * a.itemsize
+    b_p = b.ctypes.data + b_start * b.itemsize
+    c_p = c.ctypes.data + c_start * c.itemsize
     if a.itemsize == 4:
-        _sgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, a.ctypes.data, a.shape[1], b.ctypes.data,
-               b.shape[1], beta, c.ctypes.data, c.shape[1])
+        _sgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, a_p, lda, b_p, ldb, beta, c_p, ldc)
     else:
-        _dgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, a.ctypes.data, a.shape[1], b.ctypes.data,
-               b.shape[1], beta, c.ctypes.data, c.shape[1])
+        _dgemm(_ROW_MAJOR, ta, tb, M, N, K, 1.0, a_p, lda, b_p, ldb, beta, c_p, ldc)
