@@ -507,13 +507,13 @@ def _take(work, start, m, w):
     return work[start:start + m * w].reshape((m, w)), start + -(-m * w // 16) * 16
 
 
-def _forward_slot(i, parts, args_p, work_p):
-    """im2col + GEMM forward of batch part ``i``, ``chunk`` items at a time. ``args``: the
-    addresses of ``x, W_tap, b, y`` (``args[0:4]``), then from ``args[7]`` ``N, C_in, L, C_out,
-    L_out, K, stride, padding_left, dilation, act, chunk, len(work)``."""
+@jit(inline="always")
+def _forward_part(i, parts, args_p, work_p):
+    """A forward slot's arguments as arrays: ``(a, x, W_tap, b, y, work)``, ``a`` the int64
+    ``args`` (sizes from ``a[7]``, see :func:`_forward_slot`), ``x`` and ``y`` part ``i``'s
+    items, ``work`` its share of the scratch buffer."""
     a = carray(args_p, (19,))
-    N, C_in, L, C_out, L_out, K = a[7], a[8], a[9], a[10], a[11], a[12]
-    stride, padding_left, dilation, act, chunk, work_len = a[13], a[14], a[15], a[16], a[17], a[18]
+    N, C_in, L, C_out, L_out, K, work_len = a[7], a[8], a[9], a[10], a[11], a[12], a[18]
     n0, n1 = N * i // parts, N * (i + 1) // parts
     share = work_len // parts
     x = carray(pointer_like(a[0], work_p), (N, C_in, L))[n0:n1]
@@ -521,8 +521,38 @@ def _forward_slot(i, parts, args_p, work_p):
     b = carray(pointer_like(a[2], work_p), (C_out,))
     y = carray(pointer_like(a[3], work_p), (N, C_out, L_out))[n0:n1]
     work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
-    for m0 in range(0, n1 - n0, chunk):
-        m1 = min(n1 - n0, m0 + chunk)
+    return a, x, W_tap, b, y, work
+
+
+@jit(inline="always")
+def _backward_part(i, parts, args_p, work_p):
+    """A backward slot's arguments as arrays: ``(a, dout, x, y, dx, W_tap, dW_tap, db, work)``
+    (see :func:`_backward_slot`): part ``i``'s items, its rows of ``dW_parts`` and ``db_parts``,
+    its share of the scratch buffer."""
+    a = carray(args_p, (20,))
+    N, C_in, L, C_out, L_out, K, work_len = a[7], a[8], a[9], a[10], a[11], a[12], a[19]
+    n0, n1 = N * i // parts, N * (i + 1) // parts
+    share = work_len // parts
+    dout = carray(pointer_like(a[0], work_p), (N, C_out, L_out))[n0:n1]
+    x = carray(pointer_like(a[1], work_p), (N, C_in, L))[n0:n1]
+    y = carray(pointer_like(a[2], work_p), (N, C_out, L_out))[n0:n1]
+    dx = carray(pointer_like(a[3], work_p), (N, C_in, L))[n0:n1]
+    W_tap = carray(pointer_like(a[4], work_p), (K * C_in, C_out))
+    dW_tap = carray(pointer_like(a[5], work_p), (parts, K * C_in, C_out))[i]
+    db = carray(pointer_like(a[6], work_p), (parts, C_out))[i]
+    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    return a, dout, x, y, dx, W_tap, dW_tap, db, work
+
+
+def _forward_slot(i, parts, args_p, work_p):
+    """im2col + GEMM forward of batch part ``i``, ``chunk`` items at a time. ``args``: the
+    addresses of ``x, W_tap, b, y`` (``args[0:4]``), then from ``args[7]`` ``N, C_in, L, C_out,
+    L_out, K, stride, padding_left, dilation, act, chunk, len(work)``."""
+    a, x, W_tap, b, y, work = _forward_part(i, parts, args_p, work_p)
+    C_in, C_out, L_out, K = a[8], a[10], a[11], a[12]
+    stride, padding_left, dilation, act, chunk = a[13], a[14], a[15], a[16], a[17]
+    for m0 in range(0, x.shape[0], chunk):
+        m1 = min(x.shape[0], m0 + chunk)
         cols, at = _take(work, 0, (m1 - m0) * L_out, K * C_in)
         y_rows, _ = _take(work, at, (m1 - m0) * L_out, C_out)
         _im2col(x[m0:m1], K, stride, padding_left, dilation, cols)
@@ -541,23 +571,13 @@ def _backward_slot(i, parts, args_p, work_p):
     ``dout, x, y, dx, W_tap, dW_parts, db_parts`` (``args[0:7]``), then ``N, C_in, L, C_out,
     L_out, K, stride, padding_left, dilation, act, need_dx, chunk, len(work)``. ``y`` is read
     only for an activation."""
-    a = carray(args_p, (20,))
-    N, C_in, L, C_out, L_out, K = a[7], a[8], a[9], a[10], a[11], a[12]
+    a, dout, x, y, dx, W_tap, dW_tap, db, work = _backward_part(i, parts, args_p, work_p)
+    C_in, C_out, L_out, K = a[8], a[10], a[11], a[12]
     stride, padding_left, dilation, act = a[13], a[14], a[15], a[16]
-    need_dx, chunk, work_len = a[17] != 0, a[18], a[19]
-    n0, n1 = N * i // parts, N * (i + 1) // parts
-    share = work_len // parts
-    dout = carray(pointer_like(a[0], work_p), (N, C_out, L_out))[n0:n1]
-    x = carray(pointer_like(a[1], work_p), (N, C_in, L))[n0:n1]
-    y = carray(pointer_like(a[2], work_p), (N, C_out, L_out))[n0:n1]
-    dx = carray(pointer_like(a[3], work_p), (N, C_in, L))[n0:n1]
-    W_tap = carray(pointer_like(a[4], work_p), (K * C_in, C_out))
-    dW_tap = carray(pointer_like(a[5], work_p), (parts, K * C_in, C_out))[i]
-    db = carray(pointer_like(a[6], work_p), (parts, C_out))[i]
-    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    need_dx, chunk = a[17] != 0, a[18]
     db[:] = 0
-    for m0 in range(0, n1 - n0, chunk):
-        m1 = min(n1 - n0, m0 + chunk)
+    for m0 in range(0, x.shape[0], chunk):
+        m1 = min(x.shape[0], m0 + chunk)
         m = (m1 - m0) * L_out
         cols, at = _take(work, 0, m, K * C_in)
         d_rows, at = _take(work, at, m, C_out)
@@ -577,20 +597,13 @@ def _backward_slot(i, parts, args_p, work_p):
 def _windows_forward_slot(i, parts, args_p, work_p):
     """:func:`_forward_slot` through the windows chain, item by item (``args`` alike; ``chunk``
     unused). A slot of its own: it compiles only when a long-signal shape first runs."""
-    a = carray(args_p, (19,))
-    N, C_in, L, C_out, L_out, K = a[7], a[8], a[9], a[10], a[11], a[12]
-    stride, padding_left, act, work_len = a[13], a[14], a[16], a[18]
-    n0, n1 = N * i // parts, N * (i + 1) // parts
-    share = work_len // parts
-    x = carray(pointer_like(a[0], work_p), (N, C_in, L))[n0:n1]
-    W_tap = carray(pointer_like(a[1], work_p), (K * C_in, C_out))
-    b = carray(pointer_like(a[2], work_p), (C_out,))
-    y = carray(pointer_like(a[3], work_p), (N, C_out, L_out))[n0:n1]
-    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    a, x, W_tap, b, y, work = _forward_part(i, parts, args_p, work_p)
+    C_in, L, C_out, L_out, K = a[8], a[9], a[10], a[11], a[12]
+    stride, padding_left, act = a[13], a[14], a[16]
     xt, at = _take(work, 0, _padded_length(L, L_out, K, stride, padding_left, 1), C_in)
     y_rows, _ = _take(work, at, L_out, C_out)
     xt[:] = 0                                   # the padding rows; items overwrite the rest
-    for n in range(n1 - n0):
+    for n in range(x.shape[0]):
         _windows_forward_item(x[n], W_tap, b, K, stride, padding_left, xt, y_rows, y[n])
         if act == RELU:
             relu_row_(y[n].reshape(-1))
@@ -599,20 +612,9 @@ def _windows_forward_slot(i, parts, args_p, work_p):
 def _windows_backward_slot(i, parts, args_p, work_p):
     """:func:`_backward_slot` through the windows chain, item by item (``args`` alike; ``chunk``
     unused)."""
-    a = carray(args_p, (20,))
-    N, C_in, L, C_out, L_out, K = a[7], a[8], a[9], a[10], a[11], a[12]
-    stride, padding_left, act = a[13], a[14], a[16]
-    need_dx, work_len = a[17] != 0, a[19]
-    n0, n1 = N * i // parts, N * (i + 1) // parts
-    share = work_len // parts
-    dout = carray(pointer_like(a[0], work_p), (N, C_out, L_out))[n0:n1]
-    x = carray(pointer_like(a[1], work_p), (N, C_in, L))[n0:n1]
-    y = carray(pointer_like(a[2], work_p), (N, C_out, L_out))[n0:n1]
-    dx = carray(pointer_like(a[3], work_p), (N, C_in, L))[n0:n1]
-    W_tap = carray(pointer_like(a[4], work_p), (K * C_in, C_out))
-    dW_tap = carray(pointer_like(a[5], work_p), (parts, K * C_in, C_out))[i]
-    db = carray(pointer_like(a[6], work_p), (parts, C_out))[i]
-    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    a, dout, x, y, dx, W_tap, dW_tap, db, work = _backward_part(i, parts, args_p, work_p)
+    C_in, L, C_out, L_out, K = a[8], a[9], a[10], a[11], a[12]
+    stride, padding_left, act, need_dx = a[13], a[14], a[16], a[17] != 0
     L_pad = _padded_length(L, L_out, K, stride, padding_left, 1)
     xt, at = _take(work, 0, L_pad, C_in)
     dxt, at = _take(work, at, L_pad, C_in)
@@ -620,7 +622,7 @@ def _windows_backward_slot(i, parts, args_p, work_p):
     dz, _ = _take(work, at, C_out, L_out)
     xt[:] = 0
     db[:] = 0
-    for n in range(n1 - n0):
+    for n in range(x.shape[0]):
         g = dout[n]
         if act != 0:
             activation_grad_row(g.reshape(-1), y[n].reshape(-1), act, dz.reshape(-1))
