@@ -44,6 +44,23 @@ def test_dense_gemm_fraction_uses_the_batch_128_first_layer_float32_rows():
     assert rate == pytest.approx(120.0) and fraction == pytest.approx(0.6)
 
 
+def test_dense_rate_in_training_counts_each_steps_flops_and_restores_the_layers(monkeypatch):
+    """A fake clock that advances 1 s per reading makes every timed dense call last 1 s, so the
+    rate is the FLOPs of one step over its six dense calls: forward 2*128*(784*400 + 400*200 +
+    200*10), backward the same without the first layer's dx (its dW only). ``fit``'s two-sample
+    dry run is not a training step and is not counted."""
+    from fastnet import functional as F
+    clock = iter(range(10 ** 6))
+    monkeypatch.setattr(timing, "time", type("Clock", (), {"perf_counter": lambda: next(clock)}))
+    dense, dense_backward = F.dense, F.dense_backward
+    rate, steps, rounds = timing.dense_rate_in_training(steps=2, rounds=3)
+    forward = 2 * 128 * (784 * 400 + 400 * 200 + 200 * 10)
+    backward = 2 * 128 * 784 * 400 + 2 * forward - 2 * (2 * 128 * 784 * 400)
+    assert (steps, rounds) == (2, 3)
+    assert rate == pytest.approx((forward + backward) / 6 / 1e9)
+    assert (F.dense, F.dense_backward) == (dense, dense_backward)
+
+
 @pytest.mark.parametrize("start", [None, np.linspace(-3, 3, 50)])
 def test_the_result_check_catches_results_that_are_wrong_but_small(start):
     rng = np.random.default_rng(0)

@@ -86,10 +86,10 @@ def run_bench(args):
         line = f"GEMM roofline: BLAS sgemm 1024^3 measures {peak:.0f} GFLOP/s"
         extra = {"gemm_gflops": peak, "dense_gflops": rate, "threads": thread_counts()}
         if not args.family or "dense" in args.family:
-            trained, steps = dense_rate_in_training()
+            trained, steps, rounds = dense_rate_in_training()
             line += (f"; the dense layers while the MLP trains (batch 128, float32, Numba, "
-                     f"{steps} steps, every dense call timed) reach {trained:.0f} GFLOP/s = "
-                     f"{trained / peak:.0%} of it")
+                     f"every dense call timed, median of {rounds} passes of {steps} steps) "
+                     f"reach {trained:.0f} GFLOP/s = {trained / peak:.0%} of it")
             extra["dense_gflops_training"] = trained
         if rate:
             line += (f"; the (128, 784)->400 layer alone (forward+backward rows below) "
