@@ -194,12 +194,12 @@ def test_read_only_inputs(backend, dtype, tmp_path, config):
 
 @pytest.mark.parametrize("stride, padding, dilation", [
     (10**8, 10**8, 1), (2**31 - 1, 2**31 - 1, 1), (2**31 - 1, 2**30, 2**30)])
-def test_numba_padding_far_beyond_the_input(dtype, stride, padding, dilation):
-    """A padding, stride or dilation many times the input length: the GEMM path would allocate
-    a padded copy of that size inside its compiled chain, where a failed allocation cannot raise
-    (the call returned garbage); such shapes take the direct loops, which are exact. (The NumPy
-    backend pads explicitly and raises MemoryError: not tested here, since a machine that
-    overcommits memory could try to fill the 50 GB.)"""
+def test_padding_far_beyond_the_input(backend, dtype, stride, padding, dilation):
+    """A padding, stride or dilation many times the input length, for an output of a few
+    positions. The Numba GEMM path would allocate a padded copy of that size inside its compiled
+    chain, where a failed allocation cannot raise (the call returned garbage), and the NumPy
+    baseline's padded copy raised MemoryError (48 GB): the Numba backend takes its direct loops,
+    the baseline sums tap by tap over the real elements."""
     rng = np.random.default_rng(0)
     x, W, b = (rng.standard_normal(s) for s in [(2, 64, 10), (3, 64, 3), (3,)])
     want = naive.conv1d(x, W, b, stride, padding, padding, dilation)
@@ -207,10 +207,41 @@ def test_numba_padding_far_beyond_the_input(dtype, stride, padding, dilation):
     grads = naive.conv1d_backward(dout, x, W, stride, padding, padding, dilation)
     x, W, b, dout = (a.astype(dtype) for a in (x, W, b, dout))
     hyper = dict(stride=stride, padding=padding, dilation=dilation)
-    with fastnet.set_backend("numba"):
-        assert_close(F.conv1d(x, W, b, **hyper), want, dtype)
-        for got, ref in zip(F.conv1d_backward(dout, x, W, **hyper), grads):
-            assert_close(got, ref, dtype)
+    assert_close(F.conv1d(x, W, b, **hyper), want, dtype)
+    for got, ref in zip(F.conv1d_backward(dout, x, W, **hyper), grads):
+        assert_close(got, ref, dtype)
+
+
+@pytest.mark.parametrize("config", [
+    # N, C_in, C_out, L, K, stride, pl, pr, dilation: padding longer than the input and than
+    # K * L_out, so the NumPy baseline sums tap by tap; taps that read only padding, taps that
+    # read some outputs' inputs and not others', inputs no tap reads, inputs several taps read
+    (2, 3, 4, 6, 3, 5, 9, 8, 4), (1, 2, 3, 5, 2, 3, 11, 2, 7), (3, 1, 2, 4, 4, 6, 13, 13, 5),
+    (2, 2, 2, 7, 1, 9, 12, 30, 1), (2, 2, 3, 10, 3, 4, 30, 30, 4)])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_padding_longer_than_input_and_columns(backend, dtype, config, activation):
+    N, C_in, C_out, L, K, stride, pl, pr, dilation = config
+    L_out = naive.conv1d_output_length(L, K, stride, pl, pr, dilation)
+    assert pl + pr > max(L, K * L_out)
+    rng = np.random.default_rng(1)
+    x, W, b = (rng.standard_normal(s) for s in [(N, C_in, L), (C_out, C_in, K), (C_out,)])
+    z = naive.conv1d(x, W, b, stride, pl, pr, dilation)
+    y = np.maximum(z, 0) if activation else z
+    dout = rng.standard_normal(z.shape)
+    dz = dout * (z > 0) if activation else dout
+    grads = naive.conv1d_backward(dz, x, W, stride, pl, pr, dilation)
+    x, W, b, dout, y = (a.astype(dtype) for a in (x, W, b, dout, y))
+    hyper = dict(stride=stride, padding=(pl, pr), dilation=dilation, activation=activation)
+    got = F.conv1d(x, W, b, **hyper)
+    assert_close(got, y, dtype)
+    for need_dx in (True, False):
+        dx, dW, db = F.conv1d_backward(dout, x, W, y=got, need_dx=need_dx, **hyper)
+        assert_close(dW, grads[1], dtype)
+        assert_close(db, grads[2], dtype)
+        if need_dx:
+            assert_close(dx, grads[0], dtype)
+        else:
+            assert dx is None
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")

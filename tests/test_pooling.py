@@ -253,6 +253,24 @@ def test_huge_windows_cost_what_the_input_costs(backend):
 
 
 
+@pytest.mark.parametrize("stride", [None, 3])
+def test_huge_window_forwards_reduce_the_real_elements(backend, dtype, stride):
+    """One window of 2**31 - 1 over 8 elements (padding 2**30 - 1): the NumPy baseline padded
+    explicitly and asked for gigabytes (MemoryError); both backends now reduce what the windows
+    cover, the -inf padding never winning a maximum and the zero padding counting in the mean."""
+    K, pad = 2 ** 31 - 1, 2 ** 30 - 1
+    x = np.random.default_rng(3).standard_normal((2, 3, 8)).astype(dtype)
+    y, idx = F.max_pool1d(x, K, stride, padding=pad, return_indices=True)
+    n_out = (8 + 2 * pad - K) // (stride or K) + 1
+    assert y.shape == idx.shape == (2, 3, n_out)
+    for l in range(n_out):
+        lo = max(0, l * (stride or K) - pad)             # the windows all run past the end
+        np.testing.assert_array_equal(idx[:, :, l], lo + x[:, :, lo:].argmax(axis=2))
+        np.testing.assert_array_equal(y[:, :, l], x[:, :, lo:].max(axis=2))
+        assert_close(F.avg_pool1d(x, K, stride, padding=pad)[:, :, l],
+                     x[:, :, lo:].astype(np.float64).sum(axis=2) / K, dtype)
+
+
 def test_max_pool_layer_backward_matches_the_checked_function(backend):
     """The layer skips the range check of its own indices; the result is the same."""
     from fastnet.layers import MaxPool1d

@@ -7,6 +7,12 @@ gradient back with one strided ``+=`` per kernel tap (col2im as a loop over ``K`
 
 Shapes: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``b (C_out,)``, ``y (N, C_out, L_out)`` with
 ``L_out = (L + padding_left + padding_right - dilation*(K-1) - 1) // stride + 1``.
+
+Padding far longer than the input and the column matrix (``padding=2**30`` with a large stride
+or dilation, say, for an output of a few positions) would make the padded copy the whole cost,
+gigabytes of zeros. There the same sums run tap by tap instead, each tap over the output
+positions where it reads a real element: memory stays that of ``x`` and ``y``, as in the Numba
+backend.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -22,13 +28,41 @@ def _windows(x, K, stride, padding_left, padding_right, dilation):
     return xp, windows
 
 
+def _output_length(L, K, stride, padding_left, padding_right, dilation):
+    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
+
+
+def _padding_dominates(L, L_out, K, padding_left, padding_right):
+    """Whether the padding is longer than both the input and the column matrix's rows (then the
+    tap-by-tap sums run instead of a padded copy)."""
+    return padding_left + padding_right > max(L, K * L_out)
+
+
+def _taps(L, L_out, K, stride, padding_left, dilation):
+    """``(k, outputs, inputs)`` for each kernel tap ``k`` that reads any real element: the
+    slice of output positions ``l`` whose tap ``k`` reads inside ``x``, and the slice of ``x``'s
+    positions they read, ``l*stride + k*dilation - padding_left`` (both the same length)."""
+    for k in range(K):
+        first = k * dilation - padding_left            # the position output 0 reads
+        l0 = max(0, -(first // stride))                # ceil(-first / stride) when first < 0
+        l1 = min(L_out, (L - 1 - first) // stride + 1)
+        if l1 > l0:
+            p0 = first + l0 * stride
+            yield k, slice(l0, l1), slice(p0, p0 + (l1 - l0 - 1) * stride + 1, stride)
+
+
 def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activation):
     """``y[n, o, l] = act(b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``."""
-    N = x.shape[0]
-    C_out = W.shape[0]
-    _, windows = _windows(x, W.shape[2], stride, padding_left, padding_right, dilation)
-    L_out = windows.shape[2]
-    yt = np.tensordot(windows, W, axes=([1, 3], [1, 2]))          # (N, L_out, C_out)
+    N, C_in, L = x.shape
+    C_out, _, K = W.shape
+    L_out = _output_length(L, K, stride, padding_left, padding_right, dilation)
+    if _padding_dominates(L, L_out, K, padding_left, padding_right):
+        yt = np.zeros((N, L_out, C_out), dtype=x.dtype)
+        for k, outputs, inputs in _taps(L, L_out, K, stride, padding_left, dilation):
+            yt[:, outputs] += np.tensordot(x[:, :, inputs], W[:, :, k], axes=([1], [1]))
+    else:
+        _, windows = _windows(x, K, stride, padding_left, padding_right, dilation)
+        yt = np.tensordot(windows, W, axes=([1, 3], [1, 2]))      # (N, L_out, C_out)
     y = np.empty((N, C_out, L_out), dtype=x.dtype)
     np.add(yt.transpose(0, 2, 1), b[:, None], out=y)
     activate_(y, activation)
@@ -47,9 +81,11 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     dout = activation_grad(dout, y, activation)
     K = W.shape[2]
     L = x.shape[2]
-    xp, windows = _windows(x, K, stride, padding_left, padding_right, dilation)
-    L_out = windows.shape[2]
+    L_out = dout.shape[2]
     db = dout.sum(axis=(0, 2))
+    if _padding_dominates(L, L_out, K, padding_left, padding_right):
+        return _backward_by_taps(dout, x, W, stride, padding_left, dilation, need_dx) + (db,)
+    xp, windows = _windows(x, K, stride, padding_left, padding_right, dilation)
     dW = np.tensordot(dout, windows, axes=([0, 2], [0, 2]))        # (C_out, C_in, K)
     if not need_dx:
         return None, dW, db
@@ -61,3 +97,16 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         dxp[:, :, start:start + last:stride] += dcols[:, :, :, k].transpose(0, 2, 1)
     dx = np.ascontiguousarray(dxp[:, :, padding_left:padding_left + L])
     return dx, dW, db
+
+
+def _backward_by_taps(dout, x, W, stride, padding_left, dilation, need_dx):
+    """``(dx, dW)`` tap by tap (see :func:`_taps`), without a padded copy of ``x``."""
+    L, L_out, K = x.shape[2], dout.shape[2], W.shape[2]
+    dW = np.zeros_like(W)
+    dx = np.zeros_like(x) if need_dx else None
+    for k, outputs, inputs in _taps(L, L_out, K, stride, padding_left, dilation):
+        dW[:, :, k] = np.tensordot(dout[:, :, outputs], x[:, :, inputs], axes=([0, 2], [0, 2]))
+        if need_dx:
+            dx[:, :, inputs] += np.tensordot(dout[:, :, outputs], W[:, :, k],
+                                             axes=([1], [0])).transpose(0, 2, 1)
+    return dx, dW

@@ -9,6 +9,9 @@
   ``kernel_size`` (PyTorch's ``count_include_pad=True`` default).
 
 The caller guarantees ``padding <= kernel_size // 2``, so every window holds a real element.
+With fewer windows than taps (a window longer than the input, say ``kernel_size=2**31-1``) each
+window is reduced over the real elements it covers, one window at a time: a padded copy would
+be mostly padding, gigabytes of it.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -18,8 +21,34 @@ def _windows(xp, kernel_size, stride):
     return sliding_window_view(xp, kernel_size, axis=2)[:, :, ::stride]   # (N, C, L_out, K)
 
 
+def _covered(L, L_out, kernel_size, stride, padding):
+    """``(l, lo, hi)`` per window ``l``: the real elements ``x[..., lo:hi]`` it covers."""
+    for l in range(L_out):
+        start = l * stride - padding
+        yield l, max(start, 0), min(start + kernel_size, L)
+
+
+def _window_by_window(x, L_out, kernel_size, stride, padding, reduce):
+    """``reduce(x[:, :, lo:hi], axis=2)`` of each window's real elements, stacked ``(N, C,
+    L_out)``."""
+    return np.stack([reduce(x[:, :, lo:hi], axis=2)
+                     for _, lo, hi in _covered(x.shape[2], L_out, kernel_size, stride, padding)],
+                    axis=2)
+
+
+def _output_length(L, kernel_size, stride, padding):
+    return (L + 2 * padding - kernel_size) // stride + 1
+
+
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties)."""
+    L_out = _output_length(x.shape[2], kernel_size, stride, padding)
+    if L_out < kernel_size:
+        # Padding is -inf and never wins; a window of -inf values goes to its first real element.
+        lo = np.array([lo for _, lo, _ in _covered(x.shape[2], L_out, kernel_size, stride,
+                                                   padding)], dtype=np.int64)
+        argmax = _window_by_window(x, L_out, kernel_size, stride, padding, np.argmax) + lo
+        return np.take_along_axis(x, argmax, axis=2), argmax
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
     windows = _windows(xp, kernel_size, stride)
     k = windows.argmax(axis=3)                       # first occurrence of the maximum
@@ -42,6 +71,10 @@ def maxpool1d_backward(dout, argmax, length):
 
 def avgpool1d_forward(x, kernel_size, stride, padding):
     """Window means, zeros of the padding counted: every window divides by ``kernel_size``."""
+    L_out = _output_length(x.shape[2], kernel_size, stride, padding)
+    if L_out < kernel_size:
+        sums = _window_by_window(x, L_out, kernel_size, stride, padding, np.sum)
+        return sums / x.dtype.type(kernel_size)
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
     return _windows(xp, kernel_size, stride).mean(axis=3)
 
@@ -54,9 +87,7 @@ def avgpool1d_backward(dout, length, kernel_size, stride, padding):
         # Fewer windows than taps (huge windows): add each window's share to the real elements
         # it covers, so the loop and the buffer never scale with kernel_size or padding.
         dx = np.zeros((N, C, length), dtype=dout.dtype)
-        for l in range(L_out):
-            start = l * stride - padding
-            lo, hi = max(start, 0), min(start + kernel_size, length)
+        for l, lo, hi in _covered(length, L_out, kernel_size, stride, padding):
             dx[:, :, lo:hi] += g[:, :, l:l + 1]
         return dx
     dxp = np.zeros((N, C, length + 2 * padding), dtype=dout.dtype)
