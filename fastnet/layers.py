@@ -18,6 +18,8 @@ Layers cast, the functional API never does. A layer with parameters has a dtype 
 dtype when it is built, float32 unless changed, or its ``dtype=`` argument); its input is cast to
 that dtype once, at the layer boundary, and not copied at all when it already has it. Layers
 without parameters follow their input's float dtype (other input becomes the default dtype).
+In ``backward`` every layer casts ``dout`` to the dtype of its last forward, so a gradient always
+has the dtype of the values it belongs to.
 Only real numbers are cast (complex, string or object input is a ``TypeError``), and a float64
 value beyond float32's range is a ``ValueError``, not a silent inf.
 Every layer computes through ``fastnet.functional`` and so runs on the current backend.
@@ -49,7 +51,7 @@ def _layer_dtype(owner, dtype):
 def _cast(x, dtype):
     """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one (see
     :func:`fastnet._checks.cast_real` for what may be cast)."""
-    if isinstance(x, np.ndarray) and x.dtype == dtype and x.flags.c_contiguous:
+    if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:    # not masked
         return x
     return check.cast_real("layer", "input", x, dtype)
 
@@ -628,12 +630,12 @@ class MaxPool1d(Layer):
         # Together, once the call succeeded: backward's scatter trusts these indices to lie in
         # [0, length) without checking them, so a failed forward must not leave a new length
         # beside the old indices (that wrote out of bounds: a segfault).
-        self._indices, self._length = indices, x.shape[-1]
+        self._indices, self._length, self._dtype = indices, x.shape[-1], x.dtype
         return y
 
     def backward(self, dout):
         check.need_forward(self, self._indices)
-        return _max_pool1d_scatter("MaxPool1d.backward", _as_float(dout), self._indices,
+        return _max_pool1d_scatter("MaxPool1d.backward", _cast(dout, self._dtype), self._indices,
                                    self._length)
 
     def get_config(self):
@@ -656,12 +658,13 @@ class AvgPool1d(Layer):
     def forward(self, x):
         x = _pool_input(self, x)
         y = F.avg_pool1d(x, self.kernel_size, self.stride, self.padding)
-        self._length, self._out_shape = x.shape[-1], y.shape      # once the call succeeded
+        # Together, once the call succeeded.
+        self._length, self._out_shape, self._dtype = x.shape[-1], y.shape, y.dtype
         return y
 
     def backward(self, dout):
         check.need_forward(self, self._length)
-        dout = _as_float(dout)
+        dout = _cast(dout, self._dtype)
         check_dout(repr(self), dout, self._out_shape)
         return F.avg_pool1d_backward(dout, self._length, self.kernel_size, self.stride,
                                      self.padding)
@@ -680,12 +683,12 @@ class Flatten(Layer):
         x = _as_float(x)
         if x.ndim == 0:
             raise ValueError(f"{self!r}: input must be (N, ...); got a scalar")
-        self._shape = x.shape
+        self._shape, self._dtype = x.shape, x.dtype
         return _rows(x)
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_shape", None))
-        dout = _as_float(dout)
+        dout = _cast(dout, self._dtype)
         check_dout(repr(self), dout, (self._shape[0], math.prod(self._shape[1:])))
         return dout.reshape(self._shape)
 
@@ -703,12 +706,12 @@ class Transpose(Layer):
         if x.ndim < 3:
             raise ValueError(f"{self!r}: input must be (N, A, B); got shape {x.shape}")
         y = np.ascontiguousarray(x.swapaxes(-1, -2))
-        self._out_shape = y.shape
+        self._out_shape, self._dtype = y.shape, y.dtype
         return y
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_out_shape", None))
-        dout = _as_float(dout)
+        dout = _cast(dout, self._dtype)
         check_dout(repr(self), dout, self._out_shape)
         return np.ascontiguousarray(dout.swapaxes(-1, -2))
 
@@ -751,7 +754,7 @@ class Dropout(Layer):
 
     def forward(self, x):
         x = _as_float(x)
-        self._forward_ran, self._shape = True, x.shape
+        self._forward_ran, self._shape, self._dtype = True, x.shape, x.dtype
         if not self.training or self.p == 0:
             self._mask = None
             return x
@@ -762,7 +765,7 @@ class Dropout(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._forward_ran or None)
-        dout = _as_float(dout)
+        dout = _cast(dout, self._dtype)
         check_dout(repr(self), dout, self._shape)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout

@@ -195,6 +195,19 @@ def test_every_layer_takes_big_endian_input_and_refuses_a_masked_one(backend, dt
         with pytest.raises(TypeError, match="masked"):
             make().forward(masked)
 
+@pytest.mark.parametrize("make", _EVERY_LAYER + [Transpose], ids=lambda m: type(m()).__name__)
+def test_every_layer_gives_gradients_in_its_forward_dtype(backend, dtype, make):
+    """``dout`` of the other float dtype (or a list) is cast to the forward's dtype: the
+    parameter-free pooling, reshaping and dropout layers once returned ``dout``'s dtype."""
+    other = np.float64 if dtype == np.float32 else np.float32
+    with fastnet.set_default_dtype(dtype):                  # FC's and Conv1d's own dtype
+        layer = make()
+    y = layer.forward(rng.standard_normal((2, 2, 4)).astype(dtype))
+    assert y.dtype == dtype
+    for dout in (np.ones(y.shape, other), np.ones(y.shape, int).tolist()):
+        assert layer.backward(dout).dtype == dtype
+
+
 def test_activation_objects_are_fused_into_the_dense_kernel():
     fc = FC(3, 2, activation=ReLU())
     assert fc._fused == "relu" and fc._act_layer is None
