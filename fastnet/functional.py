@@ -299,16 +299,20 @@ def mse_backward(y, t, dloss=1.0):
 
 
 def _probabilities(op, p, t):
+    """``p`` and ``t`` must lie in [0, 1], as PyTorch's BCE requires of both (an inf target made
+    the backends' losses differ: NaN against inf); NaN passes, to show in the loss."""
     p, t = _pair(op, "p", p, "t", t)
-    finite = p[np.isfinite(p)]
-    if finite.size and (finite.min() < 0 or finite.max() > 1):
-        raise ValueError(f"{op}: p must hold probabilities in [0, 1]; got values in "
-                         f"[{finite.min()}, {finite.max()}] (apply sigmoid first)")
+    for name, a, hint in (("p", p, "apply sigmoid first"),
+                          ("t", t, "targets are 0/1 labels or soft labels")):
+        if ((a < 0) | (a > 1)).any():
+            raise ValueError(f"{op}: {name} must hold probabilities in [0, 1]; got values in "
+                             f"[{np.nanmin(a)}, {np.nanmax(a)}] ({hint})")
     return p, t
 
 
 def binary_cross_entropy(p, t):
-    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements; logs clamped at -100 (PyTorch)."""
+    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements; logs clamped at -100 (PyTorch).
+    ``p`` and ``t`` must lie in [0, 1] (NaN passes)."""
     p, t = _probabilities("binary_cross_entropy", p, t)
     return kernels().bce_forward(p, t)
 

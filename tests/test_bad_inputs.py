@@ -56,6 +56,13 @@ CASES = [
     (lambda: F.mse(z(3), z(4)), ValueError, ["y", "(3,)", "(4,)"]),
     (lambda: F.mse(z(0), z(0)), ValueError, ["empty"]),
     (lambda: F.binary_cross_entropy(np.array([1.5], f32), z(1)), ValueError, ["p", "[0, 1]"]),
+    (lambda: F.binary_cross_entropy(np.array([np.inf], f32), z(1)), ValueError, ["p", "inf"]),
+    # PyTorch refuses targets outside [0, 1] too; an inf target gave NaN in one backend, inf in
+    # the other
+    (lambda: F.binary_cross_entropy(z(2), np.array([0.5, 2.0], f32)), ValueError,
+     ["t", "[0, 1]", "2.0"]),
+    (lambda: F.binary_cross_entropy_backward(z(1), np.array([-np.inf], f32)), ValueError,
+     ["t", "-inf"]),
     (lambda: F.sgd_update_(z(3), z(3), float("nan")), ValueError, ["lr", "nan"]),
     (lambda: F.sgd_update_(z(3), z(3), -0.1), ValueError, ["lr", "-0.1"]),
     (lambda: F.sgd_update_(z(3), z(3), "0.1"), TypeError, ["lr"]),
