@@ -1,4 +1,5 @@
 """Files that fastnet writes: all at once or not at all, and checked before a long run."""
+import errno
 import os
 import tempfile
 
@@ -17,6 +18,9 @@ def atomic_write(path, write, mode="wb"):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    too_long = _name_too_long(path, folder)
+    if too_long:
+        raise OSError(errno.ENAMETOOLONG, f"cannot write {path}: {too_long}")
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, mode) as f:
@@ -35,6 +39,19 @@ def atomic_write(path, write, mode="wb"):
         raise
 
 
+def _name_too_long(path, folder):
+    """What is wrong when ``path``'s file name is longer than ``folder`` allows, else None
+    (the rename's own error would name the temporary file, not ``path``)."""
+    name = len(os.fsencode(os.path.basename(path)))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):          # not known here (e.g. Windows)
+        return None
+    if name > limit:
+        return f"the file name is {name} bytes long; the folder allows at most {limit}"
+    return None
+
+
 def check_writable(option, path):
     """Raise ``ValueError`` naming ``option`` unless a command could write the file ``path``
     (``--save``, ``--plot``, ``--json``): checked before the long run that produces it, so that
@@ -44,14 +61,9 @@ def check_writable(option, path):
         raise ValueError(f"{option} {path}: is a directory; give a file name")
     if not os.path.isdir(folder):
         raise ValueError(f"{option} {path}: the folder {folder} does not exist")
-    name = len(os.fsencode(os.path.basename(path)))
-    try:
-        limit = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):          # not known here (e.g. Windows)
-        limit = None
-    if limit is not None and name > limit:
-        raise ValueError(f"{option} {path}: the file name is {name} bytes long; the folder "
-                         f"allows at most {limit}")
+    too_long = _name_too_long(path, folder)
+    if too_long:
+        raise ValueError(f"{option} {path}: {too_long}")
     # Create a file, rather than asking os.access: for root, os.access passes on read-only
     # mounts and on /proc, where creating a file fails.
     try:

@@ -163,6 +163,10 @@ def _responsible_optimizers(model):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically (see the module docstring)."""
     from . import __version__
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"save: path must be a file name (str, bytes or os.PathLike); got "
+                        f"{type(path).__name__} (the file is written beside a temporary one and "
+                        f"renamed, which needs a name)")
     optimizers = []
     model_spec = to_spec(model, optimizers)
     model_opt = None if model.optimizer is None else _encode(model.optimizer, optimizers)

@@ -178,7 +178,7 @@ def get_backend():
     """Name of the current backend: ``"numba"`` (default) or ``"numpy"``."""
     if _state["backend"] is None:
         _state["backend"] = _check_backend_name(
-            os.environ.get("FASTNET_BACKEND") or "numba", "FASTNET_BACKEND")
+            os.environ.get("FASTNET_BACKEND", "").strip() or "numba", "FASTNET_BACKEND")
     return _state["backend"]
 
 

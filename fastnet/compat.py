@@ -513,6 +513,10 @@ def softmax(U, reduce_axis=0):
     """Softmax along ``reduce_axis`` (axis 0, the classes, in column layout); each column's
     maximum is subtracted, so it never overflows."""
     U = _float(U)
+    if not isinstance(reduce_axis, (int, np.integer)) or isinstance(reduce_axis, bool) \
+            or not -U.ndim <= reduce_axis < max(U.ndim, 1):
+        raise ValueError(f"softmax: reduce_axis={reduce_axis!r} is not an axis of U (shape "
+                         f"{U.shape}); expected an integer in [{-U.ndim}, {U.ndim - 1}]")
     moved = np.moveaxis(U, reduce_axis, -1)
     return np.moveaxis(F.softmax(moved), -1, reduce_axis)
 

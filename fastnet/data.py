@@ -177,6 +177,9 @@ def numerical_gradient(f, x, h=1e-4):
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise TypeError("numerical_gradient: x must be a float ndarray (it is perturbed in "
                         "place)")
+    if not x.flags.writeable:
+        raise ValueError(f"numerical_gradient: x (shape {x.shape}) is read-only; it is perturbed "
+                         f"in place, so pass a writeable array (x.copy())")
     h = check.real("numerical_gradient", "h", h, low=0, low_open=True)
     grad = np.zeros(x.shape, dtype=np.float64)
     for idx in np.ndindex(x.shape):

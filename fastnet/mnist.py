@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _checks as check
 from .backend import get_default_dtype
 
 __all__ = ["load_mnist", "read_idx", "find_mnist_dir", "mnist_available", "require_mnist",
@@ -286,13 +287,27 @@ def _holds_mnist(folder):
 def _candidates(data_dir):
     """``(label, folders, explicit)``: where to look, and whether the user named the place."""
     if data_dir is not None:
-        d = Path(data_dir).expanduser()
-        return f"data_dir / --data ({str(data_dir)!r})", [d, d / "mnist"], True
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a folder's path (str or os.PathLike); got "
+                            f"{type(data_dir).__name__}")
+        label = f"data_dir / --data ({str(data_dir)!r})"
+        d = _expanded(label, data_dir)
+        return label, [d, d / "mnist"], True
     env = os.environ.get("FASTNET_DATA", "")
     if env:
-        d = Path(env).expanduser()
-        return f"FASTNET_DATA ({env!r})", [d, d / "mnist"], True
+        label = f"FASTNET_DATA ({env!r})"
+        d = _expanded(label, env)
+        return label, [d, d / "mnist"], True
     return "the cache directory (no data_dir given, FASTNET_DATA not set)", [mnist_cache_dir()], False
+
+
+def _expanded(label, path):
+    """``path`` with ``~`` expanded; a ``~user`` that does not exist is named with ``label``."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as err:               # "Could not determine home directory."
+        raise FileNotFoundError(f"{label}: cannot expand the home folder in this path "
+                                f"({err})") from None
 
 
 def find_mnist_dir(data_dir=None):
@@ -543,10 +558,17 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
     >>> X_train.shape, X_train.dtype, y_train[:10]                  # doctest: +SKIP
     ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]))
     """
-    dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
-    if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"load_mnist: dtype={dtype} is not a floating dtype; expected e.g. "
-                         f"float32 or float64")
+    op = "load_mnist"
+    try:
+        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.type not in (np.float32, np.float64):
+        raise ValueError(f"{op}: dtype={dtype!r} is not a float dtype fastnet computes in; "
+                         f"expected float32 or float64")
+    normalize, flatten, one_hot = (check.flag(op, name, value) for name, value in
+                                   (("normalize", normalize), ("flatten", flatten),
+                                    ("one_hot", one_hot)))
 
     label, folders, explicit = _candidates(data_dir)
     folder = next((f for f in folders if _holds_mnist(f)), None)

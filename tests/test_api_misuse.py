@@ -1,5 +1,6 @@
 """Misuse of the object API (layers, optimizers, models, data, compat) gets a clear error that
 names the argument, never a stray AttributeError/IndexError or a silent wrong answer."""
+import io
 import os
 
 import numpy as np
@@ -167,6 +168,28 @@ def test_numerical_gradient_refuses_a_step_below_the_resolution():
     np.testing.assert_allclose(g, 2, rtol=3e-2)        # float16 rounds x +- h itself
 
 
+@pytest.mark.parametrize("axis", [1.0, 5, -3, True, "0", None])
+def test_compat_softmax_names_a_reduce_axis_that_is_not_an_axis(axis):
+    """A float axis failed inside np.moveaxis ("'float' object is not iterable"), True was
+    taken as axis 1."""
+    with pytest.raises(ValueError, match=f"softmax: reduce_axis={axis!r} is not an axis of U "
+                                         r"\(shape \(3, 4\)\)"):
+        compat.softmax(np.ones((3, 4)), reduce_axis=axis)
+
+
+def test_compat_softmax_takes_any_axis_of_u():
+    U = np.random.default_rng(0).standard_normal((3, 4, 5))
+    for axis in (0, 1, 2, -1, np.int64(-3)):
+        np.testing.assert_allclose(compat.softmax(U, reduce_axis=axis).sum(axis=int(axis)), 1)
+
+
+def test_numerical_gradient_names_a_read_only_x():
+    x = np.arange(3.0)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match=r"numerical_gradient: x \(shape \(3,\)\) is read-only"):
+        numerical_gradient(lambda v: float(v.sum()), x)
+
+
 def test_numerical_gradient_restores_x_when_f_raises():
     x = np.arange(3.0)
 
@@ -214,6 +237,16 @@ def test_save_takes_a_file_name_near_the_length_limit(tmp_path):
     model.save(path)
     np.testing.assert_array_equal(fastnet.model.load(path).layers[0].W, model.layers[0].W)
     assert os.listdir(tmp_path) == [path.name]             # no temporary file left behind
+
+
+def test_save_names_a_file_name_too_long_and_a_path_that_is_not_a_name(tmp_path):
+    """The rename's own error named the temporary file; a file object failed inside os."""
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))])
+    with pytest.raises(OSError, match=r"cannot write .*mmm\.npz: the file name is 304 bytes long"):
+        model.save(tmp_path / ("m" * 300 + ".npz"))
+    with pytest.raises(TypeError, match="save: path must be a file name.*BytesIO"):
+        model.save(io.BytesIO())
+    assert os.listdir(tmp_path) == []
 
 
 def test_save_into_a_missing_folder_names_the_folder(tmp_path):

@@ -36,6 +36,12 @@ def test_env_selects_backend():
     assert out.stdout.strip() == "numpy", out.stderr
 
 
+def test_env_backend_may_carry_spaces():
+    """As FASTNET_NUM_THREADS may (a shell's ``export FASTNET_BACKEND=" numpy"``)."""
+    out = run_python("import fastnet; print(fastnet.get_backend())", FASTNET_BACKEND=" numpy\n")
+    assert out.stdout.strip() == "numpy", out.stderr
+
+
 def test_unknown_env_backend_fails_loudly():
     out = run_python("import fastnet, numpy as np; fastnet.functional.relu(np.zeros(2, np.float32))",
                      FASTNET_BACKEND="cuda")

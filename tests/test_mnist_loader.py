@@ -246,11 +246,28 @@ def test_load_mnist_default_dtype_follows_fastnet(tmp_path):
     assert X.dtype == np.float64 and yt.dtype == np.float64
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.uint8, "bool"])
-def test_load_mnist_rejects_non_float_dtype(tmp_path, dtype):
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, "bool", np.float16, "no such dtype"])
+def test_load_mnist_rejects_dtypes_fastnet_does_not_compute_in(tmp_path, dtype):
     write_dataset(tmp_path, make_arrays())
-    with pytest.raises(ValueError, match="is not a floating dtype"):
+    with pytest.raises(ValueError, match="dtype=.*expected float32 or float64"):
         mnist.load_mnist(tmp_path, dtype=dtype)
+
+
+@pytest.mark.parametrize("name", ["normalize", "flatten", "one_hot"])
+@pytest.mark.parametrize("value", ["no", None, 2])
+def test_load_mnist_flags_must_be_booleans(tmp_path, name, value):
+    """``normalize="no"`` was taken by its truth value (True)."""
+    write_dataset(tmp_path, make_arrays())
+    with pytest.raises(TypeError, match=f"load_mnist: {name} must be True or False"):
+        mnist.load_mnist(tmp_path, **{name: value})
+
+
+def test_load_mnist_names_a_data_dir_that_is_not_a_path(tmp_path, monkeypatch):
+    with pytest.raises(TypeError, match="data_dir must be a folder's path.*int"):
+        mnist.load_mnist(123)
+    monkeypatch.setenv("FASTNET_DATA", "~no-such-user-fastnet/x")     # Path.expanduser raises
+    with pytest.raises(FileNotFoundError, match="FASTNET_DATA.*no-such-user-fastnet"):
+        mnist.load_mnist()
 
 
 # ----------------------------------------------------------------------------- inconsistent files
