@@ -80,3 +80,14 @@ def load(name):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     return importlib.import_module(f".{name}_backend", __name__)
+
+
+def conv1d_output_length(L, K, stride, padding_left, padding_right, dilation):
+    """``L_out`` of a 1-D convolution, for the backends (``fastnet.functional`` checks the
+    arguments and that the result is at least 1)."""
+    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
+
+
+def pool_output_length(L, kernel_size, stride, padding):
+    """``L_out`` of a 1-D pooling (floor mode), for the backends."""
+    return (L + 2 * padding - kernel_size) // stride + 1

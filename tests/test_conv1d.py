@@ -578,7 +578,7 @@ def test_windows_chain_runs_where_one_item_fills_a_chunk():
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
 
     def chunk(N, C_in, L, C_out, K, stride, padding, dilation):
-        L_out = nb_conv._output_length(L, K, stride, padding, padding, dilation)
+        L_out = naive.conv1d_output_length(L, K, stride, padding, padding, dilation)
         windows = nb_conv._windows(L, L_out, K, stride, padding, dilation, C_in, 1)
         return nb_conv._work(N, 2, L_out, (K * C_in, C_out), np.float32, windows)[0]
 

@@ -52,6 +52,7 @@ import threading
 import numpy as np
 from numba import carray, prange
 
+from .. import conv1d_output_length
 from . import _blas
 from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
@@ -679,10 +680,6 @@ def _activation_grad(dout, y, act):
 
 # --- the contract --------------------------------------------------------------------------------
 
-def _output_length(L, K, stride, padding_left, padding_right, dilation):
-    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
-
-
 def _gemm_parts(values_moved, N):
     """``(parts, blas_threads)`` for the GEMM path: one batch part per thread (see ``_slots``)
     once its passes move ``SPLIT_MIN_VALUES`` values; else one part, on the calling thread, with
@@ -737,7 +734,7 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     (sigmoid, tanh, the direct loops) is one pass over ``y`` at the end."""
     N, C_in, L = x.shape
     C_out, _, K = W.shape
-    L_out = _output_length(L, K, stride, padding_left, padding_right, dilation)
+    L_out = conv1d_output_length(L, K, stride, padding_left, padding_right, dilation)
     assert L_out >= 1
     y = np.empty((N, C_out, L_out), dtype=x.dtype)
     act = ACT_CODE[activation]

@@ -18,6 +18,7 @@ so results are deterministic.
 """
 import numpy as np
 
+from .. import pool_output_length
 from ._config import jit
 
 
@@ -158,14 +159,10 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
                 dxr[i] += g
 
 
-def _output_length(L, kernel_size, stride, padding):
-    return (L + 2 * padding - kernel_size) // stride + 1
-
-
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties)."""
     N, C, L = x.shape
-    L_out = _output_length(L, kernel_size, stride, padding)
+    L_out = pool_output_length(L, kernel_size, stride, padding)
     assert L_out >= 1 and 2 * padding <= kernel_size
     y = np.empty((N, C, L_out), dtype=x.dtype)
     argmax = np.empty((N, C, L_out), dtype=np.int64)
@@ -190,7 +187,7 @@ def maxpool1d_backward(dout, argmax, length):
 def avgpool1d_forward(x, kernel_size, stride, padding):
     """Window means, zeros of the padding counted: every window divides by ``kernel_size``."""
     N, C, L = x.shape
-    L_out = _output_length(L, kernel_size, stride, padding)
+    L_out = pool_output_length(L, kernel_size, stride, padding)
     assert L_out >= 1 and 2 * padding <= kernel_size
     y = np.empty((N, C, L_out), dtype=x.dtype)
     _avgpool_forward(x.reshape(N * C, L), kernel_size, stride, padding, y.reshape(N * C, L_out))

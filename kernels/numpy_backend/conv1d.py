@@ -17,6 +17,7 @@ backend.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import conv1d_output_length
 from .activations import activate_, activation_grad
 
 
@@ -26,10 +27,6 @@ def _windows(x, K, stride, padding_left, padding_right, dilation):
     span = dilation * (K - 1) + 1
     windows = sliding_window_view(xp, span, axis=2)[:, :, ::stride, ::dilation]
     return xp, windows
-
-
-def _output_length(L, K, stride, padding_left, padding_right, dilation):
-    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
 def _padding_dominates(L, L_out, K, padding_left, padding_right):
@@ -55,7 +52,7 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     """``y[n, o, l] = act(b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``."""
     N, C_in, L = x.shape
     C_out, _, K = W.shape
-    L_out = _output_length(L, K, stride, padding_left, padding_right, dilation)
+    L_out = conv1d_output_length(L, K, stride, padding_left, padding_right, dilation)
     if _padding_dominates(L, L_out, K, padding_left, padding_right):
         yt = np.zeros((N, L_out, C_out), dtype=x.dtype)
         for k, outputs, inputs in _taps(L, L_out, K, stride, padding_left, dilation):

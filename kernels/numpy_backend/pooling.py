@@ -16,6 +16,8 @@ be mostly padding, gigabytes of it.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import pool_output_length
+
 
 def _windows(xp, kernel_size, stride):
     return sliding_window_view(xp, kernel_size, axis=2)[:, :, ::stride]   # (N, C, L_out, K)
@@ -36,13 +38,9 @@ def _window_by_window(x, L_out, kernel_size, stride, padding, reduce):
                     axis=2)
 
 
-def _output_length(L, kernel_size, stride, padding):
-    return (L + 2 * padding - kernel_size) // stride + 1
-
-
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties)."""
-    L_out = _output_length(x.shape[2], kernel_size, stride, padding)
+    L_out = pool_output_length(x.shape[2], kernel_size, stride, padding)
     if L_out < kernel_size:
         # Padding is -inf and never wins; a window of -inf values goes to its first real element.
         lo = np.array([lo for _, lo, _ in _covered(x.shape[2], L_out, kernel_size, stride,
@@ -71,7 +69,7 @@ def maxpool1d_backward(dout, argmax, length):
 
 def avgpool1d_forward(x, kernel_size, stride, padding):
     """Window means, zeros of the padding counted: every window divides by ``kernel_size``."""
-    L_out = _output_length(x.shape[2], kernel_size, stride, padding)
+    L_out = pool_output_length(x.shape[2], kernel_size, stride, padding)
     if L_out < kernel_size:
         sums = _window_by_window(x, L_out, kernel_size, stride, padding, np.sum)
         return sums / x.dtype.type(kernel_size)
