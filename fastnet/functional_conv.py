@@ -30,6 +30,8 @@ import numpy as np
 
 from . import _checks as check
 from .backend import kernels
+# The formulas the backends share; this module checks their arguments and results.
+from .kernels import conv1d_output_length as _conv1d_L_out, pool_output_length as _pool_L_out
 
 
 # --- argument helpers ----------------------------------------------------------------------------
@@ -63,7 +65,7 @@ def _describe_padding(pl, pr):
 
 
 def _conv_length(op, L, K, stride, pl, pr, dilation):
-    L_out = (L + pl + pr - dilation * (K - 1) - 1) // stride + 1
+    L_out = _conv1d_L_out(L, K, stride, pl, pr, dilation)
     if L_out < 1:
         need = ("L + 2*padding" if pl == pr else "L + padding_left + padding_right")
         raise ValueError(
@@ -282,7 +284,7 @@ def _pool_hyper(op, kernel_size, stride, padding):
 
 
 def _pool_length(op, L, kernel_size, stride, padding):
-    L_out = (L + 2 * padding - kernel_size) // stride + 1
+    L_out = _pool_L_out(L, kernel_size, stride, padding)
     if L_out < 1:
         raise ValueError(
             f"{op}: padding={padding}, stride={stride}, kernel_size={kernel_size} give output "

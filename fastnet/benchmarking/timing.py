@@ -98,7 +98,7 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
     float32 on the Numba backend: every ``F.dense`` / ``F.dense_backward`` call is timed where it
     happens (matrix products with their fused bias and ReLU), and their FLOPs (``2 N n_in n_out``
     per product; the first layer's backward skips ``dx``) are divided by the time spent in them.
-Only the training steps' calls count, not the two-sample dry run ``fit`` starts with.
+    Only the training steps' calls count, not the two-sample dry run ``fit`` starts with.
 
     After a warm-up pass, ``rounds`` passes of ``steps`` steps each run over the same samples, and
     the median of their rates is returned: one pass (~0.1 s) on this shared 2-core machine read

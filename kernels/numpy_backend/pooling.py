@@ -43,8 +43,7 @@ def maxpool1d_forward(x, kernel_size, stride, padding):
     L_out = pool_output_length(x.shape[2], kernel_size, stride, padding)
     if L_out < kernel_size:
         # Padding is -inf and never wins; a window of -inf values goes to its first real element.
-        lo = np.array([lo for _, lo, _ in _covered(x.shape[2], L_out, kernel_size, stride,
-                                                   padding)], dtype=np.int64)
+        lo = np.maximum(np.arange(L_out, dtype=np.int64) * stride - padding, 0)  # as _covered
         argmax = _window_by_window(x, L_out, kernel_size, stride, padding, np.argmax) + lo
         return np.take_along_axis(x, argmax, axis=2), argmax
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
