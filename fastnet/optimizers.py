@@ -7,7 +7,8 @@ that hold them all see the update):
   (dicts with the same keys); a layer without them may instead have ``W``, ``b``, ``dW``,
   ``db`` attributes, as the notebooks' own ``FC`` (or ``W``, ``B``, ``LW``, ``LB``, as the
   1-D convolution notebook's layers; an integer parameter there is replaced once by a float
-  copy, as the notebook's own ``B = B - lr*LB`` would make it);
+  copy, as the notebook's own ``B = B - lr*LB`` would make it, and the scalar ``LB`` of its
+  one-channel layer updates a bias of shape ``(1,)``);
 * "Deep Learning from Scratch" style, ``optimizer.update(params, grads)`` with two dicts.
 
 One instance may serve many layers: its state (velocity, squared-gradient sums, Adam moments
@@ -32,7 +33,7 @@ from ._serialize import register
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "RMSProp", "RMSprop", "Adam"]
 
 
-def _layer_arrays(layer):
+def layer_arrays(layer):
     """``(params, grads)`` dicts of a layer (fastnet's, or a notebook-style W/b/dW/db object)."""
     if hasattr(layer, "params") and hasattr(layer, "grads"):
         return layer.params, layer.grads
@@ -65,6 +66,10 @@ def _float_pair(layer, name, grad_name):
         dtype = grad.dtype if _is_float_array(grad) else np.float64
         value = np.array(check.cast_real("update", f"{owner}.{name}", value, dtype))
         setattr(layer, name, value)
+    if grad is not None and np.ndim(grad) == 0 and value.shape == (1,):
+        # The one-channel layer's LB = np.sum(dA) is a scalar for its bias B of shape (1,);
+        # its own B - lr*LB broadcasts.
+        grad = np.reshape(grad, (1,))
     return value, grad
 
 
@@ -119,7 +124,7 @@ class Optimizer:
             if isinstance(params, dict):
                 raise TypeError(f"{type(self).__name__}.update(params, grads): grads missing; "
                                 f"pass the gradients dict (or pass a layer alone)")
-            params, grads = _layer_arrays(params)
+            params, grads = layer_arrays(params)
         if not (isinstance(params, Mapping) and isinstance(grads, Mapping)):
             raise TypeError(f"{type(self).__name__}.update(params, grads): expected two dicts "
                             f"keyed alike (or a layer alone); got {type(params).__name__} and "

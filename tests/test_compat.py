@@ -546,3 +546,156 @@ def test_activations_take_integer_input_as_float64_as_numpy_does():
     s = compat.Sigmoid()
     s.forward(np.array([20]))
     assert s.backward(np.ones(1))[0] == pytest.approx(2.0611536e-9, rel=1e-6)
+
+
+# --- names the notebooks' code reads (added after a compatibility review) ---------------------
+
+def test_dlfs_softmax_is_the_books_row_wise_softmax(backend):
+    from fastnet.compat import dlfs
+    x = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1000.0, 0.0, -1000.0]])
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(dlfs.softmax(x), e / e.sum(axis=1, keepdims=True), rtol=1e-15)
+    np.testing.assert_allclose(dlfs.softmax(np.array([1, 2, 3])),
+                               np.exp([-2.0, -1.0, 0.0]) / np.exp([-2.0, -1.0, 0.0]).sum())
+    # the column-layout exercise's softmax, same call, other axis: each notebook imports its own
+    np.testing.assert_allclose(compat.softmax(x[:2]).sum(axis=0), 1)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 2, 2\)"):
+        dlfs.softmax(np.ones((2, 2, 2)))
+    assert dlfs.TwoLayerNet is compat.TwoLayerNet
+
+
+def test_dlfs_load_mnist_has_the_books_dtypes_and_shapes(tmp_path, monkeypatch):
+    from test_mnist_loader import make_arrays, write_dataset    # tiny IDX files
+    from fastnet.compat import dlfs
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    arrays = make_arrays()
+    write_dataset(tmp_path / "mnist", arrays)
+    (x, t), (x_test, t_test) = dlfs.load_mnist(data_dir=tmp_path / "mnist")
+    assert x.dtype == np.float32 and x.shape == (5, 784) and x_test.shape == (3, 784)
+    np.testing.assert_array_equal(x, arrays["train_images"].reshape(5, -1) / np.float32(255))
+    assert t.dtype == np.uint8
+    np.testing.assert_array_equal(t, arrays["train_labels"])
+    (x, t), _ = dlfs.load_mnist(normalize=False, flatten=False, one_hot_label=True,
+                                data_dir=tmp_path / "mnist")
+    assert x.dtype == np.uint8 and x.shape == (5, 1, 28, 28)
+    np.testing.assert_array_equal(x[:, 0], arrays["train_images"])
+    assert t.dtype == np.float64 and t.shape == (5, 10)
+    np.testing.assert_array_equal(t.argmax(axis=1), arrays["train_labels"])
+    with pytest.raises(TypeError, match="one_hot_label"):
+        dlfs.load_mnist(one_hot_label="yes", data_dir=tmp_path / "mnist")
+
+
+def test_optimizers_take_the_one_channel_layers_scalar_bias_gradient():
+    """The conv notebook's one-channel layer has ``B (1,)`` and ``LB = np.sum(dA)``, a scalar;
+    its own SGD's ``B - lr*LB`` broadcast."""
+    class OneChannel:
+        def __init__(self, optimizer):
+            self.W, self.B, self.optimizer = np.array([3, 5, 7]), np.array([1]), optimizer
+
+        def backward(self, dA):
+            self.LW, self.LB = np.array([50, 80, 110]), np.sum(dA)
+            return self.optimizer.update(self)
+
+    layer = OneChannel(compat.SGD(0.1)).backward(np.array([10, 20]))
+    np.testing.assert_allclose(layer.W, [-2.0, -3.0, -4.0])
+    np.testing.assert_allclose(layer.B, [-2.0])
+    assert layer.B.shape == (1,)
+    layer = OneChannel(compat.AdaGrad(0.1)).backward(np.array([10, 20]))
+    np.testing.assert_allclose(layer.B, [1 - 0.1 * 30 / (30 + 1e-8)])
+
+
+def test_four_argument_fc_is_the_conv_notebooks():
+    """``FC(n1, n2, initializer, optimizer)``: weights then a random bias from ``B``, both from
+    the global random state; ``B``, ``LW``, ``LB``, ``z``, ``a`` as that notebook names them."""
+    np.random.seed(3)
+    W, B = 0.1 * np.random.randn(5, 3), 0.1 * np.random.randn(3)
+    after = np.random.randn()
+    np.random.seed(3)
+    fc = compat.FC(5, 3, compat.SimpleInitializer(0.1), compat.SGD(0.5))
+    assert np.random.randn() == after
+    np.testing.assert_array_equal(fc.W, W)
+    np.testing.assert_array_equal(fc.B, B)
+    X = np.random.default_rng(0).random((4, 5))
+    A = fc.forward(X)
+    np.testing.assert_allclose(A, X @ W + B, rtol=1e-13)
+    assert fc.z is fc.X and fc.a is A
+    dA = np.random.default_rng(1).random((4, 3))
+    dZ = fc.backward(dA)
+    np.testing.assert_allclose(dZ, dA @ W.T, rtol=1e-13)
+    np.testing.assert_allclose(fc.LW, X.T @ dA, rtol=1e-13)
+    np.testing.assert_allclose(fc.LB, dA.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(fc.B, B - 0.5 * dA.sum(axis=0), rtol=1e-13)
+    fc.B = np.zeros(3)                                   # the notebook's SGD rebinds B
+    np.testing.assert_array_equal(fc.b, 0)
+    # with an activation it is the classifier notebook's FC: zero bias
+    assert not compat.FC(5, 3, compat.SimpleInitializer(0.1), None, compat.ReLU()).b.any()
+
+
+def test_adagrad_exposes_the_notebooks_accumulators():
+    opt = compat.AdaGrad(0.1)
+    assert opt.hW == 0 and opt.hb == 0                   # the notebook's starting values
+    fc = compat.FC(4, 2, compat.HeInitializer(seed=0), opt, compat.Sigmoid())
+    X = np.random.default_rng(0).random((3, 4))
+    hW = 0
+    for _ in range(2):
+        fc.forward(X)
+        fc.backward(np.ones((3, 2)))
+        hW = hW + fc.dW ** 2
+    np.testing.assert_allclose(opt.hW, hW, rtol=1e-13)
+    assert opt.hb.shape == (2,)
+
+
+def test_activations_keep_the_notebooks_cached_arrays():
+    x = np.array([[-1.0, 2.0], [0.0, -3.0]])
+    relu = compat.ReLU()
+    assert relu.a is None and relu.mask is None
+    y = relu.forward(x)
+    assert relu.a is relu.A and np.array_equal(relu.a, x) and relu.out is y
+    np.testing.assert_array_equal(relu.mask, x <= 0)
+    sig = compat.Sigmoid()
+    z = sig.forward(x)
+    assert sig.Z is z and sig.out is z and np.array_equal(sig.a, x)
+
+
+def test_get_mini_batch_is_its_own_iterator_as_in_the_notebook():
+    X, y = np.arange(20).reshape(10, 2), np.arange(10)
+    batches = compat.GetMiniBatch(X, y, batch_size=4)
+    assert iter(batches) is batches
+    first = next(batches)[1]
+    assert len(first) == 4 and len(next(batches)[1]) == 4 and len(next(batches)[1]) == 2
+    with pytest.raises(StopIteration):
+        next(batches)
+    assert sorted(np.concatenate([yb for _, yb in batches])) == list(range(10))
+    np.testing.assert_array_equal(next(iter(batches))[1], first)      # iter restarts it
+
+
+def test_linear_bias_assignment_reaches_the_layer():
+    np.random.seed(0)
+    lin = compat.Linear(2, 2)
+    lin.bias = np.array([[1.0, -1.0]])
+    np.testing.assert_allclose(lin.forward(np.zeros((1, 2))), [[1.0, -1.0]])
+    lin.bias -= 1.0
+    np.testing.assert_allclose(lin.b, [0.0, -2.0])
+    with pytest.raises(ValueError, match=r"bias must have shape \(1, 2\)"):
+        lin.bias = np.zeros(3)
+
+
+def test_neural_network_fuses_the_articles_own_softmax():
+    """The article's Softmax multiplies by ``y*(1-y)`` in backward; as the final layer under the
+    cross-entropy it is fused with the loss by name, so the error is the exact gradient."""
+    class Softmax:                                   # the article's, as written there
+        def forward(self, x):
+            self.out = np.exp(x) / np.sum(np.exp(x), axis=1, keepdims=True)
+            return self.out
+
+        def backward(self, grad_output, learning_rate):
+            return grad_output * self.out * (1 - self.out)
+
+    rng = np.random.default_rng(6)
+    X, T = rng.random((6, 3)), np.eye(3)[rng.integers(0, 3, 6)]
+    probe = compat.Linear(3, 3)
+    nn = compat.NeuralNetwork([probe, Softmax()], loss="cross_entropy", learning_rate=0.0)
+    f = lambda _: nn.loss_func(T, nn.forward(X))                      # noqa: E731
+    numeric = numerical_gradient(f, probe.weights, h=1e-6)
+    nn.backward(T, nn.forward(X))
+    np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)

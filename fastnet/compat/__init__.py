@@ -2,15 +2,22 @@
 
 Names, by the code they come from
 ---------------------------------
-* Scratch deep-network classifier notebook: ``GetMiniBatch``, ``FC``, ``SGD``, ``AdaGrad``,
+* Scratch deep-network classifier notebook: ``GetMiniBatch``, ``FC``, ``SGD``, ``AdaGrad``
+  (with ``hW``, ``hb``),
   ``Sigmoid``, ``ReLU``, ``Tanh``, ``Softmax``, ``SimpleInitializer``, ``XavierInitializer``,
   ``HeInitializer``, ``ScratchDeepNeuralNetrowkClassifier`` (as the notebook spells it) and
   ``ScratchDeepNeuralNetworkClassifier``.
 * "Deep Learning from Scratch" chapter 5: ``Affine(W, b)``, ``Relu``, ``Sigmoid``,
-  ``SoftmaxWithLoss``, ``TwoLayerNet``, ``cross_entropy_error``, ``numerical_gradient``.
+  ``SoftmaxWithLoss``, ``TwoLayerNet``, ``cross_entropy_error``, ``numerical_gradient``; its
+  row-wise ``softmax(x)`` and its ``load_mnist`` are in :mod:`fastnet.compat.dlfs` (with the
+  rest of its names), because ``softmax`` here is the column-layout exercise's: the two are
+  called alike, so code from that book imports from ``fastnet.compat.dlfs``.
 * 1-D convolution notebook: ``CNN_FC`` (one channel, ``x (L,)``), ``CNN2dim_FC`` (``x (C, L)``)
   and ``CNN_mnist_FC`` (``x (N, C, L)``), each ``(w, b, optimizer, stride, padding)`` with
-  ``W``, ``B``, gradients ``LW``, ``LB`` (sums over the batch, as there); ``N_OUT``; ``SGD``
+  ``W``, ``B``, gradients ``LW``, ``LB`` (sums over the batch, as there); its
+  ``FC(n_nodes1, n_nodes2, initializer, optimizer)``, whose ``B``, ``LW``, ``LB`` are ``FC``'s
+  ``b``, ``dW``, ``db`` (called so, without an activation, it draws its bias from
+  ``initializer.B``, as there); ``N_OUT``; ``SGD``
   (``update`` returns the layer, as that notebook's ``self = self.optimizer.update(self)``
   expects); ``SimpleInitializer(sigma).B(n)`` (random biases); ``Softmax().backward(Z, Y)``
   (``Z - Y``, that notebook's softmax-plus-loss gradient).
@@ -66,15 +73,15 @@ import math
 
 import numpy as np
 
-from . import _checks as check
-from . import functional as F
-from . import layers as _layers
-from . import optimizers as _optimizers
-from ._serialize import register
-from .data import MiniBatch, numerical_gradient, one_hot
-from . import initializers as _init
-from .losses import SoftmaxCrossEntropy
-from .model import INFERENCE_BATCH, Classifier
+from .. import _checks as check
+from .. import functional as F
+from .. import layers as _layers
+from .. import optimizers as _optimizers
+from .._serialize import register
+from ..data import MiniBatch, numerical_gradient, one_hot
+from .. import initializers as _init
+from ..losses import SoftmaxCrossEntropy
+from ..model import INFERENCE_BATCH, Classifier
 
 __all__ = [
     "GetMiniBatch", "FC", "SGD", "AdaGrad", "Sigmoid", "ReLU", "Tanh", "Softmax",
@@ -136,7 +143,21 @@ def _float(a):
 
 # --- the scratch classifier notebook -------------------------------------------------------------
 
-GetMiniBatch = MiniBatch
+class GetMiniBatch(MiniBatch):
+    """:class:`fastnet.data.MiniBatch` that iterates as the notebook's did: the object is its own
+    iterator (``iter`` restarts it, ``next`` gives the next batch). An index past the last batch
+    raises ``IndexError`` (the notebook returned empty arrays)."""
+
+    def __iter__(self):
+        self._counter = 0
+        return self
+
+    def __next__(self):
+        counter = getattr(self, "_counter", 0)
+        if counter >= len(self):
+            raise StopIteration
+        self._counter = counter + 1
+        return self[counter]
 
 
 class _UpdateReturnsTheLayer:
@@ -164,6 +185,24 @@ class AdaGrad(_UpdateReturnsTheLayer, _optimizers.AdaGrad):
 
     def __init__(self, lr=0.01, eps=1e-8):
         super().__init__(lr, eps)
+        self._last_layer = None
+
+    def update(self, params, grads=None):
+        result = super().update(params, grads)
+        self._last_layer = params if grads is None else None
+        return result
+
+    def _h(self, key):
+        """The notebook's ``hW``/``hb``: the squared-gradient sums of the last updated layer's
+        weight or bias (0 before its first update, the notebook's starting value)."""
+        if self._last_layer is None:
+            return 0
+        params = _optimizers.layer_arrays(self._last_layer)[0]
+        param = params.get(key, params.get(key.upper()))
+        return self.state_of(param).get("h", 0)
+
+    hW = property(lambda self: self._h("W"))
+    hb = property(lambda self: self._h("b"))
 
 
 class _LearningRateIgnored:
@@ -182,32 +221,48 @@ class _LearningRateIgnored:
         return super().backward(dout)
 
 
-class _Float64Input:
+class _NotebookActivation:
     """Non-float input (integers, bools, lists of ints) is taken as float64, NumPy's result in
     the notebooks, not as fastnet's default float32 (``Sigmoid().forward(20)``'s gradient was 0
-    in float32); float input keeps its dtype."""
+    in float32); float input keeps its dtype.
+
+    ``forward`` keeps the notebooks' names for what it saw: the input as ``a`` and ``A``, the
+    output as ``Z`` and ``out`` (None before the first call, and when an ``FC`` runs the
+    activation fused inside its own kernel).
+    """
+
+    a = A = Z = out = None
 
     def forward(self, x):
-        return super().forward(_float(x))
+        x = _float(x)
+        y = super().forward(x)
+        self.a = self.A = x
+        self.Z = self.out = y
+        return y
 
 
 @register("compat.ReLU")
-class ReLU(_Float64Input, _LearningRateIgnored, _layers.ReLU):
-    """:class:`fastnet.layers.ReLU`; ``backward(dout, learning_rate=None)``."""
+class ReLU(_NotebookActivation, _LearningRateIgnored, _layers.ReLU):
+    """:class:`fastnet.layers.ReLU`; ``backward(dout, learning_rate=None)``; ``mask`` is
+    "Deep Learning from Scratch"'s ``x <= 0`` of the last input."""
+
+    @property
+    def mask(self):
+        return None if self.a is None else self.a <= 0
 
 
 @register("compat.Sigmoid")
-class Sigmoid(_Float64Input, _LearningRateIgnored, _layers.Sigmoid):
+class Sigmoid(_NotebookActivation, _LearningRateIgnored, _layers.Sigmoid):
     """:class:`fastnet.layers.Sigmoid` (never overflows); ``backward(dout, learning_rate=None)``."""
 
 
 @register("compat.Tanh")
-class Tanh(_Float64Input, _LearningRateIgnored, _layers.Tanh):
+class Tanh(_NotebookActivation, _LearningRateIgnored, _layers.Tanh):
     """:class:`fastnet.layers.Tanh`; ``backward(dout, learning_rate=None)``."""
 
 
 @register("compat.Softmax")
-class Softmax(_Float64Input, _LearningRateIgnored, _layers.Softmax):
+class Softmax(_NotebookActivation, _LearningRateIgnored, _layers.Softmax):
     """:class:`fastnet.layers.Softmax` (row-wise maximum subtracted, exact ``backward``).
 
     ``backward(Z, Y)`` with one-hot rows ``Y`` is the 1-D convolution notebook's: the gradient
@@ -244,6 +299,22 @@ class FC(_layers.FC):
     def __init__(self, n_nodes1, n_nodes2, initializer=None, optimizer=None, activation=None,
                  dtype=None):
         super().__init__(n_nodes1, n_nodes2, initializer, optimizer, activation, _dtype(dtype))
+        if activation is None and isinstance(initializer, SimpleInitializer):
+            # The 1-D convolution notebook's four-argument FC drew its bias from
+            # initializer.B, right after the weights (the classifier notebook's FC always has
+            # an activation and a zero bias). A notebook's own initializer with B but no b
+            # already gave its B.
+            self.b = initializer.B(self.n_nodes2, self.dtype)
+
+    # The 1-D convolution notebook's names: B for the bias, LW and LB for the gradients, z and
+    # a for the last input and output.
+    B = property(lambda self: self.b, lambda self, value: setattr(self, "b", value),
+                 doc="The bias ``b``.")
+    LW = property(lambda self: self.dW, doc="``dW``.")
+    LB = property(lambda self: self.db, doc="``db``.")
+    z = property(lambda self: self.X, doc="The last input (as rows).")
+    a = property(lambda self: getattr(self, "_y", None),
+                 doc="The last output, before an activation object (after a fused one).")
 
 
 @register("compat.ScratchDeepNeuralNetrowkClassifier")
@@ -253,6 +324,8 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
     A :class:`fastnet.model.Classifier` (softmax cross-entropy; a final ``Softmax`` activation is
     fused with the loss). ``y`` may be one-hot rows, as in the notebook, or integer labels.
     After ``fit``: ``log_loss``, ``log_loss_val``, ``log_acc``, ``log_acc_val`` per epoch.
+    ``loss`` is the loss object (the notebook kept the last batch's value there; here the epoch
+    means are in ``log_loss``).
     """
 
     def __init__(self, layers, verbose=False):
@@ -559,8 +632,21 @@ class Linear(_layers.Layer):
         self.dtype = np.dtype(_dtype(dtype)).type
         self.weights = XavierInitializer().W(input_size, output_size, self.dtype)
         self.b = np.zeros(output_size, dtype=self.dtype)
-        self.bias = self.b.reshape(1, -1)               # a view: both see every update
         self.inputs = self.output = self.dW = self.db = None
+
+    @property
+    def bias(self):
+        """``b`` as the article's ``(1, output_size)`` row (a view: in-place updates reach ``b``;
+        assigning copies the values into ``b``)."""
+        return self.b.reshape(1, -1)
+
+    @bias.setter
+    def bias(self, value):
+        value = check.cast_real("Linear", "bias", value, self.dtype)
+        if value.size != self.b.size or value.ndim > 2:
+            raise ValueError(f"Linear: bias must have shape (1, {self.b.size}) or "
+                             f"({self.b.size},); got {value.shape}")
+        self.b[...] = value.reshape(self.b.shape)
 
     @property
     def params(self):
@@ -670,9 +756,13 @@ class NeuralNetwork:
         return x
 
     def _fused(self):
-        last = self.layers[-1]
-        return ((self.loss == "cross_entropy" and isinstance(last, _layers.Softmax))
-                or (self.loss == "binary_cross_entropy" and isinstance(last, _layers.Sigmoid)))
+        """Whether the final layer is fused with the loss: fastnet's Softmax or Sigmoid, or the
+        article's own class of that name (whose diagonal-only backward would be wrong here)."""
+        last, name = self.layers[-1], type(self.layers[-1]).__name__
+        return ((self.loss == "cross_entropy"
+                 and (isinstance(last, _layers.Softmax) or name == "Softmax"))
+                or (self.loss == "binary_cross_entropy"
+                    and (isinstance(last, _layers.Sigmoid) or name == "Sigmoid")))
 
     def backward(self, y, output):
         y = check.cast_real("NeuralNetwork.backward", "y", y, output.dtype)
