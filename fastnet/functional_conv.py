@@ -22,7 +22,8 @@ Conventions
 * Ranks: ``x (N, C_in, L)`` batched, ``x (C_in, L)`` one sample, or ``x (L,)`` one sample with one
   channel together with ``W (K,)`` and a scalar or ``(1,)`` bias; outputs and gradients come back
   with the matching rank.
-* Max pooling: padding is ``-inf``; ties go to the first (lowest) index; NaN propagates.
+* Max pooling: padding is ``-inf``; ties go to the first (lowest) index; NaN propagates (a
+  window's last NaN is its arg-max, as in PyTorch).
   Average pooling counts the zero padding in the divisor (PyTorch's ``count_include_pad=True``).
   For both, ``padding <= kernel_size // 2`` (PyTorch's rule: every window holds a real element).
 """
@@ -329,7 +330,8 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):
     -----
     ``L_out = (L + 2*padding - kernel_size) // stride + 1``.
 
-    Ties go to the first (lowest) index; a NaN in a window is its maximum (NaN propagates).
+    Ties go to the first (lowest) index; a NaN in a window is its maximum (NaN propagates; the
+    last NaN of the window is the arg-max, as in PyTorch).
     """
     op = "max_pool1d"
     x = check.float_array(op, "x", x)

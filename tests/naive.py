@@ -226,7 +226,7 @@ def pool_output_length(L, kernel_size, stride, padding):
 
 
 def maxpool1d(x, kernel_size, stride, padding):
-    """(y, argmax); padding never wins, ties go to the first index, the first NaN wins."""
+    """(y, argmax); padding never wins, ties go to the first index, the last NaN wins."""
     N, C, L = x.shape
     L_out = pool_output_length(L, kernel_size, stride, padding)
     y = np.zeros((N, C, L_out))
@@ -240,7 +240,7 @@ def maxpool1d(x, kernel_size, stride, padding):
                     if not 0 <= i < L:
                         continue
                     v = float(x[n, c, i])
-                    if best is None or (not math.isnan(best) and (v > best or math.isnan(v))):
+                    if best is None or v > best or math.isnan(v):
                         best, at = v, i
                 y[n, c, l] = best
                 argmax[n, c, l] = at

@@ -91,7 +91,7 @@ def test_nan_propagates(backend, dtype):
     x = np.array([1, np.nan, 5, 2, np.nan, np.nan], dtype=dtype)
     y, idx = F.max_pool1d(x, 3, stride=1, return_indices=True)
     assert np.isnan(y).all()
-    np.testing.assert_array_equal(idx, [1, 1, 4, 4])
+    np.testing.assert_array_equal(idx, [1, 1, 4, 5])           # the last NaN, as PyTorch
 
 
 def test_average_counts_padding(backend, dtype):
@@ -196,9 +196,30 @@ def test_matches_torch(backend, kernel_size, stride, padding):
                                tx.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("kernel_size, stride, padding", [(2, None, 0), (3, 1, 1), (5, 2, 2),
+                                                          (30, 1, 0)])
+def test_ties_and_several_nans_per_window_as_torch(backend, dtype, kernel_size, stride, padding):
+    """Ties take the first index, NaN the last: indices and gradients as PyTorch's (the last
+    shape has fewer windows than taps, the NumPy backend's window-by-window path)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(kernel_size)
+    x = rng.integers(-2, 3, (2, 3, 31)).astype(dtype)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[0, 0, :4] = np.nan
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = torch.nn.functional.max_pool1d(tx, kernel_size, stride, padding,
+                                              return_indices=True)
+    y, idx = F.max_pool1d(x, kernel_size, stride, padding, return_indices=True)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    ty.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(F.max_pool1d_backward(dout, idx, 31), tx.grad.numpy())
+
+
 @pytest.mark.parametrize("L", [2, 7, 28])
 def test_window_two_stride_two_path_keeps_the_rules(backend, dtype, L):
-    """k=2, s=2, p=0 has its own branch-free Numba loop: ties, NaNs (first wins) and an odd
+    """k=2, s=2, p=0 has its own branch-free Numba loop: ties, NaNs (the last wins) and an odd
     tail against the oracle."""
     rng = np.random.default_rng(L)
     x = rng.integers(-2, 3, (3, 4, L)).astype(dtype)              # many ties
@@ -209,7 +230,7 @@ def test_window_two_stride_two_path_keeps_the_rules(backend, dtype, L):
     want_y, want_idx = naive.maxpool1d(x, 2, 2, 0)
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(idx, want_idx)
-    assert idx[0, 2, 0] == 0 and idx[0, 1, 0] == 1
+    assert idx[0, 2, 0] == 1 and idx[0, 1, 0] == 1 and idx[0, 0, 0] == 0
 
 
 @pytest.mark.parametrize("shape", [(5, 40, 28), (3, 7, 14), (1, 1, 2)])

@@ -3,8 +3,8 @@
 ``L_out = (L + 2*padding - kernel_size) // stride + 1`` (floor mode, as PyTorch's default).
 
 * Max pooling pads with ``-inf`` (padding never wins) and returns the arg-max as an int64 index
-  into ``L``. Ties go to the first (lowest) index; a NaN in a window is the maximum (the first NaN
-  wins), so NaN propagates, as in PyTorch.
+  into ``L``. Ties go to the first (lowest) index; a NaN in a window is the maximum (the last NaN
+  wins), so NaN propagates; both rules are PyTorch's.
 * Average pooling pads with zeros that count in the divisor: every window divides by
   ``kernel_size`` (PyTorch's ``count_include_pad=True`` default).
 
@@ -34,10 +34,9 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
             best = xr[lo]
             at = lo
             for i in range(lo + 1, min(start + kernel_size, L)):
-                if best != best:               # a NaN is the maximum: the first one stays
-                    break
                 v = xr[i]
-                if v > best or v != v:         # strict: ties keep the first index
+                # strict: ties keep the first index; a NaN is the maximum, a later NaN wins
+                if v > best or v != v:
                     best = v
                     at = i
             y[r, l] = best
@@ -82,7 +81,7 @@ def _maxpool2_forward(x, y, argmax):
         for i in range(ys.size):
             a = xs[2 * i]
             b = xs[2 * i + 1]
-            take = (b > a) | ((b != b) & (a == a))     # ties and a first NaN keep `a`
+            take = (b > a) | (b != b)          # ties keep `a`; a NaN `b` wins (the last NaN)
             ys[i] = b if take else a
             as_[i] = pattern[i] + 1 if take else pattern[i]
 

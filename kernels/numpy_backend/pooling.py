@@ -3,8 +3,8 @@
 ``L_out = (L + 2*padding - kernel_size) // stride + 1`` (floor mode, as PyTorch's default).
 
 * Max pooling pads with ``-inf`` (padding never wins) and returns the arg-max as an int64 index
-  into ``L``. Ties go to the first (lowest) index; a NaN in a window is the maximum (the first NaN
-  wins), so NaN propagates, as in PyTorch.
+  into ``L``. Ties go to the first (lowest) index; a NaN in a window is the maximum (the last NaN
+  wins), so NaN propagates; both rules are PyTorch's.
 * Average pooling pads with zeros that count in the divisor: every window divides by
   ``kernel_size`` (PyTorch's ``count_include_pad=True`` default).
 
@@ -38,17 +38,30 @@ def _window_by_window(x, L_out, kernel_size, stride, padding, reduce):
                     axis=2)
 
 
+def _argmax_last_nan(windows, axis):
+    """``argmax`` along ``axis`` (the first maximum), except that a window holding NaN goes to its
+    last NaN (``argmax`` would give the first)."""
+    k = windows.argmax(axis=axis)
+    if np.isnan(np.take_along_axis(windows, np.expand_dims(k, axis), axis=axis)).any():
+        nan = np.isnan(windows)
+        last = windows.shape[axis] - 1 - np.flip(nan, axis=axis).argmax(axis=axis)
+        k = np.where(nan.any(axis=axis), last, k)
+    return k
+
+
 def maxpool1d_forward(x, kernel_size, stride, padding):
-    """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties)."""
+    """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties, last
+    NaN)."""
     L_out = pool_output_length(x.shape[2], kernel_size, stride, padding)
     if L_out < kernel_size:
         # Padding is -inf and never wins; a window of -inf values goes to its first real element.
         lo = np.maximum(np.arange(L_out, dtype=np.int64) * stride - padding, 0)  # as _covered
-        argmax = _window_by_window(x, L_out, kernel_size, stride, padding, np.argmax) + lo
+        argmax = _window_by_window(x, L_out, kernel_size, stride, padding,
+                                   _argmax_last_nan) + lo
         return np.take_along_axis(x, argmax, axis=2), argmax
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
     windows = _windows(xp, kernel_size, stride)
-    k = windows.argmax(axis=3)                       # first occurrence of the maximum
+    k = _argmax_last_nan(windows, 3)
     y = np.take_along_axis(windows, k[..., None], axis=3)[..., 0]
     starts = np.arange(windows.shape[2], dtype=np.int64) * stride - padding
     # A window whose real values are all -inf ties with the -inf left padding, which comes first:
