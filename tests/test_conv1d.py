@@ -247,7 +247,10 @@ def test_padding_longer_than_input_and_columns(backend, dtype, config, activatio
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-windows"])
 @pytest.mark.parametrize("stride, pl, pr, dilation", [(1, 1, 1, 1), (1, 2, 0, 1), (2, 1, 2, 2),
-                                                       (1, 3, 3, 2)])
+                                                       (1, 3, 3, 2),
+                                                       # padding longer than the input and the
+                                                       # columns (NumPy: tap by tap)
+                                                       (10, 12, 15, 1), (7, 20, 3, 2)])
 def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
         backend, dtype, monkeypatch, strategy, stride, pl, pr, dilation):
     """The padding's zeros enter the products: 0 * inf is NaN. An inf or NaN weight makes NaN

@@ -87,6 +87,29 @@ def test_softmax_cross_entropy_keeps_log2_next_to_a_large_max(backend, dtype, la
     loss = F.softmax_cross_entropy(logits, target)
     np.testing.assert_allclose(float(loss), np.log(2), rtol=1e-6)
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("C", [2, 80], ids=["narrow", "wide"])
+def test_logit_gaps_beyond_the_dtype_give_no_nan_with_distribution_targets(backend, dtype, C):
+    """Finite logits whose gap overflows the dtype: -log p of the far class is inf. A class
+    without target mass adds nothing (0 * inf would be NaN, PyTorch's result); one-hot rows give
+    the loss of the same labels."""
+    big = np.finfo(dtype).max
+    logits = np.zeros((3, C), dtype)
+    logits[:, 0], logits[:, 1] = big, -big
+    y = np.zeros(3, np.int64)
+    target = naive.one_hot(y, C).astype(dtype)
+    loss = F.softmax_cross_entropy(logits, target)
+    assert float(loss) == float(F.softmax_cross_entropy(logits, y)) == 0.0
+    target[2] = [0.5, 0.5] + [0.0] * (C - 2)      # mass on the far class: an honest inf
+    assert F.softmax_cross_entropy(logits, target) == np.inf
+    grad = F.softmax_cross_entropy_backward(F.softmax(logits), naive.one_hot(y, C).astype(dtype))
+    assert np.isfinite(grad).all()
+    logits[:, 1] = -np.inf                        # a non-finite logit off the target: NaN, as
+    target = naive.one_hot(y, C).astype(dtype)    # torch.nn.functional.cross_entropy gives
+    assert np.isnan(F.softmax_cross_entropy(logits, target))
+
+
 def test_softmax_huge_logits(backend, dtype):
     y = F.softmax(np.array([[1e4, 1e4 - 1, -1e4]], dtype=dtype))
     assert np.all(np.isfinite(y))

@@ -59,7 +59,11 @@ def _sce_dense_row(z, t, p):
     m, log_s = _softmax_row(z, p)
     acc = 0.0
     for j in range(z.size):
-        acc += t[j] * _nll_term(m, z[j], log_s)
+        # A class with no target mass adds nothing when its logit is finite, even if its
+        # -log p overflows to inf (a logit gap beyond the dtype's range; 0 * inf is NaN). A
+        # non-finite logit still gives 0 * inf = NaN there, as in PyTorch.
+        if t[j] != 0 or not math.isfinite(z[j]):
+            acc += t[j] * _nll_term(m, z[j], log_s)
     return acc
 
 

@@ -48,6 +48,20 @@ def _taps(L, L_out, K, stride, padding_left, dilation):
             yield k, slice(l0, l1), slice(p0, p0 + (l1 - l0 - 1) * stride + 1, stride)
 
 
+def _reads_padding(L, L_out, K, stride, padding_left, dilation):
+    """``(K, L_out)`` int64: 1 where tap ``k`` of output ``l`` reads the padding.
+
+    The tap-by-tap sums skip the padding, but ``0 * inf`` and ``0 * nan`` are NaN in the padded
+    products of the other path and of the Numba backend: with a non-finite weight (forward) or
+    ``dout`` (weight gradient) the sums they reach are made NaN with this."""
+    pos = np.arange(K)[:, None] * dilation + np.arange(L_out) * stride - padding_left
+    return ((pos < 0) | (pos >= L)).astype(np.int64)
+
+
+def _nan_where(hits):
+    return np.where(hits > 0, np.nan, 0.0)
+
+
 def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activation):
     """``y[n, o, l] = act(b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``."""
     N, C_in, L = x.shape
@@ -57,6 +71,10 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         yt = np.zeros((N, L_out, C_out), dtype=x.dtype)
         for k, outputs, inputs in _taps(L, L_out, K, stride, padding_left, dilation):
             yt[:, outputs] += np.tensordot(x[:, :, inputs], W[:, :, k], axes=([1], [1]))
+        bad = ~np.isfinite(W).all(axis=1)                               # (C_out, K)
+        if bad.any():
+            reads = _reads_padding(L, L_out, K, stride, padding_left, dilation)
+            yt += _nan_where(bad.astype(np.int64) @ reads).T.astype(yt.dtype)
     else:
         _, windows = _windows(x, K, stride, padding_left, padding_right, dilation)
         yt = np.tensordot(windows, W, axes=([1, 3], [1, 2]))      # (N, L_out, C_out)
@@ -106,4 +124,8 @@ def _backward_by_taps(dout, x, W, stride, padding_left, dilation, need_dx):
         if need_dx:
             dx[:, :, inputs] += np.tensordot(dout[:, :, outputs], W[:, :, k],
                                              axes=([1], [0])).transpose(0, 2, 1)
+    bad = ~np.isfinite(dout).all(axis=0)                                # (C_out, L_out)
+    if bad.any():
+        reads = _reads_padding(L, L_out, K, stride, padding_left, dilation)
+        dW += _nan_where(bad.astype(np.int64) @ reads.T)[:, None, :].astype(dW.dtype)
     return dx, dW

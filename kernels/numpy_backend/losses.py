@@ -29,7 +29,11 @@ def softmax_cross_entropy_forward(logits, target):
     if target.ndim == 1:
         loss = -log_probs[np.arange(N), target].sum() / N
     else:
-        loss = -(target * log_probs).sum() / N
+        # Classes without target mass add nothing where the logit is finite, even if log p
+        # overflows to -inf (0 * -inf is NaN); a non-finite logit gives NaN, as in PyTorch.
+        counted = (target != 0) | ~np.isfinite(logits)
+        terms = np.multiply(target, log_probs, out=np.zeros_like(log_probs), where=counted)
+        loss = -terms.sum() / N
     e /= s
     return logits.dtype.type(loss), e
 
