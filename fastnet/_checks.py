@@ -40,10 +40,15 @@ def float_array(op, name, a, dtype=None):
         if isinstance(a, np.generic) and not isinstance(a, np.bool_):
             a = np.asarray(a)              # keeps a NumPy scalar's dtype (float16 is refused below)
         elif isinstance(a, (list, tuple, numbers.Number)) and not isinstance(a, bool):
-            a = np.asarray(a)
+            try:
+                a = np.asarray(a)
+            except ValueError:
+                raise ValueError(f"{op}: {name} is a nested sequence of unequal lengths; "
+                                 f"expected a rectangular array") from None
             if a.dtype == object or a.dtype.kind not in "iuf":
                 raise TypeError(f"{op}: {name} must be numeric; got {a.dtype} data")
-            a = a.astype(dtype or get_default_dtype())
+            # as layers cast: a number beyond the dtype's range is an error, not a silent inf
+            a = cast_real(op, name, a, dtype or get_default_dtype())
         else:
             raise TypeError(f"{op}: {name} must be a NumPy array; got {type(a).__name__}")
     if a.dtype.type not in FLOAT_DTYPES:

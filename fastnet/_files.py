@@ -11,7 +11,10 @@ _TMP_PREFIX = ".fastnet-"
 def atomic_write(path, write, mode="wb"):
     """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then
     rename it over ``path``: an interrupted write leaves the old file (or none), never half a
-    file. The file gets the permissions a plain ``open`` would give (umask applied)."""
+    file. The file gets the permissions a plain ``open`` would give (umask applied). A symbolic
+    link is written through: its target is replaced, the link stays."""
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     # Else mkstemp's or the rename's error would name the temporary file.
     if not os.path.isdir(folder):

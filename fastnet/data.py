@@ -135,7 +135,11 @@ def one_hot(y, n_classes=None, dtype=None):
     n = top if n_classes is None else check.integer("one_hot", "n_classes", n_classes, low=1)
     if top > n:
         raise ValueError(f"one_hot: label {top - 1} out of range for n_classes={n}")
-    dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+    try:
+        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+    except TypeError:
+        raise TypeError(f"one_hot: dtype={dtype!r} is not a NumPy dtype; use e.g. "
+                        f"np.float32") from None
     if dtype.kind not in "biuf":
         raise TypeError(f"one_hot: dtype={dtype} is not numeric; use e.g. np.float32")
     out = np.zeros((len(y), n), dtype=dtype)

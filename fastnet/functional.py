@@ -249,11 +249,14 @@ def softmax_cross_entropy(logits, target, return_probs=False):
     loss : float scalar of the logits' dtype, or ``(loss, probs)``.
 
     Computed as ``logsumexp(z) - z_target`` from max-subtracted logits: finite for logits up to
-    1e4 in magnitude and when the true class has probability 0 (no ``log(0)`` is taken).
+    1e4 in magnitude and when the true class has probability 0 (no ``log(0)`` is taken). Finite
+    logits never give NaN: a class without target mass adds nothing, even where its ``-log p``
+    overflows (only a non-finite logit there gives ``0 * inf = NaN``, as in PyTorch).
     """
     op = "softmax_cross_entropy"
     logits = _class_scores(op, "logits", logits)
     target = check.class_target(op, target, logits)
+    return_probs = check.flag(op, "return_probs", return_probs)
     loss, probs = kernels().softmax_cross_entropy_forward(logits, target)
     return (loss, probs) if return_probs else loss
 

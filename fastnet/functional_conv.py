@@ -52,6 +52,8 @@ def _padding(op, padding, kernel_size, stride, dilation):
             return total // 2, total - total // 2
         raise ValueError(f"{op}: padding={padding!r}; expected an int, a (left, right) pair, "
                          f"'valid' or 'same'")
+    if isinstance(padding, np.ndarray) and padding.ndim == 1:
+        padding = list(padding)                   # a (left, right) pair as an array
     if isinstance(padding, (tuple, list)):
         if len(padding) != 2:
             raise ValueError(f"{op}: padding={padding!r}; a sequence must be a (left, right) pair")

@@ -756,6 +756,8 @@ class Sequential(_Container):
             for p0 in range(0, len(X), batch_size):
                 xb, yb = X[p0:p0 + batch_size], y[p0:p0 + batch_size]
                 out = self._forward_for_loss(xb, tail)
+                if p0 == 0:                      # an error names the caller's y, as fit's
+                    self._check_targets(op, y, out, "y")
                 total += self.loss.forward(out, yb) * len(xb)
                 correct += self._batch_correct(out, yb)
         logs = {"loss": total / len(X)}

@@ -121,6 +121,8 @@ def _plot_path(path):
     """The file matplotlib will write for ``--plot path``: it appends ``.png`` to a name without
     an extension, and an extension it cannot write fails here, before training, not after."""
     ext = os.path.splitext(path)[1]
+    if os.path.isdir(path):           # else a folder "out" would get a file "out.png" beside it
+        raise ValueError(f"--plot {path}: is a directory; give a file name")
     if not ext:
         return path + ".png"
     if ext[1:].lower() not in PLOT_FORMATS:

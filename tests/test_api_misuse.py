@@ -9,7 +9,9 @@ import pytest
 import fastnet
 import fastnet.model
 from fastnet import compat
-from fastnet.data import MiniBatch, numerical_gradient, random_shift
+from fastnet import functional as F
+from conftest import assert_raises_naming
+from fastnet.data import MiniBatch, numerical_gradient, one_hot, random_shift
 from fastnet.initializers import HeInitializer, SimpleInitializer
 from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Sigmoid,
                             Softmax, Transpose)
@@ -559,3 +561,47 @@ def test_the_compat_classifier_names_the_notebooks_arguments():
         clf.fit(X, Y, n_batch=2.0)
     with pytest.raises(ValueError, match=r"n_epoch=0; expected an integer >= 1"):
         clf.fit(X, Y, n_epoch=0)
+
+
+# --- found by an adversarial review ---------------------------------------------------------
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: F.tanh([[1.0, 2.0], [3.0]]), ValueError, ["tanh", "x", "unequal lengths"]),
+    (lambda: F.relu(1e300), ValueError, ["relu", "x", "beyond float32's range"]),
+    (lambda: F.sgd_update_(np.zeros(1, np.float32), [1e39], 0.1), ValueError,
+     ["sgd_update_", "grad", "beyond float32's range"]),
+    (lambda: F.softmax_cross_entropy(np.ones((2, 3)), np.array([0, 1]), return_probs="no"),
+     TypeError, ["return_probs", "True or False"]),
+    (lambda: compat.softmax(3.0), ValueError, ["softmax", "U has shape ()"]),
+    (lambda: compat.softmax(np.zeros((0, 5))), ValueError, ["U has shape (0, 5)", "no classes"]),
+    (lambda: compat.Linear(6, 3).backward(np.ones((2, 3)), 0.1), RuntimeError,
+     ["backward called before forward"]),
+    (lambda: compat.TwoLayerNet(4, 5, 3).accuracy(np.ones((2, 4)), np.array([0, 3])), ValueError,
+     ["labels t", "0 to 3", "0..2"]),
+    (lambda: one_hot([0], 3, dtype="foo"), TypeError, ["one_hot", "dtype='foo'"]),
+    (lambda: Sequential([FC(4, 2)], loss="mse").evaluate(np.ones((5, 4)), np.ones((5, 3))),
+     ValueError, ["Sequential.evaluate", "y has shape (5, 3)", "(2,) per sample"]),
+])
+def test_more_bad_inputs_get_clear_errors(backend, call, exc, words):
+    assert_raises_naming(call, exc, words)
+
+
+def test_a_padding_pair_may_be_an_array(backend):
+    x, W = np.ones((1, 1, 5)), np.ones((1, 1, 3))
+    np.testing.assert_array_equal(F.conv1d(x, W, padding=np.array([1, 2])),
+                                  F.conv1d(x, W, padding=(1, 2)))
+
+
+def test_the_articles_linear_trains_inside_a_fastnet_classifier():
+    """Without a learning rate, ``Linear.backward`` leaves the update to the model's
+    optimizer."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4))
+    y = (X[:, 0] > 0).astype(np.int64)
+    np.random.seed(0)
+    clf = Classifier([compat.Linear(4, 8), compat.ReLU(), compat.Linear(8, 2)],
+                     optimizer=SGD(0.1))
+    W0 = clf.layers[0].weights.copy()
+    clf.fit(X, y, epochs=5, batch_size=20)
+    assert not np.array_equal(clf.layers[0].weights, W0)
+    assert clf.history["loss"][-1] < clf.history["loss"][0] and clf.score(X, y) > 0.85

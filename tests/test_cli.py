@@ -129,6 +129,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("option, make_path, words", [
     ("--save", lambda tmp: tmp, ["--save", "is a directory"]),
+    ("--plot", lambda tmp: tmp, ["--plot", "is a directory"]),
     ("--save", lambda tmp: tmp / "missing" / "m.npz", ["--save", "does not exist"]),
     ("--plot", lambda tmp: tmp / "missing" / "c.png", ["--plot", "does not exist"]),
     ("--plot", lambda tmp: tmp / "curves.txt", ["--plot", "cannot write .txt files"]),

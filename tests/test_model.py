@@ -370,6 +370,18 @@ def test_interrupted_save_leaves_the_previous_file_intact(tmp_path, monkeypatch)
     assert not np.array_equal(fm.load(path).layers[0].W, clf.layers[0].W)   # the old model
 
 
+def test_save_through_a_symbolic_link_replaces_its_target(tmp_path):
+    clf = mlp(optimizer=SGD(0.1))
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "model.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "model.npz"
+    link.symlink_to(target)
+    clf.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    np.testing.assert_array_equal(fm.load(target).layers[0].W, clf.layers[0].W)
+
+
 def test_loading_what_is_not_a_model(tmp_path):
     X, y = blobs(20)
     good = tmp_path / "good.npz"

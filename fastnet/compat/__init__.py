@@ -538,6 +538,12 @@ class TwoLayerNet:
         elif t.ndim != 1:
             raise ValueError(f"{op}: t must be labels (N,) or one-hot rows (N, {C}); got shape "
                              f"{t.shape}")
+        if t.dtype.kind == "f" and np.all(t == np.floor(t)):
+            t = t.astype(np.int64)                  # whole-number labels stored as floats
+        if t.dtype.kind not in "iu":
+            raise ValueError(f"{op}: t must be integer labels (or one-hot rows); got {t.dtype}")
+        if t.size and not 0 <= t.min() <= t.max() < C:
+            raise ValueError(f"{op}: labels t run from {t.min()} to {t.max()}; expected 0..{C - 1}")
         if len(t) != len(x):
             raise ValueError(f"{op}: x has {len(x)} rows but t has {len(t)}")
         correct = 0
@@ -586,10 +592,16 @@ def softmax(U, reduce_axis=0):
     """Softmax along ``reduce_axis`` (axis 0, the classes, in column layout); each column's
     maximum is subtracted, so it never overflows."""
     U = _float(U)
+    if U.ndim == 0:
+        raise ValueError("softmax: U has shape (); expected an array with the classes along "
+                         "reduce_axis")
     if not isinstance(reduce_axis, (int, np.integer)) or isinstance(reduce_axis, bool) \
-            or not -U.ndim <= reduce_axis < max(U.ndim, 1):
+            or not -U.ndim <= reduce_axis < U.ndim:
         raise ValueError(f"softmax: reduce_axis={reduce_axis!r} is not an axis of U (shape "
                          f"{U.shape}); expected an integer in [{-U.ndim}, {U.ndim - 1}]")
+    if U.shape[reduce_axis] == 0:
+        raise ValueError(f"softmax: U has shape {U.shape}: no classes along "
+                         f"reduce_axis={reduce_axis}")
     moved = np.moveaxis(U, reduce_axis, -1)
     return np.moveaxis(F.softmax(moved), -1, reduce_axis)
 
@@ -661,13 +673,18 @@ class Linear(_layers.Layer):
         self.output = F.dense(self.inputs, self.weights, self.b)
         return self.output
 
-    def backward(self, output_error, learning_rate):
+    def backward(self, output_error, learning_rate=None):
         """Returns the input error (computed with the weights before the update), then updates
-        ``weights -= lr * inputs.T @ output_error`` and ``bias -= lr * sum(output_error)``."""
+        ``weights -= lr * inputs.T @ output_error`` and ``bias -= lr * sum(output_error)``.
+
+        Without ``learning_rate`` nothing is updated: the gradients stay in ``dW``, ``db`` (and
+        ``grads``) for an optimizer, e.g. a fastnet model's ``fit``."""
+        check.need_forward(self, self.inputs)
         input_error, self.dW, self.db = F.dense_backward(
             _layers._cast(output_error, self.dtype), self.inputs, self.weights)
-        F.sgd_update_(self.weights, self.dW, learning_rate)
-        F.sgd_update_(self.b, self.db, learning_rate)
+        if learning_rate is not None:
+            F.sgd_update_(self.weights, self.dW, learning_rate)
+            F.sgd_update_(self.b, self.db, learning_rate)
         return input_error
 
 
