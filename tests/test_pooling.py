@@ -171,18 +171,25 @@ def test_bad_inputs_raise_before_the_kernel(backend, call, exc, words):
 
 # --- PyTorch ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kernel_size, stride, padding", [(2, None, 0), (3, 1, 1), (4, 3, 2),
-                                                          (5, 2, 0)])
-def test_matches_torch(backend, kernel_size, stride, padding):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((3, 4, 23))
+def max_pool_as_torch(torch, x, kernel_size, stride, padding):
+    """fastnet's max pooling of ``x`` with the values and indices of PyTorch's asserted equal;
+    returns ``(y, idx)`` and PyTorch's input and output tensors, for the gradients."""
     tx = torch.tensor(x, requires_grad=True)
     ty, tidx = torch.nn.functional.max_pool1d(tx, kernel_size, stride, padding,
                                               return_indices=True)
     y, idx = F.max_pool1d(x, kernel_size, stride, padding, return_indices=True)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
+    return y, idx, tx, ty
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [(2, None, 0), (3, 1, 1), (4, 3, 2),
+                                                          (5, 2, 0)])
+def test_matches_torch(backend, kernel_size, stride, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 23))
+    y, idx, tx, ty = max_pool_as_torch(torch, x, kernel_size, stride, padding)
     dout = rng.standard_normal(y.shape)
     ty.backward(torch.tensor(dout))
     np.testing.assert_allclose(F.max_pool1d_backward(dout, idx, 23), tx.grad.numpy(), rtol=1e-12)
@@ -206,12 +213,7 @@ def test_ties_and_several_nans_per_window_as_torch(backend, dtype, kernel_size, 
     x = rng.integers(-2, 3, (2, 3, 31)).astype(dtype)
     x[rng.random(x.shape) < 0.3] = np.nan
     x[0, 0, :4] = np.nan
-    tx = torch.tensor(x, requires_grad=True)
-    ty, tidx = torch.nn.functional.max_pool1d(tx, kernel_size, stride, padding,
-                                              return_indices=True)
-    y, idx = F.max_pool1d(x, kernel_size, stride, padding, return_indices=True)
-    np.testing.assert_array_equal(y, ty.detach().numpy())
-    np.testing.assert_array_equal(idx, tidx.numpy())
+    y, idx, tx, ty = max_pool_as_torch(torch, x, kernel_size, stride, padding)
     dout = rng.standard_normal(y.shape).astype(dtype)
     ty.backward(torch.tensor(dout))
     np.testing.assert_array_equal(F.max_pool1d_backward(dout, idx, 31), tx.grad.numpy())
