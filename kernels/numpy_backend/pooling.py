@@ -38,15 +38,17 @@ def _window_by_window(x, L_out, kernel_size, stride, padding, reduce):
                     axis=2)
 
 
+def _to_last_nan(windows, k, axis):
+    """The arg-max ``k`` along ``axis`` with each window that holds NaN sent to its last NaN
+    (``argmax`` gives the first)."""
+    nan = np.isnan(windows)
+    last = windows.shape[axis] - 1 - np.flip(nan, axis=axis).argmax(axis=axis)
+    return np.where(nan.any(axis=axis), last, k)
+
+
 def _argmax_last_nan(windows, axis):
-    """``argmax`` along ``axis`` (the first maximum), except that a window holding NaN goes to its
-    last NaN (``argmax`` would give the first)."""
     k = windows.argmax(axis=axis)
-    if np.isnan(np.take_along_axis(windows, np.expand_dims(k, axis), axis=axis)).any():
-        nan = np.isnan(windows)
-        last = windows.shape[axis] - 1 - np.flip(nan, axis=axis).argmax(axis=axis)
-        k = np.where(nan.any(axis=axis), last, k)
-    return k
+    return _to_last_nan(windows, k, axis) if np.isnan(windows).any() else k
 
 
 def maxpool1d_forward(x, kernel_size, stride, padding):
@@ -61,8 +63,10 @@ def maxpool1d_forward(x, kernel_size, stride, padding):
         return np.take_along_axis(x, argmax, axis=2), argmax
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
     windows = _windows(xp, kernel_size, stride)
-    k = _argmax_last_nan(windows, 3)
+    k = windows.argmax(axis=3)                       # first occurrence of the maximum
     y = np.take_along_axis(windows, k[..., None], axis=3)[..., 0]
+    if np.isnan(y).any():                            # y stays NaN; its index moves
+        k = _to_last_nan(windows, k, 3)
     starts = np.arange(windows.shape[2], dtype=np.int64) * stride - padding
     # A window whose real values are all -inf ties with the -inf left padding, which comes first:
     # the tie goes to its first real element, index 0 (the padding is never an arg-max).
