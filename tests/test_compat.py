@@ -38,6 +38,18 @@ def test_scratch_classifier_script():
     assert nn[0].W.dtype == np.float64                        # compat parameters: float64
 
 
+def test_verbose_prints_the_notebooks_epoch_line(capsys):
+    X, y = blobs(60)
+    nn = [compat.FC(8, 3, compat.SimpleInitializer(0.01, seed=0), compat.AdaGrad(0.01),
+                    compat.Softmax())]
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(layers=nn, verbose=True)
+    clf.fit(X, np.eye(3)[y], n_epoch=2, n_batch=20)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"epoch:{e:>3} loss:{clf.log_loss[e]:>8,.3f} acc:{clf.log_acc[e]:>5,.3f}"
+                     for e in range(2)]
+    assert lines[0].startswith("epoch:  0 loss:   ")
+
+
 def test_fit_lr_trains_the_layers_without_their_own_optimizer():
     X, y = blobs(40)
     for lr in (0.0, 0.5):

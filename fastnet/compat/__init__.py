@@ -325,7 +325,10 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
     fused with the loss). ``y`` may be one-hot rows, as in the notebook, or integer labels.
     After ``fit``: ``log_loss``, ``log_loss_val``, ``log_acc``, ``log_acc_val`` per epoch.
     ``loss`` is the loss object (the notebook kept the last batch's value there; here the epoch
-    means are in ``log_loss``).
+    means are in ``log_loss``). ``verbose=True`` prints the notebook's line after each epoch,
+    ``epoch:  0 loss:   0.251 acc:0.936`` (epochs from 0; the training loss and accuracy of the
+    epoch). The loss printed is ``log_loss``'s mean cross-entropy per sample, where the notebook
+    printed its class-averaged batch losses summed and divided by ``n_batch``.
     """
 
     def __init__(self, layers, verbose=False):
@@ -341,12 +344,20 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
         op = f"{type(self).__name__}.fit"     # the errors name the notebook's arguments
         n_epoch = check.integer(op, "n_epoch", n_epoch, low=1)
         n_batch = check.integer(op, "n_batch", n_batch, low=1)
+        verbose = check.flag(op, "verbose", self.verbose)
         self.optimizer = SGD(lr)
         return super().fit(X, y, X_val, y_val, epochs=n_epoch, batch_size=n_batch, seed=0,
-                           verbose=self.verbose)
+                           callbacks=[_NotebookEpochLine()] if verbose else None)
 
     def get_config(self):
         return {"layers": self.layers, "verbose": self.verbose}
+
+
+class _NotebookEpochLine:
+    """The notebook classifier's ``verbose`` line, after each epoch."""
+
+    def on_epoch_end(self, epoch, logs):
+        print(f"epoch:{epoch:>3} loss:{logs['loss']:>8,.3f} acc:{logs['acc']:>5,.3f}", flush=True)
 
 
 #: The correct spelling.
