@@ -117,3 +117,20 @@ def test_run_cases_rows_hold_the_measured_medians(monkeypatch):
     (row,) = run.run_cases([case], log=open("/dev/null", "w"))
     assert (row["numpy"], row["numba"], row["torch"]) == (3e-3, 1e-3, None)
     assert row["numba_first_call"] == 0.5 and row["op"] == "max_pool1d k2"
+
+
+def test_start_up_is_the_median_of_rounds_each_with_its_own_empty_cache(monkeypatch):
+    from fastnet.benchmarking import startup
+    cold, warm, caches = iter([9.0, 12.0, 8.0]), iter([0.5, 0.3, 0.4]), []
+
+    def probe(cache, threads=None):
+        fresh = cache not in caches
+        caches.append(cache)
+        return {"first_steps": next(cold if fresh else warm), "import": 0.1}
+
+    monkeypatch.setattr(startup, "time_to_first_step", probe)
+    times = startup.cold_and_warm(rounds=3)
+    assert len(set(caches)) == 3                 # cold then warm in each round's cache
+    assert times["cold"]["first_steps"] == 9.0 and times["warm"]["first_steps"] == 0.4
+    assert times["cold"]["all_first_steps"] == [9.0, 12.0, 8.0]
+    assert times["warm"]["all_first_steps"] == [0.5, 0.3, 0.4]
