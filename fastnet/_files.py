@@ -1,6 +1,7 @@
 """Files that fastnet writes: all at once or not at all, and checked before a long run."""
 import errno
 import os
+import stat
 import tempfile
 
 #: Prefix of the temporary files written beside a target. Short and fixed: a prefix built from
@@ -11,8 +12,10 @@ _TMP_PREFIX = ".fastnet-"
 def atomic_write(path, write, mode="wb"):
     """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then
     rename it over ``path``: an interrupted write leaves the old file (or none), never half a
-    file. The file gets the permissions a plain ``open`` would give (umask applied). A symbolic
-    link is written through: its target is replaced, the link stays."""
+    file. The file gets the permissions a plain ``open`` would give: an existing file's own,
+    else the umask's. A symbolic link is written through: its target is replaced, the link
+    stays. A device, FIFO or socket is refused (``ValueError``): the rename would replace it
+    with a plain file (``--save /dev/null`` run as root would replace ``/dev/null``)."""
     if os.path.islink(path):
         path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -21,18 +24,24 @@ def atomic_write(path, write, mode="wb"):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    special = _special_file(path)
+    if special:
+        raise ValueError(f"cannot write {path}: {special}")
     too_long = _name_too_long(path, folder)
     if too_long:
         raise OSError(errno.ENAMETOOLONG, f"cannot write {path}: {too_long}")
+    mode_bits = _existing_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes it private (0600)
+        if mode_bits is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode_bits = 0o666 & ~umask
+        os.chmod(tmp, mode_bits)               # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -40,6 +49,28 @@ def atomic_write(path, write, mode="wb"):
         except OSError:
             pass
         raise
+
+
+def _special_file(path):
+    """What ``path`` is when it exists but is neither a regular file nor a folder, else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return f"it is {kind}, which a save would replace with a plain file; give a file name"
+
+
+def _existing_mode(path):
+    """The permission bits of the file at ``path``, or None when there is none."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def _name_too_long(path, folder):
@@ -62,6 +93,9 @@ def check_writable(option, path):
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a directory; give a file name")
+    special = _special_file(path)
+    if special:
+        raise ValueError(f"{option} {path}: {special}")
     if not os.path.isdir(folder):
         raise ValueError(f"{option} {path}: the folder {folder} does not exist")
     too_long = _name_too_long(path, folder)

@@ -66,6 +66,8 @@ def _encode(value, optimizers):
         return value
     if isinstance(value, (list, tuple)):
         return [_encode(v, optimizers) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"__dict__": {k: _encode(v, optimizers) for k, v in value.items()}}
     if isinstance(value, Optimizer):
         for i, opt in enumerate(optimizers):
             if opt is value:
@@ -107,6 +109,8 @@ def _decode(value, optimizers):
             return optimizers[_optimizer_index(value["__optimizer__"], optimizers)]
         if set(value) == {"__object__"}:
             return from_spec(value["__object__"], optimizers)
+        if set(value) == {"__dict__"} and isinstance(value["__dict__"], dict):
+            return {k: _decode(v, optimizers) for k, v in value["__dict__"].items()}
         raise ValueError(f"unexpected object in model spec: {sorted(value)}")
     return value
 
@@ -163,10 +167,8 @@ def _responsible_optimizers(model):
 def save_model(model, path):
     """Write ``model`` to ``path`` atomically (see the module docstring)."""
     from . import __version__
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"save: path must be a file name (str, bytes or os.PathLike); got "
-                        f"{type(path).__name__} (the file is written beside a temporary one and "
-                        f"renamed, which needs a name)")
+    _check_path("save", path, " (the file is written beside a temporary one and renamed, "
+                              "which needs a name)")
     optimizers = []
     model_spec = to_spec(model, optimizers)
     model_opt = None if model.optimizer is None else _encode(model.optimizer, optimizers)
@@ -181,7 +183,7 @@ def save_model(model, path):
             "optimizers": [_optimizer_spec(opt) for opt in optimizers],
             "model": model_spec,
             "model_optimizer": None if model_opt is None else model_opt["__optimizer__"],
-            "history": {k: [float(v) for v in vals] for k, vals in model.history.items()}}
+            "history": _history_numbers(model.history)}
     text = json.dumps(spec)
     # Rebuilt in memory first, as load will: a model whose attributes were set to values its
     # constructors refuse (stride=0, lr=nan, a float16 W) fails here, before it could
@@ -198,6 +200,24 @@ def save_model(model, path):
     atomic_write(os.fsdecode(path), lambda f: np.savez(f, **arrays))   # str, bytes, PathLike
 
 
+def _check_path(op, path, why=""):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{op}: path must be a file name (str, bytes or os.PathLike); got "
+                        f"{type(path).__name__}{why}")
+
+
+def _history_numbers(history):
+    """``history`` as ``{name: [float, ...]}`` for the spec, or ValueError naming the entry."""
+    out = {}
+    for key, values in history.items():
+        try:
+            out[str(key)] = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError(f"save: history[{key!r}] must be a list of numbers; got "
+                             f"{values!r:.80}") from None
+    return out
+
+
 def _rebuild(spec, arrays):
     """The model ``spec`` and ``arrays`` describe (what load returns; what save checks)."""
     optimizers = [from_spec(o, []) for o in spec["optimizers"]]
@@ -207,6 +227,11 @@ def _rebuild(spec, arrays):
     _restore_arrays(model, arrays)
     model.history = _history(spec.get("history", {}))
     return model
+
+
+def _starts_with(path, prefix):
+    with open(path, "rb") as f:
+        return f.read(len(prefix)) == prefix
 
 
 def _not_a_model(path, why):
@@ -224,6 +249,7 @@ def load_model(path, expected=None):
     ValueError
         The file is not a fastnet model, is truncated or corrupt, or holds another model class.
     """
+    _check_path("load", path)
     path = os.fsdecode(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -240,8 +266,12 @@ def load_model(path, expected=None):
         if str(err).startswith("load: "):
             raise
         if "allow_pickle" in str(err):       # not NumPy's hint to load it unsafely
+            # NumPy says so of anything that is neither .npz nor .npy: only a pickle (which
+            # starts 0x80) or an .npy of objects holds pickled objects.
+            pickled = _starts_with(path, b"\x80") or _starts_with(path, b"\x93NUMPY")
             raise _not_a_model(path, "it holds pickled Python objects, which fastnet never "
-                                     "loads") from err
+                                     "loads" if pickled else
+                                     "neither an .npz archive nor an .npy array") from err
         raise _not_a_model(path, f"unreadable: {err}") from err
     except Exception as err:         # zipfile.BadZipFile, zlib.error, EOFError, OSError, ...
         raise _not_a_model(path, f"unreadable or truncated: {type(err).__name__}: {err}") from err

@@ -2,6 +2,7 @@
 import inspect
 import json
 import os
+import stat
 import warnings
 import zipfile
 
@@ -382,6 +383,36 @@ def test_save_through_a_symbolic_link_replaces_its_target(tmp_path):
     np.testing.assert_array_equal(fm.load(target).layers[0].W, clf.layers[0].W)
 
 
+def test_save_refuses_a_fifo_and_keeps_an_existing_files_permissions(tmp_path):
+    """A rename over a device or FIFO replaced it with a plain file (as root, ``--save
+    /dev/null`` replaced /dev/null); a 0600 model file became world-readable."""
+    from fastnet._files import check_writable
+    clf = mlp(optimizer=SGD(0.1))
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="pipe: it is a FIFO"):
+        clf.save(fifo)
+    with pytest.raises(ValueError, match="--save .*pipe: it is a FIFO"):
+        check_writable("--save", str(fifo))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    private = tmp_path / "private.npz"
+    private.write_bytes(b"old")
+    os.chmod(private, 0o600)
+    clf.save(private)
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
+
+
+def test_save_and_load_errors_name_the_operation(tmp_path):
+    clf = mlp(optimizer=SGD(0.1))
+    for path in (3, None):
+        with pytest.raises(TypeError, match="load: path must be a file name"):
+            fm.load(path)
+    clf.history = {"loss": ["n/a"]}
+    with pytest.raises(ValueError, match=r"save: history\['loss'\] must be a list of numbers"):
+        clf.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_loading_what_is_not_a_model(tmp_path):
     X, y = blobs(20)
     good = tmp_path / "good.npz"
@@ -394,7 +425,10 @@ def test_loading_what_is_not_a_model(tmp_path):
     np.save(npy, np.zeros(3))
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
-    for path, match in [(text, "not a fastnet model file"),
+    pkl = tmp_path / "obj.pkl"
+    pkl.write_bytes(__import__("pickle").dumps({"W": 1}))
+    for path, match in [(text, "neither an .npz archive nor an .npy array"),
+                        (pkl, "pickled Python objects"),
                         (plain, "without a '__fastnet__' entry"),
                         (npy, "not an archive"),
                         (truncated, "unreadable or truncated")]:
@@ -849,3 +883,28 @@ def test_saving_onto_a_folder_names_the_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a folder"):
         mlp().save(tmp_path)
     assert os.listdir(tmp_path) == []                # no temporary file left behind
+
+
+@pytest.mark.parametrize("seed", [0, None, "mt19937"])
+def test_training_resumed_after_load_draws_the_same_dropout_masks(tmp_path, seed):
+    """The Dropout generator's position is saved: continued and resumed training agree bit for
+    bit (the generator restarted from its seed on load, and gave other masks)."""
+    X, y = blobs(60)
+    if seed == "mt19937":
+        seed = np.random.Generator(np.random.MT19937(5))
+    model = Classifier([FC(6, 8, activation="relu"), Dropout(0.5, seed=seed), FC(8, 3)],
+                       optimizer=SGD(0.1))
+    model.fit(X, y, epochs=1, batch_size=10)
+    model.save(tmp_path / "m.npz")
+    loaded = Classifier.load(tmp_path / "m.npz")
+    model.fit(X, y, epochs=2, batch_size=10, seed=1)
+    loaded.fit(X, y, epochs=2, batch_size=10, seed=1)
+    assert loaded.history["loss"] == model.history["loss"]
+    for key, p in model.params.items():
+        np.testing.assert_array_equal(loaded.params[key], p)
+
+
+@pytest.mark.parametrize("state", [{"bit_generator": "Nope"}, {"bit_generator": "PCG64"}, 3])
+def test_dropout_refuses_a_generator_state_that_is_not_one(state):
+    with pytest.raises(ValueError, match="Dropout: generator_state"):
+        Dropout(0.5, generator_state=state)
