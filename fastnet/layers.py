@@ -726,17 +726,25 @@ class Dropout(Layer):
     p : float in [0, 1)
     seed : None, int or numpy.random.Generator
         None: a generator seeded from NumPy's global random state (``np.random.seed`` makes it
-        reproducible). The generator's position is not saved with a model.
+        reproducible).
+    generator_state : dict, optional
+        A position of the generator to start from (``Generator.bit_generator.state``, with
+        arrays as lists), in place of ``seed``'s start. A saved model keeps its generator's
+        position this way, so training resumed after ``load`` draws the masks it would have
+        drawn without the save.
     """
 
     _passes = ("features", "channels")
 
-    def __init__(self, p=0.5, seed=None):
+    def __init__(self, p=0.5, seed=None, generator_state=None):
         self.p = p
         # An integer seed (NumPy's too) is saved with the model; a Generator cannot be.
         integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
         self.seed = int(seed) if integer else None
-        self._rng = as_generator(seed, "Dropout")
+        if generator_state is None:
+            self._rng = as_generator(seed, "Dropout")
+        else:
+            self._rng = _generator_at("Dropout", generator_state)
         self._mask = None
         self._forward_ran = False
 
@@ -772,4 +780,35 @@ class Dropout(Layer):
         return dout * self._mask
 
     def get_config(self):
-        return {"p": self.p, "seed": self.seed}
+        return {"p": self.p, "seed": self.seed,
+                "generator_state": _as_json(self._rng.bit_generator.state)}
+
+
+def _as_json(value):
+    """A generator state with its arrays (MT19937's key) as lists and NumPy ints as ints."""
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _generator_at(op, state):
+    """A ``numpy.random.Generator`` at ``state`` (a ``bit_generator.state`` dict)."""
+    kinds = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in kinds:
+        raise ValueError(f"{op}: generator_state must be a bit generator's state dict, with "
+                         f"'bit_generator' one of {', '.join(kinds)}; got {state!r:.100}")
+    bit_generator = getattr(np.random, kind)()
+    try:
+        if kind == "MT19937" and isinstance(state.get("state"), dict):
+            state = {**state, "state": {**state["state"],
+                                        "key": np.asarray(state["state"].get("key"), np.uint32)}}
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"{op}: generator_state is not a valid {kind} state "
+                         f"({type(err).__name__}: {err})") from None
+    return np.random.Generator(bit_generator)
