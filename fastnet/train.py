@@ -217,8 +217,9 @@ def run_train(args):
                   callbacks=callbacks, augment=recipe.augment() if args.augment else None)
     except KeyboardInterrupt:
         interrupted = True
-        done = len(model.history["loss"]) if getattr(model, "history", None) else 0
-        print(f"\ninterrupted during epoch {done + 1}; stopping.", file=sys.stderr)
+        done = len(model.history.get("loss", ()))        # {} when fit had not begun
+        print(f"\ninterrupted during epoch {done + 1}; stopping." if "loss" in model.history
+              else "\ninterrupted before training began; stopping.", file=sys.stderr)
     train_seconds = time.perf_counter() - start
 
     test_acc = model.score(X_test, y_test)
@@ -226,9 +227,10 @@ def run_train(args):
           + (", the model as interrupted)" if interrupted else ")"))
     print(f"training time {train_seconds:.1f} s")
     written = []
-    if args.save and model.history["loss"]:
+    trained = model.history.get("loss")
+    if args.save and trained:
         written.append(f"model {args.save} (after epoch {len(model.history['loss'])})")
-    if plot and model.history["loss"]:
+    if plot and trained:
         try:
             plot_history(model.history, plot,
                          f"fastnet {recipe.name} on MNIST: test accuracy {test_acc:.2%}")

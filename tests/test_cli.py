@@ -184,3 +184,21 @@ def test_bench_threads_beyond_the_cpus_pin_every_member_alike(monkeypatch, capsy
     assert seen == {"torch": cpus, "fastnet": cpus}
     assert (f"threads in effect: BLAS {cpus}, Numba {cpus}, torch {cpus}"
             in capsys.readouterr().out)
+
+
+def test_ctrl_c_before_the_first_epoch_is_a_clean_interruption(tiny_mnist, tmp_path, capsys,
+                                                              monkeypatch):
+    """On a cold cache fit's checks compile for seconds before ``history`` exists; Ctrl-C
+    there gave a KeyError traceback."""
+    from fastnet.model import Sequential
+
+    def interrupted(self, X, op):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Sequential, "_dry_run", interrupted)
+    code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet", "--save", str(tmp_path / "m.npz"),
+                     "--plot", str(tmp_path / "c.png")])
+    captured = capsys.readouterr()
+    assert code == 130 and "interrupted before training began" in captured.err
+    assert "test accuracy" in captured.out
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "c.png").exists()
