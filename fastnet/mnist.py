@@ -559,12 +559,13 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
     ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]))
     """
     op = "load_mnist"
+    given = dtype
     try:
         dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
     except TypeError:
         dtype = None
     if dtype is None or dtype.type not in (np.float32, np.float64):
-        raise ValueError(f"{op}: dtype={dtype!r} is not a float dtype fastnet computes in; "
+        raise ValueError(f"{op}: dtype={given!r} is not a float dtype fastnet computes in; "
                          f"expected float32 or float64")
     normalize, flatten, one_hot = (check.flag(op, name, value) for name, value in
                                    (("normalize", normalize), ("flatten", flatten),

@@ -595,6 +595,9 @@ def test_dlfs_load_mnist_has_the_books_dtypes_and_shapes(tmp_path, monkeypatch):
     np.testing.assert_array_equal(t.argmax(axis=1), arrays["train_labels"])
     with pytest.raises(TypeError, match="one_hot_label"):
         dlfs.load_mnist(one_hot_label="yes", data_dir=tmp_path / "mnist")
+    write_dataset(tmp_path / "small", make_arrays(rows=5, cols=4))    # not 28 x 28: its own size
+    (x, _), _ = dlfs.load_mnist(flatten=False, data_dir=tmp_path / "small")
+    assert x.shape == (5, 1, 5, 4)
 
 
 def test_optimizers_take_the_one_channel_layers_scalar_bias_gradient():

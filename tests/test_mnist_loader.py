@@ -708,3 +708,10 @@ def test_real_mnist(monkeypatch, tmp_path):
     assert X2.shape == (60000, 28, 28) and yt2.shape == (10000, 10)
     np.testing.assert_array_equal(X2.reshape(60000, -1), X)
     np.testing.assert_array_equal(yt2.argmax(axis=1), yt)
+
+
+@pytest.mark.parametrize("dtype", ["bogus", np.int32])
+def test_load_mnist_names_the_dtype_it_was_given(tmp_path, dtype):
+    write_dataset(tmp_path, make_arrays())
+    with pytest.raises(ValueError, match=f"dtype={dtype!r} is not a float dtype"):
+        mnist.load_mnist(tmp_path, dtype=dtype)

@@ -42,7 +42,8 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None)
     normalize : bool, default True
         Pixels as float32 in [0, 1]; otherwise the raw uint8 values 0..255.
     flatten : bool, default True
-        Images as rows of 784 pixels; otherwise ``(N, 1, 28, 28)``, as the book's.
+        Images as rows of 784 pixels; otherwise ``(N, 1, 28, 28)``, as the book's (the IDX
+        files' own image size, should they hold another).
     one_hot_label : bool, default False
         Labels as float64 one-hot rows ``(N, 10)``; otherwise uint8 labels ``(N,)``.
     data_dir : str or os.PathLike, optional
@@ -54,13 +55,13 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None)
                                          (("normalize", normalize), ("flatten", flatten),
                                           ("one_hot_label", one_hot_label)))
     out = []
-    for x, t in _mnist.load_mnist(data_dir, normalize=False, flatten=True, dtype=np.float32):
+    for x, t in _mnist.load_mnist(data_dir, normalize=False, flatten=flatten, dtype=np.float32):
         if normalize:
             x /= 255                              # the book's float32 division
         else:
             x = x.astype(np.uint8)                # 0..255, exact in float32
         if not flatten:
-            x = x.reshape(-1, 1, 28, 28)
+            x = x.reshape(len(x), 1, *x.shape[1:])  # (N, 1, rows, cols): the files' image size
         t = np.eye(10)[t] if one_hot_label else t.astype(np.uint8)
         out.append((x, t))
     return tuple(out)
