@@ -11,7 +11,8 @@ The backend is looked up at call time by ``fastnet.functional``, so switching it
 kernels an existing model calls. Nothing falls back silently: an unknown name raises with the
 allowed set, and a backend that cannot be imported raises with the original import error.
 
-Environment defaults: ``FASTNET_BACKEND`` (``numba`` | ``numpy``), ``FASTNET_NUM_THREADS``.
+Environment defaults: ``FASTNET_BACKEND`` (``numba`` | ``numpy``), ``FASTNET_NUM_THREADS`` (which
+also sizes Numba's worker pool, when Numba is not imported yet: a count for every thread).
 
 OpenMP spinning: importing fastnet sets ``GOMP_SPINCOUNT=1000`` unless the variable is already
 set. GNU OpenMP workers (Numba's parallel kernels, and PyTorch's pool when torch shares the
@@ -285,9 +286,8 @@ def _library_thread_counts():
     blas = [(lib, lib.num_threads)
             for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
     numba_threads = None
-    if "numba" in _modules:
-        import numba
-        numba_threads = numba.get_num_threads()
+    if "numba" in sys.modules:         # else Numba will start with its default count
+        numba_threads = sys.modules["numba"].get_num_threads()
     return blas, numba_threads
 
 
@@ -304,9 +304,11 @@ def _restore_threads(n):
         blas, numba_threads = n
         for lib, count in blas:
             lib.set_num_threads(count)
-        if numba_threads is not None:
-            import numba
-            numba.set_num_threads(numba_threads)
+        # Numba loaded inside the block took the block's count: back to its default.
+        numba = sys.modules.get("numba")
+        if numba is not None:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if numba_threads is None
+                                  else numba_threads)
         _state["threads"] = None
     else:
         _apply_threads(n)
@@ -326,6 +328,11 @@ def _init_from_env():
                       RuntimeWarning, stacklevel=2)
         return
     _state["threads"] = min(threads, _usable_cpus())
+    # Numba's count set by set_num_threads holds for the calling Python thread only; started
+    # with this many workers, every thread's kernels keep to it (a kernel first run from a
+    # thread of yours, or from any other thread, ran on all cores).
+    if "numba" not in sys.modules:
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(_state["threads"]))
 
 
 _init_from_env()

@@ -334,3 +334,33 @@ def test_info_with_a_bad_fastnet_backend_is_an_error_line():
                          text=True, timeout=120, env={**os.environ, "FASTNET_BACKEND": "bogus"})
     assert out.returncode == 1
     assert out.stderr.startswith("fastnet info: error: FASTNET_BACKEND: unknown backend 'bogus'")
+
+
+def test_a_with_block_that_loads_numba_gives_numba_its_count_back_after():
+    """Numba not loaded when the block began: its count was not saved, and it stayed at the
+    block's 1 thread for the rest of the process."""
+    code = ("import numpy as np, fastnet, numba; import fastnet.functional as F\n"
+            "with fastnet.set_num_threads(1):\n"
+            "    F.relu(np.ones(4, np.float32)); inside = numba.get_num_threads()\n"
+            "print(inside, numba.get_num_threads(), fastnet.get_num_threads())")
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    env.pop("FASTNET_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "2", "None"]
+
+
+def test_fastnet_num_threads_holds_on_every_python_thread():
+    """It set Numba's count on the thread that loaded the backend only; another thread's
+    kernels ran on all of Numba's workers."""
+    code = ("import threading, numpy as np, fastnet, numba; import fastnet.functional as F\n"
+            "F.relu(np.ones(4, np.float32)); seen = []\n"
+            "t = threading.Thread(target=lambda: seen.append(numba.get_num_threads()))\n"
+            "t.start(); t.join(); print(numba.get_num_threads(), seen[0])")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    env["FASTNET_NUM_THREADS"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1"]
