@@ -979,7 +979,9 @@ class Classifier(Sequential):
         return self._scores(f"{type(self).__name__}.decision_function", X, batch_size)
 
     def predict_proba(self, X, batch_size=INFERENCE_BATCH):
-        """Class probabilities ``(N, C)``, in batches."""
+        """Class probabilities ``(N, C)``, in batches of ``batch_size`` samples. Another batch
+        size gives the same values to rounding, but not always bit for bit: BLAS may sum a
+        sample's products in another order for another number of rows."""
         return self._scores(f"{type(self).__name__}.predict_proba", X, batch_size, F.softmax)
 
     def predict(self, X, batch_size=INFERENCE_BATCH):
