@@ -36,7 +36,9 @@ gemm (many channels)
     Measured against the previous design (the same parts on Python threads, whose hand-off costs
     50-80 us here), float32, batch 128, 2 threads, calls back to back: forward C28->64 L28
     0.536 -> 0.317 ms, C64->128 L14 0.600 -> 0.556 ms; forward+backward against PyTorch went
-    from 0.93-0.98x to 1.02-1.20x (``python -m fastnet bench``). Where ``_blas``
+    from 0.93-0.98x to 1.02-1.20x (``python -m fastnet bench``) on a loaded host; on a quiet one
+    PyTorch's oneDNN is ahead at the many-channel float32 shapes (0.64-0.83x: OpenBLAS's GEMM
+    alone runs at ~120 GFLOP/s per core here, and the copies add 30-40 %). Where ``_blas``
     is not available (NumPy built on another BLAS), the same chain runs serially with NumPy's
     ``matmul``, BLAS threading itself.
 
