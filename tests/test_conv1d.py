@@ -109,7 +109,8 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
     check_kernels(kern, dtype, N, C_in, C_out, L, K, stride, pl, pr, dilation, seed)
 
 
-@pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-chunked", "gemm-split",
+@pytest.mark.parametrize("strategy", ["direct", "blocked", "blocked-chunked", "blocked-split",
+                                      "gemm", "gemm-chunked", "gemm-split",
                                       "gemm-split-chunked", "gemm-windows", "gemm-split-windows",
                                       "matmul", "matmul-chunked"])
 @pytest.mark.parametrize("config", [
@@ -122,14 +123,20 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
     (2, 3, 4, 4, 5, 2, 1, 0, 1),      # fewer outputs (1) than that
 ])
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
-    """The Numba backend picks direct loops or im2col + GEMM by shape; force each on every case,
-    and the GEMM path also with one batch item per chunk (its dW, db sums run over chunks), with
-    the batch split over two threads at every size (dW, db summed over parts), with the
+    """The Numba backend picks direct loops or, for many channels, the blocked micro-kernels
+    (im2col + GEMM where they are not available); force each on every case. The blocked path
+    also with one batch item per backward chunk (dW, db summed over chunks) and with the batch
+    split over two threads at every size (summed over parts); the GEMM path likewise, with the
     windows chain (one item per chunk, GEMMs on the padded item in place; dilation 1 only, the
     others keep im2col), and with NumPy's matmul in place of BLAS called from Numba (the path for
-    NumPy builds without it)."""
+    NumPy builds without it). The blocked path runs on any x86 host (AVX2 spills registers)."""
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
+    monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy.startswith("blocked"))
+    if strategy == "blocked-chunked":
+        monkeypatch.setattr(nb_conv.conv1d_blocked, "CHUNK_BYTES", 1)
+    if strategy == "blocked-split":
+        monkeypatch.setattr(nb_conv.conv1d_blocked, "SPLIT_MIN_MACS", 0)
     if strategy.endswith(("chunked", "windows")):
         monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
         monkeypatch.setattr(nb_conv, "GEMM_MIN_ROWS_PER_CHANNEL", 0)
@@ -245,7 +252,7 @@ def test_padding_longer_than_input_and_columns(backend, dtype, config, activatio
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@pytest.mark.parametrize("strategy", ["direct", "gemm", "gemm-windows"])
+@pytest.mark.parametrize("strategy", ["direct", "blocked", "gemm", "gemm-windows"])
 @pytest.mark.parametrize("stride, pl, pr, dilation", [(1, 1, 1, 1), (1, 2, 0, 1), (2, 1, 2, 2),
                                                        (1, 3, 3, 2),
                                                        # padding longer than the input and the
@@ -261,6 +268,7 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
     if backend == "numba":
         nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
         monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
+        monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy == "blocked")
         if strategy == "gemm-windows":
             monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
             monkeypatch.setattr(nb_conv, "GEMM_MIN_ROWS_PER_CHANNEL", 0)
@@ -283,6 +291,28 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
     _, dW, db = F.conv1d_backward(dout, x, ones, **hyper)
     np.testing.assert_allclose(dW, want_dW, rtol=rtol, atol=atol)
     np.testing.assert_allclose(db, want_db, rtol=rtol, atol=atol)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("blocked", [True, False])
+def test_non_finite_weights_leave_input_gradients_as_the_real_products(dtype, monkeypatch,
+                                                                         blocked):
+    """dx sums only products of a weight and a real gradient: an inf weight gives inf, not
+    NaN, at input positions whose windows reach past the output (the blocked path convolves a
+    zero-padded gradient, so such weights must not take it). Oracle: the naive loops."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: True)
+    monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", blocked)
+    rng = np.random.default_rng(4)
+    x, W = rng.standard_normal((2, 3, 10)), rng.standard_normal((4, 3, 3))
+    W[0, 0, 0], W[1, 2, 2] = np.inf, -np.inf
+    dout = rng.standard_normal((2, 4, 10))
+    want, _, _ = naive.conv1d_backward(dout, x, W, 1, 1, 1, 1)
+    assert np.isinf(want).any() and not np.isnan(want).any()
+    dx, _, _ = nb_conv.conv1d_backward(*(a.astype(dtype) for a in (dout, x, W)), None, "none",
+                                       1, 1, 1, 1, True)
+    np.testing.assert_array_equal(np.isinf(dx), np.isinf(want))
+    assert not np.isnan(dx).any()
 
 
 # --- the notebook's worked examples (functional API, lists in, default dtype out) ------------

@@ -101,6 +101,7 @@ def test_a_small_conv_chain_runs_with_blas_single_threaded_a_big_item_with_its_t
     conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     if not conv._blas.available():
         pytest.skip("the conv GEMM path calls NumPy's matmul here")
+    monkeypatch.setattr(conv.conv1d_blocked, "AVAILABLE", False)       # the GEMM path
     calls = []
     real = slots.run
     monkeypatch.setattr(conv, "run", lambda *a: calls.append((a[1], a[5])) or real(*a))

@@ -89,7 +89,7 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True):
     parts : int, at least 1
     arrays : up to :data:`ARRAYS` C-contiguous arrays of ``work``'s dtype; the slot finds their
         addresses in ``args[0:ARRAYS]``, in this order
-    sizes : ints, ``args[ARRAYS:]``
+    sizes : ints (a sequence or an int64 array), ``args[ARRAYS:]``
     work : 1-D scratch buffer, one equal share per part
     blas_threads : bool
         With one part, whether its GEMMs may use BLAS's threads: worth it for one big item,
@@ -103,7 +103,7 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True):
     # (slots only read their inputs).
     flat = [a.reshape(-1) if a.flags.writeable else a.reshape(-1).copy() for a in arrays]
     flat += [work] * (ARRAYS - len(arrays))
-    args = np.array((0,) * ARRAYS + tuple(sizes), np.int64)
+    args = np.concatenate((np.zeros(ARRAYS, np.int64), np.asarray(sizes, np.int64)))
     if parts == 1 and blas_threads:
         _run(slot, 1, args, work, *flat)
     else:

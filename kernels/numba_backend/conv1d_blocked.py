@@ -1,0 +1,407 @@
+"""conv1d's "blocked" strategy: register-blocked micro-kernels (``_microkernels``), no im2col.
+
+Shapes as in ``conv1d``: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``y (N, C_out, L_out)``.
+
+Forward, per batch item
+    The padded item is split into ``stride`` phases, ``xph[c, r, m] = xpad[c, m*stride + r]``,
+    so that every tap ``(k, c)`` reads a contiguous run: output ``l`` needs ``xpad[c, l*stride +
+    k*dilation]``, which is ``xph[c, r, l + q]`` with ``k*dilation = q*stride + r``. The taps
+    kernel computes blocks of output channels by output positions straight into ``y``, bias
+    included, from a table of the taps' offsets in ``xph``.
+Backward, per chunk of items
+    ``g = dout * act'`` goes into a zero-padded copy per item (``gpad``), summed into ``db`` on
+    the way, and into its transpose ``gT (L_out, C_out_pad)``. The weight gradient is the outer
+    kernel over the chunk: the forward's taps of ``xph`` against ``gT`` rows. The input gradient
+    is a convolution of ``gpad`` with the transposed weights, one output phase at a time: input
+    position ``j = m*stride + r`` receives tap ``k`` wherever ``j + padding_left - k*dilation``
+    is a multiple of the stride, from ``gpad`` at ``m + q``, ``q = (r + padding_left -
+    k*dilation) / stride``. With stride 1 it is written straight into ``dx``; otherwise into a
+    phase buffer, then interleaved.
+
+The batch runs as parts side by side on Numba's threads (``_slots``); no BLAS anywhere.
+Determinism as in ``conv1d``: ``dW`` and ``db`` are summed in a fixed order (items in order
+within a part, parts in order by the caller).
+"""
+import functools
+
+import numpy as np
+from numba import carray, config
+
+from ._config import jit
+from ._microkernels import VECTOR_BYTES, lanes, outer_kernel, taps_kernel
+from ._scalar import RELU, activation_grad_row, relu_row_
+from ._slots import ARRAYS, part_count, pointer_like, run
+
+#: Block shapes (rows x vectors) of the taps kernel: "wide" where output rows are longer than
+#: one vector (16 accumulators), "tall" for shorter rows, where a second vector would be mostly
+#: padding. Measured (float32, one thread, batch 128, forward): wide 210 GFLOP/s at C28->32 L28
+#: and C32->64 L1024; at C64->128 L14 wide 101 GFLOP/s, tall 170.
+WIDE_ROWS, WIDE_VECTORS = 8, 2
+TALL_ROWS, TALL_VECTORS = 16, 1
+#: Block of the outer kernel (the weight gradient): taps by vectors of output channels.
+OUTER_TAPS, OUTER_VECTORS = 8, 2
+#: Channel counts are padded to a multiple of this (two vectors of float32), so that every
+#: block's loads stay in bounds.
+ROW_PAD = 32
+#: Target bytes of one backward chunk's buffers (``xph`` and ``gpad`` of its items), inside a
+#: core's L2.
+CHUNK_BYTES = 256 << 10
+#: Multiply-adds from which a call splits its batch over threads: waking the other thread
+#: costs 25-50 us here, about the time of 4 M multiply-adds on one thread.
+SPLIT_MIN_MACS = 4_000_000
+
+_taps_wide = taps_kernel(WIDE_ROWS, WIDE_VECTORS)
+_taps_tall = taps_kernel(TALL_ROWS, TALL_VECTORS)
+_outer = outer_kernel(OUTER_TAPS, OUTER_VECTORS)
+
+#: Whether conv1d uses this strategy: the block shapes above are sized for 32 vector
+#: registers (AVX-512); with 16 (AVX2) they spill, and conv1d keeps its im2col + GEMM path.
+#: Plain Python (``NUMBA_DISABLE_JIT=1``, a coverage run) cannot run the intrinsics either.
+AVAILABLE = VECTOR_BYTES == 64 and not config.DISABLE_JIT
+
+
+def _round_up(n, m):
+    return -(-n // m) * m
+
+
+class Geometry:
+    """Buffer sizes and tap tables of one convolution shape.
+
+    Attributes
+    ----------
+    L_ph : int
+        Length of a phase row: an item's ``xph`` is ``(C_in, stride, L_ph)``.
+    L_g, g_left : int
+        An item's ``gpad`` is ``(C_out_pad, L_g)`` with ``g[o, l]`` at ``[o, g_left + l]``.
+    C_out_pad, C_in_pad : int
+        Channel counts rounded up to :data:`ROW_PAD`.
+    taps : int64 ``(T_pad, 2)``
+        Forward tap ``t = k*C_in + c``: its offset in an item's ``xph`` and its weight row
+        ``t``; padded with copies of tap 0 to a multiple of :data:`OUTER_TAPS`.
+    dx_taps : int64 ``(n, 2)``
+        The input gradient's taps, phase ``r``'s at ``dx_starts[r]:dx_starts[r+1]``: offset in an
+        item's ``gpad`` and row ``k*C_out + o`` of the transposed weights.
+    dx_starts : int64 ``(stride + 1,)``
+    """
+
+    def __init__(self, C_in, L, C_out, K, L_out, stride, padding_left, dilation, dtype):
+        V = lanes(np.dtype(dtype))
+        s, d, pl = stride, dilation, padding_left
+        self.L_ph = _round_up(L_out, 2 * V) + (K - 1) * d // s
+        self.C_out_pad = _round_up(C_out, ROW_PAD)
+        self.C_in_pad = _round_up(C_in, ROW_PAD)
+        taps = [(c * s * self.L_ph + (k * d) % s * self.L_ph + (k * d) // s, k * C_in + c)
+                for k in range(K) for c in range(C_in)]
+        taps += [taps[0]] * (_round_up(len(taps), OUTER_TAPS) - len(taps))
+        self.taps = np.array(taps, np.int64)
+        q = [(r + pl - k * d) // s for r in range(s) for k in range(K)]
+        self.g_left = max(0, -min(q))
+        self.L_g = self.g_left + max(q) + _round_up(-(-L // s), 2 * V)
+        dx_taps, starts = [], [0]
+        for r in range(s):
+            for k in range(K):
+                if (r + pl - k * d) % s == 0:
+                    offset = self.g_left + (r + pl - k * d) // s
+                    dx_taps += [(o * self.L_g + offset, k * C_out + o) for o in range(C_out)]
+            starts.append(len(dx_taps))
+        self.dx_taps = np.array(dx_taps or [(0, 0)], np.int64)
+        self.dx_starts = np.array(starts, np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, dtype):
+    """The :class:`Geometry` of a shape (``dtype`` a NumPy dtype), built once per shape."""
+    return Geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, dtype)
+
+
+@jit(inline="always")
+def _lanes_of(a):
+    """Values per vector for ``a``'s dtype."""
+    return VECTOR_BYTES // a.itemsize
+
+
+@jit
+def _pack_phases(xn, stride, padding_left, xph):
+    """``xph[c, r, m] = xn[c, m*stride + r - padding_left]``, zero outside ``xn`` (``xph`` flat,
+    ``(C_in, stride, L_ph)``).
+
+    Stride 1 gets a copy of the loops compiled with the stride a constant: with it a runtime
+    value, the pass took 6x longer (0.14 against 0.024 ms at N=128, C_in=28, L=28, float32),
+    as long as the convolution it feeds."""
+    if stride == 1:
+        _pack(xn, 1, padding_left, xph)
+    else:
+        _pack(xn, stride, padding_left, xph)
+
+
+@jit(inline="always")
+def _pack(xn, stride, padding_left, xph):
+    """:func:`_pack_phases`. Explicit loops over 0-based views: Numba's slice assignment
+    (``row[lo:hi] = ...``) checks for overlap (~40 ns a row)."""
+    C_in, L = xn.shape
+    L_ph = xph.size // (C_in * stride)
+    for r in range(stride):
+        first = r - padding_left                       # the xn index of m = 0
+        lo = 0 if first >= 0 else (-first + stride - 1) // stride
+        hi = 0 if L - 1 - first < 0 else (L - 1 - first) // stride + 1
+        lo = min(lo, L_ph)
+        hi = min(max(hi, lo), L_ph)
+        for c in range(C_in):
+            row = xph[(c * stride + r) * L_ph:(c * stride + r + 1) * L_ph]
+            for m in range(lo):
+                row[m] = 0
+            inside = row[lo:]
+            src = xn[c, lo * stride + first:]
+            for m in range(hi - lo):
+                inside[m] = src[m * stride]
+            tail = row[hi:]
+            for m in range(L_ph - hi):
+                tail[m] = 0
+
+
+@jit
+def _convolve(src, taps, t0, T, w, w_cols, bias, use_bias, rows, length, out, out_row):
+    """``out[i*out_row + m] = bias[i] + sum_t w[row_t, i] * src[off_t + m]`` for ``i < rows``,
+    ``m < length``: the taps kernel over the whole output, blocks picked by row length."""
+    V = _lanes_of(src)
+    if length > V:
+        for i in range(0, rows, WIDE_ROWS):
+            for m in range(0, length, WIDE_VECTORS * V):
+                _taps_wide(src, m, taps, t0, T, w, i, w_cols, out, i * out_row + m, out_row,
+                           min(WIDE_ROWS, rows - i), min(WIDE_VECTORS * V, length - m),
+                           bias, i, use_bias)
+    else:
+        for i in range(0, rows, TALL_ROWS):
+            _taps_tall(src, 0, taps, t0, T, w, i, w_cols, out, i * out_row, out_row,
+                       min(TALL_ROWS, rows - i), length, bias, i, use_bias)
+
+
+@jit
+def _pad_gradient(dn, yn, act, g_left, gpad, gT, db):
+    """``gpad[o, g_left + l] = g[o, l] = dn[o, l] * act'(yn[o, l])``, zero around it (rows
+    ``o < C_out``), and its transpose ``gT[l, o] = g[o, l]`` with zero columns up to
+    ``C_out_pad`` (both flat: ``(C_out_pad, L_g)``, ``(L_out, C_out_pad)``); adds each row's sum
+    to ``db[o]``. Explicit loops, as in :func:`_pack`."""
+    C_out, L_out = dn.shape
+    C_out_pad = gT.size // L_out
+    L_g = gpad.size // C_out_pad
+    for o in range(C_out):
+        row = gpad[o * L_g:(o + 1) * L_g]
+        for m in range(g_left):
+            row[m] = 0
+        seg = row[g_left:g_left + L_out]
+        if act != 0:
+            activation_grad_row(dn[o], yn[o], act, seg)
+        else:
+            d = dn[o]
+            for l in range(L_out):
+                seg[l] = d[l]
+        tail = row[g_left + L_out:]
+        for m in range(L_g - g_left - L_out):
+            tail[m] = 0
+        total = dn.dtype.type(0)
+        for l in range(L_out):
+            total += seg[l]
+        db[o] += total
+    for l in range(L_out):
+        dst = gT[l * C_out_pad:(l + 1) * C_out_pad]
+        src = gpad[g_left + l:]
+        for o in range(C_out):
+            dst[o] = src[o * L_g]
+        for o in range(C_out, C_out_pad):
+            dst[o] = 0
+
+
+@jit
+def _weight_gradient(gT, g_item, xph, x_item, items, taps, T, L_out, dW_tap, first):
+    """``dW_tap[t, o] (+)= sum_{n, l} xph[n, off_t + l] * gT[n, l, o]`` over the chunk's
+    ``items`` (``=`` if ``first``): the outer kernel, block by block."""
+    C_out = dW_tap.shape[1]
+    C_out_pad = g_item // L_out
+    block = OUTER_VECTORS * _lanes_of(gT)
+    flat = dW_tap.reshape(-1)
+    for t in range(0, T, OUTER_TAPS):
+        for o in range(0, C_out, block):
+            _outer(xph, 0, x_item, taps, t, gT, o, g_item, C_out_pad, items, L_out, flat,
+                   t * C_out + o, C_out, min(OUTER_TAPS, T - t), min(block, C_out - o),
+                   not first)
+
+
+@jit
+def _input_gradient(gpad, dx_taps, dx_starts, W_t, C_in_pad, stride, dxn, phase):
+    """One item's ``dxn (C_in, L)`` from its ``gpad``, phase by phase (see the module
+    docstring); ``W_t (K*C_out, C_in_pad)`` the transposed weights; ``phase`` a buffer of at
+    least ``C_in * ceil(L / stride)`` values (unused for stride 1)."""
+    C_in, L = dxn.shape
+    flat = dxn.reshape(-1)
+    for r in range(min(stride, L)):
+        t0, t1 = dx_starts[r], dx_starts[r + 1]
+        M = (L - r + stride - 1) // stride
+        if stride == 1:
+            _convolve(gpad, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, flat, L)
+        else:
+            _convolve(gpad, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, phase, M)
+            for c in range(C_in):
+                for m in range(M):
+                    dxn[c, m * stride + r] = phase[c * M + m]
+
+
+@jit
+def _forward_items(x, taps, T, W_pad, b_pad, stride, padding_left, xph, y):
+    """:func:`_convolve` item by item, each from its own ``xph``."""
+    C_out, L_out = y.shape[1:]
+    for n in range(x.shape[0]):
+        _pack_phases(x[n], stride, padding_left, xph)
+        _convolve(xph, taps, 0, T, W_pad, b_pad.size, b_pad, 1, C_out, L_out,
+                  y[n].reshape(-1), L_out)
+
+
+@jit
+def _backward_items(dout, x, y, act, taps, T, dx_taps, dx_starts, W_t, C_in_pad, stride,
+                    padding_left, g_left, chunk, xph, gpad, gT, phase, dx, dW_tap, db, need_dx):
+    """The backward of a batch part, ``chunk`` items at a time (see the module docstring)."""
+    N = x.shape[0]
+    L_out = dout.shape[2]
+    x_item = xph.size // chunk
+    g_item = gpad.size // chunk
+    t_item = gT.size // chunk
+    db[:] = 0
+    for n0 in range(0, N, chunk):
+        items = min(chunk, N - n0)
+        for j in range(items):
+            _pack_phases(x[n0 + j], stride, padding_left, xph[j * x_item:(j + 1) * x_item])
+            _pad_gradient(dout[n0 + j], y[n0 + j], act, g_left,
+                          gpad[j * g_item:(j + 1) * g_item], gT[j * t_item:(j + 1) * t_item], db)
+        _weight_gradient(gT, t_item, xph, x_item, items, taps, T, L_out, dW_tap, n0 == 0)
+        if need_dx:
+            for j in range(items):
+                _input_gradient(gpad[j * g_item:(j + 1) * g_item], dx_taps, dx_starts, W_t,
+                                C_in_pad, stride, dx[n0 + j], phase)
+
+
+# --- slots (``_slots``), one batch part each. ``args`` holds the array addresses, then
+# ``len(args)`` and the sizes named in each docstring, then the tap tables.
+
+#: Sizes in a forward slot's ``args``, from ``len(args)`` on.
+_FORWARD_SIZES = 12
+#: ... in a backward slot's.
+_BACKWARD_SIZES = 18
+
+
+@jit(inline="always")
+def _args(args_p, count):
+    """The slot's int64 ``args``, whose length is at ``args[ARRAYS]``."""
+    return carray(args_p, (carray(args_p, (ARRAYS + count,))[ARRAYS],))
+
+
+def _forward_slot(i, parts, args_p, work_p):
+    """Forward of batch part ``i``. ``args``: the addresses of ``x, W_pad, b_pad, y``; then
+    ``len(args), N, C_in, L, C_out, L_out, T, C_out_pad, stride, padding_left, act,
+    len(work)``; then the forward taps. ``work``: one ``xph`` per part."""
+    a = _args(args_p, _FORWARD_SIZES)
+    N, C_in, L, C_out, L_out, T, C_out_pad = a[8], a[9], a[10], a[11], a[12], a[13], a[14]
+    stride, padding_left, act, work_len = a[15], a[16], a[17], a[18]
+    n0, n1 = N * i // parts, N * (i + 1) // parts
+    x = carray(pointer_like(a[0], work_p), (N, C_in, L))[n0:n1]
+    W_pad = carray(pointer_like(a[1], work_p), (T * C_out_pad,))
+    b_pad = carray(pointer_like(a[2], work_p), (C_out_pad,))
+    y = carray(pointer_like(a[3], work_p), (N, C_out, L_out))[n0:n1]
+    share = work_len // parts
+    xph = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    _forward_items(x, a[ARRAYS + _FORWARD_SIZES:], T, W_pad, b_pad, stride, padding_left, xph, y)
+    if act == RELU:
+        relu_row_(y.reshape(-1))
+
+
+def _backward_slot(i, parts, args_p, work_p):
+    """Backward of batch part ``i``: its ``dW_parts[i] (T, C_out)``, ``db_parts[i]`` and (if
+    ``need_dx``) its ``dx``. ``args``: the addresses of ``dout, x, y, dx, W_t, dW_parts,
+    db_parts``; then ``len(args), N, C_in, L, C_out, L_out, T, C_in_pad, stride, padding_left,
+    act, need_dx, g_left, chunk, len(work)`` and the lengths of an item's ``xph``, ``gpad`` and
+    ``gT``; then the tables: forward taps (``2 * T_pad``), ``dx_starts``, ``dx_taps``.
+    ``work``: per part, ``chunk`` items' ``xph``, ``gpad`` and ``gT``, and one phase buffer."""
+    a = _args(args_p, _BACKWARD_SIZES)
+    N, C_in, L, C_out, L_out, T, C_in_pad = a[8], a[9], a[10], a[11], a[12], a[13], a[14]
+    stride, padding_left, act, need_dx = a[15], a[16], a[17], a[18] != 0
+    g_left, chunk, work_len, x_item, g_item, t_item = a[19], a[20], a[21], a[22], a[23], a[24]
+    n0, n1 = N * i // parts, N * (i + 1) // parts
+    dout = carray(pointer_like(a[0], work_p), (N, C_out, L_out))[n0:n1]
+    x = carray(pointer_like(a[1], work_p), (N, C_in, L))[n0:n1]
+    y = carray(pointer_like(a[2], work_p), (N, C_out, L_out))[n0:n1]
+    dx = carray(pointer_like(a[3], work_p), (N, C_in, L))[n0:n1]
+    W_t = carray(pointer_like(a[4], work_p), (T // C_in * C_out * C_in_pad,))
+    dW_tap = carray(pointer_like(a[5], work_p), (parts, T, C_out))[i]
+    db = carray(pointer_like(a[6], work_p), (parts, C_out))[i]
+    tables = a[ARRAYS + _BACKWARD_SIZES:]
+    n_taps = 2 * (-(-T // OUTER_TAPS) * OUTER_TAPS)          # the padded forward taps
+    taps = tables[:n_taps]
+    dx_starts = tables[n_taps:n_taps + stride + 1]
+    dx_taps = tables[n_taps + stride + 1:]
+    share = work_len // parts
+    work = carray(work_p, (work_len,))[i * share:(i + 1) * share]
+    xph = work[:chunk * x_item]
+    gpad = work[chunk * x_item:chunk * (x_item + g_item)]
+    gT = work[chunk * (x_item + g_item):chunk * (x_item + g_item + t_item)]
+    phase = work[chunk * (x_item + g_item + t_item):]
+    _backward_items(dout, x, y, act, taps, T, dx_taps, dx_starts, W_t, C_in_pad, stride,
+                    padding_left, g_left, chunk, xph, gpad, gT, phase, dx, dW_tap, db, need_dx)
+
+
+# --- the Python side --------------------------------------------------------------------------
+
+def _parts(macs, N):
+    """Batch parts: one per thread once the call has ``SPLIT_MIN_MACS`` multiply-adds."""
+    return part_count(N) if macs >= SPLIT_MIN_MACS else 1
+
+
+def forward(x, W, b, stride, padding_left, dilation, act, y, scratch):
+    """``y`` (allocated) gets the convolution with bias, ReLU applied if ``act`` is ReLU (other
+    activations are the caller's); ``scratch(size, dtype)`` gives a work buffer."""
+    N, C_in, L = x.shape
+    C_out, _, K = W.shape
+    L_out = y.shape[2]
+    geo = geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, x.dtype)
+    W_pad = np.zeros((K * C_in, geo.C_out_pad), x.dtype)
+    W_pad[:, :C_out] = W.transpose(2, 1, 0).reshape(K * C_in, C_out)
+    b_pad = np.zeros(geo.C_out_pad, x.dtype)
+    b_pad[:C_out] = b
+    parts = _parts(N * C_out * L_out * C_in * K, N)
+    work = scratch(parts * C_in * stride * geo.L_ph, x.dtype)
+    sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_out_pad, stride, padding_left, act,
+             work.shape[0])
+    run(_forward_slot, parts, (x, W_pad, b_pad, y), _with_length(sizes, geo.taps), work, True)
+
+
+def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, scratch):
+    """``(dW, db)``, and ``dx`` (allocated) written if ``need_dx``; ``y`` is read only for an
+    activation (any array of ``dout``'s shape otherwise)."""
+    N, C_in, L = x.shape
+    C_out, _, K = W.shape
+    L_out = dout.shape[2]
+    geo = geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, x.dtype)
+    W_t = np.zeros((K * C_out, geo.C_in_pad), x.dtype)
+    W_t[:, :C_in] = W.transpose(2, 0, 1).reshape(K * C_out, C_in)
+    parts = _parts(N * C_out * L_out * C_in * K * (2 if need_dx else 1), N)
+    x_item, g_item = C_in * stride * geo.L_ph, geo.C_out_pad * geo.L_g
+    t_item = L_out * geo.C_out_pad
+    per_item = (x_item + g_item + t_item) * x.itemsize
+    chunk = max(1, min(CHUNK_BYTES // per_item, -(-N // parts)))
+    share = chunk * (x_item + g_item + t_item) + C_in * -(-L // stride)
+    work = scratch(parts * share, x.dtype)
+    dW_parts = np.empty((parts, K * C_in, C_out), x.dtype)
+    db_parts = np.empty((parts, C_out), x.dtype)
+    sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_in_pad, stride, padding_left, act,
+             int(need_dx), geo.g_left, chunk, work.shape[0], x_item, g_item, t_item)
+    run(_backward_slot, parts, (dout, x, y, dx, W_t, dW_parts, db_parts),
+        _with_length(sizes, geo.taps, geo.dx_starts, geo.dx_taps), work, True)
+    dW_tap, db = dW_parts[0], db_parts[0]
+    for i in range(1, parts):                          # in part order: deterministic
+        dW_tap += dW_parts[i]
+        db += db_parts[i]
+    return np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0)), db
+
+
+def _with_length(sizes, *tables):
+    """``args`` after the addresses: its own length first, then ``sizes``, then the tables."""
+    tail = np.concatenate([np.asarray(sizes, np.int64)] + [t.reshape(-1) for t in tables])
+    return np.concatenate(([ARRAYS + 1 + tail.size], tail))
