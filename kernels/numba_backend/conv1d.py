@@ -753,12 +753,12 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
         activate_(y.reshape(-1), act)
         return y
+    W_tap = _tap_major(W)
     if conv1d_blocked.AVAILABLE:
-        conv1d_blocked.forward(x, W, b, stride, padding_left, dilation, act, y, _scratch)
+        conv1d_blocked.forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, _scratch)
         if act > RELU:
             activate_(y.reshape(-1), act)
         return y
-    W_tap = _tap_major(W)
     if not _blas.available():
         _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y)
         return y
@@ -804,14 +804,15 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     # would meet the padding's zeros (0 * inf = NaN) at input positions that PyTorch and the
     # GEMM path, which sum only the real products, leave finite: such weights take the GEMM path.
     if conv1d_blocked.AVAILABLE and (not need_dx or np.isfinite(W).all()):
-        dW, db = conv1d_blocked.backward(dout, x, W, y_arg, act, stride, padding_left, dilation,
-                                         dx_arg, need_dx, _scratch)
-        return dx, dW, db
-    W_tap = _tap_major(W)
-    if not _blas.available():
-        dW_tap, db = _backward_matmul(dout, x, y_arg, act, W_tap, K, stride, padding_left,
-                                      dilation, dx_arg, need_dx)
+        dW_parts, db_parts = conv1d_blocked.backward(dout, x, W, y_arg, act, stride,
+                                                     padding_left, dilation, dx_arg, need_dx,
+                                                     _scratch)
+    elif not _blas.available():
+        dW_tap, db = _backward_matmul(dout, x, y_arg, act, _tap_major(W), K, stride,
+                                      padding_left, dilation, dx_arg, need_dx)
+        dW_parts, db_parts = dW_tap[None], db[None]
     else:
+        W_tap = _tap_major(W)
         parts, blas_threads = _gemm_parts(N * L_out * (K * C_in * (1 + need_dx) + C_out)
                                           + need_dx * x.size, N)
         chunk, work = _work(N, parts, L_out, (K * C_in, C_out, C_out), x.dtype,
@@ -822,9 +823,9 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
             (dout, x, y_arg, dx_arg, W_tap, dW_parts, db_parts),
             (N, C_in, L, C_out, L_out, K, stride, padding_left, dilation, act, int(need_dx),
              chunk, work.shape[0]), work, blas_threads)
-        dW_tap, db = dW_parts[0], db_parts[0]
-        for i in range(1, parts):                      # in part order: deterministic
-            dW_tap += dW_parts[i]
-            db += db_parts[i]
+    dW_tap, db = dW_parts[0], db_parts[0]
+    for i in range(1, len(dW_parts)):                  # in part order: deterministic
+        dW_tap += dW_parts[i]
+        db += db_parts[i]
     dW = np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0))
     return dx, dW, db

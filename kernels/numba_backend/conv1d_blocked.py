@@ -43,8 +43,8 @@ OUTER_TAPS, OUTER_VECTORS = 8, 2
 #: Channel counts are padded to a multiple of this (two vectors of float32), so that every
 #: block's loads stay in bounds.
 ROW_PAD = 32
-#: Target bytes of one backward chunk's buffers (``xph`` and ``gpad`` of its items), inside a
-#: core's L2.
+#: Target bytes of one backward chunk's buffers (``xph``, ``gpad`` and ``gT`` of its items),
+#: inside a core's L2.
 CHUNK_BYTES = 256 << 10
 #: Multiply-adds from which a call splits its batch over threads: waking the other thread
 #: costs 25-50 us here, about the time of 4 M multiply-adds on one thread.
@@ -354,15 +354,15 @@ def _parts(macs, N):
     return part_count(N) if macs >= SPLIT_MIN_MACS else 1
 
 
-def forward(x, W, b, stride, padding_left, dilation, act, y, scratch):
+def forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, scratch):
     """``y`` (allocated) gets the convolution with bias, ReLU applied if ``act`` is ReLU (other
-    activations are the caller's); ``scratch(size, dtype)`` gives a work buffer."""
+    activations are the caller's); ``W_tap (K*C_in, C_out)`` the weights tap-major (as
+    ``conv1d._tap_major``); ``scratch(size, dtype)`` gives a work buffer."""
     N, C_in, L = x.shape
-    C_out, _, K = W.shape
-    L_out = y.shape[2]
+    C_out, L_out = y.shape[1:]
     geo = geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, x.dtype)
     W_pad = np.zeros((K * C_in, geo.C_out_pad), x.dtype)
-    W_pad[:, :C_out] = W.transpose(2, 1, 0).reshape(K * C_in, C_out)
+    W_pad[:, :C_out] = W_tap
     b_pad = np.zeros(geo.C_out_pad, x.dtype)
     b_pad[:C_out] = b
     parts = _parts(N * C_out * L_out * C_in * K, N)
@@ -373,8 +373,9 @@ def forward(x, W, b, stride, padding_left, dilation, act, y, scratch):
 
 
 def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, scratch):
-    """``(dW, db)``, and ``dx`` (allocated) written if ``need_dx``; ``y`` is read only for an
-    activation (any array of ``dout``'s shape otherwise)."""
+    """``(dW_parts, db_parts)``, each batch part's ``dW_tap (K*C_in, C_out)`` and ``db`` (the
+    caller adds them up in part order), and ``dx`` (allocated) written if ``need_dx``; ``y`` is
+    read only for an activation (any array of ``dout``'s shape otherwise)."""
     N, C_in, L = x.shape
     C_out, _, K = W.shape
     L_out = dout.shape[2]
@@ -394,11 +395,7 @@ def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, sc
              int(need_dx), geo.g_left, chunk, work.shape[0], x_item, g_item, t_item)
     run(_backward_slot, parts, (dout, x, y, dx, W_t, dW_parts, db_parts),
         _with_length(sizes, geo.taps, geo.dx_starts, geo.dx_taps), work, True)
-    dW_tap, db = dW_parts[0], db_parts[0]
-    for i in range(1, parts):                          # in part order: deterministic
-        dW_tap += dW_parts[i]
-        db += db_parts[i]
-    return np.ascontiguousarray(dW_tap.reshape(K, C_in, C_out).transpose(2, 1, 0)), db
+    return dW_parts, db_parts
 
 
 def _with_length(sizes, *tables):
