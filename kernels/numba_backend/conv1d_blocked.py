@@ -19,6 +19,14 @@ Backward, per chunk of items
     phase buffer, then interleaved.
 
 The batch runs as parts side by side on Numba's threads (``_slots``); no BLAS anywhere.
+
+Compile time: a Numba function that another one calls is compiled on its own (typed, optimised,
+emitted as machine code) and then optimised and emitted again inside each caller. The helpers a
+slot calls once (``_forward_items``, ``_backward_items``, ``_pad_gradient``, ``_weight_gradient``,
+``_input_gradient``) are therefore inlined into it (``inline="always"``): a fresh cache's
+forward + backward compile went from 5.3 to 4.1 s (median of four interleaved runs; C28->32
+L28 float32). ``_convolve`` and ``_pack_phases``, each called from several places, stay
+separate: inlining them too (the micro-kernels at every call site) took 5.6 s.
 Determinism as in ``conv1d``: ``dW`` and ``db`` are summed in a fixed order (items in order
 within a part, parts in order by the caller).
 """
@@ -176,7 +184,7 @@ def _convolve(src, taps, t0, T, w, w_cols, bias, use_bias, rows, length, out, ou
                        min(TALL_ROWS, rows - i), length, bias, i, use_bias)
 
 
-@jit
+@jit(inline="always")
 def _pad_gradient(dn, yn, act, g_left, gpad, gT, db):
     """``gpad[o, g_left + l] = g[o, l] = dn[o, l] * act'(yn[o, l])``, zero around it (rows
     ``o < C_out``), and its transpose ``gT[l, o] = g[o, l]`` with zero columns up to
@@ -212,7 +220,7 @@ def _pad_gradient(dn, yn, act, g_left, gpad, gT, db):
             dst[o] = 0
 
 
-@jit
+@jit(inline="always")
 def _weight_gradient(gT, g_item, xph, x_item, items, taps, T, L_out, dW_tap, first):
     """``dW_tap[t, o] (+)= sum_{n, l} xph[n, off_t + l] * gT[n, l, o]`` over the chunk's
     ``items`` (``=`` if ``first``): the outer kernel, block by block."""
@@ -227,7 +235,7 @@ def _weight_gradient(gT, g_item, xph, x_item, items, taps, T, L_out, dW_tap, fir
                    not first)
 
 
-@jit
+@jit(inline="always")
 def _input_gradient(gpad, dx_taps, dx_starts, W_t, C_in_pad, stride, dxn, phase):
     """One item's ``dxn (C_in, L)`` from its ``gpad``, phase by phase (see the module
     docstring); ``W_t (K*C_out, C_in_pad)`` the transposed weights; ``phase`` a buffer of at
@@ -246,7 +254,7 @@ def _input_gradient(gpad, dx_taps, dx_starts, W_t, C_in_pad, stride, dxn, phase)
                     dxn[c, m * stride + r] = phase[c * M + m]
 
 
-@jit
+@jit(inline="always")
 def _forward_items(x, taps, T, W_pad, b_pad, stride, padding_left, xph, y):
     """:func:`_convolve` item by item, each from its own ``xph``."""
     C_out, L_out = y.shape[1:]
@@ -256,7 +264,7 @@ def _forward_items(x, taps, T, W_pad, b_pad, stride, padding_left, xph, y):
                   y[n].reshape(-1), L_out)
 
 
-@jit
+@jit(inline="always")
 def _backward_items(dout, x, y, act, taps, T, dx_taps, dx_starts, W_t, C_in_pad, stride,
                     padding_left, g_left, chunk, xph, gpad, gT, phase, dx, dW_tap, db, need_dx):
     """The backward of a batch part, ``chunk`` items at a time (see the module docstring)."""
