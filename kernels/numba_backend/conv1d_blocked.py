@@ -189,27 +189,30 @@ def _pad_gradient(dn, yn, act, g_left, gpad, gT, db):
     """``gpad[o, g_left + l] = g[o, l] = dn[o, l] * act'(yn[o, l])``, zero around it (rows
     ``o < C_out``), and its transpose ``gT[l, o] = g[o, l]`` with zero columns up to
     ``C_out_pad`` (both flat: ``(C_out_pad, L_g)``, ``(L_out, C_out_pad)``); adds each row's sum
-    to ``db[o]``. Explicit loops, as in :func:`_pack`."""
+    to ``db[o]``. Explicit loops, as in :func:`_pack`.
+
+    ``g`` is computed over the whole item first, into ``gT`` (overwritten by the transposition
+    at the end): one row of 14-28 values at a time, the activation's loop never reached LLVM's
+    vector body (64 values a trip) and ran scalar, 6-8x slower (C28->64 L28, 128 items:
+    0.59 against 0.09 ms for this pass)."""
     C_out, L_out = dn.shape
     C_out_pad = gT.size // L_out
     L_g = gpad.size // C_out_pad
+    g = gT[:C_out * L_out]
+    activation_grad_row(dn.reshape(-1), yn.reshape(-1), act, g)
     for o in range(C_out):
         row = gpad[o * L_g:(o + 1) * L_g]
         for m in range(g_left):
             row[m] = 0
-        seg = row[g_left:g_left + L_out]
-        if act != 0:
-            activation_grad_row(dn[o], yn[o], act, seg)
-        else:
-            d = dn[o]
-            for l in range(L_out):
-                seg[l] = d[l]
+        seg = row[g_left:]
+        src = g[o * L_out:(o + 1) * L_out]
+        total = dn.dtype.type(0)
+        for l in range(L_out):
+            seg[l] = src[l]
+            total += src[l]
         tail = row[g_left + L_out:]
         for m in range(L_g - g_left - L_out):
             tail[m] = 0
-        total = dn.dtype.type(0)
-        for l in range(L_out):
-            total += seg[l]
         db[o] += total
     for l in range(L_out):
         dst = gT[l * C_out_pad:(l + 1) * C_out_pad]
