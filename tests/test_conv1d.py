@@ -125,7 +125,7 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     """The Numba backend picks direct loops or, for many channels, the blocked micro-kernels
     (im2col + GEMM where they are not available); force each on every case. The blocked path
-    also with one batch item per backward chunk (dW, db summed over chunks) and with the batch
+    also with the smallest backward chunks (two items: dW, db summed over chunks) and with the batch
     split over two threads at every size (summed over parts); the GEMM path likewise, with the
     windows chain (one item per chunk, GEMMs on the padded item in place; dilation 1 only, the
     others keep im2col), and with NumPy's matmul in place of BLAS called from Numba (the path for

@@ -82,15 +82,20 @@ class _Vectors:
 
     def masks(self, valid, count):
         """``count`` lane masks: lanes ``v*lanes + (0..lanes-1) < valid`` for vector ``v``."""
+        return [self.lanes_below(self.builder.sub(valid, ir.Constant(_I64, v * self.lanes)))
+                for v in range(count)]
+
+    def lanes_below(self, valid):
+        """The lane mask ``(0..lanes-1) < valid`` (``valid`` an i64 value, may be negative)."""
         ivec = ir.VectorType(_I32, self.lanes)
         b = self.builder
+        clamped = b.select(b.icmp_signed("<", valid, ir.Constant(_I64, self.lanes)), valid,
+                           ir.Constant(_I64, self.lanes))
         bound = b.shuffle_vector(
-            b.insert_element(ir.Constant(ivec, ir.Undefined), b.trunc(valid, _I32),
+            b.insert_element(ir.Constant(ivec, ir.Undefined), b.trunc(clamped, _I32),
                              ir.Constant(_I32, 0)),
             ir.Constant(ivec, ir.Undefined), ir.Constant(ivec, [0] * self.lanes))
-        return [b.icmp_signed("<", ir.Constant(ivec, list(range(v * self.lanes,
-                                                                (v + 1) * self.lanes))), bound)
-                for v in range(count)]
+        return b.icmp_signed("<", ir.Constant(ivec, list(range(self.lanes))), bound)
 
     def load(self, pointer):
         return self.builder.load(pointer, typ=self.type, align=self.align)
@@ -130,31 +135,38 @@ def _accumulate(builder, vec, acc, scalars, vectors):
 
 
 def taps_kernel(MR, NV):
-    """An intrinsic ``kernel(x, x0, taps, t0, T, w, w0, ws, out, o0, os, rows, cols, bias, b0,
-    use_bias)`` computing one ``MR x (NV * lanes)`` block (see the module docstring).
+    """An intrinsic ``kernel(x, x0, xv, taps, t0, T, w, w0, ws, out, o0, os, ov, rows, cols,
+    cv, bias, b0, use_bias)`` computing one block of ``MR`` rows by ``NV`` vectors (see the
+    module docstring).
 
     ``x``, ``w``, ``out``, ``bias``: arrays of one float dtype, addressed flat from offsets
     ``x0, w0, o0, b0``; ``taps``: int64 array, tap ``t`` (``t0 <= t < t0 + T``) at
     ``taps[2t]`` (offset into ``x`` from ``x0``) and ``taps[2t + 1]`` (weight row); the weight of
     output row ``i`` in row ``r`` is ``w[w0 + r*ws + i]`` for every ``i < MR`` (pad ``w`` so all
-    are in bounds); ``out[o0 + i*os + j]`` is written for ``i < rows``, ``j < cols``.
+    are in bounds). Vector ``v`` reads ``x`` from ``v*xv`` further on and writes lanes
+    ``j < cols - v*cv`` of ``out[o0 + v*ov + i*os + j]`` for rows ``i < rows``.
+
+    With ``xv = ov = cv = lanes`` the vectors are one row's consecutive positions; with ``xv``
+    and ``ov`` an item's size and ``cv = 0``, vector ``v`` is item ``v``'s row, which keeps the
+    block full where rows are shorter than ``NV`` vectors.
     """
     @intrinsic
-    def kernel(typingctx, x, x0, taps, t0, T, w, w0, ws, out, o0, os, rows, cols, bias, b0,
-               use_bias):
-        sig = types.void(x, x0, taps, t0, T, w, w0, ws, out, o0, os, rows, cols, bias, b0,
-                         use_bias)
+    def kernel(typingctx, x, x0, xv, taps, t0, T, w, w0, ws, out, o0, os, ov, rows, cols, cv,
+               bias, b0, use_bias):
+        sig = types.void(x, x0, xv, taps, t0, T, w, w0, ws, out, o0, os, ov, rows, cols, cv,
+                         bias, b0, use_bias)
 
         def codegen(context, builder, signature, args):
-            (x, x0, taps, t0, T, w, w0, ws, out, o0, os, rows, cols, bias, b0,
+            (x, x0, xv, taps, t0, T, w, w0, ws, out, o0, os, ov, rows, cols, cv, bias, b0,
              use_bias) = args
             vec = _Vectors(builder, signature.args[0].dtype)
             tys = signature.args
             xp = _at(builder, _data(context, builder, tys[0], x), x0)
-            tp = _data(context, builder, tys[2], taps)
-            wp = _at(builder, _data(context, builder, tys[5], w), w0)
-            op = _at(builder, _data(context, builder, tys[8], out), o0)
-            bp = _at(builder, _data(context, builder, tys[13], bias), b0)
+            tp = _data(context, builder, tys[3], taps)
+            wp = _at(builder, _data(context, builder, tys[6], w), w0)
+            op = _at(builder, _data(context, builder, tys[9], out), o0)
+            bp = _at(builder, _data(context, builder, tys[16], bias), b0)
+            x_steps = [builder.mul(xv, ir.Constant(_I64, v)) for v in range(NV)]
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(NV)]
                    for _ in range(MR)]
             with cgutils.for_range(builder, T) as loop:
@@ -162,11 +174,12 @@ def taps_kernel(MR, NV):
                 two_t = builder.mul(t, ir.Constant(_I64, 2))
                 off = builder.load(builder.gep(tp, [two_t]))
                 row = builder.load(builder.gep(tp, [builder.add(two_t, ir.Constant(_I64, 1))]))
-                xs = [vec.load(_at(builder, xp, off, v * vec.lanes)) for v in range(NV)]
+                xs = [vec.load(_at(builder, xp, off, step)) for step in x_steps]
                 wrow = _at(builder, wp, builder.mul(row, ws))
                 _accumulate(builder, vec, acc, [builder.load(_at(builder, wrow, i))
                                                 for i in range(MR)], xs)
-            masks = vec.masks(cols, NV)
+            masks = [vec.lanes_below(builder.sub(cols, builder.mul(cv, ir.Constant(_I64, v))))
+                     for v in range(NV)]
             has_bias = builder.icmp_signed("!=", use_bias, ir.Constant(use_bias.type, 0))
             for i in range(MR):
                 with builder.if_then(builder.icmp_signed("<", ir.Constant(_I64, i), rows)):
@@ -175,7 +188,8 @@ def taps_kernel(MR, NV):
                     orow = _at(builder, op, builder.mul(ir.Constant(_I64, i), os))
                     for v in range(NV):
                         value = builder.fadd(builder.load(acc[i][v]), vec.splat(bi))
-                        vec.store_masked(value, _at(builder, orow, v * vec.lanes), masks[v])
+                        where = _at(builder, orow, builder.mul(ov, ir.Constant(_I64, v)))
+                        vec.store_masked(value, where, masks[v])
             return context.get_dummy_value()
         return sig, codegen
     return kernel

@@ -7,7 +7,8 @@ Forward, per batch item
     so that every tap ``(k, c)`` reads a contiguous run: output ``l`` needs ``xpad[c, l*stride +
     k*dilation]``, which is ``xph[c, r, l + q]`` with ``k*dilation = q*stride + r``. The taps
     kernel computes blocks of output channels by output positions straight into ``y``, bias
-    included, from a table of the taps' offsets in ``xph``.
+    included, from a table of the taps' offsets in ``xph``; where an output row fits in one
+    vector, a block holds the same rows of two items.
 Backward, per chunk of items
     ``g = dout * act'`` goes into a zero-padded copy per item (``gpad``), summed into ``db`` on
     the way, and into its transpose ``gT (L_out, C_out_pad)``. The weight gradient is the outer
@@ -40,12 +41,12 @@ from ._microkernels import VECTOR_BYTES, lanes, outer_kernel, taps_kernel
 from ._scalar import RELU, activation_grad_row, relu_row_
 from ._slots import ARRAYS, part_count, pointer_like, run
 
-#: Block shapes (rows x vectors) of the taps kernel: "wide" where output rows are longer than
-#: one vector (16 accumulators), "tall" for shorter rows, where a second vector would be mostly
-#: padding. Measured (float32, one thread, batch 128, forward): wide 210 GFLOP/s at C28->32 L28
-#: and C32->64 L1024; at C64->128 L14 wide 101 GFLOP/s, tall 170.
-WIDE_ROWS, WIDE_VECTORS = 8, 2
-TALL_ROWS, TALL_VECTORS = 16, 1
+#: Block of the taps kernel: output rows by vectors (16 accumulators). The two vectors are
+#: consecutive positions of one item's rows where rows are longer than one vector, else the
+#: same rows of two items. Measured (float32, one thread, batch 128, forward): 206-210 GFLOP/s
+#: at C28->32 L28, C32->64 L1024 and (two items a block) C64->128 L14; at C64->128 L14 one
+#: item per block reached 101 GFLOP/s with two vectors, 139 with a 16 x 1 block.
+TAPS_ROWS, TAPS_VECTORS = 8, 2
 #: Block of the outer kernel (the weight gradient): taps by vectors of output channels.
 OUTER_TAPS, OUTER_VECTORS = 8, 2
 #: Channel counts are padded to a multiple of this (two vectors of float32), so that every
@@ -58,8 +59,7 @@ CHUNK_BYTES = 256 << 10
 #: costs 25-50 us here, about the time of 4 M multiply-adds on one thread.
 SPLIT_MIN_MACS = 4_000_000
 
-_taps_wide = taps_kernel(WIDE_ROWS, WIDE_VECTORS)
-_taps_tall = taps_kernel(TALL_ROWS, TALL_VECTORS)
+_taps = taps_kernel(TAPS_ROWS, TAPS_VECTORS)
 _outer = outer_kernel(OUTER_TAPS, OUTER_VECTORS)
 
 #: Whether conv1d uses this strategy: the block shapes above are sized for 32 vector
@@ -168,20 +168,26 @@ def _pack(xn, stride, padding_left, xph):
 
 
 @jit
-def _convolve(src, taps, t0, T, w, w_cols, bias, use_bias, rows, length, out, out_row):
-    """``out[i*out_row + m] = bias[i] + sum_t w[row_t, i] * src[off_t + m]`` for ``i < rows``,
-    ``m < length``: the taps kernel over the whole output, blocks picked by row length."""
+def _convolve(src, src_item, taps, t0, T, w, w_cols, bias, use_bias, rows, length, out, out_row,
+              out_item, items):
+    """``out[n*out_item + i*out_row + m] = bias[i] + sum_t w[row_t, i] * src[n*src_item + off_t +
+    m]`` for ``n < items`` (1 or 2), ``i < rows``, ``m < length``: the taps kernel over the whole
+    output. Rows of at most one vector go two items a block, one vector each (a lone item
+    leaves the second vector unread and unstored); longer rows go item by item, two consecutive
+    vectors a block."""
     V = _lanes_of(src)
-    if length > V:
-        for i in range(0, rows, WIDE_ROWS):
-            for m in range(0, length, WIDE_VECTORS * V):
-                _taps_wide(src, m, taps, t0, T, w, i, w_cols, out, i * out_row + m, out_row,
-                           min(WIDE_ROWS, rows - i), min(WIDE_VECTORS * V, length - m),
-                           bias, i, use_bias)
-    else:
-        for i in range(0, rows, TALL_ROWS):
-            _taps_tall(src, 0, taps, t0, T, w, i, w_cols, out, i * out_row, out_row,
-                       min(TALL_ROWS, rows - i), length, bias, i, use_bias)
+    if length <= V:
+        step, out_step, masked = (src_item, out_item, 0) if items == 2 else (0, 0, length)
+        for i in range(0, rows, TAPS_ROWS):
+            _taps(src, 0, step, taps, t0, T, w, i, w_cols, out, i * out_row, out_row, out_step,
+                  min(TAPS_ROWS, rows - i), length, masked, bias, i, use_bias)
+        return
+    for n in range(items):
+        for i in range(0, rows, TAPS_ROWS):
+            for m in range(0, length, TAPS_VECTORS * V):
+                _taps(src, n * src_item + m, V, taps, t0, T, w, i, w_cols, out,
+                      n * out_item + i * out_row + m, out_row, V, min(TAPS_ROWS, rows - i),
+                      min(TAPS_VECTORS * V, length - m), V, bias, i, use_bias)
 
 
 @jit(inline="always")
@@ -239,32 +245,41 @@ def _weight_gradient(gT, g_item, xph, x_item, items, taps, T, L_out, dW_tap, fir
 
 
 @jit(inline="always")
-def _input_gradient(gpad, dx_taps, dx_starts, W_t, C_in_pad, stride, dxn, phase):
-    """One item's ``dxn (C_in, L)`` from its ``gpad``, phase by phase (see the module
-    docstring); ``W_t (K*C_out, C_in_pad)`` the transposed weights; ``phase`` a buffer of at
-    least ``C_in * ceil(L / stride)`` values (unused for stride 1)."""
-    C_in, L = dxn.shape
+def _input_gradient(gpad, g_item, dx_taps, dx_starts, W_t, C_in_pad, stride, dxn, phase):
+    """``dxn (items, C_in, L)`` (one or two items) from their ``gpad`` rows, ``g_item`` apart,
+    phase by phase (see the module docstring); ``W_t (K*C_out, C_in_pad)`` the transposed
+    weights; ``phase`` a buffer of at least ``items * C_in * ceil(L / stride)`` values (unused
+    for stride 1)."""
+    items, C_in, L = dxn.shape
     flat = dxn.reshape(-1)
     for r in range(min(stride, L)):
         t0, t1 = dx_starts[r], dx_starts[r + 1]
         M = (L - r + stride - 1) // stride
         if stride == 1:
-            _convolve(gpad, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, flat, L)
+            _convolve(gpad, g_item, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, flat,
+                      L, C_in * L, items)
         else:
-            _convolve(gpad, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, phase, M)
-            for c in range(C_in):
-                for m in range(M):
-                    dxn[c, m * stride + r] = phase[c * M + m]
+            _convolve(gpad, g_item, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M,
+                      phase, M, C_in * M, items)
+            for n in range(items):
+                for c in range(C_in):
+                    src = phase[(n * C_in + c) * M:]
+                    for m in range(M):
+                        dxn[n, c, m * stride + r] = src[m]
 
 
 @jit(inline="always")
 def _forward_items(x, taps, T, W_pad, b_pad, stride, padding_left, xph, y):
-    """:func:`_convolve` item by item, each from its own ``xph``."""
+    """:func:`_convolve` two items at a time, each from its own half of ``xph``."""
+    N = x.shape[0]
     C_out, L_out = y.shape[1:]
-    for n in range(x.shape[0]):
-        _pack_phases(x[n], stride, padding_left, xph)
-        _convolve(xph, taps, 0, T, W_pad, b_pad.size, b_pad, 1, C_out, L_out,
-                  y[n].reshape(-1), L_out)
+    x_item = xph.size // 2
+    for n in range(0, N, 2):
+        items = min(2, N - n)
+        for j in range(items):
+            _pack_phases(x[n + j], stride, padding_left, xph[j * x_item:(j + 1) * x_item])
+        _convolve(xph, x_item, taps, 0, T, W_pad, b_pad.size, b_pad, 1, C_out, L_out,
+                  y[n:n + items].reshape(-1), L_out, C_out * L_out, items)
 
 
 @jit(inline="always")
@@ -285,9 +300,10 @@ def _backward_items(dout, x, y, act, taps, T, dx_taps, dx_starts, W_t, C_in_pad,
                           gpad[j * g_item:(j + 1) * g_item], gT[j * t_item:(j + 1) * t_item], db)
         _weight_gradient(gT, t_item, xph, x_item, items, taps, T, L_out, dW_tap, n0 == 0)
         if need_dx:
-            for j in range(items):
-                _input_gradient(gpad[j * g_item:(j + 1) * g_item], dx_taps, dx_starts, W_t,
-                                C_in_pad, stride, dx[n0 + j], phase)
+            for j in range(0, items, 2):
+                pair = min(2, items - j)
+                _input_gradient(gpad[j * g_item:(j + pair) * g_item], g_item, dx_taps,
+                                dx_starts, W_t, C_in_pad, stride, dx[n0 + j:n0 + j + pair], phase)
 
 
 # --- slots (``_slots``), one batch part each. ``args`` holds the array addresses, then
@@ -308,7 +324,7 @@ def _args(args_p, count):
 def _forward_slot(i, parts, args_p, work_p):
     """Forward of batch part ``i``. ``args``: the addresses of ``x, W_pad, b_pad, y``; then
     ``len(args), N, C_in, L, C_out, L_out, T, C_out_pad, stride, padding_left, act,
-    len(work)``; then the forward taps. ``work``: one ``xph`` per part."""
+    len(work)``; then the forward taps. ``work``: two items' ``xph`` per part."""
     a = _args(args_p, _FORWARD_SIZES)
     N, C_in, L, C_out, L_out, T, C_out_pad = a[8], a[9], a[10], a[11], a[12], a[13], a[14]
     stride, padding_left, act, work_len = a[15], a[16], a[17], a[18]
@@ -330,7 +346,8 @@ def _backward_slot(i, parts, args_p, work_p):
     db_parts``; then ``len(args), N, C_in, L, C_out, L_out, T, C_in_pad, stride, padding_left,
     act, need_dx, g_left, chunk, len(work)`` and the lengths of an item's ``xph``, ``gpad`` and
     ``gT``; then the tables: forward taps (``2 * T_pad``), ``dx_starts``, ``dx_taps``.
-    ``work``: per part, ``chunk`` items' ``xph``, ``gpad`` and ``gT``, and one phase buffer."""
+    ``work``: per part, ``chunk`` items' ``xph``, ``gpad`` and ``gT``, and a phase buffer of
+    two items."""
     a = _args(args_p, _BACKWARD_SIZES)
     N, C_in, L, C_out, L_out, T, C_in_pad = a[8], a[9], a[10], a[11], a[12], a[13], a[14]
     stride, padding_left, act, need_dx = a[15], a[16], a[17], a[18] != 0
@@ -377,7 +394,7 @@ def forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, scratch):
     b_pad = np.zeros(geo.C_out_pad, x.dtype)
     b_pad[:C_out] = b
     parts = _parts(N * C_out * L_out * C_in * K, N)
-    work = scratch(parts * C_in * stride * geo.L_ph, x.dtype)
+    work = scratch(parts * 2 * C_in * stride * geo.L_ph, x.dtype)
     sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_out_pad, stride, padding_left, act,
              work.shape[0])
     run(_forward_slot, parts, (x, W_pad, b_pad, y), _with_length(sizes, geo.taps), work, True)
@@ -398,7 +415,8 @@ def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, sc
     t_item = L_out * geo.C_out_pad
     per_item = (x_item + g_item + t_item) * x.itemsize
     chunk = max(1, min(CHUNK_BYTES // per_item, -(-N // parts)))
-    share = chunk * (x_item + g_item + t_item) + C_in * -(-L // stride)
+    chunk += chunk % 2 if chunk < N else 0          # the input gradient goes two items a block
+    share = chunk * (x_item + g_item + t_item) + 2 * C_in * -(-L // stride)
     work = scratch(parts * share, x.dtype)
     dW_parts = np.empty((parts, K * C_in, C_out), x.dtype)
     db_parts = np.empty((parts, C_out), x.dtype)
