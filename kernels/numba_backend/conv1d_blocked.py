@@ -107,7 +107,9 @@ class Geometry:
         self.taps = np.array(taps, np.int64)
         q = [(r + pl - k * d) // s for r in range(s) for k in range(K)]
         self.g_left = max(0, -min(q))
-        self.L_g = self.g_left + max(q) + span(-(-L // s))
+        # Room for the input gradient's reads and for the rows written: a right padding past
+        # the input can give more outputs than that (L=2, padding 40: L_out 42).
+        self.L_g = self.g_left + max(max(q) + span(-(-L // s)), L_out)
         dx_taps, starts = [], [0]
         for r in range(s):
             for k in range(K):
