@@ -73,20 +73,14 @@ class _Vectors:
         self.zero = ir.Constant(self.type, [0.0] * self.lanes)
         self.align = 4 if numba_type == types.float32 else 8       # an element's alignment
 
-    def splat(self, value):
-        """A vector of ``value`` (a scalar) in every lane."""
-        ivec = ir.VectorType(_I32, self.lanes)
-        one = self.builder.insert_element(ir.Constant(self.type, ir.Undefined), value,
-                                          ir.Constant(_I32, 0))
-        return self.builder.shuffle_vector(one, one, ir.Constant(ivec, [0] * self.lanes))
-
-    def splat_int(self, value, vector_type):
-        """A vector of type ``vector_type`` (integers) with the i64 ``value`` in every lane."""
-        b = self.builder
-        one = b.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0))
-        return b.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined),
-                                ir.Constant(ir.VectorType(_I32, vector_type.count),
-                                            [0] * vector_type.count))
+    def splat(self, value, vector_type=None):
+        """A vector of ``value`` (a scalar of the vector's element type) in every lane; the
+        vector is of ``vector_type``, by default this float vector type."""
+        vector_type = vector_type or self.type
+        undefined = ir.Constant(vector_type, ir.Undefined)
+        one = self.builder.insert_element(undefined, value, ir.Constant(_I32, 0))
+        return self.builder.shuffle_vector(one, undefined, ir.Constant(
+            ir.VectorType(_I32, vector_type.count), [0] * vector_type.count))
 
     def masks(self, valid, count):
         """``count`` lane masks: lanes ``v*lanes + (0..lanes-1) < valid`` for vector ``v``."""
@@ -99,18 +93,11 @@ class _Vectors:
         b = self.builder
         clamped = b.select(b.icmp_signed("<", valid, ir.Constant(_I64, self.lanes)), valid,
                            ir.Constant(_I64, self.lanes))
-        bound = b.shuffle_vector(
-            b.insert_element(ir.Constant(ivec, ir.Undefined), b.trunc(clamped, _I32),
-                             ir.Constant(_I32, 0)),
-            ir.Constant(ivec, ir.Undefined), ir.Constant(ivec, [0] * self.lanes))
+        bound = self.splat(b.trunc(clamped, _I32), ivec)
         return b.icmp_signed("<", ir.Constant(ivec, list(range(self.lanes))), bound)
 
     def load(self, pointer):
         return self.builder.load(pointer, typ=self.type, align=self.align)
-
-    def store(self, value, pointer):
-        self.builder.store(value, self.builder.bitcast(pointer, self.type.as_pointer()),
-                           align=self.align)
 
     def load_masked(self, pointer, mask):
         return self.builder.call(self.masked_load, [pointer, ir.Constant(_I32, self.align), mask,
@@ -276,14 +263,14 @@ def split_pairs(typingctx, src, s0, lo, hi, a, a0, b, b0, n):
         sp = _at(builder, _data(context, builder, tys[0], src), s0)
         ap = _at(builder, _data(context, builder, tys[4], a), a0)
         bp = _at(builder, _data(context, builder, tys[6], b), b0)
-        lo_v, hi_v = (vec.splat_int(value, ivec) for value in (lo, hi))
+        lo_v, hi_v = (vec.splat(value, ivec) for value in (lo, hi))
         iota = ir.Constant(ivec, list(range(2 * V)))
         evens = ir.Constant(ir.VectorType(_I32, V), list(range(0, 2 * V, 2)))
         odds = ir.Constant(ir.VectorType(_I32, V), list(range(1, 2 * V, 2)))
         blocks = builder.sdiv(builder.add(n, ir.Constant(_I64, V - 1)), ir.Constant(_I64, V))
         with cgutils.for_range(builder, blocks) as loop:
             m = builder.mul(loop.index, ir.Constant(_I64, V))
-            q = builder.add(vec.splat_int(builder.mul(m, ir.Constant(_I64, 2)), ivec), iota)
+            q = builder.add(vec.splat(builder.mul(m, ir.Constant(_I64, 2)), ivec), iota)
             inside = builder.and_(builder.icmp_signed(">=", q, lo_v),
                                   builder.icmp_signed("<", q, hi_v))
             halves = [builder.shuffle_vector(inside, inside, ir.Constant(

@@ -268,12 +268,10 @@ def _input_gradient(gpad, g_item, dx_taps, dx_starts, W_t, C_in_pad, stride, dxn
     for r in range(min(stride, L)):
         t0, t1 = dx_starts[r], dx_starts[r + 1]
         M = (L - r + stride - 1) // stride
-        if stride == 1:
-            _convolve(gpad, g_item, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, flat,
-                      L, C_in * L, items)
-        else:
-            _convolve(gpad, g_item, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M,
-                      phase, M, C_in * M, items)
+        out, out_row = (flat, L) if stride == 1 else (phase, M)
+        _convolve(gpad, g_item, dx_taps, t0, t1 - t0, W_t, C_in_pad, W_t, 0, C_in, M, out,
+                  out_row, C_in * out_row, items)
+        if stride != 1:
             for n in range(items):
                 for c in range(C_in):
                     src = phase[(n * C_in + c) * M:]
