@@ -826,6 +826,9 @@ class Concat(_Container):
         self._check_layers("Concat")
         self._shapes = None
         self._input_size = 0
+        # Each branch's last duration, forward and backward: the side-by-side threads take the
+        # branches so that the calling thread gets the longest (see run_side_by_side).
+        self._seconds = {"forward": None, "backward": None}
 
     def _check_layers(self, op):
         """Every branch's layers (see :meth:`Sequential._check_layers`); no object in two
@@ -838,8 +841,8 @@ class Concat(_Container):
         if np.ndim(x) < 2:
             raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
                              f"(one sample is x[None])")
-        outs = backend.kernels().run_side_by_side(
-            [functools.partial(branch.forward, x) for branch in self.branches], np.size(x))
+        tasks = [functools.partial(branch.forward, x) for branch in self.branches]
+        outs = self._side_by_side("forward", tasks, np.size(x))
         for i, out in enumerate(outs):
             if np.ndim(out) < 1 or len(out) != len(x):
                 raise ValueError(f"Concat: branch {i} returned shape {np.shape(out)} for a batch "
@@ -867,13 +870,28 @@ class Concat(_Container):
             start += width
             tasks.append(functools.partial(branch._backward, part, need_dx))
         dx = None
-        grads = backend.kernels().run_side_by_side(tasks, self._input_size)
+        grads = self._side_by_side("backward", tasks, self._input_size)
         for i, grad in enumerate(grads):                                        # in order
             if grad is not None and np.shape(grad) != self._input_shape:
                 raise ValueError(f"Concat: branch {i}'s backward returned shape "
                                  f"{np.shape(grad)}; the input had shape {self._input_shape}")
             dx = grad if dx is None else dx + grad
         return dx
+
+    def _side_by_side(self, direction, tasks, size):
+        """The branch tasks through ``run_side_by_side``, each timed for the next call."""
+        seconds = [0.0] * len(tasks)
+
+        def timed(i, task):
+            start = time.perf_counter()
+            result = task()
+            seconds[i] = time.perf_counter() - start
+            return result
+        results = backend.kernels().run_side_by_side(
+            [functools.partial(timed, i, task) for i, task in enumerate(tasks)], size,
+            self._seconds[direction])
+        self._seconds[direction] = seconds
+        return results
 
     def _children(self):
         return self.branches

@@ -61,9 +61,10 @@ CONTRACT = (
     "avgpool1d_forward",      # (x, kernel_size, stride, padding) -> y
     "avgpool1d_backward",     # (dout, length, kernel_size, stride, padding) -> dx
     # scheduling.py
-    "run_side_by_side",       # (tasks, size) -> [task() for task in tasks]   independent
-                              #  callables sharing `size` input elements; the numba backend runs
-                              #  them on separate threads where that pays
+    "run_side_by_side",       # (tasks, size, costs) -> [task() for task in tasks]
+                              #  independent callables sharing `size` input elements; the numba
+                              #  backend runs them on separate threads where that pays, balanced
+                              #  by the tasks' expected `costs`
 )
 
 

@@ -37,7 +37,7 @@ def two_threads():
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5])
 def test_results_come_back_in_task_order(kern, n):
-    squares = kern.run_side_by_side([lambda i=i: i * i for i in range(n)], BIG)
+    squares = kern.run_side_by_side([lambda i=i: i * i for i in range(n)], BIG, None)
     assert squares == [i * i for i in range(n)]
 
 
@@ -47,22 +47,49 @@ def test_the_first_error_in_task_order_is_raised(kern):
     # On two threads task 1 runs on its own and task 2 after task 0: two errors, in both orders
     # of finishing; task 1's is first in task order.
     with pytest.raises(KeyError, match="task 1"):
-        kern.run_side_by_side([lambda: 0, lambda: fail("task 1"), lambda: fail("task 2")], BIG)
+        kern.run_side_by_side([lambda: 0, lambda: fail("task 1"), lambda: fail("task 2")], BIG,
+                              None)
 
 
 def test_tasks_run_at_the_same_time(two_threads):
     """Each task waits for the other at a barrier: run one after the other, they time out."""
     barrier = threading.Barrier(2, timeout=20)
     task = lambda: (barrier.wait(), threading.get_ident())[1]
-    ids = two_threads.run_side_by_side([task] * 2, BIG)
+    ids = two_threads.run_side_by_side([task] * 2, BIG, None)
     assert ids[0] == threading.get_ident() and ids[1] != ids[0]
 
 
 def test_each_task_has_its_share_of_threads_and_blas_one(two_threads):
     task = lambda: (numba.get_num_threads(), blas_threads())
-    seen = two_threads.run_side_by_side([task] * 2, BIG)
+    seen = two_threads.run_side_by_side([task] * 2, BIG, None)
     assert all(n == 1 and set(blas) == {1} for n, blas in seen), seen
     assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
+
+
+@pytest.mark.parametrize("costs", [None, [1.0, 3.0], [3.0, 1.0]])
+def test_the_caller_takes_the_costliest_task(two_threads, costs):
+    """It starts at once and needs no hand-back; without costs it takes task 0."""
+    ids = two_threads.run_side_by_side([threading.get_ident] * 2, BIG, costs)
+    caller = 1 if costs == [1.0, 3.0] else 0
+    assert ids[caller] == threading.get_ident() and ids[1 - caller] != ids[caller]
+
+
+@pytest.mark.parametrize("costs, groups", [
+    (None, [[0, 2, 4], [1, 3]]),
+    ([5, 1, 1, 1, 1], [[0], [1, 2, 3, 4]]),
+    ([1, 1, 1, 1, 9], [[4], [0, 1, 2, 3]]),
+    ([1, 2, 3, 4, 5], [[0, 1, 4], [2, 3]]),      # longest first into the lightest: 8 and 7
+    ([1, 2], [[0, 2, 4], [1, 3]]),               # not one cost per task: ignored
+])
+def test_tasks_are_grouped_longest_first_heaviest_group_on_the_caller(costs, groups):
+    from fastnet.kernels.numba_backend.scheduling import _groups
+    assert _groups(5, 2, costs) == groups
+
+
+@pytest.mark.parametrize("costs", [None, [0.0, 0.0, 0.0], [1.0, 5.0, 2.0], [9.0, 1.0, 1.0]])
+def test_costs_move_tasks_not_results(kern, costs):
+    squares = kern.run_side_by_side([lambda i=i: i * i for i in range(3)], BIG, costs)
+    assert squares == [0, 1, 4]
 
 
 def test_the_caller_waits_for_every_task_before_raising(two_threads):
@@ -75,15 +102,16 @@ def test_the_caller_waits_for_every_task_before_raising(two_threads):
     def fail():
         raise ValueError("task 0")
     with pytest.raises(ValueError, match="task 0"):
-        two_threads.run_side_by_side([fail, slow], BIG)
+        two_threads.run_side_by_side([fail, slow], BIG, None)
     assert finished == [True]
     assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
 
 
 def test_a_task_runs_nested_tasks_on_its_own_thread(two_threads):
     def nested():
-        return two_threads.run_side_by_side([threading.get_ident] * 2, BIG), threading.get_ident()
-    for inner, outer in two_threads.run_side_by_side([nested] * 2, BIG):
+        return (two_threads.run_side_by_side([threading.get_ident] * 2, BIG, None),
+                threading.get_ident())
+    for inner, outer in two_threads.run_side_by_side([nested] * 2, BIG, None):
         assert inner == [outer, outer]
 
 
@@ -91,14 +119,15 @@ def test_one_thread_runs_the_tasks_in_order_on_the_caller(two_threads):
     order = []
     with fastnet.set_num_threads(1):
         ids = two_threads.run_side_by_side(
-            [lambda i=i: (order.append(i), threading.get_ident())[1] for i in range(3)], BIG)
+            [lambda i=i: (order.append(i), threading.get_ident())[1] for i in range(3)], BIG,
+            None)
     assert order == [0, 1, 2] and set(ids) == {threading.get_ident()}
 
 
 def test_small_work_runs_in_order_on_the_caller(two_threads):
     from fastnet.kernels.numba_backend._config import SIDE_BY_SIDE_MIN_SIZE
     for size, same in [(SIDE_BY_SIDE_MIN_SIZE - 1, True), (SIDE_BY_SIDE_MIN_SIZE, False)]:
-        ids = two_threads.run_side_by_side([threading.get_ident] * 2, size)
+        ids = two_threads.run_side_by_side([threading.get_ident] * 2, size, None)
         assert (ids == [threading.get_ident()] * 2) == same, size
 
 
@@ -110,17 +139,17 @@ def test_numpy_error_state_reaches_every_task(two_threads):
             return "raised"
         return "silent"
     with np.errstate(divide="raise"):
-        assert two_threads.run_side_by_side([divide] * 2, BIG) == ["raised", "raised"]
+        assert two_threads.run_side_by_side([divide] * 2, BIG, None) == ["raised", "raised"]
 
 
 def _in_child(queue):
     kern = fastnet.backend.kernels()
-    queue.put(kern.run_side_by_side([lambda: 1, lambda: 2], BIG))
+    queue.put(kern.run_side_by_side([lambda: 1, lambda: 2], BIG, None))
 
 
 def test_a_forked_child_gets_its_own_workers(two_threads):
     """The parent's pool threads do not exist in a forked child; reusing that pool would hang."""
-    two_threads.run_side_by_side([lambda: 0] * 2, BIG)       # the parent's pool exists
+    two_threads.run_side_by_side([lambda: 0] * 2, BIG, None)       # the parent's pool exists
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_in_child, args=(queue,))

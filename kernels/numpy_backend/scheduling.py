@@ -5,7 +5,7 @@ where that pays; results are the same either way.
 """
 
 
-def run_side_by_side(tasks, size):
+def run_side_by_side(tasks, size, costs):
     """``[task() for task in tasks]``, in order on the calling thread.
 
     Parameters
@@ -13,6 +13,8 @@ def run_side_by_side(tasks, size):
     tasks : sequence of callables taking no arguments; they must not depend on each other
     size : int
         How much work (the input elements the tasks share); unused here.
+    costs : sequence of float, or None
+        Each task's expected cost, for balancing threads; unused here.
 
     Returns
     -------
