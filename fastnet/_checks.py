@@ -193,6 +193,9 @@ def real(op, name, value, low=None, high=None, low_open=False):
 def integer(op, name, value, low=None, high=None):
     """An integer argument (not bool, not float) as a Python int, optionally within
     ``[low, high]``."""
+    if (type(value) is int and (low is None or value >= low)
+            and (high is None or value <= high)):
+        return value                   # the common case, cheap (an ABC isinstance is not)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an integer; got {value!r}")
     value = int(value)

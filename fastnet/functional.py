@@ -212,7 +212,8 @@ def softmax(x):
 
 
 def softmax_backward(dout, y):
-    """Vector-Jacobian product of :func:`softmax` from its output ``y``: ``y*(dout - sum(dout*y))``."""
+    """Vector-Jacobian product of :func:`softmax` from its output ``y``:
+    ``y*(dout - sum(dout*y))``."""
     op = "softmax_backward"
     dout, y = check.float_arrays(op, dout=dout, y=y)
     check.same_shape(op, "dout", dout, "y", y)
@@ -370,18 +371,24 @@ def _plain_in_place(param, grad, states):
     gradient, no two sharing memory (the gradient may be the parameter itself). False sends the
     arrays through the full checks, which raise or convert. (Adam's four arrays: 2.3 us here
     against 4.4 us through the full checks, on every parameter of every training step.)"""
-    if not (_plain_floats(param, grad, *states) and param.flags.writeable):
+    if not _plain_floats(param, grad, *states):
         return False
-    if grad is not param and np.may_share_memory(param, grad):
-        return False
-    seen = [param, grad]
-    for a in states:
-        if not a.flags.writeable:
+    arrays = (param, *states) if grad is param else (param, grad, *states)
+    return _apart(arrays) or not any(np.may_share_memory(a, b) for i, a in enumerate(arrays)
+                                     for b in arrays[i + 1:])
+
+
+def _apart(arrays):
+    """True when the arrays cannot share memory, told from their owners alone: each is, or is a
+    view of, an ndarray that owns its memory, and no two have the same owner. (Optimizer state
+    and layer parameters are such arrays; ~0.6 us for Adam's four, against ~1.5 us for the six
+    ``np.may_share_memory`` tests.) False means "maybe": look at the addresses."""
+    owners = set()
+    for a in arrays:
+        owner = a if a.base is None else a.base
+        if type(owner) is not np.ndarray or not owner.flags.owndata or id(owner) in owners:
             return False
-        for other in seen:
-            if np.may_share_memory(a, other):
-                return False
-        seen.append(a)
+        owners.add(id(owner))
     return True
 
 

@@ -449,6 +449,41 @@ def test_a_gradient_overlapping_its_parameter_at_an_offset_is_refused(backend):
     np.testing.assert_array_equal(buf, np.arange(1.0, 9.0) / 2)
 
 
+def _overlapping_update_arrays():
+    """Adam's four arrays where two share memory in ways an owner test cannot rule out."""
+    buf = np.zeros(8)
+    m = np.zeros(3)
+    yield "grad a view of m", (np.ones(3), m[:], m, np.zeros(3)), "m shares memory with grad"
+    yield "m and v one buffer", (np.ones(3), np.ones(3), buf[:3], buf[2:5]), "v shares memory"
+    raw = bytearray(8 * 6)          # views of one non-ndarray buffer: no owning ndarray
+    p, v = np.frombuffer(raw, np.float64)[:3], np.frombuffer(raw, np.float64)[2:5]
+    yield "param and v one bytearray", (p, np.ones(3), np.zeros(3), v), "v shares memory"
+
+
+@pytest.mark.parametrize("case", list(_overlapping_update_arrays()), ids=lambda c: c[0])
+def test_optimizer_state_sharing_memory_is_refused(backend, case):
+    _, arrays, match = case
+    before = [a.copy() for a in arrays]
+    with pytest.raises(ValueError, match=match):
+        fastnet.functional.adam_update_(*arrays, 1)
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_updates_of_separate_views_run(backend):
+    """Views of different arrays (a layer's reshaped gradient, a slice of a bigger state
+    buffer) are apart: the update runs and matches the same update on copies."""
+    grad_owner, m_owner = np.linspace(-1, 1, 6), np.zeros(10)
+    p = np.ones(6)
+    arrays = (p, grad_owner.reshape(2, 3).reshape(6), m_owner[2:8], np.zeros(6))
+    copies = [a.copy() for a in arrays]
+    fastnet.functional.adam_update_(*arrays, 1, lr=0.1)
+    fastnet.functional.adam_update_(*copies, 1, lr=0.1)
+    for a, b in zip(arrays, copies):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(p, np.ones(6))
+
+
 @pytest.mark.parametrize("call", [
     lambda p, g, s: fastnet.functional.sgd_update_(p, g, 1e300),
     lambda p, g, s: fastnet.functional.momentum_update_(p, g, s, 0.1, momentum=1e300),
