@@ -69,6 +69,33 @@ def test_dense_large_parallel_path(backend, dtype):
     np.testing.assert_allclose(dx, dz @ W.T, rtol=rtol, atol=rtol * 10)
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("N, n_in, n_out", [(20, 784, 400), (24, 200, 512), (2, 400, 200),
+                                            (20, 200, 10), (25, 784, 400)])
+def test_dense_small_batch_wide_layers(backend, dtype, activation, N, n_in, n_out):
+    """The MLP's shapes at small batches, where the Numba kernel has BLAS compute products as
+    their transposes (inside its window: the first three) and copies them back to rows. The
+    reference is float64 matrix algebra (the naive loops would take minutes here)."""
+    rng = np.random.default_rng(N + n_in + n_out)
+    x, W, b = rand(rng, (N, n_in), dtype), rand(rng, (n_in, n_out), dtype, 0.05), rand(rng, n_out, dtype)
+    act = activation or "none"
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    y = F.dense(x, W, b, activation)
+    z = x64 @ W64 + b
+    ref = {"none": z, "relu": np.maximum(z, 0), "sigmoid": 1 / (1 + np.exp(-z)),
+           "tanh": np.tanh(z)}[act]
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    assert y.flags.c_contiguous and y.shape == (N, n_out) and y.dtype == dtype
+    np.testing.assert_allclose(y, ref, rtol=rtol, atol=rtol)
+    dout = rand(rng, y.shape, dtype)
+    dx, dW, db = F.dense_backward(dout, x, W, y, activation)
+    y64 = y.astype(np.float64)
+    dz = dout * {"none": 1, "relu": y64 > 0, "sigmoid": y64 * (1 - y64), "tanh": 1 - y64 ** 2}[act]
+    assert dx.flags.c_contiguous and dx.shape == (N, n_in) and dx.dtype == dtype
+    for got, want in zip((dx, dW, db), (dz @ W64.T, x64.T @ dz, dz.sum(0))):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 10)
+
+
 def test_dense_single_sample_and_no_bias(backend, dtype, tol):
     rng = np.random.default_rng(1)
     x, W = rand(rng, 6, dtype), rand(rng, (6, 3), dtype)
