@@ -61,6 +61,33 @@ def test_without_the_symbols_it_is_unavailable_and_conv1d_still_runs(monkeypatch
 
 
 
+@pytest.mark.skipif(not blas.numpy_has_openblas(), reason="NumPy's BLAS is not OpenBLAS here")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_batch_dense_orientation_follows_the_blas(monkeypatch, dtype):
+    """With NumPy's OpenBLAS, a batch-20 784 -> 400 dense layer has BLAS compute the products'
+    transposes (the bias pass reads the transpose); with another BLAS it keeps ``x @ W``. Both
+    give the plain product's results."""
+    from fastnet import functional as F
+    from fastnet.kernels.numba_backend import dense
+    calls = []
+    bias_pass = dense._bias_act_transposed
+    monkeypatch.setattr(dense, "_bias_act_transposed", lambda *a: calls.append(1) or bias_pass(*a))
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((20, 784)).astype(dtype), rng.standard_normal((20, 400))
+    W, b = (rng.standard_normal((784, 400)) * 0.05).astype(dtype), np.ones(400, dtype)
+    results = {}
+    for openblas in (True, False):
+        monkeypatch.setitem(blas._state, "openblas", openblas)
+        calls.clear()
+        with fastnet.set_backend("numba"):
+            y = F.dense(x, W, b, "relu")
+            results[openblas] = (y,) + F.dense_backward(dout.astype(dtype), x, W, y, "relu")
+        assert len(calls) == openblas
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for got, want in zip(results[True], results[False]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
 _UNCOMPILED_CONV = """
 import numpy as np, fastnet
 from fastnet import functional as F

@@ -77,7 +77,8 @@ def test_dense_small_batch_wide_layers(backend, dtype, activation, N, n_in, n_ou
     their transposes (inside its window: the first three) and copies them back to rows. The
     reference is float64 matrix algebra (the naive loops would take minutes here)."""
     rng = np.random.default_rng(N + n_in + n_out)
-    x, W, b = rand(rng, (N, n_in), dtype), rand(rng, (n_in, n_out), dtype, 0.05), rand(rng, n_out, dtype)
+    x, b = rand(rng, (N, n_in), dtype), rand(rng, n_out, dtype)
+    W = rand(rng, (n_in, n_out), dtype, 0.05)
     act = activation or "none"
     x64, W64 = x.astype(np.float64), W.astype(np.float64)
     y = F.dense(x, W, b, activation)

@@ -37,7 +37,7 @@ _dgemm = types.ExternalFunction("fastnet_dgemm", types.void(
     _i32, _i32, _i32, _i64, _i64, _i64, types.float64, _ptr, _i64, _ptr, _i64, types.float64,
     _ptr, _i64))
 
-_state = {"available": None}
+_state = {"available": None, "openblas": None}
 
 
 def available():
@@ -46,6 +46,14 @@ def available():
     if _state["available"] is None:
         _state["available"] = not config.DISABLE_JIT and _bind()
     return _state["available"]
+
+
+def numpy_has_openblas():
+    """Whether NumPy's BLAS is the wheels' OpenBLAS (found once), whose speeds some kernels'
+    choices were measured on (``dense``'s small-batch product orientation)."""
+    if _state["openblas"] is None:
+        _state["openblas"] = _find_symbols() is not None
+    return _state["openblas"]
 
 
 def _bind():

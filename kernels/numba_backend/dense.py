@@ -2,23 +2,24 @@
 
 The products go to BLAS through NumPy's ``@`` (the GEMM is most of the work and BLAS is near the
 machine's peak); Numba fuses everything around them into single passes: bias plus ReLU in the
-forward, activation gradient plus the bias-gradient column sums in the backward.
-
-Small batches: for a few rows against a wide layer, NumPy's OpenBLAS computes the product's
-transpose ``W.T @ x.T`` much faster than ``x @ W`` itself (float64, 20 x 784 -> 400 on two threads:
-146 against 237-275 us; one thread 261 against 396 us), because it then splits the wide side
-across threads and kernel tiles instead of the 20-row one. :func:`_transposed_pays` says when;
-the forward then reads the transpose in its bias pass (no extra pass), the input gradient is
-copied back to rows. Ratios measured over N 2-32, inner size 10-784, width 10-1024, both
-dtypes (plain time over transposed time, copy included): 1.0-1.9x inside the rule's window,
-0.4-1.0x for widths below 128, inner sizes below 128 or float32 widths of 1024, and mixed from
-N = 32 up; so the window is narrow and outside it nothing changes. Sigmoid and tanh
+forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid and tanh
 run after the bias as a pass of their own (``activations.activate_``, ``_vecmath``'s vectorisable
 versions), so a ReLU network never compiles them.
+
+Small batches: for a few rows against a wide layer, NumPy's OpenBLAS computes the product's
+transpose ``W.T @ x.T`` faster than ``x @ W`` itself (float64, 20 x 784 -> 400: 146 against
+237-275 us on two threads, 261 against 396 us on one). The gap comes from how OpenBLAS blocks a
+product with one short side; it is measured here, not derived. :func:`_transposed_pays` says when
+to use it; the forward then reads the transpose in its bias pass (no extra pass), and the input
+gradient is copied back to rows. Plain time over transposed time (copy included) over N 2-32,
+inner sizes 10-784 and widths 10-1024, both dtypes: 1.0-1.9x inside the rule's window; 0.4-1.0x
+for widths below 128, inner sizes below 128 and float32 widths of 1024; mixed from N = 32 up. So
+the window is narrow, and outside it nothing changes.
 """
 import numpy as np
 from numba import prange
 
+from ._blas import numpy_has_openblas
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
 from ._scalar import ACT_CODE, RELU, relu, relu_grad, sigmoid_grad, tanh_grad
 from .activations import activate_
@@ -39,7 +40,7 @@ def _bias_act_rows(y, b, act, lo, hi):
 
 @jit
 def _bias_act_transposed(yt, b, act, y):
-    """``y = yt.T + b`` (ReLU'd when ``act`` is ``RELU``) for ``yt (n_out, N)``, ``y (N, n_out)``."""
+    """``y = yt.T + b``, ReLU'd when ``act`` is ``RELU``; ``yt (n_out, N)``, ``y (N, n_out)``."""
     N, n_out = y.shape
     for i in range(N):
         row = y[i]
@@ -113,9 +114,10 @@ def _act_grad_and_db_parallel(dout, y, act, dz):
 def _transposed_pays(rows, W, K, M):
     """Whether BLAS computes an ``(N, M)`` product of C-ordered ``rows (N, K)`` and ``W`` (or
     ``W.T``) faster as its transpose: few rows (N <= 24), a deep and wide product (K >= 200,
-    200 <= M <= 512), and the C-ordered operands it was measured with (module docstring)."""
+    200 <= M <= 512), the C-ordered operands and the BLAS (NumPy's OpenBLAS) it was measured
+    with (module docstring)."""
     return (rows.shape[0] <= 24 and K >= 200 and 200 <= M <= 512 and rows.flags.c_contiguous
-            and W.flags.c_contiguous)
+            and W.flags.c_contiguous and numpy_has_openblas())
 
 
 def dense_forward(x, W, b, activation):
