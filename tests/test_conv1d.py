@@ -2,6 +2,9 @@
 examples, finite differences, odd layouts, bad inputs, determinism and PyTorch."""
 import functools
 import itertools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -218,6 +221,44 @@ def test_padding_far_beyond_the_input(backend, dtype, stride, padding, dilation)
     assert_close(F.conv1d(x, W, b, **hyper), want, dtype)
     for got, ref in zip(F.conv1d_backward(dout, x, W, **hyper), grads):
         assert_close(got, ref, dtype)
+
+
+_ONE_WINDOW_HUGE_STRIDE = """
+import sys
+import numpy as np, fastnet
+from fastnet import functional as F
+sys.path.insert(0, sys.argv[1])
+import naive
+stride = 2**31 - 1
+rng = np.random.default_rng(0)
+for xs, ws, pad in [((2, 28, 28), (64, 28, 3), 1), ((2, 3, 1), (4, 3, 11), 5)]:
+    x, W, b = rng.standard_normal(xs), rng.standard_normal(ws), np.zeros(ws[0])
+    want = naive.conv1d(x, W, b, stride, pad, pad, 1)
+    dout = rng.standard_normal(want.shape)
+    grads = naive.conv1d_backward(dout, x, W, stride, pad, pad, 1)
+    for backend in ("numba", "numpy"):
+        with fastnet.set_backend(backend):
+            got = [F.conv1d(x, W, b, stride, pad)]
+            got += F.conv1d_backward(dout, x, W, stride, pad)
+        for g, w in zip(got, [want, *grads]):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10)
+print("ok")
+"""
+
+
+def test_huge_stride_with_one_window_needs_no_memory_of_its_size():
+    """One output position: the stride is never applied. The Numba blocked path sized its phase
+    buffers and set-up loops by the stride (``stride=2**31-1`` had the process killed for
+    memory); run under a 3 GB address-space limit so that a regression fails instead."""
+    resource = pytest.importorskip("resource")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", _ONE_WINDOW_HUGE_STRIDE, tests],
+                         preexec_fn=limit, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
 
 
 @pytest.mark.parametrize("config", [

@@ -738,6 +738,14 @@ def _tap_major(W):
     return np.ascontiguousarray(W.transpose(2, 1, 0)).reshape(K * C_in, C_out)
 
 
+def _effective_stride(stride, L_out):
+    """1 where there is a single output position: its window starts at 0 whatever the stride,
+    and the blocked and GEMM paths size buffers and loops by the stride (``stride=10**9`` with
+    one output had the process killed for memory). With two or more outputs the stride is at
+    most the padded length, which ``_padding_fits`` bounds."""
+    return 1 if L_out == 1 else stride
+
+
 def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activation):
     """``y[n, o, l] = act(b[o] + sum_{c,k} W[o, c, k] * xpad[n, c, l*stride + k*dilation])``;
     the GEMM path applies ReLU to each batch part right after writing it; every other case
@@ -746,6 +754,7 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
     C_out, _, K = W.shape
     L_out = conv1d_output_length(L, K, stride, padding_left, padding_right, dilation)
     assert L_out >= 1
+    stride = _effective_stride(stride, L_out)
     y = np.empty((N, C_out, L_out), dtype=x.dtype)
     act = ACT_CODE[activation]
     if not (_use_gemm(C_in, C_out, K, L_out, stride)
@@ -785,6 +794,7 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     N, C_in, L = x.shape
     C_out, _, K = W.shape
     L_out = dout.shape[2]
+    stride = _effective_stride(stride, L_out)
     dx = np.empty_like(x) if need_dx else None
     act = ACT_CODE[activation]
     if not (_use_gemm(C_in, C_out, K, L_out, stride)
