@@ -79,6 +79,24 @@ def test_first_adam_step_moves_by_lr(backend, dtype):
     np.testing.assert_allclose(p, [-0.1, 0.1, -0.1], rtol=1e-4)
 
 
+def test_large_finite_gradients_step_where_their_squares_overflow(backend, dtype):
+    """``(1 - beta2) * g * g`` scales before it squares (NumPy's and PyTorch's order): g = 1e20
+    in float32 (1e155 in float64) has an infinite g*g but a finite second moment. Hand-computed:
+    Adam's first step is lr * sign(g); RMSProp's is lr * g / sqrt(0.01 g^2) = 10 lr * sign(g).
+    Reassociated (g*g first), v was inf and neither parameter moved."""
+    big = 1e20 if dtype == np.float32 else 1e155
+    g = np.array([big, -big, 0.5 * big], dtype)
+    with np.errstate(over="ignore"):
+        assert np.isinf(g * g).all()
+    p = np.zeros(3, dtype)
+    F.adam_update_(p, g, np.zeros_like(p), np.zeros_like(p), 1, lr=0.1)
+    np.testing.assert_allclose(p, [-0.1, 0.1, -0.1], rtol=1e-5)
+    p, h = np.zeros(3, dtype), np.zeros(3, dtype)
+    F.rmsprop_update_(p, g, h, 0.1, rho=0.99)
+    np.testing.assert_allclose(p, [-1.0, 1.0, -1.0], rtol=1e-5)
+    assert np.isfinite(h).all()
+
+
 def test_updates_are_in_place_through_views_of_a_dict(backend, dtype):
     params = {"W": np.ones((4, 3), dtype)}
     held = params["W"]

@@ -14,7 +14,14 @@ import math
 
 from numba import prange
 
-from ._config import PARALLEL_MIN_SIZE, jit_parallel
+from ._config import FASTMATH_ORDERED, PARALLEL_MIN_SIZE, jit_parallel
+
+# The updates keep their written order (no fast-math reassociation): it is NumPy's and PyTorch's,
+# ``(1 - beta2) * g * g`` scaling before it squares, so all three overflow at the same gradients.
+# Reassociated, ``g * g`` came first and overflowed for float32 gradients from ~1.8e19, where
+# NumPy's step stays finite: v became inf and the parameter silently did not move. Nothing here
+# is a reduction, so the loops vectorise without reassociation.
+jit_parallel = jit_parallel(fastmath=FASTMATH_ORDERED)
 
 
 @jit_parallel
