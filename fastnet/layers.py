@@ -529,6 +529,8 @@ class Conv1d(_FusedActivation):
         self.kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
         self.stride = check.integer(op, "stride", stride, low=1)
         self.dilation = check.integer(op, "dilation", dilation, low=1)
+        if isinstance(padding, np.ndarray) and padding.ndim == 1:
+            padding = padding.tolist()                # a (left, right) pair as an array
         if isinstance(padding, (tuple, list)):
             padding = tuple(padding)
         try:                    # validates every padding form on the shortest valid input
@@ -536,6 +538,11 @@ class Conv1d(_FusedActivation):
                                    self.kernel_size, self.stride, padding, self.dilation)
         except (TypeError, ValueError) as err:
             raise type(err)(f"Conv1d: {err}") from None
+        # Kept as plain ints (or the name), which repr, comparisons and save handle.
+        if isinstance(padding, tuple):
+            padding = tuple(int(p) for p in padding)
+        elif not isinstance(padding, str):
+            padding = int(padding)
         self.padding = padding
         self.initializer = HeInitializer() if initializer is None else initializer
         self.optimizer = check_optimizer(op, optimizer)
@@ -808,7 +815,7 @@ def _generator_at(op, state):
             state = {**state, "state": {**state["state"],
                                         "key": np.asarray(state["state"].get("key"), np.uint32)}}
         bit_generator.state = state
-    except (TypeError, ValueError, KeyError, OverflowError) as err:
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as err:
         raise ValueError(f"{op}: generator_state is not a valid {kind} state "
                          f"({type(err).__name__}: {err})") from None
     return np.random.Generator(bit_generator)

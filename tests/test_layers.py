@@ -398,3 +398,18 @@ def test_reshaping_layers_and_dropout_check_dout_as_the_other_layers_do(backend)
         drop.backward(np.ones((2, 3), np.float32))
     with pytest.raises(RuntimeError, match="before forward"):
         Affine(np.ones((3, 2)), np.zeros(2)).backward(np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("padding, stored", [
+    (np.array([1, 2]), (1, 2)), ([np.int64(2), 0], (2, 0)), (np.int32(1), 1), ("same", "same")])
+def test_conv1d_layer_keeps_padding_as_plain_ints(padding, stored, tmp_path):
+    """An array or NumPy-integer padding (as ``F.conv1d`` accepts) is kept as Python ints, so
+    the layer's repr, a wrong input's error message and save/load work."""
+    from fastnet.model import Classifier
+    conv = Conv1d(3, 2, 3, padding=padding)
+    assert conv.padding == stored and type(conv.padding) is type(stored)
+    with pytest.raises(ValueError, match="has 2 channels; expected 3"):
+        conv.forward(np.zeros((1, 2, 10), np.float32))
+    model = Classifier([conv, Flatten(), FC(2 * conv.forward(np.zeros((1, 3, 10))).shape[2], 3)])
+    model.save(tmp_path / "m.npz")
+    assert Classifier.load(tmp_path / "m.npz").layers[0].padding == stored

@@ -907,7 +907,11 @@ def test_training_resumed_after_load_draws_the_same_dropout_masks(tmp_path, seed
         np.testing.assert_array_equal(loaded.params[key], p)
 
 
-@pytest.mark.parametrize("state", [{"bit_generator": "Nope"}, {"bit_generator": "PCG64"}, 3])
+@pytest.mark.parametrize("state", [
+    {"bit_generator": "Nope"}, {"bit_generator": "PCG64"}, 3,
+    {"bit_generator": "MT19937", "state": {"key": [1, 2], "pos": 3}},      # key too short
+    {"bit_generator": "Philox", "state": {"counter": [1], "key": [2]}, "buffer": [1],
+     "buffer_pos": 0, "has_uint32": 0, "uinteger": 0}])                    # arrays too short
 def test_dropout_refuses_a_generator_state_that_is_not_one(state):
     with pytest.raises(ValueError, match="Dropout: generator_state"):
         Dropout(0.5, generator_state=state)
