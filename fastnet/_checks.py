@@ -129,11 +129,12 @@ def not_masked(op, name, a):
 
 def float_arrays(op, **arrays):
     """Check several arrays with :func:`float_array`; all must share one dtype. Python lists
-    and numbers have none and take the dtype of the first float ndarray among them (the default
-    dtype when there is none), wherever they stand in the argument list."""
+    and numbers have none and take the dtype of the first float ndarray or NumPy float scalar
+    among them (the default dtype when there is none), wherever they stand in the argument
+    list."""
     dtype = None
     for a in arrays.values():
-        if isinstance(a, np.ndarray) and a.dtype.type in FLOAT_DTYPES:
+        if isinstance(a, (np.ndarray, np.floating)) and a.dtype.type in FLOAT_DTYPES:
             dtype = a.dtype
             break
     out = []

@@ -115,6 +115,18 @@ def test_lists_are_accepted_in_the_default_dtype(backend):
     np.testing.assert_array_equal(y, [[0, 2]])
 
 
+@pytest.mark.parametrize("scalar_type", [np.float32, np.float64])
+def test_numpy_float_scalars_set_the_dtype_wherever_they_stand(backend, scalar_type):
+    """A NumPy float scalar counts as a 0-d array of its dtype, also after a Python number."""
+    s = scalar_type(3.0)
+    for got in (F.mse(1.0, s), F.mse(s, 1.0), F.relu_backward(1.0, s), F.relu_backward(s, 1.0),
+                F.conv1d([[[1.0, 2.0, 3.0]]], [[[1.0, 1.0]]], s)):
+        assert got.dtype == scalar_type
+    assert F.mse(1.0, s) == F.mse(s, 1.0) == 4.0
+    other = np.float64 if scalar_type == np.float32 else np.float32
+    assert_raises_naming(lambda: F.mse(s, other(1.0)), TypeError, ["t", np.dtype(other).name])
+
+
 def test_lists_take_the_dtype_of_the_arrays_beside_them(backend):
     """Wherever the list stands: dense's x before its W, conv1d's x, a loss's target."""
     W = np.ones((2, 3))
