@@ -524,7 +524,12 @@ class Sequential(_Container):
         """The kind of targets the model takes (any, for a generic model)."""
 
     def _check_targets(self, op, y, out, y_name):
-        """Targets against the output of a dry-run forward (nothing for a generic model)."""
+        """Targets against the output of a dry-run forward: one of the output's shape per
+        sample, or integer class labels where the loss is softmax cross-entropy."""
+        if (isinstance(self.loss, SoftmaxCrossEntropy) and y.ndim == 1
+                and y.dtype.kind in "iu"):
+            _check_class_targets(op, y, out, y_name)
+            return
         if out.shape[1:] != y.shape[1:]:
             raise ValueError(f"{op}: {y_name} has shape {y.shape}, so one target of shape "
                              f"{y.shape[1:]} per sample, but the network outputs "
@@ -919,6 +924,19 @@ def _labels(y):
     return y if y.ndim == 1 else y.argmax(axis=1)
 
 
+def _check_class_targets(op, y, out, y_name):
+    """Integer labels ``(N,)`` or one-hot rows ``(N, C)`` against class scores ``out (N, C)``."""
+    _check_class_scores(op, out)
+    C = out.shape[1]
+    if y.ndim == 2 and y.shape[1] != C:
+        raise ValueError(f"{op}: {y_name} is one-hot with {y.shape[1]} classes but the "
+                         f"network outputs {C} class scores")
+    if y.ndim == 1 and (y.min() < 0 or y.max() >= C):
+        bad = y[(y < 0) | (y >= C)][0]
+        raise ValueError(f"{op}: label {bad} in {y_name} is out of range for {C} classes; "
+                         f"labels must be in [0, {C - 1}]")
+
+
 @_serialize.register()
 class Classifier(Sequential):
     """A :class:`Sequential` trained with softmax cross-entropy, with accuracy.
@@ -963,15 +981,7 @@ class Classifier(Sequential):
                              f"(N, C); got shape {y.shape}")
 
     def _check_targets(self, op, y, out, y_name):
-        _check_class_scores(op, out)
-        C = out.shape[1]
-        if y.ndim == 2 and y.shape[1] != C:
-            raise ValueError(f"{op}: {y_name} is one-hot with {y.shape[1]} classes but the "
-                             f"network outputs {C} class scores")
-        if y.ndim == 1 and (y.min() < 0 or y.max() >= C):
-            bad = y[(y < 0) | (y >= C)][0]
-            raise ValueError(f"{op}: label {bad} in {y_name} is out of range for {C} classes; "
-                             f"labels must be in [0, {C - 1}]")
+        _check_class_targets(op, y, out, y_name)
 
     @property
     def log_acc(self):

@@ -293,6 +293,24 @@ def test_predict_in_batches_matches_one_batch():
     assert clf.score(X, np.eye(3)[y]) == clf.score(X, y)
 
 
+def test_sequential_with_softmax_cross_entropy_takes_integer_labels():
+    """A generic model with the classification loss trains on labels (N,) as on one-hot rows,
+    to the same weights, and checks the labels' range before any update."""
+    X, y = blobs(60)
+    models = [Sequential([FC(6, 3, XavierInitializer(seed=0), dtype=F64)], "softmax_cross_entropy",
+                         SGD(0.1)) for _ in range(2)]
+    models[0].fit(X, y, X, y, epochs=2, batch_size=10)
+    models[1].fit(X, np.eye(3)[y], X, np.eye(3)[y], epochs=2, batch_size=10)
+    np.testing.assert_allclose(models[0].history["loss"], models[1].history["loss"], rtol=1e-12)
+    np.testing.assert_allclose(models[0].layers[0].W, models[1].layers[0].W, rtol=1e-12)
+    one_hot_loss = models[1].evaluate(X, np.eye(3)[y])["loss"]
+    assert models[0].evaluate(X, y)["loss"] == pytest.approx(one_hot_loss)
+    W = models[0].layers[0].W.copy()
+    with pytest.raises(ValueError, match="label 3 in y is out of range for 3 classes"):
+        models[0].fit(X, np.where(y == 0, 3, y), epochs=1)
+    np.testing.assert_array_equal(models[0].layers[0].W, W)
+
+
 def test_sequential_regression_with_mse():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 3))
