@@ -495,7 +495,9 @@ class Sequential(_Container):
         """What fit trains, checked once before it starts (attributes may have been replaced
         since construction): the layers, the optimizers, no tied weights."""
         self._check_layers(op)
-        refuse_tied(self.params, op)
+        params = self.params
+        refuse_tied(params, op)
+        _check_updatable(op, params)
         for key, layer, opt in self.leaf_optimizers():
             if not _params(layer):
                 continue
@@ -922,6 +924,31 @@ class Concat(_Container):
 def _labels(y):
     """Integer labels from integer labels or one-hot / probability rows."""
     return y if y.ndim == 1 else y.argmax(axis=1)
+
+
+def _check_updatable(op, params):
+    """Parameters that the optimizers can update in place, found before the first update rather
+    than in the middle of a step (after other layers had been updated): float ndarrays,
+    writeable, C-contiguous, and no two overlapping in memory (views of one buffer would be
+    updated as if apart)."""
+    for key, p in params.items():
+        if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
+            raise TypeError(f"{op}: parameter {key} must be a float ndarray; got "
+                            f"{type(p).__name__} {getattr(p, 'dtype', '')}".rstrip())
+        if not p.flags.writeable:
+            raise ValueError(f"{op}: parameter {key} (shape {p.shape}) is read-only; the "
+                             f"optimizers update parameters in place (give the layer a copy)")
+        if not p.flags.c_contiguous:
+            raise ValueError(f"{op}: parameter {key} (shape {p.shape}) is not C-contiguous; "
+                             f"the optimizers update parameters in place (give the layer "
+                             f"np.ascontiguousarray of it)")
+    items = list(params.items())
+    for i, (key, p) in enumerate(items):
+        for other, q in items[i + 1:]:
+            if np.may_share_memory(p, q) and np.shares_memory(p, q):
+                raise ValueError(f"{op}: parameters {key} and {other} overlap in memory (views "
+                                 f"of one buffer); each would be updated as if it stood apart: "
+                                 f"give each layer its own array")
 
 
 def _check_class_targets(op, y, out, y_name):

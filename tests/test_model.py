@@ -293,6 +293,42 @@ def test_predict_in_batches_matches_one_batch():
     assert clf.score(X, np.eye(3)[y]) == clf.score(X, y)
 
 
+def _fortran(layers):
+    layers[1].W = np.asfortranarray(layers[1].W)
+
+
+def _read_only(layers):
+    layers[1].b.flags.writeable = False
+
+
+def _overlapping(layers):
+    buffer = np.zeros(6 * 8 + 8 * 5)
+    buffer[:48] = layers[0].W.ravel()
+    layers[0].W = buffer[:48].reshape(6, 8)
+    layers[1].W = buffer[40:80].reshape(8, 5)            # shares 8 values with layers[0].W
+
+
+def _integer(layers):
+    layers[2].b = np.zeros(3, int)
+
+
+@pytest.mark.parametrize("spoil, error, words", [
+    (_fortran, ValueError, "parameter 1.W (shape (8, 5)) is not C-contiguous"),
+    (_read_only, ValueError, "parameter 1.b (shape (5,)) is read-only"),
+    (_overlapping, ValueError, "parameters 0.W and 1.W overlap in memory"),
+    (_integer, TypeError, "parameter 2.b must be a float ndarray")])
+def test_fit_refuses_parameters_it_cannot_update_before_any_update(spoil, error, words):
+    """Found before training, not at the first step after other layers were updated."""
+    X, y = blobs(30)
+    model = mlp(optimizer=Adam())
+    spoil(model.layers)
+    before = {k: p.copy() for k, p in model.params.items()}
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+        model.fit(X, y, epochs=1, batch_size=10)
+    for key, p in model.params.items():
+        np.testing.assert_array_equal(p, before[key])
+
+
 def test_sequential_with_softmax_cross_entropy_takes_integer_labels():
     """A generic model with the classification loss trains on labels (N,) as on one-hot rows,
     to the same weights, and checks the labels' range before any update."""
