@@ -204,6 +204,12 @@ def _check_path(op, path, why=""):
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{op}: path must be a file name (str, bytes or os.PathLike); got "
                         f"{type(path).__name__}{why}")
+    name = os.fspath(path)
+    if not name:
+        raise ValueError(f"{op}: path is empty; give a file name such as 'model.npz'")
+    if (b"\0" if isinstance(name, bytes) else "\0") in name:
+        raise ValueError(f"{op}: path {path!r} contains a NUL character, which no file name "
+                         f"can hold")
 
 
 def _history_numbers(history):

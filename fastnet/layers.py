@@ -42,8 +42,11 @@ __all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "Transp
 # --- helpers -------------------------------------------------------------------------------------
 
 def _layer_dtype(owner, dtype):
-    dt = np.dtype(get_default_dtype() if dtype is None else dtype)
-    if dt.type not in check.FLOAT_DTYPES:
+    try:
+        dt = np.dtype(get_default_dtype() if dtype is None else dtype)
+    except TypeError:                  # not a dtype at all ("foo")
+        dt = None
+    if dt is None or dt.type not in check.FLOAT_DTYPES:
         raise TypeError(f"{owner}: dtype={dtype!r}; expected np.float32 or np.float64")
     return dt.type
 

@@ -395,6 +395,20 @@ def test_save_load_bit_identical_and_training_continues_identically(tmp_path, ba
             np.testing.assert_array_equal(loaded.params[key], p)
 
 
+@pytest.mark.parametrize("path, words", [("", "path is empty"), (b"", "path is empty"),
+                                         ("m\0.npz", "NUL character")])
+def test_save_and_load_refuse_names_no_file_can_have(path, words):
+    model = mlp()
+    for call in (model.save, Classifier.load):
+        with pytest.raises(ValueError, match=words):
+            call(path)
+
+
+def test_layer_dtype_that_is_no_dtype_names_the_argument():
+    with pytest.raises(TypeError, match=r"FC: dtype='foo'; expected np.float32 or np.float64"):
+        FC(4, 3, dtype="foo")
+
+
 def test_save_keeps_shared_optimizers_shared(tmp_path):
     opt = AdaGrad(0.1)
     clf = Classifier([FC(6, 4, optimizer=opt), Dropout(0.2, seed=1),
