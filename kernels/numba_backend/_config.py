@@ -6,10 +6,11 @@ FASTMATH
     keep IEEE semantics for non-finite values while still letting LLVM reassociate sums
     (vectorised reductions), contract to FMA and use fast reciprocals/approximate functions.
 FASTMATH_ORDERED
-    ``FASTMATH`` without ``reassoc``, for the one expression whose order is its point: a loss
-    term ``(max - z) + log(sum)`` (see ``losses._nll_term``). LLVM keeps fast-math flags per
-    instruction, so a small function compiled with these keeps its order when inlined into a
-    ``FASTMATH`` kernel.
+    ``FASTMATH`` without ``reassoc``, for expressions whose order is their point: a loss term
+    ``(max - z) + log(sum)`` (see ``losses._nll_term``), and the optimizer updates, whose
+    ``(1 - beta2) * g * g`` must scale before it squares (see ``optimizers``). LLVM keeps
+    fast-math flags per instruction, so a small function compiled with these keeps its order
+    when inlined into a ``FASTMATH`` kernel.
 CACHE
     ``cache=True``: compiled machine code is written next to the source (or to ``NUMBA_CACHE_DIR``)
     so a second process loads it instead of recompiling. Parallel kernels are cached too; the test
