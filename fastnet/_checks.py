@@ -127,6 +127,25 @@ def not_masked(op, name, a):
                         f"entries first")
 
 
+def updatable(op, name, a):
+    """``a`` as an ndarray that can be updated in place (C-contiguous, writeable)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place); "
+                        f"got {type(a).__name__}")
+    flags = a.flags
+    if not flags.writeable:
+        raise ValueError(f"{op}: {name} (shape {a.shape}) is read-only and cannot be updated in "
+                         f"place; pass a writeable array (e.g. {name}.copy(), once, when you "
+                         f"create it)")
+    if not flags.c_contiguous:
+        raise ValueError(f"{op}: {name} (shape {a.shape}) must be C-contiguous to be updated "
+                         f"in place; use np.ascontiguousarray once when you create it")
+    if type(a) is np.ndarray:
+        return a
+    not_masked(op, name, a)
+    return a.view(np.ndarray)
+
+
 def float_arrays(op, **arrays):
     """Check several arrays with :func:`float_array`; all must share one dtype. Python lists
     and numbers have none and take the dtype of the first float ndarray or NumPy float scalar

@@ -341,7 +341,7 @@ def _in_place(op, param, grad, **state):
     """
     if _plain_in_place(param, grad, state.values()):
         return [param, grad, *state.values()]
-    param = _updatable(op, "param", param)
+    param = check.updatable(op, "param", param)
     param = check.float_array(op, "param", param)
     grad = check.float_array(op, "grad", grad, param.dtype)
     check.same_shape(op, "grad", grad, "param", param)
@@ -352,7 +352,7 @@ def _in_place(op, param, grad, **state):
                          f"memory of its own (or param itself)")
     names, arrays = ["param", "grad"], [param, grad]
     for name, a in state.items():
-        a = _updatable(op, name, a)
+        a = check.updatable(op, name, a)
         check.float_array(op, name, a, param.dtype)
         check.same_shape(op, name, a, "param", param)
         for other_name, other in zip(names, arrays):
@@ -394,25 +394,6 @@ def _apart(arrays):
 
 def _data(a):
     return a.__array_interface__["data"][0]
-
-
-def _updatable(op, name, a):
-    """``a`` as an ndarray that can be updated in place (C-contiguous, writeable)."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{op}: {name} must be a NumPy array (it is updated in place); "
-                        f"got {type(a).__name__}")
-    flags = a.flags
-    if not flags.writeable:
-        raise ValueError(f"{op}: {name} (shape {a.shape}) is read-only and cannot be updated in "
-                         f"place; pass a writeable array (e.g. {name}.copy(), once, when you "
-                         f"create it)")
-    if not flags.c_contiguous:
-        raise ValueError(f"{op}: {name} (shape {a.shape}) must be C-contiguous to be updated "
-                         f"in place; use np.ascontiguousarray once when you create it")
-    if type(a) is np.ndarray:
-        return a
-    check.not_masked(op, name, a)
-    return a.view(np.ndarray)
 
 
 _TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in check.FLOAT_DTYPES}

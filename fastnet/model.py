@@ -935,13 +935,7 @@ def _check_updatable(op, params):
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
             raise TypeError(f"{op}: parameter {key} must be a float ndarray; got "
                             f"{type(p).__name__} {getattr(p, 'dtype', '')}".rstrip())
-        if not p.flags.writeable:
-            raise ValueError(f"{op}: parameter {key} (shape {p.shape}) is read-only; the "
-                             f"optimizers update parameters in place (give the layer a copy)")
-        if not p.flags.c_contiguous:
-            raise ValueError(f"{op}: parameter {key} (shape {p.shape}) is not C-contiguous; "
-                             f"the optimizers update parameters in place (give the layer "
-                             f"np.ascontiguousarray of it)")
+        check.updatable(op, f"parameter {key}", p)
     items = list(params.items())
     for i, (key, p) in enumerate(items):
         for other, q in items[i + 1:]:

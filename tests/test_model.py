@@ -313,7 +313,7 @@ def _integer(layers):
 
 
 @pytest.mark.parametrize("spoil, error, words", [
-    (_fortran, ValueError, "parameter 1.W (shape (8, 5)) is not C-contiguous"),
+    (_fortran, ValueError, "parameter 1.W (shape (8, 5)) must be C-contiguous"),
     (_read_only, ValueError, "parameter 1.b (shape (5,)) is read-only"),
     (_overlapping, ValueError, "parameters 0.W and 1.W overlap in memory"),
     (_integer, TypeError, "parameter 2.b must be a float ndarray")])
