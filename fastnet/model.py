@@ -266,7 +266,21 @@ def _chain_tail(layers):
 
 
 class _Container(Layer):
-    """A layer made of layers: parameters and gradients are gathered from ``named_leaves``."""
+    """A layer made of layers: parameters and gradients are gathered from ``named_leaves``.
+
+    Each layer keeps its last good step when its own forward raises (see ``Layer``), but a
+    container whose forward fails at its k-th layer (or branch) is left torn: the layers before
+    hold the new batch, the rest the previous one. A backward then would mix the two steps, so
+    it is refused until a forward succeeds (``_torn``).
+    """
+
+    _torn = False
+
+    def _check_whole(self):
+        if self._torn:
+            raise RuntimeError(f"{type(self).__name__}.backward: the last forward failed part-way, "
+                               f"so some layers hold that batch and others the one before; run "
+                               f"a forward that succeeds first")
 
     @property
     def params(self):
@@ -327,13 +341,18 @@ class Sequential(_Container):
     # --- the layer protocol ----------------------------------------------------------------
 
     def forward(self, x):
-        return self._forward_through(self.layers, x)
+        self._torn = True                      # until every layer's forward has succeeded
+        x = self._forward_through(self.layers, x)
+        self._torn = False
+        return x
 
     @input_grad_optional
     def backward(self, dout):
+        self._check_whole()
         return backward_through(self.layers, dout)
 
     def _backward(self, dout, need_dx):
+        self._check_whole()
         return backward_through(self.layers, dout, need_dx)
 
     def _forward_through(self, layers, x):
@@ -428,24 +447,28 @@ class Sequential(_Container):
     def _forward_logits(self, x):
         """Forward without the final softmax (a layer, an FC's activation, or a nested
         Sequential's own)."""
+        self._torn = True
         x = self._forward_through(self.layers[:-1], x)
         last = self.layers[-1]
-        if isinstance(last, Softmax):
-            return x
-        try:
-            return last._forward_logits(x)
-        except (ValueError, TypeError) as err:
-            raise self._forward_error(len(self.layers) - 1, x, err) from err
+        if not isinstance(last, Softmax):
+            try:
+                x = last._forward_logits(x)
+            except (ValueError, TypeError) as err:
+                raise self._forward_error(len(self.layers) - 1, x, err) from err
+        self._torn = False
+        return x
 
     def _backward_from_loss(self, dout, tail):
         """Backward from the loss gradient; nothing needs the input's gradient here."""
         if tail == "fused":
             self._backward_logits(dout, False)
         else:           # "probs": a notebook's softmax passes the loss's gradient through as is
+            self._check_whole()
             backward_through(self.layers, dout, need_dx=False)
 
     def _backward_logits(self, dout, need_dx):
         """Backward of :meth:`_forward_logits`."""
+        self._check_whole()
         rest, last = self.layers[:-1], self.layers[-1]
         if not isinstance(last, Softmax):
             dout = last._backward_logits(dout, need_dx or any(map(has_params, rest)))
@@ -849,6 +872,7 @@ class Concat(_Container):
             raise ValueError(f"Concat: input must be a batch (N, ...); got shape {np.shape(x)} "
                              f"(one sample is x[None])")
         tasks = [functools.partial(branch.forward, x) for branch in self.branches]
+        self._torn = True                      # until every branch's forward has succeeded
         outs = self._side_by_side("forward", tasks, np.size(x))
         for i, out in enumerate(outs):
             if np.ndim(out) < 1 or len(out) != len(x):
@@ -857,6 +881,7 @@ class Concat(_Container):
         # Together, once the branches succeeded (see fastnet.layers.Layer).
         self._shapes, self._input_shape = [out.shape for out in outs], np.shape(x)
         self._input_size = np.size(x)
+        self._torn = False
         return np.concatenate([out.reshape(len(out), math.prod(out.shape[1:])) for out in outs],
                               axis=1)
 
@@ -867,6 +892,7 @@ class Concat(_Container):
     def _backward(self, dout, need_dx):
         if self._shapes is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        self._check_whole()
         dout = np.asarray(dout)
         check_dout(type(self).__name__, dout,
                    (self._shapes[0][0], sum(int(np.prod(shape[1:])) for shape in self._shapes)))

@@ -1,4 +1,6 @@
 """Concat (branches on one input) and Transpose: gradients, training, save/load."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,37 @@ def test_concat_names_the_branch_that_breaks_its_contract(backend):
         Concat(None)
     single = Concat([FC(4, 2), FC(4, 3)])                     # a layer is a one-layer branch
     assert single.forward(x).shape == (3, 5)
+
+
+class _Refusing(ReLU):
+    """A ReLU that refuses its input while ``refuse`` is set (as a layer does on bad input)."""
+    refuse = False
+
+    def forward(self, x):
+        if self.refuse:
+            raise ValueError("refused")
+        return super().forward(x)
+
+
+def test_backward_after_a_forward_that_failed_part_way_is_refused():
+    """A failure in the second branch (or a later layer) leaves the first branch (or the earlier
+    layers) on the new batch and the rest on the old one: the containers refuse a backward that
+    would mix the two, and work again after a forward that succeeds."""
+    refusing = _Refusing()
+    cat = Concat([[FC(4, 3, dtype=np.float64)], [FC(4, 2, dtype=np.float64), refusing]])
+    model = Classifier([cat, FC(5, 3, dtype=np.float64)])
+    rng = np.random.default_rng(0)
+    x_old, x_new, dout = rng.standard_normal((6, 4)), rng.standard_normal((6, 4)), np.ones((6, 3))
+    model.forward(x_old)
+    model.backward(dout)
+    twin = copy.deepcopy(model)
+    refusing.refuse = True
+    for container, call in ((cat, lambda: cat.forward(x_new)),
+                            (model, lambda: model.forward(x_new))):
+        with pytest.raises(ValueError, match="refused"):
+            call()
+        with pytest.raises(RuntimeError, match="last forward failed part-way"):
+            container.backward(np.ones((6, 5)) if container is cat else dout)
+    refusing.refuse = False
+    np.testing.assert_array_equal(model.forward(x_new), twin.forward(x_new))
+    np.testing.assert_array_equal(model.backward(dout), twin.backward(dout))
