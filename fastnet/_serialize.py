@@ -307,13 +307,20 @@ def _restore_arrays(model, arrays):
     missing = expected - set(arrays)
     if missing:
         raise ValueError(f"parameters missing: {sorted(missing)[:5]}")
+    # Arrays the model has no place for mean the file and its spec disagree (edited, or
+    # assembled from two models): refused rather than dropped.
+    responsible = _responsible_optimizers(model)
+    extra = [k for k in arrays if k not in expected and not (
+        k.startswith("state/") and k[len("state/"):].rpartition("/")[0] in responsible)]
+    if extra:
+        raise ValueError(f"arrays the model has no place for: {sorted(extra)[:5]}")
     for key, param in params.items():
         saved = np.asarray(arrays[f"param/{key}"])
         if saved.shape != param.shape or saved.dtype != param.dtype:
             raise ValueError(f"parameter {key} is {saved.dtype} {saved.shape}, the "
                              f"architecture needs {param.dtype} {param.shape}")
         param[...] = saved
-    for key, opt in _responsible_optimizers(model).items():
+    for key, opt in responsible.items():
         prefix = f"state/{key}/"
         state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         if state:

@@ -535,6 +535,24 @@ def test_a_tampered_archive_is_rejected(tmp_path):
         fm.load(bad)
 
 
+@pytest.mark.parametrize("extra, match", [
+    ("param/3.W", "arrays the model has no place for"),
+    ("state/3.W/v", "arrays the model has no place for"),
+    ("other", "arrays the model has no place for"),
+    ("state/0.W/v", r"SGD: state keys \['v'\]; expected \[\]")])
+def test_an_archive_with_arrays_the_model_has_no_place_for_is_rejected(tmp_path, extra, match):
+    """A parameter or optimizer state the spec has no layer (or no such state) for: the file
+    and its spec disagree, so load refuses instead of dropping it."""
+    good = tmp_path / "good.npz"
+    mlp(optimizer=SGD(0.1)).save(good)                 # SGD keeps no state
+    with np.load(good) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays[extra] = np.zeros(3)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=match):
+        fm.load(tmp_path / "bad.npz")
+
+
 def _rewrite_spec(src, dst, edit):
     """Copy the model file ``src`` to ``dst`` with its JSON spec changed by ``edit(spec)``
     (which may return the new JSON text itself)."""
