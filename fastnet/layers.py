@@ -25,6 +25,7 @@ value beyond float32's range is a ``ValueError``, not a silent inf.
 Every layer computes through ``fastnet.functional`` and so runs on the current backend.
 """
 import math
+import os
 
 import numpy as np
 
@@ -173,12 +174,27 @@ def backward_through(layers, dout, need_dx=True):
     return dout if need_dx else None
 
 
+def _check_memory(owner, shape):
+    """Refuse weights whose drawing needs more than this machine's memory: initializers draw in
+    float64 (8 bytes a value) before the cast and the copy, and Linux grants such an allocation
+    and then kills the process when it is touched, instead of raising MemoryError."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):      # not a POSIX system: nothing to ask
+        return
+    need = 16 * math.prod(shape)                        # the float64 draw and the result
+    if need > physical:
+        raise MemoryError(f"{owner}: weights of shape {shape} need about {need / 2**30:.1f} GiB to "
+                          f"draw, more than this machine's {physical / 2**30:.1f} GiB")
+
+
 def _weights(owner, initializer, shape, fan_in, dtype):
     """Initial weights of ``shape`` from a fastnet initializer or a notebook-style one.
 
     A notebook-style initializer only has ``W(n_in, n_out)``; a convolution weight
     ``(C_out, C_in, K)`` is then drawn as ``W(C_in*K, C_out)`` (same fan-in) and rearranged.
     """
+    _check_memory(owner, shape)
     if isinstance(initializer, Initializer) or hasattr(initializer, "weights"):
         w = initializer.weights(shape, fan_in, dtype)
     elif hasattr(initializer, "W"):

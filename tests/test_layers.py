@@ -413,3 +413,19 @@ def test_conv1d_layer_keeps_padding_as_plain_ints(padding, stored, tmp_path):
     model = Classifier([conv, Flatten(), FC(2 * conv.forward(np.zeros((1, 3, 10))).shape[2], 3)])
     model.save(tmp_path / "m.npz")
     assert Classifier.load(tmp_path / "m.npz").layers[0].padding == stored
+
+
+def test_weights_larger_than_the_machine_are_refused_before_drawing(monkeypatch):
+    """Linux grants a too-large allocation and kills the process when it is touched: a layer
+    whose weights need more than the physical memory (float64 draw plus result) refuses first.
+    The machine is made to report 1 GiB, so nothing large is ever allocated here."""
+    import os
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": (1 << 30) // 4096}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    with pytest.raises(MemoryError, match=r"Conv1d: weights of shape \(1, 1, 67108865\) need "
+                                          r"about 1\.0 GiB to draw, more than this machine's "
+                                          r"1\.0 GiB"):
+        Conv1d(1, 1, 2**26 + 1)
+    with pytest.raises(MemoryError, match=r"FC\(8192, 16384\): weights of shape"):
+        FC(8192, 16384)
+    assert FC(64, 32).W.shape == (64, 32)
