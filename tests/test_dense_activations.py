@@ -71,10 +71,10 @@ def test_dense_large_parallel_path(backend, dtype):
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("N, n_in, n_out", [(20, 784, 400), (24, 200, 512), (2, 400, 200),
-                                            (20, 200, 10), (25, 784, 400)])
+                                            (20, 1024, 200), (20, 200, 10), (25, 784, 400)])
 def test_dense_small_batch_wide_layers(backend, dtype, activation, N, n_in, n_out):
     """The MLP's shapes at small batches, where the Numba kernel has BLAS compute products as
-    their transposes (inside its window: the first three) and copies them back to rows. The
+    their transposes (inside its windows: the first four) and copies them back to rows. The
     reference is float64 matrix algebra (the naive loops would take minutes here)."""
     rng = np.random.default_rng(N + n_in + n_out)
     x, b = rand(rng, (N, n_in), dtype), rand(rng, n_out, dtype)
