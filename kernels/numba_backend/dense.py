@@ -129,14 +129,12 @@ def dense_forward(x, W, b, activation):
     if _transposed_pays(x, W, *W.shape, 512):
         y = np.empty((x.shape[0], W.shape[1]), W.dtype)
         _bias_act_transposed(W.T @ x.T, b, fused, y)
-        if act > RELU:
-            activate_(y.reshape(-1), act)
-        return y
-    y = x @ W
-    if y.size < PARALLEL_MIN_SIZE:
-        _bias_act_rows(y, b, fused, 0, y.shape[0])
     else:
-        _bias_act_parallel(y, b, fused)
+        y = x @ W
+        if y.size < PARALLEL_MIN_SIZE:
+            _bias_act_rows(y, b, fused, 0, y.shape[0])
+        else:
+            _bias_act_parallel(y, b, fused)
     if act > RELU:
         activate_(y.reshape(-1), act)         # sigmoid, tanh: a pass of their own
     return y
