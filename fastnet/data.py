@@ -117,7 +117,9 @@ def one_hot(y, n_classes=None, dtype=None):
         Labels that are not integers (a float array of whole numbers is taken), or a
         non-numeric ``dtype``.
     ValueError
-        Labels that are not 1-D, negative, or ``>= n_classes``.
+        Labels that are not 1-D, negative, or ``>= n_classes``; an output too large for NumPy.
+    MemoryError
+        An output larger than the machine can allocate.
     """
     y = np.asarray(y)
     if y.ndim != 1:
@@ -142,7 +144,13 @@ def one_hot(y, n_classes=None, dtype=None):
                         f"np.float32") from None
     if dtype.kind not in "biuf":
         raise TypeError(f"one_hot: dtype={dtype} is not numeric; use e.g. np.float32")
-    out = np.zeros((len(y), n), dtype=dtype)
+    try:
+        out = np.zeros((len(y), n), dtype=dtype)
+    except (ValueError, MemoryError) as error:
+        # NumPy's own message ("array is too big") names no argument.
+        kind = MemoryError if isinstance(error, MemoryError) else ValueError
+        raise kind(f"one_hot: n_classes={n} for {len(y)} labels needs an array of shape "
+                   f"{(len(y), n)} {dtype}, more than this machine can hold") from None
     out[np.arange(len(y)), y] = 1
     return out
 

@@ -614,6 +614,8 @@ def test_the_compat_classifier_names_the_notebooks_arguments():
     (lambda: compat.TwoLayerNet(4, 5, 3).accuracy(np.ones((2, 4)), np.array([0, 3])), ValueError,
      ["labels t", "0 to 3", "0..2"]),
     (lambda: one_hot([0], 3, dtype="foo"), TypeError, ["one_hot", "dtype='foo'"]),
+    (lambda: one_hot([0], 2**63), ValueError, ["one_hot", "n_classes=9223372036854775808",
+                                               "(1, 9223372036854775808)"]),
     (lambda: Sequential([FC(4, 2)], loss="mse").evaluate(np.ones((5, 4)), np.ones((5, 3))),
      ValueError, ["Sequential.evaluate", "y has shape (5, 3)", "(2,) per sample"]),
 ])
