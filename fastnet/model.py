@@ -955,20 +955,12 @@ def _labels(y):
 def _check_updatable(op, params):
     """Parameters that the optimizers can update in place, found before the first update rather
     than in the middle of a step (after other layers had been updated): float ndarrays,
-    writeable, C-contiguous, and no two overlapping in memory (views of one buffer would be
-    updated as if apart)."""
+    writeable and C-contiguous (:func:`refuse_tied` refuses arrays that overlap)."""
     for key, p in params.items():
         if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
             raise TypeError(f"{op}: parameter {key} must be a float ndarray; got "
                             f"{type(p).__name__} {getattr(p, 'dtype', '')}".rstrip())
         check.updatable(op, f"parameter {key}", p)
-    items = list(params.items())
-    for i, (key, p) in enumerate(items):
-        for other, q in items[i + 1:]:
-            if np.may_share_memory(p, q) and np.shares_memory(p, q):
-                raise ValueError(f"{op}: parameters {key} and {other} overlap in memory (views "
-                                 f"of one buffer); each would be updated as if it stood apart: "
-                                 f"give each layer its own array")
 
 
 def _check_class_targets(op, y, out, y_name):

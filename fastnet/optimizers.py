@@ -78,9 +78,9 @@ def _is_float_array(a):
 
 
 def refuse_tied(params, op):
-    """Raise if one array appears under two keys of ``params`` (tied weights): each place would
-    be stepped on its own, which for stateful rules (Adam, AdaGrad, ...) is not one step with the
-    summed gradient."""
+    """Raise if one array appears under two keys of ``params`` (tied weights), or two arrays are
+    views sharing memory: each place would be stepped on its own, which for stateful rules (Adam,
+    AdaGrad, ...) is not one step with the summed gradient."""
     seen = {}
     for key, param in params.items():
         first = seen.setdefault(id(param), key)
@@ -89,6 +89,18 @@ def refuse_tied(params, op):
                              f"weights); fastnet's optimizers step each parameter once per "
                              f"place, so tied weights are not supported: give each layer its "
                              f"own array")
+    arrays = [(key, p) for key, p in params.items() if isinstance(p, np.ndarray)]
+    for i, (key, p) in enumerate(arrays):
+        for other, q in arrays[i + 1:]:
+            # may_share_memory compares bounds only (cheap, exact for the C-contiguous arrays
+            # the updates take); shares_memory settles the rare strided case.
+            if np.may_share_memory(p, q) and np.shares_memory(p, q):
+                raise ValueError(f"{op}: parameters {key} and {other} overlap in memory (views "
+                                 f"of one buffer); each would be updated as if it stood apart: "
+                                 f"give each layer its own array")
+
+
+_LAST_STEP = 2**53          # Adam's step count saturates here (see Adam._step)
 
 
 def _zeros(param):
@@ -331,13 +343,15 @@ class Adam(Optimizer):
 
     def set_state(self, param, state):
         step = np.asarray(state.get("step", 0))
-        if step.shape == () and step.dtype.kind in "iu" and not 0 <= step < 2**53:
+        if step.shape == () and step.dtype.kind in "iu" and not 0 <= step <= _LAST_STEP:
             raise ValueError(f"{type(self).__name__}: state 'step' is {int(step)}; expected a "
-                             f"count of updates, 0 <= step < 2**53")
+                             f"count of updates, 0 <= step <= 2**53")
         super().set_state(param, state)
 
     def _step(self, param, grad, state):
-        step = int(state["step"]) + 1
+        # The count stops at 2**53 (exact in float64): beta**step is 0 there already for every
+        # allowed beta (<= 1 - 1e-12), so the bias correction no longer changes.
+        step = min(int(state["step"]) + 1, _LAST_STEP)
         F.adam_update_(param, grad, state["m"], state["v"], step, self.lr, self.beta1,
                        self.beta2, self.eps)
         state["step"][...] = step          # counted only once the update went through

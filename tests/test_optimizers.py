@@ -159,6 +159,40 @@ def test_adam_refuses_a_negative_step_count():
         Adam(0.1).set_state(np.zeros(3), state)
 
 
+def test_adam_step_count_saturates_at_2_53_instead_of_failing():
+    """A count of 2**53 (loaded from a file, say) keeps updating: beta**step is 0 there for every
+    allowed beta, so the step equals an unsaturated one, computed by hand."""
+    lr, beta1, beta2, eps = 0.1, 0.9, 0.999, 1e-8
+    g = np.array([0.5, -2.0, 3.0])
+    p = np.zeros(3)
+    opt = Adam(lr, beta1, beta2, eps)
+    opt.set_state(p, {"m": np.zeros(3), "v": np.zeros(3), "step": np.array(2**53 - 1)})
+    for _ in range(3):
+        opt.update({"p": p}, {"p": g})
+    assert int(opt.state_of(p)["step"]) == 2**53
+    m = v = expected = 0.0
+    for _ in range(3):          # bias corrections 1 - beta**2**53 == 1
+        m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+        expected = expected - lr * m / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"state 'step' is 9007199254740993"):
+        Adam(0.1).set_state(np.zeros(3), {"step": np.array(2**53 + 1)})
+
+
+def test_dict_update_refuses_parameters_that_overlap():
+    """Two views of one buffer would be stepped as if apart (Adam: twice over the shared
+    values); refused like tied weights, before any parameter moves."""
+    buffer = np.zeros(10)
+    params = {"a": buffer[:6], "b": buffer[4:]}
+    grads = {"a": np.ones(6), "b": np.ones(6)}
+    opt = Adam(0.1)
+    with pytest.raises(ValueError, match="parameters a and b overlap in memory"):
+        opt.update(params, grads)
+    np.testing.assert_array_equal(buffer, 0)
+    opt.update({"a": buffer[:5], "b": buffer[5:]}, {"a": np.ones(5), "b": np.ones(5)})
+    np.testing.assert_allclose(buffer, -0.1)        # apart they update as usual
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: AdaGrad(-1.0), r"AdaGrad: lr=-1.0; expected >= 0"),
     (lambda: AdaGrad(float("nan")), r"AdaGrad: lr=nan; expected a finite number"),
