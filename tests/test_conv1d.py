@@ -125,6 +125,7 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
     (3, 4, 3, 15, 5, 2, 1, 2, 1),     # K > stride: windows every 3rd output (ceil(K/stride))
     (2, 3, 4, 4, 5, 2, 1, 0, 1),      # fewer outputs (1) than that
     (3, 3, 32, 2, 3, 1, 1, 40, 1),    # right padding far past the input: 41 outputs from 2
+    (3, 5, 40, 37, 3, 1, 1, 1, 1),    # channels and outputs past one vector, neither a multiple
 ])
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     """The Numba backend picks direct loops or, for many channels, the blocked micro-kernels

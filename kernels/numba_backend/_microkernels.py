@@ -285,3 +285,94 @@ def split_pairs(typingctx, src, s0, lo, hi, a, a0, b, b0, n):
                              store)
         return context.get_dummy_value()
     return sig, codegen
+
+
+@intrinsic
+def shift_row(typingctx, src, s0, lo, hi, dst, d0, n):
+    """``dst[d0 + m] = v[m]`` for ``m < n``, where ``v[q] = src[s0 + q]`` for ``lo <= q < hi``
+    and 0 elsewhere (``src`` is never read outside that range, so ``s0`` may be negative): a
+    row copied into a zero-padded one, the stride-1 sibling of :func:`split_pairs`.
+
+    Why: the rows are short (14-28 values in the MNIST CNN), and LLVM's vector body for a copy
+    loop takes 64 values a trip, so as a Numba loop every value went through the scalar tail;
+    here each vector of ``lanes`` values is one masked load and one masked store."""
+    sig = types.void(src, s0, lo, hi, dst, d0, n)
+
+    def codegen(context, builder, signature, args):
+        src, s0, lo, hi, dst, d0, n = args
+        tys = signature.args
+        vec = _Vectors(builder, tys[0].dtype)
+        V = vec.lanes
+        ivec = ir.VectorType(_I64, V)
+        sp = _at(builder, _data(context, builder, tys[0], src), s0)
+        dp = _at(builder, _data(context, builder, tys[4], dst), d0)
+        lo_v, hi_v = (vec.splat(value, ivec) for value in (lo, hi))
+        iota = ir.Constant(ivec, list(range(V)))
+        blocks = builder.sdiv(builder.add(n, ir.Constant(_I64, V - 1)), ir.Constant(_I64, V))
+        with cgutils.for_range(builder, blocks) as loop:
+            m = builder.mul(loop.index, ir.Constant(_I64, V))
+            q = builder.add(vec.splat(m, ivec), iota)
+            inside = builder.and_(builder.icmp_signed(">=", q, lo_v),
+                                  builder.icmp_signed("<", q, hi_v))
+            value = vec.load_masked(_at(builder, sp, m), inside)
+            vec.store_masked(value, _at(builder, dp, m), vec.lanes_below(builder.sub(n, m)))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def transpose_block(typingctx, src, s0, ss, rows, cols, dst, d0, ds, width, sums, u0):
+    """One block of at most ``lanes x lanes`` values transposed: ``dst[d0 + j*ds + i] =
+    src[s0 + i*ss + j]`` for ``j < cols`` and ``i < width``, where rows ``i >= rows`` read as
+    0 (so ``width > rows`` zero-fills columns); and ``sums[u0 + i] += sum_{j < cols} src[s0 +
+    i*ss + j]`` for ``i < min(rows, width)``. Only ``src[s0 + i*ss + j]`` for ``i < rows``,
+    ``j < cols`` is read.
+
+    Why: a transposition written as Numba loops reads or writes with a stride and runs scalar
+    (~1 cycle a value here); in registers it is ``log2(lanes)`` rounds of two-input shuffles,
+    each swapping one bit of the row index with the same bit of the column index. The row sums
+    come free from the transposed vectors (a Numba loop over 32 channels never reached LLVM's
+    64-value vector body)."""
+    sig = types.void(src, s0, ss, rows, cols, dst, d0, ds, width, sums, u0)
+
+    def codegen(context, builder, signature, args):
+        src, s0, ss, rows, cols, dst, d0, ds, width, sums, u0 = args
+        tys = signature.args
+        vec = _Vectors(builder, tys[0].dtype)
+        V = vec.lanes
+        sp = _at(builder, _data(context, builder, tys[0], src), s0)
+        dp = _at(builder, _data(context, builder, tys[5], dst), d0)
+        up = _at(builder, _data(context, builder, tys[9], sums), u0)
+        col_mask = vec.lanes_below(cols)
+        no_lanes = ir.Constant(vec.mask_type, [0] * V)
+        r = []
+        for i in range(V):
+            inside = builder.icmp_signed("<", ir.Constant(_I64, i), rows)
+            mask = builder.select(inside, col_mask, no_lanes)
+            r.append(vec.load_masked(_at(builder, sp, builder.mul(ss, ir.Constant(_I64, i))),
+                                     mask))
+        bit = 1
+        while bit < V:
+            low = [j if not j & bit else V + j - bit for j in range(V)]
+            high = [j + bit if not j & bit else V + j for j in range(V)]
+            for i in range(V):
+                if not i & bit:
+                    a, b = r[i], r[i + bit]
+                    r[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, V), low))
+                    r[i + bit] = builder.shuffle_vector(a, b, ir.Constant(
+                        ir.VectorType(_I32, V), high))
+            bit *= 2
+        store_mask = vec.lanes_below(width)
+        total = vec.zero
+        for j in range(V):
+            with builder.if_then(builder.icmp_signed("<", ir.Constant(_I64, j), cols)):
+                vec.store_masked(r[j], _at(builder, dp, builder.mul(ds, ir.Constant(_I64, j))),
+                                 store_mask)
+            # Columns j >= cols were loaded as 0: adding them changes no sum.
+            total = builder.fadd(total, r[j])
+        sum_mask = vec.lanes_below(builder.select(builder.icmp_signed("<", rows, width), rows,
+                                                  width))
+        old = vec.load_masked(up, sum_mask)
+        vec.store_masked(builder.fadd(old, total), up, sum_mask)
+        return context.get_dummy_value()
+    return sig, codegen

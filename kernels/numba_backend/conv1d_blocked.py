@@ -37,7 +37,8 @@ import numpy as np
 from numba import carray, config
 
 from ._config import jit
-from ._microkernels import VECTOR_BYTES, lanes, outer_kernel, split_pairs, taps_kernel
+from ._microkernels import (VECTOR_BYTES, lanes, outer_kernel, shift_row, split_pairs,
+                            taps_kernel, transpose_block)
 from ._scalar import RELU, activation_grad_row, relu_row_
 from ._slots import ARRAYS, part_count, pointer_like, run
 
@@ -138,15 +139,18 @@ def _pack_phases(xn, stride, padding_left, xph):
     """``xph[c, r, m] = xn[c, m*stride + r - padding_left]``, zero outside ``xn`` (``xph`` flat,
     ``(C_in, stride, L_ph)``).
 
-    Stride 1 gets a copy of the loops compiled with the stride a constant: with it a runtime
-    value, the pass took 6x longer (0.14 against 0.024 ms at N=128, C_in=28, L=28, float32),
-    as long as the convolution it feeds. Stride 2 goes through vector shuffles
-    (``split_pairs``): LLVM kept every loop form of it scalar (0.115 ms at N=128, C_in=64,
-    L=28, float32, about a third of the convolution it feeds)."""
+    Strides 1 and 2 go through vector intrinsics, a masked copy per row (``shift_row``) and
+    shuffles (``split_pairs``): as Numba loops, LLVM kept them scalar (stride 1 with the stride
+    a compile-time constant: 0.027 ms at N=128, C_in=28, L=28, float32, against 0.020 ms now,
+    and 6x longer with it a runtime value; stride 2: 0.115 ms at N=128, C_in=64, L=28, about a
+    third of the convolution it feeds)."""
+    C_in, L = xn.shape
     if stride == 1:
-        _pack(xn, 1, padding_left, xph)
+        L_ph = xph.size // C_in
+        for c in range(C_in):
+            shift_row(xn, c * L - padding_left, padding_left, padding_left + L, xph, c * L_ph,
+                      L_ph)
     elif stride == 2:
-        C_in, L = xn.shape
         L_ph = xph.size // (2 * C_in)
         for c in range(C_in):
             split_pairs(xn, c * L - padding_left, padding_left, padding_left + L, xph,
@@ -204,42 +208,37 @@ def _convolve(src, src_item, taps, t0, T, w, w_cols, bias, use_bias, rows, lengt
 
 
 @jit(inline="always")
-def _pad_gradient(dn, yn, act, g_left, gpad, gT, db):
-    """``gpad[o, g_left + l] = g[o, l] = dn[o, l] * act'(yn[o, l])``, zero around it (rows
-    ``o < C_out``), and its transpose ``gT[l, o] = g[o, l]`` with zero columns up to
-    ``C_out_pad`` (both flat: ``(C_out_pad, L_g)``, ``(L_out, C_out_pad)``); adds each row's sum
-    to ``db[o]``. Explicit loops, as in :func:`_pack`.
+def _pad_gradient(dn, yn, act, g_left, need_dx, gpad, gT, db):
+    """The transposed gradient ``gT[l, o] = g[o, l] = dn[o, l] * act'(yn[o, l])`` with zero
+    columns up to ``C_out_pad`` (flat ``(L_out, C_out_pad)``), each row's sum added to
+    ``db[o]``, and, if ``need_dx``, ``gpad[o, g_left + l] = g[o, l]`` zero around it (rows
+    ``o < C_out`` of the flat ``(C_out_pad, L_g)``).
 
-    ``g`` is computed over the whole item first, into ``gT`` (overwritten by the transposition
-    at the end): one row of 14-28 values at a time, the activation's loop never reached LLVM's
-    vector body (64 values a trip) and ran scalar, 6-8x slower (C28->64 L28, 128 items:
-    0.59 against 0.09 ms for this pass)."""
+    ``g`` is computed over the whole item first, in one flat pass (one row of 14-28 values at a
+    time, the activation's loop never reached LLVM's vector body of 64 values and ran scalar,
+    6-8x slower: C28->64 L28, 128 items, 0.59 against 0.09 ms), into ``gT`` when ``gpad`` is
+    built from it (the transposition overwrites it last), else into ``gpad``, unused then. The
+    rows and the transposition go through vector intrinsics (``shift_row``,
+    ``transpose_block``): as Numba loops they ran scalar. Measured, one thread, 128 items,
+    float32: C_out 32 L_out 28 0.105 -> 0.037 ms, C_out 64 L_out 14 0.111 -> 0.049 ms with
+    ``gpad``; 0.030 ms without it."""
     C_out, L_out = dn.shape
     C_out_pad = gT.size // L_out
     L_g = gpad.size // C_out_pad
-    g = gT[:C_out * L_out]
-    activation_grad_row(dn.reshape(-1), yn.reshape(-1), act, g)
-    for o in range(C_out):
-        row = gpad[o * L_g:(o + 1) * L_g]
-        for m in range(g_left):
-            row[m] = 0
-        seg = row[g_left:]
-        src = g[o * L_out:(o + 1) * L_out]
-        total = dn.dtype.type(0)
-        for l in range(L_out):
-            seg[l] = src[l]
-            total += src[l]
-        tail = row[g_left + L_out:]
-        for m in range(L_g - g_left - L_out):
-            tail[m] = 0
-        db[o] += total
-    for l in range(L_out):
-        dst = gT[l * C_out_pad:(l + 1) * C_out_pad]
-        src = gpad[g_left + l:]
+    V = _lanes_of(gT)
+    if need_dx:
+        g = gT[:C_out * L_out]
+        activation_grad_row(dn.reshape(-1), yn.reshape(-1), act, g)
         for o in range(C_out):
-            dst[o] = src[o * L_g]
-        for o in range(C_out, C_out_pad):
-            dst[o] = 0
+            shift_row(g, o * L_out - g_left, g_left, g_left + L_out, gpad, o * L_g, L_g)
+        src, first, row = gpad, g_left, L_g
+    else:
+        src, first, row = gpad[:C_out * L_out], 0, L_out
+        activation_grad_row(dn.reshape(-1), yn.reshape(-1), act, src)
+    for o in range(0, C_out_pad, V):
+        for l in range(0, L_out, V):
+            transpose_block(src, first + o * row + l, row, C_out - o, min(V, L_out - l), gT,
+                            l * C_out_pad + o, C_out_pad, min(V, C_out_pad - o), db, o)
 
 
 @jit(inline="always")
@@ -307,7 +306,7 @@ def _backward_items(dout, x, y, act, taps, T, dx_taps, dx_starts, W_t, C_in_pad,
         items = min(chunk, N - n0)
         for j in range(items):
             _pack_phases(x[n0 + j], stride, padding_left, xph[j * x_item:(j + 1) * x_item])
-            _pad_gradient(dout[n0 + j], y[n0 + j], act, g_left,
+            _pad_gradient(dout[n0 + j], y[n0 + j], act, g_left, need_dx,
                           gpad[j * g_item:(j + 1) * g_item], gT[j * t_item:(j + 1) * t_item], db)
         _weight_gradient(gT, t_item, xph, x_item, items, taps, T, L_out, dW_tap, n0 == 0)
         if need_dx:
