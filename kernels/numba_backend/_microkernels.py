@@ -190,14 +190,15 @@ def taps_kernel(MR, NV):
     return kernel
 
 
-def outer_kernel(MR, NV):
+def outer_kernel(MR, NV, masked=False):
     """An intrinsic ``kernel(a, a0, an, taps, t0, b, b0, bn, bs, items, length, out, o0, os,
     rows, cols, accumulate)``: ``out[i, j] (+)= sum_{n, l} a[n, off_i + l] * b[n, l, j]``, one
     block of ``MR`` taps by ``NV`` vectors (see the module docstring).
 
     For ``n < items``, ``l < length``: reads ``a[a0 + n*an + taps[2(t0 + i)] + l]`` and the
-    ``NV`` vectors from ``b[b0 + n*bn + l*bs]`` (all in bounds). Writes ``out[o0 + i*os + j]``
-    for ``i < rows``, ``j < cols``, added to (``accumulate``) or overwritten.
+    ``NV`` vectors from ``b[b0 + n*bn + l*bs]`` (all in bounds; with ``masked``, only their
+    lanes ``j < cols``, so ``b`` needs no padding). Writes ``out[o0 + i*os + j]`` for ``i <
+    rows``, ``j < cols``, added to (``accumulate``) or overwritten.
     """
     @intrinsic
     def kernel(typingctx, a, a0, an, taps, t0, b, b0, bn, bs, items, length, out, o0, os, rows,
@@ -218,12 +219,15 @@ def outer_kernel(MR, NV):
                 _I64, i)), ir.Constant(_I64, 2))])) for i in range(MR)]
             acc = [[cgutils.alloca_once_value(builder, vec.zero) for _ in range(NV)]
                    for _ in range(MR)]
+            b_masks = vec.masks(cols, NV) if masked else None
             with cgutils.for_range(builder, items) as item:
                 ai = _at(builder, ap, builder.mul(item.index, an))
                 bi = _at(builder, bp, builder.mul(item.index, bn))
                 with cgutils.for_range(builder, length) as step:
                     brow = _at(builder, bi, builder.mul(step.index, bs))
-                    bv = [vec.load(_at(builder, brow, v * vec.lanes)) for v in range(NV)]
+                    bv = [vec.load_masked(_at(builder, brow, v * vec.lanes), b_masks[v])
+                          if masked else vec.load(_at(builder, brow, v * vec.lanes))
+                          for v in range(NV)]
                     _accumulate(builder, vec, acc, [builder.load(_at(builder, ai, offs[i],
                                                                      step.index))
                                                     for i in range(MR)], bv)

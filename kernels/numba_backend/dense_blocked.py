@@ -1,0 +1,206 @@
+"""The dense layer's three products on the outer micro-kernel (``_microkernels``), no BLAS.
+
+``x @ W``, ``x.T @ dz`` and ``dz @ W.T`` for C-ordered operands, AVX-512 hosts only (the
+block below is sized for 32 vector registers, as in ``conv1d_blocked``).
+
+Why: on this machine OpenBLAS's GEMM runs at about half of what the outer kernel reaches on
+the same shapes, one thread or two. Measured (prototype, ``prange`` over blocks; micro-kernel
+against NumPy's ``@``, two threads):
+
+* float32, 128 x 896 -> 128 (the MNIST CNN's hidden layer): ``x @ W`` 64 against 166 us,
+  ``x.T @ dz`` 73 against 151 us;
+* float64, 20 x 784 -> 400 (the notebooks' MLP at batch 20): ``x @ W`` 90 against 268 us,
+  ``x.T @ dz`` 63 against 138 us;
+* float32, 128 x 784 -> 400: 191 against 376 us and 180 against 372 us.
+
+How: the output is cut into blocks of ``MR`` rows by ``NV`` vectors, each one call of the outer
+kernel, which keeps the block in registers while the whole reduction streams past it.
+
+* ``x @ W``: rows of ``x`` are the kernel's broadcast side (offsets ``n*K``), rows of ``W`` its
+  vectors, the reduction the kernel's ``length``.
+* ``x.T @ dz``: the reduction runs over the batch as the kernel's ``items``: columns of ``x``
+  (offsets ``k``, one row of ``x`` per item) against rows of ``dz``. No transposition.
+* ``dz @ W.T``: vectors must run along ``W``'s rows, so each batch part first transposes its
+  columns' share of ``W`` (``transpose_block``) into its scratch, then multiplies as above.
+
+The kernel reads ``b`` masked to the valid columns, and the rows of a short last block repeat
+the last real row, so no operand needs padding. Blocks go to batch parts (one per thread,
+``_slots``) in contiguous ranges; each output value is summed by one thread in a fixed order,
+so results are deterministic for a given thread count.
+"""
+import numpy as np
+from numba import carray, config
+
+from ._config import jit
+from ._microkernels import VECTOR_BYTES, outer_kernel, transpose_block
+from ._slots import ARRAYS, part_count, pointer_like, run
+
+#: Block: rows by vectors of columns (16 accumulators, as the convolution's weight gradient).
+MR, NV = 8, 2
+#: Multiply-adds from which a product splits over threads (waking the other thread costs
+#: 25-50 us here, about 4 M multiply-adds on one thread; as ``conv1d_blocked``).
+SPLIT_MIN_MACS = 4_000_000
+#: Per part, ``args`` carries a table of ``MR`` row offsets (the kernel's ``taps`` layout).
+_TABLE = 2 * MR
+
+#: Smallest product (multiply-adds) worth a slot: below it the call's fixed ~4.5 us is more
+#: than BLAS takes (20 x 200 -> 10: 5.8 against 2.3 us float32; 128 x 128 -> 10 float32 0.6-0.7x,
+#: the 10 columns filling a third of a block's 32 lanes).
+MIN_MACS = 500_000
+#: Largest operands (bytes of the three matrices together) it is used for: the kernel streams
+#: its ``b`` operand once per block row and does not block for the cache as BLAS does, so a
+#: product whose matrices leave the caches falls behind (512 x 2048 -> 1024 float64, 16 MB of
+#: weights: 64 against 19 ms for ``x @ W``; float32 1.18x, ``x.T @ dz`` 0.95x).
+MAX_BYTES = 4 << 20
+
+AVAILABLE = VECTOR_BYTES == 64 and not config.DISABLE_JIT
+
+_outer = outer_kernel(MR, NV, masked=True)
+
+
+@jit(inline="always")
+def _width(a):
+    """Columns per block: ``NV`` vectors of ``a``'s dtype."""
+    return NV * (VECTOR_BYTES // a.itemsize)
+
+
+@jit(inline="always")
+def _times(a, K, b, b_row, out, out_row, N, width, lo, hi, offs):
+    """``out[n*out_row + j] = sum_k a[n*K + k] * b[k*b_row + j]`` for ``n < N``, ``j < width``,
+    over blocks ``lo .. hi-1`` (row block ``r``, column block ``c`` at ``r * n_col_blocks +
+    c``); ``offs`` an int64 table of ``2*MR``."""
+    bw = _width(a)
+    nb = -(-width // bw)
+    for block in range(lo, hi):
+        n0, j0 = block // nb * MR, block % nb * bw
+        for i in range(MR):
+            offs[2 * i] = min(n0 + i, N - 1) * K
+        _outer(a, 0, 0, offs, 0, b, j0, 0, b_row, 1, K, out, n0 * out_row + j0, out_row,
+               min(MR, N - n0), min(bw, width - j0), False)
+
+
+@jit(inline="always")
+def _times_transposed(a, K, b, M, out, N, lo, hi, offs):
+    """``out[k*M + j] = sum_n a[n*K + k] * b[n*M + j]`` (``a.T @ b``) over blocks ``lo .. hi-1``
+    of ``out (K, M)``, row blocks of ``k`` by column blocks of ``j``."""
+    bw = _width(a)
+    nb = -(-M // bw)
+    for block in range(lo, hi):
+        k0, j0 = block // nb * MR, block % nb * bw
+        for i in range(MR):
+            offs[2 * i] = min(k0 + i, K - 1)
+        _outer(a, 0, K, offs, 0, b, j0, M, 0, N, 1, out, k0 * M + j0, M, min(MR, K - k0),
+               min(bw, M - j0), False)
+
+
+@jit(inline="always")
+def _sizes(args_p, i):
+    """``(N, K, M, offs)`` from a slot's ``args``: the sizes after the addresses, then part
+    ``i``'s offset table."""
+    s = carray(args_p, (ARRAYS + 3,))
+    N, K, M = s[ARRAYS], s[ARRAYS + 1], s[ARRAYS + 2]
+    offs = carray(args_p, (ARRAYS + 3 + (i + 1) * _TABLE,))[ARRAYS + 3 + i * _TABLE:]
+    return N, K, M, offs
+
+
+# --- slots (``_slots``): ``args`` holds the addresses of ``a, b, out``, then ``N, K, M``, then
+# one offset table per part.
+
+def _times_slot(i, parts, args_p, work_p):
+    """Part ``i`` of ``out (N, M) = a (N, K) @ b (K, M)``."""
+    N, K, M, offs = _sizes(args_p, i)
+    s = carray(args_p, (3,))
+    a = carray(pointer_like(s[0], work_p), (N * K,))
+    b = carray(pointer_like(s[1], work_p), (K * M,))
+    out = carray(pointer_like(s[2], work_p), (N * M,))
+    blocks = -(-N // MR) * -(-M // _width(a))
+    _times(a, K, b, M, out, M, N, M, blocks * i // parts, blocks * (i + 1) // parts, offs)
+
+
+def _times_transposed_slot(i, parts, args_p, work_p):
+    """Part ``i`` of ``out (K, M) = a (N, K).T @ b (N, M)``."""
+    N, K, M, offs = _sizes(args_p, i)
+    s = carray(args_p, (3,))
+    a = carray(pointer_like(s[0], work_p), (N * K,))
+    b = carray(pointer_like(s[1], work_p), (N * M,))
+    out = carray(pointer_like(s[2], work_p), (K * M,))
+    blocks = -(-K // MR) * -(-M // _width(a))
+    _times_transposed(a, K, b, M, out, N, blocks * i // parts, blocks * (i + 1) // parts, offs)
+
+
+def _times_by_transpose_slot(i, parts, args_p, work_p):
+    """Part ``i`` of ``out (N, K) = a (N, M) @ b (K, M).T``: the part's columns ``c0 .. c1-1``
+    of ``out``, from its share of ``b`` transposed into ``work`` (``(M, c1 - c0)`` per part,
+    then a vector of scratch for the transposition's row sums, which are not used)."""
+    N, K, M, offs = _sizes(args_p, i)
+    s = carray(args_p, (3,))
+    a = carray(pointer_like(s[0], work_p), (N * M,))
+    b = carray(pointer_like(s[1], work_p), (K * M,))
+    out = carray(pointer_like(s[2], work_p), (N * K,))
+    bw = _width(a)
+    V = VECTOR_BYTES // a.itemsize
+    col_blocks = -(-K // bw)
+    c0 = min(K, col_blocks * i // parts * bw)
+    c1 = min(K, col_blocks * (i + 1) // parts * bw)
+    w = c1 - c0
+    share = M * -(-col_blocks // parts) * bw + V
+    work = carray(work_p, (parts * share,))[i * share:(i + 1) * share]
+    bt, sums = work[:M * w], work[share - V:]
+    for cb in range(0, w, V):
+        for ob in range(0, M, V):
+            rows = min(V, w - cb)
+            transpose_block(b, (c0 + cb) * M + ob, M, rows, min(V, M - ob), bt, ob * w + cb, w,
+                            rows, sums, 0)
+    _times(a, M, bt, w, out[c0:], K, N, w, 0, -(-N // MR) * -(-w // bw), offs)
+
+
+# --- the Python side --------------------------------------------------------------------------
+
+def pays(N, K, M, dtype):
+    """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel."""
+    return (AVAILABLE and N * K * M >= MIN_MACS
+            and (N * K + K * M + N * M) * np.dtype(dtype).itemsize <= MAX_BYTES)
+
+
+def _product(slot, a, b, out, N, K, M, blocks, work):
+    """Run ``slot`` over ``blocks`` blocks of ``N * K * M`` multiply-adds."""
+    parts = part_count(blocks) if N * K * M >= SPLIT_MIN_MACS else 1
+    sizes = np.zeros(3 + parts * _TABLE, np.int64)
+    sizes[:3] = N, K, M
+    run(slot, parts, (a, b, out), sizes, work(parts))
+    return out
+
+
+def _tiny(scratch, dtype):
+    """A work buffer for the slots that use none (its dtype selects the slot's)."""
+    return lambda parts: scratch(1, dtype)
+
+
+def times(a, b, scratch):
+    """``a (N, K) @ b (K, M)``, both C-contiguous of one float dtype, every size at least 1;
+    ``scratch(size, dtype)`` gives a work buffer."""
+    (N, K), M = a.shape, b.shape[1]
+    out = np.empty((N, M), a.dtype)
+    blocks = -(-N // MR) * -(-M // (NV * VECTOR_BYTES // a.itemsize))
+    return _product(_times_slot, a, b, out, N, K, M, blocks, _tiny(scratch, a.dtype))
+
+
+def transposed_times(a, b, scratch):
+    """``a (N, K).T @ b (N, M)`` (as :func:`times`)."""
+    (N, K), M = a.shape, b.shape[1]
+    out = np.empty((K, M), a.dtype)
+    blocks = -(-K // MR) * -(-M // (NV * VECTOR_BYTES // a.itemsize))
+    return _product(_times_transposed_slot, a, b, out, N, K, M, blocks,
+                    _tiny(scratch, a.dtype))
+
+
+def times_transposed(a, b, scratch):
+    """``a (N, M) @ b (K, M).T`` (as :func:`times`)."""
+    (N, M), K = a.shape, b.shape[0]
+    out = np.empty((N, K), a.dtype)
+    V = VECTOR_BYTES // a.itemsize
+    col_blocks = -(-K // (NV * V))
+
+    def work(parts):                  # as the slot's share
+        return scratch(parts * (M * -(-col_blocks // parts) * NV * V + V), a.dtype)
+    return _product(_times_by_transpose_slot, a, b, out, N, K, M, col_blocks, work)
