@@ -103,16 +103,22 @@ def _sizes(args_p, i):
     return N, K, M, offs
 
 
+@jit(inline="always")
+def _operands(args_p, work_p, a_size, b_size, out_size):
+    """The flat ``a``, ``b`` and ``out`` of a slot, from the addresses in ``args``."""
+    s = carray(args_p, (3,))
+    return (carray(pointer_like(s[0], work_p), (a_size,)),
+            carray(pointer_like(s[1], work_p), (b_size,)),
+            carray(pointer_like(s[2], work_p), (out_size,)))
+
+
 # --- slots (``_slots``): ``args`` holds the addresses of ``a, b, out``, then ``N, K, M``, then
 # one offset table per part.
 
 def _times_slot(i, parts, args_p, work_p):
     """Part ``i`` of ``out (N, M) = a (N, K) @ b (K, M)``."""
     N, K, M, offs = _sizes(args_p, i)
-    s = carray(args_p, (3,))
-    a = carray(pointer_like(s[0], work_p), (N * K,))
-    b = carray(pointer_like(s[1], work_p), (K * M,))
-    out = carray(pointer_like(s[2], work_p), (N * M,))
+    a, b, out = _operands(args_p, work_p, N * K, K * M, N * M)
     blocks = -(-N // MR) * -(-M // _width(a))
     _times(a, K, b, M, out, M, N, M, blocks * i // parts, blocks * (i + 1) // parts, offs)
 
@@ -120,10 +126,7 @@ def _times_slot(i, parts, args_p, work_p):
 def _times_transposed_slot(i, parts, args_p, work_p):
     """Part ``i`` of ``out (K, M) = a (N, K).T @ b (N, M)``."""
     N, K, M, offs = _sizes(args_p, i)
-    s = carray(args_p, (3,))
-    a = carray(pointer_like(s[0], work_p), (N * K,))
-    b = carray(pointer_like(s[1], work_p), (N * M,))
-    out = carray(pointer_like(s[2], work_p), (K * M,))
+    a, b, out = _operands(args_p, work_p, N * K, N * M, K * M)
     blocks = -(-K // MR) * -(-M // _width(a))
     _times_transposed(a, K, b, M, out, N, blocks * i // parts, blocks * (i + 1) // parts, offs)
 
@@ -133,10 +136,7 @@ def _times_by_transpose_slot(i, parts, args_p, work_p):
     of ``out``, from its share of ``b`` transposed into ``work`` (``(M, c1 - c0)`` per part,
     then a vector of scratch for the transposition's row sums, which are not used)."""
     N, K, M, offs = _sizes(args_p, i)
-    s = carray(args_p, (3,))
-    a = carray(pointer_like(s[0], work_p), (N * M,))
-    b = carray(pointer_like(s[1], work_p), (K * M,))
-    out = carray(pointer_like(s[2], work_p), (N * K,))
+    a, b, out = _operands(args_p, work_p, N * M, K * M, N * K)
     bw = _width(a)
     V = VECTOR_BYTES // a.itemsize
     col_blocks = -(-K // bw)
