@@ -6,7 +6,6 @@ import fastnet
 import fastnet.functional as F
 
 db = pytest.importorskip("fastnet.kernels.numba_backend.dense_blocked")
-conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
 pytestmark = pytest.mark.skipif(not db.AVAILABLE, reason="the micro-kernels need AVX-512 "
                                                          "(and compiled code)")
 
@@ -26,8 +25,8 @@ def test_products_match_float64_algebra(monkeypatch, dtype, N, K, M, threads):
     x64, W64, dz64 = (a.astype(np.float64) for a in (x, W, dz))
     rtol = 1e-5 if dtype == np.float32 else 1e-13
     with fastnet.set_num_threads(threads):
-        got = [db.times(x, W, conv._scratch), db.transposed_times(x, dz, conv._scratch),
-               db.times_transposed(dz, W, conv._scratch)]
+        got = [db.times(x, W), db.transposed_times(x, dz),
+               db.times_transposed(dz, W)]
     for g, want in zip(got, [x64 @ W64, x64.T @ dz64, dz64 @ W64.T]):
         assert g.dtype == dtype and g.shape == want.shape and g.flags.c_contiguous
         scale = np.abs(want).max()
@@ -39,7 +38,7 @@ def test_nan_and_inf_propagate_as_in_the_product():
     and repeated rows of partial blocks add nothing (no 0 * inf)."""
     x, W = np.ones((9, 5)), np.ones((5, 19))
     x[4, 2], W[1, 18] = np.inf, np.nan
-    got, want = db.times(x, W, conv._scratch), x @ W
+    got, want = db.times(x, W), x @ W
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(got[np.isfinite(want)], want[np.isfinite(want)])
 

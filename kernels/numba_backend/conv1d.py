@@ -57,7 +57,6 @@ as one partial row per batch item and sums them over the batch in order; the gem
 comes from BLAS (one GEMM per chunk, accumulated in order, then parts added in order) and its
 ``db`` from serial loops. Repeated calls with the same thread count give bit-identical results.
 """
-import threading
 
 import numpy as np
 from numba import carray, prange
@@ -68,7 +67,7 @@ from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
 from ._scalar import ACT_CODE, RELU, activation_grad_row, relu_row_
 from .activations import activate_
-from ._slots import part_count, pointer_like, run
+from ._slots import part_count, pointer_like, run, scratch
 
 
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk: well inside a
@@ -92,28 +91,6 @@ GEMM_MIN_ROWS_PER_CHANNEL = 8
 #: 0.38-0.39 ms.
 SPLIT_MIN_VALUES = 300_000
 
-_scratch_store = threading.local()
-
-
-def _scratch(size, dtype):
-    """A reusable 1-D work buffer of ``size`` elements, one per thread, grown but never shrunk.
-
-    Why: a fresh ``np.empty`` for the im2col buffer on every call is, after glibc has returned the
-    previous one to the OS (its heap trimming follows the sizes freed so far), a fresh mapping
-    whose first touch page-faults: measured 480 faults per forward call at N=128, C_in=28, L=28
-    (~1.9 us each here), which made the call 2.8x slower (1.41 ms instead of 0.50 ms). The
-    buffer stays about one chunk per batch part (see ``_work``; the batch is chunked), results
-    never live in it, and each calling thread has its own, so concurrent calls from several
-    threads stay safe.
-    """
-    nbytes = size * np.dtype(dtype).itemsize
-    buf = getattr(_scratch_store, "buf", None)
-    if buf is None or buf.nbytes < nbytes:
-        raw = np.empty(nbytes + 64, dtype=np.uint8)
-        start = -raw.ctypes.data % 64                      # 64-byte aligned, as BLAS prefers
-        buf = raw[start:start + nbytes]
-        _scratch_store.buf = buf
-    return buf[:nbytes].view(dtype)
 
 
 def _use_gemm(C_in, C_out, K, L_out, stride):
@@ -721,7 +698,7 @@ def _work(N, parts, L_out, widths, dtype, windows=None):
         chunk = max(1, min(chunk, -(-N // parts)))            # >= 1 even for N=0
         matrices = [(chunk * L_out, w) for w in widths]
     share = sum(-(-m * w // 16) * 16 for m, w in matrices)
-    return chunk, _scratch(parts * share, dtype)
+    return chunk, scratch(parts * share, dtype)
 
 
 def _windows(L, L_out, K, stride, padding_left, dilation, C_in, count):
@@ -764,7 +741,7 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         return y
     W_tap = _tap_major(W)
     if conv1d_blocked.AVAILABLE:
-        conv1d_blocked.forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, _scratch)
+        conv1d_blocked.forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, scratch)
         if act > RELU:
             activate_(y.reshape(-1), act)
         return y
@@ -816,7 +793,7 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     if conv1d_blocked.AVAILABLE and (not need_dx or np.isfinite(W).all()):
         dW_parts, db_parts = conv1d_blocked.backward(dout, x, W, y_arg, act, stride,
                                                      padding_left, dilation, dx_arg, need_dx,
-                                                     _scratch)
+                                                     scratch)
     elif not _blas.available():
         dW_tap, db = _backward_matmul(dout, x, y_arg, act, _tap_major(W), K, stride,
                                       padding_left, dilation, dx_arg, need_dx)

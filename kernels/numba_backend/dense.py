@@ -31,7 +31,6 @@ from ._blas import numpy_has_openblas
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
 from ._scalar import ACT_CODE, RELU, relu, relu_grad, sigmoid_grad, tanh_grad
 from .activations import activate_
-from .conv1d import _scratch
 
 
 @jit
@@ -142,7 +141,7 @@ def dense_forward(x, W, b, activation):
     act = ACT_CODE[activation]
     fused = act if act <= RELU else 0          # bias (and ReLU) in one pass
     if dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
-        y = dense_blocked.times(np.ascontiguousarray(x), np.ascontiguousarray(W), _scratch)
+        y = dense_blocked.times(np.ascontiguousarray(x), np.ascontiguousarray(W))
         _bias_act(y, b, fused)
     elif _transposed_pays(x, W, *W.shape, 512):
         y = np.empty((x.shape[0], W.shape[1]), W.dtype)
@@ -166,8 +165,8 @@ def dense_backward(dout, x, W, y, activation, need_dx):
         db = _act_grad_and_db_parallel(dout, y, ACT_CODE[activation], dz)
     if dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
         W = np.ascontiguousarray(W)
-        dx = dense_blocked.times_transposed(dz, W, _scratch) if need_dx else None
-        return dx, dense_blocked.transposed_times(np.ascontiguousarray(x), dz, _scratch), db
+        dx = dense_blocked.times_transposed(dz, W) if need_dx else None
+        return dx, dense_blocked.transposed_times(np.ascontiguousarray(x), dz), db
     if not need_dx:
         dx = None
     elif _transposed_pays(dz, W, W.shape[1], W.shape[0], 1024):

@@ -33,7 +33,7 @@ from numba import carray, config
 
 from ._config import jit
 from ._microkernels import VECTOR_BYTES, outer_kernel, transpose_block
-from ._slots import ARRAYS, part_count, pointer_like, run
+from ._slots import ARRAYS, part_count, pointer_like, run, scratch
 
 #: Block: rows by vectors of columns (16 accumulators, as the convolution's weight gradient).
 MR, NV = 8, 2
@@ -162,45 +162,44 @@ def pays(N, K, M, dtype):
             and (N * K + K * M + N * M) * np.dtype(dtype).itemsize <= MAX_BYTES)
 
 
-def _product(slot, a, b, out, N, K, M, blocks, work):
-    """Run ``slot`` over ``blocks`` blocks of ``N * K * M`` multiply-adds."""
+def _product(slot, a, b, out, N, K, M, blocks, work_size=None):
+    """Run ``slot`` over ``blocks`` blocks of ``N * K * M`` multiply-adds; ``work_size(parts)``
+    sizes its work buffer (the slots that use none still get one: its dtype selects theirs)."""
     parts = part_count(blocks) if N * K * M >= SPLIT_MIN_MACS else 1
     sizes = np.zeros(3 + parts * _TABLE, np.int64)
     sizes[:3] = N, K, M
-    run(slot, parts, (a, b, out), sizes, work(parts))
+    size = 1 if work_size is None else work_size(parts)
+    run(slot, parts, (a, b, out), sizes, scratch(size, a.dtype))
     return out
 
 
-def _tiny(scratch, dtype):
-    """A work buffer for the slots that use none (its dtype selects the slot's)."""
-    return lambda parts: scratch(1, dtype)
+def _block_width(dtype):
+    """Columns per block (``_width`` on the Python side)."""
+    return NV * VECTOR_BYTES // np.dtype(dtype).itemsize
 
 
-def times(a, b, scratch):
-    """``a (N, K) @ b (K, M)``, both C-contiguous of one float dtype, every size at least 1;
-    ``scratch(size, dtype)`` gives a work buffer."""
+def times(a, b):
+    """``a (N, K) @ b (K, M)``, both C-contiguous of one float dtype, every size at least 1."""
     (N, K), M = a.shape, b.shape[1]
     out = np.empty((N, M), a.dtype)
-    blocks = -(-N // MR) * -(-M // (NV * VECTOR_BYTES // a.itemsize))
-    return _product(_times_slot, a, b, out, N, K, M, blocks, _tiny(scratch, a.dtype))
+    blocks = -(-N // MR) * -(-M // _block_width(a.dtype))
+    return _product(_times_slot, a, b, out, N, K, M, blocks)
 
 
-def transposed_times(a, b, scratch):
+def transposed_times(a, b):
     """``a (N, K).T @ b (N, M)`` (as :func:`times`)."""
     (N, K), M = a.shape, b.shape[1]
     out = np.empty((K, M), a.dtype)
-    blocks = -(-K // MR) * -(-M // (NV * VECTOR_BYTES // a.itemsize))
-    return _product(_times_transposed_slot, a, b, out, N, K, M, blocks,
-                    _tiny(scratch, a.dtype))
+    blocks = -(-K // MR) * -(-M // _block_width(a.dtype))
+    return _product(_times_transposed_slot, a, b, out, N, K, M, blocks)
 
 
-def times_transposed(a, b, scratch):
+def times_transposed(a, b):
     """``a (N, M) @ b (K, M).T`` (as :func:`times`)."""
     (N, M), K = a.shape, b.shape[0]
     out = np.empty((N, K), a.dtype)
-    V = VECTOR_BYTES // a.itemsize
-    col_blocks = -(-K // (NV * V))
-
-    def work(parts):                  # as the slot's share
-        return scratch(parts * (M * -(-col_blocks // parts) * NV * V + V), a.dtype)
-    return _product(_times_by_transpose_slot, a, b, out, N, K, M, col_blocks, work)
+    bw = _block_width(a.dtype)
+    col_blocks = -(-K // bw)
+    # As the slot's share: its columns of b transposed, then one vector of row sums.
+    return _product(_times_by_transpose_slot, a, b, out, N, K, M, col_blocks,
+                    lambda parts: parts * (M * -(-col_blocks // parts) * bw + bw // NV))
