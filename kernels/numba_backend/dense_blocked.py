@@ -67,12 +67,16 @@ def _width(a):
 @jit(inline="always")
 def _times(a, K, b, b_row, out, out_row, N, width, lo, hi, offs):
     """``out[n*out_row + j] = sum_k a[n*K + k] * b[k*b_row + j]`` for ``n < N``, ``j < width``,
-    over blocks ``lo .. hi-1`` (row block ``r``, column block ``c`` at ``r * n_col_blocks +
-    c``); ``offs`` an int64 table of ``2*MR``."""
+    over blocks ``lo .. hi-1`` (row block ``r``, column block ``c`` at ``c * n_row_blocks +
+    r``); ``offs`` an int64 table of ``2*MR``.
+
+    Column blocks outermost: the row blocks of one column block then read the same strip of
+    ``b`` while it is in L2, so ``b`` (the weights) streams from L3 once per call instead of once
+    per row block (20 x 784 -> 400 float64, two threads: 127 -> 96 us)."""
     bw = _width(a)
-    nb = -(-width // bw)
+    nr = -(-N // MR)
     for block in range(lo, hi):
-        n0, j0 = block // nb * MR, block % nb * bw
+        n0, j0 = block % nr * MR, block // nr * bw
         for i in range(MR):
             offs[2 * i] = min(n0 + i, N - 1) * K
         _outer(a, 0, 0, offs, 0, b, j0, 0, b_row, 1, K, out, n0 * out_row + j0, out_row,
