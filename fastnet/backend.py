@@ -14,18 +14,32 @@ allowed set, and a backend that cannot be imported raises with the original impo
 Environment defaults: ``FASTNET_BACKEND`` (``numba`` | ``numpy``), ``FASTNET_NUM_THREADS`` (which
 also sizes Numba's worker pool, when Numba is not imported yet: a count for every thread).
 
-OpenMP spinning: importing fastnet sets ``GOMP_SPINCOUNT=1000`` unless the variable is already
-set. GNU OpenMP workers (Numba's parallel kernels, and PyTorch's pool when torch shares the
-process) busy-wait after each parallel region; on a 2-core machine that starves the BLAS threads
-of the GEMM that follows. Measured: a 5 us Numba kernel then a 0.1 ms GEMM took 8 ms; 100 MLP
-training steps took 1080 ms instead of 146 ms once torch had run an op in the same process. A
-spin count of 1000 gives the cores back at once while back-to-back regions still start in a few
-microseconds. libgomp reads it when it is loaded, so it must be set before numba's parallel
-layer or torch starts (import fastnet first, or export the variable yourself). Where a GNU
-OpenMP runtime is already loaded at import (``import torch`` before ``import fastnet``), Numba's
-kernels run on that runtime with its default spinning, and nothing can change it from inside the
-process: importing fastnet then warns (measured: the batch-128 CNN's training step took 7.4-9.4
-ms instead of 4.6-5.5 ms; with ``GOMP_SPINCOUNT=1000`` exported, 5.1-5.6 ms).
+OpenMP spinning: importing fastnet sets ``GOMP_SPINCOUNT`` unless it or ``OMP_WAIT_POLICY`` is
+already set: how long GNU OpenMP workers (Numba's parallel kernels, and PyTorch's pool when torch shares the
+process) busy-wait after each parallel region before they sleep. Waking a sleeping worker costs
+~20 us on this VM, a few times per training step; a spinning one takes a core from whatever runs
+next. Which costs more depends on where the products run (``kernels._host.has_avx512``):
+
+* ``10000`` (~0.1 ms of spinning, by libgomp's own estimate) on AVX-512 hosts, where the dense and conv products are
+  Numba kernels: a training step is then a chain of parallel regions with short Python gaps,
+  and the worker stays awake across them. Measured against ``1000`` (per-step medians, one
+  process per round, rounds interleaved): MLP at batch 20 float64 0.60 -> 0.53 ms, at batch 128
+  float32 0.89 -> 0.80 ms, the MNIST CNN 1.77 -> 1.69 ms (with its branches in order, see
+  ``kernels.numba_backend.scheduling``).
+* ``1000`` (a few microseconds) elsewhere, where the products are BLAS GEMMs whose threads the
+  spinning worker would starve. Measured: a 4 us parallel kernel then a 0.23 ms two-thread GEMM
+  took 0.26 ms at ``1000``, 0.40 ms at ``10000`` and 0.67 ms at libgomp's default (300000);
+  100 MLP training steps took 1080 ms instead of 146 ms once torch had run an op in the same
+  process (its own pool, spinning at the default).
+
+So on AVX-512 hosts your own BLAS work right after a fastnet call can lose up to ~0.15 ms to the
+spinning worker; export ``GOMP_SPINCOUNT=1000`` if that matters more to you. libgomp reads the
+variable when it is loaded, so it must be set before numba's parallel layer or torch starts
+(import fastnet first, or export the variable yourself). Where a GNU OpenMP runtime is already
+loaded at import (``import torch`` before ``import fastnet``), Numba's kernels run on that
+runtime with its default spinning, and nothing can change it from inside the process: importing
+fastnet then warns (measured: the batch-128 CNN's training step took 7.4-9.4 ms instead of
+4.6-5.5 ms; with ``GOMP_SPINCOUNT=1000`` exported, 5.1-5.6 ms).
 
 OpenBLAS spinning: likewise ``OPENBLAS_THREAD_TIMEOUT=4`` unless set. NumPy's OpenBLAS workers
 spin (yielding) for about 2^28 cycles, ~0.1 s, after every GEMM, so during training they always
@@ -46,8 +60,11 @@ import sys
 import threading
 import warnings
 
-_GOMP_SPINCOUNT_IS_OURS = "GOMP_SPINCOUNT" not in os.environ
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+from .kernels._host import has_avx512
+
+_GOMP_SPINCOUNT_IS_OURS = not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ)
+if _GOMP_SPINCOUNT_IS_OURS:
+    os.environ["GOMP_SPINCOUNT"] = "10000" if has_avx512() else "1000"
 _NUMPY_CAME_FIRST = "numpy" in sys.modules
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
@@ -121,12 +138,12 @@ def _openmp_already_loaded():
 
 if _NUMPY_CAME_FIRST:
     _openblas_workers_sleep()
-if _GOMP_SPINCOUNT_IS_OURS and "OMP_WAIT_POLICY" not in os.environ and _openmp_already_loaded():
+if _GOMP_SPINCOUNT_IS_OURS and _openmp_already_loaded():
     warnings.warn(
         "fastnet was imported after a GNU OpenMP runtime (PyTorch's, for one) had started "
         "without GOMP_SPINCOUNT: its idle workers spin after every parallel region and take a "
         "core from the next kernel (measured: CNN training steps 1.6x slower on 2 cores). "
-        "Import fastnet first, or export GOMP_SPINCOUNT=1000 before starting Python.",
+        "Import fastnet first, or export GOMP_SPINCOUNT (e.g. 1000) before starting Python.",
         RuntimeWarning, stacklevel=3)
 
 _state = {

@@ -826,10 +826,11 @@ class Concat(_Container):
     Input: whatever the branches accept. Output ``(N, sum of the branches' per-sample sizes)``.
     ``backward`` splits ``dout`` by branch and adds up the branches' input gradients.
 
-    With the Numba backend, two or more threads and batches that are not tiny, the branches run
-    side by side, each on its own thread with its share of the thread count
-    (``kernels.run_side_by_side``); every branch computes what it would alone with that many
-    threads. Branches must not share layers.
+    With the Numba backend, two or more threads, batches that are not tiny and OpenMP workers
+    that sleep at once (the default on hosts without AVX-512), the branches run side by side,
+    each on its own thread with its share of the thread count (``kernels.run_side_by_side``);
+    every branch computes what it would alone with that many threads. Elsewhere they run in
+    order, each kernel on every thread. Branches must not share layers.
 
     Examples
     --------

@@ -23,11 +23,14 @@ def blas_threads():
 
 
 @pytest.fixture
-def two_threads():
+def two_threads(monkeypatch):
     """The Numba backend at two threads with a thread-safe threading layer (chosen by running
-    a parallel kernel), or a skip."""
+    a parallel kernel), side by side enabled whatever this host's OpenMP spin policy, or a
+    skip."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two Numba threads")
+    from fastnet.kernels.numba_backend import scheduling
+    monkeypatch.setattr(scheduling, "SIDE_BY_SIDE", True)
     with fastnet.set_backend("numba"), fastnet.set_num_threads(2):
         fastnet.functional.relu(np.ones(1 << 17, np.float32))      # a prange kernel
         if numba.threading_layer() not in ("omp", "tbb"):
@@ -129,6 +132,25 @@ def test_small_work_runs_in_order_on_the_caller(two_threads):
     for size, same in [(SIDE_BY_SIDE_MIN_SIZE - 1, True), (SIDE_BY_SIDE_MIN_SIZE, False)]:
         ids = two_threads.run_side_by_side([threading.get_ident] * 2, size, None)
         assert (ids == [threading.get_ident()] * 2) == same, size
+
+
+def test_tasks_run_in_order_on_the_caller_where_openmp_workers_spin(two_threads, monkeypatch):
+    from fastnet.kernels.numba_backend import scheduling
+    monkeypatch.setattr(scheduling, "SIDE_BY_SIDE", False)
+    ids = two_threads.run_side_by_side([threading.get_ident] * 2, BIG, None)
+    assert ids == [threading.get_ident()] * 2
+
+
+@pytest.mark.parametrize("environ, asleep", [
+    ({"GOMP_SPINCOUNT": "1000"}, True), ({"GOMP_SPINCOUNT": "0"}, True),
+    ({"GOMP_SPINCOUNT": "10000"}, False), ({"GOMP_SPINCOUNT": "infinite"}, False),
+    ({}, False),                                               # libgomp's default: 300000
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, True), ({"OMP_WAIT_POLICY": "active"}, False),
+    ({"OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "20000"}, False),   # the count wins
+])
+def test_openmp_wait_policy_is_read_as_libgomp_reads_it(environ, asleep):
+    from fastnet.kernels.numba_backend.scheduling import workers_sleep_at_once
+    assert workers_sleep_at_once(environ) == asleep
 
 
 def test_numpy_error_state_reaches_every_task(two_threads):

@@ -30,15 +30,16 @@ Vectors are :data:`VECTOR_BYTES` wide: 64 bytes (AVX-512) where the host has it,
 and rows past the valid counts are computed but never stored (masked stores), so the caller
 only has to keep every load inside its buffers.
 """
-import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .._host import has_avx512
+
 #: Bytes per vector register: 64 with AVX-512 (32 registers), else 32 (AVX2: 16 registers;
 #: the block shapes below then spill some accumulators, which costs speed, not correctness).
-VECTOR_BYTES = 64 if "+avx512f" in llvm.get_host_cpu_features().flatten().split(",") else 32
+VECTOR_BYTES = 64 if has_avx512() else 32
 
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)

@@ -1,0 +1,11 @@
+"""What the host CPU offers, checked without importing numba (``fastnet.backend`` needs it
+before Numba's OpenMP layer starts)."""
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def has_avx512():
+    """Whether the host CPU has AVX-512 (LLVM's view of it, as Numba compiles for): the
+    micro-kernels then use 64-byte vectors and the dense and conv products run in them."""
+    import llvmlite.binding as llvm
+    return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
