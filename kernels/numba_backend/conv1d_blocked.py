@@ -410,7 +410,8 @@ def forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, scratch):
     work = scratch(parts * 2 * C_in * stride * geo.L_ph, x.dtype)
     sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_out_pad, stride, padding_left, act,
              work.shape[0])
-    run(_forward_slot, parts, (x, W_pad, b_pad, y), _with_length(sizes, geo.taps), work, True)
+    run(_forward_slot, parts, (x, W_pad, b_pad, y), _with_length(sizes, geo.taps), work,
+        calls_blas=False)
 
 
 def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, scratch):
@@ -436,7 +437,7 @@ def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, sc
     sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_in_pad, stride, padding_left, act,
              int(need_dx), geo.g_left, chunk, work.shape[0], x_item, g_item, t_item)
     run(_backward_slot, parts, (dout, x, y, dx, W_t, dW_parts, db_parts),
-        _with_length(sizes, geo.taps, geo.dx_starts, geo.dx_taps), work, True)
+        _with_length(sizes, geo.taps, geo.dx_starts, geo.dx_taps), work, calls_blas=False)
     return dW_parts, db_parts
 
 

@@ -175,7 +175,7 @@ def _product(slot, a, b, out, N, K, M, blocks, work_size=None):
     sizes = np.zeros(3 + parts * _TABLE, np.int64)
     sizes[:3] = N, K, M
     size = 1 if work_size is None else work_size(parts)
-    run(slot, parts, (a, b, out), sizes, scratch(size, a.dtype))
+    run(slot, parts, (a, b, out), sizes, scratch(size, a.dtype), calls_blas=False)
     return out
 
 
