@@ -35,8 +35,12 @@ from ._config import jit
 from ._microkernels import VECTOR_BYTES, outer_kernel, transpose_block
 from ._slots import ARRAYS, part_count, pointer_like, run, scratch
 
-#: Block: rows by vectors of columns (16 accumulators, as the convolution's weight gradient).
-MR, NV = 8, 2
+#: Block: rows by vectors of columns, 20 accumulators (with the two ``b`` vectors and a broadcast,
+#: 23 of the 32 registers). Measured against 8 x 2, 12 x 2, 5 x 4 and 6 x 4 (two threads, us per
+#: ``x @ W``, ``x.T @ dz``, ``dz @ W.T``): float64 20 x 784 -> 400 83, 69, 111 at 8 x 2 and 67, 65,
+#: 98 at 10 x 2 (20 rows fill two blocks, not three); float32 128 x 784 -> 400 182, 185, 195 and
+#: 172, 173, 188; every other block shape was slower on one of the five layer shapes timed.
+MR, NV = 10, 2
 #: Multiply-adds from which a product splits over threads (as ``conv1d_blocked``: the other
 #: thread is usually spinning, awake, between a step's kernels). Measured, the notebooks' MLP at
 #: batch 20 float64 (layer 2's products 1.6 M), per-step medians of four interleaved rounds:
