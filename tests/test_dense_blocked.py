@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not db.AVAILABLE, reason="the micro-kernels need
                                                          "(and compiled code)")
 
 SHAPES = [(1, 1, 1), (3, 5, 7), (9, 33, 17), (8, 16, 32), (20, 784, 400), (17, 100, 65),
-          (2, 1000, 3), (130, 40, 33)]
+          (2, 1000, 3), (130, 40, 33), (11, 513, 70)]       # K = 513: slabs of 256, 256, 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -47,7 +47,9 @@ def test_the_mlp_layers_take_the_micro_kernel_and_agree_with_blas(monkeypatch):
     """On this host the notebooks' 784 -> 400 layer at batch 20 is computed by the micro-kernel
     (``pays``); the layer's results equal the BLAS path's to rounding."""
     assert db.pays(20, 784, 400, np.float64) and not db.pays(20, 200, 10, np.float64)
-    assert not db.pays(512, 2048, 1024, np.float32)
+    assert db.pays(512, 2048, 1024, np.float64)            # 28 MB of operands
+    assert not db.pays(1024, 784, 400, np.float32)         # more rows than MAX_ROWS
+    assert not db.pays(256, 4096, 4096, np.float32)        # past MAX_BYTES
     rng = np.random.default_rng(3)
     x, W, b = rng.standard_normal((20, 784)), rng.standard_normal((784, 400)) * 0.05, np.ones(400)
     dout = rng.standard_normal((20, 400))

@@ -14,10 +14,10 @@ against NumPy's ``@``, two threads):
 * float32, 128 x 784 -> 400: 191 against 376 us and 180 against 372 us.
 
 How: the output is cut into blocks of ``MR`` rows by ``NV`` vectors, each one call of the outer
-kernel, which keeps the block in registers while the whole reduction streams past it.
+kernel, which keeps the block in registers while the reduction streams past it.
 
 * ``x @ W``: rows of ``x`` are the kernel's broadcast side (offsets ``n*K``), rows of ``W`` its
-  vectors, the reduction the kernel's ``length``.
+  vectors, the reduction the kernel's ``length``, in slabs of ``KC`` (see there).
 * ``x.T @ dz``: the reduction runs over the batch as the kernel's ``items``: columns of ``x``
   (offsets ``k``, one row of ``x`` per item) against rows of ``dz``. No transposition.
 * ``dz @ W.T``: vectors must run along ``W``'s rows, so each batch part first transposes its
@@ -53,15 +53,26 @@ _TABLE = 2 * MR
 #: than BLAS takes (20 x 200 -> 10: 5.8 against 2.3 us float32; 128 x 128 -> 10 float32 0.6-0.7x,
 #: the 10 columns filling a third of a block's 32 lanes).
 MIN_MACS = 500_000
-#: Largest operands (bytes of the three matrices together) it is used for: the kernel streams
-#: its ``b`` operand once per block row and does not block for the cache as BLAS does, so a
-#: product whose matrices leave the caches falls behind (512 x 2048 -> 1024 float64, 16 MB of
-#: weights: 64 against 19 ms for ``x @ W``; float32 1.18x, ``x.T @ dz`` 0.95x).
-MAX_BYTES = 4 << 20
+#: Largest batch: ``x.T @ dz`` streams the whole batch past each output block (no slabs), and
+#: falls behind BLAS beyond it (two threads, against NumPy's ``@``: 1.3-1.4x at N = 512, 0.99x
+#: float32 and 0.45x float64 at 1024 x 4096 -> 2048, 0.2x at 4096 x 1024 -> 1024).
+MAX_ROWS = 512
+#: Largest operands (bytes of the three matrices together): past the L3 cache (32 MB here) the
+#: slabs are not enough, and ``x @ W`` and ``dz @ W.T`` fall to BLAS's rate or below (256 x 4096
+#: -> 4096: 0.92x float32 at 72 MB, 0.91-0.97x float64; 512 x 4096 -> 2048 float64, 88 MB,
+#: 1.04-1.35x; 512 x 2048 -> 1024 float64, 28 MB, 1.21-1.40x).
+MAX_BYTES = 32 << 20
 
 AVAILABLE = VECTOR_BYTES == 64 and not config.DISABLE_JIT
 
 _outer = outer_kernel(MR, NV, masked=True)
+#: ``x @ W`` reduces over ``K`` in slabs of ``KC``, every block of the part once per slab (the
+#: blocks after the first slab add to their output): a slab of ``W``'s column strip (``KC`` rows
+#: of two vectors, 32 KB) then stays in L1 across the strip's row blocks, and ``x``'s slab in L2
+#: across the column blocks. Measured, 512 x 2048 -> 1024, two threads: float32 8.98 -> 5.81 ms
+#: (BLAS 8.48), float64 19.2 -> 12.4 ms (BLAS 17.4); 512 gave the same within noise. ``dz @ W.T``
+#: runs through the same loop. The MNIST shapes did not change.
+KC = 256
 
 
 @jit(inline="always")
@@ -81,12 +92,14 @@ def _times(a, K, b, b_row, out, out_row, N, width, lo, hi, offs):
     per row block (20 x 784 -> 400 float64, two threads: 127 -> 96 us)."""
     bw = _width(a)
     nr = -(-N // MR)
-    for block in range(lo, hi):
-        n0, j0 = block % nr * MR, block // nr * bw
-        for i in range(MR):
-            offs[2 * i] = min(n0 + i, N - 1) * K
-        _outer(a, 0, 0, offs, 0, b, j0, 0, b_row, 1, K, out, n0 * out_row + j0, out_row,
-               min(MR, N - n0), min(bw, width - j0), False)
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
+        for block in range(lo, hi):
+            n0, j0 = block % nr * MR, block // nr * bw
+            for i in range(MR):
+                offs[2 * i] = min(n0 + i, N - 1) * K
+            _outer(a, k0, 0, offs, 0, b, k0 * b_row + j0, 0, b_row, 1, kc, out,
+                   n0 * out_row + j0, out_row, min(MR, N - n0), min(bw, width - j0), k0 > 0)
 
 
 @jit(inline="always")
@@ -168,7 +181,7 @@ def _times_by_transpose_slot(i, parts, args_p, work_p):
 
 def pays(N, K, M, dtype):
     """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel."""
-    return (AVAILABLE and N * K * M >= MIN_MACS
+    return (AVAILABLE and N * K * M >= MIN_MACS and N <= MAX_ROWS
             and (N * K + K * M + N * M) * np.dtype(dtype).itemsize <= MAX_BYTES)
 
 
