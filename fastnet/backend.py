@@ -15,14 +15,15 @@ Environment defaults: ``FASTNET_BACKEND`` (``numba`` | ``numpy``), ``FASTNET_NUM
 also sizes Numba's worker pool, when Numba is not imported yet: a count for every thread).
 
 OpenMP spinning: importing fastnet sets ``GOMP_SPINCOUNT`` unless it or ``OMP_WAIT_POLICY`` is
-already set: how long GNU OpenMP workers (Numba's parallel kernels, and PyTorch's pool when torch shares the
-process) busy-wait after each parallel region before they sleep. Waking a sleeping worker costs
-~20 us on this VM, a few times per training step; a spinning one takes a core from whatever runs
-next. Which costs more depends on where the products run (``kernels._host.has_avx512``):
+already set: how long GNU OpenMP workers (Numba's parallel kernels, and PyTorch's pool when
+torch shares the process) busy-wait after each parallel region before they sleep. Waking a
+sleeping worker costs ~20 us on this VM, a few times per training step; a spinning one takes a
+core from whatever runs next. Which costs more depends on where the products run
+(``kernels._host.has_avx512``):
 
-* ``10000`` (~0.1 ms of spinning, by libgomp's own estimate) on AVX-512 hosts, where the dense and conv products are
-  Numba kernels: a training step is then a chain of parallel regions with short Python gaps,
-  and the worker stays awake across them. Measured against ``1000`` (per-step medians, one
+* ``10000`` (~0.1 ms of spinning, by libgomp's own estimate) on AVX-512 hosts, where the dense
+  and conv products are Numba kernels: a training step is then a chain of parallel regions with
+  short Python gaps, and the worker stays awake across them. Measured against ``1000`` (per-step medians, one
   process per round, rounds interleaved): MLP at batch 20 float64 0.60 -> 0.53 ms, at batch 128
   float32 0.89 -> 0.80 ms, the MNIST CNN 1.77 -> 1.69 ms (with its branches in order, see
   ``kernels.numba_backend.scheduling``).

@@ -25,16 +25,15 @@ Only where OpenMP's idle workers sleep at once (``GOMP_SPINCOUNT`` at most 1000,
 ``OMP_WAIT_POLICY=passive``; fastnet's default on hosts without AVX-512, see ``fastnet.backend``).
 Where they spin between kernels (the AVX-512 default, 10000), a worker spinning after the
 previous kernel takes the core the other branch's thread needs, and the branches run faster in
-order, each kernel on both threads: the MNIST CNN's training step (per-step medians, six
-interleaved rounds of one process each) took 1.69 ms in order, 2.17 ms side by side at 10000,
-and 1.77 ms side by side at 1000.
+order, each kernel on both threads: the MNIST CNN's training step (per-step medians of
+interleaved rounds, one process each) took 1.69 ms in order and 1.77 ms side by side at 1000
+(six rounds each), and 2.17 ms side by side at 10000 (three rounds).
 
 Falls back to running the tasks in order on the calling thread: where workers spin (above), for
 small work (below ``SIDE_BY_SIDE_MIN_SIZE``, where the hand-off costs more than it saves), with
-one thread, when
-called from inside a task (no nesting: a task waiting for a worker could wait for itself), or
-when Numba's threading layer is not thread-safe (``workqueue``) or not chosen yet (no parallel
-kernel has run in this process).
+one thread, when called from inside a task (no nesting: a task waiting for a worker could wait
+for itself), or when Numba's threading layer is not thread-safe (``workqueue``) or not chosen yet
+(no parallel kernel has run in this process).
 
 Results do not depend on the scheduling: a task computes the same as it would alone with the
 same thread count, and tasks write nothing shared.
