@@ -43,6 +43,19 @@ def test_nan_and_inf_propagate_as_in_the_product():
     np.testing.assert_array_equal(got[np.isfinite(want)], want[np.isfinite(want)])
 
 
+def test_nan_and_inf_propagate_across_reduction_slabs():
+    """``x @ W`` sums ``K`` in slabs of ``KC``, later slabs adding to the first's output: a
+    non-finite term in any slab reaches exactly the outputs it belongs to, in all three
+    products."""
+    K = 2 * db.KC + 7
+    x, W, dz = np.ones((12, K)), np.ones((K, 21)), np.ones((12, 21))
+    x[3, db.KC + 5], W[2 * db.KC + 1, 20], W[7, 4] = np.nan, np.inf, -np.inf
+    for got, want in [(db.times(x, W), x @ W), (db.transposed_times(x, dz), x.T @ dz),
+                      (db.times_transposed(dz, W), dz @ W.T)]:
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
+
+
 def test_the_mlp_layers_take_the_micro_kernel_and_agree_with_blas(monkeypatch):
     """On this host the notebooks' 784 -> 400 layer at batch 20 is computed by the micro-kernel
     (``pays``); the layer's results equal the BLAS path's to rounding."""
