@@ -176,6 +176,19 @@ def test_import_bounds_thread_spinning_but_keeps_user_settings():
     assert out == ["None"]
 
 
+def test_fastnet_imports_and_runs_numpy_without_llvmlite():
+    """Without Numba (and its llvmlite) fastnet still imports and the NumPy backend works; the
+    host check behind the OpenMP default needs llvmlite, and then assumes no AVX-512."""
+    code = ("import sys; sys.modules['llvmlite'] = None; import os, numpy as np, fastnet; "
+            "fastnet.set_backend('numpy'); "
+            "print(os.environ['GOMP_SPINCOUNT'], fastnet.functional.relu(np.array([-1.0, 2.0])))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1000", "[0.", "2.]"]
+
+
 _OPENBLAS_PROBE = """
 import sys, time, ctypes
 import numpy as np                          # first, as most scripts do
