@@ -19,6 +19,15 @@ def run_python(code, **env):
     return out
 
 
+def run_python_without_openmp_settings(code, **env):
+    """``run_python`` with neither ``GOMP_SPINCOUNT`` nor ``OMP_WAIT_POLICY`` inherited, so
+    fastnet's own OpenMP default applies (unless ``env`` sets one)."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**full_env, **env}, timeout=300)
+
+
 def test_empty_env_counts_as_unset():
     out = run_python("import fastnet; print(fastnet.get_backend())", FASTNET_BACKEND="")
     assert out.stdout.strip() == "numba", out.stderr
@@ -182,9 +191,7 @@ def test_fastnet_imports_and_runs_numpy_without_llvmlite():
     code = ("import sys; sys.modules['llvmlite'] = None; import os, numpy as np, fastnet; "
             "fastnet.set_backend('numpy'); "
             "print(os.environ['GOMP_SPINCOUNT'], fastnet.functional.relu(np.array([-1.0, 2.0])))")
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = run_python_without_openmp_settings(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1000", "[0.", "2.]"]
 
@@ -316,11 +323,8 @@ print(sum("export GOMP_SPINCOUNT" in str(w.message) for w in caught))
 def test_openmp_runtime_loaded_before_fastnet_warns_unless_spinning_is_bounded(
         env_value, warnings_expected):
     """GOMP_SPINCOUNT only counts when libgomp loads; fastnet says so when it came too late."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    if env_value is not None:
-        env["GOMP_SPINCOUNT"] = env_value
-    out = subprocess.run([sys.executable, "-c", _GOMP_FIRST], env=env, capture_output=True,
-                         text=True, timeout=120)
+    env = {} if env_value is None else {"GOMP_SPINCOUNT": env_value}
+    out = run_python_without_openmp_settings(_GOMP_FIRST, **env)
     assert out.returncode == 0, out.stderr
     if out.stdout.strip() == "no-libgomp":
         pytest.skip("no libgomp.so.1 on this machine")
@@ -331,9 +335,7 @@ def test_no_openmp_warning_when_fastnet_comes_first():
     code = ("import warnings; warnings.simplefilter('error'); import fastnet, ctypes; "
             "from fastnet.kernels.numba_backend import activations as A; import numpy as np; "
             "A.relu_forward(np.zeros(1 << 17)); print('ok')")
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = run_python_without_openmp_settings(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
