@@ -35,7 +35,36 @@ __all__ = [
 ]
 
 
+_NATIVE_FLOATS = frozenset(np.dtype(t) for t in check.FLOAT_DTYPES)
+
+
 # --- dense ---------------------------------------------------------------------------------------
+
+def _plain_dense(x, W, b_or_dout, y, outputs):
+    """True in the common case of :func:`dense` (``outputs`` 0: ``b_or_dout`` is ``b``, ``y``
+    is ``x``) or :func:`dense_backward` (``outputs`` 1: ``b_or_dout`` and ``y`` are ``dout`` and
+    ``y``), where the full checks would pass every array on unchanged and find the shapes
+    consistent: plain C-contiguous, writeable ndarrays of one native float dtype, ``x (N,
+    n_in)``, ``W (n_in, n_out)``, ``b (n_out,)`` or ``dout`` and ``y (N, n_out)``. It builds no
+    messages: the full checks cost ~5 us per call of a training step's layer, ~30 us of the
+    notebooks' MLP step at batch 20 (0.45 ms). False sends the arrays through the full checks,
+    which raise or convert."""
+    if not (type(x) is np.ndarray and type(W) is np.ndarray and type(b_or_dout) is np.ndarray
+            and type(y) is np.ndarray):
+        return False
+    dtype = W.dtype
+    if (dtype not in _NATIVE_FLOATS or x.dtype != dtype or b_or_dout.dtype != dtype
+            or y.dtype != dtype or x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0]):
+        return False
+    want = (x.shape[0], W.shape[1]) if outputs else (W.shape[1],)
+    if b_or_dout.shape != want or (outputs and y.shape != want):
+        return False
+    for a in (x, W, b_or_dout, y):
+        flags = a.flags
+        if not (flags.c_contiguous and flags.writeable):
+            return False
+    return True
+
 
 def _dense_shapes(op, x, W, b):
     check.ndim(op, "x", x, 1, 2)
@@ -69,6 +98,8 @@ def dense(x, W, b=None, activation=None):
     """
     op = "dense"
     act = check.activation(op, activation)
+    if _plain_dense(x, W, b, x, 0):
+        return kernels().dense_forward(x, W, b, act)
     if b is None:
         x, W = check.float_arrays(op, x=x, W=W)
         _dense_shapes(op, x, W, None)                 # before W.shape[1] is read
@@ -103,6 +134,8 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     """
     op = "dense_backward"
     act = check.activation(op, activation)
+    if _plain_dense(x, W, dout, y, 1):
+        return kernels().dense_backward(dout, x, W, y, act, check.flag(op, "need_dx", need_dx))
     if act != "none" and y is None:
         raise ValueError(f"{op}: activation={activation!r} needs the forward output y")
     arrays = dict(dout=dout, x=x, W=W) if y is None else dict(dout=dout, x=x, W=W, y=y)
@@ -122,9 +155,6 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
 
 
 # --- activations ---------------------------------------------------------------------------------
-
-_NATIVE_FLOATS = frozenset(np.dtype(t) for t in check.FLOAT_DTYPES)
-
 
 def _plain_floats(first, *others):
     """True in the common case, where the full checks would pass the arrays on unchanged: plain
