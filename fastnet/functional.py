@@ -134,8 +134,10 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     """
     op = "dense_backward"
     act = check.activation(op, activation)
-    if _plain_dense(x, W, dout, y, 1):
-        return kernels().dense_backward(dout, x, W, y, act, check.flag(op, "need_dx", need_dx))
+    y_or_dout = dout if y is None else y               # unused by the kernel when act == "none"
+    if (y is not None or act == "none") and _plain_dense(x, W, dout, y_or_dout, 1):
+        return kernels().dense_backward(dout, x, W, y_or_dout, act,
+                                        check.flag(op, "need_dx", need_dx))
     if act != "none" and y is None:
         raise ValueError(f"{op}: activation={activation!r} needs the forward output y")
     arrays = dict(dout=dout, x=x, W=W) if y is None else dict(dout=dout, x=x, W=W, y=y)

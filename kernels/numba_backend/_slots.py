@@ -79,7 +79,7 @@ def _run(slot, parts, args, work, a0, a1, a2, a3, a4, a5, a6):
             _call(slot, i, parts, args, work)
 
 
-def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True):
+def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, room=0):
     """Run ``pyfunc``'s slot on ``parts`` batch parts side by side, BLAS single-threaded
     meanwhile when there are several (or when ``blas_threads`` is False) and the slot calls BLAS.
 
@@ -98,15 +98,20 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True):
     calls_blas : bool
         False for a slot that calls no BLAS (the micro-kernel slots): BLAS's thread count is
         then left alone, which saves setting it twice per call (~2 us each time).
+    room : int
+        Zeros after ``sizes`` in ``args``, for the slot's own tables.
     """
     assert len(arrays) <= ARRAYS, f"{len(arrays)} arrays; a slot takes at most {ARRAYS}"
     slot = slot_address(pyfunc, work.dtype)
     # A read-only input (np.load with mmap_mode="r", np.broadcast_to) is a different Numba type,
     # which the runner's loop over a0..a6 cannot mix with the others: it gets a writeable copy
     # (slots only read their inputs).
-    flat = [a.reshape(-1) if a.flags.writeable else a.reshape(-1).copy() for a in arrays]
+    flat = [a.ravel() if a.flags.writeable else a.ravel().copy() for a in arrays]
     flat += [work] * (ARRAYS - len(arrays))
-    args = np.concatenate((np.zeros(ARRAYS, np.int64), np.asarray(sizes, np.int64)))
+    # Filled in place, not concatenated: ~0.5 us less per call, where a dense layer's product
+    # costs ~4.5 us beyond its arithmetic.
+    args = np.zeros(ARRAYS + len(sizes) + room, np.int64)
+    args[ARRAYS:ARRAYS + len(sizes)] = sizes
     if not calls_blas or (parts == 1 and blas_threads):
         _run(slot, parts, args, work, *flat)
     else:
