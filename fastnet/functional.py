@@ -432,6 +432,14 @@ _TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in check.FLOAT_DTYPES}
 _MAX = {np.dtype(t): float(np.finfo(t).max) for t in check.FLOAT_DTYPES}
 
 
+def _lr(op, lr, dtype):
+    """``lr``, a finite float >= 0 within ``dtype``'s range (:func:`_hyper`), tested first
+    without building anything: every optimizer update checks one."""
+    if type(lr) is float and 0.0 <= lr <= _MAX[dtype]:       # False for NaN
+        return lr
+    return _hyper(op, "lr", lr, dtype, low=0)
+
+
 def _hyper(op, name, value, dtype, **bounds):
     """A hyper-parameter (``check.real``) that the kernels can round to ``dtype`` without
     overflow: ``lr=1e300`` would be inf in float32 and turn every parameter into NaN."""
@@ -444,6 +452,8 @@ def _hyper(op, name, value, dtype, **bounds):
 
 def _eps(op, eps, dtype):
     """``eps`` at least the dtype's smallest normal number (1e-50 would be 0 in float32)."""
+    if type(eps) is float and _TINY[dtype] <= eps <= _MAX[dtype]:     # the common case
+        return eps
     eps = _hyper(op, "eps", eps, dtype, low=0, low_open=True)
     if eps < _TINY[dtype]:
         raise ValueError(f"{op}: eps={eps!r} is below the smallest normal {dtype} "
@@ -456,7 +466,7 @@ def sgd_update_(param, grad, lr):
     """In place: ``param -= lr * grad``."""
     op = "sgd_update_"
     param, grad = _in_place(op, param, grad)
-    kernels().sgd_update_(param, grad, _hyper(op, "lr", lr, param.dtype, low=0))
+    kernels().sgd_update_(param, grad, _lr(op, lr, param.dtype))
 
 
 def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
@@ -464,7 +474,7 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     (Nesterov: ``param -= lr*(g + momentum*v)``)."""
     op = "momentum_update_"
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
-    kernels().momentum_update_(param, grad, velocity, _hyper(op, "lr", lr, param.dtype, low=0),
+    kernels().momentum_update_(param, grad, velocity, _lr(op, lr, param.dtype),
                                _hyper(op, "momentum", momentum, param.dtype, low=0),
                                check.flag(op, "nesterov", nesterov))
 
@@ -476,7 +486,7 @@ def adagrad_update_(param, grad, h, lr, eps=1e-7):
     """
     op = "adagrad_update_"
     param, grad, h = _in_place(op, param, grad, h=h)
-    kernels().adagrad_update_(param, grad, h, _hyper(op, "lr", lr, param.dtype, low=0),
+    kernels().adagrad_update_(param, grad, h, _lr(op, lr, param.dtype),
                               _eps(op, eps, param.dtype))
 
 
@@ -484,7 +494,7 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
     """In place: ``h = rho*h + (1-rho)*g*g``; ``param -= lr*g/(sqrt(h) + eps)``."""
     op = "rmsprop_update_"
     param, grad, h = _in_place(op, param, grad, h=h)
-    kernels().rmsprop_update_(param, grad, h, _hyper(op, "lr", lr, param.dtype, low=0),
+    kernels().rmsprop_update_(param, grad, h, _lr(op, lr, param.dtype),
                               check.real(op, "rho", rho, low=0, high=1),
                               _eps(op, eps, param.dtype))
 
@@ -495,7 +505,7 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     """
     op = "adam_update_"
     param, grad, m, v = _in_place(op, param, grad, m=m, v=v)
-    kernels().adam_update_(param, grad, m, v, _hyper(op, "lr", lr, param.dtype, low=0),
+    kernels().adam_update_(param, grad, m, v, _lr(op, lr, param.dtype),
                            check.real(op, "beta1", beta1, low=0, high=1 - 1e-12),
                            check.real(op, "beta2", beta2, low=0, high=1 - 1e-12),
                            _eps(op, eps, param.dtype),

@@ -91,6 +91,11 @@ CASES = [
     # found by an independent fuzzing pass
     (lambda: F.adam_update_(z(3), z(3), z(3), z(3), 1, eps=1e-50), ValueError, ["eps", "1e-50", "float32"]),
     (lambda: F.adagrad_update_(z(3), z(3), z(3), 0.1, eps=1e-50), ValueError, ["eps", "float32"]),
+    (lambda: F.adagrad_update_(z(3), z(3), z(3), float("inf")), ValueError, ["lr", "inf"]),
+    (lambda: F.adagrad_update_(z(3), z(3), z(3), -0.0 - 1e-300), ValueError, ["lr", ">= 0"]),
+    (lambda: F.adagrad_update_(z(3), z(3), z(3), 0.1, eps=0.0), ValueError, ["eps", "> 0"]),
+    (lambda: F.adagrad_update_(z(3), z(3), z(3), 0.1, eps=float("nan")), ValueError, ["eps", "nan"]),
+    (lambda: F.adagrad_update_(z(3), z(3), z(3), 0.1, eps=float("inf")), ValueError, ["eps", "inf"]),
     (lambda: F.adam_update_(z(3), z(3), z(3), z(3), 2**2000), ValueError, ["step"]),
     (lambda: F.sgd_update_(z(3), z(3), 10**400), ValueError, ["lr", "too large"]),
     (lambda: F.momentum_update_(*(lambda g: (z(3), g, g))(z(3)), 0.1), ValueError, ["velocity", "grad"]),
