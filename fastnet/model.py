@@ -479,7 +479,7 @@ class Sequential(_Container):
     def _step(self):
         # A layer with its own optimizer was updated during backward already.
         for _, layer, opt in self.leaf_optimizers():
-            if _params(layer) and opt is not None and getattr(layer, "optimizer", None) is None:
+            if opt is not None and getattr(layer, "optimizer", None) is None and _params(layer):
                 opt.update(layer)
 
     # --- checks done before training ------------------------------------------------------
