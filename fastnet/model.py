@@ -133,9 +133,8 @@ def _check_rows(op, X, name):
 def _check_finite(op, name, a, dtype):
     """Float data must be finite, and stay finite when the layers cast it to ``dtype`` (the
     model's narrowest parameter dtype; None: no parameters)."""
-    finite = np.isfinite(a)
-    if not finite.all():
-        row = int(np.argwhere(~finite.reshape(len(a), -1))[0, 0])
+    if not check.all_finite(a):
+        row = int(np.argwhere(~np.isfinite(a).reshape(len(a), -1))[0, 0])
         raise ValueError(f"{op}: {name} contains NaN or inf (first in row {row})")
     if dtype is not None and a.dtype.itemsize > dtype.itemsize and a.size:
         top = float(np.abs(a).max())
@@ -731,7 +730,7 @@ class Sequential(_Container):
         """The batch loss is checked before each update, so a blow-up in an epoch's last
         update(s) would pass unseen; the parameters are checked once per epoch (a pass over
         them: ~0.1 ms for the MNIST CNN's)."""
-        bad = [key for key, p in self.params.items() if not np.isfinite(p).all()]
+        bad = [key for key, p in self.params.items() if not check.all_finite(p)]
         if bad:
             raise FloatingPointError(
                 f"training diverged in epoch {epoch + 1} (of {n_batches} batches): after its last "

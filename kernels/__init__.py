@@ -43,7 +43,9 @@ CONTRACT = (
     "mse_backward",           # (dloss, y, t) -> dy
     "bce_forward",            # (p, t) -> loss             mean over all elements
     "bce_backward",           # (dloss, p, t) -> dp
+    # checks.py
     "labels_in_range",        # (labels, n_classes) -> bool  every int64 label in [0, n_classes)
+    "all_finite",             # (a) -> bool                every value of a 1-D float array finite
     # optimizers.py
     "sgd_update_",            # (param, grad, lr)
     "momentum_update_",       # (param, grad, velocity, lr, momentum, nesterov)

@@ -7,7 +7,8 @@ from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_
                           tanh_forward, tanh_backward, softmax_forward, softmax_backward)
 from .dense import dense_forward, dense_backward
 from .losses import (softmax_cross_entropy_forward, softmax_cross_entropy_backward,
-                     mse_forward, mse_backward, bce_forward, bce_backward, labels_in_range)
+                     mse_forward, mse_backward, bce_forward, bce_backward)
+from .checks import labels_in_range, all_finite
 from .optimizers import (sgd_update_, momentum_update_, adagrad_update_, rmsprop_update_,
                          adam_update_)
 from .conv1d import conv1d_forward, conv1d_backward

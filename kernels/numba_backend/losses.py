@@ -31,20 +31,6 @@ def _sum(v):
     return total
 
 
-@jit
-def _all_in_range(labels, n_classes):
-    ok = True
-    for i in range(labels.size):
-        ok &= (labels[i] >= 0) & (labels[i] < n_classes)       # no early exit: vectorises
-    return ok
-
-
-def labels_in_range(labels, n_classes):
-    """Whether every int64 label lies in ``[0, n_classes)`` (the functional layer's check;
-    compiled, it costs ~0.4 us at 128 labels against ~2 us for a NumPy reduction)."""
-    return _all_in_range(labels, n_classes)
-
-
 @jit_ordered
 def _nll_term(m, z, log_s):
     """``-log softmax(z)`` of a logit ``z`` in a row of maximum ``m`` and shifted log-sum

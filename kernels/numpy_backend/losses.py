@@ -7,12 +7,6 @@ _LOG_FLOOR = -100.0
 _BCE_EPS = 1e-12
 
 
-def labels_in_range(labels, n_classes):
-    """Whether every int64 label lies in ``[0, n_classes)`` (the functional layer's check)."""
-    # One reduction checks both ends: seen as unsigned, a negative label is huge.
-    return labels.size == 0 or int(labels.view(np.uint64).max()) < n_classes
-
-
 def softmax_cross_entropy_forward(logits, target):
     """Mean cross-entropy of ``softmax(logits)`` against ``target``.
 

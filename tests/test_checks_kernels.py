@@ -1,0 +1,71 @@
+"""The backends' whole-array checks (``labels_in_range``, ``all_finite``) against plain loops."""
+import math
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import _checks as check
+from fastnet.kernels.numba_backend import checks as numba_checks
+
+
+def finite_by_loop(a):
+    return all(math.isfinite(v) for v in a.tolist())
+
+
+# Sizes below and above the Numba backend's parallel split, and a vector's odd remainder.
+SIZES = [0, 1, 17, 1000, numba_checks.ALL_FINITE_PARALLEL_MIN + 3]
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_all_finite_finds_one_non_finite_value_anywhere(kern, dtype, n, bad):
+    a = np.random.default_rng(n).standard_normal(n).astype(dtype)
+    assert bool(kern.all_finite(a)) is finite_by_loop(a) is True
+    for where in sorted({0, n // 2, n - 1}) if n else []:
+        b = a.copy()
+        b[where] = bad
+        assert bool(kern.all_finite(b)) is False, where
+
+
+def test_all_finite_accepts_the_extremes_of_each_dtype(kern, dtype):
+    info = np.finfo(dtype)
+    a = np.array([info.max, -info.max, info.tiny, info.tiny / 4, -0.0, 0.0], dtype)
+    assert finite_by_loop(a) and bool(kern.all_finite(a)) is True
+
+
+def test_labels_in_range_against_a_loop(kern):
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 1000):
+        labels = rng.integers(0, 10, n)
+        for bad in (None, -1, 10, np.iinfo(np.int64).min, np.iinfo(np.int64).max):
+            if bad is not None and n == 0:
+                continue
+            case = labels.copy()
+            if bad is not None:
+                case[n // 2] = bad
+            want = all(0 <= v < 10 for v in case.tolist())
+            assert bool(kern.labels_in_range(case, 10)) is want, (n, bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: a.astype(np.float16),                              # no kernel for float16
+    lambda a: a[:, ::2],                                         # strided
+    lambda a: np.lib.stride_tricks.as_strided(a, writeable=False),      # read-only
+    lambda a: a.astype(a.dtype.newbyteorder(">")),               # non-native byte order
+])
+def test_check_all_finite_takes_any_float_array(backend, make):
+    a = np.ones((4, 6))
+    assert check.all_finite(make(a)) is True
+    a[2, 4] = np.nan
+    assert check.all_finite(make(a)) is False
+
+
+def test_fit_names_the_first_row_with_nan_above_the_parallel_split():
+    rows = numba_checks.ALL_FINITE_PARALLEL_MIN // 8 + 5
+    X = np.zeros((rows, 8), np.float32)
+    X[rows - 3, 7] = np.inf
+    model = fastnet.model.Classifier([fastnet.layers.FC(8, 3)],
+                                     optimizer=fastnet.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match=rf"X contains NaN or inf \(first in row {rows - 3}\)"):
+        model.fit(X, np.zeros(rows, np.int64), epochs=1)
