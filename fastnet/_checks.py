@@ -268,7 +268,8 @@ def class_target(op, target, logits, name="logits"):
         if target.dtype.kind not in "iu":
             raise TypeError(
                 f"{op}: integer labels of shape {target.shape} must have an integer dtype; got "
-                f"{target.dtype} (use labels.astype(np.int64), or pass one-hot of shape ({N}, {C}))")
+                f"{target.dtype} (use labels.astype(np.int64), or pass one-hot of shape "
+                f"({N}, {C}))")
         if target.shape[0] != N:
             raise ValueError(f"{op}: labels have shape {target.shape} but {name} has {N} rows "
                              f"(shape {logits.shape})")
