@@ -1,7 +1,7 @@
 """Checks of whole arrays that the Python layer runs before training or a kernel (Numba).
 
-Single compiled passes: NumPy's reductions first build a boolean temporary as large as the data
-(``np.isfinite(X).all()``) or a copy (the labels' ``max``).
+Single compiled passes without temporaries: NumPy's ``np.isfinite(X).all()`` first builds a
+boolean array as large as the data.
 """
 import math
 
