@@ -65,16 +65,19 @@ class SoftmaxCrossEntropy(Loss):
     2.3026
     """
 
-    probs = _target = None
+    probs = _target = _checked = None
 
     def forward(self, logits, target):
         target = _class_target("SoftmaxCrossEntropy", target, np.asarray(logits).dtype)
-        loss, self.probs = F.softmax_cross_entropy(logits, target, return_probs=True)
-        self._target = target
+        loss, self.probs, checked = F._softmax_cross_entropy_checked(logits, target)
+        self._target, self._checked = target, (self.probs, checked)
         return float(loss)
 
     def backward(self, dloss=1.0):
         check.need_forward(self, self.probs)
+        probs, checked = self._checked
+        if self.probs is probs:           # as the forward made it: its checks still hold
+            return F._softmax_cross_entropy_backward_checked(probs, checked, dloss)
         return F.softmax_cross_entropy_backward(self.probs, self._target, dloss)
 
 

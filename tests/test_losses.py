@@ -202,3 +202,29 @@ def test_soft_targets_not_summing_to_one_get_the_exact_gradient(backend):
                       - F.softmax_cross_entropy(down, target)) / (2 * h)
     np.testing.assert_allclose(grad, 2.0 * numeric, rtol=1e-6, atol=1e-9)
     assert not grad[1].any()                 # an all-zero row contributes nothing
+
+
+@pytest.mark.parametrize("target", ["labels", "soft rows"])
+def test_loss_object_backward_equals_the_functional_one(backend, dtype, target):
+    """The loss object skips re-checking what its forward checked; the gradient is the same,
+    and a ``probs`` the user put in its place is checked as in the functional API."""
+    from fastnet.losses import SoftmaxCrossEntropy
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((6, 5)).astype(dtype)
+    t = rng.integers(0, 5, 6) if target == "labels" else \
+        rng.dirichlet(np.ones(5), 6).astype(dtype)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(logits, t)
+    want = F.softmax_cross_entropy_backward(F.softmax(logits), t, 0.5)
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(loss.backward(0.5), want, rtol=rtol, atol=atol)
+    loss.probs = loss.probs * 2                        # replaced: checked and used as given
+    np.testing.assert_allclose(loss.backward(0.5),
+                               F.softmax_cross_entropy_backward(loss.probs, t, 0.5),
+                               rtol=rtol, atol=atol)
+    loss.probs = loss.probs[:, :4]
+    with pytest.raises(ValueError, match="softmax_cross_entropy_backward: (label 4|one-hot)"):
+        loss.backward()
+    loss.forward(logits, t)
+    with pytest.raises(ValueError, match="dloss"):
+        loss.backward(float("nan"))
