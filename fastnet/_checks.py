@@ -119,6 +119,7 @@ def all_finite(a):
     C-contiguous, writeable float32/float64 data (6000 x 784 float64: 0.7 ms with Numba against
     1.4 ms for ``np.isfinite(a).all()``, which first builds a boolean array as large), NumPy for
     anything else (float16, a read-only or strided array, which the kernel would need copied)."""
+    a = np.asarray(a)            # a subclass as a plain ndarray: np.matrix stays 2-D in reshape
     flags = a.flags
     if a.dtype.type in FLOAT_DTYPES and a.dtype.isnative and flags.c_contiguous and flags.writeable:
         return kernels().all_finite(a.reshape(-1))

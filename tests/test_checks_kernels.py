@@ -48,11 +48,13 @@ def test_labels_in_range_against_a_loop(kern):
             assert bool(kern.labels_in_range(case, 10)) is want, (n, bad)
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")      # np.matrix
 @pytest.mark.parametrize("make", [
     lambda a: a.astype(np.float16),                              # no kernel for float16
     lambda a: a[:, ::2],                                         # strided
     lambda a: np.lib.stride_tricks.as_strided(a, writeable=False),      # read-only
     lambda a: a.astype(a.dtype.newbyteorder(">")),               # non-native byte order
+    np.asmatrix,                                                 # a subclass that stays 2-D
 ])
 def test_check_all_finite_takes_any_float_array(backend, make):
     a = np.ones((4, 6))
@@ -69,3 +71,15 @@ def test_fit_names_the_first_row_with_nan_above_the_parallel_split():
                                      optimizer=fastnet.optimizers.SGD(0.1))
     with pytest.raises(ValueError, match=rf"X contains NaN or inf \(first in row {rows - 3}\)"):
         model.fit(X, np.zeros(rows, np.int64), epochs=1)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")      # np.matrix
+def test_fit_checks_a_parameter_the_user_replaced_by_a_matrix():
+    """A layer's W replaced by an np.matrix still trains (the kernels see it as an ndarray),
+    and the end-of-epoch check of the parameters takes it too."""
+    model = fastnet.model.Classifier([fastnet.layers.FC(4, 3)],
+                                     optimizer=fastnet.optimizers.SGD(0.1))
+    model.layers[0].W = np.asmatrix(model.layers[0].W)
+    X = np.random.default_rng(0).random((10, 4)).astype(model.layers[0].dtype)
+    model.fit(X, np.arange(10) % 3, epochs=1)
+    assert np.isfinite(np.asarray(model.layers[0].W)).all()
