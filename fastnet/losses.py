@@ -75,9 +75,10 @@ class SoftmaxCrossEntropy(Loss):
 
     def backward(self, dloss=1.0):
         check.need_forward(self, self.probs)
-        probs, checked = self._checked
-        if self.probs is probs:           # as the forward made it: its checks still hold
-            return F._softmax_cross_entropy_backward_checked(probs, checked, dloss)
+        if self._checked is not None and self.probs is self._checked[0]:
+            # probs as the forward made it: the forward's checks still hold
+            return F._softmax_cross_entropy_backward_checked(*self._checked, dloss)
+        check.need_forward(self, self._target)        # probs set by hand, before any forward
         return F.softmax_cross_entropy_backward(self.probs, self._target, dloss)
 
 

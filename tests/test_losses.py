@@ -228,3 +228,11 @@ def test_loss_object_backward_equals_the_functional_one(backend, dtype, target):
     loss.forward(logits, t)
     with pytest.raises(ValueError, match="dloss"):
         loss.backward(float("nan"))
+
+
+def test_loss_object_backward_with_probs_set_before_any_forward_says_so(backend):
+    from fastnet.losses import SoftmaxCrossEntropy
+    loss = SoftmaxCrossEntropy()
+    loss.probs = np.full((2, 3), 1 / 3)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        loss.backward()
