@@ -92,7 +92,6 @@ GEMM_MIN_ROWS_PER_CHANNEL = 8
 SPLIT_MIN_VALUES = 300_000
 
 
-
 def _use_gemm(C_in, C_out, K, L_out, stride):
     """Whether im2col + GEMM beats the direct loops for this shape (the choice is by measurement).
 
