@@ -449,9 +449,13 @@ class FC(_FusedActivation):
             dA = self._act_layer.backward(dA)
         return self._backward_logits(dA, need_dx)
 
-    def _forward_logits(self, X):
+    def _forward_logits(self, X, dense=None):
         """The dense part alone (with its fused activation), without an activation *object*:
-        the classifiers use it to fuse a final ``Softmax()`` with the cross-entropy loss."""
+        the classifiers use it to fuse a final ``Softmax()`` with the cross-entropy loss.
+
+        ``dense`` is :func:`fastnet.functional.dense` (checked), or the backend's
+        ``dense_forward`` in ``fit``'s steps that follow a checked one (``fastnet._dense_chain``).
+        """
         X = _cast(X, self.dtype)
         shape = X.shape
         if X.ndim > 2:
@@ -461,21 +465,26 @@ class FC(_FusedActivation):
                              f"{X.shape[-1] if X.ndim else 0} features per sample; expected "
                              f"{self.n_nodes1} (inputs are (N, {self.n_nodes1}) or (N, ...) "
                              f"with {self.n_nodes1} elements per sample)")
-        y = F.dense(X, self.W, self.b, self._fused)
+        y = (dense or F.dense)(X, self.W, self.b, self._fused)
         self.X, self._shape, self._y = X, shape, y        # together, once the call succeeded
         return y
 
     def _backward_logits(self, dZ, need_dx=True):
+        dX = self._gradients(_cast(dZ, self.dtype), need_dx, F.dense_backward)
+        if self.optimizer is not None:
+            self.optimizer.update(self)
+        return None if dX is None else dX.reshape(self._shape)
+
+    def _gradients(self, dZ, need_dx, dense_backward):
+        """Set ``dW`` and ``db`` from ``dZ`` (this layer's dtype); return ``dX`` as ``(N,
+        n_nodes1)``, or None. ``dense_backward``: as ``dense`` in :meth:`_forward_logits`."""
         # Drop the last step's gradients first: their memory is then reused for the new ones
         # (holding both made glibc return and re-map it every step: ~250 page faults per MLP
         # step, +0.3 ms).
         self.dW = self.db = None
-        y = None if self._fused == "none" else self._y
-        dX, self.dW, self.db = F.dense_backward(_cast(dZ, self.dtype), self.X, self.W, y,
-                                                self._fused, need_dx)
-        if self.optimizer is not None:
-            self.optimizer.update(self)
-        return None if dX is None else dX.reshape(self._shape)
+        y = dZ if self._fused == "none" else self._y      # the kernel ignores y then
+        dX, self.dW, self.db = dense_backward(dZ, self.X, self.W, y, self._fused, need_dx)
+        return dX
 
     def get_config(self):
         return {"n_nodes1": self.n_nodes1, "n_nodes2": self.n_nodes2,

@@ -178,7 +178,10 @@ class Optimizer:
         self.__dict__.update(attributes)
         self._state = {id(param): (param, state) for param, state in self._state.values()}
 
-    def _step(self, param, grad, state):
+    def _step(self, param, grad, state, ops=F):
+        """Update ``param`` in place through ``ops``: :mod:`fastnet.functional` (checked), or
+        the backend's kernels in ``fit``'s steps that follow a checked one
+        (``fastnet._dense_chain``); the functions of both take the same keyword arguments."""
         raise NotImplementedError
 
     # --- saving ------------------------------------------------------------------------------
@@ -245,12 +248,12 @@ class SGD(Optimizer):
     def _new_state(self, param):
         return {"velocity": _zeros(param)} if self.momentum else {}
 
-    def _step(self, param, grad, state):
+    def _step(self, param, grad, state, ops=F):
         if self.momentum:
-            F.momentum_update_(param, grad, state["velocity"], self.lr, self.momentum,
-                               self.nesterov)
+            ops.momentum_update_(param, grad, state["velocity"], self.lr, self.momentum,
+                                 self.nesterov)
         else:
-            F.sgd_update_(param, grad, self.lr)
+            ops.sgd_update_(param, grad, self.lr)
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
@@ -286,8 +289,8 @@ class AdaGrad(Optimizer):
     def _new_state(self, param):
         return {"h": _zeros(param)}
 
-    def _step(self, param, grad, state):
-        F.adagrad_update_(param, grad, state["h"], self.lr, self.eps)
+    def _step(self, param, grad, state, ops=F):
+        ops.adagrad_update_(param, grad, state["h"], self.lr, self.eps)
 
     def get_config(self):
         return {"lr": self.lr, "eps": self.eps}
@@ -314,8 +317,8 @@ class RMSProp(Optimizer):
     def _new_state(self, param):
         return {"h": _zeros(param)}
 
-    def _step(self, param, grad, state):
-        F.rmsprop_update_(param, grad, state["h"], self.lr, self.rho, self.eps)
+    def _step(self, param, grad, state, ops=F):
+        ops.rmsprop_update_(param, grad, state["h"], self.lr, self.rho, self.eps)
 
     def get_config(self):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
@@ -356,12 +359,12 @@ class Adam(Optimizer):
                              f"count of updates, 0 <= step <= 2**53")
         super().set_state(param, state)
 
-    def _step(self, param, grad, state):
+    def _step(self, param, grad, state, ops=F):
         # The count stops at 2**53 (exact in float64): beta**step is 0 there already for every
         # allowed beta (<= 1 - 1e-12), so the bias correction no longer changes.
         step = min(int(state["step"]) + 1, _LAST_STEP)
-        F.adam_update_(param, grad, state["m"], state["v"], step, self.lr, self.beta1,
-                       self.beta2, self.eps)
+        ops.adam_update_(param, grad, state["m"], state["v"], step=step, lr=self.lr,
+                         beta1=self.beta1, beta2=self.beta2, eps=self.eps)
         state["step"][...] = step          # counted only once the update went through
 
     def get_config(self):

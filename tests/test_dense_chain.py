@@ -1,0 +1,194 @@
+"""``fit``'s unchecked steps for chains of FC layers (``fastnet._dense_chain``).
+
+Each model is trained twice from the same start: once as ``fit`` trains it (an epoch's first step
+checked, the rest through the chain) and once with a per-batch callback that does nothing, which
+keeps every step checked. Everything must come out bit for bit the same, and the chain must
+really have run (or not, where it must not).
+"""
+import copy
+
+import numpy as np
+import pytest
+
+from fastnet import _dense_chain
+from fastnet.layers import FC, ReLU, Softmax, Tanh
+from fastnet.losses import MeanSquaredError
+from fastnet.model import Callback, Classifier, Sequential
+from fastnet.optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
+
+
+class Checked(Callback):
+    """A per-batch callback: fit then checks every step."""
+
+    def on_batch_end(self, batch, loss, n_samples):
+        pass
+
+
+@pytest.fixture
+def chain_steps(monkeypatch):
+    """Counts the batches that went through the chain."""
+    calls = []
+    forward = _dense_chain.DenseChain.forward
+
+    def counting(self, X):
+        calls.append(len(X))
+        return forward(self, X)
+    monkeypatch.setattr(_dense_chain.DenseChain, "forward", counting)
+    return calls
+
+
+def data(n=70, shape=(12,), classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n,) + shape), rng.integers(0, classes, n)
+
+
+def layer_state(model):
+    """Every array a training step leaves in the layers and optimizers."""
+    state = []
+    for _, layer in model.named_leaves():
+        for name in ("W", "b", "dW", "db", "X", "_y"):
+            state.append((name, getattr(layer, name, None)))
+        state.append(("_shape", getattr(layer, "_shape", None)))
+    optimizers = {id(o): o for o in [model.optimizer] + [getattr(layer, "optimizer", None)
+                                                          for _, layer in model.named_leaves()]
+                  if o is not None}
+    for opt in optimizers.values():
+        for _, (param, slots) in sorted(opt._state.items(), key=lambda e: e[1][0].shape):
+            state.extend(sorted(slots.items()))
+    return state
+
+
+def assert_same_training(model, X, y, **fit_args):
+    checked = copy.deepcopy(model)
+    model.fit(X, y, **fit_args)
+    checked.fit(X, y, callbacks=[Checked()], **fit_args)
+    assert model.history == checked.history
+    got, want = layer_state(model), layer_state(checked)
+    assert [name for name, _ in got] == [name for name, _ in want]
+    for (name, a), (_, b) in zip(got, want):
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype and a.shape == b.shape, name
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert a == b, name
+
+
+def mlp_with_model_optimizer(dtype, optimizer):
+    return Classifier([FC(12, 9, activation="relu", dtype=dtype),
+                       FC(9, 7, activation="tanh", dtype=dtype),
+                       FC(7, 4, activation="sigmoid", dtype=dtype),
+                       FC(4, 4, dtype=dtype)], optimizer=optimizer)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.1), Momentum(0.05), SGD(0.05, 0.9, nesterov=True),
+                                       AdaGrad(0.05), RMSProp(0.01), Adam(0.01)],
+                         ids=lambda o: repr(o))
+def test_chain_trains_as_the_checked_steps(backend, dtype, chain_steps, optimizer):
+    X, y = data()
+    assert_same_training(mlp_with_model_optimizer(dtype, copy.deepcopy(optimizer)), X, y,
+                         epochs=2, batch_size=16, seed=3)
+    # 5 batches per epoch, the first checked: the last of them has 6 samples
+    assert chain_steps == [16, 16, 16, 6] * 2
+
+
+def test_chain_with_notebook_layers_and_their_own_optimizers(backend, dtype, chain_steps):
+    """The notebooks' style: each FC with its own optimizer, a final Softmax() activation
+    (fused with the loss), images flattened by the first layer, data in float64 for float32
+    layers and in Fortran order (every batch a strided view that the layer copies)."""
+    X, y = data(50, (3, 4))
+    X = np.asfortranarray(X)
+    model = Classifier([FC(12, 8, optimizer=AdaGrad(0.05), activation=ReLU(), dtype=dtype),
+                        FC(8, 5, optimizer=Adam(0.01), activation=Tanh(), dtype=dtype),
+                        FC(5, 4, optimizer=SGD(0.1), activation=Softmax(), dtype=dtype)])
+    assert_same_training(model, X, y, epochs=2, batch_size=10, shuffle=False)
+    assert chain_steps == [10] * 8
+    assert model.layers[0].X.dtype == dtype and model.layers[0]._shape == (10, 3, 4)
+
+
+def test_chain_under_a_softmax_layer_and_a_mixed_dtype_chain(backend, chain_steps):
+    X, y = data(40)
+    model = Sequential([FC(12, 6, activation="relu", dtype=np.float32),
+                        FC(6, 4, dtype=np.float64), Softmax()],
+                       loss="softmax_cross_entropy", optimizer=AdaGrad(0.05))
+    assert_same_training(model, X, y, epochs=1, batch_size=8)
+    assert chain_steps == [8] * 4
+
+
+def test_chain_with_another_loss(backend, dtype, chain_steps):
+    """The loss is outside the chain: its forward and backward run as in a checked step. The
+    data are read-only, and not shuffled: the first layer gets read-only views as batches."""
+    X, y = data(30)
+    X = X.astype(dtype)
+    X.setflags(write=False)
+    model = Sequential([FC(12, 5, activation="sigmoid", dtype=dtype), FC(5, 4, dtype=dtype)],
+                       loss=MeanSquaredError(), optimizer=Momentum(0.05))
+    assert_same_training(model, X, np.eye(4)[y], epochs=2, batch_size=10, shuffle=False)
+    assert chain_steps == [10] * 4
+
+
+class MyFC(FC):
+    pass
+
+
+class MyAdaGrad(AdaGrad):
+    pass
+
+
+def _float32_lr():
+    opt = SGD(0.1)
+    opt.lr = np.float32(0.1)          # the functional API would turn it into a float
+    return opt
+
+
+@pytest.mark.parametrize("build, fit_args", [
+    (lambda: Classifier([MyFC(12, 4)], optimizer=SGD(0.1)), {}),
+    (lambda: Classifier([FC(12, 4)], optimizer=MyAdaGrad(0.1)), {}),
+    (lambda: Classifier([FC(12, 4)], optimizer=_float32_lr()), {}),
+    (lambda: Classifier([FC(12, 6, activation=Softmax()), FC(6, 4)], optimizer=SGD(0.1)), {}),
+    (lambda: Classifier([FC(12, 6), ReLU(), FC(6, 4)], optimizer=SGD(0.1)), {}),
+    (lambda: Classifier([FC(12, 4)], optimizer=SGD(0.1)), {"callbacks": [Checked()]}),
+    (lambda: Classifier([FC(12, 4)], optimizer=SGD(0.1)), {"augment": lambda x, rng: x}),
+], ids=["FC subclass", "optimizer subclass", "float32 lr", "activation object inside",
+        "activation layer", "per-batch callback", "augment"])
+def test_what_the_chain_does_not_take(chain_steps, build, fit_args):
+    X, y = data(40)
+    model = build()
+    model.fit(X, y, epochs=1, batch_size=10, **fit_args)
+    assert chain_steps == []
+
+
+def test_a_method_replaced_on_the_layer_keeps_the_checked_steps(chain_steps):
+    X, y = data(40)
+    model = Classifier([FC(12, 4)], optimizer=SGD(0.1))
+    seen = []
+    layer = model.layers[0]
+    original = layer._forward_logits
+
+    def spy(X, dense=None):
+        seen.append(len(X))
+        return original(X, dense)
+    layer._forward_logits = spy
+    model.fit(X, y, epochs=1, batch_size=10)
+    assert chain_steps == [] and seen.count(10) == 4
+
+
+def test_an_epoch_end_callback_that_breaks_the_model_is_caught_by_the_checked_step():
+    """The chain relies on the step before it: each epoch starts checked again."""
+    class Break(Callback):
+        def on_epoch_end(self, epoch, logs):
+            model.layers[0].W = np.ones((5, 4), np.float32)    # the wrong shape for FC(12, 4)
+    X, y = data(40)
+    model = Classifier([FC(12, 4)], optimizer=SGD(0.1))
+    with pytest.raises(ValueError, match="W"):
+        model.fit(X, y, epochs=2, batch_size=10, callbacks=[Break()])
+
+
+def test_chain_at_the_notebooks_sizes(backend, chain_steps):
+    """784 -> 400 -> 10 at batch 20: the shapes where the Numba backend's products run its own
+    micro-kernels; read-only data, as np.load(mmap_mode="r") gives."""
+    X, y = data(60, (784,), classes=10)
+    X.setflags(write=False)
+    model = Classifier([FC(784, 400, activation="relu", dtype=np.float64),
+                        FC(400, 10, dtype=np.float64)], optimizer=AdaGrad(0.01))
+    assert_same_training(model, X, y, epochs=1, batch_size=20, shuffle=False)
+    assert chain_steps == [20, 20]
