@@ -192,3 +192,17 @@ def test_chain_at_the_notebooks_sizes(backend, chain_steps):
                         FC(400, 10, dtype=np.float64)], optimizer=AdaGrad(0.01))
     assert_same_training(model, X, y, epochs=1, batch_size=20, shuffle=False)
     assert chain_steps == [20, 20]
+
+
+@pytest.mark.parametrize("kind", ["uint8", "big-endian", "float16", "int64 images"])
+def test_chain_casts_every_batch_as_the_layer_does(backend, chain_steps, kind):
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, (36, 12)).astype(np.uint8)
+    X = {"uint8": X, "big-endian": (X / 255).astype(">f8"), "float16": (X / 255).astype(np.float16),
+         "int64 images": X.astype(np.int64).reshape(36, 3, 4)}[kind]
+    y = rng.integers(0, 4, 36)
+    model = Classifier([FC(12, 6, activation="relu", dtype=np.float32), FC(6, 4, dtype=np.float32)],
+                       optimizer=SGD(1e-3))
+    assert_same_training(model, X, y, epochs=1, batch_size=12)
+    assert chain_steps == [12, 12]
+    assert model.layers[0].X.dtype == np.float32
