@@ -83,14 +83,15 @@ def kernel_ready(a, dtype=None):
     return out if out.flags.writeable else out.copy()
 
 
-def cast_real(op, name, a, dtype):
+def cast_real(op, name, a, dtype, remedy="scale the data or use {dtype}"):
     """``a`` as a C-contiguous array of the float ``dtype``: the casting rule of layers, loss
     targets and initial weights.
 
     Only real numbers are cast (bool, integer, float): complex, string or object data is a
     ``TypeError`` (a cast would drop imaginary parts or parse text). A finite value that a
     narrowing cast would turn into inf (float64 1e300 into float32) is a ``ValueError``; NaN and
-    inf themselves pass. No copy when ``a`` already is such an array.
+    inf themselves pass. No copy when ``a`` already is such an array. ``remedy`` ends the
+    overflow message (``{dtype}`` stands for ``a``'s dtype).
     """
     not_masked(op, name, a)
     a = np.asarray(a)
@@ -108,8 +109,8 @@ def cast_real(op, name, a, dtype):
                 raise ValueError(
                     f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
                     f"{float(np.abs(a[overflowed]).max()):.3g}, beyond {np.dtype(dtype).name}'s "
-                    f"range ({float(np.finfo(dtype).max):.3g}); scale the data or use "
-                    f"{a.dtype}")
+                    f"range ({float(np.finfo(dtype).max):.3g}); "
+                    f"{remedy.format(dtype=a.dtype)}")
         return out
     return np.asarray(a, dtype=dtype, order="C")           # 0-d stays 0-d
 

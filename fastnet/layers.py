@@ -60,6 +60,17 @@ def _cast(x, dtype):
     return check.cast_real("layer", "input", x, dtype)
 
 
+def _cast_grad(layer, dout, dtype):
+    """:func:`_cast` for the gradient a layer's ``backward`` receives: an error names the layer
+    (a backward has no model around it to add where it failed)."""
+    if type(dout) is np.ndarray and dout.dtype == dtype and dout.flags.c_contiguous:
+        return dout
+    return check.cast_real(f"{type(layer).__name__}.backward", "the incoming gradient dout",
+                           dout, dtype, "the layers after it produced a gradient this layer's "
+                           "dtype cannot hold (training diverged?); lower the learning rate, or "
+                           "use {dtype} for this layer")
+
+
 def _rows(x):
     """``(N, d1, d2, ...)`` as ``(N, d1*d2*...)`` (also for N = 0, where -1 is ambiguous)."""
     return x.reshape(len(x), math.prod(x.shape[1:]))
@@ -253,7 +264,7 @@ class ReLU(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_x", None))
-        return F.relu_backward(_cast(dout, self._x.dtype), self._x)
+        return F.relu_backward(_cast_grad(self, dout, self._x.dtype), self._x)
 
 
 class _FromOutput(Layer):
@@ -267,7 +278,7 @@ class _FromOutput(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_y", None))
-        return self._backward(_cast(dout, self._y.dtype), self._y)
+        return self._backward(_cast_grad(self, dout, self._y.dtype), self._y)
 
 
 @register()
@@ -309,7 +320,21 @@ class Softmax(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_y", None))
-        return F.softmax_backward(_cast(dout, self._y.dtype), self._y)
+        return F.softmax_backward(_cast_grad(self, dout, self._y.dtype), self._y)
+
+
+def _fused_name(activation):
+    """The kernel's name for ``activation`` (``fused_name``) when the layer's kernel may apply it
+    in its place: the class that names it, or a subclass that keeps its methods. A subclass
+    that changes them (a leaky ReLU derived from ReLU) runs as the object it is."""
+    owner = next((cls for cls in type(activation).__mro__ if "fused_name" in vars(cls)), None)
+    if owner is None:
+        return None
+    for name in ("forward", "backward", "_forward", "_backward"):
+        if getattr(type(activation), name, None) is not getattr(owner, name, None) \
+                or name in getattr(activation, "__dict__", ()):
+            return None
+    return owner.fused_name
 
 
 def _activation(owner, activation):
@@ -327,7 +352,7 @@ def _activation(owner, activation):
     if isinstance(activation, type):
         raise TypeError(f"{owner}: activation={activation.__name__} is a class; pass an "
                         f"instance, {activation.__name__}()")
-    fused = getattr(activation, "fused_name", None)
+    fused = _fused_name(activation)
     if fused in ("relu", "sigmoid", "tanh"):
         return fused, None
     if not (callable(getattr(activation, "forward", None))
@@ -386,7 +411,8 @@ class FC(_FusedActivation):
     activation : None, "relu", "sigmoid", "tanh", "softmax" or a layer such as ``ReLU()``
         ReLU, sigmoid and tanh (as a name or as fastnet's activation objects) are applied inside
         the dense kernel, in place (ReLU in the bias pass; with the Numba backend sigmoid and tanh
-        in one more pass). Any other object with ``forward`` and ``backward`` (e.g.
+        in one more pass). A subclass of those objects that changes their methods (a leaky ReLU
+        derived from ``ReLU``) runs as its own object. Any other object with ``forward`` and ``backward`` (e.g.
         ``Softmax()``) is applied after the dense product.
     dtype : np.float32 or np.float64, optional
         Default: :func:`fastnet.get_default_dtype` at construction.
@@ -444,7 +470,7 @@ class FC(_FusedActivation):
 
     def _backward(self, dA, need_dx):
         check.need_forward(self, self.X)
-        dA = _cast(dA, self.dtype)
+        dA = _cast_grad(self, dA, self.dtype)
         if self._act_layer is not None:
             dA = self._act_layer.backward(dA)
         return self._backward_logits(dA, need_dx)
@@ -470,7 +496,7 @@ class FC(_FusedActivation):
         return y
 
     def _backward_logits(self, dZ, need_dx=True):
-        dX = self._gradients(_cast(dZ, self.dtype), need_dx, F.dense_backward)
+        dX = self._gradients(_cast_grad(self, dZ, self.dtype), need_dx, F.dense_backward)
         if self.optimizer is not None:
             self.optimizer.update(self)
         return None if dX is None else dX.reshape(self._shape)
@@ -605,7 +631,7 @@ class Conv1d(_FusedActivation):
         check.need_forward(self, self.x)
         self.dW = self.db = None                 # reuse their memory (see FC._backward_logits)
         y = None if self._fused == "none" else self._y
-        dx, self.dW, self.db = F.conv1d_backward(_cast(dout, self.dtype), self.x, self.W,
+        dx, self.dW, self.db = F.conv1d_backward(_cast_grad(self, dout, self.dtype), self.x, self.W,
                                                  self.stride, self.padding, self.dilation,
                                                  need_dx, y, self._fused)
         if self.optimizer is not None:
@@ -670,8 +696,8 @@ class MaxPool1d(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._indices)
-        return _max_pool1d_scatter("MaxPool1d.backward", _cast(dout, self._dtype), self._indices,
-                                   self._length)
+        return _max_pool1d_scatter("MaxPool1d.backward", _cast_grad(self, dout, self._dtype),
+                                   self._indices, self._length)
 
     def get_config(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
@@ -699,7 +725,7 @@ class AvgPool1d(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._length)
-        dout = _cast(dout, self._dtype)
+        dout = _cast_grad(self, dout, self._dtype)
         check_dout(repr(self), dout, self._out_shape)
         return F.avg_pool1d_backward(dout, self._length, self.kernel_size, self.stride,
                                      self.padding)
@@ -723,7 +749,7 @@ class Flatten(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_shape", None))
-        dout = _cast(dout, self._dtype)
+        dout = _cast_grad(self, dout, self._dtype)
         check_dout(repr(self), dout, (self._shape[0], math.prod(self._shape[1:])))
         return dout.reshape(self._shape)
 
@@ -746,7 +772,7 @@ class Transpose(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_out_shape", None))
-        dout = _cast(dout, self._dtype)
+        dout = _cast_grad(self, dout, self._dtype)
         check_dout(repr(self), dout, self._out_shape)
         return np.ascontiguousarray(dout.swapaxes(-1, -2))
 
@@ -808,7 +834,7 @@ class Dropout(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._forward_ran or None)
-        dout = _cast(dout, self._dtype)
+        dout = _cast_grad(self, dout, self._dtype)
         check_dout(repr(self), dout, self._shape)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout

@@ -111,10 +111,13 @@ def _callback_list(callbacks):
 
 
 def _per_batch(callbacks):
-    """Whether a callback has an ``on_batch_end`` of its own (one that may change the model
-    between steps)."""
-    return any(getattr(type(cb), "on_batch_end", Callback.on_batch_end) is not Callback.on_batch_end
-               or "on_batch_end" in getattr(cb, "__dict__", ()) for cb in callbacks)
+    """Whether ``_call`` would run an ``on_batch_end`` that may change the model between steps
+    (anything but :class:`Callback`'s own, which does nothing)."""
+    for cb in callbacks:
+        method = getattr(cb, "on_batch_end", None)
+        if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:
+            return True
+    return False
 
 
 def _call(callbacks, hook, *args):
@@ -247,13 +250,23 @@ def _final_foreign_softmax(layers):
     return None
 
 
-def _warn_if_probabilities(op, out, last):
+def _warn_if_probabilities(op, out, last, fused=False):
     """The softmax cross-entropy takes logits and applies the softmax itself. Output rows that
     are already probabilities (non-negative, summing to 1) mean a softmax the loss did not
     recognise, a notebook's under another class name: the model would train on
-    softmax(probabilities), which learns slowly or not at all, without any error."""
-    if (out.ndim == 2 and out.shape[1] > 1 and np.all(out >= 0)
+    softmax(probabilities), which learns slowly or not at all, without any error. With
+    ``fused``, ``out`` is what the network's final softmax (fused with the loss) receives: a
+    softmax before it, e.g. ``FC(..., activation=Softmax())`` and then a ``Softmax`` layer."""
+    if not (out.ndim == 2 and out.shape[1] > 1 and np.all(out >= 0)
             and np.all(np.abs(out.sum(axis=1) - 1) < 1e-5)):
+        return
+    if fused:
+        warnings.warn(
+            f"{op}: the network's final softmax receives probabilities (rows sum to 1): it "
+            f"applies a softmax twice, so it would train on softmax(probabilities). Keep only "
+            f"the last softmax (e.g. FC(..., activation=Softmax()) or a Softmax layer after a "
+            f"plain FC, not both)", stacklevel=3)
+    else:
         act = getattr(last, "activation", None)
         end = last if act is None or isinstance(act, str) else act
         warnings.warn(
@@ -576,8 +589,8 @@ class Sequential(_Container):
             out = self._forward_for_loss(X[:2], tail)
         if tail == "probs":
             self._check_foreign_softmax(op, out)
-        elif tail == "logits" and isinstance(self.loss, SoftmaxCrossEntropy):
-            _warn_if_probabilities(op, out, self.layers[-1])
+        elif tail in ("logits", "fused") and isinstance(self.loss, SoftmaxCrossEntropy):
+            _warn_if_probabilities(op, out, self.layers[-1], fused=tail == "fused")
         return out
 
     def _check_foreign_softmax(self, op, out):
@@ -723,7 +736,7 @@ class Sequential(_Container):
                 self._backward_from_loss(self.loss.backward(), tail)
                 self._step()
                 if b == 0 and augment is None and not _per_batch(callbacks):
-                    chain = dense_chain(self, tail)
+                    chain = dense_chain(self, (Sequential, Classifier), tail)
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             _call(callbacks, "on_batch_end", b, loss, len(xb))

@@ -6,6 +6,7 @@ keeps every step checked. Everything must come out bit for bit the same, and the
 really have run (or not, where it must not).
 """
 import copy
+import types
 
 import numpy as np
 import pytest
@@ -206,3 +207,90 @@ def test_chain_casts_every_batch_as_the_layer_does(backend, chain_steps, kind):
     assert_same_training(model, X, y, epochs=1, batch_size=12)
     assert chain_steps == [12, 12]
     assert model.layers[0].X.dtype == np.float32
+
+
+# --- what keeps every step checked (found by probing) ------------------------------------------
+
+class Proxy:
+    """A callback object that forwards every hook to another one."""
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def __getattr__(self, name):
+        return getattr(self.callback, name)
+
+
+class EpochsOnly(Callback):
+    def on_epoch_end(self, epoch, logs):
+        pass
+
+
+@pytest.mark.parametrize("callback, chained", [
+    (Proxy(Checked()), False),          # on_batch_end reached through __getattr__
+    (Proxy(EpochsOnly()), True),        # Callback's own do-nothing hook, through a proxy
+    (EpochsOnly(), True),               # Callback's own do-nothing hook
+    (type("Plain", (), {"on_epoch_end": lambda self, epoch, logs: None})(), True),
+])
+def test_which_callbacks_keep_every_step_checked(chain_steps, callback, chained):
+    X, y = data(40)
+    Classifier([FC(12, 4)], optimizer=SGD(0.1)).fit(X, y, epochs=1, batch_size=10,
+                                                     callbacks=[callback])
+    assert chain_steps == ([10, 10, 10] if chained else [])
+
+
+class Scaled(Classifier):
+    def forward(self, x):
+        return super().forward(np.asarray(x) / 255.0)
+
+
+def _matrix_weights():
+    model = Classifier([FC(12, 4, dtype=np.float64)], optimizer=SGD(0.1))
+    model.layers[0].W = np.asmatrix(model.layers[0].W)     # fit views it as an ndarray
+    return model
+
+
+def _instance_method(where, name, change):
+    """A model whose ``where`` has its method ``name`` replaced on the instance by
+    ``change(method, self, *args)`` (bound with MethodType, so that deepcopy rebinds it)."""
+    def build():
+        model = Classifier([FC(12, 6, activation="relu"), FC(6, 4)], optimizer=Adam(0.01))
+        obj = {"model": model, "layer": model.layers[1], "optimizer": model.optimizer}[where]
+        method = getattr(type(obj), name)
+        setattr(obj, name, types.MethodType(lambda self, *args: change(method, self, *args), obj))
+        return model
+    return build
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")       # np.matrix
+@pytest.mark.filterwarnings("ignore:.*applies a softmax twice")     # fit's warning, as it should
+@pytest.mark.parametrize("build", [
+    lambda: Scaled([FC(12, 9, activation="relu"), FC(9, 4)], optimizer=SGD(0.1)),
+    _instance_method("model", "forward", lambda f, self, x: f(self, np.asarray(x) * 0.5)),
+    _instance_method("layer", "_backward",
+                     lambda f, self, d, need: f(self, np.clip(d, -0.01, 0.01), need)),
+    _instance_method("optimizer", "update", lambda f, self, *args: None),     # frozen
+    _matrix_weights,
+    lambda: Classifier([FC(12, 9, activation="relu"), FC(9, 4, activation=Softmax()), Softmax()],
+                       optimizer=SGD(0.1)),
+], ids=["model subclass", "model method", "layer method", "optimizer method", "matrix W",
+        "softmax activation, then a softmax layer"])
+def test_what_else_keeps_every_step_checked(backend, chain_steps, build):
+    X, y = data(50)
+    model = build()
+    assert_same_training(model, X, y, epochs=2, batch_size=10)
+    assert chain_steps == []
+    assert 0 <= model.history["acc"][-1] <= 1
+
+
+def test_an_error_in_the_chain_names_the_layer_as_the_checked_step_does(backend):
+    """A float64 layer whose output overflows the float32 layer after it, in the 4th batch."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 12)), rng.integers(0, 4, 40)
+    X[35] = 1e30
+    model = Classifier([FC(12, 6, dtype=np.float64), FC(6, 4, dtype=np.float32)],
+                       optimizer=SGD(0.0))
+    model.layers[0].W[...] = 1e10
+    with pytest.raises(ValueError, match=r"Classifier: layer 1 FC\(6, 4\) failed on its input "
+                                         r"of shape \(10, 6\), the output of layer 0 FC\(12, 6\)"):
+        model.fit(X, y, epochs=1, batch_size=10, shuffle=False)

@@ -215,6 +215,50 @@ def test_activation_objects_are_fused_into_the_dense_kernel():
     assert fc._fused == "none" and isinstance(fc._act_layer, Softmax)
 
 
+class LeakyReLU(ReLU):
+    """A user's activation derived from fastnet's ReLU, with methods of its own."""
+
+    def forward(self, x):
+        self._x = np.asarray(x)
+        return np.where(self._x > 0, self._x, 0.1 * self._x)
+
+    def backward(self, dout):
+        return np.where(self._x > 0, dout, 0.1 * dout)
+
+
+class Tanh2(Tanh):
+    _forward = staticmethod(lambda x: 2 * np.tanh(x))
+
+
+class PlainReLU(ReLU):
+    """Keeps ReLU's methods: still fused."""
+
+
+@pytest.mark.parametrize("make, fused", [(LeakyReLU, "none"), (Tanh2, "none"),
+                                         (PlainReLU, "relu")])
+def test_an_activation_subclass_with_methods_of_its_own_is_not_fused(backend, make, fused):
+    fc = FC(3, 2, activation=make(), dtype=np.float64)
+    assert fc._fused == fused
+    fc.W[...] = -1.0
+    fc.b[...] = 0.0
+    x = np.ones((1, 3))
+    expected = {"LeakyReLU": -0.3, "Tanh2": 2 * np.tanh(-3.0), "PlainReLU": 0.0}
+    np.testing.assert_allclose(fc.forward(x), expected[make.__name__], rtol=1e-12)
+    dx = fc.backward(np.ones((1, 2)))
+    slope = {"LeakyReLU": 0.1, "Tanh2": None, "PlainReLU": 0.0}[make.__name__]
+    if slope is not None:
+        np.testing.assert_allclose(dx, 2 * slope * -1.0, rtol=1e-12)
+
+
+def test_a_gradient_a_layer_cannot_hold_names_the_layer():
+    fc = FC(3, 2, dtype=np.float32)
+    fc.forward(np.ones((1, 3), np.float32))
+    with pytest.raises(ValueError, match=r"FC\.backward: the incoming gradient dout \(shape "
+                                         r"\(1, 2\)\) holds float64 values up to 1e\+300.*"
+                                         r"lower the learning rate"):
+        fc.backward(np.full((1, 2), 1e300))
+
+
 def test_default_initializers_follow_the_activation():
     assert isinstance(FC(3, 2, activation="relu").initializer, HeInitializer)
     assert isinstance(FC(3, 2, activation=ReLU()).initializer, HeInitializer)

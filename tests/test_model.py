@@ -150,9 +150,15 @@ def test_a_softmax_the_loss_cannot_recognise_is_warned_about(backend):
                   mlp(optimizer=SGD(0.1), last_activation=SoftmaxLayer())):
         with pytest.warns(UserWarning, match=r"outputs are probabilities .*SoftmaxLayer\)"):
             model.fit(X, y, epochs=1)
+    # Two softmaxes: the loss fuses the last one, the first one is trained through.
+    model = Classifier(mlp(last_activation=Softmax()).layers + [Softmax()], optimizer=SGD(0.1))
+    with pytest.warns(UserWarning, match=r"final softmax receives probabilities .*applies a "
+                                         r"softmax twice"):
+        model.fit(X, y, epochs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for model in (mlp(optimizer=SGD(0.1)), mlp(optimizer=SGD(0.1), last_activation=Softmax()),
+                      Classifier(mlp().layers + [Softmax()], optimizer=SGD(0.1)),
                       Classifier(mlp().layers + [notebook.Softmax()], optimizer=SGD(0.1))):
             model.fit(X, y, epochs=1)
 
