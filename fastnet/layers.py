@@ -412,8 +412,8 @@ class FC(_FusedActivation):
         ReLU, sigmoid and tanh (as a name or as fastnet's activation objects) are applied inside
         the dense kernel, in place (ReLU in the bias pass; with the Numba backend sigmoid and tanh
         in one more pass). A subclass of those objects that changes their methods (a leaky ReLU
-        derived from ``ReLU``) runs as its own object. Any other object with ``forward`` and ``backward`` (e.g.
-        ``Softmax()``) is applied after the dense product.
+        derived from ``ReLU``) runs as its own object. Any other object with ``forward`` and
+        ``backward`` (e.g. ``Softmax()``) is applied after the dense product.
     dtype : np.float32 or np.float64, optional
         Default: :func:`fastnet.get_default_dtype` at construction.
 
