@@ -48,17 +48,35 @@ def test_dense_rate_in_training_counts_each_steps_flops_and_restores_the_layers(
     """A fake clock that advances 1 s per reading makes every timed dense call last 1 s, so the
     rate is the FLOPs of one step over its six dense calls: forward 2*128*(784*400 + 400*200 +
     200*10), backward the same without the first layer's dx (its dW only). ``fit``'s two-sample
-    dry run is not a training step and is not counted."""
-    from fastnet import functional as F
+    dry run is not a training step and is not counted. Every step's six calls must be timed:
+    ``fit``'s steps after an epoch's first call the backend's kernels, not
+    ``fastnet.functional`` (timing the functional API's calls saw one step in 60)."""
+    from fastnet import backend
     clock = iter(range(10 ** 6))
     monkeypatch.setattr(timing, "time", type("Clock", (), {"perf_counter": lambda: next(clock)}))
-    dense, dense_backward = F.dense, F.dense_backward
-    rate, steps, rounds = timing.dense_rate_in_training(steps=2, rounds=3)
+    with backend.set_backend("numba"):
+        kernels = backend.kernels()
+    dense, dense_backward = kernels.dense_forward, kernels.dense_backward
+    rate, steps, rounds = timing.dense_rate_in_training(steps=3, rounds=3)
     forward = 2 * 128 * (784 * 400 + 400 * 200 + 200 * 10)
     backward = 2 * 128 * 784 * 400 + 2 * forward - 2 * (2 * 128 * 784 * 400)
-    assert (steps, rounds) == (2, 3)
+    assert (steps, rounds) == (3, 3)
     assert rate == pytest.approx((forward + backward) / 6 / 1e9)
-    assert (F.dense, F.dense_backward) == (dense, dense_backward)
+    assert (kernels.dense_forward, kernels.dense_backward) == (dense, dense_backward)
+
+
+def test_dense_rate_in_training_refuses_to_report_when_calls_go_untimed(monkeypatch):
+    """A training route that stops calling the timed kernels is an error, not a rate."""
+    from fastnet import backend, layers
+    real = layers.FC._forward_logits
+    with backend.set_backend("numba"):
+        untimed = backend.kernels().dense_forward      # taken before the timing wraps it
+
+    def around(self, X, dense=None):
+        return real(self, X, untimed)
+    monkeypatch.setattr(layers.FC, "_forward_logits", around)
+    with pytest.raises(AssertionError, match="timed 9 dense calls in 3 steps; expected 18"):
+        timing.dense_rate_in_training(steps=3, rounds=1)
 
 
 @pytest.mark.parametrize("start", [None, np.linspace(-3, 3, 50)])

@@ -97,10 +97,13 @@ def gemm_rate(n=1024, dtype=np.float32, rounds=15):
 
 def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
     """GFLOP/s of the dense layers while the MNIST MLP (784-400-200-10) trains at batch 128 in
-    float32 on the Numba backend: every ``F.dense`` / ``F.dense_backward`` call is timed where it
-    happens (matrix products with their fused bias and ReLU), and their FLOPs (``2 N n_in n_out``
-    per product; the first layer's backward skips ``dx``) are divided by the time spent in them.
-    Only the training steps' calls count, not the two-sample dry run ``fit`` starts with.
+    float32 on the Numba backend: every call of the backend's ``dense_forward`` /
+    ``dense_backward`` is timed where it happens (matrix products with their fused bias and
+    ReLU), and their FLOPs (``2 N n_in n_out`` per product; the first layer's backward skips
+    ``dx``) are divided by the time spent in them. The kernels, not ``fastnet.functional``'s
+    checked functions: ``fit``'s steps after an epoch's first call the kernels directly
+    (``fastnet._dense_chain``). Only the training steps' calls count, not the two-sample dry run
+    ``fit`` starts with.
 
     After a warm-up pass, ``rounds`` passes of ``steps`` steps each run over the same samples, and
     the median of their rates is returned: one pass (~0.1 s) on this shared 2-core machine read
@@ -108,10 +111,10 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
 
     Returns ``(gflops, steps, rounds)``.
     """
-    from .. import functional as F
+    from ..backend import kernels
     from .epochs import _data, _recipe_model
     X, y = _data(steps * batch_size, True, np.float32)
-    totals = {"flops": 0, "seconds": 0.0}
+    totals = {"flops": 0, "seconds": 0.0, "calls": 0}
 
     def timed(fn, flops):
         @functools.wraps(fn)
@@ -123,25 +126,31 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
             if len(arguments["x"]) == batch_size:    # not fit's two-sample dry run
                 totals["seconds"] += seconds
                 totals["flops"] += flops(arguments)
+                totals["calls"] += 1
             return out
         return wrapper
 
     def product(a):
         return 2 * len(a["x"]) * a["W"].shape[0] * a["W"].shape[1]
 
-    dense, dense_backward = F.dense, F.dense_backward
     rates = []
     with set_backend("numba"):
+        backend = kernels()
+        dense, dense_backward = backend.dense_forward, backend.dense_backward
         model = _recipe_model("mlp", np.float32)
         model.fit(X, y, epochs=1, batch_size=batch_size, shuffle=False)      # warm-up pass
         try:
-            F.dense = timed(dense, product)
-            F.dense_backward = timed(dense_backward,
-                                     lambda a: product(a) * (2 if a.get("need_dx", True) else 1))
+            backend.dense_forward = timed(dense, product)
+            backend.dense_backward = timed(dense_backward,
+                                           lambda a: product(a) * (2 if a["need_dx"] else 1))
             for _ in range(rounds):
-                totals.update(flops=0, seconds=0.0)
+                totals.update(flops=0, seconds=0.0, calls=0)
                 model.fit(X, y, epochs=1, batch_size=batch_size, shuffle=False)
                 rates.append(totals["flops"] / totals["seconds"] / 1e9)
+            calls = totals["calls"]
         finally:
-            F.dense, F.dense_backward = dense, dense_backward
+            backend.dense_forward, backend.dense_backward = dense, dense_backward
+    # Every step's three layers, forward and backward: a call that went around the timing (a
+    # route that stopped calling these kernels) would make the rate meaningless.
+    assert calls == 6 * steps, f"timed {calls} dense calls in {steps} steps; expected {6 * steps}"
     return float(np.median(rates)), steps, rounds
