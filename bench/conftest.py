@@ -6,8 +6,9 @@ timing (compilation and first-touch allocation stay outside the timed region; ``
 reports compile time), and its result is checked against the NumPy baseline's before it is timed
 (``fastnet.benchmarking.pytest_support.run_case``).
 
-``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default: all cores);
-the counts in effect are recorded in each benchmark's ``extra_info``. ``FASTNET_BENCH_SMOKE=1``
+``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default:
+``FASTNET_NUM_THREADS``, else all cores; see ``fastnet.benchmarking.pytest_support``); the counts
+in effect are recorded in each benchmark's ``extra_info``. ``FASTNET_BENCH_SMOKE=1``
 runs one round of each benchmark (CI). For the Markdown ratio table use ``python -m fastnet
 bench``.
 """
@@ -15,16 +16,12 @@ import fastnet             # first: its thread settings must precede NumPy's Ope
 import pytest
 from fastnet.benchmarking.cases import MEMBERS
 from fastnet.benchmarking.pytest_support import THREADS
+from fastnet.benchmarking.report import pinned_threads
 
 
 @pytest.fixture(scope="session", autouse=True)
-def pinned_threads():
-    with fastnet.set_num_threads(THREADS):
-        try:
-            import torch
-            torch.set_num_threads(THREADS)
-        except ImportError:
-            pass
+def threads_pinned():
+    with pinned_threads(THREADS):
         yield
 
 

@@ -90,6 +90,8 @@ def check_writable(option, path):
     """Raise ``ValueError`` naming ``option`` unless a command could write the file ``path``
     (``--save``, ``--plot``, ``--json``): checked before the long run that produces it, so that
     a bad path fails at once instead of after the run."""
+    if not path:
+        raise ValueError(f"{option}: the file name is empty")
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a directory; give a file name")

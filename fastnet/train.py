@@ -120,6 +120,8 @@ PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "tif", "tiff", "webp
 def _plot_path(path):
     """The file matplotlib will write for ``--plot path``: it appends ``.png`` to a name without
     an extension, and an extension it cannot write fails here, before training, not after."""
+    if not path:
+        raise ValueError("--plot: the file name is empty")
     ext = os.path.splitext(path)[1]
     if os.path.isdir(path):           # else a folder "out" would get a file "out.png" beside it
         raise ValueError(f"--plot {path}: is a directory; give a file name")
@@ -189,9 +191,10 @@ def run_train(args):
     batch_size = args.batch_size or recipe.batch_size
     schedule = args.schedule or recipe.schedule
 
-    plot = None if args.no_plot else _plot_path(args.plot or f"fastnet-{recipe.name}.png")
+    plot = None if args.no_plot else _plot_path(
+        f"fastnet-{recipe.name}.png" if args.plot is None else args.plot)
     for option, path in (("--save", args.save), ("--plot", plot)):
-        if path:
+        if path is not None:                      # "" too: an error, not silently no file
             check_writable(option, path)          # before training, not after it
     X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
     model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)

@@ -127,6 +127,27 @@ def test_measure_times_every_member_and_checks_its_result():
         timing.measure(bad, ("numpy", "numba"), rounds=1, round_seconds=0.001)
 
 
+@pytest.mark.parametrize("kernel, spoil, cases", [
+    ("softmax_cross_entropy_forward", lambda loss, probs: (loss, probs * 0.5),
+     lambda: C.loss_cases(((20, 10),), (np.float32,))),
+    ("maxpool1d_forward", lambda y, idx: (y, np.zeros_like(idx)),
+     lambda: C.pooling_cases(((20, 16, 28),), (np.float32,))),
+])
+def test_a_forward_check_covers_every_output_the_backward_needs(monkeypatch, kernel, spoil,
+                                                                 cases):
+    """The loss's probabilities and the pooling's arg-max indices are outputs of the forward
+    that training feeds to the backward: a Numba forward with the right loss (pooled values)
+    but wrong probabilities (indices) is caught. (PyTorch's member returns the first output
+    only, and is compared on it.)"""
+    from fastnet.kernels import numba_backend
+    (case,) = [c for c in cases() if c.direction == "forward"]
+    timing.measure(case, ("numpy", "numba", "torch"), rounds=1, round_seconds=0.001)
+    real = getattr(numba_backend, kernel)
+    monkeypatch.setattr(numba_backend, kernel, lambda *args: spoil(*real(*args)))
+    with pytest.raises(AssertionError):
+        timing.measure(case, ("numpy", "numba"), rounds=1, round_seconds=0.001)
+
+
 def test_run_cases_rows_hold_the_measured_medians(monkeypatch):
     medians = {"numpy": 3e-3, "numba": 1e-3, "torch": None}
     monkeypatch.setattr(run, "measure", lambda case, members: {
@@ -135,6 +156,74 @@ def test_run_cases_rows_hold_the_measured_medians(monkeypatch):
     (row,) = run.run_cases([case], log=open("/dev/null", "w"))
     assert (row["numpy"], row["numba"], row["torch"]) == (3e-3, 1e-3, None)
     assert row["numba_first_call"] == 0.5 and row["op"] == "max_pool1d k2"
+
+
+def test_a_failed_result_check_leaves_its_case_out_and_the_run_goes_on(monkeypatch, tmp_path):
+    """A wrong Numba result: its case gets no row, the others do, the header and the JSON name
+    it, and the command exits 1 (it ended in a traceback that lost every row)."""
+    from fastnet import cli
+    from fastnet.kernels import numba_backend
+    real = numba_backend.maxpool1d_backward
+    monkeypatch.setattr(numba_backend, "maxpool1d_backward", lambda *a: real(*a) * 1.01)
+    monkeypatch.setattr(run, "_selected", lambda args: C.pooling_cases(((20, 16, 28),),
+                                                                         (np.float32,)))
+    monkeypatch.setattr(run, "gemm_rate", lambda: 1.0)
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--family", "pooling", "--json", str(out)]) == 1
+    document = __import__("json").loads(out.read_text())
+    assert [r["direction"] for r in document["results"]] == ["forward"]
+    assert document["failed"][0]["case"] == "max_pool1d k2 backward (20, 16, 28) float32"
+    assert document["failed"][0]["member"] == "numba"
+    assert "RESULT CHECKS FAILED" in document["header"][-1]
+
+
+def test_the_json_holds_every_table_row_with_its_ratios_and_the_versions(tmp_path):
+    results = [_row(), _row(direction="backward", numpy=1e-3, numba=1e-3, torch=None)]
+    path = tmp_path / "b.json"
+    report.write_json(str(path), results, ["date: today"], {"threads": {"numba": 2}})
+    document = __import__("json").loads(path.read_text())
+    table = _table_rows(report.markdown(results, []))
+    assert [r["direction"] for r in document["results"]] == [row[3] for row in table]
+    for r, row in zip(document["results"], table):
+        assert f"{r['numba_vs_numpy']:.2f}x" == row[7]
+        assert (r["numba_vs_torch"] is None) == (row[8] == "-")
+    assert set(document["versions"]) == {"python", "numpy", "numba", "torch"}
+    assert document["threads"] == {"numba": 2}
+
+
+def test_bench_threads_never_exceed_numbas_pool(monkeypatch):
+    """NUMBA_NUM_THREADS=1 (or FASTNET_NUM_THREADS=1 before Numba started): BLAS and torch must
+    not get two threads against Numba's one."""
+    import numba
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    threads, why = report.usable_threads(2)
+    assert threads == 1 and "NUMBA_NUM_THREADS" in why
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 64)
+    assert report.usable_threads(1) == (1, None)
+
+
+def test_pinned_threads_reach_numba_before_the_header_reads_them():
+    """In a fresh process the Numba backend is not loaded yet: the header read Numba's default
+    count while its kernels ran on the pinned one."""
+    code = ("from fastnet.benchmarking.report import pinned_threads, thread_counts\n"
+            "with pinned_threads(1):\n    print(thread_counts(with_torch=False))")
+    out = __import__("subprocess").run([__import__("sys").executable, "-c", code],
+                                      capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "{'blas': 1, 'numba': 1}"
+
+
+def test_a_bad_fastnet_data_fails_before_any_case_is_timed(monkeypatch, capsys):
+    from fastnet import cli
+    monkeypatch.setenv("FASTNET_DATA", "/nonexistent/mnist")
+    monkeypatch.setattr(run, "run_cases", lambda *a, **k: pytest.fail("timed before checking"))
+    assert cli.main(["bench", "--family", "epoch"]) == 1
+    assert "fastnet bench: error: FASTNET_DATA=/nonexistent/mnist: no MNIST files there" in capsys.readouterr().err
+
+
+def test_the_epoch_ids_do_not_match_k_torch():
+    from fastnet.benchmarking.pytest_support import case_ids
+    ids = case_ids(list(epochs.epoch_cases(quick=True)))
+    assert len(set(ids)) == len(ids) and not [i for i in ids if "torch" in i.lower()]
 
 
 def test_start_up_is_the_median_of_rounds_each_with_its_own_empty_cache(monkeypatch):

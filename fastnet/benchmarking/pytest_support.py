@@ -1,25 +1,27 @@
 """What the pytest-benchmark files in ``bench/`` share (importable in any pytest import mode,
 unlike a ``conftest``): the settings from the environment, case ids and :func:`run_case`.
 
-``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default: all usable
-cores); the counts in effect are recorded in each benchmark's ``extra_info``.
+``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default:
+``FASTNET_NUM_THREADS``, else all usable cores; at most what Numba's worker pool holds, so that
+the three run alike); the counts in effect are recorded in each benchmark's ``extra_info``.
 ``FASTNET_BENCH_SMOKE=1`` runs one round of each benchmark (CI).
 """
 import os
+import re
 
 import numpy as np
 import pytest
 
 from ..backend import _usable_cpus
 from .cases import Unsupported
-from .report import thread_counts
+from .report import thread_counts, usable_threads, versions
 from .timing import member_context
 
 
 def _threads():
     value = os.environ.get("FASTNET_BENCH_THREADS", "")
     if not value:
-        return _usable_cpus()
+        return usable_threads()[0]
     try:
         n = int(value)
     except ValueError:
@@ -27,8 +29,7 @@ def _threads():
     if n < 1:
         raise pytest.UsageError(f"FASTNET_BENCH_THREADS={value!r}; expected a positive integer "
                                 f"(or unset: all {_usable_cpus()} usable cores)")
-    # Capped at the usable CPUs, as fastnet.set_num_threads caps BLAS and Numba: torch too.
-    return min(n, _usable_cpus())
+    return usable_threads(n)[0]
 
 
 THREADS = _threads()
@@ -36,7 +37,9 @@ SMOKE = os.environ.get("FASTNET_BENCH_SMOKE") == "1"
 
 
 def case_ids(cases):
-    return [c.name.replace(" ", "-") for c in cases]
+    """Test ids: the case names, without epoch (a)'s "(PyTorch float32)" note, so that ``-k
+    torch`` selects the PyTorch members only."""
+    return [re.sub(r" \(PyTorch [^)]*\)", "", c.name).replace(" ", "-") for c in cases]
 
 
 def run_case(benchmark, case, member):
@@ -55,7 +58,7 @@ def run_case(benchmark, case, member):
         benchmark.extra_info.update(member=member, threads=thread_counts(), op=case.op,
                                     shape=case.shape, dtype=case.dtype,
                                     direction=case.direction, size=case.size,
-                                    numpy=np.__version__, note=case.note, **case.info)
+                                    versions=versions(), note=case.note, **case.info)
         if SMOKE:
             benchmark.pedantic(fn, rounds=1, iterations=1)
         else:

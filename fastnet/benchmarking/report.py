@@ -26,22 +26,64 @@ def thread_counts(with_torch=True):
     return counts
 
 
-def machine_lines():
-    from .._sysinfo import _cpu_name
+def usable_threads(asked=None):
+    """The thread count all three members can run with: ``asked`` (default: the count fastnet
+    runs with, ``FASTNET_NUM_THREADS``, else every usable CPU), capped at the CPUs this process
+    may use and at the workers Numba started with (``NUMBA_NUM_THREADS``), so that BLAS and
+    torch never get more threads than Numba can use. Returns ``(threads, why capped or None)``.
+    """
+    import numba
+    from ..backend import _usable_cpus, get_num_threads
+    want = asked or get_num_threads() or _usable_cpus()
+    limits = {"usable CPUs": _usable_cpus(),
+              "Numba's worker pool (NUMBA_NUM_THREADS)": numba.config.NUMBA_NUM_THREADS}
+    threads = min(want, *limits.values())
+    why = None
+    if threads < want:
+        name = min(limits, key=limits.get)
+        why = f"{want} threads asked, {threads} used: the {name} holds {limits[name]}"
+    return threads, why
+
+
+def pinned_threads(threads):
+    """A ``with`` block in which BLAS, Numba and torch run ``threads`` threads each. The Numba
+    backend is loaded first: a count set before it loads reaches its kernels only when it does,
+    and :func:`thread_counts` would report Numba's default until then."""
+    from ..backend import kernels, set_backend, set_num_threads
+    with set_backend("numba"):
+        kernels()
+    limit = set_num_threads(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    return limit
+
+
+def versions():
+    """``{"python", "numpy", "numba", "torch"}`` version strings (torch: None when missing)."""
     import numba
     try:
         import torch
         torch_version = torch.__version__
     except ImportError:
-        torch_version = "not installed"
+        torch_version = None
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "torch": torch_version}
+
+
+def machine_lines():
+    from .._sysinfo import _cpu_name
+    v = versions()
     counts = thread_counts()
     threads = ", ".join(f"{name} {counts[key]}" for key, name in
                         (("blas", "BLAS"), ("numba", "Numba"), ("torch", "torch"))
                         if counts[key] is not None)
     return [f"date: {datetime.date.today().isoformat()}",
             f"machine: {_cpu_name()}, {os.cpu_count()} logical cores, {platform.system()}",
-            f"versions: python {platform.python_version()}, numpy {np.__version__}, "
-            f"numba {numba.__version__}, torch {torch_version}",
+            f"versions: python {v['python']}, numpy {v['numpy']}, numba {v['numba']}, "
+            f"torch {v['torch'] or 'not installed'}",
             f"threads in effect: {threads}"]
 
 
@@ -83,6 +125,15 @@ def markdown(results, header):
 
 
 def write_json(path, results, header, extra):
-    clean = [{k: v for k, v in r.items() if k != "result"} for r in results]
-    atomic_write(path, lambda f: json.dump({"header": header, "results": clean, **extra}, f,
-                                           indent=1), mode="w")
+    """The header lines, the versions, one entry per table row (the forward+backward rows
+    included) with each member's seconds per call (an epoch row's ``scale`` turns them into
+    the table's seconds per epoch) and the two ratios of the table, and ``extra``."""
+    clean = []
+    for r in rows(results):
+        r = {k: v for k, v in r.items() if k != "result"}
+        for other in ("numpy", "torch"):
+            r[f"numba_vs_{other}"] = (None if r[other] is None or r["numba"] is None
+                                      else r[other] / r["numba"])
+        clean.append(r)
+    document = {"header": header, "versions": versions(), "results": clean, **extra}
+    atomic_write(path, lambda f: json.dump(document, f, indent=1), mode="w")

@@ -1,14 +1,15 @@
 """``python -m fastnet bench [--quick] [--json PATH]``: run the benchmarks, print the report."""
+import os
 import sys
 
 import numpy as np
 
 from .._files import check_writable
-from ..backend import _usable_cpus, get_num_threads, set_num_threads
 from . import cases as C
 from .epochs import epoch_cases
-from .report import machine_lines, markdown, thread_counts, write_json
-from .timing import dense_rate_in_training, gemm_rate, measure
+from .report import (machine_lines, markdown, pinned_threads, thread_counts, usable_threads,
+                     write_json)
+from .timing import ResultMismatch, dense_rate_in_training, gemm_rate, measure
 
 
 def add_bench_arguments(p, positive_int):
@@ -17,9 +18,9 @@ def add_bench_arguments(p, positive_int):
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--family", action="append", choices=sorted(C.KERNEL_FAMILIES) + ["epoch"],
                    help="only these families (repeatable)")
-    p.add_argument("--threads", type=positive_int, default=_usable_cpus(),
-                   help="BLAS, Numba and torch threads, at most the usable CPUs (default: all "
-                        "of them)")
+    p.add_argument("--threads", type=positive_int,
+                   help="BLAS, Numba and torch threads, at most the usable CPUs and Numba's "
+                        "worker pool (default: FASTNET_NUM_THREADS, else all usable CPUs)")
     p.add_argument("--no-startup", action="store_true", help="skip the cold/warm start probe")
 
 
@@ -43,10 +44,19 @@ def _selected(args):
         yield from epoch_cases(quick=args.quick)
 
 
-def run_cases(cases, log=sys.stderr):
+def run_cases(cases, log=sys.stderr, failures=None):
+    """One row per case. A case whose result check fails gets no row (its times would be those
+    of a wrong result): its message goes to ``log`` and the :class:`ResultMismatch` to
+    ``failures``, and the run goes on."""
     results = []
     for case in cases:
-        timed = measure(case, ("numpy", "numba", "torch"))
+        try:
+            timed = measure(case, ("numpy", "numba", "torch"))
+        except ResultMismatch as err:
+            print(f"  RESULT CHECK FAILED: {err}", file=log, flush=True)
+            if failures is not None:
+                failures.append(err)
+            continue
         row = {"family": case.family, "op": case.op, "shape": case.shape, "dtype": case.dtype,
                "direction": case.direction, "size": case.size, "flops": case.flops,
                "note": case.note, **case.info,
@@ -73,19 +83,30 @@ def _seconds(values, digits):
     return ", ".join(f"{v:.{digits}f}" for v in values)
 
 
+def _check_epoch_data(args):
+    """With ``FASTNET_DATA`` set, the epochs train on real MNIST: a folder without it fails
+    here, not after the kernel cases have been timed (the epochs run last)."""
+    data = os.environ.get("FASTNET_DATA")
+    if data and (not args.family or "epoch" in args.family):
+        from ..mnist import find_mnist_dir
+        if find_mnist_dir() is None:
+            raise ValueError(f"FASTNET_DATA={data}: no MNIST files there (the epoch benchmarks "
+                             f"train on them when it is set); fix it, or unset it for "
+                             f"synthetic data of MNIST's shape")
+
+
 def run_bench(args):
-    if args.json:
+    if args.json is not None:
         check_writable("--json", args.json)      # before the run, not after it
-    with set_num_threads(args.threads):
-        threads = get_num_threads()        # capped at the usable CPUs: torch gets the same
-        try:
-            import torch
-            torch.set_num_threads(threads)
-        except ImportError:
-            pass
+    _check_epoch_data(args)
+    threads, capped = usable_threads(args.threads)
+    if capped:
+        print(f"bench: {capped}", file=sys.stderr)
+    with pinned_threads(threads):
         header = machine_lines()
         peak = gemm_rate()
-        results = run_cases(_selected(args))
+        failures = []
+        results = run_cases(_selected(args), failures=failures)
         peak = max(peak, gemm_rate())     # a roofline is the best reached: before and after
         rate, frac = dense_gemm_fraction(results, peak)
         line = f"GEMM roofline: BLAS sgemm 1024^3 measures {peak:.0f} GFLOP/s"
@@ -111,8 +132,13 @@ def run_bench(args):
                           f"{warm['first_steps']:.2f} s ({_seconds(warm['all_first_steps'], 2)}); "
                           f"the import itself took {warm['import']:.2f} s")
             extra["startup"] = start
+    if failures:
+        header.append(f"RESULT CHECKS FAILED, left out of the table (details on stderr and in "
+                      f"the JSON): " + "; ".join(f"{f.case} ({f.member})" for f in failures))
+        extra["failed"] = [{"case": f.case, "member": f.member, "message": str(f)}
+                           for f in failures]
     print(markdown(results, header))
-    if args.json:
+    if args.json is not None:
         write_json(args.json, results, header, extra)
         print(f"\nwrote {args.json}")
-    return 0
+    return 1 if failures else 0

@@ -11,6 +11,15 @@ from ..backend import set_backend
 from .cases import Unsupported
 
 
+class ResultMismatch(AssertionError):
+    """A member's result differs from the NumPy baseline's: ``case`` (its name) and ``member``,
+    and the check's message."""
+
+    def __init__(self, case, member, message):
+        super().__init__(message)
+        self.case, self.member = case, member
+
+
 def member_context(member):
     """Make the member's backend current (torch needs nothing)."""
     return contextlib.nullcontext() if member == "torch" else set_backend(member)
@@ -27,6 +36,7 @@ def measure(case, members, rounds=7, round_seconds=0.02):
     members alike instead of one. The per-call median over rounds is ``median``.
 
     Returns ``{member: dict or None}``; None when the member cannot run the case (no torch).
+    Raises :class:`ResultMismatch` when a member's result fails the check.
     """
     prepared = {}
     reference = None
@@ -43,7 +53,13 @@ def measure(case, members, rounds=7, round_seconds=0.02):
         if reference is None:
             reference = result
         elif case.check is not None:
-            case.check(result, reference)
+            try:
+                case.check(result, reference)
+            except AssertionError as err:
+                detail = " ".join(str(err).split())[:300]
+                raise ResultMismatch(case.name, member,
+                                     f"{case.name}: the {member} result differs from the "
+                                     f"{members[0]} baseline's: {detail}") from err
         prepared[member] = {"fn": fn, "first_call": first_call, "result": result, "times": []}
     for _ in range(rounds):
         for member, p in prepared.items():
