@@ -217,7 +217,8 @@ def test_a_bad_fastnet_data_fails_before_any_case_is_timed(monkeypatch, capsys):
     monkeypatch.setenv("FASTNET_DATA", "/nonexistent/mnist")
     monkeypatch.setattr(run, "run_cases", lambda *a, **k: pytest.fail("timed before checking"))
     assert cli.main(["bench", "--family", "epoch"]) == 1
-    assert "fastnet bench: error: FASTNET_DATA=/nonexistent/mnist: no MNIST files there" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fastnet bench: error: FASTNET_DATA=/nonexistent/mnist: no MNIST files there" in err
 
 
 def test_the_epoch_ids_do_not_match_k_torch():
