@@ -212,6 +212,22 @@ def test_pinned_threads_reach_numba_before_the_header_reads_them():
     assert out.strip() == "{'blas': 1, 'numba': 1}"
 
 
+def test_pinned_threads_imports_torch_before_numbas_workers_start():
+    """A torch imported after Numba's OpenMP workers started ran its float64 convolutions
+    7-30x slower in the benchmarks (one shared libgomp): the workers start when the thread count
+    is set, so torch must be imported before that. Numba imports its threading layer's module
+    when it starts them, so ``sys.modules``' order tells which came first."""
+    pytest.importorskip("torch")
+    code = ("import sys\nfrom fastnet.benchmarking.report import pinned_threads\n"
+            "with pinned_threads(1):\n    names = list(sys.modules)\n"
+            "layer = [n for n in names if n.startswith('numba.np.ufunc.')\n"
+            "         and n.endswith(('omppool', 'tbbpool', 'workqueue'))]\n"
+            "print(names.index('torch') < names.index(layer[0]))")
+    out = __import__("subprocess").run([__import__("sys").executable, "-c", code],
+                                      capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
 def test_a_bad_fastnet_data_fails_before_any_case_is_timed(monkeypatch, capsys):
     from fastnet import cli
     monkeypatch.setenv("FASTNET_DATA", "/nonexistent/mnist")

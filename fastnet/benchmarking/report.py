@@ -46,18 +46,24 @@ def usable_threads(asked=None):
 
 
 def pinned_threads(threads):
-    """A ``with`` block in which BLAS, Numba and torch run ``threads`` threads each. The Numba
-    backend is loaded first: a count set before it loads reaches its kernels only when it does,
-    and :func:`thread_counts` would report Numba's default until then."""
+    """A ``with`` block in which BLAS, Numba and torch run ``threads`` threads each.
+
+    The order matters twice. torch is imported first: once Numba's OpenMP workers have started
+    (``numba.set_num_threads`` starts them), a torch imported after them ran its float64
+    convolutions 7-30x slower (both use ``libgomp.so.1``, and torch then shares the one Numba
+    loaded). Then the Numba backend is loaded, before the count is set: a count set earlier
+    reaches its kernels only when it loads, and :func:`thread_counts` reported Numba's default
+    until then."""
     from ..backend import kernels, set_backend, set_num_threads
+    try:
+        import torch
+    except ImportError:
+        torch = None
     with set_backend("numba"):
         kernels()
     limit = set_num_threads(threads)
-    try:
-        import torch
+    if torch is not None:
         torch.set_num_threads(threads)
-    except ImportError:
-        pass
     return limit
 
 
