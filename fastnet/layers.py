@@ -326,7 +326,9 @@ class Softmax(Layer):
 def _fused_name(activation):
     """The kernel's name for ``activation`` (``fused_name``) when the layer's kernel may apply it
     in its place: the class that names it, or a subclass that keeps its methods. A subclass
-    that changes them (a leaky ReLU derived from ReLU) runs as the object it is."""
+    that changes them (a leaky ReLU derived from ReLU) runs as the object it is, unless it names
+    the function again itself (``fastnet.compat``'s activations, whose methods only add the
+    notebooks' bookkeeping)."""
     owner = next((cls for cls in type(activation).__mro__ if "fused_name" in vars(cls)), None)
     if owner is None:
         return None

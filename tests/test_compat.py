@@ -714,3 +714,13 @@ def test_neural_network_fuses_the_articles_own_softmax():
     numeric = numerical_gradient(f, probe.weights, h=1e-6)
     nn.backward(T, nn.forward(X))
     np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("make, name", [(lambda: compat.ReLU(), "relu"),
+                                        (lambda: compat.Sigmoid(), "sigmoid"),
+                                        (lambda: compat.Tanh(), "tanh")])
+def test_the_notebooks_activations_run_inside_the_fc_kernel(make, name):
+    """The notebook activations' methods add bookkeeping only, so an FC still fuses them (a
+    stricter rule for activation subclasses once ran them as separate layers, slower)."""
+    fc = compat.FC(4, 3, compat.HeInitializer(), compat.AdaGrad(0.01), make())
+    assert fc._fused == name and fc._act_layer is None

@@ -246,6 +246,11 @@ class ReLU(_NotebookActivation, _LearningRateIgnored, _layers.ReLU):
     """:class:`fastnet.layers.ReLU`; ``backward(dout, learning_rate=None)``; ``mask`` is
     "Deep Learning from Scratch"'s ``x <= 0`` of the last input."""
 
+    # Its methods compute ReLU's function (they only add the notebooks' bookkeeping): an FC may
+    # still run it inside its kernel (a subclass that changes the methods is fused only when it
+    # says so, see fastnet.layers._fused_name).
+    fused_name = "relu"
+
     @property
     def mask(self):
         return None if self.a is None else self.a <= 0
@@ -255,10 +260,14 @@ class ReLU(_NotebookActivation, _LearningRateIgnored, _layers.ReLU):
 class Sigmoid(_NotebookActivation, _LearningRateIgnored, _layers.Sigmoid):
     """:class:`fastnet.layers.Sigmoid` (never overflows); ``backward(dout, learning_rate=None)``."""
 
+    fused_name = "sigmoid"         # as ReLU's
+
 
 @register("compat.Tanh")
 class Tanh(_NotebookActivation, _LearningRateIgnored, _layers.Tanh):
     """:class:`fastnet.layers.Tanh`; ``backward(dout, learning_rate=None)``."""
+
+    fused_name = "tanh"            # as ReLU's
 
 
 @register("compat.Softmax")
