@@ -10,23 +10,28 @@ rest here, where the same layer and optimizer methods call the backend's kernels
 
 The chain applies only where that reasoning holds; anything else keeps the checked step:
 
-- the model is a ``Sequential`` or ``Classifier`` itself, and its layers ``FC`` itself (not
-  subclasses, no method replaced on an instance), each with a fused activation, or none; a final
-  ``Softmax`` (a layer, or the last FC's activation object) is fused with the loss, as in the
-  checked step;
-- each layer's optimizer (its own, or the model's) is one of fastnet's (not a subclass, no method
-  replaced) with hyper-parameters that are Python floats or bools, as its constructor stores
-  them;
+- every method the checked step would call is fastnet's own, as it was when fastnet was
+  imported: on the model (a ``Sequential`` or ``Classifier``), on each layer (an ``FC``, each with
+  a fused activation or none), on each optimizer (one of fastnet's), and the functional API's
+  functions the checked step goes through. A subclass that overrides one of them, a method
+  replaced on an instance or patched on a class, or a wrapped ``fastnet.functional.dense`` keeps
+  every step checked (a subclass that overrides none, e.g. ``fastnet.compat.FC``, does not). A
+  final ``Softmax`` (a layer, or the last FC's activation object) is fused with the loss, as in
+  the checked step;
+- the optimizers' hyper-parameters are Python floats or bools, as their constructors store them;
 - after the first step, ``W``, ``b``, their gradients and the optimizer's state pass the
   functional API's shortcut for plain arrays (C-contiguous, writeable ndarrays of the layer's
   dtype and consistent shapes), so the checked functions would pass them on unconverted (an
   ``np.matrix`` parameter, say, is viewed as an ndarray on every checked call, and keeps every
-  step checked);
+  step checked); and no two of the parameters and state arrays share memory (``fit`` refuses
+  tied weights when it starts; a callback could tie them between epochs);
 - no callback runs per batch (``on_batch_end``) and no ``augment``: either could change the model
   or its data between steps.
 
 The input batch is cast and reshaped as ``FC`` does; the labels go through the loss's own
-checks, as in every step. ``tests/test_dense_chain.py`` trains models both ways and compares
+checks, as in every step. Updates come in the checked step's order: a layer with an optimizer of
+its own is updated inside its backward, the others once the whole backward has succeeded, first
+layer first. ``tests/test_dense_chain.py`` trains models both ways and compares
 every parameter, gradient and logged value bit for bit.
 """
 import numpy as np
@@ -36,15 +41,33 @@ from .backend import kernels
 from .layers import FC, Softmax, _cast_grad
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
-_OPTIMIZERS = (SGD, Momentum, AdaGrad, RMSProp, Adam)
-#: Methods that the checked step calls, and that an instance may have replaced: the chain would
-#: not call them.
+#: Methods that the checked step calls (directly or through each other).
 _LAYER_METHODS = ("forward", "backward", "_backward", "_forward_logits", "_backward_logits",
-                  "_gradients")
+                  "_gradients", "params", "grads")
 _MODEL_METHODS = ("forward", "backward", "_backward", "_forward_through", "_forward_for_loss",
-                  "_forward_logits", "_backward_from_loss", "_backward_logits", "_step",
-                  "leaf_optimizers")
+                  "_forward_logits", "_backward_from_loss", "_backward_logits", "_check_whole",
+                  "_step", "leaf_optimizers", "named_leaves")
 _OPTIMIZER_METHODS = ("update", "_step", "_state_for", "_new_state")
+_FUNCTIONS = ("dense", "dense_backward", "sgd_update_", "momentum_update_", "adagrad_update_",
+              "rmsprop_update_", "adam_update_")
+
+
+def _methods(cls, names):
+    return {name: getattr(cls, name) for name in names}
+
+
+#: The originals, as fastnet defines them (a class patched later no longer matches).
+_ORIGINAL = {FC: _methods(FC, _LAYER_METHODS),
+             **{cls: _methods(cls, _OPTIMIZER_METHODS)
+                for cls in (SGD, Momentum, AdaGrad, RMSProp, Adam)}}
+_ORIGINAL_FUNCTIONS = {name: getattr(F, name) for name in _FUNCTIONS}
+
+
+def record_models(*classes):
+    """Record the model classes' step methods (``fastnet.model`` calls this once it has defined
+    them: it imports this module first)."""
+    for cls in classes:
+        _ORIGINAL[cls] = _methods(cls, _MODEL_METHODS)
 
 
 class DenseChain:
@@ -60,7 +83,8 @@ class DenseChain:
 
     def __init__(self, model, layers, optimizers):
         self.model = model
-        self.steps = list(zip(layers, optimizers))
+        self.steps = [(layer, optimizer, layer.optimizer is not None)
+                      for layer, optimizer in zip(layers, optimizers)]
         self.kernels = kernels()
 
     def forward(self, X):
@@ -69,7 +93,7 @@ class DenseChain:
         model = self.model
         model._torn = True
         dense = self.kernels.dense_forward
-        for i, (layer, _) in enumerate(self.steps):
+        for i, (layer, _, _) in enumerate(self.steps):
             try:
                 X = layer._forward_logits(X, dense)
             except (ValueError, TypeError) as err:     # as the model's own forward says it
@@ -78,24 +102,31 @@ class DenseChain:
         return X
 
     def backward(self, dout):
-        """Gradients of every layer from ``dout = dL/dlogits``; each layer is updated once its
-        gradients are known (its input gradient is computed first, from the weights before)."""
-        backend = self.kernels
-        dense_backward = backend.dense_backward
+        """Gradients of every layer from ``dout = dL/dlogits``, and the updates, in the checked
+        step's order (module docstring)."""
+        dense_backward = self.kernels.dense_backward
         for i in range(len(self.steps) - 1, -1, -1):
-            layer, optimizer = self.steps[i]
+            layer, optimizer, own = self.steps[i]
             dout = layer._gradients(_cast_grad(layer, dout, layer.dtype), i > 0, dense_backward)
-            optimizer._step(layer.W, layer.dW, optimizer._state_for(layer.W), backend)
-            optimizer._step(layer.b, layer.db, optimizer._state_for(layer.b), backend)
+            if own:
+                self._update(layer, optimizer)
+        for layer, optimizer, own in self.steps:
+            if not own:
+                self._update(layer, optimizer)
+
+    def _update(self, layer, optimizer):
+        optimizer._step(layer.W, layer.dW, optimizer._state_for(layer.W), self.kernels)
+        optimizer._step(layer.b, layer.db, optimizer._state_for(layer.b), self.kernels)
 
 
-def dense_chain(model, model_types, tail):
+def dense_chain(model, tail):
     """A :class:`DenseChain` for ``model``'s layers when its remaining steps may skip the
     per-call checks (module docstring), else None. Called after a checked step, whose checks it
-    relies on; the caller has ruled out per-batch callbacks and ``augment``. ``model_types``:
-    fastnet's own model classes (``fastnet.model`` imports this module)."""
-    if tail not in ("logits", "fused") or type(model) not in model_types \
-            or _replaced(model, _MODEL_METHODS):
+    relies on; the caller has ruled out per-batch callbacks and ``augment``."""
+    model_class = _fastnet_class(model)
+    if tail not in ("logits", "fused") or model_class is None \
+            or not _unchanged(model, model_class) \
+            or any(getattr(F, name) is not f for name, f in _ORIGINAL_FUNCTIONS.items()):
         return None
     layers = list(model.layers)
     # A final Softmax layer is fused with the loss; then the FC before it applies its own
@@ -105,7 +136,7 @@ def dense_chain(model, model_types, tail):
         layers.pop()
     optimizers = []
     for i, layer in enumerate(layers):
-        if type(layer) is not FC or _replaced(layer, _LAYER_METHODS):
+        if not (isinstance(layer, FC) and _unchanged(layer, FC)):
             return None
         final_softmax = (tail == "fused" and not fused_layer and i == len(layers) - 1
                          and isinstance(layer._act_layer, Softmax))
@@ -115,17 +146,27 @@ def dense_chain(model, model_types, tail):
         if not (_plain_optimizer(optimizer) and _plain_arrays(layer, optimizer)):
             return None
         optimizers.append(optimizer)
-    return DenseChain(model, layers, optimizers) if layers else None
+    if not layers or not _apart(layers, optimizers):
+        return None
+    return DenseChain(model, layers, optimizers)
 
 
-def _replaced(obj, names):
-    """Whether ``obj`` holds one of the methods ``names`` as an instance attribute."""
+def _unchanged(obj, cls):
+    """Whether ``obj``'s step methods are ``cls``'s originals: not overridden by its class, not
+    patched on ``cls`` since, not replaced on the instance."""
     attributes = getattr(obj, "__dict__", {})
-    return any(name in attributes for name in names)
+    return all(name not in attributes and getattr(type(obj), name) is original
+               for name, original in _ORIGINAL[cls].items())
+
+
+def _fastnet_class(obj):
+    """The class of fastnet's that ``obj`` is an instance of (the nearest, for a subclass)."""
+    return next((cls for cls in type(obj).__mro__ if cls in _ORIGINAL), None)
 
 
 def _plain_optimizer(optimizer):
-    return (type(optimizer) in _OPTIMIZERS and not _replaced(optimizer, _OPTIMIZER_METHODS)
+    cls = _fastnet_class(optimizer)
+    return (cls is not None and cls is not FC and _unchanged(optimizer, cls)
             and all(type(value) in (float, bool) for value in optimizer.get_config().values()))
 
 
@@ -145,3 +186,16 @@ def _plain_arrays(layer, optimizer):
         if not F._plain_in_place(param, grad, arrays):
             return False
     return True
+
+
+def _apart(layers, optimizers):
+    """Whether no two of the parameters and optimizer state arrays (Adam's count included) share
+    memory: tied by a callback between epochs, each would be stepped in another order here."""
+    arrays = []
+    for layer, optimizer in zip(layers, optimizers):
+        for param in (layer.W, layer.b):
+            arrays.append(param)
+            arrays.extend(v for v in optimizer._state_for(param).values()
+                          if isinstance(v, np.ndarray))
+    return F._apart(arrays) or not any(np.may_share_memory(a, b) for i, a in enumerate(arrays)
+                                       for b in arrays[i + 1:])

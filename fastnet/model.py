@@ -50,7 +50,7 @@ from . import _checks as check
 from . import _serialize
 from . import backend
 from . import functional as F
-from ._dense_chain import dense_chain
+from ._dense_chain import dense_chain, record_models
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
@@ -736,7 +736,7 @@ class Sequential(_Container):
                 self._backward_from_loss(self.loss.backward(), tail)
                 self._step()
                 if b == 0 and augment is None and not _per_batch(callbacks):
-                    chain = dense_chain(self, (Sequential, Classifier), tail)
+                    chain = dense_chain(self, tail)
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             _call(callbacks, "on_batch_end", b, loss, len(xb))
@@ -1102,6 +1102,9 @@ def _check_class_scores(op, out):
     if out.ndim != 2 or out.shape[1] == 0:
         raise ValueError(f"{op}: the network outputs shape {out.shape[1:]} per sample; a "
                          f"classifier needs one score per class, (N, C) with C >= 1")
+
+
+record_models(Sequential, Classifier)       # for fastnet._dense_chain: their step methods
 
 
 def load(path):

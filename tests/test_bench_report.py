@@ -30,6 +30,14 @@ def test_markdown_ratios_are_the_other_members_time_over_numbas():
     assert both[3] == "forward+backward" and both[4:] == ["3.000", "1.500", "-", "2.00x", "-"]
 
 
+def test_a_combined_row_adds_the_flops_and_first_calls_of_its_two_rows():
+    rows = report.rows([_row(flops=100, numba_first_call=0.5),
+                        _row(direction="backward", flops=200, numba_first_call=0.25)])
+    both = rows[-1]
+    assert both["direction"] == "forward+backward"
+    assert (both["flops"], both["numba_first_call"]) == (300, 0.75)
+
+
 def test_epoch_rows_are_scaled_to_a_whole_epoch_in_seconds():
     row = _row(op="epoch (a)", direction="epoch", numpy=0.5, numba=0.25, torch=1.0, scale=10)
     (cells,) = _table_rows(report.markdown([row], []))
@@ -197,7 +205,7 @@ def test_bench_threads_never_exceed_numbas_pool(monkeypatch):
     import numba
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
     threads, why = report.usable_threads(2)
-    assert threads == 1 and "NUMBA_NUM_THREADS" in why
+    assert threads == 1 and "NUMBA_NUM_THREADS" in why and "FASTNET_NUM_THREADS" in why
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 64)
     assert report.usable_threads(1) == (1, None)
 
@@ -235,6 +243,18 @@ def test_a_bad_fastnet_data_fails_before_any_case_is_timed(monkeypatch, capsys):
     assert cli.main(["bench", "--family", "epoch"]) == 1
     err = capsys.readouterr().err
     assert "fastnet bench: error: FASTNET_DATA=/nonexistent/mnist: no MNIST files there" in err
+
+
+def test_fastnet_data_with_broken_files_fails_before_any_case_is_timed(monkeypatch, capsys,
+                                                                      tmp_path):
+    from fastnet import cli
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(b"not an IDX file")
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path))
+    monkeypatch.setattr(run, "run_cases", lambda *a, **k: pytest.fail("timed before checking"))
+    assert cli.main(["bench", "--family", "epoch"]) == 1
+    assert f"fastnet bench: error: FASTNET_DATA={tmp_path}: " in capsys.readouterr().err
 
 
 def test_the_epoch_ids_do_not_match_k_torch():

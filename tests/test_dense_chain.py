@@ -59,10 +59,10 @@ def layer_state(model):
     return state
 
 
-def assert_same_training(model, X, y, **fit_args):
+def assert_same_training(model, X, y, callbacks=(), **fit_args):
     checked = copy.deepcopy(model)
-    model.fit(X, y, **fit_args)
-    checked.fit(X, y, callbacks=[Checked()], **fit_args)
+    model.fit(X, y, callbacks=list(callbacks), **fit_args)
+    checked.fit(X, y, callbacks=list(callbacks) + [Checked()], **fit_args)
     assert model.history == checked.history
     got, want = layer_state(model), layer_state(checked)
     assert [name for name, _ in got] == [name for name, _ in want]
@@ -128,11 +128,43 @@ def test_chain_with_another_loss(backend, dtype, chain_steps):
 
 
 class MyFC(FC):
-    pass
+    """Changes no step method: chained."""
+
+    def __repr__(self):
+        return "MyFC()"
 
 
 class MyAdaGrad(AdaGrad):
-    pass
+    """Changes no step method: chained."""
+
+
+class FrozenBias(FC):
+    """Exposes W alone to the optimizer: the checked step never updates b."""
+
+    @property
+    def params(self):
+        return {"W": self.W}
+
+    @property
+    def grads(self):
+        return {"W": self.dW}
+
+
+class ClippedSGD(SGD):
+    def _step(self, param, grad, state, ops=None):
+        super()._step(param, np.clip(grad, -0.01, 0.01), state)
+
+
+def test_subclasses_that_change_no_step_method_are_chained(backend, chain_steps):
+    """Subclasses that override no method of the step (fastnet.compat's FC overrides only its
+    constructor) take the chain, and train as the checked steps do."""
+    from fastnet import compat
+    X, y = data(40)
+    model = Classifier([MyFC(12, 6, activation="relu"),
+                        compat.FC(6, 4, compat.HeInitializer(), None, None)],
+                       optimizer=MyAdaGrad(0.05))
+    assert_same_training(model, X, y, epochs=2, batch_size=10)
+    assert chain_steps == [10, 10, 10] * 2
 
 
 def _float32_lr():
@@ -142,15 +174,16 @@ def _float32_lr():
 
 
 @pytest.mark.parametrize("build, fit_args", [
-    (lambda: Classifier([MyFC(12, 4)], optimizer=SGD(0.1)), {}),
-    (lambda: Classifier([FC(12, 4)], optimizer=MyAdaGrad(0.1)), {}),
+    (lambda: Classifier([FrozenBias(12, 4)], optimizer=SGD(0.1)), {}),
+    (lambda: Classifier([FC(12, 4)], optimizer=ClippedSGD(0.1)), {}),
     (lambda: Classifier([FC(12, 4)], optimizer=_float32_lr()), {}),
     (lambda: Classifier([FC(12, 6, activation=Softmax()), FC(6, 4)], optimizer=SGD(0.1)), {}),
     (lambda: Classifier([FC(12, 6), ReLU(), FC(6, 4)], optimizer=SGD(0.1)), {}),
     (lambda: Classifier([FC(12, 4)], optimizer=SGD(0.1)), {"callbacks": [Checked()]}),
     (lambda: Classifier([FC(12, 4)], optimizer=SGD(0.1)), {"augment": lambda x, rng: x}),
-], ids=["FC subclass", "optimizer subclass", "float32 lr", "activation object inside",
-        "activation layer", "per-batch callback", "augment"])
+], ids=["FC subclass with its own params", "optimizer subclass with its own _step",
+        "float32 lr", "activation object inside", "activation layer", "per-batch callback",
+        "augment"])
 def test_what_the_chain_does_not_take(chain_steps, build, fit_args):
     X, y = data(40)
     model = build()
@@ -294,3 +327,78 @@ def test_an_error_in_the_chain_names_the_layer_as_the_checked_step_does(backend)
     with pytest.raises(ValueError, match=r"Classifier: layer 1 FC\(6, 4\) failed on its input "
                                          r"of shape \(10, 6\), the output of layer 0 FC\(12, 6\)"):
         model.fit(X, y, epochs=1, batch_size=10, shuffle=False)
+
+
+# --- second probe: class patches, sharing made between epochs, state after an error ------------
+
+def _patch_class_update(monkeypatch):
+    real = SGD.update
+
+    def decayed(self, params, grads=None):        # weight decay, patched on the class
+        for p in (params.params if grads is None else params).values():
+            p *= 0.99
+        return real(self, params, grads)
+    monkeypatch.setattr(SGD, "update", decayed)
+
+
+def _wrap_functional_dense(monkeypatch):
+    from fastnet import functional
+    real = functional.dense
+    monkeypatch.setattr(functional, "dense", lambda *args: real(*args) * 0.5)
+
+
+@pytest.mark.parametrize("patch", [_patch_class_update, _wrap_functional_dense])
+def test_a_patched_class_or_function_keeps_every_step_checked(backend, chain_steps, monkeypatch,
+                                                              patch):
+    X, y = data(40)
+    model = Classifier([FC(12, 6, activation="relu"), FC(6, 4)], optimizer=SGD(0.05))
+    patch(monkeypatch)
+    assert_same_training(model, X, y, epochs=2, batch_size=10)
+    assert chain_steps == []
+
+
+class Tie(Callback):
+    """Ties two layers' optimizer state (or weights) after the first epoch."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def on_train_begin(self, model, epochs, n_batches):
+        self.model = model
+
+    def on_epoch_end(self, epoch, logs):
+        layers, opt = self.model.layers, self.model.optimizer
+        if self.what == "state":
+            opt.state_of(layers[2].W)["h"] = opt.state_of(layers[1].W)["h"]
+        else:
+            layers[2].W = layers[1].W
+
+
+@pytest.mark.parametrize("what", ["state", "weights"])
+def test_arrays_tied_between_epochs_keep_every_step_checked(backend, chain_steps, what):
+    X, y = data(60, (16,), classes=5)
+    model = Classifier([FC(16, 16, activation="relu", dtype=np.float64) for _ in range(3)]
+                       + [FC(16, 5, dtype=np.float64)], optimizer=AdaGrad(0.01))
+    assert_same_training(model, X, y, epochs=3, batch_size=20, callbacks=[Tie(what)])
+    assert chain_steps == [20, 20]          # the first epoch's, before the tie
+
+
+def test_an_error_in_the_backward_leaves_the_model_as_the_checked_step_does(backend):
+    """The model's optimizer updates once the whole backward has succeeded: a gradient that
+    overflows the float32 first layer in the last batch leaves every parameter as it was."""
+    X = np.ones((21, 16), np.float32)
+    y = np.zeros(21, np.int64)
+    model = Classifier([FC(16, 8, activation="relu", dtype=np.float32),
+                        FC(8, 4, dtype=np.float64)], optimizer=SGD(0.1))
+    model.layers[0].W[...] = 0.0
+    model.layers[0].b[...] = 1.0
+    model.layers[1].W[...] = np.array([3e38, -3e38, 3e38, -3e38])
+    model.layers[1].b[...] = [0.0, 1.0, 2.0, 3.0]
+    results = []
+    for callbacks in ([], [Checked()]):
+        m = copy.deepcopy(model)
+        with pytest.raises(ValueError, match="FC.backward: the incoming gradient dout"):
+            m.fit(X, y, epochs=1, batch_size=20, shuffle=False, callbacks=callbacks)
+        results.append([p.copy() for p in m.params.values()])
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)

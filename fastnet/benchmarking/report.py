@@ -35,13 +35,14 @@ def usable_threads(asked=None):
     import numba
     from ..backend import _usable_cpus, get_num_threads
     want = asked or get_num_threads() or _usable_cpus()
-    limits = {"usable CPUs": _usable_cpus(),
-              "Numba's worker pool (NUMBA_NUM_THREADS)": numba.config.NUMBA_NUM_THREADS}
+    pool = ("Numba's worker pool (NUMBA_NUM_THREADS, which importing fastnet sets from "
+            "FASTNET_NUM_THREADS when Numba has not started yet)")
+    limits = {"this process's usable CPUs": _usable_cpus(), pool: numba.config.NUMBA_NUM_THREADS}
     threads = min(want, *limits.values())
     why = None
     if threads < want:
         name = min(limits, key=limits.get)
-        why = f"{want} threads asked, {threads} used: the {name} holds {limits[name]}"
+        why = f"{want} threads asked, {threads} used: {name} holds {limits[name]}"
     return threads, why
 
 
@@ -110,8 +111,10 @@ def rows(results):
             back = by_key.get((r["op"], r["shape"], r["dtype"], "backward"))
             if back:
                 both = dict(r, direction="forward+backward")
-                for m in ("numpy", "numba", "torch"):
-                    both[m] = (None if r[m] is None or back[m] is None else r[m] + back[m])
+                for m in ("numpy", "numba", "torch", "flops", "numba_first_call"):
+                    if m in r:
+                        both[m] = (None if r[m] is None or back.get(m) is None
+                                   else r[m] + back[m])
                 out.insert(out.index(back) + 1, both)
     return out
 

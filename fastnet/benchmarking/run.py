@@ -88,11 +88,15 @@ def _check_epoch_data(args):
     here, not after the kernel cases have been timed (the epochs run last)."""
     data = os.environ.get("FASTNET_DATA")
     if data and (not args.family or "epoch" in args.family):
-        from ..mnist import find_mnist_dir
+        from ..mnist import find_mnist_dir, load_mnist
         if find_mnist_dir() is None:
             raise ValueError(f"FASTNET_DATA={data}: no MNIST files there (the epoch benchmarks "
                              f"train on them when it is set); fix it, or unset it for "
                              f"synthetic data of MNIST's shape")
+        try:
+            load_mnist()                 # read once (~1 s): files that are there but broken
+        except (OSError, ValueError) as err:
+            raise ValueError(f"FASTNET_DATA={data}: {err}") from None
 
 
 def run_bench(args):
