@@ -56,10 +56,12 @@ def _methods(cls, names):
     return {name: getattr(cls, name) for name in names}
 
 
+_OPTIMIZERS = (SGD, Momentum, AdaGrad, RMSProp, Adam)
+_MODELS = []                     # fastnet.model's classes (record_models)
+
 #: The originals, as fastnet defines them (a class patched later no longer matches).
 _ORIGINAL = {FC: _methods(FC, _LAYER_METHODS),
-             **{cls: _methods(cls, _OPTIMIZER_METHODS)
-                for cls in (SGD, Momentum, AdaGrad, RMSProp, Adam)}}
+             **{cls: _methods(cls, _OPTIMIZER_METHODS) for cls in _OPTIMIZERS}}
 _ORIGINAL_FUNCTIONS = {name: getattr(F, name) for name in _FUNCTIONS}
 
 
@@ -67,6 +69,7 @@ def record_models(*classes):
     """Record the model classes' step methods (``fastnet.model`` calls this once it has defined
     them: it imports this module first)."""
     for cls in classes:
+        _MODELS.append(cls)
         _ORIGINAL[cls] = _methods(cls, _MODEL_METHODS)
 
 
@@ -123,7 +126,7 @@ def dense_chain(model, tail):
     """A :class:`DenseChain` for ``model``'s layers when its remaining steps may skip the
     per-call checks (module docstring), else None. Called after a checked step, whose checks it
     relies on; the caller has ruled out per-batch callbacks and ``augment``."""
-    model_class = _fastnet_class(model)
+    model_class = _fastnet_class(model, _MODELS)
     if tail not in ("logits", "fused") or model_class is None \
             or not _unchanged(model, model_class) \
             or any(getattr(F, name) is not f for name, f in _ORIGINAL_FUNCTIONS.items()):
@@ -159,14 +162,15 @@ def _unchanged(obj, cls):
                for name, original in _ORIGINAL[cls].items())
 
 
-def _fastnet_class(obj):
-    """The class of fastnet's that ``obj`` is an instance of (the nearest, for a subclass)."""
-    return next((cls for cls in type(obj).__mro__ if cls in _ORIGINAL), None)
+def _fastnet_class(obj, classes):
+    """The one of fastnet's ``classes`` that ``obj`` is an instance of (the nearest, for a
+    subclass), or None."""
+    return next((cls for cls in type(obj).__mro__ if cls in classes), None)
 
 
 def _plain_optimizer(optimizer):
-    cls = _fastnet_class(optimizer)
-    return (cls is not None and cls is not FC and _unchanged(optimizer, cls)
+    cls = _fastnet_class(optimizer, _OPTIMIZERS)
+    return (cls is not None and _unchanged(optimizer, cls)
             and all(type(value) in (float, bool) for value in optimizer.get_config().values()))
 
 
