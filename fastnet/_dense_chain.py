@@ -38,7 +38,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import kernels
-from .layers import FC, Softmax, _cast_grad
+from .layers import FC, Softmax, _cast
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
@@ -110,7 +110,7 @@ class DenseChain:
         dense_backward = self.kernels.dense_backward
         for i in range(len(self.steps) - 1, -1, -1):
             layer, optimizer, own = self.steps[i]
-            dout = layer._gradients(_cast_grad(layer, dout, layer.dtype), i > 0, dense_backward)
+            dout = layer._gradients(_cast(dout, layer.dtype, layer), i > 0, dense_backward)
             if own:
                 self._update(layer, optimizer)
         for layer, optimizer, own in self.steps:

@@ -52,21 +52,17 @@ def _layer_dtype(owner, dtype):
     return dt.type
 
 
-def _cast(x, dtype):
+def _cast(x, dtype, grad_of=None):
     """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one (see
-    :func:`fastnet._checks.cast_real` for what may be cast)."""
+    :func:`fastnet._checks.cast_real` for what may be cast). ``grad_of``: the layer whose
+    ``backward`` received ``x``, for an error that names it (a backward has no model around it
+    to say where it failed)."""
     if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:    # not masked
         return x
-    return check.cast_real("layer", "input", x, dtype)
-
-
-def _cast_grad(layer, dout, dtype):
-    """:func:`_cast` for the gradient a layer's ``backward`` receives: an error names the layer
-    (a backward has no model around it to add where it failed)."""
-    if type(dout) is np.ndarray and dout.dtype == dtype and dout.flags.c_contiguous:
-        return dout
-    return check.cast_real(f"{type(layer).__name__}.backward", "the incoming gradient dout",
-                           dout, dtype, "the layers after it produced a gradient this layer's "
+    if grad_of is None:
+        return check.cast_real("layer", "input", x, dtype)
+    return check.cast_real(f"{type(grad_of).__name__}.backward", "the incoming gradient dout",
+                           x, dtype, "the layers after it produced a gradient this layer's "
                            "dtype cannot hold (training diverged?); lower the learning rate, or "
                            "use {dtype} for this layer")
 
@@ -264,7 +260,7 @@ class ReLU(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_x", None))
-        return F.relu_backward(_cast_grad(self, dout, self._x.dtype), self._x)
+        return F.relu_backward(_cast(dout, self._x.dtype, self), self._x)
 
 
 class _FromOutput(Layer):
@@ -278,7 +274,7 @@ class _FromOutput(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_y", None))
-        return self._backward(_cast_grad(self, dout, self._y.dtype), self._y)
+        return self._backward(_cast(dout, self._y.dtype, self), self._y)
 
 
 @register()
@@ -320,7 +316,7 @@ class Softmax(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_y", None))
-        return F.softmax_backward(_cast_grad(self, dout, self._y.dtype), self._y)
+        return F.softmax_backward(_cast(dout, self._y.dtype, self), self._y)
 
 
 def _fused_name(activation):
@@ -472,7 +468,7 @@ class FC(_FusedActivation):
 
     def _backward(self, dA, need_dx):
         check.need_forward(self, self.X)
-        dA = _cast_grad(self, dA, self.dtype)
+        dA = _cast(dA, self.dtype, self)
         if self._act_layer is not None:
             dA = self._act_layer.backward(dA)
         return self._backward_logits(dA, need_dx)
@@ -498,7 +494,7 @@ class FC(_FusedActivation):
         return y
 
     def _backward_logits(self, dZ, need_dx=True):
-        dX = self._gradients(_cast_grad(self, dZ, self.dtype), need_dx, F.dense_backward)
+        dX = self._gradients(_cast(dZ, self.dtype, self), need_dx, F.dense_backward)
         if self.optimizer is not None:
             self.optimizer.update(self)
         return None if dX is None else dX.reshape(self._shape)
@@ -633,7 +629,7 @@ class Conv1d(_FusedActivation):
         check.need_forward(self, self.x)
         self.dW = self.db = None                 # reuse their memory (see FC._backward_logits)
         y = None if self._fused == "none" else self._y
-        dx, self.dW, self.db = F.conv1d_backward(_cast_grad(self, dout, self.dtype), self.x, self.W,
+        dx, self.dW, self.db = F.conv1d_backward(_cast(dout, self.dtype, self), self.x, self.W,
                                                  self.stride, self.padding, self.dilation,
                                                  need_dx, y, self._fused)
         if self.optimizer is not None:
@@ -698,7 +694,7 @@ class MaxPool1d(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._indices)
-        return _max_pool1d_scatter("MaxPool1d.backward", _cast_grad(self, dout, self._dtype),
+        return _max_pool1d_scatter("MaxPool1d.backward", _cast(dout, self._dtype, self),
                                    self._indices, self._length)
 
     def get_config(self):
@@ -727,7 +723,7 @@ class AvgPool1d(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._length)
-        dout = _cast_grad(self, dout, self._dtype)
+        dout = _cast(dout, self._dtype, self)
         check_dout(repr(self), dout, self._out_shape)
         return F.avg_pool1d_backward(dout, self._length, self.kernel_size, self.stride,
                                      self.padding)
@@ -751,7 +747,7 @@ class Flatten(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_shape", None))
-        dout = _cast_grad(self, dout, self._dtype)
+        dout = _cast(dout, self._dtype, self)
         check_dout(repr(self), dout, (self._shape[0], math.prod(self._shape[1:])))
         return dout.reshape(self._shape)
 
@@ -774,7 +770,7 @@ class Transpose(Layer):
 
     def backward(self, dout):
         check.need_forward(self, getattr(self, "_out_shape", None))
-        dout = _cast_grad(self, dout, self._dtype)
+        dout = _cast(dout, self._dtype, self)
         check_dout(repr(self), dout, self._out_shape)
         return np.ascontiguousarray(dout.swapaxes(-1, -2))
 
@@ -836,7 +832,7 @@ class Dropout(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._forward_ran or None)
-        dout = _cast_grad(self, dout, self._dtype)
+        dout = _cast(dout, self._dtype, self)
         check_dout(repr(self), dout, self._shape)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout
