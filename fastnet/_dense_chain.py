@@ -38,7 +38,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import kernels
-from .layers import FC, Softmax, _cast
+from .layers import FC, _cast, fusable_softmax
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
@@ -134,7 +134,7 @@ def dense_chain(model, tail):
     layers = list(model.layers)
     # A final Softmax layer is fused with the loss; then the FC before it applies its own
     # activation object, as in the checked step, and the chain has none to offer.
-    fused_layer = tail == "fused" and isinstance(layers[-1], Softmax)
+    fused_layer = tail == "fused" and fusable_softmax(layers[-1])
     if fused_layer:
         layers.pop()
     optimizers = []
@@ -142,7 +142,7 @@ def dense_chain(model, tail):
         if not (isinstance(layer, FC) and _unchanged(layer, FC)):
             return None
         final_softmax = (tail == "fused" and not fused_layer and i == len(layers) - 1
-                         and isinstance(layer._act_layer, Softmax))
+                         and fusable_softmax(layer._act_layer))
         if layer._act_layer is not None and not final_softmax:
             return None
         optimizer = layer.optimizer if layer.optimizer is not None else model.optimizer

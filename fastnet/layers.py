@@ -309,6 +309,7 @@ class Softmax(Layer):
     """
 
     _passes = ("features",)
+    fused_name = "softmax"       # a model's loss may take its place (see fusable_softmax)
 
     def forward(self, x):
         self._y = F.softmax(_as_float(x))
@@ -333,6 +334,14 @@ def _fused_name(activation):
                 or name in getattr(activation, "__dict__", ()):
             return None
     return owner.fused_name
+
+
+def fusable_softmax(obj):
+    """Whether ``obj`` is a :class:`Softmax` that the softmax cross-entropy may replace (the
+    models fuse a final one with the loss): fastnet's, or a subclass that keeps its methods or
+    names the function again (``fastnet.compat.Softmax``). A subclass that changes them, a
+    softmax with a temperature say, runs as the layer it is."""
+    return isinstance(obj, Softmax) and _fused_name(obj) == "softmax"
 
 
 def _activation(owner, activation):

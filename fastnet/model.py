@@ -26,7 +26,10 @@ the loss: training computes the loss from the logits and passes ``(softmax - tar
 straight to the layer before, so ``log(0)`` is never taken. A notebook's *own* ``Softmax`` class
 (any class of that name from outside fastnet, as a layer or an FC's activation) is taken as the
 notebooks use it: its output, the probabilities, gives the loss, and its ``backward`` must pass
-``(softmax - target) / N`` through unchanged (``fit`` checks that it does).
+``(softmax - target) / N`` through unchanged (``fit`` checks that it does). A subclass of
+fastnet's ``Softmax`` that changes its methods (a temperature, say) is not fused: it runs as the
+layer it is, and the loss takes its output as logits (``fit`` warns when the rows look like
+probabilities).
 
 Layers from outside fastnet need only ``forward`` and ``backward``: one without ``params``
 (a notebook's own ``FC``) is not updated by the model's optimizer, saved or checked for
@@ -54,7 +57,7 @@ from ._dense_chain import dense_chain, record_models
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
-                     has_params, input_grad_optional)
+                     fusable_softmax, has_params, input_grad_optional)
 from .losses import SoftmaxCrossEntropy, get_loss
 from .optimizers import refuse_tied
 
@@ -269,18 +272,21 @@ def _warn_if_probabilities(op, out, last, fused=False):
     else:
         act = getattr(last, "activation", None)
         end = last if act is None or isinstance(act, str) else act
+        changed = (", a subclass of fastnet's Softmax that changes its methods, which the loss "
+                   "does not fuse" if isinstance(end, Softmax) else "")
         warnings.warn(
             f"{op}: the network's outputs are probabilities (rows sum to 1) but the softmax "
             f"cross-entropy takes logits and applies the softmax itself, so it would train on "
             f"softmax(probabilities). End the network with its last FC (logits), or with "
             f"fastnet.compat.Softmax / fastnet.layers.Softmax, which the loss fuses (the "
-            f"network ends in {type(end).__module__}.{type(end).__name__})", stacklevel=3)
+            f"network ends in {type(end).__module__}.{type(end).__name__}{changed})",
+            stacklevel=3)
 
 
 def _chain_tail(layers):
     """:meth:`Sequential._softmax_tail` of a chain of layers."""
     last = layers[-1]
-    if isinstance(last, Softmax) or (isinstance(last, FC) and isinstance(last._act_layer, Softmax)):
+    if fusable_softmax(last) or (isinstance(last, FC) and fusable_softmax(last._act_layer)):
         return "fused"
     if isinstance(last, Sequential):
         return _chain_tail(last.layers)
@@ -472,7 +478,7 @@ class Sequential(_Container):
         self._torn = True
         x = self._forward_through(self.layers[:-1], x)
         last = self.layers[-1]
-        if not isinstance(last, Softmax):
+        if not fusable_softmax(last):
             try:
                 x = last._forward_logits(x)
             except (ValueError, TypeError) as err:
@@ -492,7 +498,7 @@ class Sequential(_Container):
         """Backward of :meth:`_forward_logits`."""
         self._check_whole()
         rest, last = self.layers[:-1], self.layers[-1]
-        if not isinstance(last, Softmax):
+        if not fusable_softmax(last):
             dout = last._backward_logits(dout, need_dx or any(map(has_params, rest)))
         if rest:
             return backward_through(rest, dout, need_dx)

@@ -473,6 +473,40 @@ def test_neural_network_fused_tail_is_exact_for_targets_that_do_not_sum_to_one(b
     nn.backward(T, nn.forward(X))
     np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)
 
+class TemperatureSoftmax(compat.Softmax):
+    """A user's softmax with a temperature: not fused, its own backward runs."""
+
+    def forward(self, x):
+        return super().forward(np.asarray(x) / 3.0)
+
+    def backward(self, dout, learning_rate=None):
+        return super().backward(dout, learning_rate) / 3.0
+
+
+class ScaledSigmoid(compat.Sigmoid):
+    def forward(self, x):
+        return super().forward(2.0 * np.asarray(x))
+
+    def backward(self, dout, learning_rate=None):
+        return 2.0 * super().backward(dout, learning_rate)
+
+
+@pytest.mark.parametrize("loss, last", [("cross_entropy", TemperatureSoftmax),
+                                        ("binary_cross_entropy", ScaledSigmoid)])
+def test_neural_network_does_not_fuse_a_subclass_with_methods_of_its_own(backend, loss, last):
+    """Once fused with the loss as fastnet's own (its temperature left out of the gradient)."""
+    rng = np.random.default_rng(6)
+    X = rng.random((4, 3))
+    T = np.eye(3)[[0, 2, 1, 2]]
+    probe = compat.Linear(3, 3)
+    nn = compat.NeuralNetwork([probe, last()], loss=loss, learning_rate=0.0)
+    assert not nn._fused()
+    f = lambda _: nn.loss_func(T, nn.forward(X))                      # noqa: E731
+    numeric = numerical_gradient(f, probe.weights, h=1e-6)
+    nn.backward(T, nn.forward(X))
+    np.testing.assert_allclose(probe.dW, numeric, rtol=1e-5, atol=1e-9)
+
+
 def test_article_losses_by_name():
     t = np.array([[0.0, 1.0], [1.0, 0.0]])
     p = np.array([[0.2, 0.8], [0.6, 0.4]])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastnet
+from fastnet import compat
 from fastnet import model as fm
 from fastnet.initializers import HeInitializer, XavierInitializer
 from fastnet.layers import (FC, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Softmax, Tanh)
@@ -161,6 +162,42 @@ def test_a_softmax_the_loss_cannot_recognise_is_warned_about(backend):
                       Classifier(mlp().layers + [Softmax()], optimizer=SGD(0.1)),
                       Classifier(mlp().layers + [notebook.Softmax()], optimizer=SGD(0.1))):
             model.fit(X, y, epochs=1)
+
+class TemperatureSoftmax(Softmax):
+    """A user's softmax derived from fastnet's, with a forward of its own."""
+
+    def forward(self, x):
+        return super().forward(np.asarray(x) / 4.0)
+
+    def backward(self, dout):
+        return super().backward(dout) / 4.0
+
+
+class PlainSoftmax(Softmax):
+    """Keeps Softmax's methods: still fused."""
+
+
+def test_a_softmax_subclass_with_methods_of_its_own_is_not_fused(backend):
+    """Once fused with the loss like fastnet's own, its temperature silently ignored. It now
+    runs as the layer it is; its output is what the loss gets (as logits), and fit warns that
+    the rows are probabilities, naming it."""
+    X, y = blobs(20)
+    assert_trains_like([mlp(optimizer=SGD(0.1)),
+                        Classifier(mlp().layers + [PlainSoftmax()], optimizer=SGD(0.1)),
+                        mlp(optimizer=SGD(0.1), last_activation=PlainSoftmax()),
+                        mlp(optimizer=SGD(0.1), last_activation=compat.Softmax())], X, y,
+                       rtol=1e-12)
+    for model in (Classifier(mlp().layers + [TemperatureSoftmax()], optimizer=SGD(0.1)),
+                  mlp(optimizer=SGD(0.1), last_activation=TemperatureSoftmax())):
+        assert model._softmax_tail() == "logits"
+        with pytest.warns(UserWarning, match=r"TemperatureSoftmax, a subclass of fastnet's "
+                                             r"Softmax that changes its methods"):
+            model.fit(X, y, epochs=1)
+        out = model.forward(X)                     # the temperature's probabilities
+        np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-6)
+        assert model.evaluate(X, y)["loss"] == pytest.approx(naive_cross_entropy(out, y),
+                                                             rel=1e-9)
+
 
 def naive_cross_entropy(logits, y):
     z = logits - logits.max(axis=1, keepdims=True)

@@ -279,6 +279,8 @@ class Softmax(_NotebookActivation, _LearningRateIgnored, _layers.Softmax):
     mean cross-entropy in ``cross_entropy``.
     """
 
+    fused_name = "softmax"         # as ReLU's: a model's loss may still take its place
+
     def backward(self, dout, learning_rate=None):
         if learning_rate is None or np.ndim(learning_rate) == 0:
             return super().backward(dout, learning_rate)
@@ -793,13 +795,18 @@ class NeuralNetwork:
         return x
 
     def _fused(self):
-        """Whether the final layer is fused with the loss: fastnet's Softmax or Sigmoid, or the
-        article's own class of that name (whose diagonal-only backward would be wrong here)."""
-        last, name = self.layers[-1], type(self.layers[-1]).__name__
-        return ((self.loss == "cross_entropy"
-                 and (isinstance(last, _layers.Softmax) or name == "Softmax"))
-                or (self.loss == "binary_cross_entropy"
-                    and (isinstance(last, _layers.Sigmoid) or name == "Sigmoid")))
+        """Whether the final layer is fused with the loss: fastnet's Softmax or Sigmoid (or a
+        subclass that keeps their methods), or the article's own class of that name (whose
+        diagonal-only backward would be wrong here)."""
+        last = self.layers[-1]
+        wanted = {"cross_entropy": (_layers.Softmax, "softmax"),
+                  "binary_cross_entropy": (_layers.Sigmoid, "sigmoid")}.get(self.loss)
+        if wanted is None:
+            return False
+        cls, name = wanted
+        if isinstance(last, cls):      # a subclass with a temperature, say, runs as it is
+            return _layers._fused_name(last) == name
+        return type(last).__name__ == cls.__name__
 
     def backward(self, y, output):
         y = check.cast_real("NeuralNetwork.backward", "y", y, output.dtype)
