@@ -283,6 +283,44 @@ def _warn_if_probabilities(op, out, last, fused=False):
             stacklevel=3)
 
 
+def _fused_softmax(layers):
+    """The softmax object that ``_chain_tail`` fuses with the loss ("fused"), or None."""
+    last = layers[-1]
+    if isinstance(last, Sequential):
+        return _fused_softmax(last.layers)
+    if fusable_softmax(last):
+        return last
+    act = last._act_layer if isinstance(last, FC) else None
+    return act if fusable_softmax(act) else None
+
+
+def _passes_through(obj):
+    """Whether ``obj``'s backward is one that says it passes its gradient through (a subclass
+    that brings its own backward does not inherit the claim)."""
+    owner = next((cls for cls in type(obj).__mro__ if "passes_gradient_through" in vars(cls)),
+                 None)
+    return (owner is not None and owner.passes_gradient_through
+            and getattr(type(obj), "backward", None) is owner.backward
+            and "backward" not in getattr(obj, "__dict__", ()))
+
+
+def check_pass_through(op, leaves, fused):
+    """Refuse a softmax whose ``backward`` passes its gradient through
+    (``fastnet.compat.Softmax``: the notebooks' loops hand it the softmax cross-entropy's
+    gradient at the logits) anywhere but at ``fused``, the end that the loss takes over: its
+    gradient would be wrong there. ``leaves``: ``(key, layer)`` pairs."""
+    for key, layer in leaves:
+        for obj in (layer, getattr(layer, "_act_layer", None)):
+            if _passes_through(obj) and obj is not fused:
+                where = "layer" if obj is layer else "activation of layer"
+                raise ValueError(
+                    f"{op}: the {where} {key.rstrip('.')} is {type(obj).__module__}."
+                    f"{type(obj).__name__}, whose backward passes its gradient through (the "
+                    f"notebooks' convention: their loops hand it (softmax - targets) / N); it "
+                    f"can only end a network trained with the softmax cross-entropy loss, which "
+                    f"takes its place. Use fastnet.layers.Softmax here (exact backward)")
+
+
 def _chain_tail(layers):
     """:meth:`Sequential._softmax_tail` of a chain of layers."""
     last = layers[-1]
@@ -696,13 +734,15 @@ class Sequential(_Container):
         if X_val is not None:
             X_val, y_val = self._check_data(op, X_val, y_val, "X_val", "y_val")
         self._check_trainable(op)
+        tail = self._softmax_tail()
+        check_pass_through(op, self.named_leaves(),
+                           _fused_softmax(self.layers) if tail == "fused" else None)
         out = self._dry_run(X, op)
         self._check_targets(op, y, out, "y")
         if X_val is not None:
             self._check_targets(op, y_val, self._dry_run(X_val, op), "y_val")
         rng = as_generator(seed, op)
         callbacks = _callback_list(callbacks)
-        tail = self._softmax_tail()
         n_batches = -(-len(X) // batch_size)
 
         self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
