@@ -21,7 +21,8 @@ def atomic_write(path, write, mode="wb"):
     folder = os.path.dirname(os.path.abspath(path))
     # Else mkstemp's or the rename's error would name the temporary file.
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+        kind = NotADirectoryError if os.path.exists(folder) else FileNotFoundError
+        raise kind(f"cannot write {path}: {_not_a_folder(folder)}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
     special = _special_file(path)
@@ -31,7 +32,10 @@ def atomic_write(path, write, mode="wb"):
     if too_long:
         raise OSError(errno.ENAMETOOLONG, f"cannot write {path}: {too_long}")
     mode_bits = _existing_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=folder)
+    except OSError as err:           # a read-only folder or file system, no space: name path
+        raise _naming(err, path) from err
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -43,12 +47,26 @@ def atomic_write(path, write, mode="wb"):
             mode_bits = 0o666 & ~umask
         os.chmod(tmp, mode_bits)               # mkstemp makes it private (0600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError) and err.errno is not None:
+            raise _naming(err, path) from err  # a full disk: name path, not the temporary file
         raise
+
+
+def _naming(err, path):
+    """``err`` (an ``OSError``) again, of the same kind, its message naming ``path``."""
+    return OSError(err.errno, f"cannot write {path}: {err.strerror}")
+
+
+def _not_a_folder(folder):
+    """Why ``folder``, which is not a folder, cannot hold a file."""
+    if os.path.exists(folder):
+        return f"{folder} is a file, not a folder"
+    return f"the folder {folder} does not exist"
 
 
 def _special_file(path):
@@ -99,7 +117,7 @@ def check_writable(option, path):
     if special:
         raise ValueError(f"{option} {path}: {special}")
     if not os.path.isdir(folder):
-        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+        raise ValueError(f"{option} {path}: {_not_a_folder(folder)}")
     too_long = _name_too_long(path, folder)
     if too_long:
         raise ValueError(f"{option} {path}: {too_long}")

@@ -258,6 +258,43 @@ def test_save_into_a_missing_folder_names_the_folder(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_save_under_a_file_says_it_is_not_a_folder(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))])
+    with pytest.raises(NotADirectoryError, match=r"afile is a file, not a folder"):
+        model.save(tmp_path / "afile" / "m.npz")
+
+
+@pytest.mark.parametrize("where", ["create", "write"])
+def test_a_save_the_system_refuses_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch,
+                                                                       where):
+    """A read-only folder or a full disk: the error named the temporary file (or no file)."""
+    import errno
+    import tempfile
+    model = Classifier([FC(3, 2, HeInitializer(seed=0))])
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"old")
+    if where == "create":
+        def refuse(*args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".fastnet-x.tmp"))
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+        expected = r"\[Errno 30\] cannot write .*m\.npz: Read-only file system"
+    else:
+        real_fsync = os.fsync
+
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(os, "fsync", full)
+        expected = r"\[Errno 28\] cannot write .*m\.npz: No space left on device"
+    with pytest.raises(OSError, match=expected) as info:
+        model.save(target)
+    assert ".fastnet-" not in str(info.value)
+    if where == "write":
+        monkeypatch.setattr(os, "fsync", real_fsync)
+    assert target.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
 def test_set_num_threads_types():
     with pytest.raises(TypeError, match="n=2.5"):
         fastnet.set_num_threads(2.5)
