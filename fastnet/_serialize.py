@@ -12,7 +12,12 @@ The spec::
      "optimizers": [{"class": "AdaGrad", "config": {"lr": 0.01, "eps": 1e-07}}, ...],
      "model": {"class": "Classifier", "config": {"layers": [...], "loss": {...}}},
      "model_optimizer": null or an index into "optimizers",
-     "history": {"loss": [...], ...}}
+     "history": {"loss": [...], ...},
+     "training": {"": true, "1.": false, ...}}
+
+``training`` holds the model's mode and each layer's (keyed as in ``named_leaves``), so a model
+saved in evaluation mode, or with one Dropout switched off, loads so (files without it: training
+mode, as a freshly built model).
 
 Objects inside configs are written ``{"__object__": {"class": ..., "config": ...}}``; an optimizer
 is written ``{"__optimizer__": i}``, an index into the table, so an optimizer shared by several
@@ -183,7 +188,8 @@ def save_model(model, path):
             "optimizers": [_optimizer_spec(opt) for opt in optimizers],
             "model": model_spec,
             "model_optimizer": None if model_opt is None else model_opt["__optimizer__"],
-            "history": _history_numbers(model.history)}
+            "history": _history_numbers(model.history),
+            "training": _modes(model)}
     text = json.dumps(spec)
     # Rebuilt in memory first, as load will: a model whose attributes were set to values its
     # constructors refuse (stride=0, lr=nan, a float16 W) fails here, before it could
@@ -232,7 +238,31 @@ def _rebuild(spec, arrays):
         model.optimizer = optimizers[_optimizer_index(spec["model_optimizer"], optimizers)]
     _restore_arrays(model, arrays)
     model.history = _history(spec.get("history", {}))
+    _restore_modes(model, spec.get("training", {}))
     return model
+
+
+def _modes(model):
+    """``{"": model.training, leaf key: leaf.training, ...}`` (see the module docstring)."""
+    modes = {"": bool(model.training)}
+    for key, layer in model.named_leaves():
+        if hasattr(layer, "training"):
+            modes[key] = bool(layer.training)
+    return modes
+
+
+def _restore_modes(model, modes):
+    """Set the saved modes: the model's (and so every container's) first, then each layer's."""
+    if not isinstance(modes, dict) or not all(isinstance(v, bool) for v in modes.values()):
+        raise ValueError(f"training is not a dict of true/false: {modes!r:.80}")
+    model.train(modes.get("", True))
+    leaves = dict(model.named_leaves())
+    for key, mode in modes.items():
+        if not key:
+            continue
+        if key not in leaves:
+            raise ValueError(f"training names layer {key!r}, which the model does not have")
+        leaves[key].train(mode)
 
 
 def _starts_with(path, prefix):

@@ -438,6 +438,26 @@ def test_save_load_bit_identical_and_training_continues_identically(tmp_path, ba
             np.testing.assert_array_equal(loaded.params[key], p)
 
 
+def test_save_keeps_the_training_modes(tmp_path):
+    """A model saved in evaluation mode came back in training mode: its forward then applied
+    Dropout where the original's did not."""
+    model = Classifier([FC(12, 8, dtype=F64), Dropout(0.5, seed=0), FC(8, 3, dtype=F64),
+                        Sequential([Dropout(0.2, seed=1)])])
+    X = np.random.default_rng(0).standard_normal((4, 12))
+    path = tmp_path / "m.npz"
+    model.eval()
+    model.save(path)
+    loaded = fm.load(path)
+    assert not loaded.training and not any(l.training for _, l in loaded.named_leaves())
+    np.testing.assert_array_equal(loaded.forward(X), model.forward(X))
+    model.train()
+    model.layers[3].layers[0].eval()                 # one layer switched off by hand
+    model.save(path)
+    loaded = fm.load(path)
+    modes = {key: layer.training for key, layer in loaded.named_leaves()}
+    assert loaded.training and modes == {"0.": True, "1.": True, "2.": True, "3.0.": False}
+
+
 @pytest.mark.parametrize("path, words", [("", "path is empty"), (b"", "path is empty"),
                                          ("m\0.npz", "NUL character")])
 def test_save_and_load_refuse_names_no_file_can_have(path, words):
