@@ -781,6 +781,20 @@ def test_adagrad_exposes_the_notebooks_accumulators():
     assert opt.hb.shape == (2,)
 
 
+def test_adagrad_accumulators_read_back_after_a_load(tmp_path):
+    """They read 0 after a load (the state itself was restored) until the next update."""
+    X, y = blobs(30, d=4)
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(
+        [compat.FC(4, 3, compat.HeInitializer(seed=0), compat.AdaGrad(0.1), compat.Softmax())])
+    clf.fit(X, np.eye(3)[y], n_epoch=1)
+    clf.save(tmp_path / "m.npz")
+    loaded = compat.ScratchDeepNeuralNetrowkClassifier.load(tmp_path / "m.npz")
+    before, after = clf.layers[0].optimizer, loaded.layers[0].optimizer
+    assert np.sum(before.hW) > 0
+    np.testing.assert_array_equal(after.hW, before.hW)
+    np.testing.assert_array_equal(after.hb, before.hb)
+
+
 def test_activations_keep_the_notebooks_cached_arrays():
     x = np.array([[-1.0, 2.0], [0.0, -3.0]])
     relu = compat.ReLU()

@@ -199,9 +199,13 @@ class AdaGrad(_UpdateReturnsTheLayer, _optimizers.AdaGrad):
 
     def _h(self, key):
         """The notebook's ``hW``/``hb``: the squared-gradient sums of the last updated layer's
-        weight or bias (0 before its first update, the notebook's starting value)."""
+        weight or bias (0 before its first update, the notebook's starting value). After a
+        load, before any update, the state restored for this optimizer's one weight (2-D or
+        more) or one bias (1-D): the notebook's optimizers serve one layer each."""
         if self._last_layer is None:
-            return 0
+            found = [state["h"] for param, state in self._state.values()
+                     if (param.ndim == 1) == (key == "b") and "h" in state]
+            return found[0] if len(found) == 1 else 0
         params = _optimizers.layer_arrays(self._last_layer)[0]
         param = params.get(key, params.get(key.upper()))
         return self.state_of(param).get("h", 0)
