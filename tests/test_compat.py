@@ -299,6 +299,19 @@ def test_conv_notebook_layers_refuse_mismatched_shapes():
         compat.CNN_mnist_FC(np.ones((3, 1, 3)), np.ones(3), None, 0, 0)
 
 
+def test_conv_layers_keep_the_notebooks_n_out():
+    """The notebook's backward kept the output length as ``self.n_out``; code reading it got an
+    AttributeError."""
+    conv = compat.CNN2dim_FC(np.ones((3, 2, 3)), np.array([1, 2, 3]), compat.SGD(0.1), 1, 0)
+    assert conv.n_out is None
+    conv.forward(np.array([[1, 2, 3, 4], [2, 3, 4, 5]]))
+    conv.backward(np.array([[52, 56], [32, 35], [9, 11]]))
+    assert conv.n_out == 2
+    one = compat.CNN_FC(np.array([3, 5, 7]), np.array([1]), compat.SGD(0.01), 2, 1)
+    one.forward(np.arange(7.0))
+    assert one.n_out == 4
+
+
 def test_conv_notebook_training_step_as_in_its_mnist_cell():
     """Cell In[20]: conv, Relu, FC, Softmax.backward(Z, Y) -> Z - Y, backward through all."""
     rng = np.random.default_rng(0)

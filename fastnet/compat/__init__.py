@@ -65,9 +65,14 @@ Where the notebooks had bugs, fastnet is correct
 * The 1-D convolution notebook's output-size function had an operator-precedence bug; ``N_OUT``
   and fastnet's ``Conv1d`` use ``(L + 2*padding - dilation*(K-1) - 1) // stride + 1``. Its
   convolution layers fixed the output length at ``L - 2`` (so stride and padding did nothing),
-  indexed the weights by output position in the multi-channel forward, and summed the weight
-  gradient over two positions only; here every ``stride``/``padding`` is honoured and the
-  gradients are exact (its worked examples, where those bugs do not show, come out the same).
+  indexed the weights by output position in the multi-channel forward, which also filled only
+  its first two outputs (the rest stayed 0) and read the global ``b`` instead of ``self.B``,
+  and summed the weight gradient over two positions only; here every ``stride``/``padding`` is
+  honoured, every output computed and the gradients are exact (its worked examples, where
+  those bugs do not show, come out the same). Its multi-channel classes call
+  ``N_OUT(stride, padding, self.W, self.A)``, filter and input swapped, which its precedence
+  bug happened to answer with 2 on the worked example; ``N_OUT`` here computes the length the
+  arguments ask for, and refuses a filter longer than the padded input (``ValueError``).
 
 ``fit``'s ``lr`` was unused in the notebook (each layer brings its optimizer); here it trains the
 layers built without one, with ``SGD(lr)``.
@@ -434,6 +439,14 @@ class CNN_FC(_layers.Layer):
         self.stride = check.integer(op, "stride", stride, low=1)
         self.padding = check.integer(op, "padding", padding, low=0)
         self.A = self.LW = self.LB = self.dZ = None
+
+    @property
+    def n_out(self):
+        """The output length of the last forward (the notebook's ``backward`` kept it as
+        ``self.n_out``); None before the first."""
+        if self.A is None:
+            return None
+        return N_OUT(self.stride, self.padding, self.A, self._filters())
 
     @property
     def params(self):
