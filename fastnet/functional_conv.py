@@ -262,7 +262,10 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
     K = W3.shape[2]
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
     L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
-    expected = _unbatch(np.empty((x3.shape[0], W3.shape[0], L_out), dtype=np.int8), rank).shape
+    # The forward output's shape, without the batch (and channel) axes _conv_operands added.
+    # (Sliced from a stand-in array, it cost a MemoryError instead of this ValueError when a
+    # huge padding made the output larger than memory.)
+    expected = (x3.shape[0], W3.shape[0], L_out)[3 - rank:]
     if dout.shape != expected:
         raise ValueError(
             f"{op}: dout has shape {dout.shape}; expected {expected}, the output shape for x of "

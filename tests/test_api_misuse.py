@@ -159,6 +159,17 @@ def test_flatten_and_transpose_backward_check_their_state():
             layer.backward(bad)
 
 
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_conv_backward_checks_dout_without_allocating_the_output(backend, rank):
+    """A padding that makes the forward output larger than memory: the check of dout's shape
+    built a stand-in of that size first, and raised MemoryError (32 GiB here) instead."""
+    x = np.ones((2, 3, 10)[3 - rank:], np.float32)
+    W = np.ones((4, 3, 3) if rank > 1 else (3,), np.float32)
+    dout = np.ones((2, 4, 8)[3 - rank:], np.float32)
+    with pytest.raises(ValueError, match=r"dout has shape .*; expected \(.*4294967302,?\)"):
+        F.conv1d_backward(dout, x, W, padding=2**31 - 1)
+
+
 # --- data helpers, paths, settings -------------------------------------------------------------
 
 def test_numerical_gradient_refuses_a_step_below_the_resolution():
