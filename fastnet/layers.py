@@ -851,6 +851,11 @@ class Dropout(Layer):
         return {"p": self.p, "seed": self.seed,
                 "generator_state": _as_json(self._rng.bit_generator.state)}
 
+    def __repr__(self):
+        # Without the generator's state (get_config's): a 40-digit blob in every error message
+        # that names the layer buried the error itself.
+        return f"Dropout(p={self.p!r}, seed={self.seed!r})"
+
 
 def _as_json(value):
     """A generator state with its arrays (MT19937's key) as lists and NumPy ints as ints."""
