@@ -27,6 +27,18 @@ def _describe(a):
     return f"dtype {a.dtype} and shape {a.shape}"
 
 
+def _big_ints_as_floats(op, name, a):
+    """An object array that NumPy made of Python ints beyond int64 (``[1, 2**70]``), as
+    float64; unchanged when it holds anything but numbers (the caller refuses it)."""
+    if not all(isinstance(v, numbers.Real) for v in a.flat):
+        return a
+    try:
+        return np.array(a.tolist(), dtype=np.float64)
+    except OverflowError:
+        raise ValueError(f"{op}: {name} holds an integer too large for any float dtype (above "
+                         f"1.8e308)") from None
+
+
 def float_array(op, name, a, dtype=None):
     """``a`` as a C-contiguous float32/float64 ndarray in native byte order.
 
@@ -45,6 +57,8 @@ def float_array(op, name, a, dtype=None):
             except ValueError:
                 raise ValueError(f"{op}: {name} is a nested sequence of unequal lengths; "
                                  f"expected a rectangular array") from None
+            if a.dtype == object:
+                a = _big_ints_as_floats(op, name, a)
             if a.dtype == object or a.dtype.kind not in "iuf":
                 raise TypeError(f"{op}: {name} must be numeric; got {a.dtype} data")
             # as layers cast: a number beyond the dtype's range is an error, not a silent inf

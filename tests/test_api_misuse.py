@@ -170,6 +170,20 @@ def test_conv_backward_checks_dout_without_allocating_the_output(backend, rank):
         F.conv1d_backward(dout, x, W, padding=2**31 - 1)
 
 
+def test_python_ints_beyond_int64_are_numbers(backend):
+    """NumPy keeps them as objects: "x must be numeric; got object data" said otherwise."""
+    np.testing.assert_allclose(F.relu([1, -(2**70)]), [1, 0])
+    assert F.relu(2**70) == np.float32(2.0**70)
+    for huge in (10**400, [1, -10**400]):
+        with pytest.raises(ValueError, match="relu: x holds an integer too large for any float"):
+            F.relu(huge)
+    with pytest.raises(ValueError, match=r"beyond float32's range"):
+        F.relu([1, 2**1000])
+    with pytest.raises(TypeError, match=r"indices must be an integer ndarray .*got a NumPy int64 "
+                                        r"scalar"):
+        F.max_pool1d_backward(np.ones(3), np.int64(0), 10)
+
+
 # --- data helpers, paths, settings -------------------------------------------------------------
 
 def test_numerical_gradient_refuses_a_step_below_the_resolution():
