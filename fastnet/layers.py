@@ -320,20 +320,36 @@ class Softmax(Layer):
         return F.softmax_backward(_cast(dout, self._y.dtype, self), self._y)
 
 
+def _claim(obj, marker, methods):
+    """The value of class attribute ``marker`` (a claim about what ``methods`` compute) when
+    ``obj`` still has those methods of the nearest class that states it: not overridden by a
+    subclass below it, not replaced on the instance; else None. A subclass that changes them
+    must state the claim again itself."""
+    owner = next((cls for cls in type(obj).__mro__ if marker in vars(cls)), None)
+    if owner is None:
+        return None
+    for name in methods:
+        if getattr(type(obj), name, None) is not getattr(owner, name, None) \
+                or name in getattr(obj, "__dict__", ()):
+            return None
+    return getattr(owner, marker)
+
+
 def _fused_name(activation):
     """The kernel's name for ``activation`` (``fused_name``) when the layer's kernel may apply it
     in its place: the class that names it, or a subclass that keeps its methods. A subclass
     that changes them (a leaky ReLU derived from ReLU) runs as the object it is, unless it names
     the function again itself (``fastnet.compat``'s activations, whose methods only add the
     notebooks' bookkeeping)."""
-    owner = next((cls for cls in type(activation).__mro__ if "fused_name" in vars(cls)), None)
-    if owner is None:
-        return None
-    for name in ("forward", "backward", "_forward", "_backward"):
-        if getattr(type(activation), name, None) is not getattr(owner, name, None) \
-                or name in getattr(activation, "__dict__", ()):
-            return None
-    return owner.fused_name
+    return _claim(activation, "fused_name", ("forward", "backward", "_forward", "_backward"))
+
+
+def passes_gradient_through(obj):
+    """Whether ``obj``'s ``backward`` returns its gradient unchanged, as its class says
+    (``passes_gradient_through``: ``fastnet.compat.Softmax``, whose notebooks' loops hand it the
+    softmax cross-entropy's gradient at the logits). A subclass with a ``backward`` of its own
+    does not inherit the claim."""
+    return bool(_claim(obj, "passes_gradient_through", ("backward",)))
 
 
 def fusable_softmax(obj):

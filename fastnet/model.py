@@ -57,7 +57,7 @@ from ._dense_chain import dense_chain, record_models
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
-                     fusable_softmax, has_params, input_grad_optional)
+                     fusable_softmax, has_params, input_grad_optional, passes_gradient_through)
 from .losses import SoftmaxCrossEntropy, get_loss
 from .optimizers import refuse_tied
 
@@ -294,16 +294,6 @@ def _fused_softmax(layers):
     return act if fusable_softmax(act) else None
 
 
-def _passes_through(obj):
-    """Whether ``obj``'s backward is one that says it passes its gradient through (a subclass
-    that brings its own backward does not inherit the claim)."""
-    owner = next((cls for cls in type(obj).__mro__ if "passes_gradient_through" in vars(cls)),
-                 None)
-    return (owner is not None and owner.passes_gradient_through
-            and getattr(type(obj), "backward", None) is owner.backward
-            and "backward" not in getattr(obj, "__dict__", ()))
-
-
 def check_pass_through(op, leaves, fused):
     """Refuse a softmax whose ``backward`` passes its gradient through
     (``fastnet.compat.Softmax``: the notebooks' loops hand it the softmax cross-entropy's
@@ -311,7 +301,7 @@ def check_pass_through(op, leaves, fused):
     gradient would be wrong there. ``leaves``: ``(key, layer)`` pairs."""
     for key, layer in leaves:
         for obj in (layer, getattr(layer, "_act_layer", None)):
-            if _passes_through(obj) and obj is not fused:
+            if passes_gradient_through(obj) and obj is not fused:
                 where = "layer" if obj is layer else "activation of layer"
                 raise ValueError(
                     f"{op}: the {where} {key.rstrip('.')} is {type(obj).__module__}."
