@@ -647,6 +647,9 @@ def _nest(spec, depth):
     (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
         n_nodes1=-3), "n_nodes1"),
     (lambda s: s["model"]["config"].update(layers=5), "TypeError"),
+    (lambda s: s.update(training={"": "yes"}), "training is not a dict of true/false"),
+    (lambda s: s.update(training={"9.": False}), "training names layer '9.', which the model "
+                                                 "does not have"),
 ])
 def test_a_hand_edited_spec_is_a_clear_error(tmp_path, edit, match):
     good = tmp_path / "good.npz"
@@ -655,6 +658,16 @@ def test_a_hand_edited_spec_is_a_clear_error(tmp_path, edit, match):
     _rewrite_spec(good, bad, edit)
     with pytest.raises(ValueError, match=f"not a fastnet model file .*({match})"):
         fm.load(bad)
+
+
+def test_a_file_without_training_modes_loads_in_training_mode(tmp_path):
+    """Files saved before the modes were kept."""
+    model = mlp(optimizer=SGD(0.1)).eval()
+    model.save(tmp_path / "new.npz")
+    _rewrite_spec(tmp_path / "new.npz", tmp_path / "old.npz", lambda s: s.pop("training"))
+    assert not fm.load(tmp_path / "new.npz").training
+    loaded = fm.load(tmp_path / "old.npz")
+    assert loaded.training and all(layer.training for _, layer in loaded.named_leaves())
 
 
 def test_optimizer_state_of_another_dtype_is_rejected(tmp_path):
