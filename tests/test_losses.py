@@ -236,3 +236,29 @@ def test_loss_object_backward_with_probs_set_before_any_forward_says_so(backend)
     loss.probs = np.full((2, 3), 1 / 3)
     with pytest.raises(RuntimeError, match="backward called before forward"):
         loss.backward()
+
+
+def test_a_float32_mean_whose_sum_overflows_is_finite_on_both_backends(backend):
+    """The NumPy backend summed float32 terms in float32: inf where the mean is 2.25e38 (the
+    Numba backend sums in float64 and gave the finite mean)."""
+    assert F.mse(np.full(100, 1.5e19, np.float32), np.zeros(100, np.float32)) \
+        == pytest.approx(2.25e38, rel=1e-6)
+    logits = np.tile(np.float32([[1e38, -1e38, 0]]), (4, 1))
+    assert F.softmax_cross_entropy(logits, np.array([1, 1, 1, 1])) == pytest.approx(2e38,
+                                                                                  rel=1e-6)
+    one_hot = np.tile(np.float32([[0, 1, 0]]), (4, 1))
+    assert F.softmax_cross_entropy(logits, one_hot) == pytest.approx(2e38, rel=1e-6)
+
+
+def test_loss_objects_take_a_list_output_as_the_functional_api_does(backend):
+    """``[1, 2]`` is int64 to NumPy: the target was cast to int64 (1.5 became 1) and the error
+    then named the target."""
+    from fastnet.losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
+    assert MeanSquaredError().forward([1, 2], [1.5, 3]) == pytest.approx(0.625)
+    assert MeanSquaredError().forward([1, 2], [1.5, 3]) == pytest.approx(F.mse([1, 2], [1.5, 3]))
+    assert BinaryCrossEntropy().forward([1, 0], [0.5, 0.5]) == pytest.approx(
+        F.binary_cross_entropy([1, 0], [0.5, 0.5]))
+    assert SoftmaxCrossEntropy().forward([[1, 2]], [[0.5, 0.5]]) == pytest.approx(
+        F.softmax_cross_entropy(np.float32([[1, 2]]), np.float32([[0.5, 0.5]])))
+    with pytest.raises(TypeError, match=r"mse: y has dtype int64"):
+        MeanSquaredError().forward(np.array([1, 2]), [1.5, 3])

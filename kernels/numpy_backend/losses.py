@@ -1,4 +1,9 @@
-"""Losses (NumPy). Every loss is a mean; its backward takes the upstream scalar ``dloss``."""
+"""Losses (NumPy). Every loss is a mean; its backward takes the upstream scalar ``dloss``.
+
+The means are summed in float64, as the Numba backend sums them: a float32 sum could overflow
+to inf where the mean itself is finite (100 squared errors of 1.5e19: the mean is 2.25e38), and
+the two backends disagreed there.
+"""
 import numpy as np
 
 # log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
@@ -21,13 +26,13 @@ def softmax_cross_entropy_forward(logits, target):
     s = e.sum(axis=1, keepdims=True)
     log_probs = shifted - np.log(s)
     if target.ndim == 1:
-        loss = -log_probs[np.arange(N), target].sum() / N
+        loss = -log_probs[np.arange(N), target].sum(dtype=np.float64) / N
     else:
         # Classes without target mass add nothing where the logit is finite, even if log p
         # overflows to -inf (0 * -inf is NaN); a non-finite logit gives NaN, as in PyTorch.
         counted = (target != 0) | ~np.isfinite(logits)
         terms = np.multiply(target, log_probs, out=np.zeros_like(log_probs), where=counted)
-        loss = -terms.sum() / N
+        loss = -terms.sum(dtype=np.float64) / N
     e /= s
     return logits.dtype.type(loss), e
 
@@ -46,7 +51,7 @@ def softmax_cross_entropy_backward(dloss, probs, target):
 
 def mse_forward(y, t):
     """``mean((y - t)**2)`` over all elements."""
-    diff = y - t
+    diff = (y - t).astype(np.float64, copy=False)
     return y.dtype.type(np.vdot(diff, diff) / diff.size)
 
 
@@ -62,7 +67,7 @@ def bce_forward(p, t):
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(p), _LOG_FLOOR)
         log_q = np.maximum(np.log1p(-p), _LOG_FLOOR)
-    return p.dtype.type(-(t * log_p + (1 - t) * log_q).mean())
+    return p.dtype.type(-(t * log_p + (1 - t) * log_q).mean(dtype=np.float64))
 
 
 def bce_backward(dloss, p, t):
