@@ -13,6 +13,7 @@ import numpy as np
 from . import _checks as check
 from . import functional as F
 from ._serialize import register
+from .backend import get_default_dtype
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "BinaryCrossEntropy", "get_loss"]
 
@@ -24,6 +25,15 @@ def _class_target(op, t, dtype):
     if t.ndim == 1 and t.dtype.kind in "iu":
         return t
     return check.cast_real(op, "target", t, dtype)
+
+
+def _dtype_of(output):
+    """The dtype the functional API computes ``output`` in, to cast the target to: a float
+    array's own, the default dtype for numbers and lists (NumPy's own dtype for ``[1, 2]``,
+    int64, truncated a target of 1.5 to 1, and the error then named the target)."""
+    if isinstance(output, (np.ndarray, np.generic)) and output.dtype.kind == "f":
+        return output.dtype
+    return get_default_dtype()
 
 
 class Loss:
@@ -68,7 +78,7 @@ class SoftmaxCrossEntropy(Loss):
     probs = _target = _checked = None
 
     def forward(self, logits, target):
-        target = _class_target("SoftmaxCrossEntropy", target, np.asarray(logits).dtype)
+        target = _class_target("SoftmaxCrossEntropy", target, _dtype_of(logits))
         loss, self.probs, checked = F._softmax_cross_entropy_checked(logits, target)
         self._target, self._checked = target, (self.probs, checked)
         return float(loss)
@@ -90,7 +100,7 @@ class MeanSquaredError(Loss):
 
     def forward(self, y, t):
         self._y = y
-        self._t = check.cast_real("MeanSquaredError", "target", t, np.asarray(y).dtype)
+        self._t = check.cast_real("MeanSquaredError", "target", t, _dtype_of(y))
         return float(F.mse(self._y, self._t))
 
     def backward(self, dloss=1.0):
@@ -107,7 +117,7 @@ class BinaryCrossEntropy(Loss):
 
     def forward(self, p, t):
         self._p = p
-        self._t = check.cast_real("BinaryCrossEntropy", "target", t, np.asarray(p).dtype)
+        self._t = check.cast_real("BinaryCrossEntropy", "target", t, _dtype_of(p))
         return float(F.binary_cross_entropy(self._p, self._t))
 
     def backward(self, dloss=1.0):
