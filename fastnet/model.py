@@ -58,7 +58,7 @@ from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      fusable_softmax, has_params, input_grad_optional, passes_gradient_through)
-from .losses import SoftmaxCrossEntropy, get_loss
+from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .optimizers import refuse_tied
 
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
@@ -602,7 +602,10 @@ class Sequential(_Container):
         return X, y
 
     def _check_target_form(self, op, y, y_name):
-        """The kind of targets the model takes (any, for a generic model)."""
+        """The kind of targets the model takes: numbers, for a generic model (strings or
+        objects failed only at the first batch, in a message naming the batch)."""
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{op}: {y_name} must be numeric; got {y.dtype} of shape {y.shape}")
 
     def _check_targets(self, op, y, out, y_name):
         """Targets against the output of a dry-run forward: one of the output's shape per
@@ -615,6 +618,11 @@ class Sequential(_Container):
             raise ValueError(f"{op}: {y_name} has shape {y.shape}, so one target of shape "
                              f"{y.shape[1:]} per sample, but the network outputs "
                              f"{out.shape[1:]} per sample")
+        if isinstance(self.loss, BinaryCrossEntropy) and y.size and (y.min() < 0 or y.max() > 1):
+            # else the loss refuses the batch that holds it, after the updates before it
+            bad = y[(y < 0) | (y > 1)].flat[0]
+            raise ValueError(f"{op}: {y_name} holds {bad}; the binary cross-entropy takes "
+                             f"targets in [0, 1]")
 
     def _dry_run(self, X, op):
         """Forward two samples in evaluation mode: shape errors show before any update."""
@@ -729,6 +737,11 @@ class Sequential(_Container):
                            _fused_softmax(self.layers) if tail == "fused" else None)
         out = self._dry_run(X, op)
         self._check_targets(op, y, out, "y")
+        if isinstance(self.loss, SoftmaxCrossEntropy) and out.ndim == 2 and out.shape[1] == 1:
+            raise ValueError(f"{op}: the network outputs 1 class score per sample; a softmax "
+                             f"over one class is always 1, so the loss is 0 and nothing trains. "
+                             f"Give the last layer 2 outputs for two classes, or use "
+                             f"Sequential(..., loss='bce') with a sigmoid output")
         if X_val is not None:
             self._check_targets(op, y_val, self._dry_run(X_val, op), "y_val")
         rng = as_generator(seed, op)
@@ -738,8 +751,8 @@ class Sequential(_Container):
         self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
         was_training = self.training
         self.train(True)
-        _call(callbacks, "on_train_begin", self, epochs, n_batches)
         try:
+            _call(callbacks, "on_train_begin", self, epochs, n_batches)
             for epoch in range(epochs):
                 self._fit_epoch(X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng,
                                 tail, verbose, callbacks, augment)

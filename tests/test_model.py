@@ -438,6 +438,49 @@ def test_save_load_bit_identical_and_training_continues_identically(tmp_path, ba
             np.testing.assert_array_equal(loaded.params[key], p)
 
 
+def test_fit_checks_bce_targets_before_any_update(backend):
+    """A target of 2 in the last batch stopped training at that batch, after five updates (and
+    a bad y_val after the first epoch)."""
+    X = np.random.default_rng(0).standard_normal((60, 4)).astype(np.float32)
+    y = (X[:, :1] > 0).astype(np.float32)
+    bad = y.copy()
+    bad[-1] = 2.0
+    model = Sequential([FC(4, 1, HeInitializer(seed=1), activation="sigmoid")], loss="bce",
+                       optimizer=SGD(0.1))
+    W0 = model.layers[0].W.copy()
+    with pytest.raises(ValueError, match=r"fit: y holds 2\.0; the binary cross-entropy takes "
+                                         r"targets in \[0, 1\]"):
+        model.fit(X, bad, epochs=1, batch_size=10, shuffle=False)
+    with pytest.raises(ValueError, match=r"fit: y_val holds 2\.0"):
+        model.fit(X, y, X, bad, epochs=1, batch_size=10)
+    assert np.array_equal(model.layers[0].W, W0)
+
+
+def test_fit_refuses_a_classifier_with_one_output():
+    """(N, 1) 0/1 labels were taken as one-hot rows over one class: the loss is 0 and nothing
+    trained, silently, with accuracy 1.0 in the history."""
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError, match="outputs 1 class score per sample.*loss='bce'"):
+        Classifier([FC(4, 1, HeInitializer(seed=0))], optimizer=SGD(0.5)).fit(X, y[:, None])
+
+
+def test_fit_refuses_non_numeric_targets_before_training():
+    X = np.ones((6, 4))
+    with pytest.raises(TypeError, match=r"fit: y must be numeric; got <U1 of shape \(6, 1\)"):
+        Sequential([FC(4, 1)], loss="mse", optimizer=SGD(0.1)).fit(X, np.array([["a"]] * 6))
+
+
+def test_a_failing_on_train_begin_restores_the_mode():
+    class Failing:
+        def on_train_begin(self, *args):
+            raise RuntimeError("boom")
+    model = Classifier([FC(4, 8), Dropout(0.5), FC(8, 3)], optimizer=SGD()).eval()
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(np.ones((8, 4)), np.zeros(8, int), callbacks=[Failing()])
+    assert not model.training and not model.layers[1].training
+
+
 def test_save_keeps_the_training_modes(tmp_path):
     """A model saved in evaluation mode came back in training mode: its forward then applied
     Dropout where the original's did not."""
