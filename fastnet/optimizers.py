@@ -156,7 +156,11 @@ class Optimizer:
             if grad is None:
                 raise ValueError(f"{type(self).__name__}.update: no gradient for {key!r}; run "
                                  f"backward before updating")
-            self._step(param, grad, self._state_for(param))
+            try:
+                self._step(param, grad, self._state_for(param))
+            except (ValueError, TypeError) as err:         # which of the arrays it was
+                raise type(err)(f"{type(self).__name__}.update, parameter {key!r}: "
+                                f"{err}") from None
 
     def _state_for(self, param):
         entry = self._state.get(id(param))
@@ -166,6 +170,9 @@ class Optimizer:
         if state:                       # stateless rules (plain SGD) keep no reference
             self._state[id(param)] = (param, state)
         return state
+
+    #: State entries that accumulate squared gradients: set_state refuses negative values.
+    _squares = ()
 
     def _new_state(self, param):
         return {}
@@ -209,6 +216,11 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: state {key!r} is {value.dtype} "
                                  f"{value.shape}; expected {fresh[key].dtype} {fresh[key].shape} "
                                  f"(the parameter's)")
+            if key in self._squares and not np.all(value >= 0):    # NaN fails too
+                raise ValueError(f"{type(self).__name__}: state {key!r} holds "
+                                 f"{value[~(value >= 0)].flat[0]}; it is a running sum of "
+                                 f"squared gradients, never negative (the next update would "
+                                 f"take its square root)")
             fresh[key][...] = value
         self._state[id(param)] = (param, fresh)
 
@@ -286,6 +298,8 @@ class AdaGrad(Optimizer):
         super().__init__(lr)
         self.eps = self._hyper("eps", eps, low=0, low_open=True)
 
+    _squares = ("h",)
+
     def _new_state(self, param):
         return {"h": _zeros(param)}
 
@@ -313,6 +327,8 @@ class RMSProp(Optimizer):
         super().__init__(lr)
         self.rho = self._hyper("rho", rho, low=0, high=1)
         self.eps = self._hyper("eps", eps, low=0, low_open=True)
+
+    _squares = ("h",)
 
     def _new_state(self, param):
         return {"h": _zeros(param)}
@@ -347,6 +363,8 @@ class Adam(Optimizer):
         self.beta1 = self._hyper("beta1", beta1, low=0, high=1 - 1e-12)
         self.beta2 = self._hyper("beta2", beta2, low=0, high=1 - 1e-12)
         self.eps = self._hyper("eps", eps, low=0, low_open=True)
+
+    _squares = ("v",)
 
     def _new_state(self, param):
         return {"m": _zeros(param), "v": _zeros(param),

@@ -239,3 +239,22 @@ def test_tied_weights_are_refused_rather_than_stepped_twice():
     with pytest.raises(ValueError, match="tied"):
         net.optimizer.update(net)
     assert net.optimizer.state_of(first.W) == {}            # nothing was stepped
+
+
+def test_set_state_refuses_negative_squared_gradient_sums():
+    """A negative ``v`` made the next Adam update NaN without any error."""
+    for opt, key in ((Adam(0.1), "v"), (AdaGrad(0.1), "h"), (RMSProp(0.1), "h")):
+        param = np.zeros(3, np.float32)
+        state = {k: np.array(v) for k, v in opt._new_state(param).items()}
+        for bad in (-1.0, np.nan):
+            state[key] = np.array([0, bad, 0], np.float32)
+            with pytest.raises(ValueError, match=rf"state '{key}' holds .*never negative"):
+                opt.set_state(param, state)
+
+
+def test_update_with_dicts_names_the_parameter_that_failed():
+    params = {"a": np.zeros(3), "b": np.zeros(2)}
+    grads = {"a": np.ones(3), "b": np.ones(3)}
+    with pytest.raises(ValueError, match=r"SGD\.update, parameter 'b': sgd_update_: grad has "
+                                         r"shape \(3,\)"):
+        SGD(0.1).update(params, grads)
