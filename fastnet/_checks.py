@@ -225,8 +225,8 @@ def real(op, name, value, low=None, high=None, low_open=False):
     try:
         value = float(value)
     except OverflowError:                  # an int beyond float range, e.g. 10**400
-        raise ValueError(f"{op}: {name}={value!r} is too large; expected a finite number") \
-            from None
+        raise ValueError(f"{op}: {name} is an integer of {len(str(abs(value)))} digits, too "
+                         f"large for a float; expected a finite number") from None
     if not math.isfinite(value):
         raise ValueError(f"{op}: {name}={value!r}; expected a finite number")
     if low is not None and (value < low or (low_open and value == low)):

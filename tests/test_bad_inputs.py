@@ -122,6 +122,15 @@ def test_bad_input_raises_clear_error(backend, case):
     assert_raises_naming(*CASES[case])
 
 
+def test_a_huge_integer_hyper_parameter_is_not_printed_whole():
+    """``SGD(10**400)`` printed all 401 digits."""
+    from fastnet.optimizers import SGD
+    with pytest.raises(ValueError) as info:
+        SGD(10**400)
+    assert str(info.value) == ("SGD: lr is an integer of 401 digits, too large for a float; "
+                               "expected a finite number")
+
+
 def test_read_only_state_is_rejected(backend):
     h = z(3)
     h.flags.writeable = False
