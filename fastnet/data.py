@@ -215,7 +215,9 @@ def numerical_gradient(f, x, h=1e-4):
 
 def _check_fill(op, fill, dtype):
     """An integer (or bool) batch cannot hold a fill outside its range: ``np.pad`` would wrap
-    it (-1 becomes 255 in uint8)."""
+    it (-1 becomes 255 in uint8); nor a float batch a fill beyond its own range (inf)."""
+    if dtype.kind == "f" and abs(fill) > float(np.finfo(dtype).max):
+        raise ValueError(f"{op}: fill={fill!r} is beyond {dtype}'s range; it would become inf")
     if dtype.kind in "biu":
         info = np.iinfo(np.uint8 if dtype.kind == "b" else dtype)
         low, high = (0, 1) if dtype.kind == "b" else (info.min, info.max)
@@ -245,12 +247,13 @@ def random_shift(max_shift=1, image_shape=(28, 28), fill=0.0):
     if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 2):
         raise ValueError(f"{op}: image_shape={image_shape!r}; expected (H, W)")
     H, W = (check.size(op, "image_shape", v, low=1) for v in image_shape)
-    if s > max(H, W):
+    if s >= min(H, W):        # a shift by the short side moves the whole image out
         raise ValueError(f"{op}: max_shift={s} exceeds the image size {H}x{W}; a shift that "
-                         f"large moves the whole image out")
+                         f"large moves the whole image out (at most {min(H, W) - 1})")
     fill = check.real(op, "fill", fill)
 
     def augment(x, rng):
+        check.not_masked(op, "x", x)          # the shifted batch would lose the mask
         x = np.asarray(x)
         _check_fill(op, fill, x.dtype)
         if x.ndim < 2 or math.prod(x.shape[1:]) != H * W:

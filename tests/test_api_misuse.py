@@ -232,11 +232,24 @@ def test_numerical_gradient_restores_x_when_f_raises():
     ((1, 28), ValueError, r"image_shape=28; expected \(H, W\)"),
     ((10**9, (4, 4)), ValueError, "max_shift"),
     ((5, (4, 4)), ValueError, "exceeds the image size 4x4"),
+    # a shift by the short side moves the whole image out (once allowed up to the long side)
+    ((4, (4, 4)), ValueError, r"exceeds the image size 4x4.*at most 3"),
+    ((3, (3, 8)), ValueError, r"exceeds the image size 3x8.*at most 2"),
     ((1, (4, 4), "x"), TypeError, "fill"),
 ])
 def test_random_shift_checks_its_settings(args, error, match):
     with pytest.raises(error, match=match):
         random_shift(*args)
+
+
+def test_random_shift_refuses_what_the_shifted_batch_would_lose():
+    """A masked batch lost its mask; a fill beyond float32's range became inf."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match="random_shift: x is a masked array"):
+        random_shift(1, (4, 4))(np.ma.masked_array(np.ones((2, 16))), rng)
+    with pytest.raises(ValueError, match=r"fill=1e\+300 is beyond float32's range"):
+        random_shift(1, (4, 4), fill=1e300)(np.ones((2, 16), np.float32), rng)
+    assert random_shift(1, (4, 4), fill=1e300)(np.ones((2, 16)), rng).max() == 1e300
 
 
 def test_random_shift_checks_batch_and_generator():
