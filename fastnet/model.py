@@ -284,7 +284,9 @@ def _warn_if_probabilities(op, out, last, fused=False):
 
 
 def _fused_softmax(layers):
-    """The softmax object that ``_chain_tail`` fuses with the loss ("fused"), or None."""
+    """The softmax object that the loss takes the place of (the "fused" tail): a final
+    fastnet ``Softmax`` layer or a final FC's ``Softmax`` activation, also at the end of a
+    nested ``Sequential``; else None."""
     last = layers[-1]
     if isinstance(last, Sequential):
         return _fused_softmax(last.layers)
@@ -313,11 +315,8 @@ def check_pass_through(op, leaves, fused):
 
 def _chain_tail(layers):
     """:meth:`Sequential._softmax_tail` of a chain of layers."""
-    last = layers[-1]
-    if fusable_softmax(last) or (isinstance(last, FC) and fusable_softmax(last._act_layer)):
+    if _fused_softmax(layers) is not None:
         return "fused"
-    if isinstance(last, Sequential):
-        return _chain_tail(last.layers)
     return "probs" if _final_foreign_softmax(layers) is not None else "logits"
 
 
