@@ -381,6 +381,13 @@ def _activation(owner, activation):
     if not (callable(getattr(activation, "forward", None))
             and callable(getattr(activation, "backward", None))):
         raise TypeError(f"{owner}: activation {activation!r} needs forward and backward methods")
+    # The model's optimizer and its save see the FC's own W and b only: an activation's
+    # parameters would never train and would come back from a file as fresh ones.
+    params = getattr(activation, "params", None)
+    if isinstance(params, dict) and params:
+        raise TypeError(f"{owner}: activation {type(activation).__name__} has parameters "
+                        f"({', '.join(map(str, params))}), which neither the optimizer nor a save "
+                        f"would see; put it in the model as a layer of its own")
     return "none", activation
 
 

@@ -377,6 +377,16 @@ def test_a_layer_object_used_twice_is_refused():
         Concat([[fc], [fc]])
 
 
+@pytest.mark.parametrize("make", [lambda: FC(4, 4), lambda: Sequential([FC(4, 4)])])
+def test_an_activation_with_parameters_is_refused(make):
+    """Its parameters are not the FC's: ``fit`` never trained them and a save lost them."""
+    with pytest.raises(TypeError, match=r"FC\(3, 4\): activation .* has parameters \(.*W.*\)"):
+        FC(3, 4, activation=make())
+    fc = FC(3, 4)
+    with pytest.raises(TypeError, match="has parameters"):
+        fc.activation = make()
+
+
 def test_concat_wants_a_batch():
     concat = Concat([[FC(3, 2)], [FC(3, 2)]])
     with pytest.raises(ValueError, match=r"got shape \(3,\) \(one sample is x\[None\]\)"):
