@@ -9,6 +9,7 @@ and are converted to the default dtype (so ``conv1d([1, 2, 3, 4], [3, 5, 7])`` w
 """
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -25,6 +26,23 @@ MAX_SIZE = 2**31 - 1
 
 def _describe(a):
     return f"dtype {a.dtype} and shape {a.shape}"
+
+
+def digit_count(value):
+    """The number of decimal digits of the int ``value`` (``str`` refuses ints beyond 4300
+    digits, and a message should not print hundreds of them anyway)."""
+    value = abs(value)
+    digits = max(1, int(value.bit_length() * math.log10(2)))
+    while value >= 10**digits:
+        digits += 1
+    return digits
+
+
+def named_int(name, value):
+    """``"name=value"``, or ``"name (an integer of N digits)"`` for an int too long to print."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"{name} (an integer of {digit_count(value)} digits)"
+    return f"{name}={value}"
 
 
 def _big_ints_as_floats(op, name, a):
@@ -225,7 +243,7 @@ def real(op, name, value, low=None, high=None, low_open=False):
     try:
         value = float(value)
     except OverflowError:                  # an int beyond float range, e.g. 10**400
-        raise ValueError(f"{op}: {name} is an integer of {len(str(abs(value)))} digits, too "
+        raise ValueError(f"{op}: {name} is an integer of {digit_count(value)} digits, too "
                          f"large for a float; expected a finite number") from None
     if not math.isfinite(value):
         raise ValueError(f"{op}: {name}={value!r}; expected a finite number")
@@ -247,10 +265,24 @@ def integer(op, name, value, low=None, high=None):
         raise TypeError(f"{op}: {name} must be an integer; got {value!r}")
     value = int(value)
     if low is not None and value < low:
-        raise ValueError(f"{op}: {name}={value}; expected an integer >= {low}")
+        raise ValueError(f"{op}: {named_int(name, value)}; expected an integer >= {low}")
     if high is not None and value > high:
-        raise ValueError(f"{op}: {name}={value}; expected an integer <= {high}")
+        raise ValueError(f"{op}: {named_int(name, value)}; expected an integer <= {high}")
     return value
+
+
+def memory_for_draw(owner, shape):
+    """Refuse weights whose drawing needs more than this machine's memory: initializers draw in
+    float64 (8 bytes a value) before the cast and the copy, and Linux grants such an allocation
+    and then kills the process when it is touched, instead of raising MemoryError."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):      # not a POSIX system: nothing to ask
+        return
+    need = 16 * math.prod(shape)                        # the float64 draw and the result
+    if need > physical:
+        raise MemoryError(f"{owner}: weights of shape {shape} need about {need / 2**30:.1f} GiB to "
+                          f"draw, more than this machine's {physical / 2**30:.1f} GiB")
 
 
 def flag(op, name, value):

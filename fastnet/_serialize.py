@@ -135,7 +135,10 @@ def _history(history):
         if not (isinstance(values, list)
                 and all(type(v) in (int, float) for v in values)):
             raise ValueError(f"history[{key!r}] is not a list of numbers")
-    return {k: [float(v) for v in vals] for k, vals in history.items()}
+    try:
+        return {k: [float(v) for v in vals] for k, vals in history.items()}
+    except OverflowError:                   # an int of hundreds of digits
+        raise ValueError("history holds an integer too large for a float") from None
 
 
 def from_spec(spec, optimizers):
@@ -304,10 +307,14 @@ def load_model(path, expected=None):
         if "allow_pickle" in str(err):       # not NumPy's hint to load it unsafely
             # NumPy says so of anything that is neither .npz nor .npy: only a pickle (which
             # starts 0x80) or an .npy of objects holds pickled objects.
-            pickled = _starts_with(path, b"\x80") or _starts_with(path, b"\x93NUMPY")
-            raise _not_a_model(path, "it holds pickled Python objects, which fastnet never "
-                                     "loads" if pickled else
-                                     "neither an .npz archive nor an .npy array") from err
+            # In an .npz archive (a zip file, "PK"), it is one of the entries that does.
+            if _starts_with(path, b"PK"):
+                why = "an entry holds pickled Python objects, which fastnet never loads"
+            elif _starts_with(path, b"\x80") or _starts_with(path, b"\x93NUMPY"):
+                why = "it holds pickled Python objects, which fastnet never loads"
+            else:
+                why = "neither an .npz archive nor an .npy array"
+            raise _not_a_model(path, why) from err
         raise _not_a_model(path, f"unreadable: {err}") from err
     except Exception as err:         # zipfile.BadZipFile, zlib.error, EOFError, OSError, ...
         raise _not_a_model(path, f"unreadable or truncated: {type(err).__name__}: {err}") from err
@@ -321,7 +328,8 @@ def load_model(path, expected=None):
         model = _rebuild(spec, arrays)
     except ValueError as err:
         raise _not_a_model(path, f"inconsistent spec: {err}") from err
-    except (KeyError, TypeError, IndexError, AttributeError, RecursionError, MemoryError) as err:
+    except (KeyError, TypeError, IndexError, AttributeError, RecursionError, MemoryError,
+            OverflowError) as err:
         # A hand-edited spec: a wrong type anywhere, nesting deeper than Python's recursion
         # limit, or layer sizes too large to allocate.
         raise _not_a_model(path, f"inconsistent spec: {type(err).__name__}: {err}") from err

@@ -144,6 +144,7 @@ def one_hot(y, n_classes=None, dtype=None):
                         f"np.float32") from None
     if dtype.kind not in "biuf":
         raise TypeError(f"one_hot: dtype={dtype} is not numeric; use e.g. np.float32")
+    dtype = dtype.newbyteorder("=")                   # native byte order (">f4" given)
     try:
         out = np.zeros((len(y), n), dtype=dtype)
     except (ValueError, MemoryError) as error:

@@ -64,7 +64,7 @@ def _float_dtype(owner, dtype):
     dt = np.dtype(dtype)
     if dt.type not in check.FLOAT_DTYPES:
         raise TypeError(f"{owner}: dtype={dtype!r}; expected np.float32 or np.float64")
-    return dt
+    return np.dtype(dt.type)                    # native byte order, as the kernels need
 
 
 class Initializer:
@@ -90,9 +90,10 @@ class Initializer:
     def weights(self, shape, fan_in, dtype=None):
         """Weights of any ``shape`` with standard deviation ``sigma(fan_in)``."""
         name = type(self).__name__
-        shape = tuple(check.integer(name, "shape", n, low=1) for n in shape)
+        shape = tuple(check.size(name, "shape", n, 1) for n in shape)
         fan_in = check.integer(name, "fan_in", fan_in, low=1)
         dtype = _float_dtype(name, dtype)
+        check.memory_for_draw(name, shape)
         if self._rng is None:
             draw = np.random.standard_normal(shape)       # the stream np.random.randn uses
         else:
@@ -101,12 +102,15 @@ class Initializer:
 
     def W(self, n_nodes1, n_nodes2, dtype=None):
         """Dense weights ``(n_nodes1, n_nodes2)``, fan-in ``n_nodes1``."""
-        return self.weights((n_nodes1, n_nodes2), n_nodes1, dtype)
+        name = type(self).__name__
+        n_nodes1 = check.size(name, "n_nodes1", n_nodes1, 1)
+        return self.weights((n_nodes1, check.size(name, "n_nodes2", n_nodes2, 1)), n_nodes1,
+                            dtype)
 
     def b(self, n_nodes2, dtype=None):
         """Zero biases ``(n_nodes2,)``."""
         name = type(self).__name__
-        return np.zeros(check.integer(name, "n_nodes2", n_nodes2, low=1),
+        return np.zeros(check.size(name, "n_nodes2", n_nodes2, 1),
                         dtype=_float_dtype(name, dtype))
 
     def __repr__(self):

@@ -25,7 +25,6 @@ value beyond float32's range is a ``ValueError``, not a silent inf.
 Every layer computes through ``fastnet.functional`` and so runs on the current backend.
 """
 import math
-import os
 
 import numpy as np
 
@@ -181,27 +180,13 @@ def backward_through(layers, dout, need_dx=True):
     return dout if need_dx else None
 
 
-def _check_memory(owner, shape):
-    """Refuse weights whose drawing needs more than this machine's memory: initializers draw in
-    float64 (8 bytes a value) before the cast and the copy, and Linux grants such an allocation
-    and then kills the process when it is touched, instead of raising MemoryError."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):      # not a POSIX system: nothing to ask
-        return
-    need = 16 * math.prod(shape)                        # the float64 draw and the result
-    if need > physical:
-        raise MemoryError(f"{owner}: weights of shape {shape} need about {need / 2**30:.1f} GiB to "
-                          f"draw, more than this machine's {physical / 2**30:.1f} GiB")
-
-
 def _weights(owner, initializer, shape, fan_in, dtype):
     """Initial weights of ``shape`` from a fastnet initializer or a notebook-style one.
 
     A notebook-style initializer only has ``W(n_in, n_out)``; a convolution weight
     ``(C_out, C_in, K)`` is then drawn as ``W(C_in*K, C_out)`` (same fan-in) and rearranged.
     """
-    _check_memory(owner, shape)
+    check.memory_for_draw(owner, shape)
     if isinstance(initializer, Initializer) or hasattr(initializer, "weights"):
         w = initializer.weights(shape, fan_in, dtype)
     elif hasattr(initializer, "W"):
@@ -471,8 +456,8 @@ class FC(_FusedActivation):
 
     def __init__(self, n_nodes1, n_nodes2, initializer=None, optimizer=None, activation=None,
                  dtype=None):
-        self.n_nodes1 = check.integer("FC", "n_nodes1", n_nodes1, low=1)
-        self.n_nodes2 = check.integer("FC", "n_nodes2", n_nodes2, low=1)
+        self.n_nodes1 = check.size("FC", "n_nodes1", n_nodes1, 1)
+        self.n_nodes2 = check.size("FC", "n_nodes2", n_nodes2, 1)
         self.X = None
         self.activation = activation
         if initializer is None:
@@ -608,11 +593,11 @@ class Conv1d(_FusedActivation):
         op = "Conv1d"
         self.x = None
         self.activation = activation
-        self.in_channels = check.integer(op, "in_channels", in_channels, low=1)
-        self.out_channels = check.integer(op, "out_channels", out_channels, low=1)
-        self.kernel_size = check.integer(op, "kernel_size", kernel_size, low=1)
-        self.stride = check.integer(op, "stride", stride, low=1)
-        self.dilation = check.integer(op, "dilation", dilation, low=1)
+        self.in_channels = check.size(op, "in_channels", in_channels, 1)
+        self.out_channels = check.size(op, "out_channels", out_channels, 1)
+        self.kernel_size = check.size(op, "kernel_size", kernel_size, 1)
+        self.stride = check.size(op, "stride", stride, 1)
+        self.dilation = check.size(op, "dilation", dilation, 1)
         if isinstance(padding, np.ndarray) and padding.ndim == 1:
             padding = padding.tolist()                # a (left, right) pair as an array
         if isinstance(padding, (tuple, list)):

@@ -176,7 +176,12 @@ def read_idx(path):
                          f"(= {' x '.join(map(str, dims))} from the header, whose magic number "
                          f"{0x800 | ndim} announces {ndim} dimensions); the file is {what}, or "
                          f"its magic number is wrong")
-    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+    try:
+        return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+    except ValueError as exc:           # 0 x 4294967295 x 4294967295: no data, no such array
+        raise ValueError(f"read_idx: {path}: the header's dimensions "
+                         f"{' x '.join(map(str, dims))} describe no array NumPy can make "
+                         f"({exc})") from None
 
 
 def _read_upto(f, n):
@@ -567,6 +572,7 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
     if dtype is None or dtype.type not in (np.float32, np.float64):
         raise ValueError(f"{op}: dtype={given!r} is not a float dtype fastnet computes in; "
                          f"expected float32 or float64")
+    dtype = np.dtype(dtype.type)                      # native byte order (">f4" given)
     normalize, flatten, one_hot = (check.flag(op, name, value) for name, value in
                                    (("normalize", normalize), ("flatten", flatten),
                                     ("one_hot", one_hot)))

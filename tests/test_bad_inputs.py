@@ -131,6 +131,49 @@ def test_a_huge_integer_hyper_parameter_is_not_printed_whole():
                                "expected a finite number")
 
 
+@pytest.mark.parametrize("make, words", [
+    (lambda: fastnet.layers.FC(10**400, 1), "FC: n_nodes1 (an integer of 401 digits); expected"),
+    (lambda: fastnet.layers.FC(3, 10**5000), "FC: n_nodes2 (an integer of 5001 digits)"),
+    (lambda: fastnet.layers.Conv1d(1, 1, 10**400), "Conv1d: kernel_size (an integer of 401"),
+    (lambda: fastnet.layers.Conv1d(10**400, 1, 1), "Conv1d: in_channels (an integer of 401"),
+    (lambda: fastnet.initializers.HeInitializer().W(10**20, 1),
+     "HeInitializer: n_nodes1=100000000000000000000; expected an integer <= 2147483647"),
+    (lambda: fastnet.initializers.HeInitializer().b(10**20), "HeInitializer: n_nodes2="),
+    (lambda: fastnet.compat.Linear(10**20, 1), "XavierInitializer: n_nodes1="),
+])
+def test_huge_sizes_are_value_errors_that_name_the_argument_briefly(make, words):
+    """They escaped as OverflowError (``need / 2**30``) or NumPy's "Maximum allowed dimension
+    exceeded", or printed hundreds of digits (past 4300, ``str`` itself refuses)."""
+    import fastnet.compat
+    import fastnet.initializers
+    import fastnet.layers
+    with pytest.raises(ValueError) as info:
+        make()
+    assert words in str(info.value) and len(str(info.value)) < 120
+
+
+def test_weights_beyond_the_machines_memory_are_refused_before_the_draw():
+    from fastnet.initializers import HeInitializer
+    with pytest.raises(MemoryError, match=r"HeInitializer: weights of shape \(2147483647, "):
+        HeInitializer().W(2**31 - 1, 2**31 - 1)
+
+
+def test_a_big_endian_dtype_gives_native_arrays():
+    """``dtype=">f4"`` gave big-endian weights, which the kernels refused at the first call
+    with an error about its input."""
+    from fastnet import compat
+    from fastnet.data import one_hot
+    from fastnet.initializers import HeInitializer
+    assert HeInitializer().W(3, 4, dtype=">f4").dtype.isnative
+    assert HeInitializer().b(4, dtype=">f8").dtype.isnative
+    assert one_hot([0, 2], dtype=">f4").dtype.isnative
+    net = compat.TwoLayerNet(4, 5, 3, dtype=">f4")
+    assert net.params["W1"].dtype == np.float32 and net.params["W1"].dtype.isnative
+    assert net.predict(np.ones((2, 4), np.float32)).shape == (2, 3)
+    with pytest.raises(TypeError, match=r"Linear: dtype='foo'; expected np.float32"):
+        compat.Linear(3, 4, dtype="foo")
+
+
 def test_read_only_state_is_rejected(backend):
     h = z(3)
     h.flags.writeable = False

@@ -188,6 +188,15 @@ def test_read_idx_huge_header_fails_on_size_not_memory(tmp_path):
         mnist.read_idx(path)
 
 
+def test_read_idx_zero_beside_huge_dimensions_names_the_header(tmp_path):
+    """No bytes expected, none found, then NumPy's bare "array is too big"."""
+    path = tmp_path / "images"
+    path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 0, 2**32 - 1, 2**32 - 1))
+    with pytest.raises(ValueError, match=r"images: the header's dimensions 0 x 4294967295 x "
+                                         r"4294967295 describe no array"):
+        mnist.read_idx(path)
+
+
 # ----------------------------------------------------------------------------- load_mnist outputs
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
@@ -244,6 +253,13 @@ def test_load_mnist_default_dtype_follows_fastnet(tmp_path):
     with fastnet.set_default_dtype(np.float64):
         (X, _), (_, yt) = mnist.load_mnist(tmp_path, one_hot=True)
     assert X.dtype == np.float64 and yt.dtype == np.float64
+
+
+def test_load_mnist_gives_native_byte_order_for_a_big_endian_dtype(tmp_path):
+    """``dtype=">f4"`` gave big-endian arrays, which every kernel then refused."""
+    write_dataset(tmp_path, make_arrays())
+    (X, _), (_, yt) = mnist.load_mnist(tmp_path, one_hot=True, dtype=">f4")
+    assert X.dtype == np.float32 and X.dtype.isnative and yt.dtype.isnative
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.uint8, "bool", np.float16, "no such dtype"])

@@ -619,6 +619,10 @@ def test_loading_what_is_not_a_model(tmp_path):
         assert "allow_pickle" not in str(info.value)
     with pytest.raises(ValueError, match="pickled Python objects, which fastnet never loads"):
         fm.load(pickled)
+    entry = tmp_path / "entry.npz"                    # a model file with one object entry
+    np.savez(entry, **dict(np.load(good)), extra=np.array([1, "x"], dtype=object))
+    with pytest.raises(ValueError, match="an entry holds pickled Python objects"):
+        fm.load(entry)
     with pytest.raises(FileNotFoundError):
         fm.load(tmp_path / "missing.npz")
     seq = tmp_path / "seq.npz"
@@ -686,7 +690,10 @@ def _nest(spec, depth):
     (lambda s: _nest(s, 3000), "RecursionError"),     # too deep for the JSON decoder
     (lambda s: _nest(s, 600), "RecursionError"),      # decoded, too deep to rebuild
     (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
-        n_nodes1=10**15), "MemoryError|parameter 0.W is"),
+        n_nodes1=10**15), r"n_nodes1=1000000000000000; expected an integer <= 2147483647"),
+    (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
+        n_nodes1=10**400), r"n_nodes1 \(an integer of 401 digits\)"),
+    (lambda s: s.update(history={"loss": [10**400]}), "history holds an integer too large"),
     (lambda s: s["model"]["config"]["layers"][0]["__object__"]["config"].update(
         n_nodes1=-3), "n_nodes1"),
     (lambda s: s["model"]["config"].update(layers=5), "TypeError"),

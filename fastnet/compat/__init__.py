@@ -140,8 +140,9 @@ class HeInitializer(_Float64ByDefault, _init.HeInitializer):
 COMPAT_DTYPE = np.float64
 
 
-def _dtype(dtype):
-    return COMPAT_DTYPE if dtype is None else dtype
+def _dtype(owner, dtype):
+    """``dtype`` (default :data:`COMPAT_DTYPE`) as a native float32/float64 type."""
+    return _layers._layer_dtype(owner, COMPAT_DTYPE if dtype is None else dtype)
 
 
 def _float(a):
@@ -336,7 +337,8 @@ class FC(_layers.FC):
 
     def __init__(self, n_nodes1, n_nodes2, initializer=None, optimizer=None, activation=None,
                  dtype=None):
-        super().__init__(n_nodes1, n_nodes2, initializer, optimizer, activation, _dtype(dtype))
+        super().__init__(n_nodes1, n_nodes2, initializer, optimizer, activation,
+                         _dtype("FC", dtype))
         if activation is None and isinstance(initializer, SimpleInitializer):
             # The 1-D convolution notebook's four-argument FC drew its bias from
             # initializer.B, right after the weights (the classifier notebook's FC always has
@@ -562,7 +564,7 @@ class TwoLayerNet:
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, dtype=None):
         init = SimpleInitializer(weight_init_std)
-        dtype = _dtype(dtype)
+        dtype = _dtype("TwoLayerNet", dtype)
         self.params = {
             "W1": init.W(input_size, hidden_size, dtype), "b1": init.b(hidden_size, dtype),
             "W2": init.W(hidden_size, output_size, dtype), "b2": init.b(output_size, dtype),
@@ -698,7 +700,7 @@ class Linear(_layers.Layer):
     """
 
     def __init__(self, input_size, output_size, dtype=None):
-        self.dtype = np.dtype(_dtype(dtype)).type
+        self.dtype = _dtype("Linear", dtype)
         self.weights = XavierInitializer().W(input_size, output_size, self.dtype)
         self.b = np.zeros(output_size, dtype=self.dtype)
         self.inputs = self.output = self.dW = self.db = None
