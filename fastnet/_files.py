@@ -16,8 +16,7 @@ def atomic_write(path, write, mode="wb"):
     else the umask's. A symbolic link is written through: its target is replaced, the link
     stays. A device, FIFO or socket is refused (``ValueError``): the rename would replace it
     with a plain file (``--save /dev/null`` run as root would replace ``/dev/null``)."""
-    if os.path.islink(path):
-        path = os.path.realpath(path)
+    path = _through_links(path)
     folder = os.path.dirname(os.path.abspath(path))
     # Else mkstemp's or the rename's error would name the temporary file.
     if not os.path.isdir(folder):
@@ -55,6 +54,16 @@ def atomic_write(path, write, mode="wb"):
         if isinstance(err, OSError) and err.errno is not None:
             raise _naming(err, path) from err  # a full disk: name path, not the temporary file
         raise
+
+
+def _through_links(path):
+    """``path``, or the file its symbolic links lead to (``OSError`` ELOOP for a loop)."""
+    if not os.path.islink(path):
+        return path
+    target = os.path.realpath(path)
+    if os.path.islink(target):         # realpath stops where the links go round in a circle
+        raise OSError(errno.ELOOP, f"cannot write {path}: its symbolic links form a loop")
+    return target
 
 
 def _naming(err, path):
@@ -110,7 +119,11 @@ def check_writable(option, path):
     a bad path fails at once instead of after the run."""
     if not path:
         raise ValueError(f"{option}: the file name is empty")
-    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        target = _through_links(path)
+    except OSError:
+        raise ValueError(f"{option} {path}: its symbolic links form a loop") from None
+    folder = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a directory; give a file name")
     special = _special_file(path)
@@ -118,7 +131,7 @@ def check_writable(option, path):
         raise ValueError(f"{option} {path}: {special}")
     if not os.path.isdir(folder):
         raise ValueError(f"{option} {path}: {_not_a_folder(folder)}")
-    too_long = _name_too_long(path, folder)
+    too_long = _name_too_long(target, folder)
     if too_long:
         raise ValueError(f"{option} {path}: {too_long}")
     # Create a file, rather than asking os.access: for root, os.access passes on read-only

@@ -560,6 +560,19 @@ def test_save_through_a_symbolic_link_replaces_its_target(tmp_path):
     np.testing.assert_array_equal(fm.load(target).layers[0].W, clf.layers[0].W)
 
 
+def test_save_refuses_a_loop_of_symbolic_links(tmp_path):
+    """A save replaced the first link of the loop with a plain file."""
+    from fastnet._files import check_writable
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    with pytest.raises(OSError, match="a.npz: its symbolic links form a loop"):
+        mlp(optimizer=SGD(0.1)).save(a)
+    with pytest.raises(ValueError, match="--save .*a.npz: its symbolic links form a loop"):
+        check_writable("--save", str(a))
+    assert a.is_symlink() and b.is_symlink()
+
+
 def test_save_refuses_a_fifo_and_keeps_an_existing_files_permissions(tmp_path):
     """A rename over a device or FIFO replaced it with a plain file (as root, ``--save
     /dev/null`` replaced /dev/null); a 0600 model file became world-readable."""
