@@ -168,6 +168,9 @@ def _load_data(args, recipe, dtype):
     from .mnist import load_mnist
     (X, y), (X_test, y_test) = load_mnist(args.data, flatten=recipe.flatten, dtype=dtype)
     X, X_test = recipe.prepare(X), recipe.prepare(X_test)
+    for name, part in (("training", X), ("test", X_test)):
+        if len(part) == 0:           # refused now, not after the epochs have run
+            raise ValueError(f"the {name} files of the data folder hold no samples")
     X_val = y_val = None
     if args.val:
         if args.val >= len(X):

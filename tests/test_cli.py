@@ -157,6 +157,18 @@ def test_a_folder_that_takes_no_new_files_fails_before_training(tiny_mnist, caps
     assert "--save /proc/m.npz: cannot create files in /proc" in captured.err
 
 
+@pytest.mark.parametrize("prefix, name", [("t10k", "test"), ("train", "training")])
+def test_an_empty_split_fails_before_training(tiny_mnist, capsys, prefix, name):
+    """An empty test split failed in ``score`` after every epoch had run."""
+    write_idx(tiny_mnist / f"{prefix}-images-idx3-ubyte.gz", np.zeros((0, 28, 28)), 2051)
+    write_idx(tiny_mnist / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(0), 2049)
+    code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "0", "--quiet", "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 1 and "epoch" not in captured.out
+    assert f"the {name} files of the data folder hold no samples" in captured.err
+
+
 def test_divergence_is_an_error_line_not_a_traceback(tiny_mnist, tmp_path, capsys):
     code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
                      "--val", "20", "--quiet", "--no-plot", "--optimizer", "sgd",
