@@ -335,7 +335,23 @@ def _restore_threads(n):
         _apply_threads(n)
 
 
+def _drop_bad_numba_threads():
+    """``NUMBA_NUM_THREADS`` of 0 or less makes ``import numba`` itself fail ("Number of threads
+    specified must be > 0."), at fastnet's first kernel call; it is dropped with a warning, so
+    that Numba starts with its default, as it does for a value that is not a number."""
+    n = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    try:
+        bad = "numba" not in sys.modules and int(n) < 1
+    except ValueError:
+        return
+    if bad:
+        del os.environ["NUMBA_NUM_THREADS"]
+        warnings.warn(f"NUMBA_NUM_THREADS={n!r} ignored; expected an integer >= 1",
+                      RuntimeWarning, stacklevel=3)
+
+
 def _init_from_env():
+    _drop_bad_numba_threads()
     n = os.environ.get("FASTNET_NUM_THREADS", "").strip()
     if not n:
         return

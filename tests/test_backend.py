@@ -351,6 +351,20 @@ def test_bad_fastnet_num_threads_is_a_warning_not_an_import_error(value):
     assert f"FASTNET_NUM_THREADS={value!r} ignored; expected an integer >= 1" in out.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "-4"])
+def test_a_numba_thread_count_below_one_is_dropped_with_a_warning(value):
+    """``import numba`` itself raised at fastnet's first kernel call, in Numba's words."""
+    code = ("import warnings; warnings.simplefilter('always'); import numpy as np; "
+            "import fastnet, fastnet.functional as F; "
+            "print(F.relu(np.ones(100000, np.float32)).sum())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "NUMBA_NUM_THREADS": value,
+                                           "FASTNET_BACKEND": "numba"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "100000.0"
+    assert f"NUMBA_NUM_THREADS={value!r} ignored; expected an integer >= 1" in out.stderr
+
+
 def test_info_with_a_bad_fastnet_backend_is_an_error_line():
     out = subprocess.run([sys.executable, "-m", "fastnet", "info"], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "FASTNET_BACKEND": "bogus"})
