@@ -628,6 +628,24 @@ def test_article_losses_by_name():
         compat.NeuralNetwork([compat.Linear(2, 1)], "hinge", 0.1)
     with pytest.raises(ValueError, match="learning_rate=nan"):
         compat.NeuralNetwork([compat.Linear(2, 1)], "mse", float("nan"))
+    with pytest.raises(ValueError, match=r"loss=\['mse'\]"):         # not "unhashable type"
+        compat.NeuralNetwork([compat.Linear(2, 1)], ["mse"], 0.1)
+
+
+def test_network_layers_need_the_articles_backward():
+    """fastnet's own ReLU (``backward(dout)``) failed at the first backward with "takes 2
+    positional arguments but 3 were given"."""
+    with pytest.raises(TypeError, match=r"layer 1 \(ReLU\) has backward\(dout\); this network "
+                                        r"calls layer.backward\(error, learning_rate\)"):
+        compat.NeuralNetwork([compat.Linear(3, 4), fastnet.layers.ReLU(), compat.Linear(4, 2)],
+                             "mse", 0.1)
+    with pytest.raises(TypeError, match=r"layer 0 \(str\) needs forward and backward"):
+        compat.NeuralNetwork(["relu"], "mse", 0.1)
+    nn = compat.NeuralNetwork([compat.Linear(3, 2)], "mse", 0.1)
+    X, Y = np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]]
+    W = nn.layers[0].weights.copy()
+    nn.backward(Y, nn.forward(X).tolist())           # a list output: 'no attribute dtype'
+    assert not np.array_equal(W, nn.layers[0].weights)
 
 
 def test_activations_accept_the_learning_rate_argument():

@@ -77,9 +77,9 @@ Where the notebooks had bugs, fastnet is correct
 ``fit``'s ``lr`` was unused in the notebook (each layer brings its optimizer); here it trains the
 layers built without one, with ``SGD(lr)``.
 """
-from collections import OrderedDict
-
+import inspect
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -795,6 +795,25 @@ def _output_gradient(loss, y, output):
     return (output - y) / np.maximum(output * (1 - output), 1e-12) / N
 
 
+def _check_article_layer(i, layer):
+    """``layer`` has ``forward(x)`` and the article's ``backward(error, learning_rate)``."""
+    backward = getattr(layer, "backward", None)
+    if not (callable(getattr(layer, "forward", None)) and callable(backward)):
+        raise TypeError(f"NeuralNetwork: layer {i} ({type(layer).__name__}) needs forward and "
+                        f"backward methods")
+    try:
+        signature = inspect.signature(backward)
+    except (TypeError, ValueError):                # a builtin: nothing to ask
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise TypeError(f"NeuralNetwork: layer {i} ({type(layer).__name__}) has backward"
+                        f"{signature}; this network calls layer.backward(error, learning_rate), "
+                        f"as the article's layers take it: use fastnet.compat's layers (Linear, "
+                        f"ReLU, Sigmoid, Tanh, Softmax)") from None
+
+
 class NeuralNetwork:
     """``NeuralNetwork(layers, loss, learning_rate, debug_loss_interval=100)`` with
     ``forward(x)``, ``backward(y, output)`` and ``train(X, y, epochs)``.
@@ -814,11 +833,13 @@ class NeuralNetwork:
     """
 
     def __init__(self, layers, loss, learning_rate, debug_loss_interval=100):
-        if loss not in _LOSSES:
+        if not (isinstance(loss, str) and loss in _LOSSES):
             raise ValueError(f"NeuralNetwork: loss={loss!r}; choose one of {sorted(_LOSSES)}")
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("NeuralNetwork: layers is empty; give at least one layer")
+        for i, layer in enumerate(self.layers):
+            _check_article_layer(i, layer)
         self.loss = loss
         self.loss_func = _LOSSES[loss]
         self.learning_rate = check.real("NeuralNetwork", "learning_rate", learning_rate, low=0)
@@ -846,6 +867,7 @@ class NeuralNetwork:
         return type(last).__name__ == cls.__name__
 
     def backward(self, y, output):
+        output = check.float_array("NeuralNetwork.backward", "output", output)
         y = check.cast_real("NeuralNetwork.backward", "y", y, output.dtype)
         layers = self.layers
         fused = self._fused()
