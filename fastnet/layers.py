@@ -845,7 +845,7 @@ class Dropout(Layer):
         keep = self._rng.random(x.shape, dtype=x.dtype) >= self.p
         self._mask = keep.astype(x.dtype)
         self._mask *= x.dtype.type(1 / (1 - self.p))
-        return x * self._mask
+        return np.asarray(x * self._mask)     # 0-d in, 0-d out (a product of two is a scalar)
 
     def backward(self, dout):
         check.need_forward(self, self._forward_ran or None)
@@ -853,7 +853,7 @@ class Dropout(Layer):
         check_dout(repr(self), dout, self._shape)
         if self._mask is None:                 # evaluation mode (or p = 0): the identity
             return dout
-        return dout * self._mask
+        return np.asarray(dout * self._mask)
 
     def get_config(self):
         return {"p": self.p, "seed": self.seed,

@@ -355,10 +355,12 @@ def test_loss_objects_and_activation_layers_keep_0d_arrays_as_the_functional_api
     y, t = np.array(0.25, dtype), np.array(1.0, dtype)
     assert MeanSquaredError().forward(y, t) == pytest.approx(0.5625)
     assert BinaryCrossEntropy().forward(y, t) == pytest.approx(-np.log(0.25))
-    for layer, x in ((ReLU(), np.array(-2.0)), (Sigmoid(), np.array(2, np.int64))):
+    for layer, x in ((ReLU(), np.array(-2.0)), (Sigmoid(), np.array(2, np.int64)),
+                     (Dropout(0.5, seed=0), np.float32(1.0))):      # Dropout gave a scalar
         out = layer.forward(x)
         assert type(out) is np.ndarray and out.shape == ()
-        assert layer.backward(np.array(1.0, out.dtype)).shape == ()
+        back = layer.backward(np.array(1.0, out.dtype))
+        assert type(back) is np.ndarray and back.shape == ()
 
 # --- containers --------------------------------------------------------------------------------
 
