@@ -68,6 +68,10 @@ def info_lines():
         f"threads      fastnet setting: {backend.get_num_threads() or 'library defaults'}; "
         f"numba: {numba.get_num_threads() if numba else '-'}",
     ]
+    if backend.get_num_threads() is not None:
+        # FASTNET_NUM_THREADS reaches BLAS at the first kernel call: show the count it will run
+        # with, not the library's default before then.
+        backend.set_num_threads(backend.get_num_threads())
     for pool in threadpool_info():
         lines.append(f"             {pool['user_api']} {pool['internal_api']} "
                      f"{pool.get('version') or ''}: {pool['num_threads']} threads")

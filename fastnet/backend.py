@@ -282,8 +282,9 @@ def set_num_threads(n):
 
     ``n`` beyond the CPUs this process may use is capped there: more BLAS threads than cores
     only take turns on them (measured: ``--threads 3`` on 2 cores trained the MLP 20x slower).
-    Numba cannot use more threads than it started with either (``NUMBA_NUM_THREADS``, all
-    cores by default). :func:`get_num_threads` returns the capped count.
+    :func:`get_num_threads` returns the capped count. Numba cannot use more threads than it
+    started with either (``NUMBA_NUM_THREADS``, all cores by default): it runs with the smaller
+    of the two.
 
     BLAS's count is process-wide; Numba's is per Python thread (Numba's rule), so this sets it
     for the calling thread: a thread of your own that runs kernels calls it too.

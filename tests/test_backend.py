@@ -365,6 +365,15 @@ def test_a_numba_thread_count_below_one_is_dropped_with_a_warning(value):
     assert f"NUMBA_NUM_THREADS={value!r} ignored; expected an integer >= 1" in out.stderr
 
 
+def test_info_shows_the_blas_count_fastnet_num_threads_gives():
+    """It showed BLAS's default, which the setting only replaces at the first kernel call."""
+    out = subprocess.run([sys.executable, "-m", "fastnet", "info"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "FASTNET_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    blas = [line for line in out.stdout.splitlines() if line.split()[:1] == ["blas"]]
+    assert blas and all(line.endswith(": 1 threads") for line in blas), out.stdout
+
+
 def test_info_with_a_bad_fastnet_backend_is_an_error_line():
     out = subprocess.run([sys.executable, "-m", "fastnet", "info"], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "FASTNET_BACKEND": "bogus"})
