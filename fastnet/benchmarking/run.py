@@ -14,7 +14,7 @@ from .timing import ResultMismatch, dense_rate_in_training, gemm_rate, measure
 
 def add_bench_arguments(p, positive_int):
     p.add_argument("--quick", action="store_true",
-                   help="a representative subset (under 3 minutes on 2 cores)")
+                   help="a representative subset (about a minute on 2 cores)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--family", action="append", choices=sorted(C.KERNEL_FAMILIES) + ["epoch"],
                    help="only these families (repeatable)")
