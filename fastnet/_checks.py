@@ -17,10 +17,10 @@ from .backend import get_default_dtype, kernels
 from .kernels import DENSE_ACTIVATIONS
 
 FLOAT_DTYPES = (np.float32, np.float64)
-#: Largest kernel size, stride, padding, dilation or length accepted. Far beyond any real use, and
-#: it keeps every index the kernels compute (products such as ``l*stride`` and ``k*dilation``)
-#: well inside int64: compiled loops do not check bounds, so a wrapped index would read or
-#: write outside the arrays.
+#: Largest size accepted (a layer's features or channels, a kernel size, stride, padding,
+#: dilation or length). Far beyond any real use, and it keeps every index the kernels compute
+#: (products such as ``l*stride`` and ``k*dilation``) well inside int64: compiled loops do not
+#: check bounds, so a wrapped index would read or write outside the arrays.
 MAX_SIZE = 2**31 - 1
 
 
@@ -295,7 +295,8 @@ def flag(op, name, value):
 
 
 def size(op, name, value, low):
-    """A kernel size, stride, padding, dilation or length: an integer in ``[low, MAX_SIZE]``."""
+    """A size (features, channels, kernel size, stride, padding, dilation, length): an integer
+    in ``[low, MAX_SIZE]``."""
     return integer(op, name, value, low, MAX_SIZE)
 
 
