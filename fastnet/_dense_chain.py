@@ -15,9 +15,13 @@ The chain applies only where that reasoning holds; anything else keeps the check
   a fused activation or none), on each optimizer (one of fastnet's), and the functional API's
   functions the checked step goes through. A subclass that overrides one of them, a method
   replaced on an instance or patched on a class, or a wrapped ``fastnet.functional.dense`` keeps
-  every step checked (a subclass that overrides none, e.g. ``fastnet.compat.FC``, does not). A
-  final ``Softmax`` (a layer, or the last FC's activation object) is fused with the loss, as in
-  the checked step;
+  every step checked (a subclass that overrides none, e.g. ``fastnet.compat.FC``, does not). An
+  optimizer's ``update`` may be its own where its class says (``update_adds_bookkeeping``) that
+  it runs fastnet's and only adds what the chain may leave as the epoch's first step set it:
+  ``fastnet.compat``'s optimizers return the layer, and ``compat.AdaGrad`` records it for
+  ``hW``/``hb`` (every step updates the layers in the same order, so the first step leaves the
+  record that every later one would). A final ``Softmax`` (a layer, or the last FC's activation
+  object) is fused with the loss, as in the checked step;
 - the optimizers' hyper-parameters are Python floats or bools, as their constructors store them;
 - after the first step, ``W``, ``b``, their gradients and the optimizer's state pass the
   functional API's shortcut for plain arrays (C-contiguous, writeable ndarrays of the layer's
@@ -25,8 +29,9 @@ The chain applies only where that reasoning holds; anything else keeps the check
   ``np.matrix`` parameter, say, is viewed as an ndarray on every checked call, and keeps every
   step checked); and no two of the parameters and state arrays share memory (``fit`` refuses
   tied weights when it starts; a callback could tie them between epochs);
-- no callback runs per batch (``on_batch_end``) and no ``augment``: either could change the model
-  or its data between steps.
+- no callback runs per batch (``on_batch_end``), but those that say they only read
+  (``on_batch_end_reads_only``: the command line's progress bar), and no ``augment``: either
+  could change the model or its data between steps.
 
 The input batch is cast and reshaped as ``FC`` does; the labels go through the loss's own
 checks, as in every step. Updates come in the checked step's order: a layer with an optimizer of
@@ -38,7 +43,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import kernels
-from .layers import FC, _cast, fusable_softmax
+from .layers import FC, _cast, _claim, fusable_softmax
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
@@ -154,12 +159,12 @@ def dense_chain(model, tail):
     return DenseChain(model, layers, optimizers)
 
 
-def _unchanged(obj, cls):
-    """Whether ``obj``'s step methods are ``cls``'s originals: not overridden by its class, not
-    patched on ``cls`` since, not replaced on the instance."""
+def _unchanged(obj, cls, skip=()):
+    """Whether ``obj``'s step methods (but ``skip``) are ``cls``'s originals: not overridden by
+    its class, not patched on ``cls`` since, not replaced on the instance."""
     attributes = getattr(obj, "__dict__", {})
     return all(name not in attributes and getattr(type(obj), name) is original
-               for name, original in _ORIGINAL[cls].items())
+               for name, original in _ORIGINAL[cls].items() if name not in skip)
 
 
 def _fastnet_class(obj, classes):
@@ -170,7 +175,10 @@ def _fastnet_class(obj, classes):
 
 def _plain_optimizer(optimizer):
     cls = _fastnet_class(optimizer, _OPTIMIZERS)
-    return (cls is not None and _unchanged(optimizer, cls)
+    # An ``update`` of its own is fine where its class says it adds only bookkeeping to
+    # fastnet's (``fastnet.compat``'s optimizers: it returns the layer, and records it).
+    skip = ("update",) if _claim(optimizer, "update_adds_bookkeeping", ("update",)) else ()
+    return (cls is not None and _unchanged(optimizer, cls, skip)
             and all(type(value) in (float, bool) for value in optimizer.get_config().values()))
 
 

@@ -74,6 +74,12 @@ class Callback:
     Any object with some of these methods works; this class only documents them.
     """
 
+    #: True for a callback whose ``on_batch_end`` only reads (a progress bar, a log): ``fit``
+    #: then still runs an epoch's later steps without the per-call checks
+    #: (``fastnet._dense_chain``), as with no per-batch callback at all. One that changes the
+    #: model, its optimizers or their settings between batches must leave it False.
+    on_batch_end_reads_only = False
+
     def on_train_begin(self, model, epochs, n_batches):
         """Before the first epoch; ``n_batches`` per epoch."""
 
@@ -115,8 +121,10 @@ def _callback_list(callbacks):
 
 def _per_batch(callbacks):
     """Whether ``_call`` would run an ``on_batch_end`` that may change the model between steps
-    (anything but :class:`Callback`'s own, which does nothing)."""
+    (anything but :class:`Callback`'s own, which does nothing, or one that says it only reads)."""
     for cb in callbacks:
+        if getattr(cb, "on_batch_end_reads_only", False) is True:
+            continue
         method = getattr(cb, "on_batch_end", None)
         if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:
             return True

@@ -55,6 +55,8 @@ class _Progress:
     """Per-epoch progress bar (tqdm when installed, a plain counter line otherwise) and the
     one-line summary after each epoch."""
 
+    on_batch_end_reads_only = True       # fit keeps its unchecked steps (fastnet.model.Callback)
+
     def __init__(self, epochs, n_train, quiet):
         self.epochs, self.n_train, self.quiet = epochs, n_train, quiet
         self.bar = None

@@ -402,3 +402,77 @@ def test_an_error_in_the_backward_leaves_the_model_as_the_checked_step_does(back
         results.append([p.copy() for p in m.params.values()])
     for got, want in zip(*results):
         np.testing.assert_array_equal(got, want)
+
+
+# --- fastnet.compat's classifier and read-only per-batch callbacks ------------------------------
+
+def _notebook_classifier(dtype, optimizer):
+    from fastnet import compat
+    return compat.ScratchDeepNeuralNetrowkClassifier([
+        compat.FC(12, 8, compat.HeInitializer(seed=0), optimizer(0.05), compat.ReLU(), dtype),
+        compat.FC(8, 6, compat.HeInitializer(seed=1), None, compat.ReLU(), dtype),
+        compat.FC(6, 4, compat.SimpleInitializer(0.01, seed=2), optimizer(0.05),
+                  compat.Softmax(), dtype)])
+
+
+@pytest.mark.parametrize("optimizer", ["AdaGrad", "SGD"])
+def test_the_notebook_classifier_with_compat_optimizers_is_chained(backend, dtype, chain_steps,
+                                                                   optimizer):
+    """compat's optimizers override ``update`` (it returns the layer; AdaGrad's records it for
+    ``hW``/``hb``) and say it adds only bookkeeping: the notebook classifier's ``fit`` takes the
+    chain, and ends bit for bit where the checked steps end, its ``hW``/``hb`` too."""
+    from fastnet import compat
+    X, y = data(50)
+    model = _notebook_classifier(dtype, getattr(compat, optimizer))
+    checked = copy.deepcopy(model)
+    model.fit(X, np.eye(4)[y], n_epoch=2, n_batch=10, lr=0.02)
+    assert chain_steps == [10] * 8
+    checked.optimizer = compat.SGD(0.02)             # as the notebook classifier's fit sets it
+    Classifier.fit(checked, X, np.eye(4)[y], epochs=2, batch_size=10, seed=0,
+                   callbacks=[Checked()])
+    assert model.history == checked.history
+    for (name, a), (_, b) in zip(layer_state(model), layer_state(checked)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    for got, want in zip(model.layers, checked.layers):
+        if hasattr(got.optimizer, "hW"):
+            np.testing.assert_array_equal(got.optimizer.hW, want.optimizer.hW)
+            np.testing.assert_array_equal(got.optimizer.hb, want.optimizer.hb)
+
+
+def test_a_compat_optimizer_subclass_with_its_own_update_keeps_every_step_checked(chain_steps):
+    from fastnet import compat
+
+    class Frozen(compat.AdaGrad):                    # says nothing about its update: checked
+        def update(self, params, grads=None):
+            return params
+
+    X, y = data(40)
+    model = _notebook_classifier(np.float64, Frozen)
+    W = model.layers[0].W.copy()
+    model.fit(X, np.eye(4)[y], n_epoch=1, n_batch=10)
+    assert chain_steps == []
+    np.testing.assert_array_equal(model.layers[0].W, W)
+
+
+class ReadsOnly(Checked):
+    on_batch_end_reads_only = True
+
+
+@pytest.mark.parametrize("callback, chained", [
+    (ReadsOnly(), True),
+    (type("Truthy", (Checked,), {"on_batch_end_reads_only": "yes"})(), False),   # True only
+], ids=["reads only", "truthy"])
+def test_a_per_batch_callback_that_only_reads_keeps_the_chain(backend, chain_steps, callback,
+                                                              chained):
+    X, y = data(40)
+    model = Classifier([FC(12, 6, activation="relu"), FC(6, 4)], optimizer=AdaGrad(0.05))
+    assert_same_training(model, X, y, epochs=1, batch_size=10, callbacks=[callback])
+    assert chain_steps == ([10, 10, 10] if chained else [])
+
+
+def test_the_command_lines_progress_bar_keeps_the_chain():
+    from fastnet.model import _per_batch
+    from fastnet.train import _LinearDecay, _Progress
+    assert not _per_batch([_Progress(1, 100, quiet=True)])
+    assert _per_batch([_Progress(1, 100, quiet=True), _LinearDecay(SGD(0.1), 10)])

@@ -175,6 +175,8 @@ class _UpdateReturnsTheLayer:
     """``update(layer)`` returns the layer, as the 1-D convolution notebook's layers expect
     (``self = self.optimizer.update(self)``); the classifier notebook ignores the result."""
 
+    update_adds_bookkeeping = True        # fit's unchecked steps may use it (_dense_chain)
+
     def update(self, params, grads=None):
         super().update(params, grads)
         return params if grads is None else None
@@ -193,6 +195,10 @@ class AdaGrad(_UpdateReturnsTheLayer, _optimizers.AdaGrad):
     Both weights and biases accumulate ``h += g*g`` (the notebook overwrote the bias
     accumulator with ``hb = db*db``; fixed).
     """
+
+    #: Its ``update`` records the layer: ``fit``'s unchecked steps leave the record as the
+    #: epoch's first step set it, which is the one every step leaves (see _dense_chain).
+    update_adds_bookkeeping = True
 
     def __init__(self, lr=0.01, eps=1e-8):
         super().__init__(lr, eps)
