@@ -172,8 +172,34 @@ class _Restorer:
 
 # --- backend -----------------------------------------------------------------------------------
 
+def _after_fork_in_child():
+    """In a child made by ``fork()``: if the parent's Numba kernels had started GNU OpenMP's
+    threads, Numba ends this process at its first parallel kernel ("Terminating: fork() called
+    from a process already using GNU OpenMP"), which left a ``multiprocessing.Pool`` waiting
+    for good. The Numba backend is unloaded here, and loading it again raises a clear error."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is None or not getattr(parallel, "_is_initialized", False) \
+            or getattr(parallel, "_threading_layer", None) != "omp":
+        return                         # no threads started, or TBB / workqueue (fork-safe)
+    omppool = sys.modules.get("numba.np.ufunc.omppool")
+    if getattr(omppool, "openmp_vendor", "GNU") != "GNU":
+        return                         # Intel's OpenMP is fork-safe
+    _modules.pop("numba", None)
+    _state["forked_after_openmp"] = True
+
+
+if hasattr(os, "register_at_fork"):   # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _module(name):
     if name not in _modules:
+        if name == "numba" and _state.get("forked_after_openmp"):
+            raise RuntimeError(
+                "fastnet: this process was forked from one whose Numba kernels had started GNU "
+                "OpenMP's threads, and Numba's OpenMP layer would end it at its first parallel "
+                "kernel. Start worker processes with multiprocessing.get_context('spawn') (or "
+                "'forkserver'), or use fastnet.set_backend('numpy') in this one.")
         try:
             _modules[name] = _load_backend_module(name)
         except ImportError as err:

@@ -374,6 +374,44 @@ def test_info_shows_the_blas_count_fastnet_num_threads_gives():
     assert blas and all(line.endswith(": 1 threads") for line in blas), out.stdout
 
 
+_FORK_POOL = """
+import multiprocessing as mp, numpy as np
+import fastnet, fastnet.functional as F
+if {parent_ran_a_kernel}:
+    F.relu(np.ones(10, np.float32))             # starts Numba's OpenMP threads
+def work(n):
+    return float(F.relu(np.ones(n, np.float32)).sum())
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        try:
+            print(pool.map(work, [100, 200000]))
+        except RuntimeError as err:
+            print("RuntimeError", err)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+@pytest.mark.parametrize("parent_ran_a_kernel", [True, False])
+def test_a_fork_pool_after_a_numba_kernel_gets_an_error_not_a_hang(tmp_path, parent_ran_a_kernel):
+    """Numba's GNU OpenMP layer ended each forked worker at its first parallel kernel, and
+    the Pool waited for them for good. A parent that never ran one forks freely."""
+    script = tmp_path / "pool.py"
+    script.write_text(_FORK_POOL.format(parent_ran_a_kernel=parent_ran_a_kernel))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "FASTNET_BACKEND": "numba"})
+    assert out.returncode == 0, out.stderr
+    import numba.np.ufunc.parallel as parallel
+    with fastnet.set_backend("numba"):              # this process's layer, as the script's
+        fastnet.functional.relu(np.ones(10, np.float32))
+    gnu = parallel._threading_layer == "omp" and getattr(
+        sys.modules.get("numba.np.ufunc.omppool"), "openmp_vendor", "GNU") == "GNU"
+    if parent_ran_a_kernel and gnu:
+        assert out.stdout.startswith("RuntimeError fastnet: this process was forked"), out.stdout
+        assert "get_context('spawn')" in out.stdout
+    else:
+        assert out.stdout.strip() == "[100.0, 200000.0]", out.stdout
+
+
 def test_info_with_a_bad_fastnet_backend_is_an_error_line():
     out = subprocess.run([sys.executable, "-m", "fastnet", "info"], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "FASTNET_BACKEND": "bogus"})
