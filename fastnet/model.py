@@ -37,7 +37,9 @@ divergence; it updates itself in its ``backward``, as in the notebooks. The grad
 that of the batch-mean loss, already divided by the batch size.
 
 Inference (``predict``, ``evaluate``, validation) runs in evaluation mode, ``batch_size`` rows
-(default 1024) at a time, so memory does not grow with the number of samples.
+(default 1024) at a time, so memory does not grow with the number of samples. ``fit`` trains in
+training mode. Both put back afterwards the modes they found, the model's and each layer's (a
+Dropout switched off on its own stays off).
 """
 import contextlib
 import functools
@@ -455,6 +457,22 @@ class Sequential(_Container):
                 layer.training = bool(mode)
         return self
 
+    def _modes(self):
+        """The model's training flag and each layer's, for :meth:`_set_modes`: a layer set to
+        evaluation mode on its own (a Dropout turned off) stays so after ``predict`` or
+        ``fit``, which switch the whole model and back."""
+        return self.training, [(layer, layer.training) for _, layer in self.named_leaves()
+                               if hasattr(layer, "training")]
+
+    def _set_modes(self, modes):
+        training, layers = modes
+        self.train(training)
+        for layer, mode in layers:
+            if hasattr(layer, "train"):
+                layer.train(mode)
+            else:
+                layer.training = mode
+
     def get_config(self):
         return {"layers": self.layers, "loss": self.loss, "optimizer": self.optimizer}
 
@@ -672,7 +690,7 @@ class Sequential(_Container):
         with _MODE_LOCK:
             depth = self.__dict__.get("_evaluation_depth", 0)
             if depth == 0:
-                self._mode_before_evaluation = self.training
+                self._modes_before_evaluation = self._modes()
                 self.train(False)
             self._evaluation_depth = depth + 1
         try:
@@ -681,7 +699,7 @@ class Sequential(_Container):
             with _MODE_LOCK:
                 self._evaluation_depth -= 1
                 if self._evaluation_depth == 0:
-                    self.train(self._mode_before_evaluation)
+                    self._set_modes(self._modes_before_evaluation)
 
     # --- training --------------------------------------------------------------------------
 
@@ -756,7 +774,7 @@ class Sequential(_Container):
         n_batches = -(-len(X) // batch_size)
 
         self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
-        was_training = self.training
+        modes_before = self._modes()
         self.train(True)
         try:
             _call(callbacks, "on_train_begin", self, epochs, n_batches)
@@ -764,7 +782,7 @@ class Sequential(_Container):
                 self._fit_epoch(X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng,
                                 tail, verbose, callbacks, augment)
         finally:
-            self.train(was_training)
+            self._set_modes(modes_before)
         _call(callbacks, "on_train_end", self)
         return self
 

@@ -481,6 +481,32 @@ def test_a_failing_on_train_begin_restores_the_mode():
     assert not model.training and not model.layers[1].training
 
 
+def test_a_layer_switched_off_alone_stays_off_after_predict_and_fit():
+    """predict, evaluate, score and fit put back the model's own mode on every layer: a
+    Dropout switched off by hand was on again after them, and a callback's switch did not
+    outlive the validation pass after its epoch."""
+    X, y = blobs(32, 6)
+    model = Classifier([FC(6, 8, dtype=F64), Dropout(0.5, seed=0),
+                        Sequential([Dropout(0.3, seed=1)]), FC(8, 3, dtype=F64)],
+                       optimizer=SGD(0.1))
+    model.layers[1].eval()
+    for call in (lambda: model.predict(X), lambda: model.evaluate(X, y),
+                 lambda: model.score(X, y), lambda: model.fit(X, y, epochs=1)):
+        call()
+        assert model.training and not model.layers[1].training
+        assert model.layers[2].layers[0].training
+    seen = []
+
+    class Off(Callback):
+        def on_epoch_begin(self, epoch, n_batches):
+            seen.append(model.layers[2].layers[0].training)
+            if epoch == 0:
+                model.layers[2].layers[0].eval()
+    model.fit(X, y, X, y, epochs=3, callbacks=[Off()])
+    assert seen == [True, False, False]
+    assert model.layers[2].layers[0].training and not model.layers[1].training   # as before fit
+
+
 def test_save_keeps_the_training_modes(tmp_path):
     """A model saved in evaluation mode came back in training mode: its forward then applied
     Dropout where the original's did not."""
