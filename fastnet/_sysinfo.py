@@ -31,12 +31,13 @@ def _cpu_features():
 
 
 def _numba_cache_dir():
-    import numba
-    if numba.config.CACHE_DIR:
-        return numba.config.CACHE_DIR
-    from . import kernels
-    return os.path.join(os.path.dirname(kernels.__file__), "numba_backend", "__pycache__") + \
-        " (next to the sources; NUMBA_CACHE_DIR overrides)"
+    """The folder Numba caches fastnet's kernels in, as a kernel's cache reports it: Numba takes
+    the first it can write to (``NUMBA_CACHE_DIR``, beside the sources, the user's cache)."""
+    from .kernels.numba_backend import activations     # defines kernels, compiles none
+    path = getattr(activations._relu_forward._cache, "_cache_path", None)
+    if path is None:
+        return "none: no writable folder, kernels compile in every process (set NUMBA_CACHE_DIR)"
+    return path
 
 
 def info_lines():

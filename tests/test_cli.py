@@ -39,6 +39,18 @@ def test_info_prints_versions_and_settings(capsys):
         assert word in out
 
 
+@pytest.mark.parametrize("writable", [True, False])
+def test_info_names_the_cache_folder_numba_really_uses(tmp_path, writable):
+    """It named NUMBA_CACHE_DIR even where Numba could not write and cached elsewhere."""
+    folder = tmp_path / "cache" if writable else "/proc/no-such-cache"
+    out = subprocess.run([sys.executable, "-m", "fastnet", "info"], capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(folder)})
+    assert out.returncode == 0, out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.startswith("numba cache"))
+    assert (str(folder) in line) == writable, line
+
+
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_train_end_to_end_writes_plot_and_model(tiny_mnist, tmp_path, capsys, model):
     plot, saved = tmp_path / "curves.png", tmp_path / "model.npz"
