@@ -1,5 +1,6 @@
 """``run_side_by_side``: independent tasks (a Concat's branches), in order on the NumPy backend,
 on separate threads on the Numba backend; results, errors, thread counts, and Concat on top."""
+import _thread
 import multiprocessing
 import sys
 import threading
@@ -163,6 +164,26 @@ def test_numpy_error_state_reaches_every_task(two_threads):
         return "silent"
     with np.errstate(divide="raise"):
         assert two_threads.run_side_by_side([divide] * 2, BIG, None) == ["raised", "raised"]
+
+
+def test_a_ctrl_c_while_waiting_is_raised_once_every_worker_is_done(two_threads):
+    """Ctrl-C reached the caller while its worker still ran a task (on the caller's layers),
+    and the worker was never given back: one thread more per interrupt."""
+    from fastnet.kernels.numba_backend import scheduling
+    finished = []
+
+    def interrupting():
+        _thread.interrupt_main()       # the caller's own task is done: it is waiting for this
+        time.sleep(0.3)
+        finished.append(True)
+    two_threads.run_side_by_side([lambda: 0, lambda: 0], BIG, None)
+    idle = len(scheduling._state["idle"])
+    for _ in range(3):
+        finished.clear()
+        with pytest.raises(KeyboardInterrupt):
+            two_threads.run_side_by_side([lambda: 0, interrupting], BIG, None)
+        assert finished == [True]
+        assert len(scheduling._state["idle"]) == idle
 
 
 def _in_child(queue):

@@ -126,13 +126,30 @@ def run_side_by_side(tasks, size, costs):
             run_group(groups[0])
         finally:
             numba.set_num_threads(threads)
-            for worker in workers:
-                errors.append(worker.wait())
-                _give_back(worker)
+            interrupted = _wait_for(workers, errors)
+    if interrupted is not None:
+        raise interrupted
     for err in errors:
         if err is not None:
             raise err
     return results
+
+
+def _wait_for(workers, errors):
+    """Wait for every worker, add its error to ``errors`` and give it back; the Ctrl-C that came
+    meanwhile, if any, for the caller to raise once they are all done. (Raised at once, it let
+    the caller go on while a worker still wrote to the layers it was running, and the worker
+    was never given back.)"""
+    interrupted = None
+    for worker in workers:
+        while True:
+            try:
+                errors.append(worker.wait())
+                break
+            except KeyboardInterrupt as err:
+                interrupted = err
+        _give_back(worker)
+    return interrupted
 
 
 def _groups(n_tasks, n_groups, costs):
@@ -157,12 +174,13 @@ def _layer_is_threadsafe():
 
 
 class _Worker:
-    """A thread that runs one job at a time, handed over and back through two locks."""
+    """A thread that runs one job at a time, handed over through a lock and back through an
+    event: waiting for an event again after a Ctrl-C is harmless, where a lock that the
+    interrupted wait had already taken would have been waited for forever."""
 
     def __init__(self):
-        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go, self._done = threading.Lock(), threading.Event()
         self._go.acquire()
-        self._done.acquire()
         self._job = self._error = None
         # A daemon: it holds no resources between jobs, and must not keep the process alive.
         threading.Thread(target=self._loop, name="fastnet-side-by-side", daemon=True).start()
@@ -175,16 +193,17 @@ class _Worker:
                 job[0](*job[1:])
             except BaseException as err:       # kept for the caller: the thread lives on
                 self._error = err
-            self._done.release()
+            self._done.set()
 
     def start(self, *job):
         """Run ``job[0](*job[1:])`` on this worker's thread."""
         self._job, self._error = job, None
+        self._done.clear()
         self._go.release()
 
     def wait(self):
         """Wait for the job to finish; the exception it raised, or None."""
-        self._done.acquire()
+        self._done.wait()
         return self._error
 
 
