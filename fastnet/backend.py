@@ -334,7 +334,7 @@ def _library_thread_counts():
     blas = [(lib, lib.num_threads)
             for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
     numba_threads = None
-    if "numba" in sys.modules:         # else Numba will start with its default count
+    if sys.modules.get("numba") is not None:    # else Numba starts with its default count
         numba_threads = sys.modules["numba"].get_num_threads()
     return blas, numba_threads
 

@@ -46,6 +46,7 @@ OpenMP spinning
     OpenMP workers starve the BLAS threads on 2 cores, sleeping ones take ~20 us to wake.
 """
 import functools
+import os
 import warnings
 
 import numba
@@ -59,9 +60,11 @@ def _cache_available():
     try:
         numba.njit(cache=True)(probe)
     except RuntimeError as err:
+        given = os.environ.get("NUMBA_CACHE_DIR")
+        remedy = (f"NUMBA_CACHE_DIR={given!r} is not writable either; point it at a writable "
+                  f"folder" if given else "Set NUMBA_CACHE_DIR to a writable folder")
         warnings.warn(f"fastnet: Numba has nowhere to cache compiled kernels ({err}); they will "
-                      f"compile in every process. Set NUMBA_CACHE_DIR to a writable folder.",
-                      RuntimeWarning, stacklevel=2)
+                      f"compile in every process. {remedy}.", RuntimeWarning, stacklevel=2)
         return False
     return True
 
