@@ -131,6 +131,13 @@ def test_activation_forward_backward_match_oracle(backend, dtype, tol, name, sha
 def test_relu_gradient_at_zero_is_zero(backend, dtype):
     x = np.array([-1.0, 0.0, 2.0], dtype=dtype)
     np.testing.assert_array_equal(F.relu_backward(np.ones(3, dtype), x), [0, 0, 1])
+    # A unit that is cut off passes nothing, not even an inf or NaN gradient (dout * (x > 0)
+    # would give NaN there).
+    x = np.array([-1.0, 0.0, -0.0, -np.inf, 2.0], dtype=dtype)
+    dout = np.array([np.inf, np.nan, -np.inf, np.nan, -3.0], dtype=dtype)
+    got = F.relu_backward(dout, x)
+    np.testing.assert_array_equal(got, [0, 0, 0, 0, -3])
+    assert not np.signbit(got[:4]).any()        # +0.0, as np.where(x <= 0, 0, dout) gave
 
 
 @pytest.mark.parametrize("repeats", [1, 20000])          # the serial and the parallel loop

