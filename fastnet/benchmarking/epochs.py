@@ -114,10 +114,12 @@ def _TorchConcat(torch):
 
 
 def _torch_optimizer(torch, name, params, lr):
+    """PyTorch's fastest CPU form of the recipe's optimizer: ``fused=True`` AdaGrad and Adam
+    (their default per-parameter loop made PyTorch's epoch (a) 1.4x slower)."""
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, eps=1e-7)
+        return torch.optim.Adagrad(params, lr=lr, eps=1e-7, fused=True)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, fused=True)
     if name == "momentum":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
     return torch.optim.SGD(params, lr=lr)

@@ -14,7 +14,7 @@ import pytest
 
 from ..backend import _usable_cpus
 from .cases import Unsupported
-from .report import thread_counts, usable_threads, versions
+from .report import blas_line, thread_counts, usable_threads, versions
 from .timing import member_context
 
 
@@ -58,7 +58,8 @@ def run_case(benchmark, case, member):
         benchmark.extra_info.update(member=member, threads=thread_counts(), op=case.op,
                                     shape=case.shape, dtype=case.dtype,
                                     direction=case.direction, size=case.size,
-                                    versions=versions(), note=case.note, **case.info)
+                                    versions=versions(), blas=blas_line(), note=case.note,
+                                    **case.info)
         if SMOKE:
             benchmark.pedantic(fn, rounds=1, iterations=1)
         else:

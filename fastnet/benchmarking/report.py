@@ -80,17 +80,36 @@ def versions():
             "numba": numba.__version__, "torch": torch_version}
 
 
+#: Environment variables that choose which code a BLAS runs (its CPU kernels, its cache size).
+_BLAS_ENVIRONMENT = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS",
+                     "MKL_DEBUG_CPU_TYPE")
+
+
+def blas_line():
+    """NumPy's BLAS, the CPU kernels it runs, and any variable that forced them: the NumPy
+    baseline's products (and the roofline) depend on them. (This machine's environment sets
+    ``OPENBLAS_CORETYPE=Haswell``: OpenBLAS then runs its AVX2 kernels on an AVX-512 CPU.)"""
+    from threadpoolctl import threadpool_info
+    libs = [f"{p['internal_api']} {p.get('version') or ''} (kernels: {p.get('architecture')})"
+            for p in threadpool_info() if p.get("user_api") == "blas"]
+    forced = [f"{name}={os.environ[name]}" for name in _BLAS_ENVIRONMENT if name in os.environ]
+    return (f"BLAS: {', '.join(libs) or 'none found'}; "
+            f"{'set in the environment: ' + ', '.join(forced) if forced else 'no BLAS variables set'}")
+
+
 def machine_lines():
-    from .._sysinfo import _cpu_name
+    from .._sysinfo import _cpu_features, _cpu_name
     v = versions()
     counts = thread_counts()
     threads = ", ".join(f"{name} {counts[key]}" for key, name in
                         (("blas", "BLAS"), ("numba", "Numba"), ("torch", "torch"))
                         if counts[key] is not None)
     return [f"date: {datetime.date.today().isoformat()}",
-            f"machine: {_cpu_name()}, {os.cpu_count()} logical cores, {platform.system()}",
+            f"machine: {_cpu_name()}, {os.cpu_count()} logical cores, {platform.system()}; "
+            f"cpu features {_cpu_features()}",
             f"versions: python {v['python']}, numpy {v['numpy']}, numba {v['numba']}, "
             f"torch {v['torch'] or 'not installed'}",
+            blas_line(),
             f"threads in effect: {threads}"]
 
 
