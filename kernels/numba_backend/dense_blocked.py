@@ -62,8 +62,38 @@ MAX_ROWS = 512
 #: -> 4096: 0.92x float32 at 72 MB, 0.91-0.97x float64; 512 x 4096 -> 2048 float64, 88 MB,
 #: 1.04-1.35x; 512 x 2048 -> 1024 float64, 28 MB, 1.21-1.40x).
 MAX_BYTES = 32 << 20
+#: Largest product (multiply-adds) where NumPy's BLAS runs AVX-512 kernels of its own. All the
+#: figures above are against OpenBLAS's AVX2 ("Haswell") kernels, which this machine's
+#: environment forces (``OPENBLAS_CORETYPE=Haswell``). Its AVX-512 ("SkylakeX") kernels run
+#: 505 against 268 GFLOP/s at 1024^3 float32, and overtake the micro-kernel on big products:
+#: forward+backward, two threads, BLAS time over micro-kernel time: 1.66-1.71 at 20 x 784 -> 400,
+#: 1.28-1.29 at 128 x 784 -> 400, 1.03-1.07 at 512 x 784 -> 400 (161 M), then 0.63-0.99 from
+#: 268 M (128 x 2048 -> 1024, 256 x 1024 -> 1024, 512 x 1024 -> 512) and 0.76 at 512 x 2048 ->
+#: 1024.
+MAX_MACS_BESIDE_AVX512_BLAS = 200_000_000
+
+
+def _blas_runs_avx512():
+    """Whether NumPy's BLAS runs AVX-512 kernels: OpenBLAS's core type (threadpoolctl reads the
+    one it chose, after ``OPENBLAS_CORETYPE``), or MKL, which picks them itself."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return False
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        if lib.get("internal_api") == "mkl":
+            return True
+        if str(lib.get("architecture", "")).lower() in ("skylakex", "cooperlake",
+                                                        "sapphirerapids"):
+            return True
+    return False
+
 
 AVAILABLE = VECTOR_BYTES == 64 and not config.DISABLE_JIT
+#: Largest product for the micro-kernel on this host (see ``MAX_MACS_BESIDE_AVX512_BLAS``).
+MAX_MACS = MAX_MACS_BESIDE_AVX512_BLAS if AVAILABLE and _blas_runs_avx512() else None
 
 _outer = outer_kernel(MR, NV, masked=True)
 #: ``x @ W`` reduces over ``K`` in slabs of ``KC``, every block of the part once per slab (the
@@ -182,6 +212,7 @@ def _times_by_transpose_slot(i, parts, args_p, work_p):
 def pays(N, K, M, dtype):
     """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel."""
     return (AVAILABLE and N * K * M >= MIN_MACS and N <= MAX_ROWS
+            and (MAX_MACS is None or N * K * M <= MAX_MACS)
             and (N * K + K * M + N * M) * np.dtype(dtype).itemsize <= MAX_BYTES)
 
 
