@@ -51,6 +51,21 @@ def _argmax_last_nan(windows, axis):
     return _to_last_nan(windows, k, axis) if np.isnan(windows).any() else k
 
 
+def _max_by_tap(windows):
+    """``(max, arg-max)`` over the last axis of ``windows (N, C, L_out, K)``, one tap at a time
+    over whole arrays: ``argmax`` along a short last axis ran 9x slower (20-45 against 5 ms at
+    (128, 32, 784), K = 2). A later tap takes over where it is strictly greater (ties stay with
+    the first) or NaN (the last NaN wins); ``np.maximum`` keeps a NaN already found."""
+    y = windows[..., 0].copy()
+    k = np.zeros(y.shape, np.int32)                  # K <= 2**31 - 1 (the checks' MAX_SIZE)
+    for t in range(1, windows.shape[-1]):
+        v = windows[..., t]
+        took = (v > y) | np.isnan(v)
+        np.maximum(y, v, out=y)
+        k += took * (t - k)                          # no branch: np.where on random data is slow
+    return y, k
+
+
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties, last
     NaN)."""
@@ -63,10 +78,7 @@ def maxpool1d_forward(x, kernel_size, stride, padding):
         return np.take_along_axis(x, argmax, axis=2), argmax
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)), constant_values=-np.inf)
     windows = _windows(xp, kernel_size, stride)
-    k = windows.argmax(axis=3)                       # first occurrence of the maximum
-    y = np.take_along_axis(windows, k[..., None], axis=3)[..., 0]
-    if np.isnan(y).any():                            # y stays NaN; its index moves
-        k = _to_last_nan(windows, k, 3)
+    y, k = _max_by_tap(windows)
     starts = np.arange(windows.shape[2], dtype=np.int64) * stride - padding
     # A window whose real values are all -inf ties with the -inf left padding, which comes first:
     # the tie goes to its first real element, index 0 (the padding is never an arg-max).
