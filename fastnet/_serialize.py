@@ -247,11 +247,8 @@ def _rebuild(spec, arrays):
 
 def _modes(model):
     """``{"": model.training, leaf key: leaf.training, ...}`` (see the module docstring)."""
-    modes = {"": bool(model.training)}
-    for key, layer in model.named_leaves():
-        if hasattr(layer, "training"):
-            modes[key] = bool(layer.training)
-    return modes
+    training, leaves = model._modes()
+    return {"": bool(training), **{key: mode for key, _, mode in leaves}}
 
 
 def _restore_modes(model, modes):

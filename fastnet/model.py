@@ -458,16 +458,16 @@ class Sequential(_Container):
         return self
 
     def _modes(self):
-        """The model's training flag and each layer's, for :meth:`_set_modes`: a layer set to
-        evaluation mode on its own (a Dropout turned off) stays so after ``predict`` or
-        ``fit``, which switch the whole model and back."""
-        return self.training, [(layer, layer.training) for _, layer in self.named_leaves()
-                               if hasattr(layer, "training")]
+        """``(model.training, [(key, layer, layer.training), ...])`` for :meth:`_set_modes` (and
+        a saved file's modes): a layer set to evaluation mode on its own (a Dropout turned off)
+        stays so after ``predict`` or ``fit``, which switch the whole model and back."""
+        return self.training, [(key, layer, bool(layer.training))
+                               for key, layer in self.named_leaves() if hasattr(layer, "training")]
 
     def _set_modes(self, modes):
         training, layers = modes
         self.train(training)
-        for layer, mode in layers:
+        for _, layer, mode in layers:
             if hasattr(layer, "train"):
                 layer.train(mode)
             else:

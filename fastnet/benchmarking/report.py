@@ -93,8 +93,8 @@ def blas_line():
     libs = [f"{p['internal_api']} {p.get('version') or ''} (kernels: {p.get('architecture')})"
             for p in threadpool_info() if p.get("user_api") == "blas"]
     forced = [f"{name}={os.environ[name]}" for name in _BLAS_ENVIRONMENT if name in os.environ]
-    return (f"BLAS: {', '.join(libs) or 'none found'}; "
-            f"{'set in the environment: ' + ', '.join(forced) if forced else 'no BLAS variables set'}")
+    how = f"set in the environment: {', '.join(forced)}" if forced else "no BLAS variables set"
+    return f"BLAS: {', '.join(libs) or 'none found'}; {how}"
 
 
 def machine_lines():
