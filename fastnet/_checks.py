@@ -271,18 +271,34 @@ def integer(op, name, value, low=None, high=None):
     return value
 
 
+def _physical_memory():
+    """Bytes of RAM on this machine, or None where the system cannot say (not POSIX)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def memory_for_draw(owner, shape):
     """Refuse weights whose drawing needs more than this machine's memory: initializers draw in
     float64 (8 bytes a value) before the cast and the copy, and Linux grants such an allocation
     and then kills the process when it is touched, instead of raising MemoryError."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):      # not a POSIX system: nothing to ask
-        return
+    physical = _physical_memory()
     need = 16 * math.prod(shape)                        # the float64 draw and the result
-    if need > physical:
+    if physical is not None and need > physical:
         raise MemoryError(f"{owner}: weights of shape {shape} need about {need / 2**30:.1f} GiB to "
                           f"draw, more than this machine's {physical / 2**30:.1f} GiB")
+
+
+def memory_for_output(op, shape, dtype, cause):
+    """Refuse an output larger than this machine's memory before a kernel allocates it (for the
+    reason in :func:`memory_for_draw`), naming the arguments that made it so large (``cause``)."""
+    physical = _physical_memory()
+    need = math.prod(shape) * np.dtype(dtype).itemsize
+    if physical is not None and need > physical:
+        raise MemoryError(f"{op}: the output would have shape {shape} ({np.dtype(dtype)}), "
+                          f"{need / 2**30:.1f} GiB, more than this machine's "
+                          f"{physical / 2**30:.1f} GiB; {cause}")
 
 
 def flag(op, name, value):
