@@ -487,7 +487,14 @@ def test_column_layout_functions():
     Y = np.full((10, 100), 0.1)
     ce = compat.softmax_cross_entropy(D, Y)
     assert ce.shape == () and ce == pytest.approx(100 * math.log(10), rel=1e-12)   # ~230
-    assert np.isfinite(compat.softmax_cross_entropy(D, np.zeros((10, 100))))
+    # The exercise's template clips Y to [1e-8, 1 - 1e-8]: a confidently wrong column costs
+    # -log(1e-8), and a NaN probability stays NaN (np.clip keeps it).
+    assert compat.softmax_cross_entropy(D, np.zeros((10, 100))) == pytest.approx(
+        100 * -math.log(1e-8), rel=1e-12)
+    assert compat.softmax_cross_entropy(D[:, :1], np.eye(10)[:, 4:5]) == pytest.approx(
+        -math.log(1 - 1e-8), rel=1e-9)
+    Y32 = np.full((10, 2), np.nan, np.float32)
+    assert np.isnan(compat.softmax_cross_entropy(D[:, :2].astype(np.float32), Y32))
     assert compat.sigmoid(U).shape == (20, 100)
     assert np.isfinite(compat.sigmoid(np.array([-1000.0, 1000.0]))).all()
     ds = compat.dsigmoid_du(U)
