@@ -201,7 +201,9 @@ def _module(name):
                 "kernel. Start worker processes with multiprocessing.get_context('spawn') (or "
                 "'forkserver'), or use fastnet.set_backend('numpy') in this one.")
         try:
-            _modules[name] = _load_backend_module(name)
+            # The backend's unguarded kernels: every call from fastnet has passed the
+            # functional API's full checks (direct callers get the guarded module functions).
+            _modules[name] = _load_backend_module(name).trusted
         except ImportError as err:
             raise ImportError(
                 f"fastnet backend {name!r} could not be loaded: {err}. "
@@ -249,7 +251,8 @@ def set_backend(name):
 
 
 def kernels():
-    """The module of the current backend, exporting every name in ``fastnet.kernels.CONTRACT``."""
+    """The current backend's ``trusted`` kernels: every name in ``fastnet.kernels.CONTRACT``,
+    without the guards that the backend module's own functions add for direct callers."""
     # The common case first, one dict lookup: every functional call asks (~16 times per training
     # step of a three-layer MLP).
     module = _modules.get(_state["backend"])
@@ -362,19 +365,25 @@ def _restore_threads(n):
         _apply_threads(n)
 
 
+#: Most Numba worker threads accepted from ``NUMBA_NUM_THREADS`` (measured here: 20 000 started;
+#: at 50 000 GNU OpenMP failed to create threads, and at 100 000 the first kernel segfaulted).
+MAX_NUMBA_THREADS = 4096
+
+
 def _drop_bad_numba_threads():
     """``NUMBA_NUM_THREADS`` of 0 or less makes ``import numba`` itself fail ("Number of threads
-    specified must be > 0."), at fastnet's first kernel call; it is dropped with a warning, so
-    that Numba starts with its default, as it does for a value that is not a number."""
+    specified must be > 0."), at fastnet's first kernel call, and a huge one crashes the first
+    parallel kernel; either is dropped with a warning, so that Numba starts with its default, as
+    it does for a value that is not a number."""
     n = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     try:
-        bad = "numba" not in sys.modules and int(n) < 1
+        bad = "numba" not in sys.modules and not 1 <= int(n) <= MAX_NUMBA_THREADS
     except ValueError:
         return
     if bad:
         del os.environ["NUMBA_NUM_THREADS"]
-        warnings.warn(f"NUMBA_NUM_THREADS={n!r} ignored; expected an integer >= 1",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(f"NUMBA_NUM_THREADS={n!r} ignored; expected an integer in [1, "
+                      f"{MAX_NUMBA_THREADS}]", RuntimeWarning, stacklevel=3)
 
 
 def _init_from_env():

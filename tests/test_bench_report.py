@@ -145,13 +145,13 @@ def test_a_forward_check_covers_every_output_the_backward_needs(monkeypatch, ker
                                                                  cases):
     """The loss's probabilities and the pooling's arg-max indices are outputs of the forward
     that training feeds to the backward: a Numba forward with the right loss (pooled values)
-    but wrong probabilities (indices) is caught. (PyTorch's member returns the first output
-    only, and is compared on it.)"""
-    from fastnet.kernels import numba_backend
+    but wrong probabilities (indices) is caught. (PyTorch's loss member returns the loss only,
+    and is compared on it.) fastnet calls the backend's ``trusted`` kernels."""
+    from fastnet.kernels.numba_backend import trusted
     (case,) = [c for c in cases() if c.direction == "forward"]
     timing.measure(case, ("numpy", "numba", "torch"), rounds=1, round_seconds=0.001)
-    real = getattr(numba_backend, kernel)
-    monkeypatch.setattr(numba_backend, kernel, lambda *args: spoil(*real(*args)))
+    real = getattr(trusted, kernel)
+    monkeypatch.setattr(trusted, kernel, lambda *args: spoil(*real(*args)))
     with pytest.raises(AssertionError):
         timing.measure(case, ("numpy", "numba"), rounds=1, round_seconds=0.001)
 
@@ -170,9 +170,9 @@ def test_a_failed_result_check_leaves_its_case_out_and_the_run_goes_on(monkeypat
     """A wrong Numba result: its case gets no row, the others do, the header and the JSON name
     it, and the command exits 1 (it ended in a traceback that lost every row)."""
     from fastnet import cli
-    from fastnet.kernels import numba_backend
-    real = numba_backend.maxpool1d_backward
-    monkeypatch.setattr(numba_backend, "maxpool1d_backward", lambda *a: real(*a) * 1.01)
+    from fastnet.kernels.numba_backend import trusted
+    real = trusted.maxpool1d_backward
+    monkeypatch.setattr(trusted, "maxpool1d_backward", lambda *a: real(*a) * 1.01)
     monkeypatch.setattr(run, "_selected", lambda args: C.pooling_cases(((20, 16, 28),),
                                                                          (np.float32,)))
     monkeypatch.setattr(run, "gemm_rate", lambda: 1.0)

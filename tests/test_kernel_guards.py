@@ -1,0 +1,125 @@
+"""Direct calls of a backend's kernels (``fastnet.kernels.load(name).<kernel>``) go through the
+guards of ``kernels/_guards.py``: a call that would make a compiled loop read or write outside
+its arrays, or update a copy, raises a clear error on both backends. Before the guards, each
+call below crashed the process, returned garbage, or left the caller's array unchanged on the
+Numba backend (an independent probe's findings); the NumPy backend wrapped negative indices or
+raised NumPy's own errors. The bad values here stay small, so that a missing guard fails its
+test instead of crashing the test run."""
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet.kernels import CONTRACT, load
+
+
+def f(*shape, dtype=np.float32):
+    return np.ones(shape, dtype)
+
+
+def labels(*values):
+    return np.array(values, np.int64)
+
+
+BAD_CALLS = [
+    # (kernel, arguments, exception, words of the message)
+    ("softmax_cross_entropy_forward", lambda: (f(2, 3), labels(0, 3)), ValueError,
+     ["target", "outside [0, 3)", "max 3"]),
+    ("softmax_cross_entropy_forward", lambda: (f(2, 3), labels(-1, 0)), ValueError,
+     ["target", "outside [0, 3)", "min -1"]),
+    ("softmax_cross_entropy_forward", lambda: (f(4, 3), labels(0, 1)), ValueError,
+     ["int64 labels (N,)", "logits float32 (4, 3)", "target int64 (2,)"]),
+    ("softmax_cross_entropy_backward", lambda: (1.0, f(2, 3), labels(1, 3)), ValueError,
+     ["target", "outside [0, 3)"]),
+    ("sgd_update_", lambda: (f(5), f(3), 0.1), ValueError,
+     ["one shape", "param float32 (5,)", "grad float32 (3,)"]),
+    ("sgd_update_", lambda: (f(4, 3).T, f(3, 4), 0.1), ValueError,
+     ["param must be C-contiguous"]),
+    ("sgd_update_", lambda: (np.ones(3, np.int64), np.ones(3, np.int64), 0.1), TypeError,
+     ["param has dtype int64"]),
+    ("adagrad_update_", lambda: (f(6), f(6), f(6)[::2], 0.1, 1e-7), ValueError,
+     ["h must be C-contiguous"]),
+    ("adagrad_update_", lambda: (f(6), f(6), f(4), 0.1, 1e-7), ValueError, ["one shape"]),
+    ("adam_update_", lambda: (f(6), f(6), f(2), f(6), 0.1, 0.9, 0.999, 1e-8, 1), ValueError,
+     ["m float32 (2,)"]),
+    ("adam_update_", lambda: (f(6), f(6), f(6), f(6), 0.1, 0.9, 0.999, 1e-8, 0), ValueError,
+     ["step=0"]),
+    ("momentum_update_", lambda: (f(3, 2), f(3, 2), np.asfortranarray(f(3, 2)), 0.1, 0.9,
+                                  False), ValueError, ["velocity must be C-contiguous"]),
+    ("dense_forward", lambda: (f(8, 5), f(6, 4), f(4), "none"), ValueError,
+     ["x float32 (8, 5)", "W float32 (6, 4)"]),
+    ("dense_forward", lambda: (f(8, 5), f(5, 4), f(1), "none"), ValueError, ["b float32 (1,)"]),
+    ("dense_forward", lambda: (f(8, 5), f(5, 4), f(4), "gelu"), ValueError,
+     ["activation='gelu'"]),
+    ("dense_forward", lambda: (f(8, 5), f(5, 4, dtype=np.float64), f(4), "none"), ValueError,
+     ["one dtype"]),
+    ("dense_backward", lambda: (f(8, 4), f(8, 5), f(5, 4), f(8, 3), "relu", True), ValueError,
+     ["y float32 (8, 3)"]),
+    ("relu_backward", lambda: (f(3), f(5)), ValueError, ["dout float32 (3,)", "a float32 (5,)"]),
+    ("tanh_forward", lambda: (np.ones(3, np.float16),), TypeError, ["x has dtype float16"]),
+    ("softmax_forward", lambda: (f(3),), ValueError, ["expected x (N, C)"]),
+    ("mse_forward", lambda: (f(5), f(3)), ValueError, ["t float32 (3,)"]),
+    ("bce_backward", lambda: (1.0, f(0), f(0)), ValueError, ["a mean over no elements"]),
+    ("conv1d_forward", lambda: (f(1, 1, 8), f(2, 3, 3), f(2), 1, 0, 0, 1, "none"), ValueError,
+     ["x float32 (1, 1, 8)", "W float32 (2, 3, 3)"]),
+    ("conv1d_forward", lambda: (f(1, 1, 8), f(2, 1, 3), f(2), 1, 0, 0, -2, "none"), ValueError,
+     ["dilation=-2"]),
+    ("conv1d_forward", lambda: (f(1, 1, 8), f(2, 1, 3), f(2), 1, 2**63, 0, 1, "none"),
+     ValueError, ["padding_left=9223372036854775808"]),
+    ("conv1d_forward", lambda: (f(1, 1, 2), f(2, 1, 3), f(2), 1, 0, 0, 1, "none"), ValueError,
+     ["output length 0"]),
+    ("conv1d_backward", lambda: (f(2, 2, 6), f(1, 1, 8), f(2, 1, 3), f(2, 2, 6), "none", 1, 0, 0,
+                                 1, True), ValueError, ["(N, C_out, L_out) = (1, 2, 6)"]),
+    ("maxpool1d_forward", lambda: (f(1, 1, 8), 0, 1, 0), ValueError, ["kernel_size=0"]),
+    ("maxpool1d_forward", lambda: (f(1, 1, 8), 2, 0, 0), ValueError, ["stride=0"]),
+    ("maxpool1d_forward", lambda: (f(1, 1, 8), 2, 2, 2), ValueError, ["padding <= kernel_size"]),
+    ("maxpool1d_backward", lambda: (f(1, 1, 4), labels(0, 2, 4, 9).reshape(1, 1, 4), 8),
+     ValueError, ["argmax holds an index outside [0, 8)", "max 9"]),
+    ("maxpool1d_backward", lambda: (f(1, 1, 4), labels(0, 2, -1, 6).reshape(1, 1, 4), 8),
+     ValueError, ["min -1"]),
+    ("maxpool1d_backward", lambda: (f(1, 1, 4), labels(0, 2, 4, 6).reshape(1, 1, 4), 2),
+     ValueError, ["outside [0, 2)"]),
+    ("avgpool1d_backward", lambda: (f(1, 1, 3), 8, 2, 2, 0), ValueError,
+     ["dout (N, C, 4)", "dout float32 (1, 1, 3)"]),
+    ("labels_in_range", lambda: (np.zeros(3, np.int32), 4), ValueError, ["int64 labels"]),
+    ("all_finite", lambda: ([1.0, 2.0],), TypeError, ["a must be a NumPy array; got list"]),
+]
+
+
+@pytest.mark.parametrize("kernel, arguments, exc, words", BAD_CALLS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+def test_a_bad_direct_call_gets_a_clear_error(backend, kernel, arguments, exc, words):
+    with pytest.raises(exc) as info:
+        getattr(load(backend), kernel)(*arguments())
+    message = str(info.value)
+    assert message.startswith(kernel + ":"), message
+    for word in words:
+        assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_an_update_of_a_bad_call_leaves_the_arrays_as_they_were(backend):
+    param, grad = np.ones(5, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError):
+        load(backend).sgd_update_(param, grad, 0.5)
+    np.testing.assert_array_equal(param, 1)
+
+
+def test_guarded_kernels_take_keywords_and_keep_the_kernels_signature(backend):
+    module = load(backend)
+    x, W, b = np.ones((2, 3), np.float64), np.ones((3, 4), np.float64), np.zeros(4)
+    y = module.dense_forward(x, W=W, b=b, activation="relu")
+    np.testing.assert_array_equal(y, 3.0)
+    with pytest.raises(TypeError):
+        module.dense_forward(x, W, b)                       # activation missing
+    import inspect
+    for name in CONTRACT:
+        assert inspect.signature(getattr(module, name)) == \
+            inspect.signature(getattr(module.trusted, name))
+
+
+def test_fastnet_calls_the_trusted_kernels(backend):
+    """The functional API has checked every argument by then; the guards are for direct
+    callers, and fastnet's own calls (small ones especially) do not pay for them twice."""
+    assert fastnet.backend.kernels() is load(backend).trusted
+    for name in CONTRACT:
+        assert getattr(load(backend), name) is not getattr(load(backend).trusted, name)
+        assert getattr(load(backend), name).__wrapped__ is getattr(load(backend).trusted, name)
