@@ -31,6 +31,7 @@ leaves any previous file untouched.
 import inspect
 import json
 import os
+import stat
 
 import numpy as np
 
@@ -287,6 +288,12 @@ def load_model(path, expected=None):
     """
     _check_path("load", path)
     path = os.fsdecode(path)
+    try:
+        # Opening a FIFO waits for a writer: a load from one hung for good.
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            raise _not_a_model(path, "it is a FIFO, and reading it would wait for a writer")
+    except OSError:
+        pass                           # missing or unreadable: np.load says which
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

@@ -3,9 +3,11 @@
 Installed as ``fastnet.kernels`` (the folder is ``kernels/`` at the repository top).
 
 A backend is a module that exports every name in :data:`CONTRACT` with the same positional
-signature and the same semantics. Kernels do no user-facing validation: ``fastnet.functional``
-checks shapes, dtypes, contiguity and ranges before calling them. Every array a kernel receives is
-C-contiguous, floating arrays share one dtype (float32 or float64), and integer labels are int64.
+signature and the same semantics. ``fastnet.functional`` checks shapes, dtypes, contiguity and
+ranges, with messages for users, before calling a backend's ``trusted`` kernels. Every array a
+kernel receives is C-contiguous, floating arrays share one dtype (float32 or float64), and
+integer labels are int64. A backend's public functions are the same kernels behind the cheap
+guards of ``_guards.py``, which hold direct callers to those promises.
 
 Naming: ``<op>_forward`` / ``<op>_backward``; functions ending in ``_`` update their first
 arguments in place and return ``None``. A backward with ``need_dx=False`` returns ``None`` for

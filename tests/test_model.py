@@ -618,6 +618,37 @@ def test_save_refuses_a_fifo_and_keeps_an_existing_files_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
 
 
+def test_load_refuses_a_fifo_instead_of_waiting_for_a_writer(tmp_path):
+    """``open`` of a FIFO blocks until a writer comes: load hung for good. Should the check go,
+    a writer thread (giving up after 3 s) unblocks the load, and the message test fails."""
+    import threading
+    import time
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def writer():
+        end = time.monotonic() + 3
+        while time.monotonic() < end and not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)   # ENXIO while no reader
+            except OSError:
+                time.sleep(0.05)
+                continue
+            os.write(fd, b"not a model")
+            os.close(fd)
+            return
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ValueError, match="pipe is not a fastnet model file .*it is a FIFO"):
+            fm.load(fifo)
+    finally:
+        done.set()
+        thread.join()
+
+
 def test_save_and_load_errors_name_the_operation(tmp_path):
     clf = mlp(optimizer=SGD(0.1))
     for path in (3, None):
