@@ -197,6 +197,16 @@ def _augmented(augment, xb, rng):
     return out
 
 
+def _layer_list(op, layers):
+    """``layers`` as a list; one layer given alone (PyTorch's ``Sequential(a, b)`` spelling,
+    which passed ``b`` as the loss) or a non-iterable is a TypeError that says how to call."""
+    if callable(getattr(layers, "forward", None)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"{op}(layers, loss=None, optimizer=None): layers must be a list of "
+                        f"layers, as in {op}([FC(784, 100), FC(100, 10)]); got "
+                        f"{_short(layers)}")
+    return list(layers)
+
+
 def _check_chain(op, layers):
     """Catch mismatched sizes between layers at construction (FC→FC, Conv1d→Conv1d, through
     activations, dropout and pooling); other mismatches are caught by the first forward."""
@@ -397,7 +407,7 @@ class Sequential(_Container):
     """
 
     def __init__(self, layers, loss=None, optimizer=None):
-        self.layers = list(layers)
+        self.layers = _layer_list(type(self).__name__, layers)
         self._check_layers(type(self).__name__)
         self.loss = get_loss(loss)
         self.optimizer = check_optimizer(type(self).__name__, optimizer)
@@ -1102,6 +1112,7 @@ class Classifier(Sequential):
     """
 
     def __init__(self, layers, loss=None, optimizer=None):
+        layers = _layer_list(type(self).__name__, layers)      # before a layer taken as loss
         loss = SoftmaxCrossEntropy() if loss is None else get_loss(loss)
         if not isinstance(loss, SoftmaxCrossEntropy):
             raise TypeError(f"Classifier: loss must be SoftmaxCrossEntropy; got {loss!r} (use "

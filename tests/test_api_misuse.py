@@ -729,3 +729,18 @@ def test_the_articles_linear_trains_inside_a_fastnet_classifier():
     clf.fit(X, y, epochs=5, batch_size=20)
     assert not np.array_equal(clf.layers[0].weights, W0)
     assert clf.history["loss"][-1] < clf.history["loss"][0] and clf.score(X, y) > 0.85
+
+
+def test_sequential_with_layers_as_separate_arguments_says_how_to_call():
+    """PyTorch's spelling ``Sequential(a, b)`` passed ``b`` as the loss and failed with
+    "'FC' object is not iterable", naming neither the argument nor the fix."""
+    from fastnet.layers import FC
+    from fastnet.model import Classifier, Sequential
+    for cls in (Sequential, Classifier):
+        with pytest.raises(TypeError, match=rf"{cls.__name__}\(layers, loss=None, "
+                                            rf"optimizer=None\): layers must be a list of "
+                                            rf"layers, .*; got FC\(6, 3\)"):
+            cls(FC(6, 3), FC(3, 3))
+        with pytest.raises(TypeError, match="layers must be a list of layers, .*; got 3"):
+            cls(3)
+        assert [type(layer) for layer in cls(iter([FC(6, 3)])).layers] == [FC]
