@@ -14,14 +14,14 @@ import os
 import numpy as np
 
 from .backend import get_default_dtype, kernels
-from .kernels import DENSE_ACTIVATIONS
+from .kernels import DENSE_ACTIVATIONS, _guards
 
 FLOAT_DTYPES = (np.float32, np.float64)
 #: Largest size accepted (a layer's features or channels, a kernel size, stride, padding,
-#: dilation or length). Far beyond any real use, and it keeps every index the kernels compute
-#: (products such as ``l*stride`` and ``k*dilation``) well inside int64: compiled loops do not
-#: check bounds, so a wrapped index would read or write outside the arrays.
-MAX_SIZE = 2**31 - 1
+#: dilation or length), 2**31 - 1. Far beyond any real use, and it keeps every index the kernels
+#: compute (products such as ``l*stride`` and ``k*dilation``) well inside int64: compiled loops
+#: do not check bounds, so a wrapped index would read or write outside the arrays.
+MAX_SIZE = _guards.MAX_SIZE
 
 
 def _describe(a):

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import DENSE_ACTIVATIONS
 
-#: Largest size, stride, padding or dilation (``fastnet._checks.MAX_SIZE``): it keeps every
+#: Largest size, stride, padding or dilation (``fastnet._checks`` uses it too): it keeps every
 #: index a compiled loop computes inside int64.
 MAX_SIZE = 2**31 - 1
 
@@ -69,13 +69,13 @@ def same_shape(kernel, **arrays):
 
 
 def in_place(kernel, **arrays):
-    """Arrays a kernel updates in place (the first is the parameter): one shape, one dtype,
-    C-contiguous and writeable, so that the update lands in them and not in a copy."""
+    """A parameter, its gradient and its state arrays: one shape, one dtype, C-contiguous (a
+    flat view of anything else would be a copy, and the update would not land), and all but
+    the gradient writeable."""
     same_shape(kernel, **arrays)
     for name, a in arrays.items():
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            _fail(kernel, f"{name} must be C-contiguous and writeable (it is updated in place)",
-                  **{name: a})
+        if name != "grad" and not a.flags.writeable:
+            _fail(kernel, f"{name} is read-only; it is updated in place", **{name: a})
 
 
 def sizes(kernel, low, high=MAX_SIZE, **values):

@@ -123,3 +123,13 @@ def test_fastnet_calls_the_trusted_kernels(backend):
     for name in CONTRACT:
         assert getattr(load(backend), name) is not getattr(load(backend).trusted, name)
         assert getattr(load(backend), name).__wrapped__ is getattr(load(backend).trusted, name)
+
+
+def test_a_read_only_gradient_is_fine_a_read_only_parameter_is_not(backend):
+    param, grad = np.ones(4, np.float32), np.ones(4, np.float32)
+    grad.flags.writeable = False
+    load(backend).sgd_update_(param, grad, 0.5)
+    np.testing.assert_array_equal(param, 0.5)
+    param.flags.writeable = False
+    with pytest.raises(ValueError, match="sgd_update_: param is read-only"):
+        load(backend).sgd_update_(param, grad, 0.5)
