@@ -156,6 +156,18 @@ def one_hot(y, n_classes=None, dtype=None):
     return out
 
 
+def _scalar_value(value):
+    """``f``'s result as a float: a number or an array of one element (a loss of shape (1,))."""
+    if np.size(value) != 1:
+        raise TypeError(f"numerical_gradient: f must return a scalar (the loss); it returned "
+                        f"{type(value).__name__} of shape {np.shape(value)}")
+    try:
+        return float(np.asarray(value).reshape(()))
+    except (TypeError, ValueError):
+        raise TypeError(f"numerical_gradient: f must return a scalar (the loss); it returned "
+                        f"{value!r:.60}") from None
+
+
 def numerical_gradient(f, x, h=1e-4):
     """Central-difference gradient ``(f(x+h) - f(x-h)) / 2h`` of a scalar function, element by
     element ("Deep Learning from Scratch"'s ``numerical_gradient``).
@@ -200,10 +212,10 @@ def numerical_gradient(f, x, h=1e-4):
         try:
             x[idx] = old + h
             moved = x[idx] != old
-            up = float(f(x))
+            up = _scalar_value(f(x))
             x[idx] = old - h
             moved = moved and x[idx] != old
-            down = float(f(x))
+            down = _scalar_value(f(x))
         finally:                      # also when f raises: x is the caller's parameter
             x[idx] = old
         if not moved:

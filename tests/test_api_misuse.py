@@ -210,6 +210,20 @@ def test_compat_softmax_takes_any_axis_of_u():
         np.testing.assert_allclose(compat.softmax(U, reduce_axis=axis).sum(axis=int(axis)), 1)
 
 
+def test_numerical_gradient_says_f_must_return_a_scalar():
+    """An ``f`` returning the per-sample losses got NumPy's "only 0-dimensional arrays can be
+    converted to Python scalars"; a loss of shape (1,) is fine."""
+    x = np.ones(3)
+    with pytest.raises(TypeError, match=r"f must return a scalar \(the loss\); it returned "
+                                        r"ndarray of shape \(3,\)"):
+        numerical_gradient(lambda v: v ** 2, x)
+    with pytest.raises(TypeError, match="f must return a scalar .*it returned 'a'"):
+        numerical_gradient(lambda v: "a", x)
+    np.testing.assert_allclose(numerical_gradient(lambda v: (v ** 2).sum(keepdims=True)[None], x),
+                               2 * x, rtol=1e-8)
+    np.testing.assert_array_equal(x, 1)
+
+
 def test_numerical_gradient_names_a_read_only_x():
     x = np.arange(3.0)
     x.flags.writeable = False
