@@ -181,6 +181,19 @@ def test_an_empty_split_fails_before_training(tiny_mnist, capsys, prefix, name):
     assert f"the {name} files of the data folder hold no samples" in captured.err
 
 
+@pytest.mark.parametrize("model, shape", [("mlp", "(25,)"), ("cnn", "(5, 5)")])
+def test_images_of_another_size_fail_naming_the_datas_shape(tiny_mnist, capsys, model, shape):
+    """The first layer's error named a made-up batch of 2 ("input of shape (2, 25)")."""
+    write_idx(tiny_mnist / "train-images-idx3-ubyte.gz", np.zeros((30, 5, 5)), 2051)
+    write_idx(tiny_mnist / "train-labels-idx1-ubyte.gz", np.zeros(30), 2049)
+    code = cli.main(["train", "--model", model, "--epochs", "1", "--data", str(tiny_mnist),
+                     "--val", "0", "--quiet", "--no-plot"])
+    captured = capsys.readouterr()
+    assert code == 1 and "epoch" not in captured.out
+    assert (f"the training images of the data folder have shape {shape}; the reference models "
+            f"take MNIST's 28 x 28 images") in captured.err
+
+
 def test_divergence_is_an_error_line_not_a_traceback(tiny_mnist, tmp_path, capsys):
     code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
                      "--val", "20", "--quiet", "--no-plot", "--optimizer", "sgd",
