@@ -184,8 +184,9 @@ def test_an_empty_split_fails_before_training(tiny_mnist, capsys, prefix, name):
 @pytest.mark.parametrize("model, shape", [("mlp", "(25,)"), ("cnn", "(5, 5)")])
 def test_images_of_another_size_fail_naming_the_datas_shape(tiny_mnist, capsys, model, shape):
     """The first layer's error named a made-up batch of 2 ("input of shape (2, 25)")."""
-    write_idx(tiny_mnist / "train-images-idx3-ubyte.gz", np.zeros((30, 5, 5)), 2051)
-    write_idx(tiny_mnist / "train-labels-idx1-ubyte.gz", np.zeros(30), 2049)
+    for prefix in ("train", "t10k"):
+        write_idx(tiny_mnist / f"{prefix}-images-idx3-ubyte.gz", np.zeros((30, 5, 5)), 2051)
+        write_idx(tiny_mnist / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(30), 2049)
     code = cli.main(["train", "--model", model, "--epochs", "1", "--data", str(tiny_mnist),
                      "--val", "0", "--quiet", "--no-plot"])
     captured = capsys.readouterr()
