@@ -163,8 +163,7 @@ def avgpool_backward(kernel, dout, length, kernel_size, stride, padding):
 
 def argmax(kernel, dout, argmax, length):
     """``dout (N, C, L_out)`` and int64 arg-max indices of its shape, for an input of
-    ``length``; whether each index lies in ``[0, length)`` is :func:`indices`' (the backends
-    call it only where their loops could not tell)."""
+    ``length`` (that each index lies in ``[0, length)`` is :func:`indices`' check)."""
     floats(kernel, dout=dout)
     sizes(kernel, 1, length=length)
     _array(kernel, "argmax", argmax)
