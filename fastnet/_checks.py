@@ -292,13 +292,17 @@ def memory_for_draw(owner, shape):
 
 def memory_for_output(op, shape, dtype, cause):
     """Refuse an output larger than this machine's memory before a kernel allocates it (for the
-    reason in :func:`memory_for_draw`), naming the arguments that made it so large (``cause``)."""
-    physical = _physical_memory()
+    reason in :func:`memory_for_draw`), naming the arguments that made it so large
+    (``cause()``, a string). Outputs under 256 MiB pass without asking the system (a layer's
+    forward calls this every step)."""
     need = math.prod(shape) * np.dtype(dtype).itemsize
+    if need < 2**28:
+        return
+    physical = _physical_memory()
     if physical is not None and need > physical:
         raise MemoryError(f"{op}: the output would have shape {shape} ({np.dtype(dtype)}), "
                           f"{need / 2**30:.1f} GiB, more than this machine's "
-                          f"{physical / 2**30:.1f} GiB; {cause}")
+                          f"{physical / 2**30:.1f} GiB; {cause()}")
 
 
 def flag(op, name, value):

@@ -210,8 +210,8 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1, activation=None):
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
     L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
     check.memory_for_output(op, (x3.shape[0], W3.shape[0], L_out), x.dtype,
-                            f"from input length {x3.shape[2]} with {_describe_padding(pl, pr)}, "
-                            f"stride={stride}")
+                            lambda: f"from input length {x3.shape[2]} with "
+                                    f"{_describe_padding(pl, pr)}, stride={stride}")
     if len(x3) == 0:                       # an empty batch, as PyTorch allows
         return np.zeros((0, W3.shape[0], L_out), x.dtype)
     y = kernels().conv1d_forward(x3, W3, b, stride, pl, pr, dilation, act)

@@ -172,8 +172,8 @@ def _load_data(args, recipe, dtype):
     for name, part in (("training", X), ("test", X_test)):
         if len(part) == 0:           # refused now, not after the epochs have run
             raise ValueError(f"the {name} files of the data folder hold no samples")
-        if math.prod(part.shape[1:]) != 28 * 28:     # else the model's first layer says so,
-            raise ValueError(                        # about a batch it made up
+        if part.shape[1:] not in ((28, 28), (784,)):  # else the model's first layer says so,
+            raise ValueError(                         # about a batch it made up
                 f"the {name} images of the data folder have shape {part.shape[1:]}; the "
                 f"reference models take MNIST's 28 x 28 images")
     X, X_test = recipe.prepare(X), recipe.prepare(X_test)

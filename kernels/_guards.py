@@ -104,8 +104,8 @@ def labels(kernel, logits, target, in_range):
     """``logits (N, C)`` with int64 labels ``(N,)`` in ``[0, C)`` (``in_range``: the backend's
     ``labels_in_range``) or a float target ``(N, C)``."""
     floats(kernel, logits=logits)
-    if logits.ndim != 2:
-        _fail(kernel, "expected logits or probabilities of shape (N, C)", logits=logits)
+    if logits.ndim != 2 or logits.shape[1] < 1:
+        _fail(kernel, "expected logits or probabilities of shape (N, C), C >= 1", logits=logits)
     _array(kernel, "target", target)
     if target.ndim == 2:
         same_shape(kernel, logits=logits, target=target)
@@ -147,8 +147,8 @@ def pool(kernel, x, kernel_size, stride, padding):
     """``x (N, C, L)``; ``kernel_size``, ``stride`` >= 1, ``0 <= padding <= kernel_size // 2``,
     and at least one window."""
     floats(kernel, x=x)
-    if x.ndim != 3:
-        _fail(kernel, "expected x (N, C, L)", x=x)
+    if x.ndim != 3 or x.shape[2] < 1:
+        _fail(kernel, "expected x (N, C, L) with L >= 1", x=x)
     _pool_sizes(kernel, x.shape[2], kernel_size, stride, padding, x=x)
 
 
@@ -208,6 +208,7 @@ def guarded(trusted):
         same_shape(k, dout=dout, a=a)
 
     def dense_forward(k, x, W, b, act):
+        floats(k, b=b)                       # required here; dense() takes None as "no bias"
         dense(k, x, W, b)
         activation(k, act)
 
@@ -217,8 +218,8 @@ def guarded(trusted):
 
     def softmax_forward(k, x):
         floats(k, x=x)
-        if x.ndim != 2:
-            _fail(k, "expected x (N, C)", x=x)
+        if x.ndim != 2 or x.shape[1] < 1:
+            _fail(k, "expected x (N, C), C >= 1", x=x)
 
     def softmax_backward(k, dout, y):
         same_shape(k, dout=dout, y=y)
@@ -316,6 +317,11 @@ def _wrap(trusted, name, check):
     @functools.wraps(kernel)
     def checked(*args, **kwargs):
         args = signature.bind(*args, **kwargs).args     # a wrong count: the kernel's TypeError
+        # NumPy integers as Python ints, for the checks and the kernel alike: sizes computed in
+        # an int32 (``np.int32(2**31 - 1)`` as dilation) wrapped past the output-length check.
+        args = tuple(int(a) if isinstance(a, np.integer) else a for a in args)
         check(name, *args)
         return kernel(*args)
+    # Found by pickle under the public name (wraps copied the kernel's own).
+    checked.__module__, checked.__qualname__ = trusted.__name__, name
     return checked

@@ -181,11 +181,14 @@ def test_an_empty_split_fails_before_training(tiny_mnist, capsys, prefix, name):
     assert f"the {name} files of the data folder hold no samples" in captured.err
 
 
-@pytest.mark.parametrize("model, shape", [("mlp", "(25,)"), ("cnn", "(5, 5)")])
-def test_images_of_another_size_fail_naming_the_datas_shape(tiny_mnist, capsys, model, shape):
+@pytest.mark.parametrize("model, images, shape", [("mlp", (5, 5), "(25,)"),
+                                                   ("cnn", (5, 5), "(5, 5)"),
+                                                   ("cnn", (14, 56), "(14, 56)")])
+def test_images_of_another_size_fail_naming_the_datas_shape(tiny_mnist, capsys, model, images,
+                                                            shape):
     """The first layer's error named a made-up batch of 2 ("input of shape (2, 25)")."""
     for prefix in ("train", "t10k"):
-        write_idx(tiny_mnist / f"{prefix}-images-idx3-ubyte.gz", np.zeros((30, 5, 5)), 2051)
+        write_idx(tiny_mnist / f"{prefix}-images-idx3-ubyte.gz", np.zeros((30, *images)), 2051)
         write_idx(tiny_mnist / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(30), 2049)
     code = cli.main(["train", "--model", model, "--epochs", "1", "--data", str(tiny_mnist),
                      "--val", "0", "--quiet", "--no-plot"])

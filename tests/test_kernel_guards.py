@@ -81,6 +81,17 @@ BAD_CALLS = [
     ("avgpool1d_backward", lambda: (f(1, 1, 3), 8, 2, 2, 0), ValueError,
      ["dout (N, C, 4)", "dout float32 (1, 1, 3)"]),
     ("labels_in_range", lambda: (np.zeros(3, np.int32), 4), ValueError, ["int64 labels"]),
+    # A second review's findings: an int32 size wrapped inside the guard's own length check (the
+    # call below segfaulted), an empty row was read at [0], and a None bias reached the kernel.
+    ("conv1d_forward", lambda: (f(2, 4, 60), f(8, 4, 3), f(8), 1, 0, 0, np.int32(2**31 - 1),
+                                "none"), ValueError, ["output length"]),
+    ("maxpool1d_forward", lambda: (f(2, 3, 0), 2, 1, 1), ValueError, ["with L >= 1"]),
+    ("avgpool1d_forward", lambda: (f(2, 3, 8), 2, 1, np.int32(2**31 - 1)), ValueError,
+     ["padding=2147483647"]),
+    ("softmax_forward", lambda: (f(2, 0),), ValueError, ["C >= 1"]),
+    ("softmax_cross_entropy_forward", lambda: (f(2, 0), labels(0, 0)), ValueError, ["C >= 1"]),
+    ("dense_forward", lambda: (f(8, 5), f(5, 4), None, "none"), TypeError,
+     ["b must be a NumPy array; got NoneType"]),
     ("all_finite", lambda: ([1.0, 2.0],), TypeError, ["a must be a NumPy array; got list"]),
 ]
 
@@ -133,3 +144,19 @@ def test_a_read_only_gradient_is_fine_a_read_only_parameter_is_not(backend):
     param.flags.writeable = False
     with pytest.raises(ValueError, match="sgd_update_: param is read-only"):
         load(backend).sgd_update_(param, grad, 0.5)
+
+
+def test_guarded_kernels_pickle_by_their_public_name(backend):
+    """``functools.wraps`` gave them the kernels' own module and name, where pickle found
+    another object: ``ProcessPoolExecutor.submit(kernel, x)`` failed."""
+    import pickle
+    module = load(backend)
+    for name in CONTRACT:
+        assert pickle.loads(pickle.dumps(getattr(module, name))) is getattr(module, name)
+
+
+def test_numpy_integer_sizes_reach_the_kernel_as_python_ints(backend):
+    x, W, b = f(2, 3, 10), f(4, 3, 3), f(4)
+    y = load(backend).conv1d_forward(x, W, b, np.int64(2), np.int32(1), np.uint8(1), np.int16(1),
+                                     "none")
+    np.testing.assert_array_equal(y, load(backend).conv1d_forward(x, W, b, 2, 1, 1, 1, "none"))

@@ -675,8 +675,9 @@ def softmax_cross_entropy(D, Y):
     """Cross-entropy ``-sum(D * log(Y))`` summed over every element (classes and batch), for
     targets ``D`` and probabilities ``Y`` of the same shape. A 0-d result; about 230 for 100
     uniform predictions over 10 classes. ``Y`` is clipped to ``[1e-8, 1 - 1e-8]`` first, as the
-    exercise's own template does: a confidently wrong column costs ``-log(1e-8)`` = 18.4, and the
-    learning curves read as the notebook's (clamping only at the smallest float gave 708)."""
+    exercise's own template does (in float32 the upper bound rounds to 1): a confidently wrong
+    column costs ``-log(1e-8)`` = 18.4, and the learning curves read as the notebook's
+    (clamping only at the smallest float gave 708)."""
     Y = _float(Y)
     D = check.cast_real("softmax_cross_entropy", "D", D, Y.dtype)
     if D.shape != Y.shape:

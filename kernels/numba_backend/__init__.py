@@ -24,5 +24,5 @@ from .._guards import guarded as _guarded
 trusted = _types.SimpleNamespace(__name__=__name__,
                                  **{name: globals()[name] for name in _CONTRACT})
 # The public names are the same kernels behind ``kernels._guards``' checks, for direct callers:
-# compiled loops do not check bounds.
+# the compiled loops do not check bounds.
 globals().update(_guarded(trusted))

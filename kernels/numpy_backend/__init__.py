@@ -23,6 +23,6 @@ from .._guards import guarded as _guarded
 #: The kernels themselves: ``fastnet.functional`` calls these after its own full checks.
 trusted = _types.SimpleNamespace(__name__=__name__,
                                  **{name: globals()[name] for name in _CONTRACT})
-# The public names are the same kernels behind ``kernels._guards``' checks, for direct callers:
-# compiled loops do not check bounds.
+# The public names are the same kernels behind ``kernels._guards``' checks, for direct callers
+# (the Numba backend's compiled loops do not check bounds; both backends guard alike).
 globals().update(_guarded(trusted))
