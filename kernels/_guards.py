@@ -40,8 +40,11 @@ def _describe(a):
 
 
 def _array(kernel, name, a):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{kernel}: {name} must be a NumPy array; got {type(a).__name__}")
+    # Plain arrays only: a subclass may keep two dimensions through reshape(-1) (np.matrix: an
+    # update wrote past its end) or report a shape that is not its memory's.
+    if type(a) is not np.ndarray:
+        raise TypeError(f"{kernel}: {name} must be a plain NumPy array (np.asarray of it); got "
+                        f"{type(a).__name__}")
     if not a.flags.c_contiguous:
         _fail(kernel, f"{name} must be C-contiguous (np.ascontiguousarray)", **{name: a})
 
@@ -70,12 +73,17 @@ def same_shape(kernel, **arrays):
 
 def in_place(kernel, **arrays):
     """A parameter, its gradient and its state arrays: one shape, one dtype, C-contiguous (a
-    flat view of anything else would be a copy, and the update would not land), and all but
-    the gradient writeable."""
+    flat view of anything else would be a copy, and the update would not land), all but the
+    gradient writeable, and no two sharing memory (the loops read each element once, so
+    overlapping views or one array as two states gave other results than NumPy's)."""
     same_shape(kernel, **arrays)
-    for name, a in arrays.items():
+    items = list(arrays.items())
+    for i, (name, a) in enumerate(items):
         if name != "grad" and not a.flags.writeable:
             _fail(kernel, f"{name} is read-only; it is updated in place", **{name: a})
+        for other, b in items[i + 1:]:
+            if np.may_share_memory(a, b):
+                _fail(kernel, f"{name} and {other} share memory", **{name: a, other: b})
 
 
 def sizes(kernel, low, high=MAX_SIZE, **values):
@@ -180,6 +188,13 @@ def indices(kernel, name, index, bound, in_range):
                          f"{index.min()}, max {index.max()})")
 
 
+def flag(kernel, name, value):
+    """True or False (NumPy's too), or the integers 0 and 1: a kernel may pass ``int(value)``
+    on (0.5 skipped a gradient that ``bool`` had allocated, which went back unwritten)."""
+    if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, int) and value in (0, 1))):
+        raise TypeError(f"{kernel}: {name}={value!r}; expected True or False")
+
+
 def activation(kernel, name):
     if name not in DENSE_ACTIVATIONS:
         raise ValueError(f"{kernel}: activation={name!r}; expected one of {DENSE_ACTIVATIONS}")
@@ -203,9 +218,12 @@ def guarded(trusted):
     functions, which ``fastnet.functional`` calls after its full checks)."""
     def unary(k, x):
         floats(k, x=x)
+        if x.ndim == 0:
+            _fail(k, "expected an array of at least one dimension", x=x)
 
     def binary(k, dout, a):
         same_shape(k, dout=dout, a=a)
+        unary(k, a)
 
     def dense_forward(k, x, W, b, act):
         floats(k, b=b)                       # required here; dense() takes None as "no bias"
@@ -215,6 +233,7 @@ def guarded(trusted):
     def dense_backward(k, dout, x, W, y, act, need_dx):
         dense(k, x, W, dout=dout, y=y)
         activation(k, act)
+        flag(k, "need_dx", need_dx)
 
     def softmax_forward(k, x):
         floats(k, x=x)
@@ -265,6 +284,10 @@ def guarded(trusted):
     def adam_update_(k, param, grad, m, v, lr, beta1, beta2, eps, step):
         in_place(k, param=param, grad=grad, m=m, v=v)
         sizes(k, 1, 2**53, step=step)       # bias correction divides by 1 - beta**step
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            _scalar(k, name, beta)
+            if not 0 <= beta < 1:
+                raise ValueError(f"{k}: {name}={beta!r}; expected a number in [0, 1)")
 
     def conv1d_forward(k, x, W, b, stride, padding_left, padding_right, dilation, act):
         conv1d(k, x, W, b, stride, padding_left, padding_right, dilation)
@@ -281,6 +304,7 @@ def guarded(trusted):
             _fail(k, f"dout and y must be (N, C_out, L_out) = ({x.shape[0]}, {W.shape[0]}, "
                      f"{L_out})", x=x, W=W, dout=dout, y=y)
         activation(k, act)
+        flag(k, "need_dx", need_dx)
 
     def maxpool1d_forward(k, x, kernel_size, stride, padding):
         pool(k, x, kernel_size, stride, padding)

@@ -91,11 +91,29 @@ BAD_CALLS = [
     ("softmax_forward", lambda: (f(2, 0),), ValueError, ["C >= 1"]),
     ("softmax_cross_entropy_forward", lambda: (f(2, 0), labels(0, 0)), ValueError, ["C >= 1"]),
     ("dense_forward", lambda: (f(8, 5), f(5, 4), None, "none"), TypeError,
-     ["b must be a NumPy array; got NoneType"]),
-    ("all_finite", lambda: ([1.0, 2.0],), TypeError, ["a must be a NumPy array; got list"]),
+     ["b must be a plain NumPy array", "got NoneType"]),
+    # A third probe's: an np.matrix parameter stayed (1, n) through reshape(-1) and the update
+    # wrote past its end; overlapping or shared arrays gave other results than NumPy's; a
+    # need_dx of 0.5 left dx unwritten; beta1 = 1 divided by zero.
+    ("sgd_update_", lambda: (np.matrix(np.zeros(8)), np.ones((1, 8)), 0.1), TypeError,
+     ["param must be a plain NumPy array", "got matrix"]),
+    ("sgd_update_", lambda: (lambda a: (a[1:], a[:-1], 1.0))(np.arange(12.0)), ValueError,
+     ["param and grad share memory"]),
+    ("adam_update_", lambda: (f(6), f(6), *[f(6)] * 2, 0.1, 0.9, 0.999, 1e-8, 1), ValueError,
+     ["m and v share memory"]),
+    ("adam_update_", lambda: (f(6), f(6), f(6), f(6), 0.1, 1.0, 0.999, 1e-8, 1), ValueError,
+     ["beta1=1.0; expected a number in [0, 1)"]),
+    ("conv1d_backward", lambda: (f(1, 2, 6), f(1, 3, 8), f(2, 3, 3), f(1, 2, 6), "none", 1, 0, 0,
+                                 1, 0.5), TypeError, ["need_dx=0.5; expected True or False"]),
+    ("dense_backward", lambda: (f(8, 4), f(8, 5), f(5, 4), f(8, 4), "relu", 2), TypeError,
+     ["need_dx=2"]),
+    ("relu_forward", lambda: (np.zeros((), np.float32),), ValueError,
+     ["at least one dimension"]),
+    ("all_finite", lambda: ([1.0, 2.0],), TypeError, ["a must be a plain NumPy array", "got list"]),
 ]
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 @pytest.mark.parametrize("kernel, arguments, exc, words", BAD_CALLS,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
 def test_a_bad_direct_call_gets_a_clear_error(backend, kernel, arguments, exc, words):
@@ -160,3 +178,30 @@ def test_numpy_integer_sizes_reach_the_kernel_as_python_ints(backend):
     y = load(backend).conv1d_forward(x, W, b, np.int64(2), np.int32(1), np.uint8(1), np.int16(1),
                                      "none")
     np.testing.assert_array_equal(y, load(backend).conv1d_forward(x, W, b, 2, 1, 1, 1, "none"))
+
+
+@pytest.mark.parametrize("shape", [(0, 16, 28), (0, 1, 28)])
+def test_conv1d_backward_of_an_empty_batch_gives_zero_gradients(backend, shape):
+    """No batch item wrote the parts that the Numba backend sums dW from: it returned
+    uninitialised memory (1e232), where NumPy's gives zeros. (16 channels take the blocked
+    path, one the direct loops.)"""
+    C_in = shape[1]
+    x, W = np.zeros(shape), np.ones((16, C_in, 3))
+    dout = np.zeros((0, 16, 26))
+    for need_dx in (True, False):
+        dx, dW, db = load(backend).conv1d_backward(dout, x, W, dout, "none", 1, 0, 0, 1, need_dx)
+        assert dW.shape == W.shape and not dW.any() and db.shape == (16,) and not db.any()
+        assert (dx is None) if not need_dx else dx.shape == shape
+
+
+def test_conv1d_backward_takes_a_read_only_input_without_its_gradient(backend):
+    """x stood in for the unused dx: a read-only x made Numba refuse the (never run) writes."""
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((2, 1, 12)), rng.standard_normal((3, 1, 3))
+    dout = rng.standard_normal((2, 3, 10))
+    module = load(backend)
+    want = module.conv1d_backward(dout, x, W, dout, "none", 1, 0, 0, 1, False)
+    x.flags.writeable = False
+    got = module.conv1d_backward(dout, x, W, dout, "none", 1, 0, 0, 1, False)
+    assert got[0] is None
+    np.testing.assert_array_equal(got[1], want[1])

@@ -252,7 +252,7 @@ def _direct_forward(x, W, b, stride, padding_left, dilation, y):
 
 @jit_parallel
 def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db_rows, need_dx):
-    """``dx`` (if ``need_dx``; else ``dx`` is a dummy of x's shape, untouched); ``dW_rows[n]``,
+    """``dx`` (if ``need_dx``; else ``dx`` is an untouched dummy ``(N, 0, 0)``); ``dW_rows[n]``,
     ``db_rows[n]``: batch item ``n``'s shares, summed by the caller."""
     for n in prange(x.shape[0]):
         _backward_item(dout[n], x[n], W, stride, padding_left, dilation, dx[n], dW_rows[n],
@@ -770,6 +770,10 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     N, C_in, L = x.shape
     C_out, _, K = W.shape
     L_out = dout.shape[2]
+    need_dx = bool(need_dx)
+    if N == 0:                     # no item writes the parts that dW and db are summed from
+        return (np.zeros(x.shape, x.dtype) if need_dx else None, np.zeros(W.shape, x.dtype),
+                np.zeros(C_out, x.dtype))
     stride = _effective_stride(stride, L_out)
     dx = np.empty_like(x) if need_dx else None
     act = ACT_CODE[activation]
@@ -778,9 +782,11 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         dout = _activation_grad(dout, y, act)
         db_rows = np.empty((N, C_out), dtype=x.dtype)
         dW_rows = np.empty((N, C_out, C_in, K), dtype=x.dtype)
-        # Without need_dx, x stands in for the unused dx argument (never written): one signature.
-        _direct_backward(dout, x, W, stride, padding_left, dilation, x if dx is None else dx,
-                         dW_rows, db_rows, bool(need_dx))
+        # Without need_dx, an empty array stands in for the unused dx argument (never written):
+        # one signature (x itself, read-only, made Numba refuse the writes it never runs).
+        _direct_backward(dout, x, W, stride, padding_left, dilation,
+                         np.empty((N, 0, 0), x.dtype) if dx is None else dx,
+                         dW_rows, db_rows, need_dx)
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
     # Unused arguments get stand-ins of the right shape and dtype (never read or written): the
     # matmul chain keeps one compiled signature, and the slot gets an address for each.
