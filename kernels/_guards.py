@@ -206,10 +206,22 @@ def _labels_array(kernel, labels):
         _fail(kernel, "expected int64 labels (N,)", labels=labels)
 
 
-def _scalar(kernel, name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or np.ndim(value) != 0:
+def _scalar(kernel, name, value, dtype=None):
+    """A finite real number (within ``dtype``'s range when given), as ``fastnet.functional``
+    requires of a loss gradient and of the updates' hyper-parameters."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float)):
         raise TypeError(f"{kernel}: {name} must be a real number; got {_describe(value)}")
+    if isinstance(value, int) and not -2**63 <= value < 2**63:
+        raise ValueError(f"{kernel}: {name} is an integer beyond int64, which a compiled kernel "
+                         f"cannot take; pass a float")
+    limit = float(np.finfo(dtype).max) if dtype is not None else float("inf")
+    try:
+        finite = abs(float(value)) <= limit
+    except OverflowError:                    # an int beyond float's range
+        finite = False
+    if not finite:
+        raise ValueError(f"{kernel}: {name}={_describe(value)}; expected a finite number"
+                         + (f" within {np.dtype(dtype)}'s range" if dtype is not None else ""))
 
 
 def guarded(trusted):
@@ -248,8 +260,8 @@ def guarded(trusted):
         labels(k, logits, target, trusted.labels_in_range)
 
     def softmax_cross_entropy_backward(k, dloss, probs, target):
-        _scalar(k, "dloss", dloss)
         labels(k, probs, target, trusted.labels_in_range)
+        _scalar(k, "dloss", dloss, probs.dtype)
 
     def elementwise_loss(k, y, t):
         same_shape(k, y=y, t=t)
@@ -257,8 +269,8 @@ def guarded(trusted):
             _fail(k, "a mean over no elements", y=y)
 
     def elementwise_loss_backward(k, dloss, y, t):
-        _scalar(k, "dloss", dloss)
         elementwise_loss(k, y, t)
+        _scalar(k, "dloss", dloss, y.dtype)
 
     def labels_in_range(k, labels, n_classes):
         _labels_array(k, labels)
@@ -269,20 +281,30 @@ def guarded(trusted):
         if a.ndim != 1:
             _fail(k, "expected a 1-D array", a=a)
 
+    def hyper(k, **values):
+        for name, value in values.items():
+            _scalar(k, name, value)
+
     def sgd_update_(k, param, grad, lr):
         in_place(k, param=param, grad=grad)
+        hyper(k, lr=lr)
 
     def momentum_update_(k, param, grad, velocity, lr, momentum, nesterov):
         in_place(k, param=param, grad=grad, velocity=velocity)
+        hyper(k, lr=lr, momentum=momentum)
+        flag(k, "nesterov", nesterov)
 
     def adagrad_update_(k, param, grad, h, lr, eps):
         in_place(k, param=param, grad=grad, h=h)
+        hyper(k, lr=lr, eps=eps)
 
     def rmsprop_update_(k, param, grad, h, lr, rho, eps):
         in_place(k, param=param, grad=grad, h=h)
+        hyper(k, lr=lr, rho=rho, eps=eps)
 
     def adam_update_(k, param, grad, m, v, lr, beta1, beta2, eps, step):
         in_place(k, param=param, grad=grad, m=m, v=v)
+        hyper(k, lr=lr, eps=eps)
         sizes(k, 1, 2**53, step=step)       # bias correction divides by 1 - beta**step
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             _scalar(k, name, beta)
@@ -343,7 +365,9 @@ def _wrap(trusted, name, check):
         args = signature.bind(*args, **kwargs).args     # a wrong count: the kernel's TypeError
         # NumPy integers as Python ints, for the checks and the kernel alike: sizes computed in
         # an int32 (``np.int32(2**31 - 1)`` as dilation) wrapped past the output-length check.
-        args = tuple(int(a) if isinstance(a, np.integer) else a for a in args)
+        # NumPy floats as Python floats likewise (a float16 dloss was NotImplemented in Numba).
+        args = tuple(int(a) if isinstance(a, np.integer) else
+                     float(a) if isinstance(a, np.floating) else a for a in args)
         check(name, *args)
         return kernel(*args)
     # Found by pickle under the public name (wraps copied the kernel's own).

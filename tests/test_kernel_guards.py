@@ -109,6 +109,18 @@ BAD_CALLS = [
      ["need_dx=2"]),
     ("relu_forward", lambda: (np.zeros((), np.float32),), ValueError,
      ["at least one dimension"]),
+    # A fourth probe's: an infinite dloss gave NaN (Numba) against -inf (NumPy); the functional
+    # API refuses it, and so do the guards now, with unchecked hyper-parameters.
+    ("softmax_cross_entropy_backward", lambda: (np.inf, f(1, 3), labels(0)), ValueError,
+     ["dloss=inf; expected a finite number within float32's range"]),
+    ("mse_backward", lambda: (1e308, f(3), f(3)), ValueError, ["within float32's range"]),
+    ("sgd_update_", lambda: (f(3), f(3), None), TypeError, ["lr must be a real number"]),
+    ("adagrad_update_", lambda: (f(3), f(3), f(3), 2**70, 1e-7), ValueError,
+     ["lr is an integer beyond int64"]),
+    ("rmsprop_update_", lambda: (f(3), f(3), f(3), 0.1, 1 + 1j, 1e-7), TypeError,
+     ["rho must be a real number; got complex"]),
+    ("momentum_update_", lambda: (f(3), f(3), f(3), 0.1, np.nan, False), ValueError,
+     ["momentum=nan"]),
     ("all_finite", lambda: ([1.0, 2.0],), TypeError, ["a must be a plain NumPy array", "got list"]),
 ]
 
@@ -205,3 +217,17 @@ def test_conv1d_backward_takes_a_read_only_input_without_its_gradient(backend):
     got = module.conv1d_backward(dout, x, W, dout, "none", 1, 0, 0, 1, False)
     assert got[0] is None
     np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_numpy_float_scalars_reach_the_kernel_as_python_floats(backend):
+    """A float16 dloss was NotImplemented in Numba (NumPy's backend took it)."""
+    module = load(backend)
+    y, t = np.arange(4, dtype=np.float32), np.zeros(4, np.float32)
+    np.testing.assert_array_equal(module.mse_backward(np.float16(2), y, t),
+                                  module.mse_backward(2.0, y, t))
+
+
+def test_softmax_cross_entropy_backward_of_an_empty_batch_is_empty(backend):
+    """The NumPy backend divided by N = 0 (ZeroDivisionError); Numba's returned (0, C)."""
+    d = load(backend).softmax_cross_entropy_backward(1.0, np.zeros((0, 3)), labels())
+    assert d.shape == (0, 3)

@@ -45,7 +45,7 @@ def softmax_cross_entropy_backward(dloss, probs, target):
         d[np.arange(N), target] -= 1
     else:
         d -= target
-    d *= dloss / N
+    d *= dloss / max(N, 1)              # an empty batch: an empty gradient, as Numba's
     return d
 
 
