@@ -376,6 +376,17 @@ def _activation(owner, activation):
     return "none", activation
 
 
+def _follow_mode(activation, mode):
+    """Put an FC's activation object (None, or any object) into the FC's training mode, if it
+    has one."""
+    if activation is None or not hasattr(activation, "training"):
+        return
+    if callable(getattr(activation, "train", None)):
+        activation.train(mode)
+    else:
+        activation.training = mode
+
+
 # --- fully connected -------------------------------------------------------------------------
 
 class WeightsAndBias(Layer):
@@ -428,7 +439,8 @@ class FC(_FusedActivation):
         the dense kernel, in place (ReLU in the bias pass; with the Numba backend sigmoid and tanh
         in one more pass). A subclass of those objects that changes their methods (a leaky ReLU
         derived from ``ReLU``) runs as its own object. Any other object with ``forward`` and
-        ``backward`` (e.g. ``Softmax()``) is applied after the dense product.
+        ``backward`` (e.g. ``Softmax()``) is applied after the dense product; one with a
+        ``training`` flag (a ``Dropout()``) follows the FC's ``train()``/``eval()``.
     dtype : np.float32 or np.float64, optional
         Default: :func:`fastnet.get_default_dtype` at construction.
 
@@ -473,7 +485,16 @@ class FC(_FusedActivation):
     def _use_activation(self, activation):
         self._fused, self._act_layer = _activation(f"FC({self.n_nodes1}, {self.n_nodes2})",
                                                    activation)
+        _follow_mode(self._act_layer, self.training)
         self.X = None
+
+    def train(self, mode=True):
+        """Set training mode on the layer and on its activation object, which models do not
+        see on their own (a ``Dropout`` given as the activation stops dropping in
+        ``predict``); returns the layer."""
+        super().train(mode)
+        _follow_mode(self._act_layer, self.training)
+        return self
 
     def forward(self, X):
         out = self._forward_logits(X)

@@ -527,6 +527,27 @@ def test_save_keeps_the_training_modes(tmp_path):
     assert loaded.training and modes == {"0.": True, "1.": True, "2.": True, "3.0.": False}
 
 
+def test_a_dropout_given_as_an_fc_activation_follows_the_model_mode(backend, tmp_path):
+    """An activation object is no leaf of the model: a Dropout there kept dropping in predict,
+    evaluate and after ``eval()``, so predictions were random (a probe's finding)."""
+    fc = FC(4, 6, activation=Dropout(0.5, seed=0), dtype=F64)
+    model = Classifier([fc, FC(6, 3, dtype=F64)], optimizer=SGD(0.1))
+    X, y = np.random.default_rng(0).standard_normal((8, 4)), np.arange(8) % 3
+    want = model.layers[1].forward(X @ fc.W + fc.b)                  # nothing dropped
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
+    assert model.evaluate(X, y)["loss"] == model.evaluate(X, y)["loss"]
+    model.eval()
+    assert not fc.activation.training
+    np.testing.assert_allclose(model.forward(X), want, rtol=1e-12)
+    fc.activation = Dropout(0.5, seed=1)             # a new one takes the layer's mode
+    assert not fc.activation.training
+    model.save(tmp_path / "m.npz")
+    assert not fm.load(tmp_path / "m.npz").layers[0].activation.training
+    model.train()
+    assert fc.activation.training
+    assert not np.array_equal(model.forward(X), want)
+
+
 @pytest.mark.parametrize("path, words", [("", "path is empty"), (b"", "path is empty"),
                                          ("m\0.npz", "NUL character")])
 def test_save_and_load_refuse_names_no_file_can_have(path, words):
