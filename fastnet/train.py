@@ -136,11 +136,19 @@ def _plot_path(path):
 
 
 class _SaveEachEpoch:
+    """Saves the model after every epoch. ``saved`` is the number of epochs in the last file
+    written completely (0: none yet) and ``saving`` the epoch being written (None between
+    saves): a Ctrl-C during a save keeps the file before it (saves are atomic), and the
+    closing lines must say which."""
+
     def __init__(self, model, path):
         self.model, self.path = model, path
+        self.saved, self.saving = 0, None
 
     def on_epoch_end(self, epoch, logs):
+        self.saving = len(self.model.history["loss"])
         self.model.save(self.path)
+        self.saved, self.saving = self.saving, None
 
 
 def plot_history(history, path, title):
@@ -219,8 +227,9 @@ def run_train(args):
     callbacks = [_Progress(epochs, len(X), args.quiet)]
     if schedule == "linear":
         callbacks.append(_LinearDecay(model.optimizer, epochs * math.ceil(len(X) / batch_size)))
-    if args.save:
-        callbacks.append(_SaveEachEpoch(model, args.save))
+    saver = _SaveEachEpoch(model, args.save) if args.save else None
+    if saver:
+        callbacks.append(saver)
 
     start = time.perf_counter()
     interrupted = False
@@ -230,7 +239,11 @@ def run_train(args):
     except KeyboardInterrupt:
         interrupted = True
         done = len(model.history.get("loss", ()))        # {} when fit had not begun
-        print(f"\ninterrupted during epoch {done + 1}; stopping." if "loss" in model.history
+        if saver and saver.saving:
+            where = f"while saving epoch {saver.saving}"
+        else:
+            where = f"during epoch {done + 1}" if "loss" in model.history else None
+        print(f"\ninterrupted {where}; stopping." if where
               else "\ninterrupted before training began; stopping.", file=sys.stderr)
     train_seconds = time.perf_counter() - start
 
@@ -240,8 +253,12 @@ def run_train(args):
     print(f"training time {train_seconds:.1f} s")
     written = []
     trained = model.history.get("loss")
-    if args.save and trained:
-        written.append(f"model {args.save} (after epoch {len(model.history['loss'])})")
+    if saver and saver.saved:
+        written.append(f"model {args.save} (after epoch {saver.saved})")
+    elif saver and trained:
+        print(f"no model written: interrupted before the first save finished"
+              + (f"; {args.save} is the file that was there before" if os.path.exists(args.save)
+                 else ""), file=sys.stderr)
     if plot and trained:
         try:
             plot_history(model.history, plot,

@@ -243,3 +243,31 @@ def test_ctrl_c_before_the_first_epoch_is_a_clean_interruption(tiny_mnist, tmp_p
     assert code == 130 and "interrupted before training began" in captured.err
     assert "test accuracy" in captured.out
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("cut", [1, 2])
+def test_ctrl_c_during_a_save_names_the_file_that_was_kept(tiny_mnist, tmp_path, capsys,
+                                                           monkeypatch, cut):
+    """Ctrl-C during the save after an epoch said "wrote model (after epoch N)" for a file
+    that was never written (a probe's finding): the save is atomic, so the last complete
+    save, or the file that was there before, is what is kept."""
+    from fastnet.model import Sequential, load
+    path = tmp_path / "m.npz"
+    real_save, calls = Sequential.save, []
+
+    def save(self, where):
+        calls.append(where)
+        if len(calls) == cut:
+            raise KeyboardInterrupt
+        real_save(self, where)
+    monkeypatch.setattr(Sequential, "save", save)
+    code = cli.main(["train", "--model", "mlp", "--epochs", "3", "--data", str(tiny_mnist),
+                     "--val", "20", "--quiet", "--no-plot", "--save", str(path)])
+    captured = capsys.readouterr()
+    assert code == 130 and f"interrupted while saving epoch {cut}" in captured.err
+    if cut == 1:
+        assert "no model written" in captured.err and "wrote model" not in captured.out
+        assert not path.exists()
+    else:
+        assert f"wrote model {path} (after epoch 1)" in captured.out
+        assert len(load(path).history["loss"]) == 1
