@@ -61,7 +61,7 @@ from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      fusable_softmax, has_params, input_grad_optional, passes_gradient_through)
 from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
-from .optimizers import refuse_tied
+from .optimizers import Optimizer, refuse_tied
 
 __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
 
@@ -619,7 +619,15 @@ class Sequential(_Container):
                 raise ValueError(f"{op}: layer {key[:-1]} {_short(layer)} has no optimizer and "
                                  f"the model has none; give the layer one (optimizer=...) or the "
                                  f"model (optimizer=SGD(0.01))")
-            check_optimizer(f"{op}: layer {key[:-1]} {_short(layer)}", opt)
+            where = f"{op}: layer {key[:-1]} {_short(layer)}"
+            check_optimizer(where, opt)
+            if isinstance(opt, Optimizer):
+                for dtype in {p.dtype for p in _params(layer).values()
+                              if isinstance(p, np.ndarray)}:
+                    try:
+                        opt.check_for(dtype)
+                    except (TypeError, ValueError) as err:
+                        raise type(err)(f"{where}, {dtype} parameters: {err}") from None
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
         """Training data, checked whole before any update: a bad value in a later batch would

@@ -162,6 +162,14 @@ class Optimizer:
                 raise type(err)(f"{type(self).__name__}.update, parameter {key!r}: "
                                 f"{err}") from None
 
+    def check_for(self, dtype):
+        """Raise ValueError/TypeError now if the hyper-parameters cannot update parameters of
+        ``dtype`` (``eps=1e-50`` is 0 in float32, ``lr=1e39`` is inf there). It takes one step on
+        a scratch array, through the same checks as :meth:`update`: ``fit`` calls it for every
+        layer before its first step, so that a bad setting changes no parameter."""
+        scratch = np.zeros(1, dtype)
+        self._step(scratch, np.zeros(1, dtype), self._new_state(scratch))
+
     def _state_for(self, param):
         entry = self._state.get(id(param))
         if entry is not None and entry[0] is param:

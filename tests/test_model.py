@@ -1143,6 +1143,22 @@ def test_values_beyond_a_float32_model_are_refused_before_training(name):
                      rf"{name} \(shape .*\) holds float64 values up to 1e\+300, beyond float32's")
 
 
+@pytest.mark.parametrize("layers, optimizer, match", [
+    (lambda: [FC(6, 5, dtype=F64), FC(5, 3, dtype=np.float32)], lambda: Adam(0.01, eps=1e-50),
+     r"layer 1 FC\(5, 3\), float32 parameters: adam_update_: eps=1e-50 is below the smallest"),
+    (lambda: [FC(6, 5, optimizer=SGD(0.1)), FC(5, 3)], lambda: SGD(1e39),
+     r"layer 1 FC\(5, 3\), float32 parameters: sgd_update_: lr=1e\+39 is beyond the float32"),
+])
+def test_settings_bad_for_one_layers_dtype_are_refused_before_any_update(backend, layers,
+                                                                        optimizer, match):
+    """Checked at the first update, they stopped fit after the layers before had been stepped
+    (Adam's step count of layer 0 at 1), and the message named no layer (a probe's finding)."""
+    X, y = blobs(30)
+    clf = Classifier(layers(), optimizer=optimizer())
+    expect_untouched(clf, lambda: clf.fit(X, y), ValueError, match)
+    assert all(not opt._state for _, _, opt in clf.leaf_optimizers())
+
+
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
 def test_inference_refuses_masked_1d_and_non_array_input(method):
     clf = mlp()
