@@ -78,17 +78,25 @@ def _not_a_folder(folder):
     return f"the folder {folder} does not exist"
 
 
-def _special_file(path):
-    """What ``path`` is when it exists but is neither a regular file nor a folder, else None."""
+def special_kind(path):
+    """What ``path`` is ("a FIFO", "a character device", ...) when it exists but is neither a
+    regular file nor a folder, else None."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
-    kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+    return ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
             else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
             else "not a regular file")
+
+
+def _special_file(path):
+    """Why a save may not write to ``path`` when it is a device, FIFO or socket, else None."""
+    kind = special_kind(path)
+    if kind is None:
+        return None
     return f"it is {kind}, which a save would replace with a plain file; give a file name"
 
 

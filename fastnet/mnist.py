@@ -48,6 +48,7 @@ import numpy as np
 
 from . import _checks as check
 from .backend import get_default_dtype
+from ._files import special_kind
 
 __all__ = ["load_mnist", "read_idx", "find_mnist_dir", "mnist_available", "require_mnist",
            "mnist_cache_dir", "MNIST_FILES", "MIRRORS"]
@@ -127,8 +128,9 @@ def read_idx(path):
     ------
     ValueError
         The magic number or type byte is wrong, the header is cut short, the payload is shorter or
-        longer than the header announces, or the gzip stream is truncated or corrupt. The message
-        names the file and gives the expected and actual values.
+        longer than the header announces, or the gzip stream is truncated or corrupt; or the
+        path is a FIFO, device or socket. The message names the file and gives the expected and
+        actual values.
     OSError
         The file cannot be opened.
 
@@ -138,6 +140,9 @@ def read_idx(path):
     labels.
     """
     path = Path(os.fsdecode(path))
+    kind = special_kind(path)
+    if kind:                    # opening a FIFO or a terminal waits for a writer: a hang
+        raise ValueError(f"read_idx: {path}: it is {kind}; give a regular IDX file")
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open

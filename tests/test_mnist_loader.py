@@ -10,6 +10,7 @@ import io
 import os
 import struct
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -186,6 +187,32 @@ def test_read_idx_huge_header_fails_on_size_not_memory(tmp_path):
     path.write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(10))
     with pytest.raises(ValueError, match="payload is 10 bytes"):
         mnist.read_idx(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_read_idx_refuses_a_fifo_instead_of_waiting_for_a_writer(tmp_path):
+    """Opening a FIFO blocks until something writes to it: read_idx hung for good."""
+    fifo = tmp_path / "train-images-idx3-ubyte"
+    os.mkfifo(fifo)
+    errors = []
+
+    def read():
+        try:
+            mnist.read_idx(fifo)
+        except ValueError as err:
+            errors.append(str(err))
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():           # a regression: end each open with an empty writer
+        while reader.is_alive():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:         # no reader waiting at this instant
+                pass
+            reader.join(0.01)
+        pytest.fail("read_idx waited for a writer to the FIFO")
+    assert len(errors) == 1 and "train-images-idx3-ubyte: it is a FIFO" in errors[0]
 
 
 def test_read_idx_zero_beside_huge_dimensions_names_the_header(tmp_path):
