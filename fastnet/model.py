@@ -637,12 +637,15 @@ class Sequential(_Container):
         if X.dtype.kind not in "biuf":       # bool too, as the layers take it (cast to 0/1)
             raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
         self._check_target_form(op, y, y_name)
-        narrowest = min((p.dtype for p in self.params.values()), key=lambda d: d.itemsize,
-                        default=None)
         for name, a in ((x_name, X), (y_name, y)):
             if a.dtype.kind == "f":
-                _check_finite(op, name, a, narrowest)
+                _check_finite(op, name, a, self._narrowest_dtype())
         return X, y
+
+    def _narrowest_dtype(self):
+        """The narrowest dtype among the parameters (None: no parameters)."""
+        return min((p.dtype for p in self.params.values()), key=lambda d: d.itemsize,
+                   default=None)
 
     def _check_target_form(self, op, y, y_name):
         """The kind of targets the model takes: numbers, for a generic model (strings or
@@ -667,11 +670,16 @@ class Sequential(_Container):
             raise ValueError(f"{op}: {y_name} holds {bad}; the binary cross-entropy takes "
                              f"targets in [0, 1]")
 
-    def _dry_run(self, X, op):
-        """Forward two samples in evaluation mode: shape errors show before any update."""
+    def _dry_run(self, X, op, name="X"):
+        """Forward two samples in evaluation mode: shape errors show before any update. An
+        error names the data (``X`` or ``X_val``) and its whole shape."""
         tail = self._softmax_tail()
-        with self._evaluation_mode():
-            out = self._forward_for_loss(X[:2], tail)
+        try:
+            with self._evaluation_mode():
+                out = self._forward_for_loss(X[:2], tail)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{op}: {name} of shape {X.shape} does not fit the model (tried "
+                            f"on its first {len(X[:2])} samples): {err}") from err
         if tail == "probs":
             self._check_foreign_softmax(op, out)
         elif tail in ("logits", "fused") and isinstance(self.loss, SoftmaxCrossEntropy):
@@ -786,7 +794,7 @@ class Sequential(_Container):
                              f"Give the last layer 2 outputs for two classes, or use "
                              f"Sequential(..., loss='bce') with a sigmoid output")
         if X_val is not None:
-            self._check_targets(op, y_val, self._dry_run(X_val, op), "y_val")
+            self._check_targets(op, y_val, self._dry_run(X_val, op, "X_val"), "y_val")
         rng = as_generator(seed, op)
         callbacks = _callback_list(callbacks)
         n_batches = -(-len(X) // batch_size)
@@ -898,6 +906,8 @@ class Sequential(_Container):
         X, y = check_xy(op, X, y)
         _check_rows(op, X, "X")
         self._check_target_form(op, y, "y")
+        if y.dtype.kind == "f":          # as fit: a loss of NaN or inf is no measurement
+            _check_finite(op, "y", y, self._narrowest_dtype())
         batch_size = check.integer(op, "batch_size", batch_size, low=1)
         tail = self._softmax_tail()
         total = 0.0

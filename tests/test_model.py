@@ -1188,6 +1188,21 @@ def test_evaluate_and_score_check_data_as_fit_does():
         Sequential([FC(2, 2)], loss="mse").evaluate(np.arange(4.0), np.arange(4.0))
 
 
+def test_data_that_does_not_fit_the_model_is_named_with_its_own_shape():
+    """Both errors said "layer 0 ... failed on its input of shape (2, 3)": not which of X and
+    X_val, nor their shapes (a probe's finding); evaluate named neither itself nor y."""
+    clf = mlp(optimizer=SGD(0.1))
+    X, y = blobs(20)
+    with pytest.raises(ValueError, match=r"Classifier.fit: X_val of shape \(7, 5\) does not "
+                                         r"fit the model \(tried on its first 2 samples\)"):
+        clf.fit(X, y, X[:7, :5], y[:7])
+    with pytest.raises(ValueError, match=r"Classifier.fit: X of shape \(20, 5\) does not fit"):
+        clf.fit(X[:, :5], y)
+    with pytest.raises(ValueError, match=r"Classifier.evaluate: y \(shape \(20, 3\)\) holds "
+                                         r"float64 values up to 1e\+300"):
+        mlp(dtype=np.float32).evaluate(X, 1e300 * np.eye(3)[y])
+
+
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function", "score"])
 def test_classifier_inference_needs_class_scores(method):
     # A network that outputs (N, C, L) or (N, 0): predict's argmax and predict_proba's softmax
