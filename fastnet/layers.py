@@ -72,8 +72,11 @@ def _rows(x):
 
 
 def _as_float(x):
-    """Input of a parameter-free layer: float arrays keep their dtype (in native byte order);
-    other real numbers are cast to the default dtype; masked arrays are refused."""
+    """Input of a parameter-free layer: float arrays keep their dtype (in native byte order),
+    and so do NumPy float scalars (as 0-d arrays); other real numbers are cast to the default
+    dtype; masked arrays are refused."""
+    if isinstance(x, np.floating) and type(x) in check.FLOAT_DTYPES:
+        x = np.asarray(x)
     if isinstance(x, np.ndarray) and x.dtype.type in check.FLOAT_DTYPES:
         check.not_masked("layer", "input", x)
         native = None if x.dtype.isnative else x.dtype.newbyteorder("=")

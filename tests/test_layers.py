@@ -172,6 +172,8 @@ def test_dtype_rule(dtype):
     fc.forward(x)
     assert fc.X is x                                                   # same dtype: no copy
     assert ReLU().forward(x.astype(other)).dtype == other              # no params: follows input
+    for layer in (ReLU(), Sigmoid(), Tanh(), Dropout(0.5, seed=0)):    # a NumPy scalar too: it
+        assert layer.forward(other(-1.5)).dtype == other               # was cast to the default
 
 
 
