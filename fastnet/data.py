@@ -102,8 +102,21 @@ class MiniBatch:
             yield self[i]
 
 
-#: The notebook's name.
-GetMiniBatch = MiniBatch
+class GetMiniBatch(MiniBatch):
+    """:class:`MiniBatch` under the scratch notebook's name, iterating as the notebook's did: the
+    object is its own iterator (``iter`` restarts it, ``next`` gives the next batch). An index
+    past the last batch raises ``IndexError`` (the notebook returned empty arrays)."""
+
+    def __iter__(self):
+        self._counter = 0
+        return self
+
+    def __next__(self):
+        counter = getattr(self, "_counter", 0)
+        if counter >= len(self):
+            raise StopIteration
+        self._counter = counter + 1
+        return self[counter]
 
 
 def one_hot(y, n_classes=None, dtype=None):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastnet
-from fastnet import data
+from fastnet import compat, data
 from fastnet.data import MiniBatch, numerical_gradient, one_hot
 
 
@@ -34,7 +34,13 @@ def test_minibatch_seed_is_private_and_reproducible():
         np.testing.assert_array_equal(u, v)
     ordered = [yb for _, yb in MiniBatch(X, y, 4, shuffle=False)]
     np.testing.assert_array_equal(np.concatenate(ordered), y)
-    assert data.GetMiniBatch is MiniBatch
+
+def test_get_mini_batch_under_the_notebooks_name_iterates_as_the_notebooks():
+    """``fastnet.data.GetMiniBatch`` was MiniBatch itself: ``next()`` on it was a TypeError,
+    while ``fastnet.compat.GetMiniBatch`` took it (a probe's finding). They are one class."""
+    assert compat.GetMiniBatch is data.GetMiniBatch and issubclass(data.GetMiniBatch, MiniBatch)
+    batches = data.GetMiniBatch(np.zeros((10, 1)), np.arange(10), 4)
+    assert len(next(batches)[1]) == 4
 
 
 @pytest.mark.parametrize("X, y, bs, match", [

@@ -88,7 +88,7 @@ from .. import functional as F
 from .. import layers as _layers
 from .. import optimizers as _optimizers
 from .._serialize import register
-from ..data import MiniBatch, numerical_gradient, one_hot
+from ..data import GetMiniBatch, numerical_gradient, one_hot
 from .. import initializers as _init
 from ..losses import SoftmaxCrossEntropy
 from ..model import INFERENCE_BATCH, Classifier, check_pass_through
@@ -153,23 +153,6 @@ def _float(a):
 
 
 # --- the scratch classifier notebook -------------------------------------------------------------
-
-class GetMiniBatch(MiniBatch):
-    """:class:`fastnet.data.MiniBatch` that iterates as the notebook's did: the object is its own
-    iterator (``iter`` restarts it, ``next`` gives the next batch). An index past the last batch
-    raises ``IndexError`` (the notebook returned empty arrays)."""
-
-    def __iter__(self):
-        self._counter = 0
-        return self
-
-    def __next__(self):
-        counter = getattr(self, "_counter", 0)
-        if counter >= len(self):
-            raise StopIteration
-        self._counter = counter + 1
-        return self[counter]
-
 
 class _UpdateReturnsTheLayer:
     """``update(layer)`` returns the layer, as the 1-D convolution notebook's layers expect
