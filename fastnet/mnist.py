@@ -19,7 +19,8 @@ What is checked
 Every file is parsed strictly: magic number, dimensions, and a payload of exactly the size the header
 announces. A file that holds the full dataset (60000 or 10000 items) must also have MNIST's published
 SHA-256 of its decompressed contents, so it makes no difference whether it is gzipped, raw, or
-recompressed. Files with fewer items (a subset made for a quick test) are checked structurally only.
+recompressed. Files with fewer items (a subset made for a quick test) are checked structurally only;
+files with more items are refused, as no subset of MNIST.
 Downloads are checked against the published SHA-256 of the ``.gz`` file before they are kept.
 
 Parsed-array cache
@@ -220,6 +221,10 @@ def _check_source(array, path, spec):
         want = 0x800 | spec.ndim
         raise ValueError(f"load_mnist: {path}: magic number {magic} ({array.ndim}-D), expected "
                          f"{want} ({'images, 3-D' if spec.ndim == 3 else 'labels, 1-D'})")
+    if array.shape[0] > spec.count:
+        raise ValueError(f"load_mnist: {path}: {array.shape[0]} items, more than MNIST's "
+                         f"{spec.count}: not MNIST (or a subset of it); read such files with "
+                         f"fastnet.mnist.read_idx")
     if array.shape[0] == spec.count:
         # Claims to be the full dataset, so it must be the original, byte for byte.
         h = hashlib.sha256(_idx_header(array))

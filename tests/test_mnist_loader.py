@@ -379,6 +379,16 @@ def test_full_size_file_must_be_the_original(tmp_path, monkeypatch, gz):
     assert NAMES["train_images"] in str(info.value)
 
 
+def test_files_with_more_items_than_mnist_are_refused(tmp_path, monkeypatch):
+    """They skipped the checksum that a full-size file gets: 60001 blank images loaded as MNIST
+    (a probe's finding). Here the table says 5 and 2; the files hold 6 and 2."""
+    describe_as_mnist(monkeypatch, make_arrays())
+    write_dataset(tmp_path, make_arrays(n_train=6, n_test=2))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.*: 6 items, more than MNIST's "
+                                         r"5: not MNIST"):
+        mnist.load_mnist(tmp_path)
+
+
 def test_subset_files_are_checked_structurally_only(tmp_path):
     """Fewer items than the full dataset: no checksum (the real table says 60000/10000)."""
     write_dataset(tmp_path, make_arrays(n_train=7, n_test=2))
