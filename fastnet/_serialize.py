@@ -15,7 +15,8 @@ The spec::
      "history": {"loss": [...], ...},
      "training": {"": true, "1.": false, ...}}
 
-``training`` holds the model's mode and each layer's (keyed as in ``named_leaves``), so a model
+``training`` holds the model's mode and each layer's (keyed as in ``named_leaves``; an FC's
+activation object that has a mode, such as a Dropout, as ``"<FC's key>activation"``), so a model
 saved in evaluation mode, or with one Dropout switched off, loads so (files without it: training
 mode, as a freshly built model).
 
@@ -256,14 +257,16 @@ def _restore_modes(model, modes):
     """Set the saved modes: the model's (and so every container's) first, then each layer's."""
     if not isinstance(modes, dict) or not all(isinstance(v, bool) for v in modes.values()):
         raise ValueError(f"training is not a dict of true/false: {modes!r:.80}")
-    model.train(modes.get("", True))
-    leaves = dict(model.named_leaves())
-    for key, mode in modes.items():
+    holders = dict(model._mode_holders())
+    entries = []
+    # an FC before its activation object: FC.train sets the activation's mode too
+    for key, mode in sorted(modes.items(), key=lambda item: item[0].endswith("activation")):
         if not key:
             continue
-        if key not in leaves:
+        if key not in holders or not hasattr(holders[key], "training"):
             raise ValueError(f"training names layer {key!r}, which the model does not have")
-        leaves[key].train(mode)
+        entries.append((key, holders[key], mode))
+    model._set_modes((modes.get("", True), entries))
 
 
 def _starts_with(path, prefix):

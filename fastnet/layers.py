@@ -379,15 +379,13 @@ def _activation(owner, activation):
     return "none", activation
 
 
-def _follow_mode(activation, mode):
-    """Put an FC's activation object (None, or any object) into the FC's training mode, if it
-    has one."""
-    if activation is None or not hasattr(activation, "training"):
-        return
-    if callable(getattr(activation, "train", None)):
-        activation.train(mode)
+def set_mode(obj, mode):
+    """Put a layer (or an FC's activation object) into training mode ``mode``: through its
+    ``train`` method where it has one (a container passes it on), else its ``training`` flag."""
+    if callable(getattr(obj, "train", None)):
+        obj.train(mode)
     else:
-        activation.training = mode
+        obj.training = mode
 
 
 # --- fully connected -------------------------------------------------------------------------
@@ -443,7 +441,8 @@ class FC(_FusedActivation):
         in one more pass). A subclass of those objects that changes their methods (a leaky ReLU
         derived from ``ReLU``) runs as its own object. Any other object with ``forward`` and
         ``backward`` (e.g. ``Softmax()``) is applied after the dense product; one with a
-        ``training`` flag (a ``Dropout()``) follows the FC's ``train()``/``eval()``.
+        ``training`` flag (a ``Dropout()``) is switched by the FC's ``train()``/``eval()``, and
+        a model puts back its own mode after ``predict`` or ``fit``, as for a layer.
     dtype : np.float32 or np.float64, optional
         Default: :func:`fastnet.get_default_dtype` at construction.
 
@@ -488,7 +487,6 @@ class FC(_FusedActivation):
     def _use_activation(self, activation):
         self._fused, self._act_layer = _activation(f"FC({self.n_nodes1}, {self.n_nodes2})",
                                                    activation)
-        _follow_mode(self._act_layer, self.training)
         self.X = None
 
     def train(self, mode=True):
@@ -496,7 +494,8 @@ class FC(_FusedActivation):
         see on their own (a ``Dropout`` given as the activation stops dropping in
         ``predict``); returns the layer."""
         super().train(mode)
-        _follow_mode(self._act_layer, self.training)
+        if hasattr(self._act_layer, "training"):        # False for None
+            set_mode(self._act_layer, self.training)
         return self
 
     def forward(self, X):

@@ -59,7 +59,8 @@ from ._dense_chain import dense_chain, record_models
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
-                     fusable_softmax, has_params, input_grad_optional, passes_gradient_through)
+                     fusable_softmax, has_params, input_grad_optional, passes_gradient_through,
+                     set_mode)
 from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .optimizers import Optimizer, refuse_tied
 
@@ -461,27 +462,31 @@ class Sequential(_Container):
         """Set training mode on the model and every layer (``mode=False``: evaluation)."""
         mode = self.training = check.flag(f"{type(self).__name__}.train", "mode", mode)
         for layer in self.layers:
-            if hasattr(layer, "train"):
-                layer.train(mode)
-            else:
-                layer.training = bool(mode)
+            set_mode(layer, mode)
         return self
 
     def _modes(self):
         """``(model.training, [(key, layer, layer.training), ...])`` for :meth:`_set_modes` (and
         a saved file's modes): a layer set to evaluation mode on its own (a Dropout turned off)
         stays so after ``predict`` or ``fit``, which switch the whole model and back."""
-        return self.training, [(key, layer, bool(layer.training))
-                               for key, layer in self.named_leaves() if hasattr(layer, "training")]
+        return self.training, [(key, obj, bool(obj.training))
+                               for key, obj in self._mode_holders() if hasattr(obj, "training")]
+
+    def _mode_holders(self):
+        """``(key, object)`` for every leaf layer and, after it, the activation object of an
+        FC (key ``"<leaf key>activation"``): ``FC.train`` sets its activation's mode too, so a
+        Dropout there that was switched off on its own must be put back after its FC."""
+        for key, layer in self.named_leaves():
+            yield key, layer
+            activation = getattr(layer, "_act_layer", None)
+            if activation is not None:
+                yield f"{key}activation", activation
 
     def _set_modes(self, modes):
         training, layers = modes
         self.train(training)
         for _, layer, mode in layers:
-            if hasattr(layer, "train"):
-                layer.train(mode)
-            else:
-                layer.training = mode
+            set_mode(layer, mode)
 
     def get_config(self):
         return {"layers": self.layers, "loss": self.loss, "optimizer": self.optimizer}

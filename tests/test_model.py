@@ -539,13 +539,30 @@ def test_a_dropout_given_as_an_fc_activation_follows_the_model_mode(backend, tmp
     model.eval()
     assert not fc.activation.training
     np.testing.assert_allclose(model.forward(X), want, rtol=1e-12)
-    fc.activation = Dropout(0.5, seed=1)             # a new one takes the layer's mode
-    assert not fc.activation.training
     model.save(tmp_path / "m.npz")
     assert not fm.load(tmp_path / "m.npz").layers[0].activation.training
     model.train()
     assert fc.activation.training
     assert not np.array_equal(model.forward(X), want)
+
+
+def test_a_dropout_activation_switched_off_on_its_own_stays_off(backend, tmp_path):
+    """As a Dropout layer does: predict, fit and a save put back the mode they found (the
+    FC's train() had switched it back on, a review's finding), and a Dropout given in
+    evaluation mode stays so."""
+    dropout = Dropout(0.5, seed=0).eval()
+    fc = FC(4, 6, activation=dropout, dtype=F64)
+    model = Classifier([fc, FC(6, 3, dtype=F64)], optimizer=SGD(0.1))
+    assert not dropout.training
+    X, y = np.random.default_rng(0).standard_normal((8, 4)), np.arange(8) % 3
+    model.predict(X)
+    assert model.training and fc.training and not dropout.training
+    model.fit(X, y, epochs=1)
+    assert not dropout.training
+    model.save(tmp_path / "m.npz")
+    loaded = fm.load(tmp_path / "m.npz")
+    assert loaded.training and not loaded.layers[0].activation.training
+    np.testing.assert_array_equal(loaded.forward(X), model.forward(X))
 
 
 @pytest.mark.parametrize("path, words", [("", "path is empty"), (b"", "path is empty"),
