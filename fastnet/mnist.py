@@ -221,10 +221,6 @@ def _check_source(array, path, spec):
         want = 0x800 | spec.ndim
         raise ValueError(f"load_mnist: {path}: magic number {magic} ({array.ndim}-D), expected "
                          f"{want} ({'images, 3-D' if spec.ndim == 3 else 'labels, 1-D'})")
-    if array.shape[0] > spec.count:
-        raise ValueError(f"load_mnist: {path}: {array.shape[0]} items, more than MNIST's "
-                         f"{spec.count}: not MNIST (or a subset of it); read such files with "
-                         f"fastnet.mnist.read_idx")
     if array.shape[0] == spec.count:
         # Claims to be the full dataset, so it must be the original, byte for byte.
         h = hashlib.sha256(_idx_header(array))
@@ -246,6 +242,11 @@ def _check_arrays(arrays, where):
                              f"(N, rows, cols) and (N,), uint8")
         images_file = MNIST_FILES[f"{split}_images"].name
         labels_file = MNIST_FILES[f"{split}_labels"].name
+        count = MNIST_FILES[f"{split}_images"].count
+        if images.shape[0] > count:      # here, not in _check_source: cached arrays pass too
+            raise ValueError(f"load_mnist: {where}: {images.shape[0]} {split} images "
+                             f"({images_file}), more than MNIST's {count}: not MNIST (or a "
+                             f"subset of it); read such files with fastnet.mnist.read_idx")
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"load_mnist: {where}: {images.shape[0]} {split} images "
                              f"({images_file}) but {labels.shape[0]} {split} labels ({labels_file}); "
