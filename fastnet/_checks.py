@@ -57,6 +57,16 @@ def _big_ints_as_floats(op, name, a):
                          f"1.8e308)") from None
 
 
+def with_context(err, message):
+    """``err``'s class with ``message``, for re-raising an error with where it happened (the
+    caller chains ``err``). An exception class that cannot be built from one message (NumPy's
+    ``_UFuncNoLoopError`` from a user's layer) becomes a plain TypeError or ValueError."""
+    try:
+        return type(err)(message)
+    except Exception:                    # noqa: BLE001 (any constructor failure)
+        return (TypeError if isinstance(err, TypeError) else ValueError)(message)
+
+
 def float_array(op, name, a, dtype=None):
     """``a`` as a C-contiguous float32/float64 ndarray in native byte order.
 

@@ -443,8 +443,9 @@ class Sequential(_Container):
         shape = getattr(x, "shape", None)
         source = ("the model input" if i == 0 else
                   f"the output of layer {i - 1} {_short(self.layers[i - 1])}")
-        return type(err)(f"{type(self).__name__}: layer {i} {_short(self.layers[i])} failed on its "
-                         f"input of shape {shape}, {source}: {err}")
+        return check.with_context(err, f"{type(self).__name__}: layer {i} "
+                                       f"{_short(self.layers[i])} failed on its input of shape "
+                                       f"{shape}, {source}: {err}")
 
     def _children(self):
         return self.layers
@@ -679,12 +680,13 @@ class Sequential(_Container):
         """Forward two samples in evaluation mode: shape errors show before any update. An
         error names the data (``X`` or ``X_val``) and its whole shape."""
         tail = self._softmax_tail()
-        try:
-            with self._evaluation_mode():
+        with self._evaluation_mode():
+            try:
                 out = self._forward_for_loss(X[:2], tail)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{op}: {name} of shape {X.shape} does not fit the model (tried "
-                            f"on its first {len(X[:2])} samples): {err}") from err
+            except (TypeError, ValueError) as err:
+                first = "sample" if len(X) == 1 else "2 samples"
+                raise check.with_context(err, f"{op}: {name} of shape {X.shape} does not fit the "
+                                              f"model (tried on its first {first}): {err}") from err
         if tail == "probs":
             self._check_foreign_softmax(op, out)
         elif tail in ("logits", "fused") and isinstance(self.loss, SoftmaxCrossEntropy):
@@ -905,14 +907,16 @@ class Sequential(_Container):
         Returns
         -------
         dict with ``"loss"`` (and ``"acc"``).
+
+        Raises
+        ------
+        ValueError, TypeError
+            Data checked as :meth:`fit` checks it: shapes, labels, and float values finite and
+            within the model's dtype (a loss of NaN or inf would be no measurement).
         """
         op = f"{type(self).__name__}.evaluate"
         self._check_loss(op)
-        X, y = check_xy(op, X, y)
-        _check_rows(op, X, "X")
-        self._check_target_form(op, y, "y")
-        if y.dtype.kind == "f":          # as fit: a loss of NaN or inf is no measurement
-            _check_finite(op, "y", y, self._narrowest_dtype())
+        X, y = self._check_data(op, X, y)
         batch_size = check.integer(op, "batch_size", batch_size, low=1)
         tail = self._softmax_tail()
         total = 0.0

@@ -159,16 +159,30 @@ class Optimizer:
             try:
                 self._step(param, grad, self._state_for(param))
             except (ValueError, TypeError) as err:         # which of the arrays it was
-                raise type(err)(f"{type(self).__name__}.update, parameter {key!r}: "
-                                f"{err}") from None
+                raise check.with_context(err, f"{type(self).__name__}.update, parameter "
+                                              f"{key!r}: {err}") from None
 
     def check_for(self, dtype):
-        """Raise ValueError/TypeError now if the hyper-parameters cannot update parameters of
-        ``dtype`` (``eps=1e-50`` is 0 in float32, ``lr=1e39`` is inf there). It takes one step on
-        a scratch array, through the same checks as :meth:`update`: ``fit`` calls it for every
-        layer before its first step, so that a bad setting changes no parameter."""
-        scratch = np.zeros(1, dtype)
-        self._step(scratch, np.zeros(1, dtype), self._new_state(scratch))
+        """Check now that the hyper-parameters can update parameters of ``dtype``.
+
+        ``fit`` calls it for every layer before its first step, so that a bad setting changes
+        no parameter. It takes one step of fastnet's own rule on a one-element scratch array,
+        through the same checks as :meth:`update`. A subclass with a step rule of its own (its
+        own ``_step``, or only its own ``update``) is not run: nothing is checked for it.
+
+        Parameters
+        ----------
+        dtype : np.float32 or np.float64
+            The parameters' dtype.
+
+        Raises
+        ------
+        ValueError, TypeError
+            A setting the dtype cannot take (``eps=1e-50`` is 0 in float32, ``lr=1e39`` inf).
+        """
+        if type(self)._step in _OWN_STEPS and "_step" not in vars(self):
+            scratch = np.zeros(1, dtype)
+            self._step(scratch, np.zeros(1, dtype), self._new_state(scratch))
 
     def _state_for(self, param):
         entry = self._state.get(id(param))
@@ -395,3 +409,7 @@ class Adam(Optimizer):
 
     def get_config(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+#: fastnet's step rules, which :meth:`Optimizer.check_for` may run on a scratch array.
+_OWN_STEPS = frozenset(cls._step for cls in (SGD, AdaGrad, RMSProp, Adam))

@@ -1218,6 +1218,48 @@ def test_data_that_does_not_fit_the_model_is_named_with_its_own_shape():
     with pytest.raises(ValueError, match=r"Classifier.evaluate: y \(shape \(20, 3\)\) holds "
                                          r"float64 values up to 1e\+300"):
         mlp(dtype=np.float32).evaluate(X, 1e300 * np.eye(3)[y])
+    X_nan = X.copy()
+    X_nan[4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"Classifier.evaluate: X contains NaN or inf \(first "
+                                         r"in row 4\)"):
+        clf.evaluate(X_nan, y)
+    with pytest.raises(ValueError, match=r"X of shape \(1, 5\) does not fit the model \(tried "
+                                         r"on its first sample\)"):
+        clf.fit(X[:1, :5], y[:1])
+
+
+def test_an_error_that_cannot_take_a_message_still_names_where_it_happened():
+    """A review's finding: NumPy's _UFuncNoLoopError (a TypeError) needs more than a message,
+    so re-raising it with the layer's name raised a TypeError about its constructor."""
+    class Buggy(ReLU):
+        def forward(self, x):
+            return x + "a"
+    clf = Classifier([FC(6, 3, dtype=F64), Buggy()], optimizer=SGD(0.1))
+    X, y = blobs(4)
+    with pytest.raises(TypeError, match=r"X of shape \(4, 6\) does not fit the model .* layer 1 "
+                                        r"Buggy\(\) failed .* ufunc 'add' did not contain a loop"):
+        clf.fit(X, y)
+
+
+def test_optimizer_subclasses_with_rules_of_their_own_are_not_dry_stepped():
+    """check_for runs fastnet's own step rules only: a subclass with only its own update
+    raised NotImplementedError from the base _step, and one with its own _step ran it on
+    scratch arrays (counting a step, keeping state for them)."""
+    class Own(SGD):
+        calls = 0
+
+        def _step(self, param, grad, state, ops=fastnet.functional):
+            Own.calls += 1
+            super()._step(param, grad, state, ops)
+
+    class UpdateOnly(fastnet.optimizers.Optimizer):
+        def update(self, params, grads=None):
+            for key, param in params.params.items():
+                param -= 0.1 * params.grads[key]
+    X, y = blobs(4)
+    for optimizer in (Own(0.1), UpdateOnly(0.1)):
+        mlp(optimizer=optimizer).fit(X, y, batch_size=4, epochs=1)
+    assert Own.calls == 6                  # 3 layers x 2 parameters x 1 batch, no more
 
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function", "score"])
