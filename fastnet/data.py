@@ -104,8 +104,9 @@ class MiniBatch:
 
 class GetMiniBatch(MiniBatch):
     """:class:`MiniBatch` under the scratch notebook's name, iterating as the notebook's did: the
-    object is its own iterator (``iter`` restarts it, ``next`` gives the next batch). An index
-    past the last batch raises ``IndexError`` (the notebook returned empty arrays)."""
+    object is its own iterator (``iter`` restarts it, ``next`` gives the next batch), so two
+    loops over one object share a position; use :class:`MiniBatch` for independent passes. An
+    index past the last batch raises ``IndexError`` (the notebook returned empty arrays)."""
 
     def __iter__(self):
         self._counter = 0
