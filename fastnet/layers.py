@@ -190,6 +190,9 @@ def _weights(owner, initializer, shape, fan_in, dtype):
     ``(C_out, C_in, K)`` is then drawn as ``W(C_in*K, C_out)`` (same fan-in) and rearranged.
     """
     check.memory_for_draw(owner, shape)
+    if isinstance(initializer, type):    # its unbound methods failed on the arguments
+        raise TypeError(f"{owner}: initializer is the class {initializer.__name__}; pass an "
+                        f"instance, {initializer.__name__}()")
     if isinstance(initializer, Initializer) or hasattr(initializer, "weights"):
         w = initializer.weights(shape, fan_in, dtype)
     elif hasattr(initializer, "W"):

@@ -56,7 +56,7 @@ from . import _serialize
 from . import backend
 from . import functional as F
 from ._dense_chain import dense_chain, record_models
-from .data import MiniBatch, as_array, check_xy
+from .data import MiniBatch, as_array, check_xy, random_shift
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      fusable_softmax, has_params, input_grad_optional, passes_gradient_through,
@@ -116,6 +116,9 @@ def _callback_list(callbacks):
         raise TypeError(f"fit: callbacks must be a list of callback objects; got "
                         f"{type(callbacks).__name__}") from None
     for cb in callbacks:
+        if isinstance(cb, type):
+            raise TypeError(f"fit: callback {cb.__name__} is a class; pass an instance, "
+                            f"{cb.__name__}()")
         if not any(hasattr(cb, hook) for hook in _HOOKS):
             raise TypeError(f"fit: callback {cb!r} has none of the hooks {', '.join(_HOOKS)}; "
                             f"subclass fastnet.model.Callback and override the ones you need")
@@ -178,6 +181,9 @@ def _check_augment(op, augment):
                f"fastnet.data.random_shift(1)")
     if not callable(augment):
         raise TypeError(f"{message}; got {type(augment).__name__}")
+    if augment is random_shift:          # its own (max_shift, image_shape) take two arguments
+        raise TypeError(f"{op}: augment=random_shift is the factory; call it for the "
+                        f"augment, e.g. augment=random_shift(1)")
     try:
         signature = inspect.signature(augment)
     except (TypeError, ValueError):     # some built-ins have none: found out at the first batch
@@ -190,7 +196,11 @@ def _check_augment(op, augment):
 
 
 def _augmented(augment, xb, rng):
-    """``augment(xb, rng)``, which must return a batch of ``xb``'s shape."""
+    """``augment(xb, rng)``, which must return a batch of ``xb``'s shape. It gets a batch of
+    its own: without shuffling a batch is a view of the caller's X, and an augment that adds
+    noise in place rewrote the training data, more each epoch."""
+    if xb.base is not None:
+        xb = xb.copy()
     out = augment(xb, rng)
     if np.shape(out) != xb.shape:
         raise ValueError(f"fit: augment returned shape {np.shape(out)} for a batch of shape "
@@ -627,6 +637,11 @@ class Sequential(_Container):
                                  f"model (optimizer=SGD(0.01))")
             where = f"{op}: layer {key[:-1]} {_short(layer)}"
             check_optimizer(where, opt)
+            grads = getattr(layer, "grads", None)
+            if not (isinstance(grads, dict) and set(grads) == set(_params(layer))):
+                raise TypeError(f"{where} has params {sorted(_params(layer))} but grads "
+                                f"{sorted(grads) if isinstance(grads, dict) else grads!r}; the "
+                                f"optimizer updates each parameter from the gradient of its name")
             if isinstance(opt, Optimizer):
                 for dtype in {p.dtype for p in _params(layer).values()
                               if isinstance(p, np.ndarray)}:
@@ -831,7 +846,11 @@ class Sequential(_Container):
             if augment is not None:
                 xb = _augmented(augment, xb, rng)
             out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
-            loss = self.loss.forward(out, yb)
+            try:
+                loss = self.loss.forward(out, yb)
+            except ValueError as err:    # a BCE input that left [0, 1]: say when, as below
+                raise ValueError(f"training stopped at epoch {epoch + 1}, batch {b + 1} (of "
+                                 f"{len(batches)}): {err}") from err
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch + 1}, batch {b + 1} (of {len(batches)}): "
@@ -1108,8 +1127,10 @@ def _check_class_targets(op, y, out, y_name):
     _check_class_scores(op, out)
     C = out.shape[1]
     if y.ndim == 2 and y.shape[1] != C:
+        hint = (f"; for a column of labels pass {y_name}.ravel()" if y.shape[1] == 1 and C > 1
+                else "")
         raise ValueError(f"{op}: {y_name} is one-hot with {y.shape[1]} classes but the "
-                         f"network outputs {C} class scores")
+                         f"network outputs {C} class scores{hint}")
     if y.ndim == 1 and (y.min() < 0 or y.max() >= C):
         bad = y[(y < 0) | (y >= C)][0]
         raise ValueError(f"{op}: label {bad} in {y_name} is out of range for {C} classes; "

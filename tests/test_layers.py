@@ -327,6 +327,10 @@ def test_wrong_input_sizes_name_the_layer():
     (lambda: FC(3, 2.5), "n_nodes2 must be an integer"),
     (lambda: FC(3, 2, activation="gelu"), "activation='gelu'"),
     (lambda: FC(3, 2, activation=ReLU), "pass an instance"),
+    # an initializer class: its unbound W() failed with "'int' object is not iterable"
+    (lambda: FC(3, 2, HeInitializer), r"initializer is the class HeInitializer; pass an "
+                                      r"instance, HeInitializer\(\)"),
+    (lambda: Conv1d(2, 2, 3, initializer=SimpleInitializer), "class SimpleInitializer"),
     (lambda: FC(3, 2, optimizer="sgd"), "no update method"),
     (lambda: FC(3, 2, dtype=np.int32), "dtype"),
     (lambda: Conv1d(2, 2, 3, stride=0), "stride=0"),

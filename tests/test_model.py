@@ -1308,3 +1308,70 @@ def test_training_resumed_after_load_draws_the_same_dropout_masks(tmp_path, seed
 def test_dropout_refuses_a_generator_state_that_is_not_one(state):
     with pytest.raises(ValueError, match="Dropout: generator_state"):
         Dropout(0.5, generator_state=state)
+
+
+def test_an_augment_that_works_in_place_leaves_the_callers_data_alone(backend):
+    """Without shuffling a batch was a view of X: noise added in place rewrote the training
+    data, more each epoch, while with shuffling it did not (a probe's finding)."""
+    X, y = blobs(30)
+    kept = X.copy()
+
+    def noisy(xb, rng):
+        xb += rng.normal(0, 0.1, xb.shape)
+        return xb
+    for shuffle in (True, False):
+        mlp(optimizer=SGD(0.1)).fit(X, y, epochs=2, batch_size=10, shuffle=shuffle,
+                                   augment=noisy)
+        np.testing.assert_array_equal(X, kept)
+
+
+def test_mistakes_in_fit_arguments_are_named_before_any_update():
+    """Found late, or in words that did not say what was wrong (a probe's findings): a
+    callback class failed after a whole epoch of training; random_shift itself, not called,
+    failed on the first batch; a column of labels was "one-hot with 1 classes"; a layer with
+    params but no grads failed inside the update, after earlier layers had changed."""
+    X, y = blobs(30)
+
+    class Plain:
+        def on_epoch_end(self, epoch, logs):
+            pass
+
+    class Scale:
+        def __init__(self):
+            self.s = np.ones(3)
+
+        @property
+        def params(self):
+            return {"s": self.s}
+
+        def forward(self, x):
+            return x * self.s
+
+        def backward(self, dout):
+            return dout * self.s
+    clf = mlp(optimizer=SGD(0.1))
+    for call, error, match in (
+            (lambda: clf.fit(X, y, callbacks=[Plain]), TypeError,
+             r"fit: callback Plain is a class; pass an instance, Plain\(\)"),
+            (lambda: clf.fit(X, y, augment=fastnet.data.random_shift), TypeError,
+             r"augment=random_shift is the factory; call it .* augment=random_shift\(1\)"),
+            (lambda: clf.fit(X, y[:, None]), ValueError,
+             r"y is one-hot with 1 classes .* for a column of labels pass y.ravel\(\)")):
+        expect_untouched(clf, call, error, match)
+    scaled = Classifier([FC(6, 3, dtype=F64), Scale()], optimizer=SGD(0.1))
+    expect_untouched(scaled, lambda: scaled.fit(X, y), TypeError,
+                     r"layer 1 .*Scale.* has params \['s'\] but grads None")
+
+
+def test_a_loss_input_that_leaves_its_range_says_when():
+    """A binary cross-entropy after a ReLU passes the two-sample dry run and fails later: the
+    error now names the epoch and batch, as a divergence does."""
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 4))
+    X[40:] *= 100
+    model = Sequential([FC(4, 1, dtype=F64), ReLU()], loss="bce", optimizer=SGD(0.01))
+    model.layers[0].W[...] = 0.005
+    with pytest.raises(ValueError, match=r"training stopped at epoch 1, batch 2 \(of 8\): "
+                                         r"binary_cross_entropy: p must hold probabilities"):
+        model.fit(X, (rng.random((64, 1)) > 0.5).astype(float), epochs=1, batch_size=8,
+                  shuffle=False)
