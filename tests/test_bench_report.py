@@ -257,6 +257,30 @@ def test_fastnet_data_with_broken_files_fails_before_any_case_is_timed(monkeypat
     assert f"fastnet bench: error: FASTNET_DATA={tmp_path}: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("family", ["epoch", "dense"])
+def test_fastnet_data_with_too_few_samples_fails_before_any_case_is_timed(monkeypatch, capsys,
+                                                                         tmp_path, family):
+    """A subset folder loaded fine: the epochs then trained fewer steps than their rows say they
+    extrapolate from (0.15 s for a 0.33 s epoch), and the roofline's training probe raised an
+    AssertionError after every dense case had been timed (a probe's findings)."""
+    from fastnet import cli
+    from fastnet.mnist import _idx_header
+    for prefix, n in (("train", 100), ("t10k", 20)):
+        for kind, array in (("images", np.zeros((n, 28, 28), np.uint8)),
+                            ("labels", np.zeros(n, np.uint8))):
+            (tmp_path / f"{prefix}-{kind}-idx{array.ndim}-ubyte").write_bytes(
+                _idx_header(array) + array.tobytes())
+    monkeypatch.setenv("FASTNET_DATA", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))     # the parsed-array cache
+    monkeypatch.setattr(run, "run_cases", lambda *a, **k: pytest.fail("timed before checking"))
+    assert cli.main(["bench", "--quick", "--family", family]) == 1
+    assert (f"fastnet bench: error: FASTNET_DATA={tmp_path}: 100 training images of (784,) "
+            f"values; the benchmarks train on up to {epochs.MOST_SAMPLES} of MNIST's"
+            in capsys.readouterr().err)
+    with pytest.raises(ValueError, match="100 training images"):
+        epochs._data(101, False, np.float32)
+
+
 def test_the_epoch_ids_do_not_match_k_torch():
     from fastnet.benchmarking.pytest_support import case_ids
     ids = case_ids(list(epochs.epoch_cases(quick=True)))

@@ -30,6 +30,12 @@ def _data(n, flatten, dtype):
     if os.environ.get("FASTNET_DATA"):
         from ..mnist import load_mnist
         (X, y), _ = load_mnist(flatten=flatten, dtype=dtype)
+        # A subset folder would train fewer steps than a row says it extrapolates from.
+        if len(X) < n or X.shape[1:] != ((784,) if flatten else (28, 28)):
+            raise ValueError(
+                f"FASTNET_DATA={os.environ['FASTNET_DATA']}: {len(X)} training images of "
+                f"{X.shape[1:]} values; the benchmarks train on up to {n} of MNIST's 28 x 28 "
+                f"images; point it at the full MNIST files, or unset it for synthetic data")
         return X[:n], y[:n]
     rng = np.random.default_rng(0)
     X = rng.random((n, 784) if flatten else (n, 28, 28)).astype(dtype)
@@ -199,9 +205,17 @@ def _same_training(recipe, dtype, tol=0.5):
     return check
 
 
+#: ``(label, recipe, batch size, dtype, steps in --quick mode, PyTorch's dtype)``; a full run
+#: takes ``FULL_RUN`` times the steps.
+_EPOCHS = (("epoch (a) MLP AdaGrad", "mlp", 20, np.float64, 100, np.float32),
+           ("epoch (b) MLP AdaGrad", "mlp", 128, np.float32, 30, None),
+           ("epoch (c) Conv1d CNN", "cnn", 128, np.float32, 10, None))
+FULL_RUN = 3
+#: Training samples the largest epoch case reads (``FASTNET_DATA`` must hold as many).
+MOST_SAMPLES = max(batch * steps * FULL_RUN for _, _, batch, _, steps, _ in _EPOCHS)
+
+
 def epoch_cases(quick=False):
-    s = 1 if quick else 3
-    yield epoch_case("epoch (a) MLP AdaGrad", "mlp", 20, np.float64, 100 * s,
-                     torch_dtype=np.float32)
-    yield epoch_case("epoch (b) MLP AdaGrad", "mlp", 128, np.float32, 30 * s)
-    yield epoch_case("epoch (c) Conv1d CNN", "cnn", 128, np.float32, 10 * s)
+    for label, recipe, batch, dtype, steps, torch_dtype in _EPOCHS:
+        yield epoch_case(label, recipe, batch, dtype, steps * (1 if quick else FULL_RUN),
+                         torch_dtype=torch_dtype)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._files import check_writable
 from . import cases as C
-from .epochs import epoch_cases
+from .epochs import MOST_SAMPLES, _data, epoch_cases
 from .report import (machine_lines, markdown, pinned_threads, thread_counts, usable_threads,
                      write_json)
 from .timing import ResultMismatch, dense_rate_in_training, gemm_rate, measure
@@ -84,19 +84,22 @@ def _seconds(values, digits):
 
 
 def _check_epoch_data(args):
-    """With ``FASTNET_DATA`` set, the epochs train on real MNIST: a folder without it fails
-    here, not after the kernel cases have been timed (the epochs run last)."""
+    """With ``FASTNET_DATA`` set, the epochs and the roofline's training probe train on real
+    MNIST: a folder without it, or with too few samples, fails here, not after the kernel cases
+    have been timed (those two run last)."""
     data = os.environ.get("FASTNET_DATA")
-    if data and (not args.family or "epoch" in args.family):
-        from ..mnist import find_mnist_dir, load_mnist
+    if data and (not args.family or {"epoch", "dense"} & set(args.family)):
+        from ..mnist import find_mnist_dir
         if find_mnist_dir() is None:
             raise ValueError(f"FASTNET_DATA={data}: no MNIST files there (the epoch benchmarks "
                              f"train on them when it is set); fix it, or unset it for "
                              f"synthetic data of MNIST's shape")
-        try:
-            load_mnist()                 # read once (~1 s): files that are there but broken
+        try:                             # read once (~1 s): files that are there but broken
+            _data(MOST_SAMPLES, True, np.float32)
         except (OSError, ValueError) as err:
-            raise ValueError(f"FASTNET_DATA={data}: {err}") from None
+            message = str(err)
+            raise ValueError(message if message.startswith("FASTNET_DATA=")
+                             else f"FASTNET_DATA={data}: {message}") from None
 
 
 def run_bench(args):
