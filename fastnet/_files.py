@@ -134,6 +134,10 @@ def check_writable(option, path):
     folder = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a directory; give a file name")
+    name = os.fsdecode(path)
+    # abspath drops a trailing "/" or "/.": the probe below would then pass on the parent
+    if name.endswith(("/", os.sep)) or os.path.basename(name) in (".", ".."):
+        raise ValueError(f"{option} {path}: names a folder, not a file; give a file name")
     special = _special_file(path)
     if special:
         raise ValueError(f"{option} {path}: {special}")

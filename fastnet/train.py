@@ -213,6 +213,9 @@ def run_train(args):
     for option, path in (("--save", args.save), ("--plot", plot)):
         if path is not None:                      # "" too: an error, not silently no file
             check_writable(option, path)          # before training, not after it
+    if args.save and plot and os.path.realpath(args.save) == os.path.realpath(plot):
+        raise ValueError(f"--save and --plot name one file, {plot}: the learning curves would "
+                         f"overwrite the model; give each its own name (or --no-plot)")
     X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
     model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)
     print(f"fastnet train: {recipe.name} ({recipe.description})")

@@ -147,6 +147,11 @@ def test_missing_data_is_a_clear_error(tmp_path):
     ("--plot", lambda tmp: tmp / "curves.txt", ["--plot", "cannot write .txt files"]),
     ("--plot", lambda tmp: tmp / ("c" * 300 + ".png"), ["--plot", "file name is 304 bytes long"]),
     ("--save", lambda tmp: tmp / ("m" * 300 + ".npz"), ["--save", "file name is 304 bytes long"]),
+    # abspath dropped the "/" or "/.": these failed at the first save, after an epoch
+    ("--save", lambda tmp: f"{tmp}/m.npz/", ["--save", "names a folder, not a file"]),
+    ("--save", lambda tmp: f"{tmp}/m.npz/.", ["--save", "names a folder, not a file"]),
+    # one file for both: the curves overwrote the model
+    ("--save", lambda tmp: "fastnet-mlp.png", ["--save and --plot name one file"]),
 ])
 def test_unwritable_outputs_fail_before_training(tiny_mnist, tmp_path, capsys, option,
                                                  make_path, words):
