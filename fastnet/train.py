@@ -30,11 +30,14 @@ def add_train_arguments(p, positive_int, positive_float, count):
     p.add_argument("--schedule", choices=["constant", "linear"],
                    help="learning-rate schedule (default: the recipe's)")
     p.add_argument("--backend", choices=["numba", "numpy"], help="default: FASTNET_BACKEND or numba")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="dtype of the parameters and data (default: float32)")
     p.add_argument("--threads", type=positive_int,
                    help="BLAS and Numba threads (default: FASTNET_NUM_THREADS, else all usable "
                         "CPUs)")
-    p.add_argument("--seed", type=count, default=0)
+    p.add_argument("--seed", type=count, default=0,
+                   help="seed of the initial weights, the shuffling and the augmentation "
+                        "(default: 0)")
     p.add_argument("--data", metavar="DIR", help="MNIST folder (default: FASTNET_DATA, then the "
                                                  "user cache, downloading when needed)")
     p.add_argument("--limit", type=positive_int, metavar="N",
@@ -195,6 +198,19 @@ def _load_data(args, recipe, dtype):
     return X, y, X_val, y_val, X_test, y_test
 
 
+def _threads_in_effect():
+    """The thread counts the training will run with, not the ones asked for: Numba cannot
+    exceed the count it started with (``NUMBA_NUM_THREADS``, ``FASTNET_NUM_THREADS``)."""
+    from threadpoolctl import threadpool_info
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    counts = f"BLAS {max(blas) if blas else '?'}"
+    if backend.get_backend() == "numba":
+        import numba
+        backend.kernels()                 # loads the backend, which applies the settings
+        counts += f", Numba {numba.get_num_threads()}"
+    return counts
+
+
 def run_train(args):
     from .models import RECIPES
     if args.backend:
@@ -219,8 +235,8 @@ def run_train(args):
     X, y, X_val, y_val, X_test, y_test = _load_data(args, recipe, dtype)
     model = recipe.build(seed=args.seed, optimizer=args.optimizer, lr=args.lr)
     print(f"fastnet train: {recipe.name} ({recipe.description})")
-    print(f"  backend {backend.get_backend()}, {args.dtype}, threads "
-          f"{backend.get_num_threads() or 'default'}; {len(X)} train / "
+    print(f"  backend {backend.get_backend()}, {args.dtype}, threads {_threads_in_effect()}; "
+          f"{len(X)} train / "
           f"{0 if X_val is None else len(X_val)} validation / {len(X_test)} test samples")
     shifts = recipe.max_shift if args.augment else 0
     print(f"  {type(model.optimizer).__name__} lr {model.optimizer.lr:g} ({schedule}), "

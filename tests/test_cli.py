@@ -131,6 +131,17 @@ def test_bench_quick_keeps_to_the_chosen_families():
     assert {"pooling", "conv1d", "epoch"} <= {case.family for case in run._selected(args)}
 
 
+def test_the_banner_gives_the_thread_counts_in_effect(tiny_mnist):
+    """--threads 2 printed "threads 2" where Numba had started with one thread and ran with
+    one (a probe's finding)."""
+    out = subprocess.run([sys.executable, "-m", "fastnet", "train", "--model", "mlp",
+                          "--epochs", "1", "--data", str(tiny_mnist), "--val", "20", "--quiet",
+                          "--no-plot", "--threads", "2"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "FASTNET_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert ", threads BLAS " in out.stdout and ", Numba 1;" in out.stdout
+
+
 def test_missing_data_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "fastnet", "train", "--data", str(tmp_path),
                           "--quiet"], capture_output=True, text=True, timeout=300,
