@@ -315,3 +315,23 @@ def test_the_header_names_the_blas_kernels_and_the_variables_that_forced_them(mo
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     assert report.blas_line().endswith("no BLAS variables set")
     assert report.blas_line() in report.machine_lines()
+
+
+def test_a_torch_that_cannot_be_imported_leaves_its_column_out(monkeypatch, capsys):
+    """A broken install (a missing shared library: OSError) stopped the benchmarks with an
+    error that did not name torch (a probe's finding); only ImportError was caught."""
+    import builtins
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "torch":
+            raise OSError("libtorch_cpu.so: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    monkeypatch.setattr(report, "_TORCH_FAILURE", [])
+    assert report.optional_torch() is None
+    assert report.thread_counts()["torch"] is None and report.versions()["torch"] is None
+    with pytest.raises(C.Unsupported, match="cannot be imported"):
+        C.torch_module()
+    err = capsys.readouterr().err
+    assert err.count("torch is installed but cannot be imported (OSError: libtorch_cpu") == 1

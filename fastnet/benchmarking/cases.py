@@ -21,10 +21,10 @@ class Unsupported(Exception):
 
 
 def torch_module():
-    try:
-        import torch
-    except ImportError:
-        raise Unsupported("torch is not installed") from None
+    from .report import optional_torch
+    torch = optional_torch()
+    if torch is None:
+        raise Unsupported("torch is not installed (or cannot be imported)")
     return torch
 
 

@@ -3,10 +3,31 @@ import datetime
 import json
 import os
 import platform
+import sys
 
 import numpy as np
 
 from .._files import atomic_write
+
+
+def optional_torch():
+    """``torch``, or None when it is not installed or cannot be imported: a broken install
+    (a missing shared library raises OSError) leaves the PyTorch column out, with a note on
+    stderr, instead of stopping the benchmarks."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    except Exception as err:             # noqa: BLE001 (whatever a broken install raises)
+        if not _TORCH_FAILURE:
+            _TORCH_FAILURE.append(err)
+            print(f"bench: torch is installed but cannot be imported ({type(err).__name__}: "
+                  f"{err}); the PyTorch column is left out", file=sys.stderr)
+        return None
+    return torch
+
+
+_TORCH_FAILURE = []                      # the first failed import, noted once
 
 
 def thread_counts(with_torch=True):
@@ -18,11 +39,8 @@ def thread_counts(with_torch=True):
     blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
     counts = {"blas": max(blas) if blas else None, "numba": numba.get_num_threads()}
     if with_torch:
-        try:
-            import torch
-            counts["torch"] = torch.get_num_threads()
-        except ImportError:
-            counts["torch"] = None
+        torch = optional_torch()
+        counts["torch"] = None if torch is None else torch.get_num_threads()
     return counts
 
 
@@ -56,10 +74,7 @@ def pinned_threads(threads):
     reaches its kernels only when it loads, and :func:`thread_counts` reported Numba's default
     until then."""
     from ..backend import kernels, set_backend, set_num_threads
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch = optional_torch()
     with set_backend("numba"):
         kernels()
     limit = set_num_threads(threads)
@@ -71,11 +86,8 @@ def pinned_threads(threads):
 def versions():
     """``{"python", "numpy", "numba", "torch"}`` version strings (torch: None when missing)."""
     import numba
-    try:
-        import torch
-        torch_version = torch.__version__
-    except ImportError:
-        torch_version = None
+    torch = optional_torch()
+    torch_version = None if torch is None else torch.__version__
     return {"python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "torch": torch_version}
 
