@@ -199,6 +199,15 @@ def test_the_json_holds_every_table_row_with_its_ratios_and_the_versions(tmp_pat
     assert document["threads"] == {"numba": 2}
 
 
+def test_the_json_stays_json_when_a_timing_is_not_finite(tmp_path):
+    """json.dump wrote a NaN timing as a bare NaN, which strict parsers refuse."""
+    import json
+    path = tmp_path / "b.json"
+    report.write_json(str(path), [_row(numba=float("nan"))], [], {"dense_gflops": float("inf")})
+    document = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert document["results"][0]["numba"] is None and document["dense_gflops"] is None
+
+
 def test_bench_threads_never_exceed_numbas_pool(monkeypatch):
     """NUMBA_NUM_THREADS=1 (or FASTNET_NUM_THREADS=1 before Numba started): BLAS and torch must
     not get two threads against Numba's one."""

@@ -175,5 +175,17 @@ def write_json(path, results, header, extra):
             r[f"numba_vs_{other}"] = (None if r[other] is None or r["numba"] is None
                                       else r[other] / r["numba"])
         clean.append(r)
-    document = {"header": header, "versions": versions(), "results": clean, **extra}
-    atomic_write(path, lambda f: json.dump(document, f, indent=1), mode="w")
+    document = _finite({"header": header, "versions": versions(), "results": clean, **extra})
+    # allow_nan=False: bare NaN/Infinity are not JSON, and strict parsers refuse the file
+    atomic_write(path, lambda f: json.dump(document, f, indent=1, allow_nan=False), mode="w")
+
+
+def _finite(value):
+    """``value`` with every non-finite float (a timing that went wrong) as None (null)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
