@@ -80,6 +80,7 @@ class _Progress:
     def on_batch_end(self, batch, loss, n_samples):
         self.seen += n_samples
         self.loss_sum += loss * n_samples
+        self.trained = time.perf_counter()       # img/s counts training, not validation
         if self.quiet:
             return
         if self.bar is not None:
@@ -98,7 +99,7 @@ class _Progress:
             self.bar = None
         elif not self.quiet:
             print("\r", end="", file=sys.stderr)
-        rate = self.n_train / logs["seconds"]
+        rate = self.seen / max(self.trained - self.start, 1e-9)
         val = (f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_acc']:.2%}"
                if "val_acc" in logs else "")
         print(f"epoch {epoch + 1:>2}/{self.epochs}  {logs['seconds']:6.1f} s  "
