@@ -658,15 +658,12 @@ class Sequential(_Container):
         if X.dtype.kind not in "biuf":       # bool too, as the layers take it (cast to 0/1)
             raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
         self._check_target_form(op, y, y_name)
+        narrowest = min((p.dtype for p in self.params.values()), key=lambda d: d.itemsize,
+                        default=None)
         for name, a in ((x_name, X), (y_name, y)):
             if a.dtype.kind == "f":
-                _check_finite(op, name, a, self._narrowest_dtype())
+                _check_finite(op, name, a, narrowest)
         return X, y
-
-    def _narrowest_dtype(self):
-        """The narrowest dtype among the parameters (None: no parameters)."""
-        return min((p.dtype for p in self.params.values()), key=lambda d: d.itemsize,
-                   default=None)
 
     def _check_target_form(self, op, y, y_name):
         """The kind of targets the model takes: numbers, for a generic model (strings or

@@ -202,14 +202,12 @@ def _load_data(args, recipe, dtype):
 def _threads_in_effect():
     """The thread counts the training will run with, not the ones asked for: Numba cannot
     exceed the count it started with (``NUMBA_NUM_THREADS``, ``FASTNET_NUM_THREADS``)."""
-    from threadpoolctl import threadpool_info
-    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-    counts = f"BLAS {max(blas) if blas else '?'}"
-    if backend.get_backend() == "numba":
-        import numba
+    from .benchmarking.report import thread_counts
+    numba = backend.get_backend() == "numba"
+    if numba:
         backend.kernels()                 # loads the backend, which applies the settings
-        counts += f", Numba {numba.get_num_threads()}"
-    return counts
+    counts = thread_counts(with_torch=False)
+    return f"BLAS {counts['blas']}" + (f", Numba {counts['numba']}" if numba else "")
 
 
 def run_train(args):
