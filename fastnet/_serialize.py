@@ -32,11 +32,10 @@ leaves any previous file untouched.
 import inspect
 import json
 import os
-import stat
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, special_kind
 
 FORMAT = "fastnet-model"
 VERSION = 1
@@ -291,12 +290,10 @@ def load_model(path, expected=None):
     """
     _check_path("load", path)
     path = os.fsdecode(path)
-    try:
-        # Opening a FIFO waits for a writer: a load from one hung for good.
-        if stat.S_ISFIFO(os.stat(path).st_mode):
-            raise _not_a_model(path, "it is a FIFO, and reading it would wait for a writer")
-    except OSError:
-        pass                           # missing or unreadable: np.load says which
+    # Opening a FIFO waits for a writer: a load from one hung for good. (A missing or
+    # unreadable path is np.load's to name.)
+    if special_kind(path) == "a FIFO":
+        raise _not_a_model(path, "it is a FIFO, and reading it would wait for a writer")
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):

@@ -648,7 +648,8 @@ class Sequential(_Container):
                     try:
                         opt.check_for(dtype)
                     except (TypeError, ValueError) as err:
-                        raise type(err)(f"{where}, {dtype} parameters: {err}") from None
+                        raise check.with_context(err, f"{where}, {dtype} parameters: "
+                                                      f"{err}") from None
 
     def _check_data(self, op, X, y, x_name="X", y_name="y"):
         """Training data, checked whole before any update: a bad value in a later batch would

@@ -306,8 +306,8 @@ def guarded(trusted):
         in_place(k, param=param, grad=grad, m=m, v=v)
         hyper(k, lr=lr, eps=eps)
         sizes(k, 1, 2**53, step=step)       # bias correction divides by 1 - beta**step
+        hyper(k, beta1=beta1, beta2=beta2)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            _scalar(k, name, beta)
             if not 0 <= beta < 1:
                 raise ValueError(f"{k}: {name}={beta!r}; expected a number in [0, 1)")
 
