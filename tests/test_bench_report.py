@@ -215,6 +215,11 @@ def test_bench_threads_never_exceed_numbas_pool(monkeypatch):
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
     threads, why = report.usable_threads(2)
     assert threads == 1 and "NUMBA_NUM_THREADS" in why and "FASTNET_NUM_THREADS" in why
+    assert why.startswith("2 threads asked")
+    import fastnet.backend
+    monkeypatch.setattr(fastnet.backend, "get_num_threads", lambda: 2)
+    threads, why = report.usable_threads()          # nothing asked: fastnet's own count
+    assert threads == 1 and why.startswith("fastnet's count of 2 threads, 1 used")
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 64)
     assert report.usable_threads(1) == (1, None)
 

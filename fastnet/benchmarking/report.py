@@ -60,7 +60,8 @@ def usable_threads(asked=None):
     why = None
     if threads < want:
         name = min(limits, key=limits.get)
-        why = f"{want} threads asked, {threads} used: {name} holds {limits[name]}"
+        wanted = f"{want} threads asked" if asked else f"fastnet's count of {want} threads"
+        why = f"{wanted}, {threads} used: {name} holds {limits[name]}"
     return threads, why
 
 
