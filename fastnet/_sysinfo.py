@@ -40,6 +40,16 @@ def _numba_cache_dir():
     return path
 
 
+def _numba_threads(numba):
+    """The count Numba's kernels run with: fastnet's setting reaches Numba when the Numba
+    backend loads, capped at the workers Numba starts with (``NUMBA_NUM_THREADS``)."""
+    if numba is None:
+        return "-"
+    if backend.get_num_threads() is None:
+        return numba.get_num_threads()
+    return min(backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+
+
 def info_lines():
     """Lines describing this installation and machine (imports numba, compiles nothing)."""
     from threadpoolctl import threadpool_info
@@ -63,16 +73,16 @@ def info_lines():
         lines.append("torch        not installed (optional comparison)")
     except Exception as err:           # noqa: BLE001 (a broken install: OSError, ...) a line,
         lines.append(f"torch        not importable: {type(err).__name__}: {err}")  # not a crash
+    if backend.get_num_threads() is not None:
+        # FASTNET_NUM_THREADS reaches BLAS and Numba at the first kernel call: show the count
+        # they will run with, not the libraries' defaults before then.
+        backend.set_num_threads(backend.get_num_threads())
     lines += [
         f"backend      {backend.get_backend()}",
         f"dtype        {np.dtype(backend.get_default_dtype()).name}",
         f"threads      fastnet setting: {backend.get_num_threads() or 'library defaults'}; "
-        f"numba: {numba.get_num_threads() if numba else '-'}",
+        f"numba: {_numba_threads(numba)}",
     ]
-    if backend.get_num_threads() is not None:
-        # FASTNET_NUM_THREADS reaches BLAS at the first kernel call: show the count it will run
-        # with, not the library's default before then.
-        backend.set_num_threads(backend.get_num_threads())
     for pool in threadpool_info():
         lines.append(f"             {pool['user_api']} {pool['internal_api']} "
                      f"{pool.get('version') or ''}: {pool['num_threads']} threads")

@@ -51,6 +51,24 @@ def test_info_names_the_cache_folder_numba_really_uses(tmp_path, writable):
     assert (str(folder) in line) == writable, line
 
 
+@pytest.mark.parametrize("numba_pool, fastnet_count", [("2", "1"), ("1", "2")])
+def test_info_gives_the_numba_count_the_kernels_run_with(numba_pool, fastnet_count):
+    """It printed Numba's default (2) under FASTNET_NUM_THREADS=1: the setting reaches Numba
+    only when the Numba backend loads, which ``info`` does not do."""
+    code = ("from fastnet._sysinfo import info_lines\n"
+            "line = next(l for l in info_lines() if l.startswith('threads'))\n"
+            "import numba, fastnet.backend as b\n"
+            "with b.set_backend('numba'):\n"
+            "    b.kernels()\n"
+            "print(line.split('numba: ')[1], numba.get_num_threads())\n")
+    env = {**os.environ, "NUMBA_NUM_THREADS": numba_pool, "FASTNET_NUM_THREADS": fastnet_count}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    shown, running = out.stdout.split()
+    assert shown == running == "1"
+
+
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_train_end_to_end_writes_plot_and_model(tiny_mnist, tmp_path, capsys, model):
     plot, saved = tmp_path / "curves.png", tmp_path / "model.npz"
