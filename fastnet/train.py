@@ -47,8 +47,9 @@ def add_train_arguments(p, positive_int, positive_float, count):
                         "none)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without the recipe's random image shifts")
-    p.add_argument("--plot", metavar="PATH.png",
-                   help="learning curves PNG (default: fastnet-<model>.png in this folder)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="learning-curve image; its suffix picks the format (.png, .svg, .pdf, "
+                        "...; none: .png is added). Default: fastnet-<model>.png here")
     p.add_argument("--no-plot", action="store_true", help="write no learning-curve image")
     p.add_argument("--save", metavar="PATH", help="save the model here after every epoch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -17,11 +17,12 @@ def add_bench_arguments(p, positive_int):
                    help="a representative subset (about a minute on 2 cores)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--family", action="append", choices=sorted(C.KERNEL_FAMILIES) + ["epoch"],
-                   help="only these families (repeatable)")
+                   help="only these families (repeatable); skips the cold/warm start probe")
     p.add_argument("--threads", type=positive_int,
                    help="BLAS, Numba and torch threads, at most the usable CPUs and Numba's "
                         "worker pool (default: FASTNET_NUM_THREADS, else all usable CPUs)")
-    p.add_argument("--no-startup", action="store_true", help="skip the cold/warm start probe")
+    p.add_argument("--no-startup", action="store_true", help="skip the cold/warm start probe "
+                   "(--family skips it too)")
 
 
 def quick_cases():
