@@ -303,13 +303,13 @@ def _pool_length(op, L, kernel_size, stride, padding):
 
 
 def _pool_input(op, name, a):
-    """``a`` as ``(N, C, L)``; and its rank."""
+    """``a`` (``(L,)``, ``(C, L)`` or ``(N, C, L)``) as ``(N, C, L)``."""
     check.ndim(op, name, a, 1, 2, 3)
     a3 = a.reshape((1,) * (3 - a.ndim) + a.shape)
     if 0 in a3.shape[1:]:           # an empty batch is allowed (the kernels loop over nothing)
         raise ValueError(f"{op}: {name} has shape {a.shape}; every dimension but the batch must "
                          f"be at least 1")
-    return a3, a.ndim
+    return a3
 
 
 def _length(op, length):
@@ -343,7 +343,7 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):
     """
     op = "max_pool1d"
     x = check.float_array(op, "x", x)
-    x3, rank = _pool_input(op, "x", x)
+    x3 = _pool_input(op, "x", x)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
     _pool_length(op, x3.shape[2], kernel_size, stride, padding)
     y, indices = kernels().maxpool1d_forward(x3, kernel_size, stride, padding)
@@ -393,7 +393,7 @@ def _max_pool1d_scatter(op, dout, indices, length):
     check, ~20 us per call in training, where the indices have left the cache). ``dout`` is
     checked here, also against the shape of ``indices``."""
     dout = check.float_array(op, "dout", dout)
-    dout3, _ = _pool_input(op, "dout", dout)
+    dout3 = _pool_input(op, "dout", dout)
     check.same_shape(op, "indices", indices, "dout", dout)
     dx = kernels().maxpool1d_backward(dout3, indices.reshape(dout3.shape), length)
     return dx.reshape(dout.shape[:-1] + (length,))
@@ -407,7 +407,7 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0):
     """
     op = "avg_pool1d"
     x = check.float_array(op, "x", x)
-    x3, rank = _pool_input(op, "x", x)
+    x3 = _pool_input(op, "x", x)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
     _pool_length(op, x3.shape[2], kernel_size, stride, padding)
     y = kernels().avgpool1d_forward(x3, kernel_size, stride, padding)
@@ -421,7 +421,7 @@ def avg_pool1d_backward(dout, length, kernel_size, stride=None, padding=0):
     """
     op = "avg_pool1d_backward"
     dout = check.float_array(op, "dout", dout)
-    dout3, rank = _pool_input(op, "dout", dout)
+    dout3 = _pool_input(op, "dout", dout)
     length = _length(op, length)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
     L_out = _pool_length(op, length, kernel_size, stride, padding)
