@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 
-from . import _checks as check
 from . import backend
 from ._files import check_writable
 

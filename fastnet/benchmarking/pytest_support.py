@@ -9,7 +9,6 @@ the three run alike); the counts in effect are recorded in each benchmark's ``ex
 import os
 import re
 
-import numpy as np
 import pytest
 
 from ..backend import _usable_cpus
