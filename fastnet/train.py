@@ -156,7 +156,8 @@ class _SaveEachEpoch:
 
 
 def plot_history(history, path, title):
-    """Loss and accuracy per epoch, train and validation, side by side, as a PNG."""
+    """Loss and accuracy per epoch, train and validation, side by side, written to ``path``
+    in the format its suffix names (one of :data:`PLOT_FORMATS`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
