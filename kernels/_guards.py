@@ -17,7 +17,7 @@ import inspect
 
 import numpy as np
 
-from . import DENSE_ACTIVATIONS
+from . import DENSE_ACTIVATIONS, conv1d_output_length, pool_output_length
 
 #: Largest size, stride, padding or dilation (``fastnet._checks`` uses it too): it keeps every
 #: index a compiled loop computes inside int64.
@@ -134,8 +134,8 @@ def conv1d(kernel, x, W, b, stride, padding_left, padding_right, dilation):
               x=x, W=W, b=b)
     sizes(kernel, 1, stride=stride, dilation=dilation)
     sizes(kernel, 0, padding_left=padding_left, padding_right=padding_right)
-    L_out = (x.shape[2] + padding_left + padding_right - dilation * (W.shape[2] - 1) - 1) \
-        // stride + 1
+    L_out = conv1d_output_length(x.shape[2], W.shape[2], stride, padding_left, padding_right,
+                                 dilation)
     if L_out < 1:
         _fail(kernel, f"the padded input is shorter than the dilated kernel (output length "
                       f"{L_out})", x=x, W=W)
@@ -148,7 +148,7 @@ def _pool_sizes(kernel, L, kernel_size, stride, padding, **arrays):
     if 2 * padding > kernel_size or L + 2 * padding < kernel_size:
         _fail(kernel, f"expected padding <= kernel_size // 2 and L + 2*padding >= kernel_size "
                       f"(kernel_size={kernel_size}, padding={padding}, L={L})", **arrays)
-    return (L + 2 * padding - kernel_size) // stride + 1
+    return pool_output_length(L, kernel_size, stride, padding)
 
 
 def pool(kernel, x, kernel_size, stride, padding):
