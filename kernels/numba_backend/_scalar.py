@@ -10,7 +10,7 @@ from ._config import jit
 #: Codes of the activations that dense and conv1d apply (a compiled kernel takes an int). Codes
 #: up to ``RELU`` are fused into the kernels' own passes; the others run after them.
 ACT_CODE = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
-RELU = ACT_CODE["relu"]
+NONE, RELU, SIGMOID, TANH = (ACT_CODE[name] for name in ("none", "relu", "sigmoid", "tanh"))
 
 # float32 constants: float32 with float32 stays float32 (a Python 0.0 or 1 would turn a float32 loop
 # into float64 with two conversions per element), and float32 with float64 gives float64.
@@ -54,13 +54,13 @@ def relu_row_(row):
 @jit
 def activation_grad_row(d, y, act, out):
     """``out = d * act'`` from the output row ``y`` (one vectorisable loop per activation)."""
-    if act == 1:
+    if act == RELU:
         for i in range(out.size):
             out[i] = relu_grad(d[i], y[i])
-    elif act == 2:
+    elif act == SIGMOID:
         for i in range(out.size):
             out[i] = sigmoid_grad(d[i], y[i])
-    elif act == 3:
+    elif act == TANH:
         for i in range(out.size):
             out[i] = tanh_grad(d[i], y[i])
     else:

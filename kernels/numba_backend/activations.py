@@ -11,7 +11,7 @@ import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import ACT_CODE, RELU, relu, relu_grad, relu_row_, sigmoid_grad, tanh_grad
+from ._scalar import RELU, SIGMOID, TANH, relu, relu_grad, relu_row_, sigmoid_grad, tanh_grad
 from ._vecmath import exp, maximum, sigmoid, tanh
 
 
@@ -207,7 +207,7 @@ def activate_(y, act):
     do not fuse (sigmoid, tanh), or for a whole output at once."""
     if act == RELU:
         relu_row_(y)
-    elif act == ACT_CODE["sigmoid"]:
+    elif act == SIGMOID:
         _sigmoid_forward(y, y)
-    elif act == ACT_CODE["tanh"]:
+    elif act == TANH:
         _tanh_forward(y, y)

@@ -65,7 +65,7 @@ from .. import conv1d_output_length
 from . import _blas, conv1d_blocked
 from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
-from ._scalar import ACT_CODE, RELU, activation_grad_row, relu_row_
+from ._scalar import ACT_CODE, NONE, RELU, activation_grad_row, relu_row_
 from .activations import activate_
 from ._slots import part_count, pointer_like, run, scratch
 
@@ -570,7 +570,7 @@ def _backward_slot(i, parts, args_p, work_p):
         d_rows, at = _take(work, at, m, C_out)
         dz, _ = _take(work, at, m, C_out)
         g = dout[m0:m1]
-        if act != 0:
+        if act != NONE:
             activation_grad_row(g.reshape(-1), y[m0:m1].reshape(-1), act, dz.reshape(-1))
             g = dz.reshape((m1 - m0, C_out, L_out))
         _im2col(x[m0:m1], K, stride, padding_left, dilation, cols)
@@ -611,7 +611,7 @@ def _windows_backward_slot(i, parts, args_p, work_p):
     db[:] = 0
     for n in range(x.shape[0]):
         g = dout[n]
-        if act != 0:
+        if act != NONE:
             activation_grad_row(g.reshape(-1), y[n].reshape(-1), act, dz.reshape(-1))
             g = dz
         _windows_backward_item(g, x[n], W_tap, K, stride, padding_left, xt, d_rows, dxt, dx[n],
@@ -657,7 +657,7 @@ def _backward_matmul(dout, x, y, act, W_tap, K, stride, padding_left, dilation, 
 def _activation_grad(dout, y, act):
     """``dout * act'`` from the forward output ``y``, one flat pass (``dout`` itself if no
     activation)."""
-    if act == 0:
+    if act == NONE:
         return dout
     dz = np.empty(dout.shape, dout.dtype)
     activation_grad_row(dout.reshape(-1), y.reshape(-1), act, dz.reshape(-1))
@@ -790,7 +790,7 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
     # Unused arguments get stand-ins of the right shape and dtype (never read or written): the
     # matmul chain keeps one compiled signature, and the slot gets an address for each.
-    y_arg = dout if act == 0 else y
+    y_arg = dout if act == NONE else y
     dx_arg = x if dx is None else dx
     # The blocked input gradient convolves a zero-padded gradient, so a non-finite weight
     # would meet the padding's zeros (0 * inf = NaN) at input positions that PyTorch and the

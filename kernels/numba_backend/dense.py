@@ -30,7 +30,7 @@ from numba import prange
 from . import dense_blocked
 from ._blas import numpy_has_openblas
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import ACT_CODE, RELU, relu, relu_grad, sigmoid_grad, tanh_grad
+from ._scalar import ACT_CODE, NONE, RELU, SIGMOID, relu, relu_grad, sigmoid_grad, tanh_grad
 from .activations import activate_
 
 
@@ -79,17 +79,17 @@ def _act_grad_colsum(dout, y, act, dz, partial, lo, hi):
     for j in range(n_out):
         partial[j] = 0
     for i in range(lo, hi):
-        if act == 0:
+        if act == NONE:
             for j in range(n_out):
                 g = dout[i, j]
                 dz[i, j] = g
                 partial[j] += g
-        elif act == 1:
+        elif act == RELU:
             for j in range(n_out):
                 g = relu_grad(dout[i, j], y[i, j])
                 dz[i, j] = g
                 partial[j] += g
-        elif act == 2:
+        elif act == SIGMOID:
             for j in range(n_out):
                 g = sigmoid_grad(dout[i, j], y[i, j])
                 dz[i, j] = g
@@ -140,7 +140,7 @@ def _bias_act(y, b, act):
 def dense_forward(x, W, b, activation):
     """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
     act = ACT_CODE[activation]
-    fused = act if act <= RELU else 0          # bias (and ReLU) in one pass
+    fused = act if act <= RELU else NONE       # bias (and ReLU) in one pass
     if dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
         y = dense_blocked.times(x, W)              # C-contiguous, as the contract says
         _bias_act(y, b, fused)
