@@ -85,3 +85,5 @@ jit_ordered = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH_ORDER
 #: Decorator for kernels whose outer loop is a ``prange``.
 jit_parallel = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH,
                                  error_model=ERROR_MODEL, nogil=True, parallel=True)
+#: ``jit_parallel`` for kernels whose arithmetic must stay in the written order.
+jit_parallel_ordered = functools.partial(jit_parallel, fastmath=FASTMATH_ORDERED)

@@ -14,17 +14,17 @@ import math
 
 from numba import prange
 
-from ._config import FASTMATH_ORDERED, PARALLEL_MIN_SIZE, jit_parallel
+from ._config import PARALLEL_MIN_SIZE, jit_parallel_ordered
 
-# The updates keep their written order (no fast-math reassociation): it is NumPy's and PyTorch's,
-# ``(1 - beta2) * g * g`` scaling before it squares, so all three overflow at the same gradients.
-# Reassociated, ``g * g`` came first and overflowed for float32 gradients from ~1.8e19, where
-# NumPy's step stays finite: v became inf and the parameter silently did not move. Nothing here
-# is a reduction, so the loops vectorise without reassociation.
-jit_parallel = jit_parallel(fastmath=FASTMATH_ORDERED)
+# The updates compile with ``jit_parallel_ordered``, keeping their written order (no fast-math
+# reassociation): it is NumPy's and PyTorch's, ``(1 - beta2) * g * g`` scaling before it
+# squares, so all three overflow at the same gradients. Reassociated, ``g * g`` came first and
+# overflowed for float32 gradients from ~1.8e19, where NumPy's step stays finite: v became inf
+# and the parameter silently did not move. Nothing here is a reduction, so the loops vectorise
+# without reassociation.
 
 
-@jit_parallel
+@jit_parallel_ordered
 def _sgd(p, g, lr):
     lr = p.dtype.type(lr)          # a Python float, rounded once to the parameter's dtype
     n = p.size
@@ -36,7 +36,7 @@ def _sgd(p, g, lr):
             p[i] -= lr * g[i]
 
 
-@jit_parallel
+@jit_parallel_ordered
 def _momentum(p, g, v, lr, mu, nesterov):
     to_p = p.dtype.type
     lr, mu = to_p(lr), to_p(mu)
@@ -53,7 +53,7 @@ def _momentum(p, g, v, lr, mu, nesterov):
             p[i] -= lr * (g[i] + mu * vi) if nesterov else lr * vi
 
 
-@jit_parallel
+@jit_parallel_ordered
 def _adagrad(p, g, h, lr, eps):
     to_p = p.dtype.type
     lr, eps = to_p(lr), to_p(eps)
@@ -70,7 +70,7 @@ def _adagrad(p, g, h, lr, eps):
             p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
 
 
-@jit_parallel
+@jit_parallel_ordered
 def _rmsprop(p, g, h, lr, rho, one_minus_rho, eps):
     to_p = p.dtype.type
     lr, rho, one_minus_rho, eps = to_p(lr), to_p(rho), to_p(one_minus_rho), to_p(eps)
@@ -87,7 +87,7 @@ def _rmsprop(p, g, h, lr, rho, one_minus_rho, eps):
             p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
 
 
-@jit_parallel
+@jit_parallel_ordered
 def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, inv_sqrt_bc2,
           eps):
     to_p = p.dtype.type
