@@ -23,10 +23,10 @@ core from whatever runs next. Which costs more depends on where the products run
 
 * ``10000`` (~0.1 ms of spinning, by libgomp's own estimate) on AVX-512 hosts, where the dense
   and conv products are Numba kernels: a training step is then a chain of parallel regions with
-  short Python gaps, and the worker stays awake across them. Measured against ``1000`` (per-step medians, one
-  process per round, rounds interleaved): MLP at batch 20 float64 0.60 -> 0.53 ms, at batch 128
-  float32 0.89 -> 0.80 ms, the MNIST CNN 1.77 -> 1.69 ms (with its branches in order, see
-  ``kernels.numba_backend.scheduling``).
+  short Python gaps, and the worker stays awake across them. Measured against ``1000``
+  (per-step medians, one process per round, rounds interleaved): MLP at batch 20 float64 0.60
+  -> 0.53 ms, at batch 128 float32 0.89 -> 0.80 ms, the MNIST CNN 1.77 -> 1.69 ms (with its
+  branches in order, see ``kernels.numba_backend.scheduling``).
 * ``1000`` (a few microseconds) elsewhere, where the products are BLAS GEMMs whose threads the
   spinning worker would starve. Measured: a 4 us parallel kernel then a 0.23 ms two-thread GEMM
   took 0.26 ms at ``1000``, 0.40 ms at ``10000`` and 0.67 ms at libgomp's default (300000);

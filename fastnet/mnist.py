@@ -16,11 +16,11 @@ silent 12 MB download somewhere else.
 
 What is checked
 ---------------
-Every file is parsed strictly: magic number, dimensions, and a payload of exactly the size the header
-announces. A file that holds the full dataset (60000 or 10000 items) must also have MNIST's published
-SHA-256 of its decompressed contents, so it makes no difference whether it is gzipped, raw, or
-recompressed. Files with fewer items (a subset made for a quick test) are checked structurally only;
-files with more items are refused, as no subset of MNIST.
+Every file is parsed strictly: magic number, dimensions, and a payload of exactly the size the
+header announces. A file that holds the full dataset (60000 or 10000 items) must also have MNIST's
+published SHA-256 of its decompressed contents, so it makes no difference whether it is gzipped,
+raw, or recompressed. Files with fewer items (a subset made for a quick test) are checked
+structurally only; files with more items are refused, as no subset of MNIST.
 Downloads are checked against the published SHA-256 of the ``.gz`` file before they are kept.
 
 Parsed-array cache
@@ -156,9 +156,9 @@ def read_idx(path):
             zero, dtype_byte, ndim = struct.unpack(">HBB", head)
             magic = int.from_bytes(head, "big")
             if zero != 0 or ndim == 0:
-                raise ValueError(f"read_idx: {path}: magic number {magic} (0x{magic:08X}) is not an "
-                                 f"IDX magic number; expected 0x000008nn, e.g. 2051 for images or "
-                                 f"2049 for labels")
+                raise ValueError(f"read_idx: {path}: magic number {magic} (0x{magic:08X}) is "
+                                 f"not an IDX magic number; expected 0x000008nn, e.g. 2051 for "
+                                 f"images or 2049 for labels")
             if dtype_byte != _IDX_UBYTE:
                 raise ValueError(f"read_idx: {path}: IDX type byte 0x{dtype_byte:02X} is not "
                                  f"supported; expected 0x08 (unsigned byte), as in MNIST")
@@ -167,8 +167,9 @@ def read_idx(path):
                                  f"at most {_MAX_DIMS} are supported (MNIST files have 1 or 3)")
             dims_bytes = _read_upto(f, 4 * ndim)
             if len(dims_bytes) < 4 * ndim:
-                raise ValueError(f"read_idx: {path}: header is cut short: {ndim} dimensions need "
-                                 f"{4 * ndim} bytes after the magic number, found {len(dims_bytes)}")
+                raise ValueError(f"read_idx: {path}: header is cut short: {ndim} dimensions "
+                                 f"need {4 * ndim} bytes after the magic number, found "
+                                 f"{len(dims_bytes)}")
             dims = struct.unpack(f">{ndim}I", dims_bytes)
             expected = math.prod(dims)
             payload = _read_upto(f, expected)
@@ -227,8 +228,8 @@ def _check_source(array, path, spec):
         h.update(array)
         if h.hexdigest() != spec.raw_sha256:
             raise ValueError(f"load_mnist: {path}: SHA-256 of the decompressed contents is "
-                             f"{h.hexdigest()}, expected {spec.raw_sha256} (original MNIST). The file "
-                             f"is corrupt or is a different dataset in the same format (e.g. "
+                             f"{h.hexdigest()}, expected {spec.raw_sha256} (original MNIST). The "
+                             f"file is corrupt or is a different dataset in the same format (e.g. "
                              f"Fashion-MNIST); read such files with fastnet.mnist.read_idx")
 
 
@@ -236,7 +237,8 @@ def _check_arrays(arrays, where):
     """Check that the four arrays fit together: counts, image sizes, label range."""
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or images.dtype != np.uint8 or labels.dtype != np.uint8:
+        if (images.ndim != 3 or labels.ndim != 1 or images.dtype != np.uint8
+                or labels.dtype != np.uint8):
             raise ValueError(f"load_mnist: {where}: {split} arrays have shapes {images.shape}, "
                              f"{labels.shape} and dtypes {images.dtype}, {labels.dtype}; expected "
                              f"(N, rows, cols) and (N,), uint8")
@@ -249,15 +251,16 @@ def _check_arrays(arrays, where):
                              f"subset of it); read such files with fastnet.mnist.read_idx")
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"load_mnist: {where}: {images.shape[0]} {split} images "
-                             f"({images_file}) but {labels.shape[0]} {split} labels ({labels_file}); "
-                             f"the counts must agree")
+                             f"({images_file}) but {labels.shape[0]} {split} labels "
+                             f"({labels_file}); the counts must agree")
         if labels.size and labels.max() >= _N_CLASSES:
             bad = int(np.argmax(labels >= _N_CLASSES))
             raise ValueError(f"load_mnist: {where}: {split} label {bad} is {labels[bad]} "
                              f"({labels_file}); expected digits 0..{_N_CLASSES - 1}")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise ValueError(f"load_mnist: {where}: train images are {arrays['train_images'].shape[1:]} "
-                         f"pixels but test images are {arrays['test_images'].shape[1:]}; they must agree")
+        raise ValueError(f"load_mnist: {where}: train images are "
+                         f"{arrays['train_images'].shape[1:]} pixels but test images are "
+                         f"{arrays['test_images'].shape[1:]}; they must agree")
 
 
 # ----------------------------------------------------------------------------- where the files are
@@ -314,7 +317,8 @@ def _candidates(data_dir):
         label = f"FASTNET_DATA ({env!r})"
         d = _expanded(label, env)
         return label, [d, d / "mnist"], True
-    return "the cache directory (no data_dir given, FASTNET_DATA not set)", [mnist_cache_dir()], False
+    return ("the cache directory (no data_dir given, FASTNET_DATA not set)", [mnist_cache_dir()],
+            False)
 
 
 def _expanded(label, path):
@@ -355,7 +359,8 @@ def mnist_available(data_dir=None):
 def _not_found_report(label, folders):
     lines = [f"Looked in {label}:"]
     for folder in folders:
-        missing = [MNIST_FILES[k].name + "[.gz]" for k, p in _source_files(folder).items() if p is None]
+        missing = [MNIST_FILES[k].name + "[.gz]" for k, p in _source_files(folder).items()
+                   if p is None]
         state = ("is a file, not a folder" if folder.is_file() else "does not exist"
                  if not folder.is_dir() else "missing " + ", ".join(missing))
         lines.append(f"  {folder}: {state}")
@@ -390,7 +395,8 @@ def require_mnist(data_dir=None):
     if folder is not None:
         return folder
     label, folders, _ = _candidates(data_dir)
-    message = "MNIST files not found. " + _not_found_report(label, folders) + "\n" + _how_to_provide()
+    message = ("MNIST files not found. " + _not_found_report(label, folders) + "\n"
+               + _how_to_provide())
     if os.environ.get("FASTNET_REQUIRE_DATA", "").strip().lower() in _TRUE:
         pytest.fail("FASTNET_REQUIRE_DATA is set and " + message, pytrace=False)
     pytest.skip(message)
@@ -401,9 +407,10 @@ def require_mnist(data_dir=None):
 def _download(spec, folder, mirrors, dead, failures):
     """Fetch ``spec.name + '.gz'`` into ``folder`` from the first mirror that serves it intact.
 
-    The file is written to a temporary name in ``folder`` and renamed into place only after its size
-    and SHA-256 check out, so an interrupted or bad download leaves nothing behind. Mirrors that fail
-    are added to ``dead`` and not tried again; each failure is appended to ``failures``.
+    The file is written to a temporary name in ``folder`` and renamed into place only after its
+    size and SHA-256 check out, so an interrupted or bad download leaves nothing behind. Mirrors
+    that fail are added to ``dead`` and not tried again; each failure is appended to
+    ``failures``.
     """
     name = spec.name + ".gz"
     for mirror in mirrors:
@@ -427,7 +434,8 @@ def _download(spec, folder, mirrors, dead, failures):
             if size != spec.gz_size:
                 raise ValueError(f"got {size} bytes, expected {spec.gz_size}")
             if h.hexdigest() != spec.gz_sha256:
-                raise ValueError(f"SHA-256 mismatch: got {h.hexdigest()}, expected {spec.gz_sha256}")
+                raise ValueError(f"SHA-256 mismatch: got {h.hexdigest()}, expected "
+                                 f"{spec.gz_sha256}")
             os.replace(tmp, folder / name)
             return folder / name
         except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -492,7 +500,8 @@ def _write_parsed_cache(cache_path, key, arrays):
     tmp = None
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{cache_path.name}.", suffix=".part", dir=cache_path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{cache_path.name}.", suffix=".part",
+                                   dir=cache_path.parent)
         with os.fdopen(fd, "wb") as out:
             np.savez(out, key=np.array(key), **arrays)
         os.replace(tmp, cache_path)
@@ -554,8 +563,9 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
     Raises
     ------
     FileNotFoundError
-        The named folder (argument or ``FASTNET_DATA``) lacks the files, or nothing is cached and no
-        mirror delivered an intact file. The message lists every place looked at and every URL tried.
+        The named folder (argument or ``FASTNET_DATA``) lacks the files, or nothing is cached and
+        no mirror delivered an intact file. The message lists every place looked at and every URL
+        tried.
     ValueError
         A file is corrupt or inconsistent: wrong magic number, truncated or oversized payload, a
         full-size file whose SHA-256 is not MNIST's, image and label counts that disagree, labels
@@ -593,8 +603,8 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
     if folder is None:
         if explicit:
             raise FileNotFoundError("MNIST files not found. " + _not_found_report(label, folders)
-                                    + "\nfastnet downloads only into its cache directory, never into "
-                                    "a folder you name.\n" + _how_to_provide())
+                                    + "\nfastnet downloads only into its cache directory, never "
+                                    "into a folder you name.\n" + _how_to_provide())
         folder = folders[0]
         _download_missing(folder)
 

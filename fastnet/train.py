@@ -28,7 +28,8 @@ def add_train_arguments(p, positive_int, positive_float, count):
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the recipe's)")
     p.add_argument("--schedule", choices=["constant", "linear"],
                    help="learning-rate schedule (default: the recipe's)")
-    p.add_argument("--backend", choices=["numba", "numpy"], help="default: FASTNET_BACKEND or numba")
+    p.add_argument("--backend", choices=["numba", "numpy"],
+                   help="default: FASTNET_BACKEND or numba")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="dtype of the parameters and data (default: float32)")
     p.add_argument("--threads", type=positive_int,
