@@ -1,4 +1,5 @@
-"""Register-blocked convolution micro-kernels, written as LLVM vector IR (Numba intrinsics).
+"""Register-blocked micro-kernels for conv1d and dense, written as LLVM vector IR (Numba
+intrinsics), and the vector data movement around them.
 
 Why IR: a convolution's multiply-adds run at the machine's FMA rate only if a block of outputs
 stays in vector registers while the whole reduction streams past it (the GEMM micro-kernel
@@ -6,7 +7,7 @@ idea). LLVM does not keep a Numba loop's accumulator array in registers (measure
 it reloads and re-stores the block around every multiply-add, behind runtime alias checks), so
 the block is spelled out here as vector values. The loops around the block stay in Numba.
 
-Two kernels, each a factory of intrinsics for a block shape (compile-time constants):
+Two block kernels, each a factory of intrinsics for a block shape (compile-time constants):
 
 :func:`taps_kernel` (forward, and the input gradient)
     ``out[i, j] = bias[i] + sum_t w[row_t, i] * x[off_t + j]`` for ``rows`` output rows ``i``
@@ -14,7 +15,7 @@ Two kernels, each a factory of intrinsics for a block shape (compile-time consta
     ``MR * NV`` accumulators. Each tap ``t`` of a table ``(off_t, row_t)`` is one input row
     segment (a channel at a kernel offset, in a phase-split padded input, see ``conv1d``) and
     one weight row. Per tap: ``NV`` vector loads, ``MR`` broadcast weights, ``MR * NV`` FMAs.
-:func:`outer_kernel` (the weight gradient)
+:func:`outer_kernel` (conv1d's weight gradient; all three products of ``dense_blocked``)
     ``out[i, j] (+)= sum_{n, l} a[n, off_i + l] * b[n, l, j]``: the same block of ``MR`` taps
     by ``NV`` vectors of output channels, reduced over the batch and the positions with ``b``
     the transposed gradient (channels contiguous), so no lane ever needs adding across. Per
@@ -29,6 +30,9 @@ PyTorch's oneDNN on one thread.
 Vectors are :data:`VECTOR_BYTES` wide: 64 bytes (AVX-512) where the host has it, else 32. Lanes
 and rows past the valid counts are computed but never stored (masked stores), so the caller
 only has to keep every load inside its buffers.
+
+Three more intrinsics move data where Numba loops stayed scalar: :func:`split_pairs` (a row's
+stride-2 phases), :func:`shift_row` (a row into a zero-padded one) and :func:`transpose_block`.
 """
 from llvmlite import ir
 from numba import types
