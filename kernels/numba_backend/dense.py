@@ -5,24 +5,22 @@ for mid-sized layers, where it runs at about twice OpenBLAS's rate on this machi
 128 x 896 -> 128, two threads: ``x @ W`` 76 against 198 us; float64, 20 x 784 -> 400: 104
 against 283 us), and to BLAS through NumPy's ``@`` elsewhere (tiny products, batches above 512
 rows, and operands beyond the L3 cache, where BLAS's fuller cache blocking wins:
-``dense_blocked.pays``). Numba
-fuses everything around them into single passes: bias plus ReLU in the forward, activation
-gradient plus the bias-gradient column sums in the backward. Sigmoid and tanh
-run after the bias as a pass of their own (``activations.activate_``, ``_vecmath``'s vectorisable
-versions), so a ReLU network never compiles them.
+``dense_blocked.pays``). Numba fuses everything around them into single passes: bias plus ReLU
+in the forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid
+and tanh run after the bias as a pass of their own (``activations.activate_``, ``_vecmath``'s
+vectorisable versions), so a ReLU network never compiles them.
 
 Small batches on BLAS (hosts without AVX-512): for a few rows against a wide layer, NumPy's
-OpenBLAS computes the product's
-transpose ``W.T @ x.T`` faster than ``x @ W`` itself (float64, 20 x 784 -> 400: 146 against
-237-275 us on two threads, 261 against 396 us on one). The gap comes from how OpenBLAS blocks a
-product with one short side; it is measured here, not derived. :func:`_transposed_pays` says when
-to use it; the forward then reads the transpose in its bias pass (no extra pass), and the input
-gradient is copied back to rows. Plain time over transposed time (copy included) over N 2-32,
-inner sizes 10-784 and widths 10-1024, both dtypes: 1.0-1.9x inside the rule's window; 0.4-1.0x
-for widths below 128, inner sizes below 128 and float32 forward widths of 1024; mixed from N = 32
-up. The input gradient ``dz @ W.T`` keeps winning up to width 1024 in both dtypes (20 x 400 ->
-784: 1.25x float64, 1.16x float32), so its window reaches 1024 and the forward's 512. Outside
-the windows nothing changes.
+OpenBLAS computes the product's transpose ``W.T @ x.T`` faster than ``x @ W`` itself (float64,
+20 x 784 -> 400: 146 against 237-275 us on two threads, 261 against 396 us on one). The gap
+comes from how OpenBLAS blocks a product with one short side; it is measured here, not derived.
+:func:`_transposed_pays` says when to use it; the forward then reads the transpose in its bias
+pass (no extra pass), and the input gradient is copied back to rows. Plain time over transposed
+time (copy included) over N 2-32, inner sizes 10-784 and widths 10-1024, both dtypes: 1.0-1.9x
+inside the rule's window; 0.4-1.0x for widths below 128, inner sizes below 128 and float32
+forward widths of 1024; mixed from N = 32 up. The input gradient ``dz @ W.T`` keeps winning up
+to width 1024 in both dtypes (20 x 400 -> 784: 1.25x float64, 1.16x float32), so its window
+reaches 1024 and the forward's 512. Outside the windows nothing changes.
 """
 import numpy as np
 from numba import prange
