@@ -159,7 +159,8 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
 
 
 def maxpool1d_forward(x, kernel_size, stride, padding):
-    """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties)."""
+    """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties, last
+    NaN)."""
     N, C, L = x.shape
     L_out = pool_output_length(L, kernel_size, stride, padding)
     assert L_out >= 1 and 2 * padding <= kernel_size
