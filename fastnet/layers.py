@@ -475,7 +475,6 @@ class FC(_FusedActivation):
                  dtype=None):
         self.n_nodes1 = check.size("FC", "n_nodes1", n_nodes1, 1)
         self.n_nodes2 = check.size("FC", "n_nodes2", n_nodes2, 1)
-        self.X = None
         self.activation = activation
         if initializer is None:
             initializer = HeInitializer() if self._fused == "relu" else XavierInitializer()
@@ -617,7 +616,6 @@ class Conv1d(_FusedActivation):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  initializer=None, optimizer=None, dtype=None, activation=None):
         op = "Conv1d"
-        self.x = None
         self.activation = activation
         self.in_channels = check.size(op, "in_channels", in_channels, 1)
         self.out_channels = check.size(op, "out_channels", out_channels, 1)
