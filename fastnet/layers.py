@@ -147,6 +147,8 @@ class Layer:
 
 
 def has_params(layer):
+    """Whether ``layer`` has parameters to train: a non-empty ``params``, or no ``params`` at
+    all (a notebook's own layer, which may update itself in its ``backward``)."""
     params = getattr(layer, "params", None)
     return params is None or bool(params)          # a duck-typed layer: assume it has some
 

@@ -42,6 +42,7 @@ def sigmoid_backward(dout, y):
 
 
 def tanh_forward(x):
+    """``tanh(x)``, NumPy's."""
     return np.tanh(x)
 
 
