@@ -602,10 +602,11 @@ class Conv1d(_FusedActivation):
 
     Shape
     -----
-    Input ``(N, C_in, L)``, output ``(N, C_out, L_out)`` with
-    ``L_out = (L + 2*padding - dilation*(kernel_size-1) - 1) // stride + 1`` (at least 1, or
-    an error). The scratch notebook's output-size function had an operator-precedence bug (it
-    divided only part of the numerator by the stride); this is the correct formula.
+    Input ``(N, C_in, L)``, output ``(N, C_out, L_out)`` with ``L_out = (L + padding_left +
+    padding_right - dilation*(kernel_size-1) - 1) // stride + 1`` (``2*padding`` for an int
+    padding; at least 1, or an error). The scratch notebook's output-size function had an
+    operator-precedence bug (it divided only part of the numerator by the stride); this is the
+    correct formula.
 
     Examples
     --------
