@@ -1,6 +1,11 @@
 """The benchmark report's own arithmetic and checks (``fastnet.benchmarking``), which CI's smoke
 run of ``bench/`` does not see: ratios, combined rows, the result checks, and one real
 measurement end to end."""
+import argparse
+import os
+import subprocess
+import time
+
 import numpy as np
 import pytest
 
@@ -349,3 +354,46 @@ def test_a_torch_that_cannot_be_imported_leaves_its_column_out(monkeypatch, caps
         C.torch_module()
     err = capsys.readouterr().err
     assert err.count("torch is installed but cannot be imported (OSError: libtorch_cpu") == 1
+
+
+def test_other_cores_is_the_machines_cpu_time_less_this_processs_over_the_wall_time(
+        monkeypatch):
+    from fastnet.benchmarking import hostload
+    start = (10.0, 100.0, 5.0)       # wall s, machine CPU s, this process's CPU s
+    monkeypatch.setattr(hostload, "snapshot", lambda: (12.0, 103.0, 6.5))
+    assert hostload.other_cores(start) == pytest.approx((3.0 - 1.5) / 2.0)
+    assert hostload.other_cores(None) is None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="/proc/stat is Linux's")
+def test_other_cores_sees_a_busy_process_that_is_not_ours():
+    """A loop in a process we do not reap (``sh`` leaves it to init) while this one sleeps:
+    nearly a core, as the report's mark needs."""
+    from fastnet.benchmarking import hostload
+    start = hostload.snapshot()
+    subprocess.run(["sh", "-c", "timeout 1 sh -c 'while :; do :; done' &"], check=True)
+    time.sleep(1.2)
+    assert hostload.other_cores(start) > 0.5
+
+
+def test_rows_timed_on_a_busy_machine_are_marked_and_the_header_says_why():
+    quiet, busy = _row(host_other_cores=0.05), _row(direction="backward", host_other_cores=0.9)
+    header = report.host_lines([quiet, busy], 0.4)
+    assert header[0].startswith("machine load: other processes (and steal time) took 0.40")
+    assert header[1].startswith("MARKED † (1 rows)")
+    table = _table_rows(report.markdown([quiet, busy], header))
+    assert [r[0] for r in table] == ["relu", "relu †", "relu †"]   # forward+backward: the max
+    assert report.host_lines([quiet], 0.05)[1:] == [] and report.host_lines([quiet], None) == []
+
+
+@pytest.mark.parametrize("data, family, expected", [
+    (None, None, "synthetic"), ("/some/mnist", ["epoch"], "FASTNET_DATA=/some/mnist"),
+    ("/some/mnist", ["conv1d"], None)])
+def test_the_header_names_the_data_the_epochs_train_on(monkeypatch, data, family, expected):
+    """It was only in the JSON: a table of epochs gave no hint of real or synthetic data."""
+    if data:
+        monkeypatch.setenv("FASTNET_DATA", data)
+    else:
+        monkeypatch.delenv("FASTNET_DATA", raising=False)
+    lines = run._data_lines(argparse.Namespace(family=family))
+    assert (expected in lines[0]) if expected else lines == []

@@ -3,7 +3,8 @@ unlike a ``conftest``): the settings from the environment, case ids and :func:`r
 
 ``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default:
 ``FASTNET_NUM_THREADS``, else all usable cores; at most what Numba's worker pool holds, so that
-the three run alike); the counts in effect are recorded in each benchmark's ``extra_info``.
+the three run alike); the counts in effect are recorded in each benchmark's ``extra_info``,
+with the cores other processes took while it ran (``host_other_cores``, see ``hostload``).
 ``FASTNET_BENCH_SMOKE=1`` runs one round of each benchmark (CI).
 """
 import os
@@ -12,6 +13,7 @@ import re
 import pytest
 
 from ..backend import _usable_cpus
+from . import hostload
 from .cases import Unsupported
 from .report import blas_line, thread_counts, usable_threads, versions
 from .timing import member_context
@@ -59,7 +61,10 @@ def run_case(benchmark, case, member):
                                     direction=case.direction, size=case.size,
                                     versions=versions(), blas=blas_line(), note=case.note,
                                     **case.info)
+        start = hostload.snapshot()
         if SMOKE:
             benchmark.pedantic(fn, rounds=1, iterations=1)
         else:
             benchmark(fn)
+        # on 2 cores a busy neighbour decides a timing: say so beside it
+        benchmark.extra_info["host_other_cores"] = hostload.other_cores(start)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .._files import atomic_write
+from .hostload import BUSY_CORES
 
 
 def optional_torch():
@@ -147,8 +148,33 @@ def rows(results):
                     if m in r:
                         both[m] = (None if r[m] is None or back.get(m) is None
                                    else r[m] + back[m])
+                loads = [v for v in (r.get("host_other_cores"), back.get("host_other_cores"))
+                         if v is not None]
+                both["host_other_cores"] = max(loads, default=None)
                 out.insert(out.index(back) + 1, both)
     return out
+
+
+def busy_note(row):
+    """"" for a row timed on a quiet machine, else what the rest of the machine took."""
+    cores = row.get("host_other_cores")
+    if cores is None or cores < BUSY_CORES:
+        return ""
+    return f"busy machine: other processes took {cores:.2f} cores meanwhile"
+
+
+def host_lines(results, run_cores):
+    """Header lines on the machine's load: over the whole run, and which rows it marks."""
+    if run_cores is None:
+        return []
+    lines = [f"machine load: other processes (and steal time) took {run_cores:.2f} cores on "
+             f"average during the run (from /proc/stat)"]
+    marked = [r for r in results if busy_note(r)]
+    if marked:
+        lines.append(f"MARKED † ({len(marked)} rows): other processes took >= {BUSY_CORES} "
+                     f"cores while the row was timed, so its figures may be off (a parallel "
+                     f"kernel waits for its second worker); rerun on a quiet machine")
+    return lines
 
 
 def markdown(results, header):
@@ -159,7 +185,8 @@ def markdown(results, header):
         unit_scale = r.get("scale", 1.0)
         vals = [None if r[m] is None else r[m] * unit_scale for m in ("numpy", "numba", "torch")]
         fmt = (lambda s: "-" if s is None else f"{s:.2f} s") if r["direction"] == "epoch" else _ms
-        lines.append(f"| {r['op']} | {r['shape']} | {r['dtype']} | {r['direction']} | "
+        mark = " †" if busy_note(r) else ""
+        lines.append(f"| {r['op']}{mark} | {r['shape']} | {r['dtype']} | {r['direction']} | "
                      + " | ".join(fmt(v) for v in vals)
                      + f" | {_ratio(vals[0], vals[1])} | {_ratio(vals[2], vals[1])} |")
     return "\n".join(lines)

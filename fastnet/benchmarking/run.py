@@ -6,9 +6,10 @@ import numpy as np
 
 from .._files import check_writable
 from . import cases as C
+from . import hostload
 from .epochs import MOST_SAMPLES, _data, epoch_cases
-from .report import (machine_lines, markdown, pinned_threads, thread_counts, usable_threads,
-                     write_json)
+from .report import (busy_note, host_lines, machine_lines, markdown, pinned_threads,
+                     thread_counts, usable_threads, write_json)
 from .timing import ResultMismatch, dense_rate_in_training, gemm_rate, measure
 
 
@@ -51,6 +52,7 @@ def run_cases(cases, log=sys.stderr, failures=None):
     ``failures``, and the run goes on."""
     results = []
     for case in cases:
+        start = hostload.snapshot()
         try:
             timed = measure(case, ("numpy", "numba", "torch"))
         except ResultMismatch as err:
@@ -62,10 +64,12 @@ def run_cases(cases, log=sys.stderr, failures=None):
                "direction": case.direction, "size": case.size, "flops": case.flops,
                "note": case.note, **case.info,
                **{member: None if m is None else m["median"] for member, m in timed.items()},
-               "numba_first_call": timed["numba"]["first_call"]}
+               "numba_first_call": timed["numba"]["first_call"],
+               "host_other_cores": hostload.other_cores(start)}
         results.append(row)
+        busy = busy_note(row)
         print(f"  {case.name}: numpy {row['numpy'] * 1e3:.3f} ms, numba "
-              f"{row['numba'] * 1e3:.3f} ms", file=log, flush=True)
+              f"{row['numba'] * 1e3:.3f} ms{busy and f' ({busy})'}", file=log, flush=True)
     return results
 
 
@@ -103,6 +107,19 @@ def _check_epoch_data(args):
                              else f"FASTNET_DATA={data}: {message}") from None
 
 
+def _data_lines(args):
+    """Which data the epochs and the roofline's training probe train on."""
+    if args.family and not {"epoch", "dense"} & set(args.family):
+        return []
+    data = os.environ.get("FASTNET_DATA")
+    if data:
+        return [f"training data (epochs, roofline probe): MNIST's first training images, read "
+                f"from FASTNET_DATA={data}"]
+    return ["training data (epochs, roofline probe): synthetic, uniform noise of MNIST's shape "
+            "with random labels (set FASTNET_DATA to a folder of the MNIST files for real "
+            "MNIST)"]
+
+
 def run_bench(args):
     if args.json is not None:
         check_writable("--json", args.json)      # before the run, not after it
@@ -110,8 +127,9 @@ def run_bench(args):
     threads, capped = usable_threads(args.threads)
     if capped:
         print(f"bench: {capped}", file=sys.stderr)
+    run_start = hostload.snapshot()
     with pinned_threads(threads):
-        header = machine_lines()
+        header = machine_lines() + _data_lines(args)
         peak = gemm_rate()
         failures = []
         results = run_cases(_selected(args), failures=failures)
@@ -140,6 +158,9 @@ def run_bench(args):
                           f"{warm['first_steps']:.2f} s ({_seconds(warm['all_first_steps'], 2)}); "
                           f"the import itself took {warm['import']:.2f} s")
             extra["startup"] = start
+    run_cores = hostload.other_cores(run_start)
+    header += host_lines(results, run_cores)
+    extra["host_other_cores"] = run_cores
     if failures:
         header.append(f"RESULT CHECKS FAILED, left out of the table (details on stderr and in "
                       f"the JSON): " + "; ".join(f"{f.case} ({f.member})" for f in failures))
