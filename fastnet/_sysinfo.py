@@ -84,8 +84,10 @@ def info_lines():
         f"numba: {_numba_threads(numba)}",
     ]
     for pool in threadpool_info():
-        lines.append(f"             {pool['user_api']} {pool['internal_api']} "
-                     f"{pool.get('version') or ''}: {pool['num_threads']} threads")
+        # OpenMP runtimes have no version: their file tells the system's from torch's own
+        name = pool.get("version") or pool.get("filepath") or ""
+        lines.append(f"             {pool['user_api']} {pool['internal_api']} {name}: "
+                     f"{pool['num_threads']} threads")
     lines += [
         f"cpu          {_cpu_name()}, {os.cpu_count()} logical cores",
         f"cpu features {_cpu_features()}",

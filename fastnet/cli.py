@@ -30,7 +30,9 @@ def _positive_float(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fastnet", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fastnet", description="Train on MNIST, run the benchmarks, or describe this "
+                                    "installation (python -m fastnet, or the fastnet script).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("info", help="versions, backend, dtype, threads, CPU features, Numba cache")

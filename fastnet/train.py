@@ -241,7 +241,7 @@ def run_train(args):
           f"{0 if X_val is None else len(X_val)} validation / {len(X_test)} test samples")
     shifts = recipe.max_shift if args.augment else 0
     print(f"  {type(model.optimizer).__name__} lr {model.optimizer.lr:g} ({schedule}), "
-          f"batch {batch_size}, {epochs} epochs"
+          f"batch {batch_size}, {epochs} epoch{'s' if epochs > 1 else ''}"
           + (f", random shifts of up to {shifts} px" if shifts else ""), flush=True)
 
     callbacks = [_Progress(epochs, len(X), args.quiet)]

@@ -56,13 +56,14 @@ def usable_threads(asked=None):
     want = asked or get_num_threads() or _usable_cpus()
     pool = ("Numba's worker pool (NUMBA_NUM_THREADS, which importing fastnet sets from "
             "FASTNET_NUM_THREADS when Numba has not started yet)")
-    limits = {"this process's usable CPUs": _usable_cpus(), pool: numba.config.NUMBA_NUM_THREADS}
+    limits = {"the CPUs this process may use": _usable_cpus(),
+              pool: numba.config.NUMBA_NUM_THREADS}
     threads = min(want, *limits.values())
     why = None
     if threads < want:
         name = min(limits, key=limits.get)
         wanted = f"{want} threads asked" if asked else f"fastnet's count of {want} threads"
-        why = f"{wanted}, {threads} used: {name} holds {limits[name]}"
+        why = f"{wanted}, {threads} used: capped at {name}, {limits[name]}"
     return threads, why
 
 
