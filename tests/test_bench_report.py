@@ -380,9 +380,9 @@ def test_rows_timed_on_a_busy_machine_are_marked_and_the_header_says_why():
     quiet, busy = _row(host_other_cores=0.05), _row(direction="backward", host_other_cores=0.9)
     header = report.host_lines([quiet, busy], 0.4)
     assert header[0].startswith("machine load: other processes (and steal time) took 0.40")
-    assert header[1].startswith("MARKED † (1 rows)")
+    assert header[1].startswith("rows marked [busy] (1)")
     table = _table_rows(report.markdown([quiet, busy], header))
-    assert [r[0] for r in table] == ["relu", "relu †", "relu †"]   # forward+backward: the max
+    assert [r[0] for r in table] == ["relu", "relu [busy]", "relu [busy]"]   # forward+backward: the max
     assert report.host_lines([quiet], 0.05)[1:] == [] and report.host_lines([quiet], None) == []
 
 

@@ -172,7 +172,7 @@ def host_lines(results, run_cores):
              f"average during the run (from /proc/stat)"]
     marked = [r for r in results if busy_note(r)]
     if marked:
-        lines.append(f"MARKED † ({len(marked)} rows): other processes took >= {BUSY_CORES} "
+        lines.append(f"rows marked [busy] ({len(marked)}): other processes took >= {BUSY_CORES} "
                      f"cores while the row was timed, so its figures may be off (a parallel "
                      f"kernel waits for its second worker); rerun on a quiet machine")
     return lines
@@ -186,7 +186,7 @@ def markdown(results, header):
         unit_scale = r.get("scale", 1.0)
         vals = [None if r[m] is None else r[m] * unit_scale for m in ("numpy", "numba", "torch")]
         fmt = (lambda s: "-" if s is None else f"{s:.2f} s") if r["direction"] == "epoch" else _ms
-        mark = " †" if busy_note(r) else ""
+        mark = " [busy]" if busy_note(r) else ""
         lines.append(f"| {r['op']}{mark} | {r['shape']} | {r['dtype']} | {r['direction']} | "
                      + " | ".join(fmt(v) for v in vals)
                      + f" | {_ratio(vals[0], vals[1])} | {_ratio(vals[2], vals[1])} |")
