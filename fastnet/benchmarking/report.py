@@ -157,7 +157,8 @@ def rows(results):
 
 
 def busy_note(row):
-    """"" for a row timed on a quiet machine, else what the rest of the machine took."""
+    """What the rest of the machine took while ``row`` was timed, if that reached
+    :data:`~.hostload.BUSY_CORES`; else the empty string."""
     cores = row.get("host_other_cores")
     if cores is None or cores < BUSY_CORES:
         return ""
