@@ -195,33 +195,169 @@ def _unary_backward(op, kernel_name, dout, name, a):
 
 
 def relu(x):
-    """``max(x, 0)`` element-wise, any shape; NaN propagates."""
+    """Rectified linear unit ``max(x, 0)``, element-wise.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        Any shape, 0-d included. A Python list or number takes the default dtype.
+
+    Returns
+    -------
+    y : ndarray, shaped as ``x``, of its dtype. NaN propagates (``relu(nan)`` is NaN).
+
+    Shape
+    -----
+    ``x``: ``(*)``, any number of dimensions; ``y``: ``(*)``, the same.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is neither a float32/float64 ndarray nor a list or number of ints or floats
+        (integer, float16, byte-swapped and masked arrays included).
+    ValueError
+        ``x`` is a ragged list, or a list holding values beyond the default dtype's range.
+
+    Examples
+    --------
+    >>> relu([-1., 0, 2])
+    array([0., 0., 2.], dtype=float32)
+    """
     return _unary("relu", "relu_forward", x)
 
 
 def relu_backward(dout, x):
-    """``dout`` where ``x > 0``, else 0, from the forward *input* ``x``: the gradient at 0 is 0
-    and a NaN input passes its gradient, as in PyTorch."""
+    """Gradient of :func:`relu`: ``dout`` where ``x > 0``, else 0.
+
+    Computed from the forward *input* ``x``. As in PyTorch, the gradient at exactly 0 is 0 and a
+    NaN input passes its gradient; where ``x <= 0`` the result is 0 even for an inf or NaN
+    ``dout``.
+
+    Parameters
+    ----------
+    dout : ndarray, float32 or float64
+        Gradient of the loss with respect to ``relu(x)``.
+    x : ndarray
+        The forward input, same shape and dtype as ``dout``.
+
+    Returns
+    -------
+    dx : ndarray, shaped as ``x``, of its dtype.
+
+    Shape
+    -----
+    ``dout``, ``x`` and ``dx``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError
+        An argument is not float32 or float64 (see :func:`relu`), or the two dtypes differ.
+    ValueError
+        ``dout`` and ``x`` differ in shape; a list argument is ragged or out of range.
+    """
     return _unary_backward("relu_backward", "relu_backward", dout, "x", x)
 
 
 def sigmoid(x):
-    """``1 / (1 + exp(-x))`` element-wise; never overflows (finite for any finite x)."""
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, element-wise.
+
+    Computed so that no ``exp`` overflows: finite for any finite ``x``, exactly 0 or 1 far out
+    (where the result rounds to them).
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        Any shape, 0-d included. A Python list or number takes the default dtype.
+
+    Returns
+    -------
+    y : ndarray, shaped as ``x``, of its dtype, in ``[0, 1]``. NaN propagates.
+
+    Shape
+    -----
+    ``x``: ``(*)``, any number of dimensions; ``y``: ``(*)``, the same.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+    """
     return _unary("sigmoid", "sigmoid_forward", x)
 
 
 def sigmoid_backward(dout, y):
-    """``dout * y * (1 - y)``, from the forward *output* ``y``."""
+    """Gradient of :func:`sigmoid`: ``dout * y * (1 - y)``.
+
+    Parameters
+    ----------
+    dout : ndarray, float32 or float64
+        Gradient of the loss with respect to ``y``.
+    y : ndarray
+        The forward *output* ``sigmoid(x)`` (not its input), same shape and dtype as ``dout``.
+
+    Returns
+    -------
+    dx : ndarray, shaped as ``y``, of its dtype.
+
+    Shape
+    -----
+    ``dout``, ``y`` and ``dx``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu_backward` (with ``y`` for ``x``).
+    """
     return _unary_backward("sigmoid_backward", "sigmoid_backward", dout, "y", y)
 
 
 def tanh(x):
-    """``tanh(x)`` element-wise."""
+    """Hyperbolic tangent ``tanh(x)``, element-wise.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        Any shape, 0-d included. A Python list or number takes the default dtype.
+
+    Returns
+    -------
+    y : ndarray, shaped as ``x``, of its dtype, in ``[-1, 1]``. NaN propagates.
+
+    Shape
+    -----
+    ``x``: ``(*)``, any number of dimensions; ``y``: ``(*)``, the same.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu`.
+    """
     return _unary("tanh", "tanh_forward", x)
 
 
 def tanh_backward(dout, y):
-    """``dout * (1 - y**2)``, from the forward *output* ``y``."""
+    """Gradient of :func:`tanh`: ``dout * (1 - y**2)``.
+
+    Parameters
+    ----------
+    dout : ndarray, float32 or float64
+        Gradient of the loss with respect to ``y``.
+    y : ndarray
+        The forward *output* ``tanh(x)`` (not its input), same shape and dtype as ``dout``.
+
+    Returns
+    -------
+    dx : ndarray, shaped as ``y``, of its dtype.
+
+    Shape
+    -----
+    ``dout``, ``y`` and ``dx``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`relu_backward` (with ``y`` for ``x``).
+    """
     return _unary_backward("tanh_backward", "tanh_backward", dout, "y", y)
 
 
@@ -234,18 +370,69 @@ def _rows(op, name, a):
 
 
 def softmax(x):
-    """Softmax over the last axis, max-subtracted (never overflows).
+    """Softmax over the last axis: ``y[..., j] = exp(x[..., j]) / sum_k exp(x[..., k])``.
 
-    Shape: any ``(..., C)``; returns the same shape. For column-layout code (classes on axis 0)
-    see ``fastnet.compat.softmax(U, reduce_axis=0)``.
+    Each row is max-subtracted first, so ``exp`` never overflows for finite ``x``; a NaN in a
+    row makes that whole row NaN. For column-layout code (classes on axis 0) see
+    ``fastnet.compat.softmax(U, reduce_axis=0)``.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64
+        Scores, classes on the last axis. A Python list takes the default dtype.
+
+    Returns
+    -------
+    y : ndarray, shaped as ``x``, of its dtype; each row along the last axis sums to 1.
+
+    Shape
+    -----
+    ``x``: ``(..., C)``, 1-D to 32-D with ``C >= 1`` (the leading sizes may be 0); ``y``: the
+    same.
+
+    Raises
+    ------
+    TypeError
+        As :func:`relu`.
+    ValueError
+        ``x`` is 0-d or has an empty last axis (``C == 0``); a ragged or out-of-range list.
+
+    Examples
+    --------
+    >>> softmax([0., 0.])
+    array([0.5, 0.5], dtype=float32)
     """
     x = check.float_array("softmax", "x", x)
     return kernels().softmax_forward(_rows("softmax", "x", x)).reshape(x.shape)
 
 
 def softmax_backward(dout, y):
-    """Vector-Jacobian product of :func:`softmax` from its output ``y``:
-    ``y*(dout - sum(dout*y))``."""
+    """Gradient of :func:`softmax` (its vector-Jacobian product) from its output ``y``:
+    ``dx = y * (dout - sum(dout * y))``, the sum over the last axis of each row.
+
+    Parameters
+    ----------
+    dout : ndarray, float32 or float64
+        Gradient of the loss with respect to ``y``.
+    y : ndarray
+        The forward output ``softmax(x)``, same shape and dtype as ``dout``.
+
+    Returns
+    -------
+    dx : ndarray, shaped as ``y``, of its dtype.
+
+    Shape
+    -----
+    ``dout``, ``y`` and ``dx``: ``(..., C)``, as in :func:`softmax`.
+
+    Raises
+    ------
+    TypeError
+        An argument is not float32 or float64 (see :func:`relu`), or the two dtypes differ.
+    ValueError
+        ``dout`` and ``y`` differ in shape, are 0-d or have an empty last axis; a list argument
+        is ragged or out of range.
+    """
     op = "softmax_backward"
     dout, y = check.float_arrays(op, dout=dout, y=y)
     check.same_shape(op, "dout", dout, "y", y)
