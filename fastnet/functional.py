@@ -453,25 +453,42 @@ def _class_scores(op, name, a):
 
 
 def softmax_cross_entropy(logits, target, return_probs=False):
-    """Mean cross-entropy of ``softmax(logits)`` against ``target``.
+    """Mean cross-entropy of ``softmax(logits)`` against ``target``:
+    ``-mean_n sum_c t[n, c] * log(softmax(logits)[n, c])``, a mean over the batch.
 
     Parameters
     ----------
-    logits : ndarray ``(N, C)``
+    logits : ndarray ``(N, C)``, float32 or float64
     target : ndarray
-        Integer labels ``(N,)`` in ``[0, C)`` or a distribution ``(N, C)`` such as one-hot (same
-        dtype as ``logits``).
+        Integer labels ``(N,)`` in ``[0, C)`` (any integer dtype) or a distribution ``(N, C)``
+        such as one-hot (same dtype as ``logits``). A list of 2-D rows takes the logits' dtype.
     return_probs : bool
         Also return ``softmax(logits)``, which :func:`softmax_cross_entropy_backward` needs.
 
     Returns
     -------
-    loss : float scalar of the logits' dtype, or ``(loss, probs)``.
+    loss : NumPy scalar of the logits' dtype (summed in float64), or ``(loss, probs)`` with
+        ``probs`` an ndarray ``(N, C)`` of that dtype.
 
     Computed as ``logsumexp(z) - z_target`` from max-subtracted logits: finite for logits up to
     1e4 in magnitude and when the true class has probability 0 (no ``log(0)`` is taken). Finite
     logits never give NaN: a class without target mass adds nothing, even where its ``-log p``
     overflows (only a non-finite logit there gives ``0 * inf = NaN``, as in PyTorch).
+
+    Shape
+    -----
+    ``logits``: ``(N, C)`` with ``N, C >= 1``; ``target``: ``(N,)`` or ``(N, C)``.
+
+    Raises
+    ------
+    TypeError
+        ``logits`` is not float32 or float64 (see :func:`relu`); 1-D labels of a non-integer
+        dtype; a one-hot ``target`` of another dtype than ``logits``; ``return_probs`` not a
+        bool (or 0/1).
+    ValueError
+        ``logits`` is not 2-D or has ``N == 0`` or ``C == 0``; labels not of length ``N`` or
+        outside ``[0, C)``; a one-hot ``target`` not of the logits' shape; ``target`` neither
+        1-D nor 2-D.
     """
     return_probs = check.flag("softmax_cross_entropy", "return_probs", return_probs)
     loss, probs, _ = _softmax_cross_entropy_checked(logits, target)
@@ -489,11 +506,37 @@ def _softmax_cross_entropy_checked(logits, target):
 
 
 def softmax_cross_entropy_backward(probs, target, dloss=1.0):
-    """Gradient with respect to the logits: ``dloss * (probs - onehot(target)) / N``.
+    """Gradient of :func:`softmax_cross_entropy` with respect to the logits:
+    ``dloss * (probs - onehot(target)) / N``.
 
-    ``probs`` is the second output of ``softmax_cross_entropy(..., return_probs=True)``. For
-    target rows ``t`` that do not sum to 1 it is ``dloss * (probs * sum(t) - t) / N``, the
+    For target rows ``t`` that do not sum to 1 it is ``dloss * (probs * sum(t) - t) / N``, the
     exact gradient of the loss (as PyTorch's); the kernels compute the common case.
+
+    Parameters
+    ----------
+    probs : ndarray ``(N, C)``, float32 or float64
+        The second output of ``softmax_cross_entropy(..., return_probs=True)`` (not checked to
+        be a softmax).
+    target : ndarray
+        As given to :func:`softmax_cross_entropy`: labels ``(N,)`` or a distribution ``(N, C)``.
+    dloss : float
+        Upstream gradient of the loss (a finite real number; default 1).
+
+    Returns
+    -------
+    dlogits : ndarray ``(N, C)`` of the dtype of ``probs``.
+
+    Shape
+    -----
+    ``probs`` and ``dlogits``: ``(N, C)`` with ``N, C >= 1``; ``target``: ``(N,)`` or ``(N, C)``.
+
+    Raises
+    ------
+    TypeError
+        As :func:`softmax_cross_entropy` (with ``probs`` for ``logits``); ``dloss`` not a real
+        number (a bool included).
+    ValueError
+        As :func:`softmax_cross_entropy`; ``dloss`` not finite or beyond the dtype's range.
     """
     op = "softmax_cross_entropy_backward"
     probs = _class_scores(op, "probs", probs)
@@ -524,13 +567,65 @@ def _pair(op, a_name, a, b_name, b):
 
 
 def mse(y, t):
-    """Mean squared error ``mean((y - t)**2)`` over all elements (PyTorch's MSELoss)."""
+    """Mean squared error ``mean((y - t)**2)`` over all elements (PyTorch's ``MSELoss``).
+
+    Parameters
+    ----------
+    y : ndarray, float32 or float64
+        Predictions, any shape with at least one element.
+    t : ndarray
+        Targets, same shape and dtype as ``y``. A Python list or number takes the other
+        argument's dtype (the default dtype when neither is an array).
+
+    Returns
+    -------
+    loss : NumPy scalar of the arrays' dtype (the squares summed in float64). NaN propagates.
+
+    Shape
+    -----
+    ``y`` and ``t``: ``(*)``, any one shape (0-d included), not empty.
+
+    Raises
+    ------
+    TypeError
+        An argument is not float32 or float64 (see :func:`relu`), or the two dtypes differ.
+    ValueError
+        ``y`` and ``t`` differ in shape or are empty; a list argument is ragged or out of range.
+
+    Examples
+    --------
+    >>> float(mse([1., 2], [0., 0]))
+    2.5
+    """
     y, t = _pair("mse", "y", y, "t", t)
     return kernels().mse_forward(y, t)
 
 
 def mse_backward(y, t, dloss=1.0):
-    """``dloss * 2 * (y - t) / y.size``."""
+    """Gradient of :func:`mse` with respect to ``y``: ``dloss * 2 * (y - t) / y.size``.
+
+    Parameters
+    ----------
+    y, t : ndarray, float32 or float64
+        As given to :func:`mse`.
+    dloss : float
+        Upstream gradient of the loss (a finite real number; default 1).
+
+    Returns
+    -------
+    dy : ndarray, shaped as ``y`` (0-d for 0-d ``y``), of its dtype.
+
+    Shape
+    -----
+    ``y``, ``t`` and ``dy``: ``(*)``, any one shape, not empty.
+
+    Raises
+    ------
+    TypeError
+        As :func:`mse`; ``dloss`` not a real number (a bool included).
+    ValueError
+        As :func:`mse`; ``dloss`` not finite or beyond the dtype's range.
+    """
     op = "mse_backward"
     y, t = _pair(op, "y", y, "t", t)
     return kernels().mse_backward(_hyper(op, "dloss", dloss, y.dtype), y, t)
@@ -549,14 +644,68 @@ def _probabilities(op, p, t):
 
 
 def binary_cross_entropy(p, t):
-    """``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements; logs clamped at -100 (PyTorch).
-    ``p`` and ``t`` must lie in [0, 1] (NaN passes)."""
+    """Binary cross-entropy ``mean(-(t*log(p) + (1-t)*log(1-p)))`` over all elements.
+
+    Each log is clamped at -100, as in PyTorch's ``BCELoss``: ``p`` of exactly 0 or 1 gives a
+    finite loss (no ``log(0)`` is taken).
+
+    Parameters
+    ----------
+    p : ndarray, float32 or float64
+        Predicted probabilities in ``[0, 1]`` (apply :func:`sigmoid` first), any shape with at
+        least one element.
+    t : ndarray
+        Targets in ``[0, 1]`` (0/1 labels or soft labels), same shape and dtype as ``p``.
+
+    Returns
+    -------
+    loss : NumPy scalar of the arrays' dtype (summed in float64). NaN in ``p`` or ``t`` is not
+        refused and propagates to the loss.
+
+    Shape
+    -----
+    ``p`` and ``t``: ``(*)``, any one shape (0-d included), not empty.
+
+    Raises
+    ------
+    TypeError
+        An argument is not float32 or float64 (see :func:`relu`), or the two dtypes differ.
+    ValueError
+        ``p`` and ``t`` differ in shape or are empty; a value of ``p`` or ``t`` outside
+        ``[0, 1]`` (inf included); a list argument is ragged or out of range.
+    """
     p, t = _probabilities("binary_cross_entropy", p, t)
     return kernels().bce_forward(p, t)
 
 
 def binary_cross_entropy_backward(p, t, dloss=1.0):
-    """``dloss * (p - t) / max(p*(1-p), 1e-12) / p.size``."""
+    """Gradient of :func:`binary_cross_entropy` with respect to ``p``:
+    ``dloss * (p - t) / max(p*(1-p), 1e-12) / p.size``.
+
+    The floor of 1e-12 (PyTorch's) keeps the gradient finite at ``p`` of exactly 0 or 1.
+
+    Parameters
+    ----------
+    p, t : ndarray, float32 or float64
+        As given to :func:`binary_cross_entropy`, both in ``[0, 1]``.
+    dloss : float
+        Upstream gradient of the loss (a finite real number; default 1).
+
+    Returns
+    -------
+    dp : ndarray, shaped as ``p``, of its dtype.
+
+    Shape
+    -----
+    ``p``, ``t`` and ``dp``: ``(*)``, any one shape, not empty.
+
+    Raises
+    ------
+    TypeError
+        As :func:`binary_cross_entropy`; ``dloss`` not a real number (a bool included).
+    ValueError
+        As :func:`binary_cross_entropy`; ``dloss`` not finite or beyond the dtype's range.
+    """
     op = "binary_cross_entropy_backward"
     p, t = _probabilities(op, p, t)
     return kernels().bce_backward(_hyper(op, "dloss", dloss, p.dtype), p, t)
