@@ -814,15 +814,86 @@ def _eps(op, eps, dtype):
 
 
 def sgd_update_(param, grad, lr):
-    """In place: ``param -= lr * grad``."""
+    """Stochastic gradient descent step, in place: ``param -= lr * grad``.
+
+    Modifies ``param``; ``grad`` is only read. Returns None.
+
+    Parameters
+    ----------
+    param : ndarray, float32 or float64
+        The parameter, updated in place: a writeable, C-contiguous ndarray.
+    grad : ndarray
+        Its gradient, same shape and dtype. It may be a list, strided or read-only (copied
+        once), and may be ``param`` itself, but must not overlap it otherwise.
+    lr : float
+        Learning rate, finite and ``>= 0``.
+
+    Returns
+    -------
+    None
+
+    Shape
+    -----
+    ``param`` and ``grad``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError
+        ``param`` is not an ndarray; an array is not float32 or float64, or the dtypes differ;
+        a masked array; ``lr`` not a real number (a bool included).
+    ValueError
+        ``param`` is read-only or not C-contiguous; ``grad`` has another shape or overlaps
+        ``param`` at an offset; ``lr`` negative, not finite or beyond the dtype's range.
+
+    Examples
+    --------
+    >>> p = np.array([1., 2.], np.float32)
+    >>> sgd_update_(p, np.array([1., 1.], np.float32), 0.5)
+    >>> p
+    array([0.5, 1.5], dtype=float32)
+    """
     op = "sgd_update_"
     param, grad = _in_place(op, param, grad)
     kernels().sgd_update_(param, grad, _lr(op, lr, param.dtype))
 
 
 def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
-    """In place, PyTorch's form: ``v = momentum*v + g``; ``param -= lr*v``
-    (Nesterov: ``param -= lr*(g + momentum*v)``)."""
+    """SGD with momentum in PyTorch's form, in place: ``v = momentum*v + g``, then
+    ``param -= lr*v`` (Nesterov: ``param -= lr*(g + momentum*v)``, with the new ``v``).
+
+    Modifies ``param`` and ``velocity``; ``grad`` is only read. Returns None.
+
+    Parameters
+    ----------
+    param, grad : ndarray, float32 or float64
+        As in :func:`sgd_update_`.
+    velocity : ndarray
+        The velocity ``v`` (zeros at the first step), updated in place: writeable,
+        C-contiguous, of ``param``'s shape and dtype, sharing memory with no other argument.
+    lr : float
+        Learning rate, finite and ``>= 0``.
+    momentum : float
+        Finite and ``>= 0`` (default 0.9).
+    nesterov : bool
+        Nesterov momentum (default False).
+
+    Returns
+    -------
+    None
+
+    Shape
+    -----
+    ``param``, ``grad`` and ``velocity``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError
+        As :func:`sgd_update_`, for ``velocity`` too; ``momentum`` not a real number;
+        ``nesterov`` not a bool (or 0/1).
+    ValueError
+        As :func:`sgd_update_`, for ``velocity`` too; ``velocity`` shares memory with ``param``
+        or ``grad``; ``momentum`` negative, not finite or beyond the dtype's range.
+    """
     op = "momentum_update_"
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
     kernels().momentum_update_(param, grad, velocity, _lr(op, lr, param.dtype),
@@ -831,9 +902,40 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
 
 
 def adagrad_update_(param, grad, h, lr, eps=1e-7):
-    """In place, DL-from-scratch AdaGrad: ``h += g*g``; ``param -= lr*g/(sqrt(h) + eps)``.
+    """AdaGrad step as in Deep Learning from Scratch, in place: ``h += g*g``, then
+    ``param -= lr*g/(sqrt(h) + eps)``.
 
-    ``eps`` defaults to 1e-7 as in Deep Learning from Scratch (PyTorch uses 1e-10).
+    Modifies ``param`` and ``h``; ``grad`` is only read. Returns None. ``eps`` defaults to 1e-7
+    as in Deep Learning from Scratch (PyTorch uses 1e-10).
+
+    Parameters
+    ----------
+    param, grad : ndarray, float32 or float64
+        As in :func:`sgd_update_`.
+    h : ndarray
+        The sum of squared gradients (zeros at the first step), updated in place: writeable,
+        C-contiguous, of ``param``'s shape and dtype, sharing memory with no other argument.
+    lr : float
+        Learning rate, finite and ``>= 0``.
+    eps : float
+        Added to ``sqrt(h)``: ``> 0``, at least the dtype's smallest normal number (1.2e-38
+        for float32, 2.2e-308 for float64) and within its range.
+
+    Returns
+    -------
+    None
+
+    Shape
+    -----
+    ``param``, ``grad`` and ``h``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError
+        As :func:`sgd_update_`, for ``h`` too; ``eps`` not a real number.
+    ValueError
+        As :func:`sgd_update_`, for ``h`` too; ``h`` shares memory with ``param`` or ``grad``;
+        ``eps`` outside the range above or not finite.
     """
     op = "adagrad_update_"
     param, grad, h = _in_place(op, param, grad, h=h)
@@ -842,7 +944,40 @@ def adagrad_update_(param, grad, h, lr, eps=1e-7):
 
 
 def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
-    """In place: ``h = rho*h + (1-rho)*g*g``; ``param -= lr*g/(sqrt(h) + eps)``."""
+    """RMSProp step, in place: ``h = rho*h + (1-rho)*g*g``, then
+    ``param -= lr*g/(sqrt(h) + eps)``.
+
+    Modifies ``param`` and ``h``; ``grad`` is only read. Returns None.
+
+    Parameters
+    ----------
+    param, grad : ndarray, float32 or float64
+        As in :func:`sgd_update_`.
+    h : ndarray
+        The running mean of squared gradients (zeros at the first step), updated in place, as
+        in :func:`adagrad_update_`.
+    lr : float
+        Learning rate, finite and ``>= 0``.
+    rho : float
+        Decay rate in ``[0, 1]`` (default 0.99).
+    eps : float
+        As in :func:`adagrad_update_` (default 1e-7).
+
+    Returns
+    -------
+    None
+
+    Shape
+    -----
+    ``param``, ``grad`` and ``h``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError
+        As :func:`adagrad_update_`; ``rho`` not a real number.
+    ValueError
+        As :func:`adagrad_update_`; ``rho`` outside ``[0, 1]`` or not finite.
+    """
     op = "rmsprop_update_"
     param, grad, h = _in_place(op, param, grad, h=h)
     kernels().rmsprop_update_(param, grad, h, _lr(op, lr, param.dtype),
@@ -851,8 +986,45 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
 
 
 def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    """In place Adam with bias correction; ``step`` is the 1-based count of updates so far
-    including this one. ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``.
+    """Adam step with bias correction (PyTorch's formulation), in place:
+    ``m = beta1*m + (1-beta1)*g``, ``v = beta2*v + (1-beta2)*g*g``, then
+    ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``.
+
+    Modifies ``param``, ``m`` and ``v``; ``grad`` is only read. Returns None.
+
+    Parameters
+    ----------
+    param, grad : ndarray, float32 or float64
+        As in :func:`sgd_update_`.
+    m, v : ndarray
+        First and second moment estimates (zeros at the first step), updated in place:
+        writeable, C-contiguous, of ``param``'s shape and dtype, each with memory of its own.
+    step : int
+        The 1-based count of updates so far, this one included: ``1 <= step <= 2**53``.
+    lr : float
+        Learning rate, finite and ``>= 0`` (default 1e-3).
+    beta1, beta2 : float
+        Decay rates in ``[0, 1 - 1e-12]`` (defaults 0.9 and 0.999).
+    eps : float
+        As in :func:`adagrad_update_` (default 1e-8).
+
+    Returns
+    -------
+    None
+
+    Shape
+    -----
+    ``param``, ``grad``, ``m`` and ``v``: ``(*)``, any one shape.
+
+    Raises
+    ------
+    TypeError
+        As :func:`sgd_update_`, for ``m`` and ``v`` too; ``beta1``, ``beta2`` or ``eps`` not a
+        real number; ``step`` not an integer (a bool or a float such as 1.0 included).
+    ValueError
+        As :func:`sgd_update_`, for ``m`` and ``v`` too; ``m`` or ``v`` shares memory with
+        another array argument; ``step``, ``beta1``, ``beta2`` or ``eps`` out of the ranges
+        above (or not finite).
     """
     op = "adam_update_"
     param, grad, m, v = _in_place(op, param, grad, m=m, v=v)
