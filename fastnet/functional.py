@@ -95,6 +95,19 @@ def dense(x, W, b=None, activation=None):
     Returns
     -------
     y : ndarray ``(N, n_out)`` (or ``(n_out,)`` for 1-D ``x``).
+
+    Shape
+    -----
+    ``x``: ``(N, n_in)`` or ``(n_in,)``; ``W``: ``(n_in, n_out)``; ``b``: ``(n_out,)``;
+    ``y``: ``(N, n_out)`` or ``(n_out,)``.
+
+    Raises
+    ------
+    TypeError
+        An array is not float32 or float64 (see :func:`relu`), or the dtypes differ.
+    ValueError
+        An unknown ``activation``; ``x`` not 1-D or 2-D, ``W`` not 2-D, ``x``'s last size not
+        ``W.shape[0]``, or ``b`` not ``(n_out,)``; a list argument is ragged or out of range.
     """
     op = "dense"
     act = check.activation(op, activation)
@@ -131,6 +144,20 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     dx : ndarray ``(N, n_in)`` (None when ``need_dx`` is False)
     dW : ndarray ``(n_in, n_out)``
     db : ndarray ``(n_out,)``
+
+    Shape
+    -----
+    As :func:`dense`, with ``dout`` and ``y`` shaped as its output (``(n_out,)`` for 1-D ``x``,
+    and then ``dx`` is ``(n_in,)``).
+
+    Raises
+    ------
+    TypeError
+        As :func:`dense`; ``need_dx`` not a bool (or 0/1).
+    ValueError
+        An unknown ``activation``, or one without ``y``; ``x`` not 1-D or 2-D, ``W`` not 2-D or
+        ``x``'s last size not ``W.shape[0]``; ``dout`` or ``y`` not of the output's shape; a
+        list argument is ragged or out of range.
     """
     op = "dense_backward"
     act = check.activation(op, activation)

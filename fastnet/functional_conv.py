@@ -89,12 +89,23 @@ def _hyper(op, kernel_size, stride, padding, dilation):
 def conv1d_output_length(L, K, stride=1, padding=0, dilation=1):
     """Output length of :func:`conv1d`: ``(L + pl + pr - dilation*(K-1) - 1) // stride + 1``.
 
-    ``padding`` takes the same forms as in :func:`conv1d` (int, pair, ``"valid"``, ``"same"``).
+    Parameters
+    ----------
+    L, K : int >= 1
+        Input length and kernel size.
+    stride, dilation : int >= 1
+    padding : int, (left, right), "valid" or "same"
+        As in :func:`conv1d` (``"same"`` only with ``stride=1``).
+
+    Returns
+    -------
+    L_out : int >= 1
 
     Raises
     ------
     ValueError
-        A negative or zero size, stride < 1, dilation < 1, negative padding, or a result < 1
+        A negative or zero size, stride < 1, dilation < 1, negative padding, an unknown padding
+        string or a sequence that is not a pair, ``"same"`` with stride > 1, or a result < 1
         (the message shows the formula and the values).
     TypeError
         A non-integer size or hyper-parameter (bool and float included).
@@ -340,6 +351,15 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):
 
     Ties go to the first (lowest) index; a NaN in a window is its maximum (NaN propagates; the
     last NaN of the window is the arg-max, as in PyTorch).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not float32 or float64; a non-integer (bool, float) kernel_size, stride or
+        padding.
+    ValueError
+        ``x`` not 1-D to 3-D or with a size 0 other than the batch; kernel_size < 1,
+        stride < 1, padding < 0 or above ``kernel_size // 2``, or an output length < 1.
     """
     op = "max_pool1d"
     x = check.float_array(op, "x", x)
@@ -366,6 +386,20 @@ def max_pool1d_backward(dout, indices, length):
     Returns
     -------
     dx : ndarray, shaped as the input (``L`` = ``length``); overlapping windows accumulate.
+
+    Shape
+    -----
+    ``dout`` and ``indices``: ``(N, C, L_out)``, ``(C, L_out)`` or ``(L_out,)``; ``dx``: the
+    same with ``L_out`` replaced by ``length``.
+
+    Raises
+    ------
+    TypeError
+        ``indices`` not an integer ndarray (or masked); ``dout`` not float32 or float64;
+        ``length`` not an integer.
+    ValueError
+        ``length < 1``; an index outside ``[0, length)``; ``dout`` not 1-D to 3-D, with a size 0
+        other than the batch, or not of the shape of ``indices``.
     """
     op = "max_pool1d_backward"
     length = _length(op, length)
@@ -400,10 +434,38 @@ def _max_pool1d_scatter(op, dout, indices, length):
 
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0):
-    """Mean over windows of ``kernel_size`` along the last axis.
+    """Mean over windows of ``kernel_size`` along the last axis:
+    ``y[..., l] = sum_k xpad[..., l*stride + k] / kernel_size``.
 
     Zero padding counts in the divisor: every window divides by ``kernel_size`` (PyTorch's
-    ``count_include_pad=True``). Arguments, ranks and ``L_out`` as :func:`max_pool1d`.
+    ``count_include_pad=True``).
+
+    Parameters
+    ----------
+    x : ndarray ``(N, C, L)``, ``(C, L)`` or ``(L,)``, float32 or float64
+    kernel_size : int >= 1
+    stride : int >= 1, optional
+        Defaults to ``kernel_size``.
+    padding : int, 0 <= padding <= kernel_size // 2
+        Implicit zeros on both sides.
+
+    Returns
+    -------
+    y : ndarray, shaped as ``x`` with ``L`` replaced by ``L_out``, of its dtype.
+
+    Shape
+    -----
+    ``L_out = (L + 2*padding - kernel_size) // stride + 1``, as :func:`max_pool1d`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`max_pool1d`.
+
+    Examples
+    --------
+    >>> avg_pool1d([1., 2, 3, 4], 2)
+    array([1.5, 3.5], dtype=float32)
     """
     op = "avg_pool1d"
     x = check.float_array(op, "x", x)
@@ -417,7 +479,35 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0):
 def avg_pool1d_backward(dout, length, kernel_size, stride=None, padding=0):
     """Gradient of :func:`avg_pool1d`: each ``dout / kernel_size`` spread over its window.
 
-    ``length`` is the input length ``L``; ``dout`` must have the forward output's shape.
+    Overlapping windows accumulate; the share that falls on the padding is dropped.
+
+    Parameters
+    ----------
+    dout : ndarray, float32 or float64
+        Gradient of the loss with respect to the output, shaped as :func:`avg_pool1d`'s result.
+    length : int >= 1
+        ``L``, the input length.
+    kernel_size, stride, padding
+        As given to :func:`avg_pool1d`.
+
+    Returns
+    -------
+    dx : ndarray, shaped as ``dout`` with ``L_out`` replaced by ``length``, of its dtype.
+
+    Shape
+    -----
+    ``dout``: ``(N, C, L_out)``, ``(C, L_out)`` or ``(L_out,)``, with ``L_out`` the output
+    length for ``length`` (see :func:`max_pool1d`); ``dx``: the same with ``length`` for
+    ``L_out``.
+
+    Raises
+    ------
+    TypeError
+        ``dout`` not float32 or float64; a non-integer (bool, float) length, kernel_size, stride
+        or padding.
+    ValueError
+        As :func:`max_pool1d` (with ``dout`` for ``x`` and ``length`` for ``L``); ``length < 1``;
+        ``dout``'s last size not ``L_out``.
     """
     op = "avg_pool1d_backward"
     dout = check.float_array(op, "dout", dout)
