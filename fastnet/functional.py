@@ -6,15 +6,18 @@ This is the drop-in backend for scratch code: replace ``np.dot(X, W) + b`` by
 
 Every argument is checked before a kernel runs (see ``fastnet._checks``): arrays must be float32
 or float64 and share one dtype (nothing is cast silently), shapes must agree, labels must be in
-range, hyper-parameters must be finite. Non-contiguous arrays are accepted (copied once to
-C order). The backend is looked up at each call, so ``fastnet.set_backend`` takes effect at once.
+range, hyper-parameters must be finite. Non-contiguous inputs are accepted (copied once to
+C order); arrays that an update writes in place (a parameter and its optimizer state) must be
+C-contiguous and writable, as a copy would lose the update. The backend is looked up at each
+call, so ``fastnet.set_backend`` takes effect at once.
 
 Conventions
 -----------
 * ReLU's gradient at exactly 0 is 0 (PyTorch's choice).
 * Losses are means: ``softmax_cross_entropy`` over the batch, ``mse`` and ``binary_cross_entropy``
   over all elements. Backward functions take the upstream scalar ``dloss`` (default 1).
-* Functions ending in ``_`` update their first arguments in place and return ``None``.
+* Functions ending in ``_`` (the optimizer updates) update the parameter and their state
+  arrays in place, never the gradient, and return ``None``.
 """
 import numpy as np
 

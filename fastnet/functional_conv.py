@@ -356,13 +356,14 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):
     ------
     TypeError
         ``x`` is not float32 or float64; a non-integer (bool, float) kernel_size, stride or
-        padding.
+        padding; ``return_indices`` other than True, False, 0 or 1.
     ValueError
         ``x`` not 1-D to 3-D or with a size 0 other than the batch; kernel_size < 1,
         stride < 1, padding < 0 or above ``kernel_size // 2``, or an output length < 1.
     """
     op = "max_pool1d"
     x = check.float_array(op, "x", x)
+    return_indices = check.flag(op, "return_indices", return_indices)
     x3 = _pool_input(op, "x", x)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
     _pool_length(op, x3.shape[2], kernel_size, stride, padding)

@@ -624,6 +624,8 @@ def test_dloss_beyond_float32_is_refused(backend):
                                                 np.ones((1, 1, 3)), need_dx=2),
      "conv1d_backward: need_dx must be True or False"),
     (lambda: Dropout(0.5).train("eval"), "Dropout.train: mode must be True or False"),
+    (lambda: fastnet.functional.max_pool1d(np.ones((1, 1, 4)), 2, return_indices="no"),
+     "max_pool1d: return_indices must be True or False"),
     (lambda: Sequential([ReLU()]).train("no"), "Sequential.train: mode must be True or False"),
 ])
 def test_yes_no_arguments_are_not_taken_by_truth_value(backend, call, words):
