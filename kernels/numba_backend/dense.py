@@ -2,11 +2,11 @@
 
 The products (most of the work) go to the outer micro-kernel (``dense_blocked``) on AVX-512 hosts
 for mid-sized layers, where it runs at 2-3x OpenBLAS's rate on this machine (the figures are in
-``dense_blocked``'s docstring), and to BLAS through NumPy's ``@`` elsewhere (tiny products,
-batches above 512 rows, and operands beyond the L3 cache, where BLAS's fuller cache blocking
-wins: ``dense_blocked.pays``). Numba fuses everything around them into single passes: bias plus ReLU
-in the forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid
-and tanh run after the bias as a pass of their own (``activations.activate_``, ``_vecmath``'s
+``dense_blocked``'s docstring), and to BLAS through NumPy's ``@`` elsewhere (tiny products, batches
+above 512 rows, and operands beyond the L3 cache, where BLAS's fuller cache blocking wins:
+``dense_blocked.pays``). Numba fuses everything around them into single passes: bias plus ReLU in
+the forward, activation gradient plus the bias-gradient column sums in the backward. Sigmoid and
+tanh run after the bias as a pass of their own (``activations.activate_``, ``_vecmath``'s
 vectorisable versions), so a ReLU network never compiles them.
 
 Small batches on BLAS (hosts without AVX-512): for a few rows against a wide layer, NumPy's
