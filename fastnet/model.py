@@ -503,9 +503,9 @@ class Sequential(_Container):
         return {"layers": self.layers, "loss": self.loss, "optimizer": self.optimizer}
 
     def get_params(self):
-        """Constructor arguments (scikit-learn style): ``layers``, ``loss``, ``optimizer``.
-        The learned arrays are in :attr:`params`."""
-        return {"layers": self.layers, "loss": self.loss, "optimizer": self.optimizer}
+        """Constructor arguments (scikit-learn style): ``layers``, ``loss``, ``optimizer``, as
+        :meth:`get_config`. The learned arrays are in :attr:`params`."""
+        return self.get_config()
 
     def size_in(self):
         return self.layers[0].size_in() if hasattr(self.layers[0], "size_in") else None
