@@ -88,12 +88,17 @@ def _seconds(values, digits):
     return ", ".join(f"{v:.{digits}f}" for v in values)
 
 
+def _trains(args):
+    """Whether the run trains on data: the epochs, or the dense family's roofline probe."""
+    return not args.family or bool({"epoch", "dense"} & set(args.family))
+
+
 def _check_epoch_data(args):
     """With ``FASTNET_DATA`` set, the epochs and the roofline's training probe train on real
     MNIST: a folder without it, or with too few samples, fails here, not after the kernel cases
     have been timed (those two run last)."""
     data = os.environ.get("FASTNET_DATA")
-    if data and (not args.family or {"epoch", "dense"} & set(args.family)):
+    if data and _trains(args):
         from ..mnist import find_mnist_dir
         if find_mnist_dir() is None:
             raise ValueError(f"FASTNET_DATA={data}: no MNIST files there (the epoch benchmarks "
@@ -109,7 +114,7 @@ def _check_epoch_data(args):
 
 def _data_lines(args):
     """Which data the epochs and the roofline's training probe train on."""
-    if args.family and not {"epoch", "dense"} & set(args.family):
+    if not _trains(args):
         return []
     data = os.environ.get("FASTNET_DATA")
     if data:
