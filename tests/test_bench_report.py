@@ -46,7 +46,16 @@ def test_a_combined_row_adds_the_flops_and_first_calls_of_its_two_rows():
 def test_epoch_rows_are_scaled_to_a_whole_epoch_in_seconds():
     row = _row(op="epoch (a)", direction="epoch", numpy=0.5, numba=0.25, torch=1.0, scale=10)
     (cells,) = _table_rows(report.markdown([row], []))
-    assert cells[4:] == ["5.00 s", "2.50 s", "10.00 s", "2.00x", "4.00x"]
+    assert cells[4:] == ["5.00", "2.50", "10.00", "2.00x", "4.00x"]
+
+
+def test_epochs_get_a_table_of_their_own_in_seconds():
+    """Epoch rows sat in the kernels' table with seconds under its "ms" headings."""
+    text = report.markdown([_row(), _row(op="epoch (a)", direction="epoch", scale=10)], [])
+    kernels, epoch = text.strip().split("\n\n")
+    assert "| NumPy ms | Numba ms | PyTorch ms |" in kernels and "epoch (a)" not in kernels
+    assert "| NumPy s | Numba s | PyTorch s |" in epoch and "| relu |" not in epoch
+    assert _table_rows(epoch)[0][4:6] == ["0.02", "0.01"]
 
 
 def test_dense_gemm_fraction_uses_the_batch_128_first_layer_float32_rows():

@@ -128,10 +128,6 @@ def machine_lines():
             f"threads in effect: {threads}"]
 
 
-def _ms(seconds):
-    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
-
-
 def _ratio(slow, fast):
     return "-" if slow is None or fast is None else f"{slow / fast:.2f}x"
 
@@ -180,18 +176,32 @@ def host_lines(results, run_cores):
 
 
 def markdown(results, header):
-    lines = [f"- {h}" for h in header] + [""]
-    lines += ["| operation | shape | dtype | direction | NumPy ms | Numba ms | PyTorch ms "
-              "| Numba vs NumPy | Numba vs PyTorch |", "|---|---|---|---|--:|--:|--:|--:|--:|"]
-    for r in rows(results):
-        unit_scale = r.get("scale", 1.0)
-        vals = [None if r[m] is None else r[m] * unit_scale for m in ("numpy", "numba", "torch")]
-        fmt = (lambda s: "-" if s is None else f"{s:.2f} s") if r["direction"] == "epoch" else _ms
+    """The header as a list, then the table of kernels in milliseconds per call and, when there
+    are epoch rows, a second table of them in seconds per epoch (one unit per column)."""
+    lines = [f"- {h}" for h in header]
+    all_rows = rows(results)
+    for unit, scale, digits, chosen in (
+            ("ms", 1e3, 3, [r for r in all_rows if r["direction"] != "epoch"]),
+            ("s", 1.0, 2, [r for r in all_rows if r["direction"] == "epoch"])):
+        if chosen:
+            lines += [""] + _table(chosen, unit, scale, digits)
+    return "\n".join(lines)
+
+
+def _table(table_rows, unit, scale, digits):
+    lines = [f"| operation | shape | dtype | direction | NumPy {unit} | Numba {unit} "
+             f"| PyTorch {unit} | Numba vs NumPy | Numba vs PyTorch |",
+             "|---|---|---|---|--:|--:|--:|--:|--:|"]
+    for r in table_rows:
+        # an epoch row's ``scale`` turns the seconds of its timed steps into a whole epoch's
+        vals = [None if r[m] is None else r[m] * r.get("scale", 1.0)
+                for m in ("numpy", "numba", "torch")]
+        cells = ["-" if v is None else f"{v * scale:.{digits}f}" for v in vals]
         mark = " [busy]" if busy_note(r) else ""
         lines.append(f"| {r['op']}{mark} | {r['shape']} | {r['dtype']} | {r['direction']} | "
-                     + " | ".join(fmt(v) for v in vals)
+                     + " | ".join(cells)
                      + f" | {_ratio(vals[0], vals[1])} | {_ratio(vals[2], vals[1])} |")
-    return "\n".join(lines)
+    return lines
 
 
 def write_json(path, results, header, extra):
