@@ -369,8 +369,9 @@ def _not_found_report(label, folders):
 
 def _how_to_provide():
     names = ", ".join(spec.name + ".gz" for spec in MNIST_FILES.values())
-    return (f"To use a local copy, pass load_mnist(data_dir='path/to/mnist') or set "
-            f"FASTNET_DATA=path/to/mnist; the folder must hold {names} (gzipped or raw). "
+    return (f"To use a local copy, pass load_mnist(data_dir='path/to/mnist') (on the command "
+            f"line: --data path/to/mnist) or set FASTNET_DATA=path/to/mnist; the folder must "
+            f"hold {names} (gzipped or raw). "
             f"Without either, fastnet downloads into {mnist_cache_dir()}.")
 
 
