@@ -43,7 +43,6 @@ Dropout switched off on its own stays off).
 """
 import contextlib
 import functools
-import inspect
 import math
 import threading
 import time
@@ -56,7 +55,10 @@ from . import _serialize
 from . import backend
 from . import functional as F
 from ._dense_chain import dense_chain, record_models
-from .data import MiniBatch, as_array, check_xy, random_shift
+from ._model_checks import (augmented, check_augment, check_chain, check_distinct, check_finite,
+                            check_rows, layer_list, short)
+from .callbacks import Callback, call_hook, callback_list, per_batch
+from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      fusable_softmax, has_params, input_grad_optional, passes_gradient_through,
@@ -69,191 +71,6 @@ __all__ = ["Sequential", "Classifier", "Concat", "Callback", "load"]
 INFERENCE_BATCH = 1024
 #: Guards the evaluation-mode switch of every model (see ``Sequential._evaluation_mode``).
 _MODE_LOCK = threading.Lock()
-
-
-class Callback:
-    """Hooks that ``fit`` calls; override any of them (all do nothing here).
-
-    Any object with some of these methods works; this class only documents them.
-    """
-
-    #: True for a callback whose ``on_batch_end`` only reads (a progress bar, a log): ``fit``
-    #: then still runs an epoch's later steps without the per-call checks
-    #: (``fastnet._dense_chain``), as with no per-batch callback at all. One that changes the
-    #: model, its optimizers or their settings between batches must leave it False.
-    on_batch_end_reads_only = False
-
-    def on_train_begin(self, model, epochs, n_batches):
-        """Before the first epoch; ``n_batches`` per epoch."""
-
-    def on_epoch_begin(self, epoch, n_batches):
-        """``epoch`` counts from 0."""
-
-    def on_batch_end(self, batch, loss, n_samples):
-        """After each update: batch index (from 0), its loss, its number of samples."""
-
-    def on_epoch_end(self, epoch, logs):
-        """``logs``: this epoch's ``loss`` (and ``acc``, ``val_loss``, ``val_acc``) values,
-        plus ``seconds``."""
-
-    def on_train_end(self, model):
-        """After the last epoch (not called when training fails)."""
-
-
-_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
-
-
-def _callback_list(callbacks):
-    """``fit``'s ``callbacks`` as a list: one callback object alone is taken as a list of one;
-    an entry with none of the hooks (a plain function, say) is an error, not silently idle."""
-    if callbacks is None:
-        return []
-    if any(hasattr(callbacks, hook) for hook in _HOOKS):
-        callbacks = [callbacks]
-    try:
-        callbacks = list(callbacks)
-    except TypeError:
-        raise TypeError(f"fit: callbacks must be a list of callback objects; got "
-                        f"{type(callbacks).__name__}") from None
-    for cb in callbacks:
-        if isinstance(cb, type):
-            raise TypeError(f"fit: callback {cb.__name__} is a class; pass an instance, "
-                            f"{cb.__name__}()")
-        if not any(hasattr(cb, hook) for hook in _HOOKS):
-            raise TypeError(f"fit: callback {cb!r} has none of the hooks {', '.join(_HOOKS)}; "
-                            f"subclass fastnet.model.Callback and override the ones you need")
-    return callbacks
-
-
-def _per_batch(callbacks):
-    """Whether ``_call`` would run an ``on_batch_end`` that may change the model between steps
-    (anything but :class:`Callback`'s own, which does nothing, or one that says it only reads)."""
-    for cb in callbacks:
-        if getattr(cb, "on_batch_end_reads_only", False) is True:
-            continue
-        method = getattr(cb, "on_batch_end", None)
-        if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:
-            return True
-    return False
-
-
-def _call(callbacks, hook, *args):
-    for cb in callbacks:
-        method = getattr(cb, hook, None)
-        if method is not None:
-            method(*args)
-
-
-def _short(layer):
-    """A layer's repr for an error message, one line: a container's lists its branches or
-    layers over many lines, so it is named by its class."""
-    text = repr(layer)
-    return text if "\n" not in text else f"{type(layer).__name__}(...)"
-
-
-def _check_rows(op, X, name):
-    """Rows are samples: a 1-D ``X`` is refused rather than cut into batches that a layer
-    would take as single samples of ``batch_size`` features."""
-    if X.ndim == 1:
-        raise ValueError(f"{op}: {name} has shape {X.shape}; rows are samples, so one sample is "
-                         f"{name}[None] (shape (1, {len(X)})) and {len(X)} samples of one "
-                         f"feature are {name}[:, None]")
-
-
-def _check_finite(op, name, a, dtype):
-    """Float data must be finite, and stay finite when the layers cast it to ``dtype`` (the
-    model's narrowest parameter dtype; None: no parameters)."""
-    if not check.all_finite(a):
-        row = int(np.argwhere(~np.isfinite(a).reshape(len(a), -1))[0, 0])
-        raise ValueError(f"{op}: {name} contains NaN or inf (first in row {row})")
-    if dtype is not None and a.dtype.itemsize > dtype.itemsize and a.size:
-        top = float(np.abs(a).max())
-        if top > float(np.finfo(dtype).max):
-            raise ValueError(f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
-                             f"{top:.3g}, beyond {dtype.name}'s range "
-                             f"({float(np.finfo(dtype).max):.3g}), the model's dtype; scale the "
-                             f"data")
-
-
-def _check_augment(op, augment):
-    """``augment`` must be callable as ``augment(x_batch, rng)``."""
-    message = (f"{op}: augment must be a callable (x_batch, rng) -> x_batch, e.g. "
-               f"fastnet.data.random_shift(1)")
-    if not callable(augment):
-        raise TypeError(f"{message}; got {type(augment).__name__}")
-    if augment is random_shift:          # its own (max_shift, image_shape) take two arguments
-        raise TypeError(f"{op}: augment=random_shift is the factory; call it for the "
-                        f"augment, e.g. augment=random_shift(1)")
-    try:
-        signature = inspect.signature(augment)
-    except (TypeError, ValueError):     # some built-ins have none: found out at the first batch
-        return
-    try:
-        signature.bind(None, None)
-    except TypeError as err:
-        raise TypeError(f"{message}; {getattr(augment, '__name__', augment)!r} cannot take "
-                        f"these two arguments ({err})") from None
-
-
-def _augmented(augment, xb, rng):
-    """``augment(xb, rng)``, which must return a batch of ``xb``'s shape. It gets a batch of
-    its own: without shuffling a batch is a view of the caller's X, and an augment that adds
-    noise in place rewrote the training data, more each epoch."""
-    if xb.base is not None:
-        xb = xb.copy()
-    out = augment(xb, rng)
-    if np.shape(out) != xb.shape:
-        raise ValueError(f"fit: augment returned shape {np.shape(out)} for a batch of shape "
-                         f"{xb.shape}; it must keep the shape")
-    return out
-
-
-def _layer_list(op, layers):
-    """``layers`` as a list; one layer given alone (PyTorch's ``Sequential(a, b)`` spelling,
-    which passed ``b`` as the loss) or a non-iterable is a TypeError that says how to call."""
-    if callable(getattr(layers, "forward", None)) or not hasattr(layers, "__iter__"):
-        raise TypeError(f"{op}(layers, loss=None, optimizer=None): layers must be a list of "
-                        f"layers, as in {op}([FC(784, 100), FC(100, 10)]); got "
-                        f"{_short(layers)}")
-    return list(layers)
-
-
-def _check_chain(op, layers):
-    """Catch mismatched sizes between layers at construction (FC→FC, Conv1d→Conv1d, through
-    activations, dropout and pooling); other mismatches are caught by the first forward."""
-    last = None                                   # (index, layer, (kind, n))
-    for i, layer in enumerate(layers):
-        size_in = layer.size_in() if hasattr(layer, "size_in") else None
-        if last is not None and size_in is not None and size_in[0] == last[2][0] \
-                and size_in[1] != last[2][1]:
-            kind, n = size_in
-            raise ValueError(
-                f"{op}: layer {i} {_short(layer)} expects {n} input {kind} but layer "
-                f"{last[0]} {_short(last[1])} produces {last[2][1]}; make the sizes agree")
-        size_out = layer.size_out() if hasattr(layer, "size_out") else None
-        if size_out is not None:
-            last = (i, layer, size_out)
-        elif last is not None and last[2][0] not in getattr(layer, "_passes", ()):
-            last = None
-
-
-def _check_distinct(op, container):
-    """Each layer object (and each FC's activation object) may sit at one place only: a layer
-    keeps its last forward's input for ``backward``, so a second use overwrites the first's and
-    the gradients come out wrong."""
-    seen = {}
-    for key, layer in container.named_leaves():
-        for where, obj in ((key[:-1], layer),
-                           (f"{key[:-1]} (activation)", getattr(layer, "_act_layer", None))):
-            if obj is None:
-                continue
-            if id(obj) in seen:
-                raise ValueError(
-                    f"{op}: the same {type(obj).__name__} object is used at "
-                    f"layer {seen[id(obj)]} and at layer {where}; give each place its own "
-                    f"instance (a layer keeps its last input for backward, so sharing one "
-                    f"would give wrong gradients)")
-            seen[id(obj)] = where
 
 
 def _params(layer):
@@ -418,7 +235,7 @@ class Sequential(_Container):
     """
 
     def __init__(self, layers, loss=None, optimizer=None):
-        self.layers = _layer_list(type(self).__name__, layers)
+        self.layers = layer_list(type(self).__name__, layers)
         self._check_layers(type(self).__name__)
         self.loss = get_loss(loss)
         self.optimizer = check_optimizer(type(self).__name__, optimizer)
@@ -452,9 +269,9 @@ class Sequential(_Container):
     def _forward_error(self, i, x, err):
         shape = getattr(x, "shape", None)
         source = ("the model input" if i == 0 else
-                  f"the output of layer {i - 1} {_short(self.layers[i - 1])}")
+                  f"the output of layer {i - 1} {short(self.layers[i - 1])}")
         return check.with_context(err, f"{type(self).__name__}: layer {i} "
-                                       f"{_short(self.layers[i])} failed on its input of shape "
+                                       f"{short(self.layers[i])} failed on its input of shape "
                                        f"{shape}, {source}: {err}")
 
     def _children(self):
@@ -614,12 +431,12 @@ class Sequential(_Container):
                                 f"instance, {layer.__name__}(...)")
             if not (callable(getattr(layer, "forward", None))
                     and callable(getattr(layer, "backward", None))):
-                raise TypeError(f"{op}: layer {i} ({_short(layer)}) has no forward/backward "
+                raise TypeError(f"{op}: layer {i} ({short(layer)}) has no forward/backward "
                                 f"methods")
             if isinstance(layer, (Sequential, Concat)):
                 layer._check_layers(op)
-        _check_chain(op, self.layers)
-        _check_distinct(op, self)
+        check_chain(op, self.layers)
+        check_distinct(op, self)
 
     def _check_trainable(self, op):
         """What fit trains, checked once before it starts (attributes may have been replaced
@@ -632,10 +449,10 @@ class Sequential(_Container):
             if not _params(layer):
                 continue
             if opt is None:
-                raise ValueError(f"{op}: layer {key[:-1]} {_short(layer)} has no optimizer and "
+                raise ValueError(f"{op}: layer {key[:-1]} {short(layer)} has no optimizer and "
                                  f"the model has none; give the layer one (optimizer=...) or the "
                                  f"model (optimizer=SGD(0.01))")
-            where = f"{op}: layer {key[:-1]} {_short(layer)}"
+            where = f"{op}: layer {key[:-1]} {short(layer)}"
             check_optimizer(where, opt)
             grads = getattr(layer, "grads", None)
             if not (isinstance(grads, dict) and set(grads) == set(_params(layer))):
@@ -655,7 +472,7 @@ class Sequential(_Container):
         """Training data, checked whole before any update: a bad value in a later batch would
         otherwise stop training half-way (NaN in a target as a diverged loss)."""
         X, y = check_xy(op, X, y, x_name, y_name)
-        _check_rows(op, X, x_name)
+        check_rows(op, X, x_name)
         if X.dtype.kind not in "biuf":       # bool too, as the layers take it (cast to 0/1)
             raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
         self._check_target_form(op, y, y_name)
@@ -663,7 +480,7 @@ class Sequential(_Container):
                         default=None)
         for name, a in ((x_name, X), (y_name, y)):
             if a.dtype.kind == "f":
-                _check_finite(op, name, a, narrowest)
+                check_finite(op, name, a, narrowest)
         return X, y
 
     def _check_target_form(self, op, y, y_name):
@@ -796,7 +613,7 @@ class Sequential(_Container):
         shuffle = check.flag(op, "shuffle", shuffle)
         verbose = check.flag(op, "verbose", verbose)
         if augment is not None:
-            _check_augment(op, augment)
+            check_augment(op, augment)
         X, y = self._check_data(op, X, y)
         if (X_val is None) != (y_val is None):
             raise ValueError(f"{op}: give both X_val and y_val, or neither")
@@ -816,33 +633,33 @@ class Sequential(_Container):
         if X_val is not None:
             self._check_targets(op, y_val, self._dry_run(X_val, op, "X_val"), "y_val")
         rng = as_generator(seed, op)
-        callbacks = _callback_list(callbacks)
+        callbacks = callback_list(callbacks)
         n_batches = -(-len(X) // batch_size)
 
         self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
         modes_before = self._modes()
         self.train(True)
         try:
-            _call(callbacks, "on_train_begin", self, epochs, n_batches)
+            call_hook(callbacks, "on_train_begin", self, epochs, n_batches)
             for epoch in range(epochs):
                 self._fit_epoch(X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng,
                                 tail, verbose, callbacks, augment)
         finally:
             self._set_modes(modes_before)
-        _call(callbacks, "on_train_end", self)
+        call_hook(callbacks, "on_train_end", self)
         return self
 
     def _fit_epoch(self, X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng, tail,
                    verbose, callbacks, augment=None):
         start = time.perf_counter()
         batches = MiniBatch(X, y, batch_size, seed=rng, shuffle=shuffle)
-        _call(callbacks, "on_epoch_begin", epoch, len(batches))
+        call_hook(callbacks, "on_epoch_begin", epoch, len(batches))
         total = 0.0
         correct = 0
         chain = None             # after a checked step, maybe a chain of FCs without the checks
         for b, (xb, yb) in enumerate(batches):
             if augment is not None:
-                xb = _augmented(augment, xb, rng)
+                xb = augmented(augment, xb, rng)
             out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
             try:
                 loss = self.loss.forward(out, yb)
@@ -859,11 +676,11 @@ class Sequential(_Container):
             else:
                 self._backward_from_loss(self.loss.backward(), tail)
                 self._step()
-                if b == 0 and augment is None and not _per_batch(callbacks):
+                if b == 0 and augment is None and not per_batch(callbacks):
                     chain = dense_chain(self, tail)
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
-            _call(callbacks, "on_batch_end", b, loss, len(xb))
+            call_hook(callbacks, "on_batch_end", b, loss, len(xb))
         self._check_params_finite(epoch, len(batches))
         logs = {"loss": total / len(X)}
         if "acc" in self._metrics():
@@ -877,7 +694,7 @@ class Sequential(_Container):
             parts = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "seconds")
             print(f"epoch {epoch + 1:>3}/{epochs}  {parts}  ({logs['seconds']:.1f} s)",
                   flush=True)
-        _call(callbacks, "on_epoch_end", epoch, logs)
+        call_hook(callbacks, "on_epoch_end", epoch, logs)
 
     def _check_params_finite(self, epoch, n_batches):
         """The batch loss is checked before each update, so a blow-up in an epoch's last
@@ -901,7 +718,7 @@ class Sequential(_Container):
         if X.ndim == 0:
             raise ValueError(f"{op}: X must be an array of samples (N, ...); got "
                              f"{type(given).__name__} {given!r:.40}")
-        _check_rows(op, X, "X")
+        check_rows(op, X, "X")
         if len(X) == 0:
             raise ValueError(f"{op}: X is empty (shape {X.shape}); need at least one sample")
         with self._evaluation_mode():
@@ -1022,7 +839,7 @@ class Concat(_Container):
         places."""
         for branch in self.branches:
             branch._check_layers(op)
-        _check_distinct(op, self)
+        check_distinct(op, self)
 
     def forward(self, x):
         if np.ndim(x) < 2:
@@ -1158,7 +975,7 @@ class Classifier(Sequential):
     """
 
     def __init__(self, layers, loss=None, optimizer=None):
-        layers = _layer_list(type(self).__name__, layers)      # before a layer taken as loss
+        layers = layer_list(type(self).__name__, layers)      # before a layer taken as loss
         loss = SoftmaxCrossEntropy() if loss is None else get_loss(loss)
         if not isinstance(loss, SoftmaxCrossEntropy):
             raise TypeError(f"Classifier: loss must be SoftmaxCrossEntropy; got {loss!r} (use "
@@ -1221,7 +1038,7 @@ class Classifier(Sequential):
         :meth:`fit` (a label out of range is an error, not a miss)."""
         op = f"{type(self).__name__}.score"
         X, y = check_xy(op, X, y)
-        _check_rows(op, X, "X")
+        check_rows(op, X, "X")
         self._check_target_form(op, y, "y")
         scores = self._scores(op, X, batch_size)
         self._check_targets(op, y, scores, "y")

@@ -472,7 +472,7 @@ def test_a_per_batch_callback_that_only_reads_keeps_the_chain(backend, chain_ste
 
 
 def test_the_command_lines_progress_bar_keeps_the_chain():
-    from fastnet.model import _per_batch
+    from fastnet.callbacks import per_batch
     from fastnet.train import _LinearDecay, _Progress
-    assert not _per_batch([_Progress(1, 100, quiet=True)])
-    assert _per_batch([_Progress(1, 100, quiet=True), _LinearDecay(SGD(0.1), 10)])
+    assert not per_batch([_Progress(1, 100, quiet=True)])
+    assert per_batch([_Progress(1, 100, quiet=True), _LinearDecay(SGD(0.1), 10)])
