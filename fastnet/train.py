@@ -276,7 +276,7 @@ def run_train(args):
     if saver and saver.saved:
         written.append(f"model {args.save} (after epoch {saver.saved})")
     elif saver and trained:
-        print(f"no model written: interrupted before the first save finished"
+        print("no model written: interrupted before the first save finished"
               + (f"; {args.save} is the file that was there before" if os.path.exists(args.save)
                  else ""), file=sys.stderr)
     if plot and trained:

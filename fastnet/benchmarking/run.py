@@ -167,8 +167,8 @@ def run_bench(args):
     header += host_lines(results, run_cores)
     extra["host_other_cores"] = run_cores
     if failures:
-        header.append(f"RESULT CHECKS FAILED, left out of the table (details on stderr and in "
-                      f"the JSON): " + "; ".join(f"{f.case} ({f.member})" for f in failures))
+        header.append("RESULT CHECKS FAILED, left out of the table (details on stderr and in "
+                      "the JSON): " + "; ".join(f"{f.case} ({f.member})" for f in failures))
         extra["failed"] = [{"case": f.case, "member": f.member, "message": str(f)}
                            for f in failures]
     print(markdown(results, header))
