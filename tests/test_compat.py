@@ -161,6 +161,22 @@ def test_initial_weights_are_the_notebooks():
     np.testing.assert_array_equal(fc2.b, np.zeros(10))
 
 
+def test_fit_keeps_the_notebooks_last_epoch_records():
+    X, y = blobs(70)
+    nn = [compat.FC(8, 3, compat.SimpleInitializer(0.01, seed=0), compat.AdaGrad(0.05),
+                    compat.Softmax())]
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(nn)
+    assert clf.loss_val is None and clf.true_y is None and clf.pred_y is None
+    clf.fit(X[:50], np.eye(3)[y[:50]], X[50:], np.eye(3)[y[50:]], n_epoch=3, n_batch=20)
+    assert clf.loss_val == clf.log_loss_val[-1]
+    # the last epoch's training labels and predictions, batch after batch: every sample once
+    assert clf.true_y.shape == clf.pred_y.shape == (50,)
+    assert np.array_equal(np.sort(clf.true_y), np.sort(y[:50]))
+    assert np.mean(clf.true_y == clf.pred_y) == clf.log_acc[-1]
+    clf.fit(X[:50], y[:50], n_epoch=1)                  # labels, no validation data
+    assert clf.loss_val is None and clf.true_y.shape == (50,)
+
+
 class NotebookFC:
     """A layer as a scratch notebook writes it: no ``params``; it updates itself in backward,
     with its own optimizer, from a gradient it averages over the batch itself."""

@@ -91,7 +91,7 @@ from .._serialize import register
 from ..data import GetMiniBatch, numerical_gradient, one_hot
 from .. import initializers as _init
 from ..losses import SoftmaxCrossEntropy
-from ..model import INFERENCE_BATCH, Classifier, check_pass_through
+from ..model import INFERENCE_BATCH, Classifier, _labels, check_pass_through
 
 __all__ = [
     "GetMiniBatch", "FC", "SGD", "AdaGrad", "Sigmoid", "ReLU", "Tanh", "Softmax",
@@ -352,17 +352,27 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
 
     A :class:`fastnet.model.Classifier` (softmax cross-entropy; a final ``Softmax`` activation is
     fused with the loss). ``y`` may be one-hot rows, as in the notebook, or integer labels.
-    After ``fit``: ``log_loss``, ``log_loss_val``, ``log_acc``, ``log_acc_val`` per epoch.
-    ``loss`` is the loss object (the notebook kept the last batch's value there; here the epoch
-    means are in ``log_loss``). ``verbose=True`` prints the notebook's line after each epoch,
-    ``epoch:  0 loss:   0.251 acc:0.936`` (epochs from 0; the training loss and accuracy of the
-    epoch). The loss printed is ``log_loss``'s mean cross-entropy per sample, where the notebook
-    printed its class-averaged batch losses summed and divided by ``n_batch``.
+    After ``fit``: ``log_loss``, ``log_loss_val``, ``log_acc``, ``log_acc_val`` per epoch;
+    ``loss_val``, the last epoch's validation loss (None without validation data); ``true_y``
+    and ``pred_y``, the last epoch's training labels and predicted classes (int64), in the order
+    its mini-batches ran. ``loss`` is the loss object (the notebook kept the last epoch's summed
+    batch losses there; here the epoch means are in ``log_loss``). ``verbose=True`` prints the
+    notebook's line after each epoch, ``epoch:  0 loss:   0.251 acc:0.936`` (epochs from 0; the
+    training loss and accuracy of the epoch). The loss printed is ``log_loss``'s mean
+    cross-entropy per sample, where the notebook printed its class-averaged batch losses summed
+    and divided by ``n_batch``.
     """
+
+    true_y = pred_y = None
 
     def __init__(self, layers, verbose=False):
         super().__init__(layers)
         self.verbose = verbose
+
+    @property
+    def loss_val(self):
+        """The last epoch's validation loss, ``log_loss_val[-1]``; None without one."""
+        return self.log_loss_val[-1] if self.log_loss_val else None
 
     def fit(self, X, y, X_val=None, y_val=None, n_epoch=50, n_batch=20, lr=0.01):
         """Train ``n_epoch`` epochs of mini-batches of ``n_batch``; returns ``self``.
@@ -377,6 +387,33 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
         self.optimizer = SGD(lr)
         return super().fit(X, y, X_val, y_val, epochs=n_epoch, batch_size=n_batch, seed=0,
                            callbacks=[_NotebookEpochLine()] if verbose else None)
+
+    _recording = None             # while fit runs its training batches: (labels, predictions)
+
+    def _fit_epoch(self, *args, **kwargs):
+        self._recording = recording = ([], [])
+        try:
+            super()._fit_epoch(*args, **kwargs)
+        finally:
+            self._recording = None
+        self.true_y, self.pred_y = (np.concatenate(part) for part in recording)
+
+    def evaluate(self, X, y, batch_size=INFERENCE_BATCH):
+        """As :meth:`Classifier.evaluate` (its batches are not training batches)."""
+        recording, self._recording = self._recording, None    # not the validation batches
+        try:
+            return super().evaluate(X, y, batch_size)
+        finally:
+            self._recording = recording
+
+    def _batch_correct(self, out, y):
+        """As :class:`Classifier`'s, keeping a training batch's labels and predictions for
+        ``true_y`` and ``pred_y``."""
+        labels, pred = _labels(y), out.argmax(axis=1)
+        if self._recording is not None:
+            self._recording[0].append(labels.astype(np.int64))
+            self._recording[1].append(pred)
+        return int(np.count_nonzero(pred == labels))
 
     def get_config(self):
         return {"layers": self.layers, "verbose": self.verbose}
