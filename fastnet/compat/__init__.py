@@ -62,6 +62,11 @@ Where the notebooks had bugs, fastnet is correct
   :class:`fastnet.layers.Softmax`.
 * ``np.exp(-x)`` in the sigmoids overflowed for large negative inputs; not here.
 * Logs of probabilities are clamped instead of taking ``log(0)``.
+* The small-framework article's ``NeuralNetwork`` sent ``(output - y) / N`` back as the gradient
+  of every loss. For ``"mse"`` over ``K`` outputs the gradient is ``2 * (output - y) / (N * K)``:
+  with one output, as in its XOR demo, twice the article's, so the same ``learning_rate`` takes
+  steps twice as large and the demo converges sooner (its loss at epoch 100 is 0.236 here, 0.248
+  there). For the other losses see :class:`NeuralNetwork`.
 * The 1-D convolution notebook's output-size function had an operator-precedence bug; ``N_OUT``
   and fastnet's ``Conv1d`` use ``(L + 2*padding - dilation*(K-1) - 1) // stride + 1``. Its
   convolution layers fixed the output length at ``L - 2`` (so stride and padding did nothing),
