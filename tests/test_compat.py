@@ -519,6 +519,18 @@ def test_column_layout_functions():
                                rtol=1e-6, atol=1e-10)
 
 
+def test_column_layout_sigmoids_of_a_number_are_numbers_as_numpys():
+    """``1 / (1 + np.exp(-u))`` of a number is a NumPy float, which round() and float checks
+    take; a 0-d array is neither."""
+    for f, value in ((compat.sigmoid, 0.5), (compat.dsigmoid_du, 0.25)):
+        for u in (0, 0.0, np.float32(0), np.array(0.0)):
+            out = f(u)
+            assert np.ndim(out) == 0 and not isinstance(out, np.ndarray)
+            assert round(out, 3) == value
+        assert isinstance(f(0), float) and f(np.float32(0)).dtype == np.float32
+        assert f(np.array([0.0])).shape == (1,)                  # arrays stay arrays
+
+
 # --- small framework -----------------------------------------------------------------------------
 
 def test_xor_demo_learns(capsys):

@@ -712,15 +712,21 @@ def softmax_cross_entropy(D, Y):
     return -np.sum(D * np.log(np.clip(Y, epsilon, 1 - epsilon)))
 
 
+def _scalar_if_0d(a):
+    """A 0-d result as a NumPy scalar, as NumPy's element-wise functions give for a number."""
+    return a[()] if a.ndim == 0 else a
+
+
 def sigmoid(U):
-    """``1 / (1 + exp(-U))`` element-wise, without overflow."""
-    return F.sigmoid(_float(U))
+    """``1 / (1 + exp(-U))`` element-wise, without overflow (a number gives a number)."""
+    return _scalar_if_0d(F.sigmoid(_float(U)))
 
 
 def dsigmoid_du(U):
-    """Derivative of :func:`sigmoid`: ``sigmoid(U) * (1 - sigmoid(U))``."""
+    """Derivative of :func:`sigmoid`: ``sigmoid(U) * (1 - sigmoid(U))`` (a number gives a
+    number)."""
     s = F.sigmoid(_float(U))
-    return F.sigmoid_backward(np.ones_like(s), s)
+    return _scalar_if_0d(F.sigmoid_backward(np.ones_like(s), s))
 
 
 # --- the small-framework article -----------------------------------------------------------------
