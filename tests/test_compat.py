@@ -763,6 +763,21 @@ def test_dlfs_softmax_is_the_books_row_wise_softmax(backend):
     assert dlfs.TwoLayerNet is compat.TwoLayerNet
 
 
+def test_dlfs_offers_every_name_of_the_books_chapter_listed_in_compat():
+    """The compat docstring lists the book's names (its Sigmoid layer among them); code from
+    the book imports them all from ``dlfs``, with ``out`` and ``backward(dout)`` as there."""
+    from fastnet.compat import dlfs
+    for name in ("Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "TwoLayerNet",
+                 "cross_entropy_error", "numerical_gradient"):
+        assert name in dlfs.__all__ and getattr(dlfs, name) is getattr(compat, name)
+    layer = dlfs.Sigmoid()
+    x = np.array([[0.0, 2.0], [-3.0, 1.0]])
+    out = layer.forward(x)
+    assert layer.out is out
+    dout = np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(layer.backward(dout), dout * (1 - out) * out, rtol=1e-15)
+
+
 def test_dlfs_load_mnist_has_the_books_dtypes_and_shapes(tmp_path, monkeypatch):
     from test_mnist_loader import make_arrays, write_dataset    # tiny IDX files
     from fastnet.compat import dlfs

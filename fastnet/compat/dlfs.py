@@ -15,10 +15,10 @@ import numpy as np
 from .. import _checks as check
 from .. import functional as F
 from .. import mnist as _mnist
-from . import (Affine, Relu, SoftmaxWithLoss, TwoLayerNet, cross_entropy_error,
+from . import (Affine, Relu, Sigmoid, SoftmaxWithLoss, TwoLayerNet, cross_entropy_error,
                numerical_gradient, _float)
 
-__all__ = ["Affine", "Relu", "SoftmaxWithLoss", "TwoLayerNet", "cross_entropy_error",
+__all__ = ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "TwoLayerNet", "cross_entropy_error",
            "numerical_gradient", "softmax", "load_mnist"]
 
 
