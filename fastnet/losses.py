@@ -20,7 +20,9 @@ __all__ = ["Loss", "SoftmaxCrossEntropy", "MeanSquaredError", "BinaryCrossEntrop
 
 def _class_target(op, t, dtype):
     """A classification target: 1-D integer labels stay labels; one-hot or probability rows of
-    any real type (float, or integer / bool ``np.eye(C)[y]``) become the output's dtype."""
+    any real type (float, or integer / bool ``np.eye(C)[y]``) become the output's dtype. A
+    masked target is refused (``np.asarray`` would drop its mask)."""
+    check.not_masked(op, "target", t)
     t = np.asarray(t)
     if t.ndim == 1 and t.dtype.kind in "iu":
         return t

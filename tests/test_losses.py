@@ -262,3 +262,14 @@ def test_loss_objects_take_a_list_output_as_the_functional_api_does(backend):
         F.softmax_cross_entropy(np.float32([[1, 2]]), np.float32([[0.5, 0.5]])))
     with pytest.raises(TypeError, match=r"mse: y has dtype int64"):
         MeanSquaredError().forward(np.array([1, 2]), [1.5, 3])
+
+
+@pytest.mark.parametrize("target", [np.ma.masked_array([1, 0], mask=[0, 1]),
+                                    np.ma.masked_array(np.eye(3)[[1, 0]], mask=np.eye(3)[[0, 1]])],
+                         ids=["labels", "one-hot"])
+def test_softmax_cross_entropy_object_refuses_a_masked_target(backend, dtype, target):
+    """The loss object turned the target into a plain array first, dropping its mask, so the
+    masked entries counted in the loss; the functional API refuses masked labels."""
+    from fastnet.losses import SoftmaxCrossEntropy
+    with pytest.raises(TypeError, match="SoftmaxCrossEntropy: target is a masked array"):
+        SoftmaxCrossEntropy().forward(np.zeros((2, 3), dtype), target)
