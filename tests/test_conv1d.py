@@ -241,6 +241,23 @@ def test_an_output_beyond_the_machines_memory_names_the_padding(backend, dtype, 
     assert F.conv1d(x, W, padding=100).shape == (2, 4, 208)
 
 
+def test_an_output_beyond_the_memory_available_now_is_refused(backend, dtype, monkeypatch):
+    """Linux granted a 22 GiB output (``padding=10**9``) on a 23.5 GiB machine whose memory
+    was partly in use, and killed the process while the kernel wrote it: the check compared with
+    the RAM alone. The system is made to report 256 MiB available, so a 512 MiB output (and
+    the NumPy baseline's working copy of it) is refused before anything is allocated."""
+    from fastnet import _checks
+    monkeypatch.setattr(_checks, "_available_memory", lambda: 2**28)
+    x, W = np.ones((1, 1, 1), dtype), np.ones((1, 1, 1), dtype)
+    padding = 2**29 // np.dtype(dtype).itemsize // 2
+    with pytest.raises(MemoryError, match=r"conv1d: the output would have shape .* 0\.5 GiB, "
+                                          r"more than the 0\.2 GiB of memory available now for "
+                                          r"it and 1 working copy of its size; from input length 1 "
+                                          rf"with padding={padding}, stride=1"):
+        F.conv1d(x, W, padding=padding)
+    assert F.conv1d(x, W, padding=100).shape == (1, 1, 201)
+
+
 _ONE_WINDOW_HUGE_STRIDE = """
 import sys
 import numpy as np, fastnet

@@ -480,3 +480,16 @@ def test_weights_larger_than_the_machine_are_refused_before_drawing(monkeypatch)
     with pytest.raises(MemoryError, match=r"FC\(8192, 16384\): weights of shape"):
         FC(8192, 16384)
     assert FC(64, 32).W.shape == (64, 32)
+
+
+def test_weights_larger_than_the_memory_available_now_are_refused(monkeypatch):
+    """Below the machine's RAM but beyond what the system has left, the draw was granted and
+    the process could be killed while it was written. The system is made to report 256 MiB
+    available: a draw of 512 MiB is refused, a small one is not."""
+    from fastnet import _checks
+    monkeypatch.setattr(_checks, "_available_memory", lambda: 2**28)
+    with pytest.raises(MemoryError, match=r"FC\(8192, 4096\): weights of shape \(8192, 4096\) "
+                                          r"need about 0\.5 GiB to draw, more than the 0\.2 GiB "
+                                          r"of memory available now$"):
+        FC(8192, 4096)
+    assert FC(64, 32).W.shape == (64, 32)
