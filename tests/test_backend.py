@@ -102,21 +102,24 @@ def test_set_num_threads_controls_numba_and_blas():
     import numba
     from threadpoolctl import threadpool_info
     fastnet.backend.kernels()      # make sure the numba backend is loaded
+    before = fastnet.get_num_threads()          # None, or FASTNET_NUM_THREADS's count
     with fastnet.set_num_threads(1):
         assert fastnet.get_num_threads() == 1
         assert numba.get_num_threads() == 1
         assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
-    assert fastnet.get_num_threads() is None
+    assert fastnet.get_num_threads() == before
     with pytest.raises(ValueError, match="n=0"):
         fastnet.set_num_threads(0)
 
 
-def test_leaving_a_thread_block_restores_the_users_own_limits():
+def test_leaving_a_thread_block_restores_the_users_own_limits(monkeypatch):
     """The previous counts come back; the user's own BLAS/Numba limits were once replaced by
     all cores when the block ended (previous setting None)."""
     import numba
     from threadpoolctl import threadpool_info, threadpool_limits
     fastnet.backend.kernels()
+    # no fastnet setting before (FASTNET_NUM_THREADS makes one, which the block would restore)
+    monkeypatch.setitem(fastnet.backend._state, "threads", None)
     cpus = fastnet.backend._usable_cpus()
     blas_counts = lambda: [p["num_threads"] for p in threadpool_info()        # noqa: E731
                            if p["user_api"] == "blas"]

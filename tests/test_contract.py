@@ -45,9 +45,17 @@ def run_fresh(code, env=None, cwd=None):
 
 
 def test_no_top_level_kernels_package_is_installed(tmp_path):
-    out = run_fresh("import importlib.util, fastnet.kernels; "
-                    "print(importlib.util.find_spec('kernels'), fastnet.kernels.__name__)",
-                    cwd=tmp_path)
+    # A PYTHONPATH naming the checkout's root makes its kernels/ importable as such: left out
+    # here, this asks what the installation provides.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+             if p and os.path.abspath(p) != root]
+    out = subprocess.run([sys.executable, "-c", "import importlib.util, fastnet.kernels; "
+                          "print(importlib.util.find_spec('kernels'), fastnet.kernels.__name__)"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    if "No module named 'fastnet'" in out.stderr:
+        pytest.skip("fastnet is not installed (the tests run from PYTHONPATH)")
     assert out.stdout.split() == ["None", "fastnet.kernels"], out.stderr
 
 
