@@ -484,6 +484,12 @@ def test_affine_relu_softmax_with_loss():
     assert compat.cross_entropy_error(p, t) == pytest.approx(loss, rel=1e-12)
     with pytest.raises(TypeError, match="b must be a float64 array of shape"):
         compat.Affine(W, b.astype(np.float32))
+    # the right kind of array in the wrong shape is a ValueError naming the shapes
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\) for W of shape \(12, 3\); "
+                                         r"got \(5,\)"):
+        compat.Affine(W, np.zeros(5))
+    with pytest.raises(ValueError, match=r"W must be a 2-D array .* got shape \(36,\)"):
+        compat.Affine(W.ravel(), b)
 
 
 # --- column layout -------------------------------------------------------------------------------

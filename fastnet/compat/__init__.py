@@ -536,15 +536,20 @@ class Affine(_layers.WeightsAndBias):
     """
 
     def __init__(self, W, b):
-        if not isinstance(W, np.ndarray) or W.dtype.type not in check.FLOAT_DTYPES \
-                or W.ndim != 2:
+        # The wrong kind of array is a TypeError, the right kind of the wrong shape a ValueError.
+        if not isinstance(W, np.ndarray) or W.dtype.type not in check.FLOAT_DTYPES:
             raise TypeError(f"Affine: W must be a 2-D float32/float64 array; got "
                             f"{getattr(W, 'dtype', type(W).__name__)} "
                             f"{getattr(W, 'shape', '')}")
-        if not isinstance(b, np.ndarray) or b.dtype != W.dtype or b.shape != (W.shape[1],):
+        if W.ndim != 2:
+            raise ValueError(f"Affine: W must be a 2-D array (n_in, n_out); got shape {W.shape}")
+        if not isinstance(b, np.ndarray) or b.dtype != W.dtype:
             raise TypeError(f"Affine: b must be a {W.dtype} array of shape ({W.shape[1]},); "
                             f"got {getattr(b, 'dtype', type(b).__name__)} "
                             f"{getattr(b, 'shape', '')}")
+        if b.shape != (W.shape[1],):
+            raise ValueError(f"Affine: b must have shape ({W.shape[1]},) for W of shape "
+                             f"{W.shape}; got {b.shape}")
         self.W, self.b = W, b
         self.x = self.original_x_shape = self.dW = self.db = None
 
