@@ -319,10 +319,10 @@ def _memory_short(need, working=1):
 
 
 def memory_for_draw(owner, shape):
-    """Refuse weights whose drawing needs more than this machine's memory (or than the memory
-    available now, from 256 MiB): initializers draw in
-    float64 (8 bytes a value) before the cast and the copy, and Linux grants such an allocation
-    and then kills the process when it is touched, instead of raising MemoryError."""
+    """Refuse weights whose drawing needs more than this machine's memory (or, from 256 MiB,
+    than the memory available now): initializers draw in float64 (8 bytes a value) before the
+    cast and the copy, and Linux grants such an allocation and then kills the process when it
+    is touched, instead of raising MemoryError."""
     need = 16 * math.prod(shape)                        # the float64 draw and the result
     short = _memory_short(need)
     if short is not None:
