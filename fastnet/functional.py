@@ -81,6 +81,16 @@ def _dense_shapes(op, x, W, b):
                          f"of shape {W.shape}")
 
 
+def _dense_output_fits(op, x, W):
+    """Refuse an output ``(N, n_out)`` beyond the memory (see :func:`check.memory_for_output`):
+    ``x (1e5, 1)`` and ``W (1, 55000)`` take under a MiB and ask for 20 GiB. Small outputs pass
+    on one product (~0.1 us), as this runs on every call."""
+    rows = x.shape[0] if x.ndim == 2 else 1
+    if rows * W.shape[1] * W.itemsize >= 2**28:
+        check.memory_for_output(op, (rows, W.shape[1]), W.dtype,
+                                lambda: f"from x of shape {x.shape} and W of shape {W.shape}")
+
+
 def dense(x, W, b=None, activation=None):
     """Fully connected layer ``act(x @ W + b)``.
 
@@ -115,6 +125,7 @@ def dense(x, W, b=None, activation=None):
     op = "dense"
     act = check.activation(op, activation)
     if _plain_dense(x, W, b, x, 0):
+        _dense_output_fits(op, x, W)
         return kernels().dense_forward(x, W, b, act)
     if b is None:
         x, W = check.float_arrays(op, x=x, W=W)
@@ -123,6 +134,7 @@ def dense(x, W, b=None, activation=None):
     else:
         x, W, b = check.float_arrays(op, x=x, W=W, b=b)
     _dense_shapes(op, x, W, b)
+    _dense_output_fits(op, x, W)
     y = kernels().dense_forward(np.atleast_2d(x), W, b, act)
     return y.reshape(W.shape[1]) if x.ndim == 1 else y
 

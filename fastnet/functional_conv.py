@@ -323,6 +323,13 @@ def _pool_input(op, name, a):
     return a3
 
 
+def _pool_grad_fits(op, dout3, length):
+    """Refuse a pooling gradient ``(N, C, length)`` beyond the memory: ``length`` is the
+    caller's word, and a small ``dout`` with ``length=5 * 10**9`` asked for 20 GiB."""
+    check.memory_for_output(op, dout3.shape[:2] + (length,), dout3.dtype,
+                            lambda: f"from length={length} for dout of shape {dout3.shape}")
+
+
 def _length(op, length):
     return check.size(op, "length", length, low=1)
 
@@ -430,6 +437,7 @@ def _max_pool1d_scatter(op, dout, indices, length):
     dout = check.float_array(op, "dout", dout)
     dout3 = _pool_input(op, "dout", dout)
     check.same_shape(op, "indices", indices, "dout", dout)
+    _pool_grad_fits(op, dout3, length)
     dx = kernels().maxpool1d_backward(dout3, indices.reshape(dout3.shape), length)
     return dx.reshape(dout.shape[:-1] + (length,))
 
@@ -520,5 +528,6 @@ def avg_pool1d_backward(dout, length, kernel_size, stride=None, padding=0):
         raise ValueError(f"{op}: dout has length {dout3.shape[2]} on its last axis; expected "
                          f"{L_out} for length={length}, kernel_size={kernel_size}, "
                          f"stride={stride}, padding={padding}")
+    _pool_grad_fits(op, dout3, length)
     dx = kernels().avgpool1d_backward(dout3, length, kernel_size, stride, padding)
     return dx.reshape(dout.shape[:-1] + (length,))

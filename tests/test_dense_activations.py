@@ -198,3 +198,23 @@ def test_zero_dimensional_inputs_keep_their_shape(backend, dtype, name):
     np.testing.assert_allclose(y, getattr(F, name)(x.reshape(1))[0])
     back = getattr(F, name + "_backward")(np.array(1.0, dtype=dtype), x if name == "relu" else y)
     assert back.shape == () and back.dtype == dtype
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_dense_output_beyond_the_memory_available_now_is_refused(backend, dtype, plain,
+                                                                   monkeypatch):
+    """Small ``x`` and ``W`` can ask for a huge output (``(1e5, 1) @ (1, 55000)`` is 20 GiB),
+    which Linux can grant and then kill the process writing it. The system is made to report
+    256 MiB available: a 512 MiB output is refused before anything is allocated, on the fast
+    path for plain arrays and on the checked one (no ``b``)."""
+    from fastnet import _checks
+    monkeypatch.setattr(_checks, "_available_memory", lambda: 2**28)
+    n_out = 2**29 // np.dtype(dtype).itemsize // 1024
+    x, W = np.ones((1024, 1), dtype), np.ones((1, n_out), dtype)
+    b = np.zeros(n_out, dtype) if plain else None
+    with pytest.raises(MemoryError, match=rf"dense: the output would have shape \(1024, "
+                                          rf"{n_out}\) .* 0\.5 GiB, more than the 0\.2 GiB "
+                                          rf"of memory available now .*; from x of shape "
+                                          rf"\(1024, 1\) and W of shape \(1, {n_out}\)"):
+        F.dense(x, W, b)
+    assert F.dense(x[:2], W[:, :3], None if b is None else b[:3]).shape == (2, 3)

@@ -312,3 +312,28 @@ def test_max_pool_layer_refuses_a_dout_of_another_shape(backend, shape):
     pool.forward(np.zeros((2, 3, 8), np.float32))
     assert_raises_naming(lambda: pool.backward(np.ones(shape, np.float32)), ValueError,
                          ["MaxPool1d.backward", "dout", str(shape)])
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_a_gradient_beyond_the_memory_available_now_is_refused(backend, dtype, pool,
+                                                               monkeypatch):
+    """``length`` is the caller's word: a one-element ``dout`` with ``length=5 * 10**9`` asked
+    for a 20 GiB gradient, which Linux can grant and then kill the process writing it. The
+    system is made to report 256 MiB available, so a 512 MiB gradient is refused before
+    anything is allocated, and a small one is not."""
+    from fastnet import _checks
+    monkeypatch.setattr(_checks, "_available_memory", lambda: 2**28)
+    length = 2**29 // np.dtype(dtype).itemsize
+    dout = np.ones((1, 1, 1), dtype)
+
+    def grad(length):
+        if pool == "max":
+            return F.max_pool1d_backward(dout, np.zeros((1, 1, 1), np.int64), length)
+        return F.avg_pool1d_backward(dout, length, length)
+
+    with pytest.raises(MemoryError, match=rf"{pool}_pool1d_backward: the output would have shape "
+                                          rf"\(1, 1, {length}\) .* 0\.5 GiB, more than the "
+                                          rf"0\.2 GiB of memory available now .*; from "
+                                          rf"length={length} for dout of shape \(1, 1, 1\)"):
+        grad(length)
+    assert grad(100).shape == (1, 1, 100)
