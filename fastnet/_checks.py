@@ -391,11 +391,14 @@ def class_target(op, target, logits, name="logits"):
                              f"[0, {C - 1}]")
         return labels
     if target.ndim == 2:
-        target = float_array(op, "target", target, logits.dtype)
+        # The shape first: a column of integer labels (N, 1) is a shape mistake, which a hint
+        # to convert its dtype would not mend.
         if target.shape != logits.shape:
+            hint = ("; for a column of labels pass target.ravel()"
+                    if target.shape == (N, 1) and C > 1 else "")
             raise ValueError(f"{op}: one-hot target has shape {target.shape} but {name} has "
-                             f"shape {logits.shape}; they must match")
-        return target
+                             f"shape {logits.shape}; they must match{hint}")
+        return float_array(op, "target", target, logits.dtype)
     raise ValueError(f"{op}: target must be integer labels (N,) or one-hot (N, C); got shape "
                      f"{target.shape} for {name} of shape {logits.shape}")
 

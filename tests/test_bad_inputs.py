@@ -55,6 +55,11 @@ CASES = [
     (lambda: F.softmax_cross_entropy(z(2, 3), np.array([0.0, 1.0])), TypeError, ["integer dtype", "float64"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), z(2, 4)), ValueError, ["one-hot", "(2, 4)", "(2, 3)"]),
     (lambda: F.softmax_cross_entropy(z(2, 3), z(2, 3, dtype=f64)), TypeError, ["target", "float64"]),
+    # a column of integer labels is a shape mistake (the dtype hint came first and misled)
+    (lambda: F.softmax_cross_entropy(z(2, 3), np.array([[2], [0]])), ValueError,
+     ["(2, 1)", "(2, 3)", "target.ravel()"]),
+    (lambda: F.softmax_cross_entropy_backward(z(2, 3), np.array([[2], [0]], np.uint8)),
+     ValueError, ["(2, 1)", "probs has shape (2, 3)", "target.ravel()"]),
     (lambda: F.softmax_cross_entropy(z(0, 3), np.array([], int)), ValueError, ["(0, 3)", "empty"]),
     (lambda: F.softmax_cross_entropy(z(3), np.array([0])), ValueError, ["logits", "2-D"]),
     (lambda: F.softmax_cross_entropy_backward(z(3), np.array([0])), ValueError, ["probs", "2-D"]),

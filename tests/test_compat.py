@@ -665,6 +665,9 @@ def test_article_losses_by_name():
     for y in (np.float64(0.5), np.zeros((0, 3)), np.zeros((2, 2, 3))):
         with pytest.raises(ValueError, match=r"cross_entropy_error: y has shape"):
             compat.cross_entropy_error(y, np.zeros(len(np.atleast_1d(y)), int))
+    # a column of labels (N, 1): a shape error naming y and t's shapes, not "convert the dtype"
+    with pytest.raises(ValueError, match=r"\(2, 1\) but y has shape \(2, 3\).*t\w*\.ravel\(\)"):
+        compat.cross_entropy_error(np.full((2, 3), 1 / 3), np.array([[2], [0]]))
     with pytest.raises(ValueError, match="loss='hinge'"):
         compat.NeuralNetwork([compat.Linear(2, 1)], "hinge", 0.1)
     with pytest.raises(ValueError, match="learning_rate=nan"):

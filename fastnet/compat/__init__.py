@@ -676,7 +676,7 @@ def cross_entropy_error(y, t):
         t = t.reshape(1, -1) if t.size == y.size else t.reshape(-1)
     if t.shape == y.shape:                # one-hot rows (the book tests sizes, which confuses
         t = t.argmax(axis=1)              # N labels with N x 1 one-hot rows)
-    t = check.class_target("cross_entropy_error", t, y)       # labels in range, or an error
+    t = check.class_target("cross_entropy_error", t, y, "y")     # labels in range, or an error
     p = y[np.arange(len(y)), t]
     return float(-np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny))) / len(y))
 
