@@ -146,6 +146,11 @@ def test_fit_lr_trains_the_layers_without_their_own_optimizer():
         W0 = nn[0].W.copy()
         compat.ScratchDeepNeuralNetrowkClassifier(nn).fit(X, np.eye(3)[y], n_epoch=1, lr=lr)
         assert np.array_equal(nn[0].W, W0) == (lr == 0.0)
+    # a bad lr is named as fit's argument (it was SGD's, a class the caller never built)
+    clf = compat.ScratchDeepNeuralNetrowkClassifier(nn)
+    for lr, exc in ((-1, ValueError), (None, TypeError), ("0.01", TypeError)):
+        with pytest.raises(exc, match=r"^ScratchDeepNeuralNetrowkClassifier\.fit: lr"):
+            clf.fit(X, y, n_epoch=1, lr=lr)
 
 
 def test_initial_weights_are_the_notebooks():

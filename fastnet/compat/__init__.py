@@ -389,7 +389,7 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
         n_epoch = check.integer(op, "n_epoch", n_epoch, low=1)
         n_batch = check.integer(op, "n_batch", n_batch, low=1)
         verbose = check.flag(op, "verbose", self.verbose)
-        self.optimizer = SGD(lr)
+        self.optimizer = SGD(check.real(op, "lr", lr, low=0))   # an error names fit, not SGD
         return super().fit(X, y, X_val, y_val, epochs=n_epoch, batch_size=n_batch, seed=0,
                            callbacks=[_NotebookEpochLine()] if verbose else None)
 
