@@ -320,6 +320,23 @@ def test_conv_notebook_layers_refuse_mismatched_shapes():
         compat.CNN_mnist_FC(np.ones((3, 1, 3)), np.ones(3), None, 0, 0)
 
 
+
+def test_conv_notebook_layers_check_da_against_the_forward_output(backend):
+    """dA of another shape is named in the caller's shapes (conv1d_backward named them as
+    (N, C, L)); a batch of one for a single sample was taken silently."""
+    one = compat.CNN_FC(np.array([3.0, 5, 7]), np.array([1.0]), None, 1, 0)
+    one.forward(np.array([1.0, 2, 3, 4]))
+    with pytest.raises(ValueError, match=r"CNN_FC.backward: dA has shape \(3,\); expected "
+                                         r"\(2,\)"):
+        one.backward(np.array([10.0, 20, 30]))
+    multi = compat.CNN2dim_FC(np.ones((3, 2, 3)), np.array([1.0, 2, 3]), None, 1, 0)
+    multi.forward(np.array([[1.0, 2, 3, 4], [2, 3, 4, 5]]))
+    for dA in (np.ones((1, 3, 2)), np.ones((2, 3))):
+        with pytest.raises(ValueError, match=r"dA has shape .*; expected \(3, 2\)"):
+            multi.backward(dA)
+    np.testing.assert_array_equal(multi.backward(np.ones((3, 2))), [[3, 6, 6, 3]] * 2)
+
+
 def test_conv_layers_keep_the_notebooks_n_out():
     """The notebook's backward kept the output length as ``self.n_out``; code reading it got an
     AttributeError."""

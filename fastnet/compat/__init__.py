@@ -512,6 +512,12 @@ class CNN_FC(_layers.Layer):
         """``dZ`` (the input's shape); ``LW``, ``LB`` summed over the batch."""
         check.need_forward(self, self.A)
         dA = _layers._cast(dA, self.W.dtype)
+        # Checked here, in the caller's shapes (conv1d_backward would name the (N, C, L) ones)
+        expected = ((self.n_out,) if self.W.ndim == 1
+                    else self.A.shape[:-2] + (self.W.shape[0], self.n_out))
+        if dA.shape != expected:
+            raise ValueError(f"{type(self).__name__}.backward: dA has shape {dA.shape}; expected "
+                             f"{expected}, the shape of the last forward's output")
         dZ, LW, LB = F.conv1d_backward(self._batch(dA, "dA"), self._batch(self.A, "X"),
                                        self._filters(), stride=self.stride,
                                        padding=self.padding)
