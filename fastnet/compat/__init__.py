@@ -384,6 +384,10 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
 
         ``lr`` trains, with plain SGD, the layers that have no optimizer of their own (in the
         notebook it was unused: each layer brings its optimizer).
+
+        Called again, ``fit`` continues from the current weights and optimizer state with fresh
+        logs, as the notebook's did; its epochs see the same batch orders as the first call's
+        (each call's sequence of permutations is seeded with 0).
         """
         op = f"{type(self).__name__}.fit"     # the errors name the notebook's arguments
         n_epoch = check.integer(op, "n_epoch", n_epoch, low=1)
