@@ -151,7 +151,8 @@ def _dtype(owner, dtype):
 
 
 def _float(a):
-    """An array for the column-layout functions: floats keep their dtype, the rest float64."""
+    """An array for the column-layout functions: float32/float64 keep their dtype, the rest
+    (float16 too, which the kernels do not take) float64."""
     a = np.asarray(a)
     return a if a.dtype.type in check.FLOAT_DTYPES else check.cast_real("fastnet.compat",
                                                                         "input", a, np.float64)
@@ -233,7 +234,7 @@ class _LearningRateIgnored:
 class _NotebookActivation:
     """Non-float input (integers, bools, lists of ints) is taken as float64, NumPy's result in
     the notebooks, not as fastnet's default float32 (``Sigmoid().forward(20)``'s gradient was 0
-    in float32); float input keeps its dtype.
+    in float32); float32/float64 input keeps its dtype, float16 becomes float64.
 
     ``forward`` keeps the notebooks' names for what it saw: the input as ``a`` and ``A``, the
     output as ``Z`` and ``out`` (None before the first call, and when an ``FC`` runs the

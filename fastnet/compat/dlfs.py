@@ -25,7 +25,8 @@ __all__ = ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "TwoLayerNet", "cross
 def softmax(x):
     """The book's ``softmax``: over each row of ``x (N, C)``, or over all of a 1-D ``x (C,)``.
 
-    Each row's maximum is subtracted, so it never overflows. Non-float input is taken as float64.
+    Each row's maximum is subtracted, so it never overflows. float32/float64 input keeps its
+    dtype; other input (integers, float16) is taken as float64.
     """
     x = _float(x)
     if x.ndim not in (1, 2):
