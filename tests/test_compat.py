@@ -320,7 +320,6 @@ def test_conv_notebook_layers_refuse_mismatched_shapes():
         compat.CNN_mnist_FC(np.ones((3, 1, 3)), np.ones(3), None, 0, 0)
 
 
-
 def test_conv_notebook_layers_check_da_against_the_forward_output(backend):
     """dA of another shape is named in the caller's shapes (conv1d_backward named them as
     (N, C, L)); a batch of one for a single sample was taken silently."""
