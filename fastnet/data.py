@@ -72,23 +72,25 @@ class MiniBatch:
     """
 
     def __init__(self, X, y, batch_size=20, seed=0, shuffle=True):
-        X, y = check_xy("MiniBatch", X, y)
-        self.batch_size = check.integer("MiniBatch", "batch_size", batch_size, low=1)
+        op = type(self).__name__          # GetMiniBatch's errors say GetMiniBatch
+        X, y = check_xy(op, X, y)
+        self.batch_size = check.integer(op, "batch_size", batch_size, low=1)
         self._X, self._y = X, y
         n = len(X)
-        shuffle = check.flag("MiniBatch", "shuffle", shuffle)
-        self._index = as_generator(seed, "MiniBatch").permutation(n) if shuffle else None
+        shuffle = check.flag(op, "shuffle", shuffle)
+        self._index = as_generator(seed, op).permutation(n) if shuffle else None
         self._stop = -(-n // self.batch_size)        # integer ceiling: exact for any batch_size
 
     def __len__(self):
         return self._stop
 
     def __getitem__(self, item):
-        item = given = check.integer("MiniBatch", "index", item)
+        op = type(self).__name__
+        item = given = check.integer(op, "index", item)
         if item < 0:
             item += self._stop
         if not 0 <= item < self._stop:
-            raise IndexError(f"MiniBatch: batch {given} out of range for {self._stop} batches "
+            raise IndexError(f"{op}: batch {given} out of range for {self._stop} batches "
                              f"(valid: -{self._stop} to {self._stop - 1})")
         p0 = item * self.batch_size
         p1 = p0 + self.batch_size

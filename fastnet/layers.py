@@ -51,15 +51,15 @@ def _layer_dtype(owner, dtype):
     return dt.type
 
 
-def _cast(x, dtype, grad_of=None):
+def _cast(x, dtype, grad_of=None, input_of=None):
     """``x`` as a C-contiguous ndarray of ``dtype``; no copy when it already is one (see
     :func:`fastnet._checks.cast_real` for what may be cast). ``grad_of``: the layer whose
-    ``backward`` received ``x``, for an error that names it (a backward has no model around it
-    to say where it failed)."""
+    ``backward`` received ``x``, ``input_of``: the one whose ``forward`` did, for an error that
+    names it (a layer called by hand has no model around it to say where it failed)."""
     if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous:    # not masked
         return x
     if grad_of is None:
-        return check.cast_real("layer", "input", x, dtype)
+        return check.cast_real(_forward_of(input_of), "input", x, dtype)
     return check.cast_real(f"{type(grad_of).__name__}.backward", "the incoming gradient dout",
                            x, dtype, "the layers after it produced a gradient this layer's "
                            "dtype cannot hold (training diverged?); lower the learning rate, or "
@@ -71,17 +71,22 @@ def _rows(x):
     return x.reshape(len(x), math.prod(x.shape[1:]))
 
 
-def _as_float(x):
-    """Input of a parameter-free layer: float arrays keep their dtype (in native byte order),
-    and so do NumPy float scalars (as 0-d arrays); other real numbers are cast to the default
-    dtype; masked arrays are refused."""
+def _forward_of(layer):
+    """How errors name the forward of ``layer`` (``"layer"`` when none is given)."""
+    return "layer" if layer is None else f"{type(layer).__name__}.forward"
+
+
+def _as_float(x, layer):
+    """Input of a parameter-free ``layer``: float arrays keep their dtype (in native byte
+    order), and so do NumPy float scalars (as 0-d arrays); other real numbers are cast to the
+    default dtype; masked arrays are refused."""
     if isinstance(x, np.floating) and type(x) in check.FLOAT_DTYPES:
         x = np.asarray(x)
     if isinstance(x, np.ndarray) and x.dtype.type in check.FLOAT_DTYPES:
-        check.not_masked("layer", "input", x)
+        check.not_masked(_forward_of(layer), "input", x)
         native = None if x.dtype.isnative else x.dtype.newbyteorder("=")
         return check.kernel_ready(x, native)                          # 0-d stays 0-d
-    return _cast(x, get_default_dtype())
+    return _cast(x, get_default_dtype(), input_of=layer)
 
 
 def check_dout(owner, dout, forward_shape):
@@ -246,7 +251,7 @@ class ReLU(Layer):
     _passes = ("features", "channels")
 
     def forward(self, x):
-        x = _as_float(x)
+        x = _as_float(x, self)
         y = F.relu(x)
         self._x = x                     # only once the call succeeded (see Layer)
         return y
@@ -262,7 +267,7 @@ class _FromOutput(Layer):
     _passes = ("features", "channels")
 
     def forward(self, x):
-        self._y = self._forward(_as_float(x))
+        self._y = self._forward(_as_float(x, self))
         return self._y
 
     def backward(self, dout):
@@ -305,7 +310,7 @@ class Softmax(Layer):
     fused_name = "softmax"       # a model's loss may take its place (see fusable_softmax)
 
     def forward(self, x):
-        self._y = F.softmax(_as_float(x))
+        self._y = F.softmax(_as_float(x, self))
         return self._y
 
     def backward(self, dout):
@@ -524,7 +529,7 @@ class FC(_FusedActivation):
         ``dense`` is :func:`fastnet.functional.dense` (checked), or the backend's
         ``dense_forward`` in ``fit``'s steps that follow a checked one (``fastnet._dense_chain``).
         """
-        X = _cast(X, self.dtype)
+        X = _cast(X, self.dtype, input_of=self)
         shape = X.shape
         if X.ndim > 2:
             X = _rows(X)
@@ -654,7 +659,7 @@ class Conv1d(_FusedActivation):
         self.x = None
 
     def forward(self, x):
-        x = _cast(x, self.dtype)
+        x = _cast(x, self.dtype, input_of=self)
         if x.ndim != 3:
             raise ValueError(f"{self!r}: input must be (N, C_in, L); got shape {x.shape} (a "
                              f"batch of single-channel sequences (N, L) is x[:, None, :])")
@@ -704,7 +709,7 @@ class Conv1d(_FusedActivation):
 
 
 def _pool_input(layer, x):
-    x = _as_float(x)
+    x = _as_float(x, layer)
     if x.ndim != 3:
         raise ValueError(f"{layer!r}: input must be (N, C, L); got shape {x.shape}")
     return x
@@ -783,7 +788,7 @@ class Flatten(Layer):
     """``(N, d1, d2, ...)`` to ``(N, d1*d2*...)``; ``backward`` restores the shape."""
 
     def forward(self, x):
-        x = _as_float(x)
+        x = _as_float(x, self)
         if x.ndim == 0:
             raise ValueError(f"{self!r}: input must be (N, ...); got a scalar")
         self._shape, self._dtype = x.shape, x.dtype
@@ -805,7 +810,7 @@ class Transpose(Layer):
     """
 
     def forward(self, x):
-        x = _as_float(x)
+        x = _as_float(x, self)
         if x.ndim < 3:
             raise ValueError(f"{self!r}: input must be (N, A, B); got shape {x.shape}")
         y = np.ascontiguousarray(x.swapaxes(-1, -2))
@@ -864,7 +869,7 @@ class Dropout(Layer):
         self._p = value
 
     def forward(self, x):
-        x = _as_float(x)
+        x = _as_float(x, self)
         self._forward_ran, self._shape, self._dtype = True, x.shape, x.dtype
         if not self.training or self.p == 0:
             self._mask = None

@@ -970,3 +970,26 @@ def test_the_notebooks_activations_run_inside_the_fc_kernel(make, name):
     stricter rule for activation subclasses once ran them as separate layers, slower)."""
     fc = compat.FC(4, 3, compat.HeInitializer(), compat.AdaGrad(0.01), make())
     assert fc._fused == name and fc._act_layer is None
+
+
+def test_errors_name_the_class_the_user_called():
+    """Errors named classes the user never built: ``CNN_FC`` for ``CNN2dim_FC`` and
+    ``CNN_mnist_FC`` (one class served all three names), ``MiniBatch`` for ``GetMiniBatch``
+    and ``layer`` for a forward's input."""
+    with pytest.raises(ValueError, match=r"^CNN2dim_FC: X has shape \(4,\)"):
+        compat.CNN2dim_FC(np.ones((3, 2, 3)), np.ones(3), None, 1, 0).forward(np.ones(4))
+    with pytest.raises(ValueError, match=r"^CNN_mnist_FC: X has shape \(4,\)"):
+        compat.CNN_mnist_FC(np.ones((3, 2, 3)), np.ones(3), None, 1, 0).forward(np.ones(4))
+    with pytest.raises(ValueError, match=r"^GetMiniBatch: batch_size=0"):
+        compat.GetMiniBatch(np.ones((4, 2)), np.ones(4), batch_size=0)
+    with pytest.raises(IndexError, match=r"^GetMiniBatch: batch 5 out of range"):
+        compat.GetMiniBatch(np.ones((4, 2)), np.ones(4), batch_size=2)[5]
+    fc = compat.FC(4, 3, compat.SimpleInitializer(0.01), compat.SGD(0.1))
+    with pytest.raises(TypeError, match=r"^FC\.forward: input has dtype complex128"):
+        fc.forward(np.ones((2, 4), complex))
+    with pytest.raises(TypeError, match=r"^Affine\.forward: input has dtype complex128"):
+        compat.Affine(np.ones((2, 3)), np.ones(3)).forward(np.ones((1, 2), complex))
+    with pytest.raises(TypeError, match=r"^CNN_FC\.backward: the incoming gradient dout"):
+        conv = compat.CNN_FC(np.array([3.0, 5, 7]), np.array([1.0]), None, 1, 0)
+        conv.forward(np.array([1.0, 2, 3, 4]))
+        conv.backward(np.ones(2, complex))

@@ -493,3 +493,16 @@ def test_weights_larger_than_the_memory_available_now_are_refused(monkeypatch):
                                           r"of memory available now$"):
         FC(8192, 4096)
     assert FC(64, 32).W.shape == (64, 32)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: FC(4, 3), (2, 4)), (lambda: Conv1d(2, 3, 3), (1, 2, 5)), (ReLU, (2, 4)),
+    (Sigmoid, (2, 4)), (Softmax, (2, 4)), (Flatten, (2, 4)), (Dropout, (2, 4)),
+    (lambda: MaxPool1d(2), (1, 2, 4)), (lambda: AvgPool1d(2), (1, 2, 4))])
+def test_an_input_that_cannot_be_cast_names_the_layer(layer, shape):
+    """A layer called by hand has no model around it to say where it failed; its errors said
+    ``layer: input has dtype complex128``, naming no layer."""
+    layer = layer()
+    with pytest.raises(TypeError, match=rf"^{type(layer).__name__}\.forward: input has dtype "
+                                        rf"complex128"):
+        layer.forward(np.ones(shape, complex))

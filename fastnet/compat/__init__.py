@@ -508,7 +508,7 @@ class CNN_FC(_layers.Layer):
 
     def forward(self, X):
         """The convolution of ``X`` (see the class docstring for the shapes)."""
-        self.A = _layers._cast(X, self.W.dtype)
+        self.A = _layers._cast(X, self.W.dtype, input_of=self)
         y = F.conv1d(self._batch(self.A, "X"), self._filters(), self.B, stride=self.stride,
                      padding=self.padding)
         return y.reshape(y.shape[2:] if self.W.ndim == 1 else self.A.shape[:-2] + y.shape[1:])
@@ -516,7 +516,7 @@ class CNN_FC(_layers.Layer):
     def backward(self, dA):
         """``dZ`` (the input's shape); ``LW``, ``LB`` summed over the batch."""
         check.need_forward(self, self.A)
-        dA = _layers._cast(dA, self.W.dtype)
+        dA = _layers._cast(dA, self.W.dtype, self)
         # Checked here, in the caller's shapes (conv1d_backward would name the (N, C, L) ones)
         expected = ((self.n_out,) if self.W.ndim == 1
                     else self.A.shape[:-2] + (self.W.shape[0], self.n_out))
@@ -532,8 +532,14 @@ class CNN_FC(_layers.Layer):
         return self.dZ
 
 
-#: The notebook's names for the one-sample and the batch version (one class serves all three).
-CNN2dim_FC = CNN_mnist_FC = CNN_FC
+class CNN2dim_FC(CNN_FC):
+    """The notebook's name for the one-sample version, ``x (C_in, L)``: :class:`CNN_FC`, whose
+    errors then say ``CNN2dim_FC``."""
+
+
+class CNN_mnist_FC(CNN_FC):
+    """The notebook's name for the batch version, ``x (N, C_in, L)``: :class:`CNN_FC`, whose
+    errors then say ``CNN_mnist_FC``."""
 
 
 # --- "Deep Learning from Scratch" ----------------------------------------------------------------
@@ -565,7 +571,7 @@ class Affine(_layers.WeightsAndBias):
         self.x = self.original_x_shape = self.dW = self.db = None
 
     def forward(self, x):
-        x = _layers._cast(x, self.W.dtype)
+        x = _layers._cast(x, self.W.dtype, input_of=self)
         rows = x.reshape(len(x), math.prod(x.shape[1:])) if x.ndim > 2 else x
         out = F.dense(rows, self.W, self.b)
         self.x, self.original_x_shape = rows, x.shape     # once the call succeeded
@@ -573,7 +579,8 @@ class Affine(_layers.WeightsAndBias):
 
     def backward(self, dout):
         check.need_forward(self, self.x)
-        dx, self.dW, self.db = F.dense_backward(_layers._cast(dout, self.W.dtype), self.x, self.W)
+        dout = _layers._cast(dout, self.W.dtype, self)
+        dx, self.dW, self.db = F.dense_backward(dout, self.x, self.W)
         return dx.reshape(self.original_x_shape)
 
 
@@ -784,7 +791,7 @@ class Linear(_layers.Layer):
         return {"W": self.dW, "b": self.db}
 
     def forward(self, x):
-        self.inputs = _layers._cast(x, self.dtype)
+        self.inputs = _layers._cast(x, self.dtype, input_of=self)
         self.output = F.dense(self.inputs, self.weights, self.b)
         return self.output
 
@@ -796,7 +803,7 @@ class Linear(_layers.Layer):
         ``grads``) for an optimizer, e.g. a fastnet model's ``fit``."""
         check.need_forward(self, self.inputs)
         input_error, self.dW, self.db = F.dense_backward(
-            _layers._cast(output_error, self.dtype), self.inputs, self.weights)
+            _layers._cast(output_error, self.dtype, self), self.inputs, self.weights)
         if learning_rate is not None:
             F.sgd_update_(self.weights, self.dW, learning_rate)
             F.sgd_update_(self.b, self.db, learning_rate)
