@@ -63,14 +63,19 @@ MAX_ROWS = 512
 #: 1.04-1.35x; 512 x 2048 -> 1024 float64, 28 MB, 1.21-1.40x).
 MAX_BYTES = 32 << 20
 #: Largest product (multiply-adds) where NumPy's BLAS runs AVX-512 kernels of its own. All the
-#: figures above are against OpenBLAS's AVX2 ("Haswell") kernels, which this machine's
-#: environment forces (``OPENBLAS_CORETYPE=Haswell``). Its AVX-512 ("SkylakeX") kernels run
+#: figures above are against OpenBLAS's AVX2 ("Haswell") kernels, which the environment of the
+#: AMD EPYC they were measured on forced (``OPENBLAS_CORETYPE=Haswell``). Its AVX-512 ("SkylakeX") kernels run
 #: 505 against 268 GFLOP/s at 1024^3 float32, and overtake the micro-kernel on big products:
 #: forward+backward, two threads, BLAS time over micro-kernel time: 1.66-1.71 at 20 x 784 -> 400,
 #: 1.28-1.29 at 128 x 784 -> 400, 1.03-1.07 at 512 x 784 -> 400 (161 M), then 0.63-0.99 from
 #: 268 M (128 x 2048 -> 1024, 256 x 1024 -> 1024, 512 x 1024 -> 512) and 0.76 at 512 x 2048 ->
-#: 1024.
-MAX_MACS_BESIDE_AVX512_BLAS = 200_000_000
+#: 1024. float64 gives way sooner: on an Intel Xeon (Emerald Rapids, OpenBLAS's own SkylakeX
+#: kernels), BLAS time over micro-kernel time, forward+backward with ReLU, two threads, medians
+#: of 9: 1.24 at 20 x 784 -> 400 (6 M), 1.30 at 128 x 400 -> 200 (10 M), 1.02-1.07 at 20 M,
+#: then 0.91 at 128 x 784 -> 400 (40 M), 0.88 at 128 x 1024 -> 512, 0.97 at 256 x 784 -> 400;
+#: float32 stayed 1.01-1.62 on the same shapes, up to 80 M.
+MAX_MACS_BESIDE_AVX512_BLAS = {np.dtype(np.float32): 200_000_000,
+                               np.dtype(np.float64): 32_000_000}
 
 
 def _blas_runs_avx512():
@@ -92,7 +97,7 @@ def _blas_runs_avx512():
 
 
 AVAILABLE = VECTOR_BYTES == 64 and not config.DISABLE_JIT
-#: Largest product for the micro-kernel on this host (see ``MAX_MACS_BESIDE_AVX512_BLAS``).
+#: Largest product per dtype for the micro-kernel on this host (``MAX_MACS_BESIDE_AVX512_BLAS``).
 MAX_MACS = MAX_MACS_BESIDE_AVX512_BLAS if AVAILABLE and _blas_runs_avx512() else None
 
 _outer = outer_kernel(MR, NV, masked=True)
@@ -211,9 +216,10 @@ def _times_by_transpose_slot(i, parts, args_p, work_p):
 
 def pays(N, K, M, dtype):
     """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel."""
+    dtype = np.dtype(dtype)
     return (AVAILABLE and N * K * M >= MIN_MACS and N <= MAX_ROWS
-            and (MAX_MACS is None or N * K * M <= MAX_MACS)
-            and (N * K + K * M + N * M) * np.dtype(dtype).itemsize <= MAX_BYTES)
+            and (MAX_MACS is None or N * K * M <= MAX_MACS[dtype])
+            and (N * K + K * M + N * M) * dtype.itemsize <= MAX_BYTES)
 
 
 #: The work "buffer" of the slots that use none: its dtype selects theirs. Never written, so
