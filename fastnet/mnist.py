@@ -418,9 +418,14 @@ def _download(spec, folder, mirrors, dead, failures):
         if mirror in dead:
             continue
         url = mirror + name
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        except OSError as exc:      # a read-only cache folder: no mirror can help
+            raise FileNotFoundError(
+                f"MNIST not found and the cache directory {folder} cannot be written to "
+                f"({exc.strerror}).\n" + _how_to_provide()) from exc
         print(f"fastnet: downloading {url} ({spec.gz_size / 1e6:.1f} MB) into {folder}",
               file=sys.stderr)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
         try:
             h = hashlib.sha256()
             size = 0

@@ -641,6 +641,23 @@ def test_unreadable_cache_location_is_reported(tmp_path, monkeypatch):
         mnist.load_mnist()
 
 
+def test_read_only_cache_folder_is_reported_before_any_download(monkeypatch, tiny_mnist):
+    # The folder exists but files cannot be created in it (a cache owned by another user);
+    # the error named a temporary ".part" file, not the folder.
+    cache_dir().mkdir(parents=True)
+    web = FakeWeb({})
+    monkeypatch.setattr(urllib.request, "urlopen", web)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(cache_dir() / ".x.part"))
+
+    monkeypatch.setattr(mnist.tempfile, "mkstemp", read_only)
+    with pytest.raises(FileNotFoundError, match="cannot be written to") as info:
+        mnist.load_mnist()
+    assert str(cache_dir()) in str(info.value) and ".part" not in str(info.value)
+    assert web.calls == []
+
+
 # ----------------------------------------------------------------------------- parsed-array cache
 
 def parsed_files():
