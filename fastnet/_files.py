@@ -15,7 +15,8 @@ def atomic_write(path, write, mode="wb"):
     file. The file gets the permissions a plain ``open`` would give: an existing file's own,
     else the umask's. A symbolic link is written through: its target is replaced, the link
     stays. A device, FIFO or socket is refused (``ValueError``): the rename would replace it
-    with a plain file (``--save /dev/null`` run as root would replace ``/dev/null``)."""
+    with a plain file (``--save /dev/null`` run as root would replace ``/dev/null``), and so
+    is a name that ends in ``/``, ``.`` or ``..``."""
     path = _through_links(path)
     folder = os.path.dirname(os.path.abspath(path))
     # Else mkstemp's or the rename's error would name the temporary file.
@@ -24,6 +25,8 @@ def atomic_write(path, write, mode="wb"):
         raise kind(f"cannot write {path}: {_not_a_folder(folder)}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    if _names_a_folder(path):      # else the rename's error: "Not a directory", "No such file"
+        raise ValueError(f"cannot write {path}: names a folder, not a file; give a file name")
     special = _special_file(path)
     if special:
         raise ValueError(f"cannot write {path}: {special}")
@@ -54,6 +57,13 @@ def atomic_write(path, write, mode="wb"):
         if isinstance(err, OSError) and err.errno is not None:
             raise _naming(err, path) from err  # a full disk: name path, not the temporary file
         raise
+
+
+def _names_a_folder(path):
+    """Whether ``path`` ends in a separator, ``.`` or ``..``: abspath drops those, so the
+    folder checks would pass on the parent."""
+    name = os.fsdecode(path)
+    return name.endswith(("/", os.sep)) or os.path.basename(name) in (".", "..")
 
 
 def _through_links(path):
@@ -134,9 +144,7 @@ def check_writable(option, path):
     folder = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(path):
         raise ValueError(f"{option} {path}: is a directory; give a file name")
-    name = os.fsdecode(path)
-    # abspath drops a trailing "/" or "/.": the probe below would then pass on the parent
-    if name.endswith(("/", os.sep)) or os.path.basename(name) in (".", ".."):
+    if _names_a_folder(path):
         raise ValueError(f"{option} {path}: names a folder, not a file; give a file name")
     special = _special_file(path)
     if special:

@@ -2,6 +2,7 @@
 import inspect
 import json
 import os
+import re
 import stat
 import warnings
 import zipfile
@@ -1279,6 +1280,16 @@ def test_saving_onto_a_folder_names_the_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a folder"):
         mlp().save(tmp_path)
     assert os.listdir(tmp_path) == []                # no temporary file left behind
+
+
+@pytest.mark.parametrize("name", ["new/", "new/.", "m.npz/", "m.npz/.."])
+def test_saving_to_a_name_that_ends_like_a_folder_says_so(tmp_path, name):
+    """The rename's own error said "Not a directory" or "No such file or directory"."""
+    (tmp_path / "m.npz").write_bytes(b"old")
+    path = f"{tmp_path}/{name}"
+    with pytest.raises(ValueError, match=f"cannot write {re.escape(path)}: names a folder"):
+        mlp().save(path)
+    assert os.listdir(tmp_path) == ["m.npz"]         # no temporary file left behind
 
 
 @pytest.mark.parametrize("seed", [0, None, "mt19937"])
