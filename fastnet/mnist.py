@@ -130,8 +130,10 @@ def read_idx(path):
     ValueError
         The magic number or type byte is wrong, the header is cut short, the payload is shorter or
         longer than the header announces, or the gzip stream is truncated or corrupt; or the
-        path is a FIFO, device or socket. The message names the file and gives the expected and
-        actual values.
+        path is a FIFO, device or socket, empty or holds a NUL character. The message names the
+        file and gives the expected and actual values.
+    TypeError
+        ``path`` is not a str, bytes or os.PathLike.
     OSError
         The file cannot be opened.
 
@@ -140,7 +142,13 @@ def read_idx(path):
     ``(d1, ..., dnd)`` as given in the header: ``(N, rows, cols)`` for MNIST images, ``(N,)`` for
     labels.
     """
-    path = Path(os.fsdecode(path))
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"read_idx: path must be a file name (str, bytes or os.PathLike); got "
+                        f"{type(path).__name__}")
+    name = os.fsdecode(path)
+    if not name or "\0" in name:   # Path("") is the current folder; NUL: "embedded null byte"
+        raise ValueError(f"read_idx: path={name!r} names no file; give an IDX file's path")
+    path = Path(name)
     kind = special_kind(path)
     if kind:                    # opening a FIFO or a terminal waits for a writer: a hang
         raise ValueError(f"read_idx: {path}: it is {kind}; give a regular IDX file")

@@ -215,6 +215,19 @@ def test_read_idx_refuses_a_fifo_instead_of_waiting_for_a_writer(tmp_path):
     assert len(errors) == 1 and "train-images-idx3-ubyte: it is a FIFO" in errors[0]
 
 
+@pytest.mark.parametrize("path, error, words", [
+    (3, TypeError, "read_idx: path must be a file name .* got int"),
+    ("", ValueError, "read_idx: path='' names no file"),
+    ("a\0b", ValueError, r"read_idx: path='a\\x00b' names no file"),
+    (b"a\0b", ValueError, r"read_idx: path='a\\x00b' names no file"),
+])
+def test_read_idx_names_a_path_that_is_no_file_name(path, error, words):
+    """They raised Python's own errors ("Is a directory: '.'", "embedded null byte"), which
+    named neither read_idx nor its argument."""
+    with pytest.raises(error, match=words):
+        mnist.read_idx(path)
+
+
 def test_read_idx_zero_beside_huge_dimensions_names_the_header(tmp_path):
     """No bytes expected, none found, then NumPy's bare "array is too big"."""
     path = tmp_path / "images"
