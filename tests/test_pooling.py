@@ -250,11 +250,12 @@ def test_window_two_stride_two_over_many_blocks(backend, dtype, shape):
                                   naive.maxpool1d_backward(dout, want_idx, shape[-1]))
 
 
-@pytest.mark.parametrize("where", ["random", "last"])
+@pytest.mark.parametrize("where", ["random", "last", "one_before", "two_after"])
 def test_backward_takes_any_indices(backend, dtype, where):
     """max_pool1d_backward accepts any in-range indices, not only a k=2, s=2 pooling's: with
     ``length == 2*L_out`` the Numba backend first tries the pattern of such a pooling and must
-    fall back to the general scatter when one index breaks it (repeats accumulate)."""
+    fall back to the general scatter when one index breaks it (repeats accumulate), also when
+    the index is just outside its window (offsets -1 and 2 beside the pattern's 0 and 1)."""
     rng = np.random.default_rng(7)
     N, C, L_out = 4, 60, 14
     dout = rng.standard_normal((N, C, L_out)).astype(dtype)
@@ -262,7 +263,10 @@ def test_backward_takes_any_indices(backend, dtype, where):
         idx = rng.integers(0, 2 * L_out, (N, C, L_out))
     else:
         idx = np.broadcast_to(2 * np.arange(L_out), (N, C, L_out)).copy()
-        idx[-1, -1, -1] = 0                          # only the very last index breaks the pattern
+        # only one index breaks the pattern
+        at, value = {"last": ((-1, -1, -1), 0), "one_before": ((2, 30, 5), 9),
+                     "two_after": ((1, 7, 5), 12)}[where]
+        idx[at] = value
     np.testing.assert_allclose(F.max_pool1d_backward(dout, idx, 2 * L_out),
                                naive.maxpool1d_backward(dout, idx, 2 * L_out), rtol=1e-6)
 

@@ -67,7 +67,10 @@ def _maxpool2_forward(x, y, argmax):
     elements, too short for a per-row loop to vectorise (measured 0.07 ms -> 0.02 ms at
     (128, 32, 28)). Same semantics as :func:`_maxpool_forward`.
 
-    Every row has the same index pattern ``2*l``; one block's worth of it is computed once."""
+    Every row has the same index pattern ``2*l``; one block's worth of it is computed once. The
+    maxima and the indices are two passes over the block: in one loop, LLVM wrote each select
+    as two masked stores and two masked loads of the pattern (float32 (128, 32, 28) on an
+    AVX-512 Xeon: 41 us in one loop, 26 us in two; float64 65 -> 47 us)."""
     pattern = _pattern(y.shape[1])
     block = pattern.size
     xf = x.reshape(-1)
@@ -81,9 +84,11 @@ def _maxpool2_forward(x, y, argmax):
         for i in range(ys.size):
             a = xs[2 * i]
             b = xs[2 * i + 1]
-            take = (b > a) | (b != b)          # ties keep `a`; a NaN `b` wins (the last NaN)
-            ys[i] = b if take else a
-            as_[i] = pattern[i] + 1 if take else pattern[i]
+            ys[i] = b if (b > a) | (b != b) else a     # ties keep `a`; a NaN `b` wins (last NaN)
+        for i in range(ys.size):
+            a = xs[2 * i]
+            b = xs[2 * i + 1]
+            as_[i] = pattern[i] + ((b > a) | (b != b))
 
 
 @jit
@@ -107,14 +112,18 @@ def _maxpool2_backward(dout, argmax, dx):
     ``2*l`` or ``2*l + 1`` (windows of 2, stride 2), each input position receives exactly one
     value, ``dout`` or 0. The test runs in the same pass and is returned: should any index break
     the pattern (indices not from such a pooling), the caller redoes all of ``dx`` with the
-    general scatter (called from Python, so that the common case never compiles it)."""
+    general scatter (called from Python, so that the common case never compiles it).
+
+    The test ORs together the offsets' bits above the lowest (zero while every offset is 0 or 1):
+    an integer reduction, which kept the loop vectorised as a boolean one did not (float32
+    (128, 32, 28) on an AVX-512 Xeon: 43 -> 27 us; float64 49 -> 37 us)."""
     pattern = _pattern(dout.shape[1])
     block = pattern.size
     df = dout.reshape(-1)
     af = argmax.reshape(-1)
     dxf = dx.reshape(-1)
     zero = dx.dtype.type(0)
-    ok = True
+    stray = np.int64(0)
     n = df.size
     for start in range(0, n, block):
         ds = df[start:start + block]
@@ -122,11 +131,11 @@ def _maxpool2_backward(dout, argmax, dx):
         dxs = dxf[2 * start:2 * min(start + block, n)]
         for i in range(ds.size):
             t = as_[i] - pattern[i]
-            ok &= (t == 0) | (t == 1)
+            stray |= t & ~np.int64(1)
             g = ds[i]
-            dxs[2 * i] = g if t == 0 else zero
-            dxs[2 * i + 1] = g if t == 1 else zero
-    return ok
+            dxs[2 * i] = zero if t != 0 else g
+            dxs[2 * i + 1] = g if t != 0 else zero
+    return stray == 0
 
 
 @jit
