@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from . import backend
-from ._files import check_writable
+from ._files import atomic_write, check_writable
 
 DEFAULT_MODEL = "cnn"
 
@@ -158,7 +158,9 @@ class _SaveEachEpoch:
 
 def plot_history(history, path, title):
     """Loss and accuracy per epoch, train and validation, side by side, written to ``path``
-    in the format its suffix names (one of :data:`PLOT_FORMATS`)."""
+    in the format its suffix names (one of :data:`PLOT_FORMATS`). Written atomically, as the
+    model is: a Ctrl-C or a full disk while matplotlib writes leaves the previous image (or
+    none), not half of one."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -176,8 +178,11 @@ def plot_history(history, path, title):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fmt = os.path.splitext(path)[1][1:].lower()   # a file object carries no name to go by
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format=fmt))
+    finally:
+        plt.close(fig)
 
 
 def _load_data(args, recipe, dtype):

@@ -104,6 +104,28 @@ def test_bad_arguments_exit_2_with_argparse_message(argv, words, capsys):
         assert word in err
 
 
+def test_an_interrupted_plot_leaves_the_previous_image(tmp_path, monkeypatch):
+    """The learning curves are written atomically: an interruption while matplotlib writes
+    keeps the old image whole and leaves no temporary file."""
+    matplotlib = pytest.importorskip("matplotlib")
+    from fastnet.train import plot_history
+    path = tmp_path / "curves.png"
+    path.write_bytes(b"the previous image")
+
+    def interrupted(self, fname, **kwargs):
+        if isinstance(fname, (str, os.PathLike)):
+            fname = open(fname, "wb")
+        fname.write(b"half an image")
+        fname.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plot_history({"loss": [1.0, 0.5], "acc": [0.5, 0.9]}, str(path), "title")
+    assert path.read_bytes() == b"the previous image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
+
+
 def test_default_plot_is_written_in_the_working_folder(tiny_mnist, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),
