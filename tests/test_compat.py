@@ -513,6 +513,30 @@ def test_affine_relu_softmax_with_loss():
         compat.Affine(W.ravel(), b)
 
 
+def test_softmax_with_loss_takes_one_sample(backend, dtype):
+    """As the book's softmax and cross_entropy_error do, SoftmaxWithLoss takes one sample
+    ``x (C,)`` with its one-hot row or its label: the loss of a batch of one, ``y`` and the
+    gradient ``(C,)``, the gradient not divided by the number of classes (the book's is)."""
+    x = np.array([0.3, 2.9, 4.0], dtype)
+    p = np.exp(x.astype(np.float64) - 4.0)
+    p /= p.sum()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for t in (np.array([0, 0, 1]), 2, [2], np.array([0.0, 0.0, 1.0], dtype)):
+        swl = compat.SoftmaxWithLoss()
+        assert swl.forward(x, t) == pytest.approx(-np.log(p[2]), rel=tol)
+        assert swl.y.shape == (3,)
+        np.testing.assert_allclose(swl.y, p, rtol=tol)
+        dx = swl.backward(2.0)
+        assert dx.shape == (3,) and dx.dtype == dtype
+        np.testing.assert_allclose(dx, 2.0 * (p - [0, 0, 1]), rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match=r"SoftmaxWithLoss.forward: x of shape \(3,\) is one "
+                                         r"sample; t must be its one-hot row \(3,\) or its "
+                                         r"label, got shape \(2,\)"):
+        compat.SoftmaxWithLoss().forward(x, [0, 1])
+    with pytest.raises(ValueError, match="label 3 out of range for 3 classes"):
+        compat.SoftmaxWithLoss().forward(x, 3)
+
+
 # --- column layout -------------------------------------------------------------------------------
 
 def test_column_layout_functions():

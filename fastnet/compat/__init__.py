@@ -590,20 +590,40 @@ class SoftmaxWithLoss:
 
     Attributes ``loss``, ``y`` (the probabilities) and ``t`` as in the book; no ``1e-7`` is added
     inside the log (the loss is computed from the logits and is never ``log(0)``).
+
+    One sample ``x (C,)`` is taken as a batch of one, as the book's ``softmax`` and
+    ``cross_entropy_error`` take it, with ``t`` its one-hot row ``(C,)`` or its label: ``y`` and
+    the gradient are then ``(C,)`` too, and the gradient is ``dout * (y - t)`` (the book's
+    ``backward`` divides a one-sample gradient by ``t.shape[0]``, the number of classes).
     """
 
     def __init__(self):
         self.loss = self.y = self.t = None
         self._loss = SoftmaxCrossEntropy()
+        self._one_sample = False
 
     def forward(self, x, t):
         x = _float(x)
-        self.loss = self._loss.forward(x, t)
+        one_sample = x.ndim == 1
+        labels = t
+        if one_sample:                    # as cross_entropy_error: a one-hot row, or a label
+            labels = np.asarray(t)
+            if labels.size not in (1, x.size):
+                raise ValueError(f"SoftmaxWithLoss.forward: x of shape {x.shape} is one sample; "
+                                 f"t must be its one-hot row {x.shape} or its label, got shape "
+                                 f"{labels.shape}")
+            labels = labels.reshape(1, -1) if labels.size == x.size else labels.reshape(-1)
+            x = x.reshape(1, -1)
+        self.loss = self._loss.forward(x, labels)
+        self._one_sample = one_sample
         self.y, self.t = self._loss.probs, t
+        if one_sample:
+            self.y = self.y.reshape(-1)
         return self.loss
 
     def backward(self, dout=1):
-        return self._loss.backward(dout)
+        dx = self._loss.backward(dout)
+        return dx.reshape(-1) if self._one_sample else dx
 
 
 class TwoLayerNet:
