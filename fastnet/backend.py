@@ -21,19 +21,23 @@ sleeping worker costs ~20 us on this VM, a few times per training step; a spinni
 core from whatever runs next. Which costs more depends on where the products run
 (``kernels._host.has_avx512``):
 
-* ``10000`` (~0.1 ms of spinning, by libgomp's own estimate) on AVX-512 hosts, where the dense
-  and conv products are Numba kernels: a training step is then a chain of parallel regions with
-  short Python gaps, and the worker stays awake across them. Measured against ``1000``
-  (per-step medians, one process per round, rounds interleaved): MLP at batch 20 float64 0.60
-  -> 0.53 ms, at batch 128 float32 0.89 -> 0.80 ms, the MNIST CNN 1.77 -> 1.69 ms (with its
-  branches in order, see ``kernels.numba_backend.scheduling``).
+* ``30000`` (~0.25 ms of spinning: measured, a worker burns 0.25 ms of CPU after a parallel
+  kernel here) on AVX-512 hosts, where the dense and conv products are Numba kernels: a training
+  step is then a chain of parallel regions with short gaps, and the worker stays awake across
+  them. Measured against ``1000`` (per-step medians, one process per round, rounds
+  interleaved): MLP at batch 20 float64 0.60 -> 0.53 ms, at batch 128 float32 0.89 -> 0.80 ms,
+  the MNIST CNN 1.77 -> 1.69 ms, all at ``10000`` (with the CNN's branches in order, see
+  ``kernels.numba_backend.scheduling``). The CNN's gaps are longer (its serial pooling and
+  transposes, ~30-40 us each): on an Intel Xeon (Emerald Rapids), six rounds each, its step
+  took 3.57-3.67 ms at ``10000``, 3.39-3.46 ms at ``30000`` and 3.33-3.45 ms at ``100000``
+  (0.8 ms of spinning); both MLPs were unchanged within noise (three rounds each).
 * ``1000`` (a few microseconds) elsewhere, where the products are BLAS GEMMs whose threads the
   spinning worker would starve. Measured: a 4 us parallel kernel then a 0.23 ms two-thread GEMM
   took 0.26 ms at ``1000``, 0.40 ms at ``10000`` and 0.67 ms at libgomp's default (300000);
   100 MLP training steps took 1080 ms instead of 146 ms once torch had run an op in the same
   process (its own pool, spinning at the default).
 
-So on AVX-512 hosts your own BLAS work right after a fastnet call can lose up to ~0.15 ms to the
+So on AVX-512 hosts your own BLAS work right after a fastnet call can lose up to ~0.25 ms to the
 spinning worker; export ``GOMP_SPINCOUNT=1000`` if that matters more to you. libgomp reads the
 variable when it is loaded, so it must be set before numba's parallel layer or torch starts
 (import fastnet first, or export the variable yourself). Where a GNU OpenMP runtime is already
@@ -65,7 +69,7 @@ from .kernels._host import has_avx512
 
 _GOMP_SPINCOUNT_IS_OURS = not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ)
 if _GOMP_SPINCOUNT_IS_OURS:
-    os.environ["GOMP_SPINCOUNT"] = "10000" if has_avx512() else "1000"
+    os.environ["GOMP_SPINCOUNT"] = "30000" if has_avx512() else "1000"
 _NUMPY_CAME_FIRST = "numpy" in sys.modules
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 

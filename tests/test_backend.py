@@ -175,7 +175,7 @@ def test_import_bounds_thread_spinning_but_keeps_user_settings():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     from fastnet.kernels._host import has_avx512
-    assert out == ["10000" if has_avx512() else "1000", "4"]
+    assert out == ["30000" if has_avx512() else "1000", "4"]
     env.update(GOMP_SPINCOUNT="5", OPENBLAS_THREAD_TIMEOUT="20")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()

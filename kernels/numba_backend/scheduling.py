@@ -23,7 +23,7 @@ A/B, three processes: 2.30 -> 2.26, 2.24 -> 2.21, 2.28 -> 2.23 ms).
 
 Only where OpenMP's idle workers sleep at once (``GOMP_SPINCOUNT`` at most 1000, or
 ``OMP_WAIT_POLICY=passive``; fastnet's default on hosts without AVX-512, see ``fastnet.backend``).
-Where they spin between kernels (the AVX-512 default, 10000), a worker spinning after the
+Where they spin between kernels (the AVX-512 default, 30000), a worker spinning after the
 previous kernel takes the core the other branch's thread needs, and the branches run faster in
 order, each kernel on both threads: the MNIST CNN's training step (per-step medians of
 interleaved rounds, one process each) took 1.69 ms in order and 1.77 ms side by side at 1000
