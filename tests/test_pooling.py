@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import fastnet
 import fastnet.functional as F
 from conftest import assert_raises_naming
 import gradcheck
@@ -250,25 +251,48 @@ def test_window_two_stride_two_over_many_blocks(backend, dtype, shape):
                                   naive.maxpool1d_backward(dout, want_idx, shape[-1]))
 
 
-@pytest.mark.parametrize("where", ["random", "last", "one_before", "two_after"])
-def test_backward_takes_any_indices(backend, dtype, where):
+@pytest.mark.parametrize("N", [4, 40])            # 40: big enough to split over two threads
+@pytest.mark.parametrize("where", ["random", "first", "last", "one_before", "two_after"])
+def test_backward_takes_any_indices(backend, dtype, where, N):
     """max_pool1d_backward accepts any in-range indices, not only a k=2, s=2 pooling's: with
     ``length == 2*L_out`` the Numba backend first tries the pattern of such a pooling and must
     fall back to the general scatter when one index breaks it (repeats accumulate), also when
-    the index is just outside its window (offsets -1 and 2 beside the pattern's 0 and 1)."""
+    the index is just outside its window (offsets -1 and 2 beside the pattern's 0 and 1), and
+    when it is in either thread's part of the batch."""
     rng = np.random.default_rng(7)
-    N, C, L_out = 4, 60, 14
+    C, L_out = 60, 14
     dout = rng.standard_normal((N, C, L_out)).astype(dtype)
     if where == "random":
         idx = rng.integers(0, 2 * L_out, (N, C, L_out))
     else:
         idx = np.broadcast_to(2 * np.arange(L_out), (N, C, L_out)).copy()
         # only one index breaks the pattern
-        at, value = {"last": ((-1, -1, -1), 0), "one_before": ((2, 30, 5), 9),
-                     "two_after": ((1, 7, 5), 12)}[where]
+        at, value = {"first": ((0, 0, 0), 5), "last": ((-1, -1, -1), 0),
+                     "one_before": ((2, 30, 5), 9), "two_after": ((1, 7, 5), 12)}[where]
         idx[at] = value
-    np.testing.assert_allclose(F.max_pool1d_backward(dout, idx, 2 * L_out),
-                               naive.maxpool1d_backward(dout, idx, 2 * L_out), rtol=1e-6)
+    with fastnet.set_num_threads(2):
+        got = F.max_pool1d_backward(dout, idx, 2 * L_out)
+    np.testing.assert_allclose(got, naive.maxpool1d_backward(dout, idx, 2 * L_out), rtol=1e-6,
+                               atol=1e-6)   # repeats sum in float32
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(40, 60, 28), (3, 5, 2), (0, 4, 6)])
+def test_windows_of_two_on_any_thread_count(backend, dtype, shape, threads):
+    """The k=2, s=2 passes split the rows over threads from 65536 input values on (the first
+    shape): each thread's part gives what one thread gives, ties, NaN and the empty batch
+    included."""
+    x = np.random.default_rng(11).integers(-3, 4, shape).astype(dtype)   # many ties
+    if x.size:
+        x.flat[::97] = np.nan
+    with fastnet.set_num_threads(threads):
+        y, idx = F.max_pool1d(x, 2, return_indices=True)
+        dout = np.random.default_rng(12).standard_normal(y.shape).astype(dtype)
+        dx = F.max_pool1d_backward(dout, idx, shape[-1])
+    want_y, want_idx = naive.maxpool1d(x, 2, 2, 0)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(dx, naive.maxpool1d_backward(dout, want_idx, shape[-1]))
 
 
 def test_huge_windows_cost_what_the_input_costs(backend):

@@ -48,6 +48,17 @@ def pointer_like(typingctx, address, like):
 
 
 @intrinsic
+def int64_pointer(typingctx, address):
+    """The int64 ``address`` as a pointer to int64 (an integer array passed among a slot's
+    ``sizes``, e.g. max pooling's indices: ``arrays`` all have the slot's float dtype)."""
+    signature = types.CPointer(types.int64)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    return signature, codegen
+
+
+@intrinsic
 def _call(typingctx, address, i, parts, args, work):
     """Call the slot at ``address`` with ``(i, parts, args.ctypes.data, work.ctypes.data)``."""
     def codegen(context, builder, signature, llargs):

@@ -10,16 +10,20 @@
 
 The caller guarantees ``padding <= kernel_size // 2``, so every window holds a real element.
 
-The loops are serial: pooling streams each element once or twice (~0.02 ms forward and backward
-for the MNIST CNN's 128 x 32 x 28 activations with windows of 2, whose loops are flat), and every
-Numba parallel function costs about a second of cold compile time per dtype, which these kernels
-would not earn back. Rows are independent and overlapping windows of a row accumulate in order,
-so results are deterministic.
+Windows of 2 with stride 2 and no padding (the CNNs' case) split their rows over Numba's threads
+from ``PARALLEL_MIN_SIZE`` input values on, as slots (``_slots``): the one parallel runner is
+shared with conv1d and dense, so the split costs no parallel function of its own (each costs about
+a second of cold compile per dtype). Why split a pass that only streams memory: see
+:func:`_maxpool2_parts`. Every other pooling is a serial loop: they stream each element once or
+twice. Rows are independent and overlapping windows of a row accumulate in order, so results are
+deterministic and do not depend on the thread count.
 """
 import numpy as np
+from numba import carray
 
 from .. import pool_output_length
-from ._config import jit
+from ._config import PARALLEL_MIN_SIZE, jit
+from ._slots import ARRAYS, int64_pointer, part_count, pointer_like, run, scratch
 
 
 @jit
@@ -60,10 +64,11 @@ def _pattern(L_out):
     return pattern
 
 
-@jit
-def _maxpool2_forward(x, y, argmax):
-    """The common case, windows of 2 with stride 2 and no padding over even rows, written without
-    branches (selects) and as flat loops over blocks of whole rows: the CNN's rows are 14-28
+@jit(inline="always")          # into its slot: one compile, not two
+def _maxpool2_forward(xf, yf, af, L_out):
+    """The common case, windows of 2 with stride 2 and no padding over even rows (``xf`` their
+    flat ``2*L_out`` values per row, ``yf`` and ``af`` the outputs, ``L_out`` per row), written
+    without branches (selects) and as flat loops over blocks of whole rows: the CNN's rows are 14-28
     elements, too short for a per-row loop to vectorise (measured 0.07 ms -> 0.02 ms at
     (128, 32, 28)). Same semantics as :func:`_maxpool_forward`.
 
@@ -71,11 +76,8 @@ def _maxpool2_forward(x, y, argmax):
     maxima and the indices are two passes over the block: in one loop, LLVM wrote each select
     as two masked stores and two masked loads of the pattern (float32 (128, 32, 28) on an
     AVX-512 Xeon: 41 us in one loop, 26 us in two; float64 65 -> 47 us)."""
-    pattern = _pattern(y.shape[1])
+    pattern = _pattern(L_out)
     block = pattern.size
-    xf = x.reshape(-1)
-    yf = y.reshape(-1)
-    af = argmax.reshape(-1)
     n = yf.size
     for start in range(0, n, block):
         xs = xf[2 * start:2 * min(start + block, n)]
@@ -105,24 +107,22 @@ def _maxpool_backward(dout, argmax, dx):
             dxf[base + argmax[r, l]] += dout[r, l]
 
 
-@jit
-def _maxpool2_backward(dout, argmax, dx):
-    """:func:`_maxpool_backward` when ``L == 2*L_out``, as flat branch-free passes over blocks
-    of whole rows (measured 0.043 -> 0.02 ms at (128, 32, 28)): if every ``argmax[r, l]`` is
-    ``2*l`` or ``2*l + 1`` (windows of 2, stride 2), each input position receives exactly one
-    value, ``dout`` or 0. The test runs in the same pass and is returned: should any index break
-    the pattern (indices not from such a pooling), the caller redoes all of ``dx`` with the
-    general scatter (called from Python, so that the common case never compiles it).
+@jit(inline="always")          # into its slot: one compile, not two
+def _maxpool2_backward(df, af, dxf, L_out):
+    """:func:`_maxpool_backward` when ``L == 2*L_out`` (``df``, ``af``, ``dxf`` flat rows), as
+    flat branch-free passes over blocks of whole rows (measured 0.043 -> 0.02 ms at
+    (128, 32, 28)): if every ``argmax[r, l]`` is ``2*l`` or ``2*l + 1`` (windows of 2, stride
+    2), each input position receives exactly one value, ``dout`` or 0. The test runs in the same
+    pass and is returned: should any index break the pattern (indices not from such a pooling),
+    the caller redoes all of ``dx`` with the general scatter (called from Python, so that the
+    common case never compiles it).
 
     The test ORs together the offsets' bits above the lowest (zero while every offset is 0 or 1):
     an integer reduction, which kept the loop vectorised as a boolean one did not (float32
     (128, 32, 28) on an AVX-512 Xeon: 43 -> 27 us; float64 49 -> 37 us)."""
-    pattern = _pattern(dout.shape[1])
+    pattern = _pattern(L_out)
     block = pattern.size
-    df = dout.reshape(-1)
-    af = argmax.reshape(-1)
-    dxf = dx.reshape(-1)
-    zero = dx.dtype.type(0)
+    zero = dxf.dtype.type(0)
     stray = np.int64(0)
     n = df.size
     for start in range(0, n, block):
@@ -167,6 +167,47 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
                 dxr[i] += g
 
 
+# --- the k=2, s=2 passes as slots (``_slots``): ``arrays`` are the float input and output,
+# ``sizes`` the rows, ``L_out`` and the address of the int64 indices. Part ``i`` takes rows
+# ``R*i // parts`` to ``R*(i+1) // parts``.
+
+@jit(inline="always")
+def _part(args_p, work_p, i, parts):
+    """``(wide, narrow, argmax, L_out)``: part ``i``'s rows of the two float arrays (``2*L_out``
+    and ``L_out`` values per row) and of the indices, flat."""
+    s = carray(args_p, (ARRAYS + 3,))
+    R, L_out = s[ARRAYS], s[ARRAYS + 1]
+    lo, hi = R * i // parts * L_out, R * (i + 1) // parts * L_out
+    wide = carray(pointer_like(s[0], work_p), (2 * R * L_out,))[2 * lo:2 * hi]
+    narrow = carray(pointer_like(s[1], work_p), (R * L_out,))[lo:hi]
+    return wide, narrow, carray(int64_pointer(s[ARRAYS + 2]), (R * L_out,))[lo:hi], L_out
+
+
+def _maxpool2_forward_slot(i, parts, args_p, work_p):
+    """Part ``i`` of :func:`_maxpool2_forward`: ``arrays`` are ``x`` and ``y``."""
+    x, y, argmax, L_out = _part(args_p, work_p, i, parts)
+    _maxpool2_forward(x, y, argmax, L_out)
+
+
+def _maxpool2_backward_slot(i, parts, args_p, work_p):
+    """Part ``i`` of :func:`_maxpool2_backward`: ``arrays`` are ``dx``, ``dout`` and one flag
+    per part, set to 1 where the part's indices follow the pattern."""
+    dx, dout, argmax, L_out = _part(args_p, work_p, i, parts)
+    fits = carray(pointer_like(carray(args_p, (3,))[2], work_p), (parts,))
+    fits[i] = 1 if _maxpool2_backward(dout, argmax, dx, L_out) else 0
+
+
+def _maxpool2_parts(size):
+    """Parts for a k=2 pooling pass over ``size`` input values: one per thread from
+    ``PARALLEL_MIN_SIZE`` on. Serial, the MNIST CNN's passes took twice as long inside its
+    training step as alone (per call, forward 55 against 28 us, backward 47 against 28 us, on an
+    Intel Xeon): the input was just written by both threads, half of it in the other core's
+    cache. Split as the convolution before it splits the batch, each thread mostly reads what it
+    wrote. Measured, CNN training step, batch 128 float32, one process per round, rounds
+    interleaved: 3.37-3.51 -> 3.21-3.29 ms (five rounds each)."""
+    return part_count(2) if size >= PARALLEL_MIN_SIZE else 1
+
+
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties, last
     NaN)."""
@@ -175,11 +216,12 @@ def maxpool1d_forward(x, kernel_size, stride, padding):
     assert L_out >= 1 and 2 * padding <= kernel_size
     y = np.empty((N, C, L_out), dtype=x.dtype)
     argmax = np.empty((N, C, L_out), dtype=np.int64)
-    rows = (x.reshape(N * C, L), y.reshape(N * C, L_out), argmax.reshape(N * C, L_out))
     if kernel_size == 2 and stride == 2 and padding == 0 and L % 2 == 0:
-        _maxpool2_forward(*rows)
+        run(_maxpool2_forward_slot, min(_maxpool2_parts(x.size), N * C), (x, y),
+            (N * C, L_out, argmax.ctypes.data), scratch(1, x.dtype), calls_blas=False)
     else:
-        _maxpool_forward(rows[0], kernel_size, stride, padding, *rows[1:])
+        _maxpool_forward(x.reshape(N * C, L), kernel_size, stride, padding,
+                         y.reshape(N * C, L_out), argmax.reshape(N * C, L_out))
     return y, argmax
 
 
@@ -187,9 +229,16 @@ def maxpool1d_backward(dout, argmax, length):
     """``dx (N, C, length)``: each ``dout`` goes to its window's arg-max; overlaps accumulate."""
     N, C, L_out = dout.shape
     dx = np.empty((N, C, length), dtype=dout.dtype)
-    rows = (dout.reshape(N * C, L_out), argmax.reshape(N * C, L_out), dx.reshape(N * C, length))
-    if length != 2 * L_out or not _maxpool2_backward(*rows):
-        _maxpool_backward(*rows)
+    if length == 2 * L_out:
+        parts = min(_maxpool2_parts(dx.size), N * C)
+        fits = np.zeros(parts, dout.dtype)
+        argmax = np.ascontiguousarray(argmax, np.int64)     # read through its address
+        run(_maxpool2_backward_slot, parts, (dx, dout, fits), (N * C, L_out, argmax.ctypes.data),
+            scratch(1, dout.dtype), calls_blas=False)
+        if fits.all():
+            return dx
+    _maxpool_backward(dout.reshape(N * C, L_out), argmax.reshape(N * C, L_out),
+                      dx.reshape(N * C, length))
     return dx
 
 
