@@ -907,6 +907,13 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
 
     Modifies ``param`` and ``velocity``; ``grad`` is only read. Returns None.
 
+    A state value whose magnitude falls below the dtype's smallest normal number
+    (``np.finfo(dtype).tiny``) is stored as 0: a parameter whose gradient stays 0 (a dead
+    unit's) has its state decay into subnormal numbers, which cost ~100 cycles per
+    operation on Intel cores (MNIST CNN epochs with Adam ran 13-18 % slower from the
+    second on). The values flushed are below 1.2e-38 (float32) or 2.2e-308 (float64); the
+    steps they would have made are far below any parameter's rounding.
+
     Parameters
     ----------
     param, grad : ndarray, float32 or float64
@@ -993,6 +1000,13 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
 
     Modifies ``param`` and ``h``; ``grad`` is only read. Returns None.
 
+    A state value whose magnitude falls below the dtype's smallest normal number
+    (``np.finfo(dtype).tiny``) is stored as 0: a parameter whose gradient stays 0 (a dead
+    unit's) has its state decay into subnormal numbers, which cost ~100 cycles per
+    operation on Intel cores (MNIST CNN epochs with Adam ran 13-18 % slower from the
+    second on). The values flushed are below 1.2e-38 (float32) or 2.2e-308 (float64); the
+    steps they would have made are far below any parameter's rounding.
+
     Parameters
     ----------
     param, grad : ndarray, float32 or float64
@@ -1035,6 +1049,13 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``.
 
     Modifies ``param``, ``m`` and ``v``; ``grad`` is only read. Returns None.
+
+    A state value whose magnitude falls below the dtype's smallest normal number
+    (``np.finfo(dtype).tiny``) is stored as 0: a parameter whose gradient stays 0 (a dead
+    unit's) has its state decay into subnormal numbers, which cost ~100 cycles per
+    operation on Intel cores (MNIST CNN epochs with Adam ran 13-18 % slower from the
+    second on). The values flushed are below 1.2e-38 (float32) or 2.2e-308 (float64); the
+    steps they would have made are far below any parameter's rounding.
 
     Parameters
     ----------

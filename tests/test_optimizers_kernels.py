@@ -103,3 +103,35 @@ def test_updates_are_in_place_through_views_of_a_dict(backend, dtype):
     F.sgd_update_(params["W"], np.ones((4, 3), dtype), 0.5)
     assert params["W"] is held
     np.testing.assert_array_equal(held, 0.5)
+
+
+@pytest.mark.parametrize("parallel", [False, True])       # below and above PARALLEL_MIN_SIZE
+@pytest.mark.parametrize("optimizer", ["momentum", "rmsprop", "adam_m", "adam_v"])
+def test_decaying_state_below_the_smallest_normal_is_stored_as_zero(backend, dtype, optimizer,
+                                                                  parallel):
+    """With a zero gradient the state only decays; a value that decays below the dtype's
+    smallest normal number is stored as 0 (subnormal numbers cost ~100 cycles per operation on
+    Intel cores, and a dead unit's state decays into them), on both backends. Values that stay
+    normal decay as the rule says; NaN and infinities are kept."""
+    tiny = np.finfo(dtype).tiny
+    rate = {"momentum": 0.9, "rmsprop": 0.99, "adam_m": 0.9, "adam_v": 0.999}[optimizer]
+    start = np.array([1.0005 * tiny, -1.0005 * tiny, 0.5 * tiny, 4 * tiny, -4 * tiny, 1.0, 0.0,
+                      np.nan, np.inf], dtype)
+    if optimizer in ("rmsprop", "adam_v"):              # squares: never negative
+        start = np.abs(start)
+    start = np.tile(start, 10_000 if parallel else 1)
+    p, g = np.ones_like(start), np.zeros_like(start)
+    state = start.copy()
+    if optimizer == "momentum":
+        F.momentum_update_(p, g, state, 0.1, rate)
+    elif optimizer == "rmsprop":
+        F.rmsprop_update_(p, g, state, 0.1, rho=rate)
+    else:
+        other = np.zeros_like(start)
+        m, v = (state, other) if optimizer == "adam_m" else (other, state)
+        F.adam_update_(p, g, m, v, 3, lr=0.1)
+    decayed = (start.astype(np.float64) * rate).astype(dtype)
+    want = np.where(np.abs(decayed) < tiny, 0, decayed)
+    np.testing.assert_array_equal(state, want)
+    # the three values that left the normal range, and the zero
+    assert np.count_nonzero(state == 0) == 4 * (10_000 if parallel else 1)

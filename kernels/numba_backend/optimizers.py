@@ -12,10 +12,19 @@ given Python floats, also computes 1 - beta before rounding).
 """
 import math
 
+import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit_parallel_ordered
 
+# Decaying state (momentum's velocity, RMSProp's h, Adam's m and v) is stored as 0 where its
+# magnitude falls below the dtype's smallest normal number (``tiny``, passed in): a parameter
+# whose gradient stays 0 (a dead ReLU unit's weights) has its state shrink by the decay rate every
+# step into the subnormal range, where every operation on it costs a microcode assist on Intel
+# cores (~100 cycles). In MNIST CNN training (Adam, Intel Xeon), 21 k of the hidden layer's 115 k
+# m values were subnormal from the second epoch on, and epochs took 1.74-1.83 s instead of the
+# first's 1.55 s. The select compiles branch-free; NaN and infinities are kept.
+#
 # The updates compile with ``jit_parallel_ordered``, keeping their written order (no fast-math
 # reassociation): it is NumPy's and PyTorch's, ``(1 - beta2) * g * g`` scaling before it
 # squares, so all three overflow at the same gradients. Reassociated, ``g * g`` came first and
@@ -37,18 +46,20 @@ def _sgd(p, g, lr):
 
 
 @jit_parallel_ordered
-def _momentum(p, g, v, lr, mu, nesterov):
+def _momentum(p, g, v, lr, mu, nesterov, tiny):
     to_p = p.dtype.type
-    lr, mu = to_p(lr), to_p(mu)
+    lr, mu, tiny, zero = to_p(lr), to_p(mu), to_p(tiny), to_p(0)
     n = p.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
             vi = mu * v[i] + g[i]
+            vi = zero if abs(vi) < tiny else vi
             v[i] = vi
             p[i] -= lr * (g[i] + mu * vi) if nesterov else lr * vi
     else:
         for i in prange(n):
             vi = mu * v[i] + g[i]
+            vi = zero if abs(vi) < tiny else vi
             v[i] = vi
             p[i] -= lr * (g[i] + mu * vi) if nesterov else lr * vi
 
@@ -71,26 +82,30 @@ def _adagrad(p, g, h, lr, eps):
 
 
 @jit_parallel_ordered
-def _rmsprop(p, g, h, lr, rho, one_minus_rho, eps):
+def _rmsprop(p, g, h, lr, rho, one_minus_rho, eps, tiny):
     to_p = p.dtype.type
     lr, rho, one_minus_rho, eps = to_p(lr), to_p(rho), to_p(one_minus_rho), to_p(eps)
+    tiny, zero = to_p(tiny), to_p(0)
     n = p.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
             hi = rho * h[i] + one_minus_rho * g[i] * g[i]
+            hi = zero if abs(hi) < tiny else hi
             h[i] = hi
             p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
     else:
         for i in prange(n):
             hi = rho * h[i] + one_minus_rho * g[i] * g[i]
+            hi = zero if abs(hi) < tiny else hi
             h[i] = hi
             p[i] -= lr * g[i] / (math.sqrt(hi) + eps)
 
 
 @jit_parallel_ordered
 def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, inv_sqrt_bc2,
-          eps):
+          eps, tiny):
     to_p = p.dtype.type
+    tiny, zero = to_p(tiny), to_p(0)
     beta1, one_minus_beta1 = to_p(beta1), to_p(one_minus_beta1)
     beta2, one_minus_beta2 = to_p(beta2), to_p(one_minus_beta2)
     step_size, inv_sqrt_bc2, eps = to_p(step_size), to_p(inv_sqrt_bc2), to_p(eps)
@@ -99,6 +114,8 @@ def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
         for i in range(n):
             mi = beta1 * m[i] + one_minus_beta1 * g[i]
             vi = beta2 * v[i] + one_minus_beta2 * g[i] * g[i]
+            mi = zero if abs(mi) < tiny else mi
+            vi = zero if abs(vi) < tiny else vi
             m[i] = mi
             v[i] = vi
             p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
@@ -106,9 +123,20 @@ def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
         for i in prange(n):
             mi = beta1 * m[i] + one_minus_beta1 * g[i]
             vi = beta2 * v[i] + one_minus_beta2 * g[i] * g[i]
+            mi = zero if abs(mi) < tiny else mi
+            vi = zero if abs(vi) < tiny else vi
             m[i] = mi
             v[i] = vi
             p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+#: The smallest normal number of each dtype, as a Python float.
+_TINY = {np.dtype(np.float32): float(np.finfo(np.float32).tiny),
+         np.dtype(np.float64): float(np.finfo(np.float64).tiny)}
+
+
+def _tiny(param):
+    return _TINY[param.dtype]
 
 
 def _flat(*arrays):
@@ -125,7 +153,7 @@ def sgd_update_(param, grad, lr):
 def momentum_update_(param, grad, velocity, lr, momentum, nesterov):
     """Heavy-ball momentum in PyTorch's form: ``v = momentum*v + g``, then
     ``param -= lr * v`` or, with Nesterov, ``param -= lr * (g + momentum*v)``."""
-    _momentum(*_flat(param, grad, velocity), lr, momentum, bool(nesterov))
+    _momentum(*_flat(param, grad, velocity), lr, momentum, bool(nesterov), _tiny(param))
 
 
 def adagrad_update_(param, grad, h, lr, eps):
@@ -135,7 +163,7 @@ def adagrad_update_(param, grad, h, lr, eps):
 
 def rmsprop_update_(param, grad, h, lr, rho, eps):
     """``h = rho*h + (1-rho)*g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
-    _rmsprop(*_flat(param, grad, h), lr, rho, 1 - rho, eps)
+    _rmsprop(*_flat(param, grad, h), lr, rho, 1 - rho, eps, _tiny(param))
 
 
 def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
@@ -144,4 +172,4 @@ def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
     step_size = lr / (1 - beta1 ** step)
     inv_sqrt_bc2 = 1 / math.sqrt(1 - beta2 ** step)
     _adam(*_flat(param, grad, m, v), beta1, 1 - beta1, beta2, 1 - beta2, step_size, inv_sqrt_bc2,
-          eps)
+          eps, _tiny(param))
