@@ -29,8 +29,8 @@ def _fresh_serial(kernel):
 def _args(kernel_name, dtype):
     a = np.ones(64, dtype=dtype)
     s = 0.5                           # hyper-parameters arrive as Python floats
-    return {"_adagrad": (a, a, a, s, s), "_rmsprop": (a, a, a, s, s, s, s),
-            "_adam": (a, a, a, a) + (s,) * 7, "_bce_grad": (a, a, s, a)}[kernel_name]
+    return {"_adagrad": (a, a, a, s, s), "_rmsprop": (a, a, a) + (s,) * 5,
+            "_adam": (a, a, a, a) + (s,) * 8, "_bce_grad": (a, a, s, a)}[kernel_name]
 
 
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
