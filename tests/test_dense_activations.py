@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import fastnet
 import fastnet.functional as F
 import naive
 from conftest import tolerance
@@ -218,3 +219,27 @@ def test_a_dense_output_beyond_the_memory_available_now_is_refused(backend, dtyp
                                           rf"\(1024, 1\) and W of shape \(1, {n_out}\)"):
         F.dense(x, W, b)
     assert F.dense(x[:2], W[:, :3], None if b is None else b[:3]).shape == (2, 3)
+
+
+@pytest.mark.parametrize("serial", [False, True])
+def test_passes_beside_blas_on_one_thread_or_several(monkeypatch, dtype, serial):
+    """The Numba backend's bias+ReLU pass after a BLAS product and its activation-gradient pass
+    before the backward's products run serially where OpenMP workers spin (``dense``'s
+    ``SERIAL_BESIDE_BLAS``) and in parallel elsewhere; both give the float64 algebra's results
+    for a layer big enough (90 000 outputs) for the parallel pass."""
+    dense = pytest.importorskip("fastnet.kernels.numba_backend.dense")
+    monkeypatch.setattr(dense, "SERIAL_BESIDE_BLAS", serial)
+    monkeypatch.setattr(dense.dense_blocked, "AVAILABLE", False)      # every product on BLAS
+    rng = np.random.default_rng(5)
+    x, W, b, dout = (rng.standard_normal(s).astype(dtype)
+                     for s in [(300, 64), (64, 300), (300,), (300, 300)])
+    with fastnet.set_backend("numba"), fastnet.set_num_threads(2):
+        y = F.dense(x, W, b, "relu")
+        dx, dW, db = F.dense_backward(dout, x, W, y, "relu")
+    x64, W64, dout64 = x.astype(float), W.astype(float), dout.astype(float)
+    z = x64 @ W64 + b
+    dz = np.where(z > 0, dout64, 0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for got, want in [(y, np.maximum(z, 0)), (dx, dz @ W64.T), (dW, x64.T @ dz),
+                      (db, dz.sum(0))]:
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())

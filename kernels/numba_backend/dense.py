@@ -29,6 +29,17 @@ from ._blas import numpy_has_openblas
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
 from ._scalar import ACT_CODE, NONE, RELU, SIGMOID, relu, relu_grad, sigmoid_grad, tanh_grad
 from .activations import activate_
+from .scheduling import workers_sleep_at_once
+
+#: Whether the passes around a BLAS product (bias and ReLU after it, the activation gradient and
+#: bias gradient before the backward's two products) stay on one thread. Where OpenMP's idle
+#: workers spin after a parallel region (fastnet's ``GOMP_SPINCOUNT`` on AVX-512 hosts, see
+#: ``fastnet.backend``), a parallel pass leaves a worker spinning on the core that the next BLAS
+#: product needs. Measured on an Intel Xeon at ``GOMP_SPINCOUNT=30000`` (NumPy baseline time over
+#: this one's, one benchmark run each): 512 x 2048 -> 1024 forward float32 0.99x with parallel
+#: passes, 1.02x with serial ones (float64 1.00x -> 1.03x); 128 x 784 -> 400 float64 backward
+#: 0.96-1.02x over three runs before. Where workers sleep at once, the passes stay parallel.
+SERIAL_BESIDE_BLAS = not workers_sleep_at_once()
 
 
 @jit
@@ -126,9 +137,10 @@ def _transposed_pays(rows, W, K, M, widest):
             and W.flags.c_contiguous and numpy_has_openblas())
 
 
-def _bias_act(y, b, act):
-    """In place, ``y + b`` (ReLU'd for ``RELU``), in parallel for large ``y`` only."""
-    if y.size < PARALLEL_MIN_SIZE:
+def _bias_act(y, b, act, beside_blas=False):
+    """In place, ``y + b`` (ReLU'd for ``RELU``), in parallel for large ``y`` only (and not
+    beside BLAS where workers spin: :data:`SERIAL_BESIDE_BLAS`)."""
+    if y.size < PARALLEL_MIN_SIZE or (beside_blas and SERIAL_BESIDE_BLAS):
         _bias_act_rows(y, b, act, 0, y.shape[0])
     else:
         _bias_act_parallel(y, b, act)
@@ -146,7 +158,7 @@ def dense_forward(x, W, b, activation):
         _bias_act_transposed(W.T @ x.T, b, fused, y)
     else:
         y = x @ W
-        _bias_act(y, b, fused)
+        _bias_act(y, b, fused, beside_blas=True)
     if act > RELU:
         activate_(y.reshape(-1), act)         # sigmoid, tanh: a pass of their own
     return y
@@ -156,12 +168,13 @@ def dense_backward(dout, x, W, y, activation, need_dx):
     """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
     (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
     dz = np.empty(dout.shape, dout.dtype)               # not empty_like: 0.3 us less
-    if y.size < PARALLEL_MIN_SIZE:
+    blocked = dense_blocked.pays(x.shape[0], *W.shape, W.dtype)
+    if y.size < PARALLEL_MIN_SIZE or (SERIAL_BESIDE_BLAS and not blocked):
         db = np.empty(y.shape[1], dtype=y.dtype)
         _act_grad_colsum(dout, y, ACT_CODE[activation], dz, db, 0, y.shape[0])
     else:
         db = _act_grad_and_db_parallel(dout, y, ACT_CODE[activation], dz)
-    if dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
+    if blocked:
         dx = dense_blocked.times_transposed(dz, W) if need_dx else None
         return dx, dense_blocked.transposed_times(x, dz), db
     if not need_dx:
