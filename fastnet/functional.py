@@ -907,12 +907,8 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
 
     Modifies ``param`` and ``velocity``; ``grad`` is only read. Returns None.
 
-    A state value whose magnitude falls below the dtype's smallest normal number
-    (``np.finfo(dtype).tiny``) is stored as 0: a parameter whose gradient stays 0 (a dead
-    unit's) has its state decay into subnormal numbers, which cost ~100 cycles per
-    operation on Intel cores (MNIST CNN epochs with Adam ran 13-18 % slower from the
-    second on). The values flushed are below 1.2e-38 (float32) or 2.2e-308 (float64); the
-    steps they would have made are far below any parameter's rounding.
+    A state value whose magnitude falls below the dtype's smallest normal number is stored
+    as 0, as in :func:`adam_update_` (which says why).
 
     Parameters
     ----------
@@ -1000,12 +996,8 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
 
     Modifies ``param`` and ``h``; ``grad`` is only read. Returns None.
 
-    A state value whose magnitude falls below the dtype's smallest normal number
-    (``np.finfo(dtype).tiny``) is stored as 0: a parameter whose gradient stays 0 (a dead
-    unit's) has its state decay into subnormal numbers, which cost ~100 cycles per
-    operation on Intel cores (MNIST CNN epochs with Adam ran 13-18 % slower from the
-    second on). The values flushed are below 1.2e-38 (float32) or 2.2e-308 (float64); the
-    steps they would have made are far below any parameter's rounding.
+    A state value whose magnitude falls below the dtype's smallest normal number is stored
+    as 0, as in :func:`adam_update_` (which says why).
 
     Parameters
     ----------
