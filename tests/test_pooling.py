@@ -1,5 +1,10 @@
 """max/avg pooling: both backends x float32/float64 against the naive oracle, tie and NaN rules,
 finite differences, bad inputs and PyTorch."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -365,3 +370,34 @@ def test_a_gradient_beyond_the_memory_available_now_is_refused(backend, dtype, p
                                           rf"length={length} for dout of shape \(1, 1, 1\)"):
         grad(length)
     assert grad(100).shape == (1, 1, 100)
+
+
+_UNCOMPILED = """
+import json, sys
+import numpy as np
+import fastnet
+import fastnet.functional as F
+x = np.array(json.loads(sys.argv[1]), np.float64)
+with fastnet.set_backend("numba"):
+    y, idx = F.max_pool1d(x, 2, return_indices=True)
+    dx = F.max_pool1d_backward(np.arange(y.size, dtype=x.dtype).reshape(y.shape), idx,
+                               x.shape[-1])
+print(json.dumps([y.tolist(), idx.tolist(), dx.tolist()]))
+"""
+
+
+def test_windows_of_two_run_uncompiled():
+    """With NUMBA_DISABLE_JIT=1 (coverage runs) the k=2 passes run as plain Python, outside the
+    slots whose intrinsics need compiled code: the same results, ties and NaN included."""
+    x = np.array([[[1.0, 1.0, 3.0, 2.0, np.nan, 5.0, -1.0, np.nan]],
+                  [[0.0, -0.0, 7.0, 8.0, 2.0, 2.0, np.inf, 4.0]]])
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", _UNCOMPILED, json.dumps(x.tolist())], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    y, idx, dx = (np.array(a, dtype=dt) for a, dt in zip(json.loads(out),
+                                                         (float, np.int64, float)))
+    want_y, want_idx = naive.maxpool1d(x, 2, 2, 0)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(idx, want_idx)
+    dout = np.arange(y.size, dtype=float).reshape(y.shape)
+    np.testing.assert_array_equal(dx, naive.maxpool1d_backward(dout, want_idx, x.shape[-1]))

@@ -19,7 +19,7 @@ twice. Rows are independent and overlapping windows of a row accumulate in order
 deterministic and do not depend on the thread count.
 """
 import numpy as np
-from numba import carray
+from numba import carray, config
 
 from .. import pool_output_length
 from ._config import PARALLEL_MIN_SIZE, jit
@@ -197,6 +197,11 @@ def _maxpool2_backward_slot(i, parts, args_p, work_p):
     fits[i] = 1 if _maxpool2_backward(dout, argmax, dx, L_out) else 0
 
 
+#: Plain Python (``NUMBA_DISABLE_JIT=1``, a coverage run) cannot run the slots' intrinsics: the
+#: k=2 passes are then called directly.
+_SLOTS = not config.DISABLE_JIT
+
+
 def _maxpool2_parts(size):
     """Parts for a k=2 pooling pass over ``size`` input values: one per thread from
     ``PARALLEL_MIN_SIZE`` on. Serial, the MNIST CNN's passes took twice as long inside its
@@ -208,6 +213,29 @@ def _maxpool2_parts(size):
     return part_count(2) if size >= PARALLEL_MIN_SIZE else 1
 
 
+def _maxpool2_into(x, y, argmax, L_out):
+    """The k=2, s=2 forward pass, rows split over the threads (:func:`_maxpool2_parts`)."""
+    if not _SLOTS:
+        _maxpool2_forward(x.reshape(-1), y.reshape(-1), argmax.reshape(-1), L_out)
+        return
+    run(_maxpool2_forward_slot, min(_maxpool2_parts(x.size), y.size // L_out), (x, y),
+        (y.size // L_out, L_out, argmax.ctypes.data), scratch(1, x.dtype), calls_blas=False)
+
+
+def _maxpool2_backward_into(dout, argmax, dx, L_out):
+    """The k=2, s=2 backward pass into ``dx``, rows split over the threads; whether every index
+    followed the pattern (if not, the caller redoes ``dx``)."""
+    if not _SLOTS:
+        return _maxpool2_backward(dout.reshape(-1), argmax.reshape(-1), dx.reshape(-1), L_out)
+    rows = dout.size // L_out
+    parts = min(_maxpool2_parts(dx.size), rows)
+    fits = np.zeros(parts, dout.dtype)
+    argmax = np.ascontiguousarray(argmax, np.int64)     # read through its address
+    run(_maxpool2_backward_slot, parts, (dx, dout, fits), (rows, L_out, argmax.ctypes.data),
+        scratch(1, dout.dtype), calls_blas=False)
+    return fits.all()
+
+
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties, last
     NaN)."""
@@ -217,8 +245,7 @@ def maxpool1d_forward(x, kernel_size, stride, padding):
     y = np.empty((N, C, L_out), dtype=x.dtype)
     argmax = np.empty((N, C, L_out), dtype=np.int64)
     if kernel_size == 2 and stride == 2 and padding == 0 and L % 2 == 0:
-        run(_maxpool2_forward_slot, min(_maxpool2_parts(x.size), N * C), (x, y),
-            (N * C, L_out, argmax.ctypes.data), scratch(1, x.dtype), calls_blas=False)
+        _maxpool2_into(x, y, argmax, L_out)
     else:
         _maxpool_forward(x.reshape(N * C, L), kernel_size, stride, padding,
                          y.reshape(N * C, L_out), argmax.reshape(N * C, L_out))
@@ -229,16 +256,9 @@ def maxpool1d_backward(dout, argmax, length):
     """``dx (N, C, length)``: each ``dout`` goes to its window's arg-max; overlaps accumulate."""
     N, C, L_out = dout.shape
     dx = np.empty((N, C, length), dtype=dout.dtype)
-    if length == 2 * L_out:
-        parts = min(_maxpool2_parts(dx.size), N * C)
-        fits = np.zeros(parts, dout.dtype)
-        argmax = np.ascontiguousarray(argmax, np.int64)     # read through its address
-        run(_maxpool2_backward_slot, parts, (dx, dout, fits), (N * C, L_out, argmax.ctypes.data),
-            scratch(1, dout.dtype), calls_blas=False)
-        if fits.all():
-            return dx
-    _maxpool_backward(dout.reshape(N * C, L_out), argmax.reshape(N * C, L_out),
-                      dx.reshape(N * C, length))
+    if length != 2 * L_out or not _maxpool2_backward_into(dout, argmax, dx, L_out):
+        _maxpool_backward(dout.reshape(N * C, L_out), argmax.reshape(N * C, L_out),
+                          dx.reshape(N * C, length))
     return dx
 
 
