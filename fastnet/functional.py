@@ -1045,7 +1045,7 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     A state value whose magnitude falls below the dtype's smallest normal number
     (``np.finfo(dtype).tiny``) is stored as 0: a parameter whose gradient stays 0 (a dead
     unit's) has its state decay into subnormal numbers, which cost ~100 cycles per
-    operation on Intel cores (MNIST CNN epochs with Adam ran 13-18 % slower from the
+    operation on Intel cores (MNIST CNN epochs with Adam ran 12-18 % slower from the
     second on). The values flushed are below 1.2e-38 (float32) or 2.2e-308 (float64); the
     steps they would have made are far below any parameter's rounding.
 
