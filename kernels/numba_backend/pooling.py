@@ -167,33 +167,34 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
                 dxr[i] += g
 
 
-# --- the k=2, s=2 passes as slots (``_slots``): ``arrays`` are the float input and output,
-# ``sizes`` the rows, ``L_out`` and the address of the int64 indices. Part ``i`` takes rows
-# ``R*i // parts`` to ``R*(i+1) // parts``.
+# --- the k=2, s=2 passes as slots (``_slots``): ``arrays`` are the float input and output, then
+# the int64 indices viewed as floats (the runner takes one dtype; the slot reads them back as
+# int64 through their address: ``argmax.ctypes.data`` in Python cost 1 us a call); ``sizes`` the
+# rows and ``L_out``. Part ``i`` takes rows ``R*i // parts`` to ``R*(i+1) // parts``.
 
 @jit(inline="always")
 def _part(args_p, work_p, i, parts):
     """``(wide, narrow, argmax, L_out)``: part ``i``'s rows of the two float arrays (``2*L_out``
     and ``L_out`` values per row) and of the indices, flat."""
-    s = carray(args_p, (ARRAYS + 3,))
+    s = carray(args_p, (ARRAYS + 2,))
     R, L_out = s[ARRAYS], s[ARRAYS + 1]
     lo, hi = R * i // parts * L_out, R * (i + 1) // parts * L_out
     wide = carray(pointer_like(s[0], work_p), (2 * R * L_out,))[2 * lo:2 * hi]
     narrow = carray(pointer_like(s[1], work_p), (R * L_out,))[lo:hi]
-    return wide, narrow, carray(int64_pointer(s[ARRAYS + 2]), (R * L_out,))[lo:hi], L_out
+    return wide, narrow, carray(int64_pointer(s[2]), (R * L_out,))[lo:hi], L_out
 
 
 def _maxpool2_forward_slot(i, parts, args_p, work_p):
-    """Part ``i`` of :func:`_maxpool2_forward`: ``arrays`` are ``x`` and ``y``."""
+    """Part ``i`` of :func:`_maxpool2_forward`: ``arrays`` are ``x``, ``y`` and ``argmax``."""
     x, y, argmax, L_out = _part(args_p, work_p, i, parts)
     _maxpool2_forward(x, y, argmax, L_out)
 
 
 def _maxpool2_backward_slot(i, parts, args_p, work_p):
-    """Part ``i`` of :func:`_maxpool2_backward`: ``arrays`` are ``dx``, ``dout`` and one flag
-    per part, set to 1 where the part's indices follow the pattern."""
+    """Part ``i`` of :func:`_maxpool2_backward`: ``arrays`` are ``dx``, ``dout``, ``argmax``
+    and one flag per part, set to 1 where the part's indices follow the pattern."""
     dx, dout, argmax, L_out = _part(args_p, work_p, i, parts)
-    fits = carray(pointer_like(carray(args_p, (3,))[2], work_p), (parts,))
+    fits = carray(pointer_like(carray(args_p, (4,))[3], work_p), (parts,))
     fits[i] = 1 if _maxpool2_backward(dout, argmax, dx, L_out) else 0
 
 
@@ -218,8 +219,9 @@ def _maxpool2_into(x, y, argmax, L_out):
     if not _SLOTS:
         _maxpool2_forward(x.reshape(-1), y.reshape(-1), argmax.reshape(-1), L_out)
         return
-    run(_maxpool2_forward_slot, min(_maxpool2_parts(x.size), y.size // L_out), (x, y),
-        (y.size // L_out, L_out, argmax.ctypes.data), scratch(1, x.dtype), calls_blas=False)
+    rows = y.size // L_out
+    run(_maxpool2_forward_slot, min(_maxpool2_parts(x.size), rows), (x, y, argmax.view(x.dtype)),
+        (rows, L_out), scratch(1, x.dtype), calls_blas=False)
 
 
 def _maxpool2_backward_into(dout, argmax, dx, L_out):
@@ -231,7 +233,7 @@ def _maxpool2_backward_into(dout, argmax, dx, L_out):
     parts = min(_maxpool2_parts(dx.size), rows)
     fits = np.zeros(parts, dout.dtype)
     argmax = np.ascontiguousarray(argmax, np.int64)     # read through its address
-    run(_maxpool2_backward_slot, parts, (dx, dout, fits), (rows, L_out, argmax.ctypes.data),
+    run(_maxpool2_backward_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out),
         scratch(1, dout.dtype), calls_blas=False)
     return fits.all()
 
