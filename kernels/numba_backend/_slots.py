@@ -49,8 +49,8 @@ def pointer_like(typingctx, address, like):
 
 @intrinsic
 def int64_pointer(typingctx, address):
-    """The int64 ``address`` as a pointer to int64 (an integer array passed among a slot's
-    ``sizes``, e.g. max pooling's indices: ``arrays`` all have the slot's float dtype)."""
+    """The int64 ``address`` as a pointer to int64: an integer array that a slot receives among
+    its ``arrays`` as a view of the slot's float dtype (max pooling's indices)."""
     signature = types.CPointer(types.int64)(types.int64)
 
     def codegen(context, builder, signature, args):

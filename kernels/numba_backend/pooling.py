@@ -232,7 +232,7 @@ def _maxpool2_backward_into(dout, argmax, dx, L_out):
     rows = dout.size // L_out
     parts = min(_maxpool2_parts(dx.size), rows)
     fits = np.zeros(parts, dout.dtype)
-    argmax = np.ascontiguousarray(argmax, np.int64)     # read through its address
+    argmax = np.ascontiguousarray(argmax, np.int64)     # the slot reads it as int64
     run(_maxpool2_backward_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out),
         scratch(1, dout.dtype), calls_blas=False)
     return fits.all()
