@@ -1,4 +1,5 @@
-"""``fit``'s steps for a plain chain of ``FC`` layers, after a checked one.
+"""``fit``'s steps for a plain chain of ``FC`` layers, after a checked one (and, for other models
+of fastnet's ``FC`` and ``Conv1d`` layers, their updates: :class:`UncheckedUpdates`).
 
 Every call of a training step checks its arrays (the functional API's shapes, dtypes, layout,
 overlaps and hyper-parameters) before a kernel runs. In the notebooks' MLP step at batch 20 that
@@ -43,7 +44,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import kernels
-from .layers import FC, _cast, _claim, fusable_softmax
+from .layers import FC, Conv1d, _cast, _claim, fusable_softmax, has_params
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
@@ -55,6 +56,8 @@ _MODEL_METHODS = ("forward", "backward", "_backward", "_forward_through", "_forw
 _OPTIMIZER_METHODS = ("update", "_step", "_state_for", "_new_state")
 _FUNCTIONS = ("dense", "dense_backward", "sgd_update_", "momentum_update_", "adagrad_update_",
               "rmsprop_update_", "adam_update_")
+#: The methods of a ``Conv1d`` that set its gradients (for :func:`unchecked_updates`).
+_CONV_METHODS = ("forward", "backward", "_backward", "params", "grads")
 
 
 def _methods(cls, names):
@@ -65,9 +68,9 @@ _OPTIMIZERS = (SGD, Momentum, AdaGrad, RMSProp, Adam)
 _MODELS = []                     # fastnet.model's classes (record_models)
 
 #: The originals, as fastnet defines them (a class patched later no longer matches).
-_ORIGINAL = {FC: _methods(FC, _LAYER_METHODS),
+_ORIGINAL = {FC: _methods(FC, _LAYER_METHODS), Conv1d: _methods(Conv1d, _CONV_METHODS),
              **{cls: _methods(cls, _OPTIMIZER_METHODS) for cls in _OPTIMIZERS}}
-_ORIGINAL_FUNCTIONS = {name: getattr(F, name) for name in _FUNCTIONS}
+_ORIGINAL_FUNCTIONS = {name: getattr(F, name) for name in _FUNCTIONS + ("conv1d_backward",)}
 
 
 def record_models(*classes):
@@ -134,7 +137,7 @@ def dense_chain(model, tail):
     model_class = _fastnet_class(model, _MODELS)
     if tail not in ("logits", "fused") or model_class is None \
             or not _unchanged(model, model_class) \
-            or any(getattr(F, name) is not f for name, f in _ORIGINAL_FUNCTIONS.items()):
+            or not _original_functions():
         return None
     layers = list(model.layers)
     # A final Softmax layer is fused with the loss; then the FC before it applies its own
@@ -157,6 +160,68 @@ def dense_chain(model, tail):
     if not layers or not _apart(layers, optimizers):
         return None
     return DenseChain(model, layers, optimizers)
+
+
+class UncheckedUpdates:
+    """``model._step()`` without the per-call checks: every parameter updated by the
+    optimizer's own step rule on the backend's kernels, in the checked step's order.
+
+    For the models that the chain does not take (convolutions, pooling, ``Concat``): their
+    layers keep their checked forward and backward, and only the updates skip the checks
+    (Adam's 12 updates in the MNIST CNN's step: ~160 us checked, ~95 us here). The reasoning is
+    the chain's (module docstring): the epoch's first step ran checked, and the gradients come
+    from fastnet's own ``FC`` and ``Conv1d``, as fresh arrays of their parameters' shape and
+    dtype.
+
+    Parameters
+    ----------
+    entries : list of ``(optimizer, layer, state of W, state of b)``
+    """
+
+    def __init__(self, entries):
+        self.entries = entries
+        self.kernels = kernels()
+
+    def __call__(self):
+        ops = self.kernels
+        for optimizer, layer, state_W, state_b in self.entries:
+            optimizer._step(layer.W, layer.dW, state_W, ops)
+            optimizer._step(layer.b, layer.db, state_b, ops)
+
+
+def unchecked_updates(model):
+    """An :class:`UncheckedUpdates` that does ``model._step()``'s work when its remaining steps
+    may skip the checks, else None. As :func:`dense_chain`, called after a checked step by a
+    caller that has ruled out per-batch callbacks and ``augment``. Every layer with parameters
+    must be fastnet's ``FC`` or ``Conv1d`` (a subclass that changes none of their step methods
+    included), updated by the model's optimizer or by one of its own (then inside its own
+    backward, checked, as before)."""
+    model_class = _fastnet_class(model, _MODELS)
+    if model_class is None or not _unchanged(model, model_class) or not _original_functions():
+        return None
+    entries, optimizers, layers = [], [], []
+    for _, layer, optimizer in model.leaf_optimizers():
+        if not has_params(layer):
+            continue
+        layer_class = _fastnet_class(layer, (FC, Conv1d))
+        if layer_class is None or not _unchanged(layer, layer_class):
+            return None
+        if optimizer is None or layer.optimizer is not None:    # as _step: not updated there
+            continue
+        if not (_plain_optimizer(optimizer) and _plain_update(layer, optimizer)):
+            return None
+        entries.append((optimizer, layer, optimizer._state_for(layer.W),
+                        optimizer._state_for(layer.b)))
+        layers.append(layer)
+        optimizers.append(optimizer)
+    if not entries or not _apart(layers, optimizers):
+        return None
+    return UncheckedUpdates(entries)
+
+
+def _original_functions():
+    """Whether the functional API's functions that the steps go through are fastnet's own."""
+    return all(getattr(F, name) is f for name, f in _ORIGINAL_FUNCTIONS.items())
 
 
 def _unchanged(obj, cls, skip=()):
@@ -192,7 +257,16 @@ def _plain_arrays(layer, optimizer):
     x = np.empty((1, W.shape[0]), W.dtype)       # the batches may be read-only: a stand-in
     if not F._plain_dense(x, W, layer.b, x, 0):
         return False
+    return _plain_update(layer, optimizer)
+
+
+def _plain_update(layer, optimizer):
+    """Whether the layer's parameters, their gradients and the optimizer's state for them are
+    plain arrays of the layer's dtype, which the update functions pass to the kernels as they
+    are."""
     for param, grad in ((layer.W, layer.dW), (layer.b, layer.db)):
+        if type(param) is not np.ndarray or param.dtype != layer.dtype:
+            return False
         state = optimizer._state_for(param)
         arrays = [value for key, value in state.items() if key != "step"]   # Adam's count
         if not F._plain_in_place(param, grad, arrays):

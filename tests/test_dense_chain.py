@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fastnet import _dense_chain
-from fastnet.layers import FC, ReLU, Softmax, Tanh
+from fastnet.initializers import XavierInitializer
+from fastnet.layers import FC, Conv1d, ReLU, Softmax, Tanh
 from fastnet.losses import MeanSquaredError
 from fastnet.model import Callback, Classifier, Sequential
 from fastnet.optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
@@ -476,3 +477,131 @@ def test_the_command_lines_progress_bar_keeps_the_chain():
     from fastnet.train import _LinearDecay, _Progress
     assert not per_batch([_Progress(1, 100, quiet=True)])
     assert per_batch([_Progress(1, 100, quiet=True), _LinearDecay(SGD(0.1), 10)])
+
+
+# --- the unchecked updates of other models (convolutions, pooling, Concat) ----------------------
+
+@pytest.fixture
+def update_steps(monkeypatch):
+    """Counts the steps whose updates ran unchecked."""
+    calls = []
+    call = _dense_chain.UncheckedUpdates.__call__
+
+    def counting(self):
+        calls.append(len(self.entries))
+        return call(self)
+    monkeypatch.setattr(_dense_chain.UncheckedUpdates, "__call__", counting)
+    return calls
+
+
+def two_view_cnn(dtype, optimizer, own=None):
+    """A small version of the MNIST CNN: rows and columns as channels, convolved side by side
+    (``Concat``), then two FCs; ``own``: an optimizer of its own for the second FC."""
+    from fastnet.layers import Conv1d, MaxPool1d, Transpose
+    from fastnet.model import Concat
+
+    def view(transpose, seed):
+        return ([Transpose()] if transpose else []) + [
+            Conv1d(6, 4, 3, padding=1, activation="relu", dtype=dtype,
+                   initializer=XavierInitializer(seed=seed)), MaxPool1d(2),
+            Conv1d(4, 5, 3, padding=1, dtype=dtype, initializer=XavierInitializer(seed=seed + 1)),
+            ReLU()]
+    return Classifier([Concat([view(False, 0), view(True, 2)]),
+                       FC(2 * 5 * 3, 7, activation="relu", dtype=dtype),
+                       FC(7, 4, dtype=dtype, optimizer=own)], optimizer=optimizer)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.1), SGD(0.05, 0.9, nesterov=True), AdaGrad(0.05),
+                                       RMSProp(0.01), Adam(0.01)], ids=lambda o: repr(o))
+def test_a_cnns_updates_run_unchecked_as_the_checked_steps(backend, dtype, chain_steps,
+                                                           update_steps, optimizer):
+    X, y = data(50, (6, 6))
+    model = two_view_cnn(dtype, copy.deepcopy(optimizer))
+    assert_same_training(model, X, y, epochs=2, batch_size=16, seed=3)
+    # 4 batches per epoch, the first checked; 6 layers updated: 4 convolutions and 2 FCs
+    assert chain_steps == [] and update_steps == [6] * 6
+
+
+def test_a_layer_with_its_own_optimizer_keeps_its_checked_update(backend, dtype, update_steps):
+    X, y = data(50, (6, 6))
+    model = two_view_cnn(dtype, Adam(0.01), own=AdaGrad(0.05))
+    assert_same_training(model, X, y, epochs=2, batch_size=16, seed=3)
+    assert update_steps == [5] * 6
+
+
+class ClippedConv(Conv1d):
+    def _backward(self, dout, need_dx):
+        return super()._backward(np.clip(dout, -0.01, 0.01), need_dx)
+
+
+def _with_clipped_conv(dtype):
+    model = two_view_cnn(dtype, SGD(0.1))
+    branch = model.layers[0].branches[0]
+    old = branch.layers[0]
+    branch.layers[0] = ClippedConv(6, 4, 3, padding=1, activation="relu", dtype=dtype)
+    branch.layers[0].W[...] = old.W
+    return model
+
+
+def _with_notebook_layer(dtype):
+    """A duck-typed layer with parameters of its own, which fastnet cannot vouch for."""
+    class Scale:
+        def __init__(self):
+            self.W, self.b = np.ones(1, dtype), np.zeros(1, dtype)
+            self.dW, self.db = np.zeros(1, dtype), np.zeros(1, dtype)
+
+        def forward(self, x):
+            self.x = x
+            return x * self.W[0] + self.b[0]
+
+        def backward(self, dout):
+            self.dW, self.db = np.array([np.sum(dout * self.x)]), np.array([np.sum(dout)])
+            return dout * self.W[0]
+    model = two_view_cnn(dtype, SGD(0.1))
+    model.layers.insert(2, Scale())
+    return model
+
+
+@pytest.mark.parametrize("build", [_with_clipped_conv, _with_notebook_layer],
+                         ids=["Conv1d subclass with its own _backward", "notebook layer"])
+def test_what_keeps_a_cnns_updates_checked(backend, update_steps, build):
+    X, y = data(50, (6, 6))
+    model = build(np.float64)
+    assert_same_training(model, X, y, epochs=2, batch_size=16, seed=3)
+    assert update_steps == []
+
+
+def test_a_patched_convolution_backward_keeps_the_updates_checked(backend, update_steps,
+                                                                   monkeypatch):
+    from fastnet import functional
+    real = functional.conv1d_backward
+
+    def halved(*args, **kwargs):
+        dx, dW, db = real(*args, **kwargs)
+        return dx, dW * 0.5, db
+    monkeypatch.setattr(functional, "conv1d_backward", halved)
+    X, y = data(50, (6, 6))
+    assert_same_training(two_view_cnn(np.float64, SGD(0.1)), X, y, epochs=1, batch_size=16)
+    assert update_steps == []
+
+
+@pytest.mark.parametrize("fit_args", [{"callbacks": [Checked()]},
+                                      {"augment": lambda x, rng: x}], ids=["callback", "augment"])
+def test_a_per_batch_callback_or_augment_keeps_a_cnns_updates_checked(update_steps, fit_args):
+    X, y = data(50, (6, 6))
+    two_view_cnn(np.float32, SGD(0.1)).fit(X, y, epochs=1, batch_size=16, **fit_args)
+    assert update_steps == []
+
+
+def test_conv_weights_tied_between_epochs_keep_the_updates_checked(backend, update_steps):
+    class TieConvs(Callback):
+        def on_train_begin(self, model, epochs, n_batches):
+            self.model = model
+
+        def on_epoch_end(self, epoch, logs):
+            first, second = (branch.layers[-2] for branch in self.model.layers[0].branches)
+            second.W = first.W
+    X, y = data(50, (6, 6))
+    model = two_view_cnn(np.float64, AdaGrad(0.05))
+    assert_same_training(model, X, y, epochs=3, batch_size=16, callbacks=[TieConvs()])
+    assert update_steps == [6] * 3                 # the first epoch's, before the tie
