@@ -235,7 +235,7 @@ def _maxpool2_backward_into(dout, argmax, dx, L_out):
     argmax = np.ascontiguousarray(argmax, np.int64)     # the slot reads it as int64
     run(_maxpool2_backward_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out),
         scratch(1, dout.dtype), calls_blas=False)
-    return fits.all()
+    return 0 not in fits.tolist()                 # not fits.all(): ~2 us less of a ~10 us call
 
 
 def maxpool1d_forward(x, kernel_size, stride, padding):
