@@ -45,7 +45,7 @@ import threading
 import numba
 
 from ._config import SIDE_BY_SIDE_MIN_SIZE
-from ._slots import blas_single_threaded
+from ._slots import blas_single_threaded, thread_count
 
 #: Threading layers that can run parallel kernels from several threads at once.
 THREADSAFE_LAYERS = ("omp", "tbb")
@@ -93,7 +93,7 @@ def run_side_by_side(tasks, size, costs):
     finished. Whether the tasks after it ran is unspecified (a group stops at its first error).
     """
     tasks = list(tasks)
-    threads = numba.get_num_threads()
+    threads = thread_count()
     n_groups = min(len(tasks), threads)
     if (not SIDE_BY_SIDE or n_groups < 2 or size < SIDE_BY_SIDE_MIN_SIZE
             or getattr(_local, "inside", False) or not _layer_is_threadsafe()):
