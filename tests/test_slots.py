@@ -116,3 +116,26 @@ def test_a_small_conv_chain_runs_with_blas_single_threaded_a_big_item_with_its_t
             y = conv.conv1d_forward(x, W, np.zeros(128, np.float32), 1, 1, 1, 1, "none")
             assert y.shape == (N, 128, L)
     assert calls == [(1, False), (1, True)]
+
+
+def test_the_thread_count_read_directly_follows_numba_in_every_thread():
+    """``thread_count`` reads Numba's per-thread count without its locks: it must see each
+    ``numba.set_num_threads``, and another thread's own count, as Numba's function does."""
+    import threading
+    before = numba.get_num_threads()
+    seen = []
+
+    def other():
+        numba.set_num_threads(1)
+        seen.append((slots.thread_count(), numba.get_num_threads()))
+    try:
+        for n in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numba.set_num_threads(n)
+            assert slots.thread_count() == numba.get_num_threads() == n
+        numba.set_num_threads(before)
+        worker = threading.Thread(target=other)
+        worker.start()
+        worker.join()
+        assert seen == [(1, 1)] and slots.thread_count() == before
+    finally:
+        numba.set_num_threads(before)
