@@ -17,6 +17,8 @@ from .backend import get_default_dtype, kernels
 from .kernels import DENSE_ACTIVATIONS, _guards
 
 FLOAT_DTYPES = (np.float32, np.float64)
+#: Their dtypes in native byte order (what the kernels take).
+NATIVE_FLOATS = frozenset(np.dtype(t) for t in FLOAT_DTYPES)
 #: Largest size accepted (a layer's features or channels, a kernel size, stride, padding,
 #: dilation or length), 2**31 - 1. Far beyond any real use, and it keeps every index the kernels
 #: compute (products such as ``l*stride`` and ``k*dilation``) well inside int64: compiled loops
@@ -206,6 +208,12 @@ def float_arrays(op, **arrays):
     and numbers have none and take the dtype of the first float ndarray or NumPy float scalar
     among them (the default dtype when there is none), wherever they stand in the argument
     list."""
+    plain = list(arrays.values())
+    if type(plain[0]) is np.ndarray and plain[0].dtype in NATIVE_FLOATS:
+        dtype = plain[0].dtype
+        if all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
+               and a.flags.writeable for a in plain):
+            return plain      # the common case, as float_array returns it (~2 us less a call)
     dtype = None
     for a in arrays.values():
         if isinstance(a, (np.ndarray, np.floating)) and a.dtype.type in FLOAT_DTYPES:

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-_NATIVE_FLOATS = frozenset(np.dtype(t) for t in check.FLOAT_DTYPES)
+_NATIVE_FLOATS = check.NATIVE_FLOATS
 
 
 # --- dense ---------------------------------------------------------------------------------------

@@ -873,10 +873,10 @@ class Concat(_Container):
         self._check_whole()
         dout = np.asarray(dout)
         check_dout(type(self).__name__, dout,
-                   (self._shapes[0][0], sum(int(np.prod(shape[1:])) for shape in self._shapes)))
+                   (self._shapes[0][0], sum(math.prod(shape[1:]) for shape in self._shapes)))
         tasks, start = [], 0
         for branch, shape in zip(self.branches, self._shapes):
-            width = int(np.prod(shape[1:]))
+            width = math.prod(shape[1:])
             part = np.ascontiguousarray(dout[:, start:start + width]).reshape(shape)
             start += width
             tasks.append(functools.partial(branch._backward, part, need_dx))

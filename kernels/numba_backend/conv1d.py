@@ -67,6 +67,7 @@ from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
 from ._scalar import ACT_CODE, NONE, RELU, activation_grad_row, relu_row_
 from .activations import activate_
+from .checks import all_finite
 from ._slots import part_count, pointer_like, run, scratch
 
 
@@ -795,7 +796,7 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     # The blocked input gradient convolves a zero-padded gradient, so a non-finite weight
     # would meet the padding's zeros (0 * inf = NaN) at input positions that PyTorch and the
     # GEMM path, which sum only the real products, leave finite: such weights take the GEMM path.
-    if conv1d_blocked.AVAILABLE and (not need_dx or np.isfinite(W).all()):
+    if conv1d_blocked.AVAILABLE and (not need_dx or all_finite(W.reshape(-1))):
         dW_parts, db_parts = conv1d_blocked.backward(dout, x, W, y_arg, act, stride,
                                                      padding_left, dilation, dx_arg, need_dx,
                                                      scratch)
