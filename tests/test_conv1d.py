@@ -163,6 +163,7 @@ def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     (5, 1, 8, 200, 3, 1, 28, 28, 28),
     (4, 16, 24, 600, 5, 1, 2, 2, 1),          # long items: the windows chain
     (3, 12, 20, 900, 4, 2, 1, 2, 1),          # the same with stride 2
+    (8, 32, 64, 14, 3, 1, 1, 1, 1),           # channels the blocks' width: weights unpadded
 ])
 def test_larger_shapes_against_float64(kern, config):
     """Shapes big enough for the parallel paths; float32 against a float64 run of the numpy

@@ -739,12 +739,12 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
         activate_(y.reshape(-1), act)
         return y
-    W_tap = _tap_major(W)
     if conv1d_blocked.AVAILABLE:
-        conv1d_blocked.forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, scratch)
+        conv1d_blocked.forward(x, W, b, stride, padding_left, dilation, act, y, scratch)
         if act > RELU:
             activate_(y.reshape(-1), act)
         return y
+    W_tap = _tap_major(W)
     if not _blas.available():
         _forward_matmul(x, W_tap, b, K, stride, padding_left, dilation, act, y)
         return y

@@ -396,17 +396,29 @@ def _parts(macs, N):
     return part_count(N) if macs >= SPLIT_MIN_MACS else 1
 
 
-def forward(x, W_tap, b, K, stride, padding_left, dilation, act, y, scratch):
+def _padded_rows(W, axes, width):
+    """``W.transpose(axes)`` as a C-contiguous ``(rows, width)`` matrix of its last axis, zero
+    beyond it: one copy (two, a transposed copy and then a padded one, cost ~1 us more)."""
+    t = W.transpose(axes)
+    out = np.empty(t.shape[:2] + (width,), W.dtype)
+    if width > t.shape[2]:
+        out[:, :, t.shape[2]:] = 0
+    out[:, :, :t.shape[2]] = t
+    return out.reshape(-1, width)
+
+
+def forward(x, W, b, stride, padding_left, dilation, act, y, scratch):
     """``y`` (allocated) gets the convolution with bias, ReLU applied if ``act`` is ReLU (other
-    activations are the caller's); ``W_tap (K*C_in, C_out)`` the weights tap-major (as
-    ``conv1d._tap_major``); ``scratch(size, dtype)`` gives a work buffer."""
+    activations are the caller's); ``scratch(size, dtype)`` gives a work buffer."""
     N, C_in, L = x.shape
     C_out, L_out = y.shape[1:]
+    K = W.shape[2]
     geo = geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, x.dtype)
-    W_pad = np.zeros((K * C_in, geo.C_out_pad), x.dtype)
-    W_pad[:, :C_out] = W_tap
-    b_pad = np.zeros(geo.C_out_pad, x.dtype)
-    b_pad[:C_out] = b
+    W_pad = _padded_rows(W, (2, 1, 0), geo.C_out_pad)          # tap-major: (K*C_in, C_out_pad)
+    b_pad = b
+    if geo.C_out_pad > C_out:
+        b_pad = np.zeros(geo.C_out_pad, x.dtype)
+        b_pad[:C_out] = b
     parts = _parts(N * C_out * L_out * C_in * K, N)
     work = scratch(parts * 2 * C_in * stride * geo.L_ph, x.dtype)
     sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_out_pad, stride, padding_left, act,
@@ -423,8 +435,7 @@ def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, sc
     C_out, _, K = W.shape
     L_out = dout.shape[2]
     geo = geometry(C_in, L, C_out, K, L_out, stride, padding_left, dilation, x.dtype)
-    W_t = np.zeros((K * C_out, geo.C_in_pad), x.dtype)
-    W_t[:, :C_in] = W.transpose(2, 0, 1).reshape(K * C_out, C_in)
+    W_t = _padded_rows(W, (2, 0, 1), geo.C_in_pad)               # (K*C_out, C_in_pad)
     parts = _parts(N * C_out * L_out * C_in * K * (2 if need_dx else 1), N)
     x_item, g_item = C_in * stride * geo.L_ph, geo.C_out_pad * geo.L_g
     t_item = L_out * geo.C_out_pad
