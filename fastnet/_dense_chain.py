@@ -44,6 +44,7 @@ import numpy as np
 
 from . import functional as F
 from .backend import kernels
+from . import layers as L
 from .layers import FC, Conv1d, _cast, _claim, fusable_softmax, has_params
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
@@ -70,15 +71,30 @@ _MODELS = []                     # fastnet.model's classes (record_models)
 #: The originals, as fastnet defines them (a class patched later no longer matches).
 _ORIGINAL = {FC: _methods(FC, _LAYER_METHODS), Conv1d: _methods(Conv1d, _CONV_METHODS),
              **{cls: _methods(cls, _OPTIMIZER_METHODS) for cls in _OPTIMIZERS}}
-_ORIGINAL_FUNCTIONS = {name: getattr(F, name) for name in _FUNCTIONS + ("conv1d_backward",)}
+_ORIGINAL_FUNCTIONS = {name: getattr(F, name)
+                       for name in _FUNCTIONS + ("conv1d", "conv1d_backward", "max_pool1d")}
+
+#: fastnet's layers whose forward and backward may run in trusted passes (``fastnet._trusted``),
+#: and the methods of each that the passes call.
+_PASS_METHODS = ("forward", "backward", "_backward", "train", "params", "grads")
+_TRUSTED_LAYERS = (FC, Conv1d, L.MaxPool1d, L.AvgPool1d, L.Flatten, L.Transpose, L.ReLU,
+                   L.Sigmoid, L.Tanh, L.Softmax, L.Dropout)
+for _cls in _TRUSTED_LAYERS[2:]:
+    _ORIGINAL[_cls] = _methods(_cls, [name for name in _PASS_METHODS if hasattr(_cls, name)])
+_CONTAINERS = []                 # fastnet.model's containers (record_models)
 
 
-def record_models(*classes):
-    """Record the model classes' step methods (``fastnet.model`` calls this once it has defined
-    them: it imports this module first)."""
+def record_models(*classes, containers=()):
+    """Record the model classes' step methods, and those of the other ``containers``
+    (``fastnet.model`` calls this once it has defined them: it imports this module first)."""
     for cls in classes:
         _MODELS.append(cls)
         _ORIGINAL[cls] = _methods(cls, _MODEL_METHODS)
+    for cls in containers:
+        _ORIGINAL[cls] = _methods(cls, [name for name in _MODEL_METHODS + ("_side_by_side",
+                                                                          "_children")
+                                        if hasattr(cls, name)])
+    _CONTAINERS[:] = list(classes) + list(containers)
 
 
 class DenseChain:
@@ -217,6 +233,37 @@ def unchecked_updates(model):
     if not entries or not _apart(layers, optimizers):
         return None
     return UncheckedUpdates(entries)
+
+
+def trusted_passes(model):
+    """Whether ``model``'s forward and backward passes may run trusted (``fastnet._trusted``)
+    in its remaining steps: the model and every container and layer in it are fastnet's, none
+    of their step methods changed, and so is every optimizer a layer updates itself with inside
+    its backward; the functional API's functions that the layers call are fastnet's own. As
+    :func:`dense_chain`, called after a checked step by a caller that has ruled out per-batch
+    callbacks and ``augment``: no user code then runs inside the passes."""
+    return _original_functions() and _trusted_node(model)
+
+
+def _trusted_node(node):
+    cls = _fastnet_class(node, _CONTAINERS + list(_TRUSTED_LAYERS))
+    if cls is None or not _unchanged(node, cls):
+        return False
+    optimizer = getattr(node, "optimizer", None)
+    if cls in _TRUSTED_LAYERS and optimizer is not None and not _plain_optimizer(optimizer):
+        return False
+    if cls is FC and node._act_layer is not None and not _trusted_node(node._act_layer):
+        return False
+    if cls in (FC, Conv1d) and not all(_plain(a, node.dtype) for a in (node.W, node.b)):
+        return False
+    children = node._children() if cls in _CONTAINERS else ()
+    return all(_trusted_node(child) for child in children)
+
+
+def _plain(a, dtype):
+    """Whether ``a`` is an array that the functional API passes to the kernels as it is."""
+    return (type(a) is np.ndarray and a.dtype == dtype and a.dtype in F._NATIVE_FLOATS
+            and a.flags.c_contiguous and a.flags.writeable)
 
 
 def _original_functions():

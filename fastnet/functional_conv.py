@@ -296,6 +296,21 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
     return (None if dx is None else _unbatch(dx, rank)), dW.reshape(W.shape), db
 
 
+
+def _trusted_conv1d(x, W, b, stride, padding, dilation, activation):
+    """:func:`conv1d` of a ``Conv1d`` layer in fit's trusted passes (``fastnet._trusted``),
+    without the checks: a batch ``(N, C_in, L)``, ``activation`` the kernels' name for it, and
+    arguments that passed the checks in the step before."""
+    pl, pr = _padding("conv1d", padding, W.shape[2], stride, dilation)
+    return kernels().conv1d_forward(x, W, b, stride, pl, pr, dilation, activation)
+
+
+def _trusted_conv1d_backward(dout, x, W, stride, padding, dilation, need_dx, y, activation):
+    """:func:`conv1d_backward` in fit's trusted passes, without the checks (as above)."""
+    pl, pr = _padding("conv1d_backward", padding, W.shape[2], stride, dilation)
+    return kernels().conv1d_backward(dout, x, W, dout if y is None else y, activation, stride,
+                                     pl, pr, dilation, need_dx)
+
 # --- pooling -------------------------------------------------------------------------------------
 
 def _pool_hyper(op, kernel_size, stride, padding):
@@ -440,6 +455,20 @@ def _max_pool1d_scatter(op, dout, indices, length):
     _pool_grad_fits(op, dout3, length)
     dx = kernels().maxpool1d_backward(dout3, indices.reshape(dout3.shape), length)
     return dx.reshape(dout.shape[:-1] + (length,))
+
+
+def _trusted_max_pool1d(x, kernel_size, stride, padding):
+    """``max_pool1d(x, ..., return_indices=True)`` of a ``MaxPool1d`` layer in fit's trusted
+    passes (``fastnet._trusted``), without the checks: a batch ``(N, C, L)`` and a window that
+    passed them in the step before."""
+    return kernels().maxpool1d_forward(x, kernel_size, kernel_size if stride is None else stride,
+                                       padding)
+
+
+def _trusted_max_pool1d_scatter(op, dout, indices, length):
+    """:func:`_max_pool1d_scatter` in fit's trusted passes: ``dout`` of the shape of
+    ``indices``, from the layer after (``op`` is not used: nothing is checked)."""
+    return kernels().maxpool1d_backward(dout, indices, length)
 
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0):

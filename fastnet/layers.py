@@ -29,10 +29,12 @@ import math
 import numpy as np
 
 from . import _checks as check
+from . import _trusted
 from . import functional as F
 from ._serialize import register
 from .backend import get_default_dtype
-from .functional_conv import _max_pool1d_scatter
+from .functional_conv import (_max_pool1d_scatter, _trusted_conv1d, _trusted_conv1d_backward,
+                              _trusted_max_pool1d, _trusted_max_pool1d_scatter)
 from .initializers import HeInitializer, Initializer, XavierInitializer, as_generator
 
 __all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "Transpose", "ReLU",
@@ -538,12 +540,15 @@ class FC(_FusedActivation):
                              f"{X.shape[-1] if X.ndim else 0} features per sample; expected "
                              f"{self.n_nodes1} (inputs are (N, {self.n_nodes1}) or (N, ...) "
                              f"with {self.n_nodes1} elements per sample)")
-        y = (dense or F.dense)(X, self.W, self.b, self._fused)
+        if dense is None:
+            dense = F._trusted_dense if _trusted.active() else F.dense
+        y = dense(X, self.W, self.b, self._fused)
         self.X, self._shape, self._y = X, shape, y        # together, once the call succeeded
         return y
 
     def _backward_logits(self, dZ, need_dx=True):
-        dX = self._gradients(_cast(dZ, self.dtype, self), need_dx, F.dense_backward)
+        dX = self._gradients(_cast(dZ, self.dtype, self), need_dx,
+                             F._trusted_dense_backward if _trusted.active() else F.dense_backward)
         if self.optimizer is not None:
             self.optimizer.update(self)
         return None if dX is None else dX.reshape(self._shape)
@@ -666,7 +671,8 @@ class Conv1d(_FusedActivation):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: input of shape {x.shape} has {x.shape[1]} channels; "
                              f"expected {self.in_channels}")
-        y = F.conv1d(x, self.W, self.b, self.stride, self.padding, self.dilation, self._fused)
+        conv = _trusted_conv1d if _trusted.active() else F.conv1d
+        y = conv(x, self.W, self.b, self.stride, self.padding, self.dilation, self._fused)
         self.x, self._y = x, y                      # together, once the call succeeded
         return y
 
@@ -678,9 +684,10 @@ class Conv1d(_FusedActivation):
         check.need_forward(self, self.x)
         self.dW = self.db = None                 # reuse their memory (see FC._backward_logits)
         y = None if self._fused == "none" else self._y
-        dx, self.dW, self.db = F.conv1d_backward(_cast(dout, self.dtype, self), self.x, self.W,
-                                                 self.stride, self.padding, self.dilation,
-                                                 need_dx, y, self._fused)
+        gradients = _trusted_conv1d_backward if _trusted.active() else F.conv1d_backward
+        dx, self.dW, self.db = gradients(_cast(dout, self.dtype, self), self.x, self.W,
+                                         self.stride, self.padding, self.dilation, need_dx, y,
+                                         self._fused)
         if self.optimizer is not None:
             self.optimizer.update(self)
         return dx
@@ -733,8 +740,11 @@ class MaxPool1d(Layer):
 
     def forward(self, x):
         x = _pool_input(self, x)
-        y, indices = F.max_pool1d(x, self.kernel_size, self.stride, self.padding,
-                                  return_indices=True)
+        if _trusted.active():
+            y, indices = _trusted_max_pool1d(x, self.kernel_size, self.stride, self.padding)
+        else:
+            y, indices = F.max_pool1d(x, self.kernel_size, self.stride, self.padding,
+                                      return_indices=True)
         # Together, once the call succeeded: backward's scatter trusts these indices to lie in
         # [0, length) without checking them, so a failed forward must not leave a new length
         # beside the old indices (that wrote out of bounds: a segfault).
@@ -743,8 +753,9 @@ class MaxPool1d(Layer):
 
     def backward(self, dout):
         check.need_forward(self, self._indices)
-        return _max_pool1d_scatter("MaxPool1d.backward", _cast(dout, self._dtype, self),
-                                   self._indices, self._length)
+        scatter = _trusted_max_pool1d_scatter if _trusted.active() else _max_pool1d_scatter
+        return scatter("MaxPool1d.backward", _cast(dout, self._dtype, self), self._indices,
+                       self._length)
 
     def get_config(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}

@@ -10,9 +10,9 @@ lengths, finite inputs, labels in range, that every layer has an optimizer, and 
 of a sample through the whole network — so bad input fails before anything is trained. A
 non-finite batch loss stops training with a ``FloatingPointError`` naming the epoch and batch.
 A chain of ``FC`` layers runs an epoch's steps after the first without the per-call checks that
-the first one passed (``fastnet._dense_chain``: ~10 % of the notebooks' MLP step); other models
-of fastnet's ``FC`` and ``Conv1d`` layers skip them in their updates only (~2 % of the MNIST
-CNN's step).
+the first one passed (``fastnet._dense_chain``: ~10 % of the notebooks' MLP step). Other models
+made of fastnet's layers skip the functional API's checks in their passes (``fastnet._trusted``)
+and their updates (``_dense_chain.UncheckedUpdates``): ~8 % of the MNIST CNN's step.
 
 ``history`` records, per epoch, ``loss`` (mean over the epoch's samples of the batch losses,
 taken while the model was changing, as the notebooks do), ``val_loss`` (after the epoch) and, for
@@ -56,7 +56,8 @@ from . import _checks as check
 from . import _serialize
 from . import backend
 from . import functional as F
-from ._dense_chain import dense_chain, record_models, unchecked_updates
+from . import _trusted
+from ._dense_chain import dense_chain, record_models, trusted_passes, unchecked_updates
 from ._model_checks import (augmented, check_augment, check_chain, check_distinct, check_finite,
                             check_rows, layer_list, short)
 from .callbacks import Callback, call_hook, callback_list, per_batch
@@ -660,10 +661,12 @@ class Sequential(_Container):
         correct = 0
         chain = None             # after a checked step, maybe a chain of FCs without the checks
         step = self._step        # or, for other models, maybe their updates without the checks
+        passes = contextlib.nullcontext        # and their passes trusted (fastnet._trusted)
         for b, (xb, yb) in enumerate(batches):
             if augment is not None:
                 xb = augmented(augment, xb, rng)
-            out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
+            with passes():
+                out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
             try:
                 loss = self.loss.forward(out, yb)
             except ValueError as err:    # a BCE input that left [0, 1]: say when, as below
@@ -674,14 +677,18 @@ class Sequential(_Container):
                     f"training diverged at epoch {epoch + 1}, batch {b + 1} (of {len(batches)}): "
                     f"loss is {loss}; lower the learning rate, or check the data and the "
                     f"initialization")
+            dout = self.loss.backward()          # the loss may be the user's: never trusted
             if chain:
-                chain.backward(self.loss.backward())
+                chain.backward(dout)
             else:
-                self._backward_from_loss(self.loss.backward(), tail)
+                with passes():
+                    self._backward_from_loss(dout, tail)
                 step()
                 if b == 0 and augment is None and not per_batch(callbacks):
                     chain = dense_chain(self, tail)
-                    step = (None if chain else unchecked_updates(self)) or step
+                    if not chain:
+                        step = unchecked_updates(self) or step
+                        passes = _trusted.steps if trusted_passes(self) else passes
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             call_hook(callbacks, "on_batch_end", b, loss, len(xb))
@@ -1056,7 +1063,7 @@ def _check_class_scores(op, out):
                          f"classifier needs one score per class, (N, C) with C >= 1")
 
 
-record_models(Sequential, Classifier)       # for fastnet._dense_chain: their step methods
+record_models(Sequential, Classifier, containers=[Concat])   # for fastnet._dense_chain
 
 
 def load(path):

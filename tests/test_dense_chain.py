@@ -511,15 +511,37 @@ def two_view_cnn(dtype, optimizer, own=None):
                        FC(7, 4, dtype=dtype, optimizer=own)], optimizer=optimizer)
 
 
+@pytest.fixture
+def trusted_passes(monkeypatch):
+    """Counts the forward and backward passes run trusted (``fastnet._trusted``), and checks
+    that each ends with the flag as it was."""
+    from fastnet import _trusted
+    calls = []
+    enter, leave = _trusted.steps.__enter__, _trusted.steps.__exit__
+
+    def counting(self):
+        calls.append(1)
+        return enter(self)
+
+    def restoring(self, *exc):
+        leave(self, *exc)
+        assert not _trusted.active()
+    monkeypatch.setattr(_trusted.steps, "__enter__", counting)
+    monkeypatch.setattr(_trusted.steps, "__exit__", restoring)
+    return calls
+
+
 @pytest.mark.parametrize("optimizer", [SGD(0.1), SGD(0.05, 0.9, nesterov=True), AdaGrad(0.05),
                                        RMSProp(0.01), Adam(0.01)], ids=lambda o: repr(o))
 def test_a_cnns_updates_run_unchecked_as_the_checked_steps(backend, dtype, chain_steps,
-                                                           update_steps, optimizer):
+                                                           update_steps, trusted_passes,
+                                                           optimizer):
     X, y = data(50, (6, 6))
     model = two_view_cnn(dtype, copy.deepcopy(optimizer))
     assert_same_training(model, X, y, epochs=2, batch_size=16, seed=3)
-    # 4 batches per epoch, the first checked; 6 layers updated: 4 convolutions and 2 FCs
-    assert chain_steps == [] and update_steps == [6] * 6
+    # 4 batches per epoch, the first checked; 6 layers updated: 4 convolutions and 2 FCs; a
+    # forward and a backward pass trusted in each of the other 3 steps
+    assert chain_steps == [] and update_steps == [6] * 6 and len(trusted_passes) == 12
 
 
 def test_a_layer_with_its_own_optimizer_keeps_its_checked_update(backend, dtype, update_steps):
@@ -605,3 +627,110 @@ def test_conv_weights_tied_between_epochs_keep_the_updates_checked(backend, upda
     model = two_view_cnn(np.float64, AdaGrad(0.05))
     assert_same_training(model, X, y, epochs=3, batch_size=16, callbacks=[TieConvs()])
     assert update_steps == [6] * 3                 # the first epoch's, before the tie
+
+
+# --- trusted passes (fastnet._trusted): the layers call the kernels without the checks ----------
+
+def _every_layer_kind(dtype):
+    """Every fastnet layer the trusted passes take, in one model (Dropout's draws included)."""
+    from fastnet.layers import AvgPool1d, Dropout, Flatten, MaxPool1d, Sigmoid, Transpose
+    from fastnet.model import Concat
+    return Classifier([
+        Concat([[Conv1d(6, 4, 3, padding=(2, 0), stride=2, dtype=dtype,
+                        initializer=XavierInitializer(seed=0)), Sigmoid(), MaxPool1d(3, 1, 1)],
+                [Transpose(), AvgPool1d(2), Conv1d(6, 5, 2, dilation=2, padding="same",
+                                                   activation="tanh", dtype=dtype,
+                                                   initializer=XavierInitializer(seed=1))]]),
+        Dropout(0.3, seed=4), FC(4 * 3 + 5 * 3, 7, activation=Tanh(), dtype=dtype),
+        Flatten(), FC(7, 4, dtype=dtype, activation=Softmax())], optimizer=Adam(0.01))
+
+
+def test_trusted_passes_over_every_layer_kind(backend, dtype, update_steps, trusted_passes):
+    X, y = data(50, (6, 6))
+    assert_same_training(_every_layer_kind(dtype), X, y, epochs=2, batch_size=16, seed=3)
+    assert update_steps == [4] * 6 and len(trusted_passes) == 12
+
+
+def _matrix_fc(dtype):
+    model = two_view_cnn(dtype, SGD(0.1))
+    model.layers[1].W = np.asmatrix(model.layers[1].W)        # fit views it as an ndarray
+    return model
+
+
+def _own_clipped_optimizer(dtype):
+    return two_view_cnn(dtype, SGD(0.1), own=ClippedSGD(0.1))
+
+
+def _user_activation(dtype):
+    class Halve:
+        def forward(self, x):
+            return x * 0.5
+
+        def backward(self, dout):
+            return dout * 0.5
+    model = two_view_cnn(dtype, SGD(0.1))
+    model.layers[1] = FC(30, 7, activation=Halve(), dtype=dtype)
+    return model
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")       # np.matrix
+@pytest.mark.parametrize("build, updates", [
+    (_with_clipped_conv, False), (_with_notebook_layer, False), (_matrix_fc, False),
+    (_own_clipped_optimizer, True), (_user_activation, True),
+], ids=["Conv1d subclass", "notebook layer", "matrix W", "a layer's own optimizer of its own "
+        "rule", "user activation object"])
+def test_what_keeps_the_passes_checked(backend, update_steps, trusted_passes, build, updates):
+    """User code would run inside the passes, or an array is not plain: they stay checked
+    (the updates may still run unchecked: they follow the passes)."""
+    X, y = data(50, (6, 6))
+    assert_same_training(build(np.float64), X, y, epochs=2, batch_size=16, seed=3)
+    assert trusted_passes == [] and bool(update_steps) == updates
+
+
+@pytest.mark.parametrize("name", ["conv1d", "conv1d_backward", "max_pool1d", "dense",
+                                  "dense_backward"])
+def test_a_patched_function_keeps_the_passes_checked(backend, trusted_passes, monkeypatch, name):
+    from fastnet import functional
+    real = getattr(functional, name)
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(functional, name, spy)
+    X, y = data(50, (6, 6))
+    two_view_cnn(np.float32, SGD(0.1)).fit(X, y, epochs=1, batch_size=16)
+    assert trusted_passes == [] and len(seen) >= 4
+
+
+def test_an_error_in_a_trusted_pass_reads_as_in_a_checked_one(backend):
+    """A float64 first FC whose output overflows the float32 one after it, in the 3rd batch:
+    the same error, and the flag off again afterwards."""
+    from fastnet import _trusted
+    X, y = data(48, (6, 6))
+    X[40] = 1e30
+    messages = []
+    for callbacks in ([], [Checked()]):
+        model = two_view_cnn(np.float64, SGD(0.0))
+        model.layers[2] = FC(7, 4, dtype=np.float32)
+        model.layers[1].W[...] = 1e10
+        with pytest.raises(ValueError) as err:
+            model.fit(X, y, epochs=1, batch_size=16, shuffle=False, callbacks=callbacks)
+        messages.append(str(err.value))
+        assert not _trusted.active()
+    assert messages[0] == messages[1] and "FC(7, 4)" in messages[0]
+
+
+def test_the_trusted_flag_belongs_to_one_thread():
+    import threading
+    from fastnet import _trusted
+    seen = []
+    with _trusted.steps():
+        worker = threading.Thread(target=lambda: seen.append(_trusted.active()))
+        worker.start()
+        worker.join()
+        seen.append(_trusted.active())
+        with _trusted.steps():
+            pass
+        seen.append(_trusted.active())
+    assert seen == [False, True, True] and not _trusted.active()

@@ -274,3 +274,17 @@ def test_two_user_threads_share_the_pool(two_threads):
         np.testing.assert_array_equal(out, out_alone)
         np.testing.assert_array_equal(dx, dx_alone)
     assert numba.get_num_threads() == 2 and set(blas_threads()) == {2}
+
+
+def test_a_trusted_pass_reaches_the_side_by_side_branches(two_threads):
+    """fit's trusted passes (``fastnet._trusted``) include a Concat's branches, which may run
+    on another thread: they see the caller's setting, on and off."""
+    from fastnet import _trusted
+
+    def task():
+        return threading.get_ident(), _trusted.active()
+    with _trusted.steps():
+        on = two_threads.run_side_by_side([task] * 2, BIG, None)
+    off = two_threads.run_side_by_side([task] * 2, BIG, None)
+    assert len({ident for ident, _ in on}) == 2
+    assert [flag for _, flag in on] == [True, True] and [flag for _, flag in off] == [False] * 2
