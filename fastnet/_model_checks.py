@@ -59,6 +59,14 @@ def check_augment(op, augment):
                         f"these two arguments ({err})") from None
 
 
+def touches_only_the_batch(augment):
+    """Whether ``augment`` is None or fastnet's own (:func:`fastnet.data.random_shift`'s), which
+    reads the batch and returns a new one, nothing else: ``fit``'s steps after an epoch's first
+    may then skip the checks that it passed (``fastnet._dense_chain``). A user's augment may run
+    any code between steps, so it keeps every step checked."""
+    return augment is None or getattr(augment, "touches_only_the_batch", False) is True
+
+
 def augmented(augment, xb, rng):
     """``augment(xb, rng)``, which must return a batch of ``xb``'s shape. It gets a batch of
     its own: without shuffling a batch is a view of the caller's X, and an augment that adds

@@ -62,9 +62,12 @@ def callback_list(callbacks):
 
 def per_batch(callbacks):
     """Whether ``call_hook`` would run an ``on_batch_end`` that may change the model between steps
-    (anything but :class:`Callback`'s own, which does nothing, or one that says it only reads)."""
+    (anything but :class:`Callback`'s own, which does nothing, one that says it only reads, or
+    fastnet's own learning-rate schedule, ``fastnet.train._LinearDecay``: it sets the
+    optimizer's ``lr`` to a float between 0 and its first value, which the steps read anew)."""
     for cb in callbacks:
-        if getattr(cb, "on_batch_end_reads_only", False) is True:
+        if (getattr(cb, "on_batch_end_reads_only", False) is True
+                or getattr(type(cb), "_sets_only_a_valid_lr", False) is True):
             continue
         method = getattr(cb, "on_batch_end", None)
         if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:

@@ -297,4 +297,5 @@ def random_shift(max_shift=1, image_shape=(28, 28), fill=0.0):
         cols = rng.integers(0, 2 * s + 1, n)[:, None] + np.arange(W)      # (n, W)
         shifted = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
         return shifted.reshape(x.shape)
+    augment.touches_only_the_batch = True          # fit's later steps may skip checks with it
     return augment

@@ -53,13 +53,12 @@ import warnings
 import numpy as np
 
 from . import _checks as check
-from . import _serialize
+from . import _serialize, _trusted
 from . import backend
 from . import functional as F
-from . import _trusted
 from ._dense_chain import dense_chain, record_models, trusted_passes, unchecked_updates
 from ._model_checks import (augmented, check_augment, check_chain, check_distinct, check_finite,
-                            check_rows, layer_list, short)
+                            check_rows, layer_list, short, touches_only_the_batch)
 from .callbacks import Callback, call_hook, callback_list, per_batch
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
@@ -684,7 +683,7 @@ class Sequential(_Container):
                 with passes():
                     self._backward_from_loss(dout, tail)
                 step()
-                if b == 0 and augment is None and not per_batch(callbacks):
+                if b == 0 and touches_only_the_batch(augment) and not per_batch(callbacks):
                     chain = dense_chain(self, tail)
                     if not chain:
                         step = unchecked_updates(self) or step

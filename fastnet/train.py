@@ -111,6 +111,10 @@ class _Progress:
 class _LinearDecay:
     """Learning rate falls linearly from its initial value to 0 over all training steps."""
 
+    #: ``lr0 * max(0, 1 - step / total)``: a float in [0, lr0], with lr0 the optimizer's own
+    #: (checked by it); the only change it makes (``fastnet.callbacks.per_batch``).
+    _sets_only_a_valid_lr = True
+
     def __init__(self, optimizer, total_steps):
         self.optimizer, self.lr0, self.total, self.step = optimizer, optimizer.lr, total_steps, 0
 

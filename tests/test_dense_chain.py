@@ -472,11 +472,55 @@ def test_a_per_batch_callback_that_only_reads_keeps_the_chain(backend, chain_ste
     assert chain_steps == ([10, 10, 10] if chained else [])
 
 
-def test_the_command_lines_progress_bar_keeps_the_chain():
+def test_the_command_lines_progress_bar_and_schedule_keep_the_chain():
     from fastnet.callbacks import per_batch
     from fastnet.train import _LinearDecay, _Progress
-    assert not per_batch([_Progress(1, 100, quiet=True)])
-    assert per_batch([_Progress(1, 100, quiet=True), _LinearDecay(SGD(0.1), 10)])
+    assert not per_batch([_Progress(1, 100, quiet=True), _LinearDecay(SGD(0.1), 10)])
+    assert per_batch([_Progress(1, 100, quiet=True), Checked()])
+
+
+def _schedule_and_shifts(model, X, y):
+    """``fastnet train``'s way: fastnet's linear learning-rate decay and random shifts."""
+    from fastnet.data import random_shift
+    from fastnet.train import _LinearDecay
+    return {"callbacks": [_LinearDecay(model.optimizer, 2 * -(-len(X) // 16))],
+            "augment": random_shift(1, (6, 6), fill=-0.5)}
+
+
+@pytest.mark.parametrize("build", [lambda dtype: two_view_cnn(dtype, Adam(0.01)),
+                                   lambda dtype: Classifier([FC(36, 9, activation="relu",
+                                                                   dtype=dtype),
+                                                                FC(9, 4, dtype=dtype)],
+                                                               optimizer=Adam(0.01))],
+                         ids=["CNN", "MLP"])
+def test_the_command_lines_schedule_and_shifts_train_as_the_checked_steps(
+        backend, dtype, chain_steps, update_steps, trusted_passes, build):
+    X, y = data(50, (6, 6))
+    model = build(dtype)
+    checked = copy.deepcopy(model)
+    model.fit(X, y, epochs=2, batch_size=16, seed=3, **_schedule_and_shifts(model, X, y))
+    args = _schedule_and_shifts(checked, X, y)
+    checked.fit(X, y, epochs=2, batch_size=16, seed=3, augment=args["augment"],
+                callbacks=args["callbacks"] + [Checked()])
+    assert model.history == checked.history
+    for (name, a), (_, b) in zip(layer_state(model), layer_state(checked)):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert model.optimizer.lr == checked.optimizer.lr < 0.01
+    if isinstance(model.layers[0], FC):
+        assert chain_steps == [16, 16, 2] * 2
+    else:
+        assert update_steps == [6] * 6 and len(trusted_passes) == 12
+
+
+def test_a_users_augment_keeps_every_step_checked(chain_steps, update_steps, trusted_passes):
+    from fastnet.data import random_shift
+    shift = random_shift(1, (6, 6))
+    X, y = data(50, (6, 6))
+    for model in (two_view_cnn(np.float32, Adam(0.01)),
+                  Classifier([FC(36, 4)], optimizer=Adam(0.01))):
+        model.fit(X, y, epochs=1, batch_size=16, augment=lambda x, rng: shift(x, rng))
+    assert chain_steps == update_steps == trusted_passes == []
 
 
 # --- the unchecked updates of other models (convolutions, pooling, Concat) ----------------------
