@@ -1,5 +1,6 @@
-"""``fit``'s steps for a plain chain of ``FC`` layers, after a checked one (and, for other models
-of fastnet's ``FC`` and ``Conv1d`` layers, their updates: :class:`UncheckedUpdates`).
+"""``fit``'s steps for a plain chain of ``FC`` layers, after a checked one; and, for other models
+of fastnet's layers, their updates (:class:`UncheckedUpdates`) and whether their passes may run
+trusted (:func:`trusted_passes`, ``fastnet._trusted``), by the same reasoning.
 
 Every call of a training step checks its arrays (the functional API's shapes, dtypes, layout,
 overlaps and hyper-parameters) before a kernel runs. In the notebooks' MLP step at batch 20 that
@@ -79,8 +80,9 @@ _ORIGINAL_FUNCTIONS = {name: getattr(F, name)
 _PASS_METHODS = ("forward", "backward", "_backward", "train", "params", "grads")
 _TRUSTED_LAYERS = (FC, Conv1d, L.MaxPool1d, L.AvgPool1d, L.Flatten, L.Transpose, L.ReLU,
                    L.Sigmoid, L.Tanh, L.Softmax, L.Dropout)
-for _cls in _TRUSTED_LAYERS[2:]:
-    _ORIGINAL[_cls] = _methods(_cls, [name for name in _PASS_METHODS if hasattr(_cls, name)])
+for _cls in _TRUSTED_LAYERS:
+    _ORIGINAL.setdefault(_cls, _methods(_cls, [name for name in _PASS_METHODS
+                                               if hasattr(_cls, name)]))
 _CONTAINERS = []                 # fastnet.model's containers (record_models)
 
 
@@ -182,9 +184,9 @@ class UncheckedUpdates:
     """``model._step()`` without the per-call checks: every parameter updated by the
     optimizer's own step rule on the backend's kernels, in the checked step's order.
 
-    For the models that the chain does not take (convolutions, pooling, ``Concat``): their
-    layers keep their checked forward and backward, and only the updates skip the checks
-    (Adam's 12 updates in the MNIST CNN's step: ~160 us checked, ~95 us here). The reasoning is
+    For the models that the chain does not take (convolutions, pooling, ``Concat``), whose
+    passes run as :func:`trusted_passes` allows (Adam's 12 updates in the MNIST CNN's step:
+    ~160 us checked, ~95 us here). The reasoning is
     the chain's (module docstring): the epoch's first step ran checked, and the gradients come
     from fastnet's own ``FC`` and ``Conv1d``, as fresh arrays of their parameters' shape and
     dtype.
@@ -254,16 +256,11 @@ def _trusted_node(node):
         return False
     if cls is FC and node._act_layer is not None and not _trusted_node(node._act_layer):
         return False
-    if cls in (FC, Conv1d) and not all(_plain(a, node.dtype) for a in (node.W, node.b)):
+    if cls in (FC, Conv1d) and not all(F._plain_floats(a) and a.dtype == node.dtype
+                                       for a in (node.W, node.b)):
         return False
     children = node._children() if cls in _CONTAINERS else ()
     return all(_trusted_node(child) for child in children)
-
-
-def _plain(a, dtype):
-    """Whether ``a`` is an array that the functional API passes to the kernels as it is."""
-    return (type(a) is np.ndarray and a.dtype == dtype and a.dtype in F._NATIVE_FLOATS
-            and a.flags.c_contiguous and a.flags.writeable)
 
 
 def _original_functions():
