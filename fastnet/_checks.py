@@ -209,7 +209,7 @@ def float_arrays(op, **arrays):
     among them (the default dtype when there is none), wherever they stand in the argument
     list."""
     plain = list(arrays.values())
-    if type(plain[0]) is np.ndarray and plain[0].dtype in NATIVE_FLOATS:
+    if plain and type(plain[0]) is np.ndarray and plain[0].dtype in NATIVE_FLOATS:
         dtype = plain[0].dtype
         if all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
                and a.flags.writeable for a in plain):

@@ -296,7 +296,6 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
     return (None if dx is None else _unbatch(dx, rank)), dW.reshape(W.shape), db
 
 
-
 def _trusted_conv1d(x, W, b, stride, padding, dilation, activation):
     """:func:`conv1d` of a ``Conv1d`` layer in fit's trusted passes (``fastnet._trusted``),
     without the checks: a batch ``(N, C_in, L)``, ``activation`` the kernels' name for it, and
@@ -310,6 +309,7 @@ def _trusted_conv1d_backward(dout, x, W, stride, padding, dilation, need_dx, y, 
     pl, pr = _padding("conv1d_backward", padding, W.shape[2], stride, dilation)
     return kernels().conv1d_backward(dout, x, W, dout if y is None else y, activation, stride,
                                      pl, pr, dilation, need_dx)
+
 
 # --- pooling -------------------------------------------------------------------------------------
 
