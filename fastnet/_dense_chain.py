@@ -47,6 +47,7 @@ from . import functional as F
 from .backend import kernels
 from . import layers as L
 from .layers import FC, Conv1d, _cast, _claim, fusable_softmax, has_params
+from .losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
@@ -67,11 +68,13 @@ def _methods(cls, names):
 
 
 _OPTIMIZERS = (SGD, Momentum, AdaGrad, RMSProp, Adam)
+_LOSSES = (SoftmaxCrossEntropy, MeanSquaredError, BinaryCrossEntropy)
 _MODELS = []                     # fastnet.model's classes (record_models)
 
 #: The originals, as fastnet defines them (a class patched later no longer matches).
 _ORIGINAL = {FC: _methods(FC, _LAYER_METHODS), Conv1d: _methods(Conv1d, _CONV_METHODS),
-             **{cls: _methods(cls, _OPTIMIZER_METHODS) for cls in _OPTIMIZERS}}
+             **{cls: _methods(cls, _OPTIMIZER_METHODS) for cls in _OPTIMIZERS},
+             **{cls: _methods(cls, ("forward", "backward")) for cls in _LOSSES}}
 _ORIGINAL_FUNCTIONS = {name: getattr(F, name)
                        for name in _FUNCTIONS + ("conv1d", "conv1d_backward", "max_pool1d")}
 
@@ -152,10 +155,7 @@ def dense_chain(model, tail):
     """A :class:`DenseChain` for ``model``'s layers when its remaining steps may skip the
     per-call checks (module docstring), else None. Called after a checked step, whose checks it
     relies on; the caller has ruled out per-batch callbacks and ``augment``."""
-    model_class = _fastnet_class(model, _MODELS)
-    if tail not in ("logits", "fused") or model_class is None \
-            or not _unchanged(model, model_class) \
-            or not _original_functions():
+    if tail not in ("logits", "fused") or not _only_fastnet_between_steps(model):
         return None
     layers = list(model.layers)
     # A final Softmax layer is fused with the loss; then the FC before it applies its own
@@ -209,13 +209,12 @@ class UncheckedUpdates:
 
 def unchecked_updates(model):
     """An :class:`UncheckedUpdates` that does ``model._step()``'s work when its remaining steps
-    may skip the checks, else None. As :func:`dense_chain`, called after a checked step by a
-    caller that has ruled out per-batch callbacks and ``augment``. Every layer with parameters
-    must be fastnet's ``FC`` or ``Conv1d`` (a subclass that changes none of their step methods
+    may skip the checks, else None. Called where :func:`trusted_passes` holds (no code of the
+    user's anywhere in the step), after a checked step. Every layer with parameters must be
+    fastnet's ``FC`` or ``Conv1d`` (a subclass that changes none of their step methods
     included), updated by the model's optimizer or by one of its own (then inside its own
-    backward, checked, as before)."""
-    model_class = _fastnet_class(model, _MODELS)
-    if model_class is None or not _unchanged(model, model_class) or not _original_functions():
+    backward, checked, as before), its arrays plain."""
+    if not _only_fastnet_between_steps(model):
         return None
     entries, optimizers, layers = [], [], []
     for _, layer, optimizer in model.leaf_optimizers():
@@ -244,7 +243,24 @@ def trusted_passes(model):
     its backward; the functional API's functions that the layers call are fastnet's own. As
     :func:`dense_chain`, called after a checked step by a caller that has ruled out per-batch
     callbacks and ``augment``: no user code then runs inside the passes."""
-    return _original_functions() and _trusted_node(model)
+    return _only_fastnet_between_steps(model) and _trusted_node(model)
+
+
+def _only_fastnet_between_steps(model):
+    """What every shortcut here needs: the model is one of fastnet's, unchanged; so are its loss
+    and every optimizer that updates one of its layers (the step methods of each); and the
+    functional API's functions that the steps go through are fastnet's own. Then no code of the
+    user's runs between two steps (the caller rules out callbacks and ``augment``) to change
+    what the checked step confirmed. A loss of the user's could return a gradient of another
+    shape, which the unchecked backward would not catch (a kernel wrote out of bounds); an
+    optimizer of the user's could rebind a weight to an array of another layout or dtype."""
+    model_class = _fastnet_class(model, _MODELS)
+    loss_class = _fastnet_class(model.loss, _LOSSES)
+    return (model_class is not None and _unchanged(model, model_class)
+            and loss_class is not None and _unchanged(model.loss, loss_class)
+            and all(optimizer is None or _plain_optimizer(optimizer)
+                    for _, _, optimizer in model.leaf_optimizers())
+            and _original_functions())
 
 
 def _trusted_node(node):

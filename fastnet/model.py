@@ -685,9 +685,9 @@ class Sequential(_Container):
                 step()
                 if b == 0 and touches_only_the_batch(augment) and not per_batch(callbacks):
                     chain = dense_chain(self, tail)
-                    if not chain:
+                    if not chain and trusted_passes(self):
+                        passes = _trusted.steps
                         step = unchecked_updates(self) or step
-                        passes = _trusted.steps if trusted_passes(self) else passes
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             call_hook(callbacks, "on_batch_end", b, loss, len(xb))

@@ -13,7 +13,7 @@ import pytest
 
 from fastnet import _dense_chain
 from fastnet.initializers import XavierInitializer
-from fastnet.layers import FC, Conv1d, ReLU, Softmax, Tanh
+from fastnet.layers import FC, Conv1d, Flatten, ReLU, Softmax, Tanh
 from fastnet.losses import MeanSquaredError
 from fastnet.model import Callback, Classifier, Sequential
 from fastnet.optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
@@ -718,17 +718,16 @@ def _user_activation(dtype):
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")       # np.matrix
-@pytest.mark.parametrize("build, updates", [
-    (_with_clipped_conv, False), (_with_notebook_layer, False), (_matrix_fc, False),
-    (_own_clipped_optimizer, True), (_user_activation, True),
-], ids=["Conv1d subclass", "notebook layer", "matrix W", "a layer's own optimizer of its own "
-        "rule", "user activation object"])
-def test_what_keeps_the_passes_checked(backend, update_steps, trusted_passes, build, updates):
-    """User code would run inside the passes, or an array is not plain: they stay checked
-    (the updates may still run unchecked: they follow the passes)."""
+@pytest.mark.parametrize("build", [_with_clipped_conv, _with_notebook_layer, _matrix_fc,
+                                   _own_clipped_optimizer, _user_activation],
+                         ids=["Conv1d subclass", "notebook layer", "matrix W",
+                              "a layer's own optimizer of its own rule", "user activation object"])
+def test_what_keeps_the_passes_checked(backend, update_steps, trusted_passes, build):
+    """User code would run inside the steps, or an array is not plain: the passes and the
+    updates stay checked."""
     X, y = data(50, (6, 6))
     assert_same_training(build(np.float64), X, y, epochs=2, batch_size=16, seed=3)
-    assert trusted_passes == [] and bool(update_steps) == updates
+    assert trusted_passes == [] and update_steps == []
 
 
 @pytest.mark.parametrize("name", ["conv1d", "conv1d_backward", "max_pool1d", "dense",
@@ -778,3 +777,64 @@ def test_the_trusted_flag_belongs_to_one_thread():
             pass
         seen.append(_trusted.active())
     assert seen == [False, True, True] and not _trusted.active()
+
+
+# --- a loss or an optimizer of the user's runs between the steps: they stay checked -----------
+# (found by an independent audit: a loss whose gradient changed shape crashed the process in
+# the unchecked backward, and an optimizer that rebound a weight to another layout changed the
+# results silently)
+
+class NarrowingLoss:
+    """A user's loss whose gradient loses its columns from the second batch on."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def forward(self, y, t):
+        self.y, self.t = y, t
+        return float(np.mean((y - t) ** 2))
+
+    def backward(self, dloss=1.0):
+        self.calls += 1
+        g = (2 * (self.y - self.t) / self.y.size).astype(self.y.dtype)
+        return g if self.calls == 1 else np.ascontiguousarray(g[:, :1])
+
+
+@pytest.mark.parametrize("layers", [
+    lambda: [Conv1d(2, 3, 3), Flatten(), FC(42, 300, activation="relu")],
+    lambda: [Flatten(), FC(32, 300, activation="relu")],
+], ids=["convolution", "FC chain"])
+def test_a_users_loss_keeps_every_step_checked(backend, chain_steps, update_steps,
+                                               trusted_passes, layers):
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((64, 2, 16)), rng.standard_normal((64, 300))
+    model = Sequential(layers(), loss=NarrowingLoss(), optimizer=SGD(0.1))
+    with pytest.raises(ValueError, match=r"dout has shape \(16, 1\); expected \(16, 300\)"):
+        model.fit(X, Y, epochs=2, batch_size=16, shuffle=False)
+    assert chain_steps == update_steps == trusted_passes == []
+
+
+class Fortran:
+    """A user's optimizer that rebinds the convolution's weights to Fortran order."""
+
+    def update(self, layer):
+        layer.W = layer.W - 0.01 * layer.dW
+        if isinstance(layer, Conv1d):
+            layer.W = np.asfortranarray(layer.W)
+        layer.b = layer.b - 0.01 * layer.db
+        return layer
+
+
+def test_a_users_optimizer_keeps_every_step_checked(backend, update_steps, trusted_passes):
+    from fastnet.layers import MaxPool1d
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 4, 12)), rng.integers(0, 3, 64)
+    model = Classifier([Conv1d(4, 6, 3, padding=1), MaxPool1d(2), Flatten(), FC(36, 3)],
+                       optimizer=Fortran())
+    checked = copy.deepcopy(model)
+    model.fit(X, y, epochs=2, batch_size=8, shuffle=False)
+    checked.fit(X, y, epochs=2, batch_size=8, shuffle=False, callbacks=[Checked()])
+    assert model.history == checked.history
+    for key, param in model.params.items():
+        np.testing.assert_array_equal(param, checked.params[key], err_msg=key)
+    assert update_steps == trusted_passes == []
