@@ -59,7 +59,7 @@ _MODEL_METHODS = ("forward", "backward", "_backward", "_forward_through", "_forw
 _OPTIMIZER_METHODS = ("update", "_step", "_state_for", "_new_state")
 _FUNCTIONS = ("dense", "dense_backward", "sgd_update_", "momentum_update_", "adagrad_update_",
               "rmsprop_update_", "adam_update_")
-#: The methods of a ``Conv1d`` that set its gradients (for :func:`unchecked_updates`).
+#: The methods of a ``Conv1d`` that its passes call (for :func:`trusted_passes`).
 _CONV_METHODS = ("forward", "backward", "_backward", "params", "grads")
 
 
@@ -172,7 +172,7 @@ def dense_chain(model, tail):
         if layer._act_layer is not None and not final_softmax:
             return None
         optimizer = layer.optimizer if layer.optimizer is not None else model.optimizer
-        if not (_plain_optimizer(optimizer) and _plain_arrays(layer, optimizer)):
+        if not _plain_arrays(layer, optimizer):    # (fastnet's: _only_fastnet_between_steps)
             return None
         optimizers.append(optimizer)
     if not layers or not _apart(layers, optimizers):
@@ -185,11 +185,10 @@ class UncheckedUpdates:
     optimizer's own step rule on the backend's kernels, in the checked step's order.
 
     For the models that the chain does not take (convolutions, pooling, ``Concat``), whose
-    passes run as :func:`trusted_passes` allows (Adam's 12 updates in the MNIST CNN's step:
-    ~160 us checked, ~95 us here). The reasoning is
-    the chain's (module docstring): the epoch's first step ran checked, and the gradients come
-    from fastnet's own ``FC`` and ``Conv1d``, as fresh arrays of their parameters' shape and
-    dtype.
+    passes run trusted (Adam's 12 updates in the MNIST CNN's step: ~160 us checked, ~95 us
+    here). The reasoning is the chain's (module docstring): the epoch's first step ran checked,
+    and the gradients come from fastnet's own ``FC`` and ``Conv1d``, as fresh arrays of their
+    parameters' shape and dtype.
 
     Parameters
     ----------
@@ -209,23 +208,15 @@ class UncheckedUpdates:
 
 def unchecked_updates(model):
     """An :class:`UncheckedUpdates` that does ``model._step()``'s work when its remaining steps
-    may skip the checks, else None. Called where :func:`trusted_passes` holds (no code of the
-    user's anywhere in the step), after a checked step. Every layer with parameters must be
-    fastnet's ``FC`` or ``Conv1d`` (a subclass that changes none of their step methods
-    included), updated by the model's optimizer or by one of its own (then inside its own
-    backward, checked, as before), its arrays plain."""
-    if not _only_fastnet_between_steps(model):
-        return None
+    may skip the checks, else None. Called only where :func:`trusted_passes` holds, after a
+    checked step: the model, its loss, its optimizers and its layers are fastnet's (the layers
+    with parameters ``FC`` and ``Conv1d``). A layer with an optimizer of its own is updated
+    inside its backward, checked, as before; the others' arrays must be plain."""
     entries, optimizers, layers = [], [], []
     for _, layer, optimizer in model.leaf_optimizers():
-        if not has_params(layer):
-            continue
-        layer_class = _fastnet_class(layer, (FC, Conv1d))
-        if layer_class is None or not _unchanged(layer, layer_class):
-            return None
-        if optimizer is None or layer.optimizer is not None:    # as _step: not updated there
-            continue
-        if not (_plain_optimizer(optimizer) and _plain_update(layer, optimizer)):
+        if not has_params(layer) or optimizer is None or layer.optimizer is not None:
+            continue                                    # as _step: not updated there
+        if not _plain_update(layer, optimizer):
             return None
         entries.append((optimizer, layer, optimizer._state_for(layer.W),
                         optimizer._state_for(layer.b)))
@@ -238,9 +229,9 @@ def unchecked_updates(model):
 
 def trusted_passes(model):
     """Whether ``model``'s forward and backward passes may run trusted (``fastnet._trusted``)
-    in its remaining steps: the model and every container and layer in it are fastnet's, none
-    of their step methods changed, and so is every optimizer a layer updates itself with inside
-    its backward; the functional API's functions that the layers call are fastnet's own. As
+    in its remaining steps: the model, its loss, its optimizers and every container and layer
+    in it are fastnet's, none of their step methods changed, and the ``FC`` and ``Conv1d``
+    parameters are plain arrays (:func:`_only_fastnet_between_steps`, :func:`_trusted_node`). As
     :func:`dense_chain`, called after a checked step by a caller that has ruled out per-batch
     callbacks and ``augment``: no user code then runs inside the passes."""
     return _only_fastnet_between_steps(model) and _trusted_node(model)
@@ -266,9 +257,6 @@ def _only_fastnet_between_steps(model):
 def _trusted_node(node):
     cls = _fastnet_class(node, _CONTAINERS + list(_TRUSTED_LAYERS))
     if cls is None or not _unchanged(node, cls):
-        return False
-    optimizer = getattr(node, "optimizer", None)
-    if cls in _TRUSTED_LAYERS and optimizer is not None and not _plain_optimizer(optimizer):
         return False
     if cls is FC and node._act_layer is not None and not _trusted_node(node._act_layer):
         return False

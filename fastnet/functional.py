@@ -198,7 +198,6 @@ def dense_backward(dout, x, W, y=None, activation=None, need_dx=True):
     return (dx.reshape(x.shape) if x.ndim == 1 and dx is not None else dx), dW, db
 
 
-
 def _trusted_dense(x, W, b, activation):
     """:func:`dense` of an ``FC`` layer in fit's trusted passes (``fastnet._trusted``), without
     the checks: ``x (N, n_in)`` and arguments that passed them in the step before."""
@@ -208,6 +207,7 @@ def _trusted_dense(x, W, b, activation):
 def _trusted_dense_backward(dout, x, W, y, activation, need_dx):
     """:func:`dense_backward` in fit's trusted passes, without the checks."""
     return kernels().dense_backward(dout, x, W, y, activation, need_dx)
+
 
 # --- activations ---------------------------------------------------------------------------------
 

@@ -676,7 +676,7 @@ class Sequential(_Container):
                     f"training diverged at epoch {epoch + 1}, batch {b + 1} (of {len(batches)}): "
                     f"loss is {loss}; lower the learning rate, or check the data and the "
                     f"initialization")
-            dout = self.loss.backward()          # the loss may be the user's: never trusted
+            dout = self.loss.backward()          # outside the trusted passes: it checks its own
             if chain:
                 chain.backward(dout)
             else:
