@@ -604,7 +604,9 @@ class Sequential(_Container):
         Raises
         ------
         ValueError, TypeError
-            Bad data, labels, sizes or settings — before any parameter changes.
+            Bad data, labels, sizes or settings — before any parameter changes. A loss
+            replaced while fit runs (by a callback) stops it with a ValueError: the data were
+            checked against the loss that fit started with.
         FloatingPointError
             The training loss became NaN or infinite (the message names epoch and batch).
         """
@@ -640,20 +642,22 @@ class Sequential(_Container):
 
         self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
         modes_before = self._modes()
+        loss_fn = self.loss              # the loss checked above, fixed for the whole fit
         self.train(True)
         try:
             call_hook(callbacks, "on_train_begin", self, epochs, n_batches)
             for epoch in range(epochs):
                 self._fit_epoch(X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng,
-                                tail, verbose, callbacks, augment)
+                                tail, verbose, callbacks, augment, loss_fn)
         finally:
             self._set_modes(modes_before)
         call_hook(callbacks, "on_train_end", self)
         return self
 
     def _fit_epoch(self, X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng, tail,
-                   verbose, callbacks, augment=None):
+                   verbose, callbacks, augment=None, loss_fn=None):
         start = time.perf_counter()
+        loss_fn = self.loss if loss_fn is None else loss_fn    # the loss that fit checked
         batches = MiniBatch(X, y, batch_size, seed=rng, shuffle=shuffle)
         call_hook(callbacks, "on_epoch_begin", epoch, len(batches))
         total = 0.0
@@ -662,12 +666,15 @@ class Sequential(_Container):
         step = self._step        # or, for other models, maybe their updates without the checks
         passes = contextlib.nullcontext        # and their passes trusted (fastnet._trusted)
         for b, (xb, yb) in enumerate(batches):
+            if self.loss is not loss_fn:
+                raise _loss_replaced(type(self).__name__, epoch, b, len(batches), loss_fn,
+                                     self.loss)
             if augment is not None:
                 xb = augmented(augment, xb, rng)
             with passes():
                 out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
             try:
-                loss = self.loss.forward(out, yb)
+                loss = loss_fn.forward(out, yb)
             except ValueError as err:    # a BCE input that left [0, 1]: say when, as below
                 raise ValueError(f"training stopped at epoch {epoch + 1}, batch {b + 1} (of "
                                  f"{len(batches)}): {err}") from err
@@ -676,7 +683,7 @@ class Sequential(_Container):
                     f"training diverged at epoch {epoch + 1}, batch {b + 1} (of {len(batches)}): "
                     f"loss is {loss}; lower the learning rate, or check the data and the "
                     f"initialization")
-            dout = self.loss.backward()          # outside the trusted passes: it checks its own
+            dout = loss_fn.backward()            # outside the trusted passes: it checks its own
             if chain:
                 chain.backward(dout)
             else:
@@ -931,6 +938,15 @@ class Concat(_Container):
         return f"Concat([\n{inner}\n])"
 
 
+def _loss_replaced(model, epoch, batch, n_batches, checked, now):
+    """The error for a loss replaced while ``fit`` runs (by a callback, say): the data, the
+    targets and the network's end were checked against the loss that ``fit`` started with."""
+    return ValueError(f"{model}.fit: the model's loss was replaced during training (before epoch "
+                      f"{epoch + 1}, batch {batch + 1} of {n_batches}): fit checked the data "
+                      f"against {checked!r}, and now loss is {now!r}; set the loss before "
+                      f"calling fit")
+
+
 def _labels(y):
     """Integer labels from integer labels or one-hot / probability rows."""
     return y if y.ndim == 1 else y.argmax(axis=1)
@@ -945,6 +961,12 @@ def _check_updatable(op, params):
             raise TypeError(f"{op}: parameter {key} must be a float ndarray; got "
                             f"{type(p).__name__} {getattr(p, 'dtype', '')}".rstrip())
         check.updatable(op, f"parameter {key}", p)
+
+
+def _check_classifier_loss(op, loss):
+    if not isinstance(loss, SoftmaxCrossEntropy):
+        raise TypeError(f"{op}: loss must be SoftmaxCrossEntropy; got {loss!r} (use Sequential "
+                        f"for other losses)")
 
 
 def _check_class_targets(op, y, out, y_name):
@@ -987,10 +1009,12 @@ class Classifier(Sequential):
     def __init__(self, layers, loss=None, optimizer=None):
         layers = layer_list(type(self).__name__, layers)      # before a layer taken as loss
         loss = SoftmaxCrossEntropy() if loss is None else get_loss(loss)
-        if not isinstance(loss, SoftmaxCrossEntropy):
-            raise TypeError(f"Classifier: loss must be SoftmaxCrossEntropy; got {loss!r} (use "
-                            f"Sequential for other losses)")
+        _check_classifier_loss(type(self).__name__, loss)
         super().__init__(layers, loss, optimizer)
+
+    def _check_loss(self, op):
+        super()._check_loss(op)          # a loss assigned since construction, checked as there
+        _check_classifier_loss(op, self.loss)
 
     def _metrics(self):
         return ("loss", "acc")

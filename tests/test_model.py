@@ -931,6 +931,48 @@ def test_bad_model_construction():
         Classifier([ReLU()], loss="mse")
 
 
+def test_classifier_loss_assigned_after_construction_is_checked(backend):
+    X = np.random.default_rng(0).standard_normal((12, 6))
+    clf = Classifier([FC(6, 3)], optimizer=SGD(0.1))
+    clf.loss = "mse"
+    expect_untouched(clf, lambda: clf.fit(X, np.arange(12) % 3), TypeError,
+                     r"Classifier.fit: loss must be SoftmaxCrossEntropy; got MeanSquaredError")
+
+
+class _ReplaceLoss(Callback):
+    """Assigns ``loss`` to the model at the end of the first epoch, or of its first batch."""
+
+    def __init__(self, loss, per_batch):
+        self.loss, self.per_batch = loss, per_batch
+
+    def on_train_begin(self, model, epochs, n_batches):
+        self.model = model
+
+    def on_batch_end(self, batch, loss, n_samples):
+        if self.per_batch:
+            self.model.loss = self.loss
+
+    def on_epoch_end(self, epoch, logs):
+        self.model.loss = self.loss
+
+
+@pytest.mark.parametrize("per_batch, where", [(False, "before epoch 2, batch 1 of 3"),
+                                              (True, "before epoch 1, batch 2 of 3")])
+@pytest.mark.parametrize("model_class, loss", [(Classifier, "mse"), (Sequential, "bce")])
+def test_loss_replaced_during_fit_is_refused(backend, model_class, loss, per_batch, where):
+    # Seen by an audit: a name assigned between epochs reached the step as a string and failed
+    # with "'str' object has no attribute 'forward'"; another loss object would have trained
+    # against targets checked for the first one.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 6))
+    model = model_class([FC(6, 3)], loss="softmax_cross_entropy", optimizer=SGD(0.1))
+    with pytest.raises(ValueError, match=re.escape(
+            f"{model_class.__name__}.fit: the model's loss was replaced during training ({where})"
+            f": fit checked the data against SoftmaxCrossEntropy(), and now loss is {loss!r}")):
+        model.fit(X, np.arange(12) % 3, epochs=2, batch_size=4,
+                  callbacks=[_ReplaceLoss(loss, per_batch)])
+
+
 # --- the first layer's input gradient is not computed in training -----------------------
 
 def _record_need_dx(monkeypatch):
