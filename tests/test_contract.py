@@ -90,6 +90,10 @@ F.softmax_cross_entropy(x[:1000].reshape(100, 10), np.zeros(100, np.int64))    #
 F.softmax_cross_entropy(x.reshape(2000, 100), np.zeros(2000, np.int64))       # parallel
 ks = [activations._relu_forward, activations._sigmoid_forward, optimizers._adagrad,
       losses._sce_index_narrow, losses._sce_index_parallel]
+if optimizers.BY_ROOT:          # float64: the parallel kernel with the root-step intrinsic
+    x64 = x.astype(np.float64)
+    F.adagrad_update_(x64.copy(), x64, np.zeros_like(x64), 0.1)
+    ks.append(optimizers._adagrad64)
 # The conv GEMM path split over two threads: its parallel runner, and its slots (C functions
 # that call BLAS by symbol name).
 from fastnet.kernels.numba_backend import _blas, _slots

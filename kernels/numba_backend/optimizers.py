@@ -13,9 +13,11 @@ given Python floats, also computes 1 - beta before rounding).
 import math
 
 import numpy as np
-from numba import prange
+from numba import config, prange
 
-from ._config import PARALLEL_MIN_SIZE, jit_parallel_ordered
+from ._config import PARALLEL_MIN_SIZE, jit_ordered, jit_parallel_ordered
+from ._microkernels import VECTOR_BYTES
+from ._root_step import root_step
 
 # Decaying state (momentum's velocity, RMSProp's h, Adam's m and v) is stored as 0 where its
 # magnitude falls below the dtype's smallest normal number (``tiny``, passed in): a parameter
@@ -130,6 +132,100 @@ def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
             p[i] -= step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
 
 
+# --- float64: the square root on the FMA units (``_root_step``) -------------------------------
+#
+# Each chunk of values runs two passes back to back while it is in L1: the state update (a plain
+# loop, vectorised by LLVM), then the step, one vector at a time. Same arithmetic as above, bit
+# for bit (tested); AdaGrad over 313 600 values on two threads: 275 -> 171 us.
+
+#: Values per chunk (4 KB per array): small enough for L1, large enough that a part of a
+#: ``prange`` split is many chunks.
+_CHUNK = 128
+#: float64 values per vector of ``root_step``.
+_LANES = VECTOR_BYTES // 8
+#: Whether float64 updates take these kernels: AVX-512 hosts, where they were measured (elsewhere
+#: the root would stay on the divider anyway), and never with ``NUMBA_DISABLE_JIT=1`` (plain
+#: Python cannot run an intrinsic).
+BY_ROOT = VECTOR_BYTES == 64 and not config.DISABLE_JIT
+
+
+@jit_ordered(inline="always")
+def _steps(p, u, s, lo, hi, k, c, eps):
+    """``p[i] -= k*u[i] / (sqrt(s[i])*c + eps)`` for ``lo <= i < hi``."""
+    for i in range(lo, hi, _LANES):
+        root_step(p, u, s, i, hi - i, k, c, eps)
+
+
+@jit_ordered(inline="always")
+def _adagrad_chunk(p, g, h, lr, eps, lo, hi):
+    gc, hc = g[lo:hi], h[lo:hi]          # slices: indices known non-negative, so it vectorises
+    for i in range(hc.size):
+        hc[i] += gc[i] * gc[i]
+    _steps(p, g, h, lo, hi, lr, 1.0, eps)
+
+
+@jit_ordered(inline="always")
+def _rmsprop_chunk(p, g, h, lr, rho, one_minus_rho, eps, tiny, lo, hi):
+    gc, hc = g[lo:hi], h[lo:hi]
+    for i in range(hc.size):
+        hi_ = rho * hc[i] + one_minus_rho * gc[i] * gc[i]
+        hc[i] = 0.0 if abs(hi_) < tiny else hi_
+    _steps(p, g, h, lo, hi, lr, 1.0, eps)
+
+
+@jit_ordered(inline="always")
+def _adam_chunk(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+                inv_sqrt_bc2, eps, tiny, lo, hi):
+    gc, mc, vc = g[lo:hi], m[lo:hi], v[lo:hi]
+    for i in range(mc.size):
+        mi = beta1 * mc[i] + one_minus_beta1 * gc[i]
+        vi = beta2 * vc[i] + one_minus_beta2 * gc[i] * gc[i]
+        mc[i] = 0.0 if abs(mi) < tiny else mi
+        vc[i] = 0.0 if abs(vi) < tiny else vi
+    _steps(p, m, v, lo, hi, step_size, inv_sqrt_bc2, eps)
+
+
+@jit_parallel_ordered
+def _adagrad64(p, g, h, lr, eps):
+    n = p.size
+    chunks = -(-n // _CHUNK)
+    if n < PARALLEL_MIN_SIZE:
+        for c in range(chunks):
+            _adagrad_chunk(p, g, h, lr, eps, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+    else:
+        for c in prange(chunks):
+            _adagrad_chunk(p, g, h, lr, eps, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
+@jit_parallel_ordered
+def _rmsprop64(p, g, h, lr, rho, one_minus_rho, eps, tiny):
+    n = p.size
+    chunks = -(-n // _CHUNK)
+    if n < PARALLEL_MIN_SIZE:
+        for c in range(chunks):
+            _rmsprop_chunk(p, g, h, lr, rho, one_minus_rho, eps, tiny, c * _CHUNK,
+                           min(n, (c + 1) * _CHUNK))
+    else:
+        for c in prange(chunks):
+            _rmsprop_chunk(p, g, h, lr, rho, one_minus_rho, eps, tiny, c * _CHUNK,
+                           min(n, (c + 1) * _CHUNK))
+
+
+@jit_parallel_ordered
+def _adam64(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+            inv_sqrt_bc2, eps, tiny):
+    n = p.size
+    chunks = -(-n // _CHUNK)
+    if n < PARALLEL_MIN_SIZE:
+        for c in range(chunks):
+            _adam_chunk(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+                        inv_sqrt_bc2, eps, tiny, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+    else:
+        for c in prange(chunks):
+            _adam_chunk(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+                        inv_sqrt_bc2, eps, tiny, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
 #: The smallest normal number of each dtype, as a Python float.
 _TINY = {np.dtype(np.float32): float(np.finfo(np.float32).tiny),
          np.dtype(np.float64): float(np.finfo(np.float64).tiny)}
@@ -158,12 +254,14 @@ def momentum_update_(param, grad, velocity, lr, momentum, nesterov):
 
 def adagrad_update_(param, grad, h, lr, eps):
     """DL-from-scratch AdaGrad: ``h += g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
-    _adagrad(*_flat(param, grad, h), lr, eps)
+    kernel = _adagrad64 if BY_ROOT and param.itemsize == 8 else _adagrad
+    kernel(*_flat(param, grad, h), lr, eps)
 
 
 def rmsprop_update_(param, grad, h, lr, rho, eps):
     """``h = rho*h + (1-rho)*g*g``; ``param -= lr * g / (sqrt(h) + eps)``."""
-    _rmsprop(*_flat(param, grad, h), lr, rho, 1 - rho, eps, _tiny(param))
+    kernel = _rmsprop64 if BY_ROOT and param.itemsize == 8 else _rmsprop
+    kernel(*_flat(param, grad, h), lr, rho, 1 - rho, eps, _tiny(param))
 
 
 def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
@@ -171,5 +269,6 @@ def adam_update_(param, grad, m, v, lr, beta1, beta2, eps, step):
     ``param -= lr/(1-beta1**step) * m / (sqrt(v)/sqrt(1-beta2**step) + eps)``."""
     step_size = lr / (1 - beta1 ** step)
     inv_sqrt_bc2 = 1 / math.sqrt(1 - beta2 ** step)
-    _adam(*_flat(param, grad, m, v), beta1, 1 - beta1, beta2, 1 - beta2, step_size, inv_sqrt_bc2,
-          eps, _tiny(param))
+    kernel = _adam64 if BY_ROOT and param.itemsize == 8 else _adam
+    kernel(*_flat(param, grad, m, v), beta1, 1 - beta1, beta2, 1 - beta2, step_size, inv_sqrt_bc2,
+           eps, _tiny(param))
