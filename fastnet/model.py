@@ -655,9 +655,9 @@ class Sequential(_Container):
         return self
 
     def _fit_epoch(self, X, y, X_val, y_val, epoch, epochs, batch_size, shuffle, rng, tail,
-                   verbose, callbacks, augment=None, loss_fn=None):
+                   verbose, callbacks, augment, loss_fn):
+        """One epoch of ``fit``; ``loss_fn`` is the loss that ``fit`` checked."""
         start = time.perf_counter()
-        loss_fn = self.loss if loss_fn is None else loss_fn    # the loss that fit checked
         batches = MiniBatch(X, y, batch_size, seed=rng, shuffle=shuffle)
         call_hook(callbacks, "on_epoch_begin", epoch, len(batches))
         total = 0.0

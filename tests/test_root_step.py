@@ -143,3 +143,24 @@ def test_float64_updates_take_the_root_step_kernels(monkeypatch):
 
 def test_float64_kernels_are_on_exactly_where_avx512_and_compiling_are():
     assert opt.BY_ROOT == (mk.VECTOR_BYTES == 64 and not numba.config.DISABLE_JIT)
+
+
+@needs_root
+@pytest.mark.parametrize("lr", [1, np.float32(0.1), True])
+def test_float64_kernels_take_hyper_parameters_of_any_real_type(lr):
+    # The plain loops round every hyper-parameter to the parameter's dtype; the float64 kernels
+    # once passed an int or a float32 learning rate straight to the intrinsic, and failed to
+    # compile ("value needs to be of type double not i64").
+    rng = np.random.default_rng(3)
+    p, g = rng.standard_normal(300), rng.standard_normal(300)
+    h = rng.random(300)
+    cases = [(opt._adagrad, opt._adagrad64, [h], (lr, 1e-7)),
+             (opt._rmsprop, opt._rmsprop64, [h], (lr, 0.9, 0.1, 1e-7, _TINY)),
+             (opt._adam, opt._adam64, [h * 0.1, h], (0.9, 0.1, 0.999, 0.001, lr, 1.0, 1e-8, _TINY))]
+    for plain, rooted, state, hyper in cases:
+        expected = [p.copy()] + [a.copy() for a in state]
+        got = [p.copy()] + [a.copy() for a in state]
+        plain(expected[0], g, *expected[1:], *hyper)
+        rooted(got[0], g, *got[1:], *hyper)
+        for e, o in zip(expected, got):
+            np.testing.assert_array_equal(o, e)

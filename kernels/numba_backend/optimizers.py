@@ -187,6 +187,7 @@ def _adam_chunk(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step
 
 @jit_parallel_ordered
 def _adagrad64(p, g, h, lr, eps):
+    lr, eps = np.float64(lr), np.float64(eps)        # any real number, as in the plain loops
     n = p.size
     chunks = -(-n // _CHUNK)
     if n < PARALLEL_MIN_SIZE:
@@ -199,6 +200,8 @@ def _adagrad64(p, g, h, lr, eps):
 
 @jit_parallel_ordered
 def _rmsprop64(p, g, h, lr, rho, one_minus_rho, eps, tiny):
+    lr, rho, one_minus_rho = np.float64(lr), np.float64(rho), np.float64(one_minus_rho)
+    eps, tiny = np.float64(eps), np.float64(tiny)
     n = p.size
     chunks = -(-n // _CHUNK)
     if n < PARALLEL_MIN_SIZE:
@@ -214,6 +217,10 @@ def _rmsprop64(p, g, h, lr, rho, one_minus_rho, eps, tiny):
 @jit_parallel_ordered
 def _adam64(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
             inv_sqrt_bc2, eps, tiny):
+    beta1, one_minus_beta1 = np.float64(beta1), np.float64(one_minus_beta1)
+    beta2, one_minus_beta2 = np.float64(beta2), np.float64(one_minus_beta2)
+    step_size, inv_sqrt_bc2 = np.float64(step_size), np.float64(inv_sqrt_bc2)
+    eps, tiny = np.float64(eps), np.float64(tiny)
     n = p.size
     chunks = -(-n // _CHUNK)
     if n < PARALLEL_MIN_SIZE:
