@@ -16,7 +16,8 @@ and each optimizer against its plain loop). A vector with a value outside ``[2**
 (the estimate gives NaN for inf), and subnormals and the extremes are kept out as a precaution,
 where a Newton step's products come near underflow or overflow.
 
-float32 and hosts without AVX-512 get the plain ``sqrt`` (the same vector code otherwise): a
+float32, hosts without AVX-512 and Numba told to compile without it (``NUMBA_CPU_NAME=generic``,
+``NUMBA_CPU_FEATURES``, ``NUMBA_ENABLE_AVX=0``) get the plain ``sqrt`` (the same vector code): a
 float32 root costs the divider less than half as much, and the estimate gained nothing there
 (AdaGrad float32 over 313 600 values: 77.6 against 77.8 us).
 
@@ -25,7 +26,8 @@ clear ``__pycache__`` (or ``NUMBA_CACHE_DIR``) or the cached kernels keep the ol
 """
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
+from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
 from ._microkernels import VECTOR_BYTES, _Vectors, _at, _data
@@ -33,6 +35,19 @@ from ._microkernels import VECTOR_BYTES, _Vectors, _at, _data
 #: Range of ``s`` (besides 0) where the estimate and its Newton steps stay exact: no
 #: subnormal residual, no overflow of ``y/2`` or ``s*y``.
 _SAFE_LOW, _SAFE_HIGH = 2.0 ** -1000, 2.0 ** 1000
+
+
+def _numba_compiles_avx512():
+    """Whether Numba compiles for AVX-512: the host has it, and neither ``NUMBA_CPU_NAME=generic``
+    (whose features are none), ``NUMBA_CPU_FEATURES`` nor ``NUMBA_ENABLE_AVX=0`` takes it away.
+    The estimate is an AVX-512 instruction: compiled for a target without it, LLVM aborts the
+    process ("Do not know how to split the result of this operator")."""
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    return "+avx512f" in features.split(",")
+
+
+#: Whether the float64 root comes from the estimate (else from the divider's ``sqrt``).
+ESTIMATE = VECTOR_BYTES == 64 and _numba_compiles_avx512()
 
 
 def lanes(dtype):
@@ -98,7 +113,7 @@ def root_step(typingctx, p, u, s, start, valid, k, c, eps):
 
         def exact_sqrt(x):
             return builder.call(sqrt, [x])
-        if array_type.dtype == types.float64 and VECTOR_BYTES == 64:
+        if array_type.dtype == types.float64 and ESTIMATE:
             root = _sqrt_by_estimate(builder, vec, sv, exact_sqrt)
         else:
             root = exact_sqrt(sv)

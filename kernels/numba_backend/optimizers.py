@@ -17,7 +17,7 @@ from numba import config, prange
 
 from ._config import PARALLEL_MIN_SIZE, jit_ordered, jit_parallel_ordered
 from ._microkernels import VECTOR_BYTES
-from ._root_step import root_step
+from ._root_step import ESTIMATE, root_step
 
 # Decaying state (momentum's velocity, RMSProp's h, Adam's m and v) is stored as 0 where its
 # magnitude falls below the dtype's smallest normal number (``tiny``, passed in): a parameter
@@ -143,10 +143,10 @@ def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
 _CHUNK = 128
 #: float64 values per vector of ``root_step``.
 _LANES = VECTOR_BYTES // 8
-#: Whether float64 updates take these kernels: AVX-512 hosts, where they were measured (elsewhere
-#: the root would stay on the divider anyway), and never with ``NUMBA_DISABLE_JIT=1`` (plain
-#: Python cannot run an intrinsic).
-BY_ROOT = VECTOR_BYTES == 64 and not config.DISABLE_JIT
+#: Whether float64 updates take these kernels: where Numba compiles for AVX-512, where they were
+#: measured (elsewhere the root would stay on the divider anyway), and never with
+#: ``NUMBA_DISABLE_JIT=1`` (plain Python cannot run an intrinsic).
+BY_ROOT = ESTIMATE and not config.DISABLE_JIT
 
 
 @jit_ordered(inline="always")
