@@ -201,3 +201,10 @@ def test_float64_kernels_take_hyper_parameters_of_any_real_type(lr):
         rooted(got[0], g, *got[1:], *hyper)
         for e, o in zip(expected, got):
             np.testing.assert_array_equal(o, e)
+
+
+def test_root_step_refuses_arrays_it_would_misread():
+    p = np.zeros(16)
+    for u in (np.ones(32)[::2], np.ones(16, np.float32), np.ones((4, 4))):
+        with pytest.raises(numba.core.errors.TypingError):
+            _step_one(p.copy(), u, np.ones(16), 0, 8, 1.0, 1.0, 0.0)

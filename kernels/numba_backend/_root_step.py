@@ -97,6 +97,9 @@ def root_step(typingctx, p, u, s, start, valid, k, c, eps):
     scalars of that dtype. The caller keeps ``start + min(valid, lanes)`` within the arrays.
     ``sqrt(s) * c + eps`` is one fused multiply-add, as ``contract`` compiles it in a loop.
     """
+    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+               and a.dtype == p.dtype for a in (p, u, s)):
+        return None           # a typing error: the vectors read contiguous memory, one dtype
     sig = types.void(p, u, s, start, valid, k, c, eps)
 
     def codegen(context, builder, signature, args):
