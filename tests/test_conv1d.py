@@ -330,7 +330,7 @@ def test_padding_longer_than_input_and_columns(backend, dtype, config, activatio
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@pytest.mark.parametrize("strategy", ["direct", "blocked", "gemm", "gemm-windows"])
+@pytest.mark.parametrize("strategy", ["direct", "blocked", "gemm", "gemm-windows", "taps"])
 @pytest.mark.parametrize("stride, pl, pr, dilation", [(1, 1, 1, 1), (1, 2, 0, 1), (2, 1, 2, 2),
                                                        (1, 3, 3, 2),
                                                        # padding longer than the input and the
@@ -350,6 +350,10 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
         if strategy == "gemm-windows":
             monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
             monkeypatch.setattr(nb_conv, "GEMM_MIN_ROWS_PER_CHANNEL", 0)
+        if strategy == "taps":
+            pytest.skip("a NumPy-backend strategy")
+    elif strategy == "taps":            # the baseline's tap-by-tap sums wherever they can run
+        monkeypatch.setattr(load("numpy").conv1d, "COLUMNS_MAX_BYTES", 0)
     elif strategy != "direct":
         pytest.skip("one strategy in the NumPy backend")
     rng = np.random.default_rng(3)
@@ -369,6 +373,41 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
     _, dW, db = F.conv1d_backward(dout, x, ones, **hyper)
     np.testing.assert_allclose(dW, want_dW, rtol=rtol, atol=atol)
     np.testing.assert_allclose(db, want_db, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("config", [
+    # N, C_in, C_out, L, K, stride, pl, pr, dilation: padding shorter than the input
+    (2, 3, 4, 12, 3, 1, 1, 1, 1), (3, 2, 5, 17, 4, 2, 0, 3, 2), (1, 4, 2, 9, 2, 3, 2, 2, 1),
+    (2, 1, 3, 8, 5, 1, 0, 0, 1)])
+def test_numpy_baseline_tap_by_tap_beyond_its_column_budget(dtype, monkeypatch, config):
+    """Past ``COLUMNS_MAX_BYTES`` the baseline sums tap by tap (made 0 here, so every call
+    does); an audit found the column matrix taking 5x the output's memory (16 GiB for a 4 MiB
+    output), which the memory check does not count. Oracle: the naive loops."""
+    np_conv = load("numpy").conv1d
+    monkeypatch.setattr(np_conv, "COLUMNS_MAX_BYTES", 0)
+    check_kernels(np_conv, dtype, *config)
+
+
+def test_numpy_baseline_memory_stays_near_the_output_beyond_its_column_budget(monkeypatch):
+    """Peak traced memory of the baseline's forward and backward, with a column matrix of 8 MiB
+    against a 1 MiB budget: the tap-by-tap sums need ~1.5 MiB."""
+    import tracemalloc
+    np_conv = load("numpy").conv1d
+    monkeypatch.setattr(np_conv, "COLUMNS_MAX_BYTES", 1 << 20)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 4096)).astype(np.float32)   # 512 KiB
+    W = rng.standard_normal((2, 16, 16)).astype(np.float32)
+    b = np.zeros(2, np.float32)
+    columns = 2 * 4096 * 16 * 16 * 4                             # 8 MiB (L_out 4096)
+    tracemalloc.start()
+    try:
+        y = np_conv.conv1d_forward(x, W, b, 1, 8, 7, 1, "none")
+        np_conv.conv1d_backward(y, x, W, y, "none", 1, 8, 7, 1, True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert y.shape == (2, 2, 4096)
+    assert peak < columns / 4, peak
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
