@@ -49,7 +49,8 @@ def _reading(k, L, L_out, stride, padding_left, dilation):
     """``(l0, l1)``: the output positions ``l0 <= l < l1`` whose tap ``k`` reads inside ``x``
     (none when ``l1 <= l0``); the others read the padding."""
     first = k * dilation - padding_left                # the position output 0 reads
-    return max(0, -(first // stride)), min(L_out, (L - 1 - first) // stride + 1)
+    l0 = max(0, -(first // stride))                    # ceil(-first / stride) when first < 0
+    return l0, min(L_out, (L - 1 - first) // stride + 1)
 
 
 def _taps(L, L_out, K, stride, padding_left, dilation):
