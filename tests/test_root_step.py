@@ -73,14 +73,14 @@ def test_root_step_matches_sqrt_and_division_bit_for_bit(dtype, c):
     k, eps = dtype(0.01), dtype(1e-7)
     expected = _reference(p, u, s, k, dtype(c), eps)
     got = p.copy()
-    _step_all(got, u, s, k, dtype(c), eps, rs.lanes(np.dtype(dtype)))
+    _step_all(got, u, s, k, dtype(c), eps, mk.lanes(np.dtype(dtype)))
     np.testing.assert_array_equal(got, expected)           # NaN where NaN, inf where inf
     assert np.isnan(got).sum() >= 4                         # inf, NaN and negative roots
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_root_step_writes_only_its_valid_values(dtype):
-    lanes = rs.lanes(np.dtype(dtype))
+    lanes = mk.lanes(np.dtype(dtype))
     for valid in range(lanes + 2):
         for start in (0, 3):
             p = np.full(start + lanes + 8, 7.0, dtype)
@@ -158,9 +158,9 @@ def test_float64_updates_run_where_numba_compiles_without_avx512(tmp_path):
     # result of this operator"), while every other kernel compiled.
     code = """
 import numba, numpy as np
-from fastnet.kernels.numba_backend import _root_step as rs
+from fastnet.kernels.numba_backend import _microkernels as mk, _root_step as rs
 from fastnet.kernels.numba_backend import optimizers as opt
-LANES = rs.lanes(np.dtype(np.float64))
+LANES = mk.lanes(np.dtype(np.float64))
 @numba.njit
 def step(p, u, s):
     for i in range(0, p.size, LANES):

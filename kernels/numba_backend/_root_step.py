@@ -7,7 +7,9 @@ Why: on Intel cores a float64 square root and a division share one divider, whic
 made AdaGrad about a third of the notebooks' MLP step at batch 20. Here the root comes from
 the AVX-512 estimate ``vrsqrt14pd`` (14 bits) and two Newton steps on the FMA units, then one
 correction step, ``s += (x - s*s) * y/2``, which rounds it as ``sqrt`` does; only the
-division stays on the divider. Same pass, one thread: 348 us (two threads 171 against 275 us).
+division stays on the divider. AdaGrad over the same values (``optimizers._adagrad64``): one
+thread 379 against 538-552 us, two threads 224 against 279 us (medians of seven interleaved
+rounds).
 
 Exactness: the steps match the plain ``k*u / (sqrt(s)*c + eps)`` bit for bit on every value
 tested (``tests/test_root_step.py``: random values over the whole float64 range, the edges,
@@ -50,11 +52,6 @@ def _numba_compiles_avx512():
 ESTIMATE = VECTOR_BYTES == 64 and _numba_compiles_avx512()
 
 
-def lanes(dtype):
-    """Values per vector of :func:`root_step` for a NumPy dtype."""
-    return VECTOR_BYTES // dtype.itemsize
-
-
 def _sqrt_by_estimate(builder, vec, x, exact_sqrt):
     """``sqrt(x)`` of a float64 vector from ``vrsqrt14pd``, two Newton steps and one
     correction; lanes outside the safe range (module docstring) from ``exact_sqrt``, which is
@@ -91,7 +88,7 @@ def _sqrt_by_estimate(builder, vec, x, exact_sqrt):
 @intrinsic
 def root_step(typingctx, p, u, s, start, valid, k, c, eps):
     """``p[i] -= (k * u[i]) / (sqrt(s[i]) * c + eps)`` for ``i`` in ``start .. start + valid -
-    1`` (at most :func:`lanes` values; fewer are masked): one vector.
+    1`` (at most ``_microkernels.lanes(dtype)`` values; fewer are masked): one vector.
 
     ``p``, ``u``, ``s``: 1-D C-contiguous arrays of one float dtype; ``k``, ``c``, ``eps``:
     scalars of that dtype. The caller keeps ``start + min(valid, lanes)`` within the arrays.
