@@ -1,4 +1,5 @@
-"""Code generation of the Numba kernels: the loops that divide still vectorise.
+"""Code generation of the Numba kernels: the loops that divide still vectorise, and the loops
+bound by arithmetic run at 512 bits where Numba compiles for AVX-512 (second part, below).
 
 Numba's default error model ("python") tests every ``/`` for a zero divisor so that it can raise
 ``ZeroDivisionError``, and that branch stops LLVM from vectorising the loop around it. The kernels
@@ -9,13 +10,16 @@ compiles with NumPy's model, did not. The test compiles fresh, uncached copies o
 with their own options (``parallel=False``, so every loop is compiled inline) and looks for
 vector types in the LLVM IR: a structural check, not a timing.
 """
+import os
 import re
+import subprocess
+import sys
 
 import numba
 import numpy as np
 import pytest
 
-from fastnet.kernels.numba_backend import losses, optimizers
+from fastnet.kernels.numba_backend import _wide as wide, activations, losses, optimizers
 
 VECTOR = re.compile(r"<\d+ x (float|double)>")
 
@@ -41,3 +45,110 @@ def test_dividing_loops_vectorise(module, name, dtype):
     kernel(*_args(name, dtype))
     (ir,) = kernel.inspect_llvm().values()
     assert VECTOR.search(ir), f"{name} ({dtype}) compiled without vector instructions"
+
+
+# --- 512-bit vectors where arithmetic bounds the loop (``_wide``) -----------------------------
+#
+# LLVM prefers 256-bit vectors on Intel's AVX-512 server cores; ``wide_vectors()`` gives the
+# function it is lowered in the attribute "prefer-vector-width"="512". The attribute must land
+# on the function whose loops do the work: the kernel's own, and in a ``prange`` kernel the
+# loop body's function too (Numba moves it into a function of its own, a "parfor gufunc"), or
+# the loops stay at 256 bits without any error.
+
+#: (module, kernel, whether the kernel's own function loops too, not only its ``prange`` body)
+WIDE = [(activations, "_tanh_forward", True), (activations, "_sigmoid_forward", True),
+        (activations, "_softmax_row", True), (losses, "_sce_index_narrow", True),
+        (losses, "_sce_index_parallel", False)]
+
+
+def _fresh(kernel):
+    """An uncached copy of ``kernel`` with its own options (Numba shows no IR of cached code)."""
+    options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+    options["cache"] = False
+    return numba.njit(**options)(kernel.py_func)
+
+
+def _wide_args(name, dtype):
+    if name in ("_tanh_forward", "_sigmoid_forward"):
+        return np.ones(1 << 17, dtype), np.empty(1 << 17, dtype)
+    if name == "_softmax_row":
+        return np.ones(100, dtype), np.empty(100, dtype)
+    return np.ones((300, 10), dtype), np.zeros(300, np.int64)
+
+
+def _functions(ir):
+    """``{mangled name: (its attributes' text, its body)}`` for the functions defined in ``ir``."""
+    groups = dict(re.findall(r"^attributes (#\d+) = \{([^}]*)\}", ir, re.M))
+    found = {}
+    for match in re.finditer(r"^define [^\n]*?@(\S+?)\(([^\n]*)\{\n(.*?)^\}", ir, re.M | re.S):
+        name, rest, body = match.groups()
+        refs = re.findall(r"#\d+", rest[rest.rindex(")"):])
+        found[name] = (" ".join(groups.get(ref, "") for ref in refs), body)
+    return found
+
+
+def _compiled(module, name, dtype):
+    """The kernel's own function and its ``prange`` bodies' functions: ``{name: (attributes,
+    body)}``. (A body's function may be inlined into Numba's ``__gufunc__`` wrapper, after it
+    was vectorised on its own.)"""
+    kernel = _fresh(getattr(module, name))
+    kernel(*_wide_args(name, dtype))
+    functions = _functions("\n".join(kernel.inspect_llvm().values()))
+    own = f"{len(name)}{name}B"                  # the kernel's part of its mangled name
+    return ({f: v for f, v in functions.items()
+             if own in f and not f.startswith(("_ZN7cpython", "cfunc"))},
+            {f: v for f, v in functions.items() if "numba_parfor_gufunc" in f})
+
+
+@pytest.mark.skipif(not wide.WIDE, reason="Numba does not compile for AVX-512 here")
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("module, name, loops", WIDE, ids=[name for _, name, _ in WIDE])
+def test_arithmetic_loops_run_at_512_bits(module, name, loops, dtype):
+    full = f"<{64 // dtype.itemsize} x {'float' if dtype == np.float32 else 'double'}>"
+    own, bodies = _compiled(module, name, dtype)
+    (attributes, body), = own.values()
+    if loops:
+        assert wide._WIDE_ATTRIBUTE in attributes, f"{name} was compiled without wide vectors"
+        assert full in body, f"{name}'s loops are not {full}"
+    if getattr(module, name).targetoptions.get("parallel", False):
+        assert bodies, f"{name}: no prange body compiled"
+        assert any(full in body for _, body in bodies.values()), \
+            f"{name}'s prange body is not {full}"
+
+
+def test_wide_vectors_is_inert_where_numba_has_no_avx512(monkeypatch):
+    monkeypatch.setattr(wide, "WIDE", False)
+    own, bodies = _compiled(activations, "_tanh_forward", np.dtype(np.float32))
+    for attributes, body in list(own.values()) + list(bodies.values()):
+        assert wide._WIDE_ATTRIBUTE not in attributes
+        assert "<16 x float>" not in body or not wide.numba_compiles_avx512()
+
+
+@pytest.mark.parametrize("env", [{"NUMBA_CPU_NAME": "generic"}, {"NUMBA_DISABLE_JIT": "1"}],
+                         ids=["generic-cpu", "no-jit"])
+def test_wide_kernels_run_without_avx512_or_jit(env, tmp_path):
+    # Without AVX-512 the attribute is not set; without the JIT ``wide_vectors`` is a plain
+    # Python function (an intrinsic cannot run as Python).
+    code = """
+import numpy as np
+from fastnet.kernels.numba_backend import _wide, activations as A, losses as L
+x = np.linspace(-5, 5, 70007).reshape(7, 10001)
+for dtype in (np.float32, np.float64):
+    z = x.astype(dtype)
+    assert np.allclose(A.tanh_forward(z), np.tanh(x), atol=1e-6)
+    assert np.allclose(A.sigmoid_forward(z), 1 / (1 + np.exp(-x)), atol=1e-6)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    assert np.allclose(A.softmax_forward(z), e / e.sum(axis=1, keepdims=True), atol=1e-6)
+    labels = np.zeros(7, np.int64)
+    loss, _ = L.softmax_cross_entropy_forward(z[:, :10].copy(), labels)
+    want = -np.log(np.exp(x[:, 0]) / np.exp(x[:, :10]).sum(axis=1)).mean()
+    assert np.isclose(loss, want, rtol=1e-5), (loss, want)
+print(_wide.WIDE)
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), **env)
+    env.pop("NUMBA_CPU_FEATURES", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    if "NUMBA_CPU_NAME" in env:
+        assert done.stdout.split() == ["False"]              # no attribute without AVX-512

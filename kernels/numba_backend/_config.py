@@ -50,6 +50,7 @@ import os
 import warnings
 
 import numba
+from numba.core.codegen import get_host_cpu_features
 
 
 def _cache_available():
@@ -67,6 +68,18 @@ def _cache_available():
                       f"compile in every process. {remedy}.", RuntimeWarning, stacklevel=2)
         return False
     return True
+
+
+def numba_compiles_avx512():
+    """Whether Numba compiles for AVX-512: the host has it, and neither ``NUMBA_CPU_NAME=generic``
+    (whose features are none), ``NUMBA_CPU_FEATURES`` nor ``NUMBA_ENABLE_AVX=0`` takes it away.
+    Code that names AVX-512 instructions or widths asks this, not the host: compiled for a target
+    without AVX-512, the float64 root's estimate made LLVM abort the process ("Do not know how to
+    split the result of this operator"; ``_root_step``)."""
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        features = get_host_cpu_features()
+    return "+avx512f" in features.split(",")
 
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}

@@ -28,10 +28,10 @@ clear ``__pycache__`` (or ``NUMBA_CACHE_DIR``) or the cached kernels keep the ol
 """
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils, config
-from numba.core.codegen import get_host_cpu_features
+from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._config import numba_compiles_avx512
 from ._microkernels import VECTOR_BYTES, _Vectors, _at, _data
 
 #: Range of ``s`` (besides 0) where the estimate and its Newton steps stay exact: no
@@ -39,17 +39,8 @@ from ._microkernels import VECTOR_BYTES, _Vectors, _at, _data
 _SAFE_LOW, _SAFE_HIGH = 2.0 ** -1000, 2.0 ** 1000
 
 
-def _numba_compiles_avx512():
-    """Whether Numba compiles for AVX-512: the host has it, and neither ``NUMBA_CPU_NAME=generic``
-    (whose features are none), ``NUMBA_CPU_FEATURES`` nor ``NUMBA_ENABLE_AVX=0`` takes it away.
-    The estimate is an AVX-512 instruction: compiled for a target without it, LLVM aborts the
-    process ("Do not know how to split the result of this operator")."""
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
-    return "+avx512f" in features.split(",")
-
-
 #: Whether the float64 root comes from the estimate (else from the divider's ``sqrt``).
-ESTIMATE = VECTOR_BYTES == 64 and _numba_compiles_avx512()
+ESTIMATE = VECTOR_BYTES == 64 and numba_compiles_avx512()
 
 
 def _sqrt_by_estimate(builder, vec, x, exact_sqrt):

@@ -13,6 +13,7 @@ from numba import prange
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
 from ._scalar import RELU, SIGMOID, TANH, relu, relu_grad, relu_row_, sigmoid_grad, tanh_grad
 from ._vecmath import exp, maximum, sigmoid, tanh
+from ._wide import wide_vectors
 
 
 @jit_parallel
@@ -41,10 +42,12 @@ def _relu_backward(dout, x, dx):
 def _sigmoid_forward(x, y):
     n = x.size
     if n < PARALLEL_MIN_SIZE:
+        wide_vectors()
         for i in range(n):
             y[i] = sigmoid(x[i])
     else:
         for i in prange(n):
+            wide_vectors()
             y[i] = sigmoid(x[i])
 
 
@@ -63,10 +66,12 @@ def _sigmoid_backward(dout, y, dx):
 def _tanh_forward(x, y):
     n = x.size
     if n < PARALLEL_MIN_SIZE:
+        wide_vectors()
         for i in range(n):
             y[i] = tanh(x[i])
     else:
         for i in prange(n):
+            wide_vectors()
             y[i] = tanh(x[i])
 
 
@@ -138,6 +143,7 @@ def _softmax_row(z, p):
     """Write softmax(z) into p; return ``(max, log(sum(exp(z - max))))``, whose sum is
     logsumexp(z). Kept apart, so that a loss takes ``(max - z) + log(sum)``: the sum first would
     round log(sum) away next to a large max (logits of 1e8 in float32 gave a loss of 0)."""
+    wide_vectors()
     C = z.size
     m = z[0]
     for j in range(1, C):

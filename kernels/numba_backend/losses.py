@@ -13,6 +13,7 @@ from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_ordered, jit_parallel
 from ._vecmath import exp, maximum
+from ._wide import wide_vectors
 from .activations import _softmax_row
 
 # log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
@@ -65,6 +66,7 @@ def _sce_index_narrow_rows(logits, labels, probs, row_loss, lo, hi):
     """Rows lo..hi of the index-label loss for rows narrower than ``NARROW_ROWS``, in blocks of
     ~2048 values (which stay in L1), each in three flat passes: shift by the row max, exp over
     the whole block at once, then normalise and take the loss."""
+    wide_vectors()                 # in the caller's function: this one is inlined as Numba IR
     C = logits.shape[1]
     rows = max(1, 2048 // C)
     for b0 in range(lo, hi, rows):
