@@ -243,3 +243,29 @@ def test_passes_beside_blas_on_one_thread_or_several(monkeypatch, dtype, serial)
     for got, want in [(y, np.maximum(z, 0)), (dx, dz @ W64.T), (dW, x64.T @ dz),
                       (db, dz.sum(0))]:
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("shape", [(300, 10), (7000, 10), (130, 511), (130, 512), (70, 1001)])
+def test_softmax_rows_in_blocks_in_parallel_and_with_non_finite_values(backend, dtype, tol,
+                                                                        shape):
+    # The Numba backend takes rows narrower than 512 in blocks of ~2048 values (one flat exp
+    # over a block), wider ones one by one, and both in parallel from 65536 values on: each
+    # path against the definition evaluated in float64. A NaN or +inf makes its own row NaN
+    # and no other; a -inf gets probability 0.
+    rng = np.random.default_rng(shape[1])
+    x = rand(rng, shape, dtype, scale=4)
+    x[1, 3], x[2, 0], x[3, 1] = np.nan, np.inf, -np.inf
+    x64 = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x64 - x64.max(axis=1, keepdims=True))
+        want = e / e.sum(axis=1, keepdims=True)
+    y = F.softmax(x)
+    assert np.isnan(y[1:3]).all() and not np.isnan(np.delete(y, [1, 2], axis=0)).any()
+    assert y[3, 1] == 0
+    np.testing.assert_allclose(y, want, **tol)
+    dout = rand(rng, shape, dtype)
+    y = np.delete(y, [1, 2], axis=0)
+    dout = np.delete(dout, [1, 2], axis=0)
+    y64, d64 = y.astype(np.float64), dout.astype(np.float64)
+    want = y64 * (d64 - (d64 * y64).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(F.softmax_backward(dout, y), want, **tol)

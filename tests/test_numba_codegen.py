@@ -57,7 +57,8 @@ def test_dividing_loops_vectorise(module, name, dtype):
 
 #: (module, kernel, whether the kernel's own function loops too, not only its ``prange`` body)
 WIDE = [(activations, "_tanh_forward", True), (activations, "_sigmoid_forward", True),
-        (activations, "_softmax_row", True), (losses, "_sce_index_narrow", True),
+        (activations, "_softmax_row", True), (activations, "_softmax_rows", True),
+        (losses, "_sce_index_narrow", True),
         (losses, "_sce_index_parallel", False)]
 
 
@@ -72,7 +73,9 @@ def _wide_args(name, dtype):
     if name in ("_tanh_forward", "_sigmoid_forward"):
         return np.ones(1 << 17, dtype), np.empty(1 << 17, dtype)
     if name == "_softmax_row":
-        return np.ones(100, dtype), np.empty(100, dtype)
+        return np.ones((3, 600), dtype), np.empty((3, 600), dtype), 1
+    if name == "_softmax_rows":
+        return np.ones((300, 10), dtype), np.empty((300, 10), dtype)
     return np.ones((300, 10), dtype), np.zeros(300, np.int64)
 
 

@@ -3,8 +3,9 @@
 Per-row (or per-chunk) partial sums are written to an array and added up serially afterwards, so
 a loss never depends on how threads were scheduled. Row-wise kernels loop serially below
 ``PARALLEL_MIN_SIZE`` elements (a parallel region costs more than a (128, 10) batch) and over
-``prange`` above it. The softmax ``exp`` is ``_vecmath.exp`` (vectorised); the one ``log`` per
-row stays ``math.log``.
+``prange`` above it. The softmax comes from ``activations`` (``_softmax_row``, and
+``_softmax_narrow_rows`` for rows narrower than ``NARROW_ROWS``), its ``exp`` vectorised; the one
+``log`` per row stays ``math.log``.
 """
 import math
 
@@ -12,9 +13,7 @@ import numpy as np
 from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_ordered, jit_parallel
-from ._vecmath import exp, maximum
-from ._wide import wide_vectors
-from .activations import _softmax_row
+from .activations import NARROW_ROWS, _softmax_narrow_rows, _softmax_row
 
 # log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
 _LOG_FLOOR = -100.0
@@ -41,56 +40,29 @@ def _nll_term(m, z, log_s):
 
 
 @jit
-def _sce_dense_row(z, t, p):
-    """Cross-entropy of softmax(z) against the distribution t; softmax(z) goes to p."""
-    m, log_s = _softmax_row(z, p)
+def _sce_dense_row(z, t, p, i):
+    """Cross-entropy of softmax(z[i]) against the distribution t[i]; softmax(z[i]) goes to p[i].
+    (Rows by index, not as views: see ``activations._softmax_row``.)"""
+    m, log_s = _softmax_row(z, p, i)
     acc = 0.0
-    for j in range(z.size):
+    for j in range(z.shape[1]):
         # A class with no target mass adds nothing when its logit is finite, even if its
         # -log p overflows to inf (a logit gap beyond the dtype's range; 0 * inf is NaN). A
         # non-finite logit still gives 0 * inf = NaN there, as in PyTorch.
-        if t[j] != 0 or not math.isfinite(z[j]):
-            acc += t[j] * _nll_term(m, z[j], log_s)
+        if t[i, j] != 0 or not math.isfinite(z[i, j]):
+            acc += t[i, j] * _nll_term(m, z[i, j], log_s)
     return acc
 
 
-#: Below this many classes rows are too short for the vectorised exp to pay per row, so rows are
-#: handled in blocks whose exp runs as one flat loop (measured at (128, 10): 7 us -> 3 us).
-NARROW_ROWS = 64
-
-
-# Inlined at Numba IR level: compiled as a function of its own, it cost the serial kernel 0.3 s
-# more of a cold first training step (a callee's code is optimised again in every caller).
-@jit(inline="always")
-def _sce_index_narrow_rows(logits, labels, probs, row_loss, lo, hi):
-    """Rows lo..hi of the index-label loss for rows narrower than ``NARROW_ROWS``, in blocks of
-    ~2048 values (which stay in L1), each in three flat passes: shift by the row max, exp over
-    the whole block at once, then normalise and take the loss."""
-    wide_vectors()                 # in the caller's function: this one is inlined as Numba IR
-    C = logits.shape[1]
-    rows = max(1, 2048 // C)
-    for b0 in range(lo, hi, rows):
-        b1 = min(hi, b0 + rows)
-        for i in range(b0, b1):
-            z, p = logits[i], probs[i]
-            m = z[0]
-            for j in range(1, C):
-                m = maximum(m, z[j])
-            for j in range(C):
-                p[j] = z[j] - m
-            row_loss[i] = -p[labels[i]]            # -(z_label - max), completed below
-        flat = probs[b0:b1].reshape(-1)
-        for k in range(flat.size):
-            flat[k] = exp(flat[k])
-        for i in range(b0, b1):
-            p = probs[i]
-            s = p.dtype.type(0)
-            for j in range(C):
-                s += p[j]
-            r = p.dtype.type(1) / s
-            for j in range(C):
-                p[j] *= r
-            row_loss[i] += math.log(s)
+@jit(inline="always")          # as _softmax_narrow_rows: 0.3 s of a cold first training step
+def _sce_index_narrow_rows(logits, labels, probs, stats, row_loss, lo, hi):
+    """Rows lo..hi of the index-label loss for rows narrower than ``NARROW_ROWS``: the softmax
+    in blocks (``activations._softmax_narrow_rows``, with each row's max and shifted sum in
+    ``stats (2, N)``), then each row's loss."""
+    _softmax_narrow_rows(logits, probs, stats[0], stats[1], lo, hi)
+    for i in range(lo, hi):
+        row_loss[i] = -(logits[i, labels[i]] - stats[0, i])          # -(z_label - max)
+        row_loss[i] += math.log(stats[1, i])
 
 
 @jit
@@ -98,7 +70,7 @@ def _sce_index_wide_rows(logits, labels, probs, row_loss, lo, hi):
     """Rows lo..hi of the index-label loss for rows of ``NARROW_ROWS`` classes or more, one by
     one."""
     for i in range(lo, hi):
-        m, log_s = _softmax_row(logits[i], probs[i])
+        m, log_s = _softmax_row(logits, probs, i)
         row_loss[i] = _nll_term(m, logits[i, labels[i]], log_s)
 
 
@@ -113,7 +85,8 @@ def _sce_index_narrow(logits, labels):
     N = logits.shape[0]
     probs = np.empty_like(logits)
     row_loss = np.empty(N, dtype=np.float64)
-    _sce_index_narrow_rows(logits, labels, probs, row_loss, 0, N)
+    stats = np.empty((2, N), logits.dtype)
+    _sce_index_narrow_rows(logits, labels, probs, stats, row_loss, 0, N)
     return _sum(row_loss) / N, probs
 
 
@@ -131,11 +104,12 @@ def _sce_index_parallel(logits, labels):
     N, C = logits.shape
     probs = np.empty_like(logits)
     row_loss = np.empty(N, dtype=np.float64)
+    stats = np.empty((2, N), logits.dtype)
     n_chunks = min(N, 64)
     for c in prange(n_chunks):
         lo, hi = c * N // n_chunks, (c + 1) * N // n_chunks
         if C < NARROW_ROWS:
-            _sce_index_narrow_rows(logits, labels, probs, row_loss, lo, hi)
+            _sce_index_narrow_rows(logits, labels, probs, stats, row_loss, lo, hi)
         else:
             _sce_index_wide_rows(logits, labels, probs, row_loss, lo, hi)
     return _sum(row_loss) / N, probs
@@ -148,10 +122,10 @@ def _sce_dense(logits, target):
     row_loss = np.empty(N, dtype=np.float64)
     if logits.size < PARALLEL_MIN_SIZE:
         for i in range(N):
-            row_loss[i] = _sce_dense_row(logits[i], target[i], probs[i])
+            row_loss[i] = _sce_dense_row(logits, target, probs, i)
     else:
         for i in prange(N):
-            row_loss[i] = _sce_dense_row(logits[i], target[i], probs[i])
+            row_loss[i] = _sce_dense_row(logits, target, probs, i)
     return _sum(row_loss) / N, probs
 
 
@@ -175,16 +149,16 @@ def softmax_cross_entropy_forward(logits, target):
 
 
 @jit(inline="always")             # as _sce_index_narrow_rows: 0.1-0.2 s of a cold first step
-def _sce_backward_index_row(scale, p, label, d):
-    for j in range(p.size):
-        d[j] = p[j] * scale
-    d[label] -= scale
+def _sce_backward_index_row(scale, p, label, d, i):
+    for j in range(p.shape[1]):
+        d[i, j] = p[i, j] * scale
+    d[i, label] -= scale
 
 
-@jit
-def _sce_backward_dense_row(scale, p, t, d):
-    for j in range(p.size):
-        d[j] = (p[j] - t[j]) * scale
+@jit(inline="always")             # a call per row costs ~7 ns beside 10 classes' work
+def _sce_backward_dense_row(scale, p, t, d, i):
+    for j in range(p.shape[1]):
+        d[i, j] = (p[i, j] - t[i, j]) * scale
 
 
 @jit
@@ -193,7 +167,7 @@ def _sce_backward_index_serial(dloss, probs, labels):
     d = np.empty_like(probs)
     scale = probs.dtype.type(dloss / N)
     for i in range(N):
-        _sce_backward_index_row(scale, probs[i], labels[i], d[i])
+        _sce_backward_index_row(scale, probs, labels[i], d, i)
     return d
 
 
@@ -203,7 +177,7 @@ def _sce_backward_index_parallel(dloss, probs, labels):
     d = np.empty_like(probs)
     scale = probs.dtype.type(dloss / N)
     for i in prange(N):
-        _sce_backward_index_row(scale, probs[i], labels[i], d[i])
+        _sce_backward_index_row(scale, probs, labels[i], d, i)
     return d
 
 
@@ -214,10 +188,10 @@ def _sce_backward_dense(dloss, probs, target):
     scale = probs.dtype.type(dloss / N)
     if probs.size < PARALLEL_MIN_SIZE:
         for i in range(N):
-            _sce_backward_dense_row(scale, probs[i], target[i], d[i])
+            _sce_backward_dense_row(scale, probs, target, d, i)
     else:
         for i in prange(N):
-            _sce_backward_dense_row(scale, probs[i], target[i], d[i])
+            _sce_backward_dense_row(scale, probs, target, d, i)
     return d
 
 
