@@ -91,7 +91,14 @@ def _tol(dtype):
 
 # --- activations ---------------------------------------------------------------------------
 
+#: The softmax's (rows, classes) for each size of the element-wise activations: the notebooks'
+#: batches of 20 and 128 over MNIST's 10 classes, and ImageNet's 1000 classes.
+SOFTMAX_SHAPES = {"small": (20, 10), "mnist": (128, 10), "large": (1024, 1000)}
+
+
 def activation_cases(sizes=None, dtypes=(np.float32, np.float64)):
+    """ReLU, sigmoid and tanh over ``sizes`` elements, then the row-wise softmax at the same
+    sizes' :data:`SOFTMAX_SHAPES`."""
     sizes = sizes or {"small": 1_000, "mnist": 128 * 784, "large": 1_000_000}
     for op in ("relu", "sigmoid", "tanh"):
         for size, n in sizes.items():
@@ -102,6 +109,14 @@ def activation_cases(sizes=None, dtypes=(np.float32, np.float64)):
                     yield Case("activations", op, f"({n},)", np.dtype(dtype).name, direction,
                                size, _activation_maker(op, direction, x, dout),
                                _allclose(_tol(dtype)))
+    for size in sizes:
+        shape = SOFTMAX_SHAPES[size]
+        for dtype in dtypes:
+            x = (_rng().standard_normal(shape) * 3).astype(dtype)
+            dout = _rng().standard_normal(shape).astype(dtype)
+            for direction in ("forward", "backward"):
+                yield Case("activations", "softmax", str(shape), np.dtype(dtype).name, direction,
+                           size, _softmax_maker(direction, x, dout), _allclose(_tol(dtype)))
 
 
 def _activation_maker(op, direction, x, dout):
@@ -124,6 +139,24 @@ def _activation_maker(op, direction, x, dout):
                     "tanh": lambda: aten.tanh_backward(td, ts)}[op]
         f = getattr(F, op + "_backward")
         return lambda: f(dout, saved)
+    return make
+
+
+def _softmax_maker(direction, x, dout):
+    def make(member):
+        if direction == "forward":
+            if member == "torch":
+                torch = torch_module()
+                t = torch.from_numpy(x)
+                return lambda: torch.softmax(t, 1)
+            return lambda: F.softmax(x)
+        with _numpy_backend():
+            y = F.softmax(x)
+        if member == "torch":
+            torch = torch_module()
+            td, ty = torch.from_numpy(dout), torch.from_numpy(y)
+            return lambda: torch.ops.aten._softmax_backward_data(td, ty, 1, ty.dtype)
+        return lambda: F.softmax_backward(dout, y)
     return make
 
 
