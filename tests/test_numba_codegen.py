@@ -24,9 +24,11 @@ from fastnet.kernels.numba_backend import _wide as wide, activations, losses, op
 VECTOR = re.compile(r"<\d+ x (float|double)>")
 
 
-def _fresh_serial(kernel):
+def _fresh(kernel, **changes):
+    """An uncached copy of ``kernel`` with its own options but ``changes`` (Numba shows no IR
+    of cached code)."""
     options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}  # njit's own
-    options["parallel"] = False
+    options.update(cache=False, **changes)
     return numba.njit(**options)(kernel.py_func)
 
 
@@ -41,7 +43,7 @@ def _args(kernel_name, dtype):
 @pytest.mark.parametrize("module, name", [(optimizers, "_adagrad"), (optimizers, "_rmsprop"),
                                           (optimizers, "_adam"), (losses, "_bce_grad")])
 def test_dividing_loops_vectorise(module, name, dtype):
-    kernel = _fresh_serial(getattr(module, name))
+    kernel = _fresh(getattr(module, name), parallel=False)
     kernel(*_args(name, dtype))
     (ir,) = kernel.inspect_llvm().values()
     assert VECTOR.search(ir), f"{name} ({dtype}) compiled without vector instructions"
@@ -60,13 +62,6 @@ WIDE = [(activations, "_tanh_forward", True), (activations, "_sigmoid_forward", 
         (activations, "_softmax_row", True), (activations, "_softmax_rows", True),
         (losses, "_sce_index_narrow", True),
         (losses, "_sce_index_parallel", False)]
-
-
-def _fresh(kernel):
-    """An uncached copy of ``kernel`` with its own options (Numba shows no IR of cached code)."""
-    options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
-    options["cache"] = False
-    return numba.njit(**options)(kernel.py_func)
 
 
 def _wide_args(name, dtype):

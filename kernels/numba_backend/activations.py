@@ -172,9 +172,9 @@ def _softmax_row(z, p, i):
     return m, math.log(s)
 
 
-# Inlined at Numba IR level, as the loss's caller of it was before: compiled as a function of its
-# own, it cost the serial loss kernel 0.3 s more of a cold first training step (a callee's code is
-# optimised again in every caller).
+# Inlined at Numba IR level, as the loss's own narrow rows were before they moved here: compiled
+# as a function of its own, this code cost the serial loss kernel 0.3 s more of a cold first
+# training step (a callee's code is optimised again in every caller).
 @jit(inline="always")
 def _softmax_narrow_rows(z, p, row_max, row_sum, lo, hi):
     """Softmax of rows lo..hi of ``z`` into ``p`` for rows narrower than ``NARROW_ROWS``, in
