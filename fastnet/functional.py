@@ -39,6 +39,7 @@ __all__ = [
 
 
 _NATIVE_FLOATS = check.NATIVE_FLOATS
+_INT64 = np.dtype(np.int64)
 
 
 # --- dense ---------------------------------------------------------------------------------------
@@ -595,10 +596,27 @@ def softmax_cross_entropy_backward(probs, target, dloss=1.0):
     ValueError
         As :func:`softmax_cross_entropy`; ``dloss`` not finite or beyond the dtype's range.
     """
+    if (_plain_floats(probs) and probs.ndim == 2 and probs.size
+            and _plain_labels(target, probs.shape[0]) and type(dloss) is float
+            and abs(dloss) <= _MAX[probs.dtype]                         # False for NaN
+            and kernels().labels_in_range(target, probs.shape[1])):
+        # The common case, tested without building any message: at (20, 10) the full checks
+        # were ~1.7 us of a ~3.4 us call (now ~2.5 us)
+        return kernels().softmax_cross_entropy_backward(dloss, probs, target)
     op = "softmax_cross_entropy_backward"
     probs = _class_scores(op, "probs", probs)
     target = check.class_target(op, target, probs, "probs")
     return _softmax_cross_entropy_backward_checked(probs, target, dloss)
+
+
+def _plain_labels(target, N):
+    """True in the common case of integer labels, where ``check.class_target`` would pass them
+    on unchanged: a plain, C-contiguous, writeable int64 ndarray ``(N,)``. (Their range is the
+    caller's to check.)"""
+    if type(target) is not np.ndarray or target.dtype is not _INT64 or target.shape != (N,):
+        return False
+    flags = target.flags
+    return flags.c_contiguous and flags.writeable
 
 
 def _softmax_cross_entropy_backward_checked(probs, target, dloss):

@@ -1,4 +1,6 @@
 """Losses on both backends and dtypes against the naive oracle, plus their stability."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -38,6 +40,38 @@ def test_softmax_cross_entropy_hypothesis(backend, dtype, N, C, seed, scale):
     np.testing.assert_allclose(loss, naive.softmax_cross_entropy(logits, y), rtol=rtol * 10, atol=atol * 10)
     np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, y),
                                naive.softmax_cross_entropy_grad(logits, y), rtol=rtol, atol=atol * 10)
+
+
+@pytest.mark.parametrize("labels, dloss, error, words", [
+    (np.array([0, 3]), 1.0, ValueError, "label 3 out of range for 3 classes"),
+    (np.array([-1, 0]), 1.0, ValueError, "label -1 out of range for 3 classes"),
+    (np.array([0, 1]), float("nan"), ValueError, "dloss=nan"),
+    (np.array([0, 1]), float("-inf"), ValueError, "dloss=-inf"),
+    (np.array([0, 1]), True, TypeError, "dloss must be a real number"),
+    (np.array([0, 1, 2]), 1.0, ValueError, "labels have shape (3,)")])
+def test_softmax_cross_entropy_backward_refuses_on_its_shortcut(backend, dtype, labels, dloss,
+                                                                  error, words):
+    # Plain int64 labels and a float dloss take the call's shortcut (functional); what it does
+    # not pass must still get the full checks' error.
+    probs = np.full((2, 3), 1 / 3, dtype)
+    with pytest.raises(error, match=re.escape(words)):
+        F.softmax_cross_entropy_backward(probs, labels, dloss)
+
+
+def test_softmax_cross_entropy_backward_takes_any_label_array(backend, dtype, tol):
+    # Labels off the shortcut (another integer dtype, read-only, strided, a list) give what
+    # plain int64 labels give, which the oracle checks.
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((6, 5)).astype(dtype)
+    y = rng.integers(0, 5, 6)
+    probs = F.softmax(logits)
+    want = naive.softmax_cross_entropy_grad(logits, y)
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(probs, y), want, **tol)
+    read_only = y.copy()
+    read_only.flags.writeable = False
+    for labels in (y.astype(np.uint8), read_only, np.repeat(y, 2)[::2], list(y)):
+        np.testing.assert_array_equal(F.softmax_cross_entropy_backward(probs, labels),
+                                      F.softmax_cross_entropy_backward(probs, y))
 
 
 def test_softmax_cross_entropy_soft_targets(backend, dtype, tol):
