@@ -153,12 +153,12 @@ def _times_transposed(a, K, b, M, out, N, lo, hi, offs):
 
 @jit(inline="always")
 def _sizes(args_p, i):
-    """``(N, K, M, offs)`` from a slot's ``args``: the sizes after the addresses, then part
-    ``i``'s offset table."""
-    s = carray(args_p, (ARRAYS + 3,))
-    N, K, M = s[ARRAYS], s[ARRAYS + 1], s[ARRAYS + 2]
-    offs = carray(args_p, (ARRAYS + 3 + (i + 1) * _TABLE,))[ARRAYS + 3 + i * _TABLE:]
-    return N, K, M, offs
+    """``(N, K, M, product, offs)`` from a slot's ``args``: the sizes after the addresses, then
+    part ``i``'s offset table."""
+    s = carray(args_p, (ARRAYS + _SIZES,))
+    N, K, M, product = s[ARRAYS], s[ARRAYS + 1], s[ARRAYS + 2], s[ARRAYS + 3]
+    at = ARRAYS + _SIZES + i * _TABLE
+    return N, K, M, product, carray(args_p, (at + _TABLE,))[at:]
 
 
 @jit(inline="always")
@@ -170,46 +170,59 @@ def _operands(args_p, work_p, a_size, b_size, out_size):
             carray(pointer_like(s[2], work_p), (out_size,)))
 
 
-# --- slots (``_slots``): ``args`` holds the addresses of ``a, b, out``, then ``N, K, M``, then
-# one offset table per part.
+# --- the slot (``_slots``): ``args`` holds the addresses of ``a, b, out``, then ``N, K, M`` and
+# the product's code, then one offset table per part. One slot for the three products: each
+# slot is a function that Numba compiles on a cold start, ~0.3 s apiece, and the two that
+# multiply by ``_times`` share one copy of it (3 slots: ~1.2 s of the MLP's first step).
 
-def _times_slot(i, parts, args_p, work_p):
-    """Part ``i`` of ``out (N, M) = a (N, K) @ b (K, M)``."""
-    N, K, M, offs = _sizes(args_p, i)
-    a, b, out = _operands(args_p, work_p, N * K, K * M, N * M)
-    blocks = -(-N // MR) * -(-M // _width(a))
-    _times(a, K, b, M, out, M, N, M, blocks * i // parts, blocks * (i + 1) // parts, offs)
-
-
-def _times_transposed_slot(i, parts, args_p, work_p):
-    """Part ``i`` of ``out (K, M) = a (N, K).T @ b (N, M)``."""
-    N, K, M, offs = _sizes(args_p, i)
-    a, b, out = _operands(args_p, work_p, N * K, N * M, K * M)
-    blocks = -(-K // MR) * -(-M // _width(a))
-    _times_transposed(a, K, b, M, out, N, blocks * i // parts, blocks * (i + 1) // parts, offs)
+#: Products, as the slot's ``args`` names them.
+_TIMES, _TRANSPOSED_TIMES, _TIMES_TRANSPOSED = 0, 1, 2
+#: Sizes in ``args`` after the addresses.
+_SIZES = 4
 
 
-def _times_by_transpose_slot(i, parts, args_p, work_p):
-    """Part ``i`` of ``out (N, K) = a (N, M) @ b (K, M).T``: the part's columns ``c0 .. c1-1``
-    of ``out``, from its share of ``b`` transposed into ``work`` (``(M, c1 - c0)`` per part,
-    then a vector of scratch for the transposition's row sums, which are not used)."""
-    N, K, M, offs = _sizes(args_p, i)
-    a, b, out = _operands(args_p, work_p, N * M, K * M, N * K)
-    bw = _width(a)
-    V = VECTOR_BYTES // a.itemsize
-    col_blocks = -(-K // bw)
-    c0 = min(K, col_blocks * i // parts * bw)
-    c1 = min(K, col_blocks * (i + 1) // parts * bw)
-    w = c1 - c0
-    share = M * -(-col_blocks // parts) * bw + V
-    work = carray(work_p, (parts * share,))[i * share:(i + 1) * share]
-    bt, sums = work[:M * w], work[share - V:]
-    for cb in range(0, w, V):
-        for ob in range(0, M, V):
-            rows = min(V, w - cb)
-            transpose_block(b, (c0 + cb) * M + ob, M, rows, min(V, M - ob), bt, ob * w + cb, w,
-                            rows, sums, 0)
-    _times(a, M, bt, w, out[c0:], K, N, w, 0, -(-N // MR) * -(-w // bw), offs)
+def _dense_slot(i, parts, args_p, work_p):
+    """Part ``i`` of one product, by the code in ``args``:
+
+    * ``_TIMES``: ``out (N, M) = a (N, K) @ b (K, M)``;
+    * ``_TRANSPOSED_TIMES``: ``out (K, M) = a (N, K).T @ b (N, M)``;
+    * ``_TIMES_TRANSPOSED``: ``out (N, K) = a (N, M) @ b (K, M).T``: the part's columns ``c0 ..
+      c1-1`` of ``out``, from its share of ``b`` transposed into ``work`` (``(M, c1 - c0)`` per
+      part, then a vector of scratch for the transposition's row sums, which are not used).
+    """
+    N, K, M, product, offs = _sizes(args_p, i)
+    if product == _TRANSPOSED_TIMES:
+        a, b, out = _operands(args_p, work_p, N * K, N * M, K * M)
+        blocks = -(-K // MR) * -(-M // _width(a))
+        _times_transposed(a, K, b, M, out, N, blocks * i // parts, blocks * (i + 1) // parts,
+                          offs)
+        return
+    if product == _TIMES:
+        a, b, out = _operands(args_p, work_p, N * K, K * M, N * M)
+        blocks = -(-N // MR) * -(-M // _width(a))
+        cols, b_row, out_row, width = K, M, M, M
+        lo, hi = blocks * i // parts, blocks * (i + 1) // parts
+    else:                                   # _TIMES_TRANSPOSED: b's share transposed, then _TIMES
+        a, b_rows, out_all = _operands(args_p, work_p, N * M, K * M, N * K)
+        bw = _width(a)
+        V = VECTOR_BYTES // a.itemsize
+        col_blocks = -(-K // bw)
+        c0 = min(K, col_blocks * i // parts * bw)
+        c1 = min(K, col_blocks * (i + 1) // parts * bw)
+        w = c1 - c0
+        share = M * -(-col_blocks // parts) * bw + V
+        work = carray(work_p, (parts * share,))[i * share:(i + 1) * share]
+        b, sums = work[:M * w], work[share - V:]
+        for cb in range(0, w, V):
+            for ob in range(0, M, V):
+                rows = min(V, w - cb)
+                transpose_block(b_rows, (c0 + cb) * M + ob, M, rows, min(V, M - ob), b,
+                                ob * w + cb, w, rows, sums, 0)
+        out = out_all[c0:]
+        cols, b_row, out_row, width = M, w, K, w
+        lo, hi = 0, -(-N // MR) * -(-w // bw)
+    # One call for both, so that the slot holds one copy of the micro-kernel's loop for them.
+    _times(a, cols, b, b_row, out, out_row, N, width, lo, hi, offs)
 
 
 # --- the Python side --------------------------------------------------------------------------
@@ -227,12 +240,13 @@ def pays(N, K, M, dtype):
 _NO_WORK = {np.dtype(t): np.zeros(1, t) for t in (np.float32, np.float64)}
 
 
-def _product(slot, a, b, out, N, K, M, blocks, work_size=None):
-    """Run ``slot`` over ``blocks`` blocks of ``N * K * M`` multiply-adds; ``work_size(parts)``
-    sizes its work buffer (None: the slot uses none)."""
+def _product(product, a, b, out, N, K, M, blocks, work_size=None):
+    """Run ``product`` over ``blocks`` blocks of ``N * K * M`` multiply-adds; ``work_size(parts)``
+    sizes its work buffer (None: the product uses none)."""
     parts = part_count(blocks) if N * K * M >= SPLIT_MIN_MACS else 1
     work = _NO_WORK[a.dtype] if work_size is None else scratch(work_size(parts), a.dtype)
-    run(slot, parts, (a, b, out), (N, K, M), work, calls_blas=False, room=parts * _TABLE)
+    run(_dense_slot, parts, (a, b, out), (N, K, M, product), work, calls_blas=False,
+        room=parts * _TABLE)
     return out
 
 
@@ -246,7 +260,7 @@ def times(a, b):
     (N, K), M = a.shape, b.shape[1]
     out = np.empty((N, M), a.dtype)
     blocks = -(-N // MR) * -(-M // _block_width(a.dtype))
-    return _product(_times_slot, a, b, out, N, K, M, blocks)
+    return _product(_TIMES, a, b, out, N, K, M, blocks)
 
 
 def transposed_times(a, b):
@@ -254,7 +268,7 @@ def transposed_times(a, b):
     (N, K), M = a.shape, b.shape[1]
     out = np.empty((K, M), a.dtype)
     blocks = -(-K // MR) * -(-M // _block_width(a.dtype))
-    return _product(_times_transposed_slot, a, b, out, N, K, M, blocks)
+    return _product(_TRANSPOSED_TIMES, a, b, out, N, K, M, blocks)
 
 
 def times_transposed(a, b):
@@ -264,5 +278,5 @@ def times_transposed(a, b):
     bw = _block_width(a.dtype)
     col_blocks = -(-K // bw)
     # As the slot's share: its columns of b transposed, then one vector of row sums.
-    return _product(_times_by_transpose_slot, a, b, out, N, K, M, col_blocks,
+    return _product(_TIMES_TRANSPOSED, a, b, out, N, K, M, col_blocks,
                     lambda parts: parts * (M * -(-col_blocks // parts) * bw + bw // NV))
