@@ -101,6 +101,15 @@ xc, Wc = x[:64 * 28 * 28].reshape(64, 28, 28), x[:32 * 28 * 3].reshape(32, 28, 3
 with fastnet.set_num_threads(2):
     yc = F.conv1d(xc, Wc, None, 1, 1, activation="relu")
     F.conv1d_backward(yc, xc, Wc, 1, 1, y=yc, activation="relu")
+    # The k=2 max pooling's slot (both passes), and the dense products' slot where the layer
+    # takes the micro-kernel (AVX-512 hosts).
+    yp, ip = F.max_pool1d(yc, 2, return_indices=True)
+    F.max_pool1d_backward(yp, ip, yc.shape[2])
+    from fastnet.kernels.numba_backend import dense_blocked
+    xd, Wd = x[:20 * 784].reshape(20, 784), np.resize(x, (784, 400))
+    yd = F.dense(xd, Wd, None, "relu")
+    F.dense_backward(yd, xd, Wd, yd, "relu")
+    products = 1 if dense_blocked.pays(20, 784, 400, np.float32) else 0
 hits = sum(sum(k.stats.cache_hits.values()) for k in ks)
 misses = sum(sum(k.stats.cache_misses.values()) for k in ks)
 if _blas.available():
@@ -108,7 +117,7 @@ if _blas.available():
     hits += sum(_slots._run.stats.cache_hits.values())
     misses += sum(_slots._run.stats.cache_misses.values())
     slots = _slots.compiled_slots()
-    assert len(slots) == 2, slots                  # the forward and the backward slot
+    assert len(slots) == 3 + products, slots     # conv forward, conv backward, pooling, dense
     ks += slots
     hits += sum(s.cache_hits for s in slots)
     misses += sum(1 - s.cache_hits for s in slots)

@@ -167,10 +167,12 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
                 dxr[i] += g
 
 
-# --- the k=2, s=2 passes as slots (``_slots``): ``arrays`` are the float input and output, then
-# the int64 indices viewed as floats (the runner takes one dtype; the slot reads them back as
-# int64 through their address: ``argmax.ctypes.data`` in Python cost 1 us a call); ``sizes`` the
-# rows and ``L_out``. Part ``i`` takes rows ``R*i // parts`` to ``R*(i+1) // parts``.
+# --- the k=2, s=2 passes as one slot (``_slots``): ``arrays`` are the float input and output,
+# then the int64 indices viewed as floats (the runner takes one dtype; the slot reads them back
+# as int64 through their address: ``argmax.ctypes.data`` in Python cost 1 us a call); ``sizes``
+# the rows, ``L_out`` and the pass (forward 0, backward 1). Part ``i`` takes rows ``R*i //
+# parts`` to ``R*(i+1) // parts``. One slot for both passes: a slot is a function compiled on a
+# cold start, and two cost ~0.2 s more than one.
 
 @jit(inline="always")
 def _part(args_p, work_p, i, parts):
@@ -184,18 +186,16 @@ def _part(args_p, work_p, i, parts):
     return wide, narrow, carray(int64_pointer(s[2]), (R * L_out,))[lo:hi], L_out
 
 
-def _maxpool2_forward_slot(i, parts, args_p, work_p):
-    """Part ``i`` of :func:`_maxpool2_forward`: ``arrays`` are ``x``, ``y`` and ``argmax``."""
-    x, y, argmax, L_out = _part(args_p, work_p, i, parts)
-    _maxpool2_forward(x, y, argmax, L_out)
-
-
-def _maxpool2_backward_slot(i, parts, args_p, work_p):
-    """Part ``i`` of :func:`_maxpool2_backward`: ``arrays`` are ``dx``, ``dout``, ``argmax``
-    and one flag per part, set to 1 where the part's indices follow the pattern."""
-    dx, dout, argmax, L_out = _part(args_p, work_p, i, parts)
-    fits = carray(pointer_like(carray(args_p, (4,))[3], work_p), (parts,))
-    fits[i] = 1 if _maxpool2_backward(dout, argmax, dx, L_out) else 0
+def _maxpool2_slot(i, parts, args_p, work_p):
+    """Part ``i`` of :func:`_maxpool2_forward` (``arrays``: ``x``, ``y`` and ``argmax``) or of
+    :func:`_maxpool2_backward` (``dx``, ``dout``, ``argmax`` and one flag per part, set to 1
+    where the part's indices follow the pattern)."""
+    wide, narrow, argmax, L_out = _part(args_p, work_p, i, parts)
+    if carray(args_p, (ARRAYS + 3,))[ARRAYS + 2] == 0:
+        _maxpool2_forward(wide, narrow, argmax, L_out)
+    else:
+        fits = carray(pointer_like(carray(args_p, (4,))[3], work_p), (parts,))
+        fits[i] = 1 if _maxpool2_backward(narrow, argmax, wide, L_out) else 0
 
 
 #: Plain Python (``NUMBA_DISABLE_JIT=1``, a coverage run) cannot run the slots' intrinsics: the
@@ -220,8 +220,8 @@ def _maxpool2_into(x, y, argmax, L_out):
         _maxpool2_forward(x.reshape(-1), y.reshape(-1), argmax.reshape(-1), L_out)
         return
     rows = y.size // L_out
-    run(_maxpool2_forward_slot, min(_maxpool2_parts(x.size), rows), (x, y, argmax.view(x.dtype)),
-        (rows, L_out), scratch(1, x.dtype), calls_blas=False)
+    run(_maxpool2_slot, min(_maxpool2_parts(x.size), rows), (x, y, argmax.view(x.dtype)),
+        (rows, L_out, 0), scratch(1, x.dtype), calls_blas=False)
 
 
 def _maxpool2_backward_into(dout, argmax, dx, L_out):
@@ -233,7 +233,7 @@ def _maxpool2_backward_into(dout, argmax, dx, L_out):
     parts = min(_maxpool2_parts(dx.size), rows)
     fits = np.zeros(parts, dout.dtype)
     argmax = np.ascontiguousarray(argmax, np.int64)     # the slot reads it as int64
-    run(_maxpool2_backward_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out),
+    run(_maxpool2_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out, 1),
         scratch(1, dout.dtype), calls_blas=False)
     return 0 not in fits.tolist()                 # not fits.all(): ~2 us less of a ~10 us call
 
