@@ -170,9 +170,12 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
 # --- the k=2, s=2 passes as one slot (``_slots``): ``arrays`` are the float input and output,
 # then the int64 indices viewed as floats (the runner takes one dtype; the slot reads them back
 # as int64 through their address: ``argmax.ctypes.data`` in Python cost 1 us a call); ``sizes``
-# the rows, ``L_out`` and the pass (forward 0, backward 1). Part ``i`` takes rows ``R*i //
+# the rows, ``L_out`` and the pass (``_FORWARD`` or ``_BACKWARD``). Part ``i`` takes rows ``R*i //
 # parts`` to ``R*(i+1) // parts``. One slot for both passes: a slot is a function compiled on a
 # cold start, and the two passes' slots took 1.71-1.77 s to compile against 1.57-1.59 s for one.
+#: The passes, as the slot's ``sizes`` name them.
+_FORWARD, _BACKWARD = 0, 1
+
 
 @jit(inline="always")
 def _part(args_p, work_p, i, parts):
@@ -191,7 +194,7 @@ def _maxpool2_slot(i, parts, args_p, work_p):
     :func:`_maxpool2_backward` (``dx``, ``dout``, ``argmax`` and one flag per part, set to 1
     where the part's indices follow the pattern)."""
     wide, narrow, argmax, L_out = _part(args_p, work_p, i, parts)
-    if carray(args_p, (ARRAYS + 3,))[ARRAYS + 2] == 0:
+    if carray(args_p, (ARRAYS + 3,))[ARRAYS + 2] == _FORWARD:
         _maxpool2_forward(wide, narrow, argmax, L_out)
     else:
         fits = carray(pointer_like(carray(args_p, (4,))[3], work_p), (parts,))
@@ -221,7 +224,7 @@ def _maxpool2_into(x, y, argmax, L_out):
         return
     rows = y.size // L_out
     run(_maxpool2_slot, min(_maxpool2_parts(x.size), rows), (x, y, argmax.view(x.dtype)),
-        (rows, L_out, 0), scratch(1, x.dtype), calls_blas=False)
+        (rows, L_out, _FORWARD), scratch(1, x.dtype), calls_blas=False)
 
 
 def _maxpool2_backward_into(dout, argmax, dx, L_out):
@@ -233,7 +236,7 @@ def _maxpool2_backward_into(dout, argmax, dx, L_out):
     parts = min(_maxpool2_parts(dx.size), rows)
     fits = np.zeros(parts, dout.dtype)
     argmax = np.ascontiguousarray(argmax, np.int64)     # the slot reads it as int64
-    run(_maxpool2_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out, 1),
+    run(_maxpool2_slot, parts, (dx, dout, argmax.view(dout.dtype), fits), (rows, L_out, _BACKWARD),
         scratch(1, dout.dtype), calls_blas=False)
     return 0 not in fits.tolist()                 # not fits.all(): ~2 us less of a ~10 us call
 
