@@ -214,16 +214,29 @@ def float_arrays(op, **arrays):
         if all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
                and a.flags.writeable for a in plain):
             return plain      # the common case, as float_array returns it (~2 us less a call)
-    dtype = None
-    for a in arrays.values():
-        if isinstance(a, (np.ndarray, np.floating)) and a.dtype.type in FLOAT_DTYPES:
-            dtype = a.dtype
-            break
+    typed = {name: a.dtype for name, a in arrays.items()
+             if isinstance(a, (np.ndarray, np.floating)) and a.dtype in NATIVE_FLOATS}
+    if len(set(typed.values())) > 1:
+        _mixed_dtypes(op, typed)
+    dtype = next(iter(typed.values()), None)
     out = []
     for name, a in arrays.items():
         out.append(float_array(op, name, a, dtype))
         dtype = out[-1].dtype          # an ndarray of another dtype was refused above
     return out
+
+
+def _mixed_dtypes(op, typed):
+    """Raise the TypeError for float arrays of different dtypes (``typed``: name -> dtype),
+    naming each, and the ones to cast: those outside the most common dtype (the first
+    argument's dtype on a tie)."""
+    dtypes = list(typed.values())
+    common = max(dict.fromkeys(dtypes), key=dtypes.count)
+    odd = [name for name, dtype in typed.items() if dtype != common]
+    listed = ", ".join(f"{name} {dtype}" for name, dtype in typed.items())
+    raise TypeError(f"{op}: the inputs mix dtypes ({listed}); fastnet does not mix dtypes "
+                    f"silently — cast {' and '.join(odd)} to {common} (or the others to "
+                    f"{typed[odd[0]]}) explicitly")
 
 
 def activation(op, value):

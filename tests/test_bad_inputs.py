@@ -39,6 +39,11 @@ CASES = [
      ["dout", "(3, 5)", "(2, 5)"]),
     (lambda: F.dense_backward(z(2, 5), z(2, 3), z(3, 5), z(2, 5, dtype=f64), "relu"), TypeError,
      ["y", "float64"]),
+    # the odd one out is named, wherever it stands (the first argument's dtype is no reference)
+    (lambda: F.dense(z(2, 3, dtype=f64), z(3, 5), z(5)), TypeError,
+     ["x float64", "cast x to float32"]),
+    (lambda: F.conv1d_backward(z(2, 4, 8, dtype=f64), z(2, 3, 10), z(4, 3, 3)), TypeError,
+     ["dout float64", "x float32", "W float32", "cast dout to float32"]),
     (lambda: F.dense_backward(z(2, 5), z(2, 3), z(3, 5), z(2, 5), "relu", need_dx="no"),
      TypeError, ["need_dx"]),
     (lambda: F.relu_backward(z(3), z(4)), ValueError, ["dout", "(3,)", "(4,)"]),
