@@ -995,6 +995,8 @@ def adagrad_update_(param, grad, h, lr, eps=1e-7):
     h : ndarray
         The sum of squared gradients (zeros at the first step), updated in place: writeable,
         C-contiguous, of ``param``'s shape and dtype, sharing memory with no other argument.
+        Its values are not checked (a pass over ``h`` on every update): a negative one, which
+        no sequence of updates produces, makes the step's square root, and ``param``, NaN.
     lr : float
         Learning rate, finite and ``>= 0``.
     eps : float
@@ -1038,7 +1040,7 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
         As in :func:`sgd_update_`.
     h : ndarray
         The running mean of squared gradients (zeros at the first step), updated in place, as
-        in :func:`adagrad_update_`.
+        in :func:`adagrad_update_` (and, as there, not checked for negative values).
     lr : float
         Learning rate, finite and ``>= 0``.
     rho : float
@@ -1089,6 +1091,7 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     m, v : ndarray
         First and second moment estimates (zeros at the first step), updated in place:
         writeable, C-contiguous, of ``param``'s shape and dtype, each with memory of its own.
+        ``v`` is not checked for negative values, as ``h`` in :func:`adagrad_update_`.
     step : int
         The 1-based count of updates so far, this one included: ``1 <= step <= 2**53``.
     lr : float
