@@ -1,5 +1,6 @@
 """Code generation of the Numba kernels: the loops that divide still vectorise, and the loops
-bound by arithmetic run at 512 bits where Numba compiles for AVX-512 (second part, below).
+bound by arithmetic run at 512 bits where Numba compiles for AVX-512 (second part, below),
+and only the dense product prefetches (third part).
 
 Numba's default error model ("python") tests every ``/`` for a zero divisor so that it can raise
 ``ZeroDivisionError``, and that branch stops LLVM from vectorising the loop around it. The kernels
@@ -150,3 +151,26 @@ print(_wide.WIDE)
     assert done.returncode == 0, done.stderr[-2000:]
     if "NUMBA_CPU_NAME" in env:
         assert done.stdout.split() == ["False"]              # no attribute without AVX-512
+
+
+# --- prefetching in the outer micro-kernel ------------------------------------------------------
+
+def _slot_ir(pyfunc):
+    """The LLVM IR of ``pyfunc`` compiled, uncached, as a float32 slot (``_slots``)."""
+    from numba import types
+    from fastnet.kernels.numba_backend import _config
+    signature = types.void(types.int64, types.int64, types.CPointer(types.int64),
+                           types.CPointer(types.float32))
+    return numba.cfunc(signature, fastmath=_config.FASTMATH,
+                       error_model=_config.ERROR_MODEL)(pyfunc).inspect_llvm()
+
+
+def test_only_the_dense_slot_prefetches():
+    # ``x @ W`` prefetches W's rows ahead (dense_blocked.PREFETCH_ROWS), one per vector of the
+    # block; the convolution's weight gradient passes ahead=0, which must leave no prefetch.
+    from fastnet.kernels.numba_backend import conv1d_blocked, dense_blocked
+    if not dense_blocked.AVAILABLE:
+        pytest.skip("the micro-kernels need AVX-512 and the JIT")
+    prefetches = "call void @llvm.prefetch"
+    assert _slot_ir(dense_blocked._dense_slot).count(prefetches) == dense_blocked.NV
+    assert prefetches not in _slot_ir(conv1d_blocked._backward_slot)

@@ -257,7 +257,7 @@ def _weight_gradient(gT, g_item, xph, x_item, items, taps, T, L_out, dW_tap, fir
         for o in range(0, C_out, block):
             _outer(xph, 0, x_item, taps, t, gT, o, g_item, C_out_pad, items, L_out, flat,
                    t * C_out + o, C_out, min(OUTER_TAPS, T - t), min(block, C_out - o),
-                   not first)
+                   not first, 0)
 
 
 @jit(inline="always")
