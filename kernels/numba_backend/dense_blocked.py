@@ -112,7 +112,7 @@ KC = 256
 #: ``ahead``). A column strip's rows are ``M`` values apart (3.2 KB at 400 float64 columns), a
 #: pattern the hardware prefetchers follow poorly, and in training ``W`` comes from L3: the
 #: optimizer's update has just streamed it and its state through the cache. Measured (Intel
-#: Xeon, two threads, medians of 350 calls, three processes each): the 784 -> 400 layer's
+#: Xeon, two threads, medians of 350 calls, 2-4 processes each): the 784 -> 400 layer's
 #: forward right after an AdaGrad update of its weights, float64 batch 20 249-257 -> 212-218
 #: us, float32 batch 128 433-453 -> 382-402 us; alone, float32 128 x 896 -> 128 140 -> 114 us.
 #: 16 to 64 rows measured alike. ``dz @ W.T`` does not prefetch: it multiplies by a share of
