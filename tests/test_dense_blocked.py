@@ -56,6 +56,45 @@ def test_nan_and_inf_propagate_across_reduction_slabs():
         np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
 
 
+def test_small_batches_take_the_inner_kernel_for_dz_times_w_transposed():
+    """The inner kernel takes ``dz @ W.T`` for a few rows of ``dz`` at least four vectors long:
+    the notebooks' layers at batch 20, not at batch 128, nor rows of 10 values."""
+    assert db.inner_pays(20, 400, np.float64) and db.inner_pays(20, 200, np.float32)
+    assert db.inner_pays(32, 400, np.float64) and not db.inner_pays(32, 400, np.float32)
+    assert not db.inner_pays(128, 400, np.float32) and not db.inner_pays(20, 10, np.float64)
+    lanes = 64 // 4
+    assert db.inner_pays(1, 4 * lanes, np.float32) and not db.inner_pays(1, 4 * lanes - 1,
+                                                                          np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_inner_kernel_propagates_nan_and_inf_to_exactly_their_outputs(dtype):
+    """``dz @ W.T`` on the inner kernel, with rows and columns that leave short blocks and a
+    masked tail: a NaN in ``dz`` spoils its row of the output, an inf in ``W`` its column, and
+    the masked lanes and repeated rows add nothing (no 0 * inf, no NaN beyond them)."""
+    N, K, M = 7, 13, 4 * 64 // np.dtype(dtype).itemsize + 3
+    assert db.inner_pays(N, M, dtype)
+    dz, W = np.ones((N, M), dtype), np.ones((K, M), dtype)
+    dz[N - 1, M - 1], W[K - 1, 2], W[5, M - 1] = np.nan, np.inf, -np.inf
+    got, want = db.times_transposed(dz, W), dz.astype(np.float64) @ W.T.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_inner_kernel_gives_the_same_bits_on_one_thread_or_two(monkeypatch, dtype):
+    """Each output is one block's lane sums in a fixed order, whichever part computes it."""
+    monkeypatch.setattr(db, "SPLIT_MIN_MACS", 0)
+    rng = np.random.default_rng(5)
+    dz, W = (rng.standard_normal(s).astype(dtype) for s in [(19, 203), (97, 203)])
+    assert db.inner_pays(19, 203, dtype)
+    results = []
+    for threads in (1, 2):
+        with fastnet.set_num_threads(threads):
+            results.append(db.times_transposed(dz, W))
+    np.testing.assert_array_equal(*results)
+
+
 def test_the_mlp_layers_take_the_micro_kernel_and_agree_with_blas(monkeypatch):
     """On an AVX-512 host the notebooks' 784 -> 400 layer at batch 20 is computed by the
     micro-kernel (``pays``); the layer's results equal the BLAS path's to rounding."""
