@@ -95,6 +95,30 @@ def test_the_inner_kernel_gives_the_same_bits_on_one_thread_or_two(monkeypatch, 
     np.testing.assert_array_equal(*results)
 
 
+@pytest.mark.parametrize("N, expected", [
+    (1, ["transposed_times"]),                          # one row: x @ W and dz @ W.T on BLAS
+    (2, ["times", "times_transposed", "transposed_times"])])
+def test_one_row_takes_blas_for_the_matrix_vector_products(monkeypatch, N, expected):
+    """A batch of one row multiplies ``x @ W`` and ``dz @ W.T`` on BLAS (matrix-vector
+    products, where the micro-kernel computes a whole block of rows); its weight gradient stays
+    on the micro-kernel. The results match float64 algebra either way."""
+    assert db.pays(1, 784, 784, np.float64)
+    calls = []
+    for name in ("times", "transposed_times", "times_transposed"):
+        def record(*args, _name=name, _f=getattr(db, name)):
+            calls.append(_name)
+            return _f(*args)
+        monkeypatch.setattr(db, name, record)
+    rng = np.random.default_rng(N)
+    x, W, dout = rng.standard_normal((N, 784)), rng.standard_normal((784, 784)), np.ones((N, 784))
+    with fastnet.set_backend("numba"):
+        y = F.dense(x, W, np.zeros(784))
+        dx, dW, db_ = F.dense_backward(dout, x, W, y)
+    assert calls == expected
+    for got, want in [(y, x @ W), (dx, dout @ W.T), (dW, x.T @ dout)]:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
 def test_the_mlp_layers_take_the_micro_kernel_and_agree_with_blas(monkeypatch):
     """On an AVX-512 host the notebooks' 784 -> 400 layer at batch 20 is computed by the
     micro-kernel (``pays``); the layer's results equal the BLAS path's to rounding."""

@@ -20,6 +20,13 @@ inside the rule's window; 0.4-1.0x for widths below 128, inner sizes below 128 a
 forward widths of 1024; mixed from N = 32 up. The input gradient ``dz @ W.T`` keeps winning up
 to width 1024 in both dtypes (20 x 400 -> 784: 1.25x float64, 1.16x float32), so its window
 reaches 1024 and the forward's 512. Outside the windows nothing changes.
+
+One row (a batch of one sample) is a matrix-vector product, which BLAS streams at memory speed;
+the micro-kernel computes its whole block of rows for it, and its ``dz @ W.T`` four rows of
+``dz``. So ``x @ W`` and ``dz @ W.T`` of one row go to BLAS. Measured (Intel Xeon, two threads,
+micro-kernel time over BLAS time): ``x @ W`` 1 x 1024 -> 1024 1.67 float64 and 1.61 float32;
+``dz @ W.T`` 1 x 784 -> 784 2.0 float64 and 2.0 float32, 1 x 2000 -> 400 1.8 and 2.3. The
+weight gradient of one row (an outer product) stays: 3.9-7.4x faster than BLAS's.
 """
 import numpy as np
 from numba import prange
@@ -150,7 +157,7 @@ def dense_forward(x, W, b, activation):
     """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
     act = ACT_CODE[activation]
     fused = act if act <= RELU else NONE       # bias (and ReLU) in one pass
-    if dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
+    if x.shape[0] > 1 and dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
         y = dense_blocked.times(x, W)              # C-contiguous, as the contract says
         _bias_act(y, b, fused)
     elif _transposed_pays(x, W, *W.shape, 512):
@@ -175,7 +182,9 @@ def dense_backward(dout, x, W, y, activation, need_dx):
     else:
         db = _act_grad_and_db_parallel(dout, y, ACT_CODE[activation], dz)
     if blocked:
-        dx = dense_blocked.times_transposed(dz, W) if need_dx else None
+        dx = None
+        if need_dx:                         # one row: BLAS's matrix-vector product (docstring)
+            dx = dense_blocked.times_transposed(dz, W) if dz.shape[0] > 1 else dz @ W.T
         return dx, dense_blocked.transposed_times(x, dz), db
     if not need_dx:
         dx = None
