@@ -35,7 +35,7 @@ import numpy as np
 from numba import carray, config
 
 from ._config import jit
-from ._microkernels import VECTOR_BYTES, inner_kernel, outer_kernel, transpose_block
+from ._microkernels import VECTOR_BYTES, inner_kernel, lanes, outer_kernel, transpose_block
 from ._slots import ARRAYS, part_count, pointer_like, run, scratch
 
 #: Block: rows by vectors of columns, 20 accumulators (with the two ``b`` vectors and a broadcast,
@@ -297,7 +297,7 @@ def _product(product, a, b, out, N, K, M, blocks, work_size=None):
 def inner_pays(N, M, dtype):
     """Whether ``a (N, M) @ b (K, M).T`` goes to the inner kernel (:data:`INNER_MAX_ROWS`)."""
     dtype = np.dtype(dtype)
-    return N <= INNER_MAX_ROWS[dtype] and M >= INNER_MIN_VECTORS * VECTOR_BYTES // dtype.itemsize
+    return N <= INNER_MAX_ROWS[dtype] and M >= INNER_MIN_VECTORS * lanes(dtype)
 
 
 def _block_width(dtype):
