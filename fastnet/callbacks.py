@@ -60,6 +60,20 @@ def callback_list(callbacks):
     return callbacks
 
 
+def reads_between_steps(callbacks):
+    """Whether a callback's own ``on_batch_end`` (one that only reads, too, but not fastnet's
+    learning-rate schedule) may look at the model between steps: ``fit`` then leaves every
+    layer's gradients in place at every step (``fastnet._dense_chain`` spends AdaGrad's weight
+    gradients at once otherwise)."""
+    for cb in callbacks:
+        if getattr(type(cb), "_sets_only_a_valid_lr", False) is True:
+            continue
+        method = getattr(cb, "on_batch_end", None)
+        if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:
+            return True
+    return False
+
+
 def per_batch(callbacks):
     """Whether ``call_hook`` would run an ``on_batch_end`` that may change the model between steps
     (anything but :class:`Callback`'s own, which does nothing, one that says it only reads, or

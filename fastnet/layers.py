@@ -564,6 +564,15 @@ class FC(_FusedActivation):
         dX, self.dW, self.db = dense_backward(dZ, self.X, self.W, y, self._fused, need_dx)
         return dX
 
+    def _gradients_spent(self, dZ, need_dx, dense_backward_adagrad_, h, lr, eps):
+        """As :meth:`_gradients`, with ``dW`` spent at once on AdaGrad's step of ``W`` (state
+        ``h``) and left None (``fastnet._dense_chain``, the kernel of that name)."""
+        self.dW = self.db = None
+        y = dZ if self._fused == "none" else self._y
+        dX, self.db = dense_backward_adagrad_(self.W, h, dZ, self.X, y, self._fused, need_dx,
+                                              lr, eps)
+        return dX
+
     def get_config(self):
         return {"n_nodes1": self.n_nodes1, "n_nodes2": self.n_nodes2,
                 "activation": self.activation, "optimizer": self.optimizer,

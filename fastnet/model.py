@@ -59,7 +59,7 @@ from . import functional as F
 from ._dense_chain import dense_chain, record_models, trusted_passes, unchecked_updates
 from ._model_checks import (augmented, check_augment, check_chain, check_distinct, check_finite,
                             check_rows, layer_list, short, touches_only_the_batch)
-from .callbacks import Callback, call_hook, callback_list, per_batch
+from .callbacks import Callback, call_hook, callback_list, per_batch, reads_between_steps
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
@@ -665,6 +665,9 @@ class Sequential(_Container):
         chain = None             # after a checked step, maybe a chain of FCs without the checks
         step = self._step        # or, for other models, maybe their updates without the checks
         passes = contextlib.nullcontext        # and their passes trusted (fastnet._trusted)
+        # The chain may spend AdaGrad's weight gradients at once, but at the epoch's last step
+        # and where a callback may read them.
+        keep_gradients = reads_between_steps(callbacks)
         for b, (xb, yb) in enumerate(batches):
             if self.loss is not loss_fn:
                 raise _loss_replaced(type(self).__name__, epoch, b, len(batches), loss_fn,
@@ -685,7 +688,7 @@ class Sequential(_Container):
                     f"initialization")
             dout = loss_fn.backward()            # outside the trusted passes: it checks its own
             if chain:
-                chain.backward(dout)
+                chain.backward(dout, keep_gradients or b == len(batches) - 1)
             else:
                 with passes():
                     self._backward_from_loss(dout, tail)

@@ -247,6 +247,15 @@ def guarded(trusted):
         activation(k, act)
         flag(k, "need_dx", need_dx)
 
+    def dense_backward_adagrad_(k, W, h, dout, x, y, act, need_dx, lr, eps):
+        dense_backward(k, dout, x, W, y, act, need_dx)
+        in_place(k, W=W, h=h)
+        for name, a in (("dout", dout), ("x", x), ("y", y)):   # read while W and h change
+            for target, b in (("W", W), ("h", h)):
+                if np.may_share_memory(a, b):
+                    _fail(k, f"{name} and {target} share memory", **{name: a, target: b})
+        hyper(k, lr=lr, eps=eps)
+
     def softmax_forward(k, x):
         floats(k, x=x)
         if x.ndim != 2 or x.shape[1] < 1:
@@ -347,7 +356,7 @@ def guarded(trusted):
               "mse_backward": elementwise_loss_backward,
               "bce_backward": elementwise_loss_backward,
               "avgpool1d_forward": maxpool1d_forward}
-    for check in (dense_forward, dense_backward, softmax_forward, softmax_backward,
+    for check in (dense_forward, dense_backward, dense_backward_adagrad_, softmax_forward, softmax_backward,
                   softmax_cross_entropy_forward, softmax_cross_entropy_backward,
                   labels_in_range, all_finite, sgd_update_, momentum_update_, adagrad_update_,
                   rmsprop_update_, adam_update_, conv1d_forward, conv1d_backward,

@@ -229,6 +229,55 @@ def test_chain_at_the_notebooks_sizes(backend, chain_steps):
     assert chain_steps == [20, 20]
 
 
+@pytest.fixture
+def spent_steps(monkeypatch):
+    """``keep_gradients`` of each chained backward (False: AdaGrad's weight gradients spent)."""
+    calls = []
+    backward = _dense_chain.DenseChain.backward
+
+    def recording(self, dout, keep_gradients=True):
+        calls.append(keep_gradients)
+        return backward(self, dout, keep_gradients)
+    monkeypatch.setattr(_dense_chain.DenseChain, "backward", recording)
+    return calls
+
+
+class ReadsGradients(Callback):
+    """Reads the first layer's weight gradient after every step."""
+    on_batch_end_reads_only = True
+
+    def __init__(self, model):
+        self.model, self.seen = model, []
+
+    def on_batch_end(self, batch, loss, n_samples):
+        self.seen.append(self.model.layers[0].dW is not None)
+
+
+def notebook_mlp(dtype, optimizer):
+    return Classifier([FC(784, 400, activation="relu", dtype=dtype),
+                       FC(400, 30, activation="relu", dtype=dtype),
+                       FC(30, 10, dtype=dtype)], optimizer=optimizer)
+
+
+def test_adagrad_weight_gradients_are_spent_but_at_an_epochs_last_step(backend, dtype,
+                                                                        spent_steps):
+    """The chain's AdaGrad layers take ``dense_backward_adagrad_`` (the weight gradient spent on
+    the step at once) at every chained step but an epoch's last, which leaves every layer its
+    gradients as the checked step does; everything else bit for bit the same."""
+    X, y = data(100, (784,), classes=10)
+    assert_same_training(notebook_mlp(dtype, AdaGrad(0.01)), X, y, epochs=2, batch_size=20,
+                         seed=1)
+    assert spent_steps == [False, False, False, True] * 2
+
+
+def test_a_callback_that_reads_between_steps_sees_every_gradient(backend, spent_steps):
+    X, y = data(60, (784,), classes=10)
+    model = notebook_mlp(np.float64, AdaGrad(0.01))
+    reader = ReadsGradients(model)
+    model.fit(X, y, epochs=1, batch_size=20, callbacks=[reader])
+    assert spent_steps == [True, True] and reader.seen == [True] * 3
+
+
 @pytest.mark.parametrize("kind", ["uint8", "big-endian", "float16", "int64 images"])
 def test_chain_casts_every_batch_as_the_layer_does(backend, chain_steps, kind):
     rng = np.random.default_rng(1)

@@ -16,6 +16,11 @@ def f(*shape, dtype=np.float32):
     return np.ones(shape, dtype)
 
 
+def read_only(a):
+    a.flags.writeable = False
+    return a
+
+
 def labels(*values):
     return np.array(values, np.int64)
 
@@ -122,6 +127,20 @@ BAD_CALLS = [
     ("momentum_update_", lambda: (f(3), f(3), f(3), 0.1, np.nan, False), ValueError,
      ["momentum=nan"]),
     ("all_finite", lambda: ([1.0, 2.0],), TypeError, ["a must be a plain NumPy array", "got list"]),
+    # The fused backward and update: W's state of another shape, a read-only W, and an input
+    # that shares W's memory (read while the update writes W).
+    ("dense_backward_adagrad_", lambda: (f(5, 4), f(4, 5), f(3, 4), f(3, 5), f(3, 4), "relu",
+                                         True, 0.01, 1e-7), ValueError,
+     ["the arrays must have one shape", "h float32 (4, 5)"]),
+    ("dense_backward_adagrad_", lambda: (read_only(f(5, 4)), f(5, 4), f(3, 4),
+                                         f(3, 5), f(3, 4), "relu", True, 0.01, 1e-7), ValueError,
+     ["W is read-only"]),
+    ("dense_backward_adagrad_", lambda: (lambda W: (W, f(4, 4), f(4, 4), W, f(4, 4), "none",
+                                                    True, 0.01, 1e-7))(f(4, 4)), ValueError,
+     ["x and W share memory"]),
+    ("dense_backward_adagrad_", lambda: (f(5, 4), f(5, 4), f(3, 4), f(3, 5), f(3, 4), "relu",
+                                         True, 0.01, None), TypeError,
+     ["eps must be a real number"]),
 ]
 
 

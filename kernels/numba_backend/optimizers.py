@@ -16,7 +16,7 @@ import numpy as np
 from numba import config, prange
 
 from ._config import PARALLEL_MIN_SIZE, jit_ordered, jit_parallel_ordered
-from ._microkernels import lanes
+from ._microkernels import VECTOR_BYTES
 from ._root_step import ESTIMATE, root_step
 
 # Decaying state (momentum's velocity, RMSProp's h, Adam's m and v) is stored as 0 where its
@@ -141,8 +141,6 @@ def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
 #: Values per chunk (4 KB per array): small enough for L1, large enough that a part of a
 #: ``prange`` split is many chunks.
 _CHUNK = 128
-#: float64 values per vector of ``root_step``.
-_LANES = lanes(np.dtype(np.float64))
 #: Whether float64 updates take these kernels: where Numba compiles for AVX-512, where they were
 #: measured (elsewhere the root would stay on the divider anyway), and never with
 #: ``NUMBA_DISABLE_JIT=1`` (plain Python cannot run an intrinsic).
@@ -157,9 +155,21 @@ def _chunk(c, n):
 
 @jit_ordered(inline="always")
 def _steps(p, u, s, lo, hi, k, c, eps):
-    """``p[i] -= k*u[i] / (sqrt(s[i])*c + eps)`` for ``lo <= i < hi``."""
-    for i in range(lo, hi, _LANES):
+    """``p[i] -= k*u[i] / (sqrt(s[i])*c + eps)`` for ``lo <= i < hi``, a vector of ``p``'s
+    dtype at a time."""
+    for i in range(lo, hi, VECTOR_BYTES // p.itemsize):
         root_step(p, u, s, i, hi - i, k, c, eps)
+
+
+@jit_ordered(inline="always")
+def adagrad_span(p, g, h, lr, eps):
+    """AdaGrad over whole 1-D arrays (slices of a few kB): ``h += g*g``, then ``p -= lr*g /
+    (sqrt(h) + eps)`` by ``root_step``; ``lr``, ``eps`` of ``p``'s dtype. The update of the
+    dense slot that fuses it with the weight gradient (``dense_blocked``): the arithmetic of
+    ``_adagrad_chunk`` (float64) and of ``_adagrad``'s loop (float32), bit for bit (tested)."""
+    for i in range(h.size):
+        h[i] += g[i] * g[i]
+    _steps(p, g, h, 0, h.size, lr, p.dtype.type(1), eps)
 
 
 @jit_ordered(inline="always")

@@ -1,5 +1,6 @@
 """Fully connected layer ``y = act(x @ W + b)`` (NumPy)."""
 from .activations import activate_, activation_grad
+from .optimizers import adagrad_update_
 
 
 def dense_forward(x, W, b, activation):
@@ -15,3 +16,11 @@ def dense_backward(dout, x, W, y, activation, need_dx):
     (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
     dz = activation_grad(dout, y, activation)
     return (dz @ W.T if need_dx else None), x.T @ dz, dz.sum(axis=0)
+
+
+def dense_backward_adagrad_(W, h, dout, x, y, activation, need_dx, lr, eps):
+    """``dense_backward``, with ``dW`` spent at once on an AdaGrad step of ``W`` (state ``h``)
+    in place; returns ``(dx, db)``, ``dx`` from ``W`` as it was."""
+    dx, dW, db = dense_backward(dout, x, W, y, activation, need_dx)
+    adagrad_update_(W, dW, h, lr, eps)
+    return dx, db

@@ -1,0 +1,80 @@
+"""``dense_backward_adagrad_``: the dense backward with AdaGrad's step of the weights taken at
+once, on both backends and dtypes: bit for bit the two kernels in turn, and the oracle's
+values. (Where ``fit`` uses it: ``test_dense_chain.py``.)"""
+import numpy as np
+import pytest
+
+import naive
+from fastnet.kernels import load
+
+LR, EPS = 0.01, 1e-7
+#: Small shapes take the two kernels in turn on both backends; from ~0.5 M multiply-adds the
+#: Numba backend fuses the step with the weight gradient's product on its micro-kernel: one
+#: row, two, a short last row block (250 = 25 blocks of 10, 101 = 10 and a row), masked column
+#: tails (170, 301, 500, 700 columns) and the notebooks' 784 -> 400 at batch 20.
+SHAPES = [(3, 5, 4), (1, 784, 700), (2, 600, 500), (13, 250, 170), (20, 101, 301),
+          (20, 784, 400)]
+
+
+def operands(rng, N, K, M, dtype, activation):
+    x = rng.standard_normal((N, K)).astype(dtype)
+    W = (rng.standard_normal((K, M)) * 0.1).astype(dtype)
+    h = rng.random((K, M)).astype(dtype)
+    h[0, :3] = 0                       # a fresh state: the first step divides by eps
+    dout = rng.standard_normal((N, M)).astype(dtype)
+    y = load("numpy").dense_forward(x, W, np.zeros(M, dtype), activation)
+    return x, W, h, dout, y
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid"])
+@pytest.mark.parametrize("N, K, M", SHAPES)
+def test_it_is_the_backward_then_the_update_bit_for_bit(kern, dtype, activation, N, K, M):
+    rng = np.random.default_rng(N * 7 + K + M)
+    x, W, h, dout, y = operands(rng, N, K, M, dtype, activation)
+    dout[-1, 1] = np.nan               # NaN reaches column 1 of dW, of W and of h, as unfused
+    dx, dW, db = kern.dense_backward(dout, x, W, y, activation, True)
+    W_want, h_want = W.copy(), h.copy()
+    kern.adagrad_update_(W_want, dW, h_want, LR, EPS)
+    for need_dx in (True, False):
+        W_got, h_got = W.copy(), h.copy()
+        dx_got, db_got = kern.dense_backward_adagrad_(W_got, h_got, dout, x, y, activation,
+                                                      need_dx, LR, EPS)
+        np.testing.assert_array_equal(W_got, W_want)
+        np.testing.assert_array_equal(h_got, h_want)
+        np.testing.assert_array_equal(db_got, db)
+        if need_dx:                    # from W as it was before the step
+            np.testing.assert_array_equal(dx_got, dx)
+        else:
+            assert dx_got is None
+    if activation == "none":           # (ReLU's gradient may be 0 there: then no NaN at all)
+        assert np.isnan(W_want[:, 1]).all() and np.isfinite(np.delete(W_want, 1, axis=1)).all()
+
+
+@pytest.mark.parametrize("N, K, M", [(3, 5, 4), (20, 101, 301)])
+def test_it_matches_the_oracle(kern, dtype, tol, N, K, M):
+    rng = np.random.default_rng(K)
+    x, W, h, dout, y = operands(rng, N, K, M, dtype, "relu")
+    dx_want, dW, db_want = naive.dense_backward(dout, x, W, y, "relu")
+    W_want, h_want = naive.adagrad(W.astype(np.float64), dW, h.astype(np.float64), LR, EPS)
+    dx, db = kern.dense_backward_adagrad_(W, h, dout, x, y, "relu", True, LR, EPS)
+    for got, want in ((W, W_want), (h, h_want), (dx, dx_want), (db, db_want)):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **tol)
+
+
+def test_the_numba_backend_fuses_the_step_on_its_micro_kernel(monkeypatch):
+    """At the notebooks' 784 -> 400 the weight gradient is never computed on its own; at a
+    small layer the two kernels run in turn."""
+    from fastnet.kernels.numba_backend import dense, dense_blocked
+    if not dense_blocked.AVAILABLE:
+        pytest.skip("no micro-kernel on this host (AVX-512)")
+    calls = []
+    for name in ("transposed_times", "transposed_times_adagrad_"):
+        original = getattr(dense_blocked, name)
+        monkeypatch.setattr(dense_blocked, name,
+                            lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    rng = np.random.default_rng(0)
+    for N, K, M in [(20, 784, 400), (3, 5, 4)]:
+        x, W, h, dout, y = operands(rng, N, K, M, np.float64, "relu")
+        dense.dense_backward_adagrad_(W, h, dout, x, y, "relu", False, LR, EPS)
+    assert calls == ["transposed_times_adagrad_"]
