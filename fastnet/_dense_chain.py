@@ -145,10 +145,11 @@ class DenseChain:
         after it, as the checked step leaves them. W is then updated before the layers below
         have their gradients, which read only their own W and the gradient passed down."""
         dense_backward = self.kernels.dense_backward
+        spend = not keep_gradients
         for i in range(len(self.steps) - 1, -1, -1):
             layer, optimizer, own, adagrad = self.steps[i]
             dz = _cast(dout, layer.dtype, layer)
-            spent = adagrad and not keep_gradients
+            spent = adagrad and spend
             if spent:
                 dout = layer._gradients_spent(dz, i > 0, self.kernels.dense_backward_adagrad_,
                                               optimizer._state_for(layer.W)["h"], optimizer.lr,
@@ -159,7 +160,7 @@ class DenseChain:
                 self._update(layer, optimizer, not spent)
         for layer, optimizer, own, adagrad in self.steps:
             if not own:
-                self._update(layer, optimizer, not (adagrad and not keep_gradients))
+                self._update(layer, optimizer, weights=not (adagrad and spend))
 
     def _update(self, layer, optimizer, weights=True):
         if weights:

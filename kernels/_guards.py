@@ -356,8 +356,8 @@ def guarded(trusted):
               "mse_backward": elementwise_loss_backward,
               "bce_backward": elementwise_loss_backward,
               "avgpool1d_forward": maxpool1d_forward}
-    for check in (dense_forward, dense_backward, dense_backward_adagrad_, softmax_forward, softmax_backward,
-                  softmax_cross_entropy_forward, softmax_cross_entropy_backward,
+    for check in (dense_forward, dense_backward, dense_backward_adagrad_, softmax_forward,
+                  softmax_backward, softmax_cross_entropy_forward, softmax_cross_entropy_backward,
                   labels_in_range, all_finite, sgd_update_, momentum_update_, adagrad_update_,
                   rmsprop_update_, adam_update_, conv1d_forward, conv1d_backward,
                   maxpool1d_forward, maxpool1d_backward, avgpool1d_backward, run_side_by_side):

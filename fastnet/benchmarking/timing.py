@@ -130,7 +130,8 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
     ``dx``) are divided by the time spent in them. The kernels, not ``fastnet.functional``'s
     checked functions: ``fit``'s steps after an epoch's first call the kernels directly
     (``fastnet._dense_chain``), here with the weight gradients kept (``_ReadsBetweenSteps``;
-    training alone fuses them with AdaGrad's step, which is faster still). Only the training steps' calls count, not the two-sample dry run
+    training alone fuses them with AdaGrad's step, which is faster still). Only the training
+    steps' calls count, not the two-sample dry run
     ``fit`` starts with.
 
     After a warm-up pass, ``rounds`` passes of ``steps`` steps each run over the same samples, and
