@@ -9,6 +9,15 @@ db = pytest.importorskip("fastnet.kernels.numba_backend.dense_blocked")
 pytestmark = pytest.mark.skipif(not db.AVAILABLE, reason="the micro-kernels need AVX-512 "
                                                          "(and compiled code)")
 
+@pytest.fixture
+def numba_backend():
+    """The Numba backend in use, so that ``fastnet.set_num_threads`` reaches Numba's threads
+    (it sets them once fastnet has loaded the backend)."""
+    with fastnet.set_backend("numba"):
+        fastnet.backend.kernels()
+        yield
+
+
 SHAPES = [(1, 1, 1), (3, 5, 7), (9, 33, 17), (8, 16, 32), (20, 784, 400), (17, 100, 65),
           (2, 1000, 3), (130, 40, 33), (11, 513, 70)]       # K = 513: slabs of 256, 256, 1
 
@@ -56,6 +65,30 @@ def test_nan_and_inf_propagate_across_reduction_slabs():
         np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
 
 
+def test_few_rows_split_the_reduction_of_x_times_w_over_the_threads(monkeypatch, numba_backend):
+    """Up to ``SPLIT_K_MAX_ROWS`` rows each thread sums its share of ``K`` (whole rows of ``W``)
+    and the shares are added after: a non-finite term in either share reaches exactly its
+    outputs, and ``inf`` in one share against ``-inf`` in the other gives NaN, as the whole sum
+    does. More rows, or one thread, split the columns."""
+    added = []
+    add_parts = db._add_parts
+    monkeypatch.setattr(db, "_add_parts", lambda *a: added.append(a[2]) or add_parts(*a))
+    K = 2 * db.KC + 60                     # shares of 290 and 286 rows: two slabs each
+    x, W = np.ones((db.SPLIT_K_MAX_ROWS, K)), np.ones((K, 300))
+    x[3, 5], x[3, K - 2] = np.inf, -np.inf                         # one in each share
+    x[7, K - 1], W[10, 299], W[K - 3, 17] = np.nan, np.inf, np.nan
+    want = x @ W
+    with fastnet.set_num_threads(2):
+        got = db.times(x, W)
+        db.times(np.ones((db.SPLIT_K_MAX_ROWS + 1, K)), W)
+    with fastnet.set_num_threads(1):
+        db.times(x, W)
+    assert added == [1]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
+    assert np.isnan(got[3]).all() and np.isnan(got[:, 17]).all() and np.isinf(got[0, 299])
+
+
 def test_small_batches_take_the_inner_kernel_for_dz_times_w_transposed():
     """The inner kernel takes ``dz @ W.T`` for a few rows of ``dz`` at least four vectors long:
     the notebooks' layers at batch 20, not at batch 128, nor rows of 10 values."""
@@ -82,7 +115,8 @@ def test_the_inner_kernel_propagates_nan_and_inf_to_exactly_their_outputs(dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_inner_kernel_gives_the_same_bits_on_one_thread_or_two(monkeypatch, dtype):
+def test_the_inner_kernel_gives_the_same_bits_on_one_thread_or_two(monkeypatch, dtype,
+                                                                   numba_backend):
     """Each output is one block's lane sums in a fixed order, whichever part computes it."""
     monkeypatch.setattr(db, "SPLIT_MIN_MACS", 0)
     rng = np.random.default_rng(5)
@@ -91,6 +125,7 @@ def test_the_inner_kernel_gives_the_same_bits_on_one_thread_or_two(monkeypatch, 
     results = []
     for threads in (1, 2):
         with fastnet.set_num_threads(threads):
+            assert db.part_count(2) == threads
             results.append(db.times_transposed(dz, W))
     np.testing.assert_array_equal(*results)
 
