@@ -152,10 +152,13 @@ PREFETCH_ROWS = 32
 #: threads, 20 x 784 -> 400 float64, medians of 400, two processes each): the forward right after
 #: an AdaGrad update 200-233 -> 151-152 us, and that update 211-226 -> 179-183 us; the forward
 #: alone 151-176 -> 119-124 us. The notebooks' MLP step at batch 20 float64, eight interleaved
-#: process pairs: median 0.852 -> 0.830 ms. Alone at 8-32 rows and 20 x 1024 -> 1024 float32
-#: (300 calls, two processes each) the same or faster (277-298 -> 254-261 us); the added
-#: outputs cost an extra pass, so larger batches keep the columns split.
-SPLIT_K_MAX_ROWS = 32
+#: process pairs: median 0.852 -> 0.830 ms. At batch 128 float32, 784 -> 400 right after an
+#: AdaGrad update, four process pairs: forward 325-370 -> 273-305 us, the update 110-125 -> 70-77
+#: us; training steps, interleaved pairs: the MLP (eight) median 1.368 -> 1.345 ms, the MNIST CNN
+#: (four, Adam) 2.55-2.69 -> 2.51-2.58 ms. Alone, 8 to 512 rows, float32 and float64, the two
+#: splits took the same time within noise (one exception: 512 x 784 -> 128 float32, 445-457 ->
+#: 368-381 us). Larger batches were not measured in training and keep the columns split.
+SPLIT_K_MAX_ROWS = 128
 
 
 @jit(inline="always")
