@@ -207,7 +207,7 @@ def _times_transposed(a, K, b, M, out, N, lo, hi, offs):
 @jit(inline="always")
 def _split_k(K, i, parts):
     """Where part ``i`` of ``parts`` starts its share of ``x @ W``'s reduction over ``K`` rows
-    of ``W``: at a row block of the fused update's split (``_TRANSPOSED_TIMES_ADAGRAD``), so that
+    of ``W``: at a row block of the fused update's split (``_adagrad_slot``), so that
     each thread reads the rows of ``W`` that it updated."""
     blocks = -(-K // MR)
     return min(K, blocks * i // parts * MR)
@@ -244,12 +244,14 @@ def _operands(args_p, work_p, a_size, b_size, out_size):
 
 # --- the slot (``_slots``): ``args`` holds the addresses of ``a, b, out``, then ``N, K, M`` and
 # the product's code, then one offset table per part. One slot for all the products: each
-# slot is a function that Numba compiles on a cold start, ~0.3 s apiece, and the two that
-# multiply by ``_times`` share one copy of it (3 slots: ~1.2 s of the MLP's first step).
+# slot is a function that Numba compiles on a cold start, ~0.3 s apiece, and the three that
+# multiply by ``_times`` share one copy of it (3 slots: ~1.2 s of the MLP's first step). The
+# weight gradient spent on AdaGrad's step has a slot of its own (``_adagrad_slot``), which only
+# training with AdaGrad compiles, after the first step.
 
 #: Products, as the slot's ``args`` names them.
 _TIMES, _TRANSPOSED_TIMES, _TIMES_TRANSPOSED, _TIMES_TRANSPOSED_INNER = 0, 1, 2, 3
-_TRANSPOSED_TIMES_ADAGRAD, _TIMES_SPLIT_K = 4, 5
+_TIMES_SPLIT_K = 4
 #: Sizes in ``args`` after the addresses.
 _SIZES = 4
 
@@ -267,39 +269,8 @@ def _dense_slot(i, parts, args_p, work_p):
     * ``_TIMES_SPLIT_K``: ``out (N, M) = a (N, K) @ b (K, M)``, the part's share of the
       reduction (:func:`_split_k`) over every block, part 0 into ``out``, part ``i > 0`` into
       ``work[(i - 1) * N * M:]``; the caller adds them up.
-    * ``_TRANSPOSED_TIMES_ADAGRAD``: ``a (N, K).T @ b (N, M)`` as an AdaGrad step on ``W = out
-      (K, M)`` with the state ``h (K, M)`` (the fourth array); ``work`` holds ``lr`` and
-      ``eps``, then ``MR * M`` values of scratch per part.
     """
     N, K, M, product, offs = _sizes(args_p, i)
-    if product == _TIMES_SPLIT_K:
-        a, b, out = _operands(args_p, work_p, N * K, K * M, N * M)
-        if i > 0:
-            out = carray(work_p, (i * N * M,))[(i - 1) * N * M:]
-        blocks = -(-N // MR) * -(-M // _width(a))
-        _times(a, K, b, M, out, M, N, M, 0, blocks, offs, PREFETCH_ROWS, _split_k(K, i, parts),
-               _split_k(K, i + 1, parts))
-        return
-    if product == _TRANSPOSED_TIMES_ADAGRAD:
-        a, b, W = _operands(args_p, work_p, N * K, N * M, K * M)
-        h = carray(pointer_like(carray(args_p, (4,))[3], work_p), (K * M,))
-        rows_per_part = MR * M
-        work = carray(work_p, (2 + parts * rows_per_part,))
-        lr, eps = work[0], work[1]
-        grad = work[2 + i * rows_per_part:2 + (i + 1) * rows_per_part]
-        blocks = -(-K // MR)
-        for block in range(blocks * i // parts, blocks * (i + 1) // parts):
-            k0 = block * MR
-            rows = min(MR, K - k0)
-            for r in range(MR):
-                offs[2 * r] = min(k0 + r, K - 1)
-            for j0 in range(0, M, _width(a)):
-                _outer(a, 0, K, offs, 0, b, j0, M, 0, N, 1, grad, j0, M, rows,
-                       min(_width(a), M - j0), False, 0)
-            # W's rows k0 .. k0 + rows - 1 are one contiguous span, as their gradient in grad.
-            span = slice(k0 * M, (k0 + rows) * M)
-            adagrad_span(W[span], grad[:rows * M], h[span], lr, eps)
-        return
     if product == _TIMES_TRANSPOSED_INNER:
         a, b, out = _operands(args_p, work_p, N * M, K * M, N * K)
         blocks = -(-K // RA)
@@ -317,12 +288,17 @@ def _dense_slot(i, parts, args_p, work_p):
         _times_transposed(a, K, b, M, out, N, blocks * i // parts, blocks * (i + 1) // parts,
                           offs)
         return
-    if product == _TIMES:
+    if product == _TIMES or product == _TIMES_SPLIT_K:
         a, b, out = _operands(args_p, work_p, N * K, K * M, N * M)
         blocks = -(-N // MR) * -(-M // _width(a))
         cols, b_row, out_row, width = K, M, M, M
-        lo, hi = blocks * i // parts, blocks * (i + 1) // parts
         ahead = PREFETCH_ROWS
+        if product == _TIMES:
+            lo, hi, k_lo, k_hi = blocks * i // parts, blocks * (i + 1) // parts, 0, K
+        else:                   # every block over the part's rows of b; after part 0, into work
+            lo, hi, k_lo, k_hi = 0, blocks, _split_k(K, i, parts), _split_k(K, i + 1, parts)
+            if i > 0:
+                out = carray(work_p, (i * N * M,))[(i - 1) * N * M:]
     else:                                   # _TIMES_TRANSPOSED: b's share transposed, then _TIMES
         a, b_rows, out_all = _operands(args_p, work_p, N * M, K * M, N * K)
         bw = _width(a)
@@ -343,8 +319,36 @@ def _dense_slot(i, parts, args_p, work_p):
         cols, b_row, out_row, width = M, w, K, w
         lo, hi = 0, -(-N // MR) * -(-w // bw)
         ahead = 0               # its share of b, transposed just now, is in cache
-    # One call for both, so that the slot holds one copy of the micro-kernel's loop for them.
-    _times(a, cols, b, b_row, out, out_row, N, width, lo, hi, offs, ahead, 0, cols)
+        k_lo, k_hi = 0, cols
+    # One call for all three, so that the slot holds one copy of the micro-kernel's loop.
+    _times(a, cols, b, b_row, out, out_row, N, width, lo, hi, offs, ahead, k_lo, k_hi)
+
+
+def _adagrad_slot(i, parts, args_p, work_p):
+    """Part ``i`` of ``a (N, K).T @ b (N, M)`` spent on an AdaGrad step of ``W (K, M)`` (the
+    third array) with the state ``h (K, M)`` (the fourth): the part's row blocks of the product,
+    each into scratch and then onto the same rows of ``W`` and ``h``. ``work`` holds ``lr`` and
+    ``eps``, then ``MR * M`` values of scratch per part. A slot of its own: only AdaGrad's
+    training compiles it (~0.5 s), on its first use."""
+    N, K, M, _, offs = _sizes(args_p, i)
+    a, b, W = _operands(args_p, work_p, N * K, N * M, K * M)
+    h = carray(pointer_like(carray(args_p, (4,))[3], work_p), (K * M,))
+    rows_per_part = MR * M
+    work = carray(work_p, (2 + parts * rows_per_part,))
+    lr, eps = work[0], work[1]
+    grad = work[2 + i * rows_per_part:2 + (i + 1) * rows_per_part]
+    blocks = -(-K // MR)
+    for block in range(blocks * i // parts, blocks * (i + 1) // parts):
+        k0 = block * MR
+        rows = min(MR, K - k0)
+        for r in range(MR):
+            offs[2 * r] = min(k0 + r, K - 1)
+        for j0 in range(0, M, _width(a)):
+            _outer(a, 0, K, offs, 0, b, j0, M, 0, N, 1, grad, j0, M, rows,
+                   min(_width(a), M - j0), False, 0)
+        # W's rows k0 .. k0 + rows - 1 are one contiguous span, as their gradient in grad.
+        span = slice(k0 * M, (k0 + rows) * M)
+        adagrad_span(W[span], grad[:rows * M], h[span], lr, eps)
 
 
 # --- the Python side --------------------------------------------------------------------------
@@ -381,8 +385,8 @@ def transposed_times_adagrad_(a, b, W, h, lr, eps):
     parts = part_count(blocks) if N * K * M >= SPLIT_MIN_MACS else 1
     work = scratch(2 + parts * MR * M, a.dtype)
     work[0], work[1] = lr, eps          # rounded to the dtype once, as adagrad_update_ does
-    run(_dense_slot, parts, (a, b, W, h), (N, K, M, _TRANSPOSED_TIMES_ADAGRAD), work,
-        calls_blas=False, room=parts * _TABLE)
+    run(_adagrad_slot, parts, (a, b, W, h), (N, K, M, 0), work, calls_blas=False,
+        room=parts * _TABLE)
 
 
 def inner_pays(N, M, dtype):
