@@ -91,6 +91,29 @@ def test_root_step_writes_only_its_valid_values(dtype):
             np.testing.assert_array_equal(p[changed], 6.5)      # 7 - 1 / sqrt(4)
 
 
+@config.jit
+def _adagrad_one(p, g, h, start, valid, lr, eps):
+    rs.adagrad_step(p, g, h, start, valid, lr, eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adagrad_step_writes_only_its_valid_values(dtype):
+    """The state's update happens in the same vector as the step: both masked alike."""
+    lanes = mk.lanes(np.dtype(dtype))
+    for valid in range(lanes + 2):
+        p = np.full(3 + lanes + 8, 7.0, dtype)
+        g, h = np.ones_like(p), np.full_like(p, 3.0)
+        _adagrad_one(p, g, h, 3, valid, dtype(1), dtype(0))
+        touched = np.arange(3, 3 + min(valid, lanes))
+        np.testing.assert_array_equal(np.flatnonzero(p != 7.0), touched)
+        np.testing.assert_array_equal(np.flatnonzero(h != 3.0), touched)
+        np.testing.assert_array_equal(p[touched], 6.5)      # 7 - 1 / sqrt(3 + 1)
+        np.testing.assert_array_equal(h[touched], 4.0)
+    for bad in (np.ones(32)[::2], np.ones(16, np.float32 if dtype == np.float64 else np.float64)):
+        with pytest.raises(numba.core.errors.TypingError):
+            _adagrad_one(np.zeros(16, dtype), bad, np.ones(16, dtype), 0, 8, dtype(1), dtype(0))
+
+
 # --- the float64 kernels of AdaGrad, RMSprop and Adam against their plain loops -------------
 
 needs_root = pytest.mark.skipif(not opt.BY_ROOT, reason="float64 updates take the plain loops "

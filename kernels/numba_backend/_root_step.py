@@ -76,6 +76,37 @@ def _sqrt_by_estimate(builder, vec, x, exact_sqrt):
     return result
 
 
+def _vectors_at(context, builder, signature, arrays, start, valid):
+    """``(vec, mask, pointers, loaded)``: a vector of the three arrays' dtype at ``start``, the
+    first ``valid`` lanes (masked)."""
+    vec = _Vectors(builder, signature.args[0].dtype)
+    mask = vec.lanes_below(valid)
+    pointers = [_at(builder, _data(context, builder, ty, arr), start)
+                for ty, arr in zip(signature.args[:3], arrays)]
+    return vec, mask, pointers, [vec.load_masked(ptr, mask) for ptr in pointers]
+
+
+def _step(builder, vec, p, u, s, k, c, eps):
+    """``p - (k * u) / (sqrt(s) * c + eps)`` of vectors, the root by estimate for float64 where
+    :data:`ESTIMATE` (module docstring), ``sqrt(s) * c + eps`` one fused multiply-add."""
+    bits = 64 if isinstance(vec.scalar, ir.DoubleType) else 32
+    sqrt = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vec.type, [vec.type]), f"llvm.sqrt.v{vec.lanes}f{bits}")
+
+    def exact_sqrt(x):
+        return builder.call(sqrt, [x])
+    root = _sqrt_by_estimate(builder, vec, s, exact_sqrt) if bits == 64 and ESTIMATE \
+        else exact_sqrt(s)
+    denominator = builder.call(vec.fma, [root, vec.splat(c), vec.splat(eps)])
+    return builder.fsub(p, builder.fdiv(builder.fmul(vec.splat(k), u), denominator))
+
+
+def _same_arrays(*arrays):
+    """Whether the arrays are 1-D, C-contiguous and of one dtype (the vectors read them so)."""
+    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+               and a.dtype == arrays[0].dtype for a in arrays)
+
+
 @intrinsic
 def root_step(typingctx, p, u, s, start, valid, k, c, eps):
     """``p[i] -= (k * u[i]) / (sqrt(s[i]) * c + eps)`` for ``i`` in ``start .. start + valid -
@@ -85,31 +116,40 @@ def root_step(typingctx, p, u, s, start, valid, k, c, eps):
     scalars of that dtype. The caller keeps ``start + min(valid, lanes)`` within the arrays.
     ``sqrt(s) * c + eps`` is one fused multiply-add, as ``contract`` compiles it in a loop.
     """
-    if not all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
-               and a.dtype == p.dtype for a in (p, u, s)):
-        return None           # a typing error: the vectors read contiguous memory, one dtype
+    if not _same_arrays(p, u, s):
+        return None           # a typing error
     sig = types.void(p, u, s, start, valid, k, c, eps)
 
     def codegen(context, builder, signature, args):
         p_, u_, s_, start_, valid_, k_, c_, eps_ = args
-        array_type = signature.args[0]
-        vec = _Vectors(builder, array_type.dtype)
-        mask = vec.lanes_below(valid_)
-        pointers = [_at(builder, _data(context, builder, ty, arr), start_)
-                    for ty, arr in zip(signature.args[:3], (p_, u_, s_))]
-        pv, uv, sv = (vec.load_masked(ptr, mask) for ptr in pointers)
-        sqrt = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec.type, [vec.type]),
-            f"llvm.sqrt.v{vec.lanes}f{64 if array_type.dtype == types.float64 else 32}")
+        vec, mask, pointers, (pv, uv, sv) = _vectors_at(context, builder, signature,
+                                                        (p_, u_, s_), start_, valid_)
+        vec.store_masked(_step(builder, vec, pv, uv, sv, k_, c_, eps_), pointers[0], mask)
+        return context.get_dummy_value()
+    return sig, codegen
 
-        def exact_sqrt(x):
-            return builder.call(sqrt, [x])
-        if array_type.dtype == types.float64 and ESTIMATE:
-            root = _sqrt_by_estimate(builder, vec, sv, exact_sqrt)
-        else:
-            root = exact_sqrt(sv)
-        denominator = builder.call(vec.fma, [root, vec.splat(c_), vec.splat(eps_)])
-        step = builder.fdiv(builder.fmul(vec.splat(k_), uv), denominator)
-        vec.store_masked(builder.fsub(pv, step), pointers[0], mask)
+
+@intrinsic
+def adagrad_step(typingctx, p, g, h, start, valid, lr, eps):
+    """AdaGrad on one vector (as :func:`root_step`): ``h[i] += g[i] * g[i]`` (one fused
+    multiply-add, as a loop compiles it), then ``p[i] -= (lr * g[i]) / (sqrt(h[i]) + eps)``.
+
+    Why the state's update is here too: updated by a loop of its own just before, ``h`` was
+    stored in 256-bit halves (LLVM's preferred width here) and read back at once as one 512-bit
+    masked load, which the core cannot forward from the pending stores; it waits for them.
+    AdaGrad over 313 600 float64 values, two processes each: one thread 1.08 -> 0.94-0.97 ns per
+    value, two threads 0.54-0.56 -> 0.48-0.49."""
+    if not _same_arrays(p, g, h):
+        return None           # a typing error
+    sig = types.void(p, g, h, start, valid, lr, eps)
+
+    def codegen(context, builder, signature, args):
+        p_, g_, h_, start_, valid_, lr_, eps_ = args
+        vec, mask, pointers, (pv, gv, hv) = _vectors_at(context, builder, signature,
+                                                        (p_, g_, h_), start_, valid_)
+        hv = builder.call(vec.fma, [gv, gv, hv])
+        vec.store_masked(hv, pointers[2], mask)
+        one = ir.Constant(vec.scalar, 1.0)
+        vec.store_masked(_step(builder, vec, pv, gv, hv, lr_, one, eps_), pointers[0], mask)
         return context.get_dummy_value()
     return sig, codegen

@@ -17,7 +17,7 @@ from numba import config, prange
 
 from ._config import PARALLEL_MIN_SIZE, jit_ordered, jit_parallel_ordered
 from ._microkernels import VECTOR_BYTES
-from ._root_step import ESTIMATE, root_step
+from ._root_step import ESTIMATE, adagrad_step, root_step
 
 # Decaying state (momentum's velocity, RMSProp's h, Adam's m and v) is stored as 0 where its
 # magnitude falls below the dtype's smallest normal number (``tiny``, passed in): a parameter
@@ -164,21 +164,19 @@ def _steps(p, u, s, lo, hi, k, c, eps):
 @jit_ordered(inline="always")
 def adagrad_span(p, g, h, lr, eps):
     """AdaGrad over whole 1-D arrays (slices of a few kB): ``h += g*g``, then ``p -= lr*g /
-    (sqrt(h) + eps)`` by ``root_step``; ``lr``, ``eps`` of ``p``'s dtype. The update of the
-    dense slot that fuses it with the weight gradient (``dense_blocked``): the arithmetic of
-    ``_adagrad_chunk`` (float64) and of ``_adagrad``'s loop (float32), bit for bit (tested)."""
-    for i in range(h.size):
-        h[i] += g[i] * g[i]
-    _steps(p, g, h, 0, h.size, lr, p.dtype.type(1), eps)
+    (sqrt(h) + eps)``, a vector at a time (``adagrad_step``); ``lr``, ``eps`` of ``p``'s dtype.
+    The update of the dense slot that fuses it with the weight gradient (``dense_blocked``):
+    the arithmetic of ``_adagrad_chunk`` (float64) and of ``_adagrad``'s loop (float32), bit
+    for bit (tested)."""
+    for i in range(0, h.size, VECTOR_BYTES // p.itemsize):
+        adagrad_step(p, g, h, i, h.size - i, lr, eps)
 
 
 @jit_ordered(inline="always")
 def _adagrad_chunk(p, g, h, lr, eps, c):
     lo, hi = _chunk(c, p.size)
-    gc, hc = g[lo:hi], h[lo:hi]          # slices: indices known non-negative, so it vectorises
-    for i in range(hc.size):
-        hc[i] += gc[i] * gc[i]
-    _steps(p, g, h, lo, hi, lr, 1.0, eps)
+    for i in range(lo, hi, VECTOR_BYTES // p.itemsize):
+        adagrad_step(p, g, h, i, hi - i, lr, eps)
 
 
 @jit_ordered(inline="always")
