@@ -140,7 +140,7 @@ class DenseChain:
 
         Without ``keep_gradients``, a layer that AdaGrad updates spends its weight gradient on
         the step at once (the kernel ``dense_backward_adagrad_``, which need not store it:
-        ~0.1 ms of the notebooks' MLP step) and keeps ``dW`` None; the arithmetic is the same.
+        ~0.05 ms of the notebooks' MLP step) and keeps ``dW`` None; the arithmetic is the same.
         ``fit`` keeps them at an epoch's last step, so every layer holds its last gradients
         after it, as the checked step leaves them. W is then updated before the layers below
         have their gradients, which read only their own W and the gradient passed down."""

@@ -405,8 +405,9 @@ def times(a, b):
     Up to :data:`SPLIT_K_MAX_ROWS` rows the threads share the reduction, not the columns."""
     (N, K), M = a.shape, b.shape[1]
     out = np.empty((N, M), a.dtype)
-    parts = part_count(-(-K // MR))
-    if N <= SPLIT_K_MAX_ROWS and N * K * M >= SPLIT_MIN_MACS and parts > 1:
+    parts = part_count(-(-K // MR)) if N <= SPLIT_K_MAX_ROWS and N * K * M >= SPLIT_MIN_MACS \
+        else 1
+    if parts > 1:
         work = scratch((parts - 1) * N * M, a.dtype)
         run(_dense_slot, parts, (a, b, out), (N, K, M, _TIMES_SPLIT_K), work, calls_blas=False,
             room=parts * _TABLE)
