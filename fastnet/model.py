@@ -609,6 +609,14 @@ class Sequential(_Container):
             checked against the loss that fit started with.
         FloatingPointError
             The training loss became NaN or infinite (the message names epoch and batch).
+
+        Notes
+        -----
+        After ``fit`` every layer holds the gradients of its last step (``dW``, ``db``). Inside
+        an epoch, the weight gradients of ``FC`` layers trained by AdaGrad may go straight into
+        the update without being kept (``fastnet._dense_chain``: the same arithmetic, faster);
+        so where training stops inside an epoch (an error, an interrupt) their ``dW`` is None.
+        A per-batch callback of your own sees every gradient.
         """
         op = f"{type(self).__name__}.fit"
         self._check_loss(op)
