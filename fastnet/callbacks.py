@@ -65,13 +65,7 @@ def reads_between_steps(callbacks):
     learning-rate schedule) may look at the model between steps: ``fit`` then leaves every
     layer's gradients in place at every step (``fastnet._dense_chain`` spends AdaGrad's weight
     gradients at once otherwise)."""
-    for cb in callbacks:
-        if getattr(type(cb), "_sets_only_a_valid_lr", False) is True:
-            continue
-        method = getattr(cb, "on_batch_end", None)
-        if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:
-            return True
-    return False
+    return _own_batch_end(callbacks, readers_too=True)
 
 
 def per_batch(callbacks):
@@ -79,9 +73,15 @@ def per_batch(callbacks):
     (anything but :class:`Callback`'s own, which does nothing, one that says it only reads, or
     fastnet's own learning-rate schedule, ``fastnet.train._LinearDecay``: it sets the
     optimizer's ``lr`` to a float between 0 and its first value, which the steps read anew)."""
+    return _own_batch_end(callbacks, readers_too=False)
+
+
+def _own_batch_end(callbacks, readers_too):
+    """Whether a callback has an ``on_batch_end`` of its own, besides fastnet's learning-rate
+    schedule (and, unless ``readers_too``, those that say they only read)."""
     for cb in callbacks:
-        if (getattr(cb, "on_batch_end_reads_only", False) is True
-                or getattr(type(cb), "_sets_only_a_valid_lr", False) is True):
+        if (getattr(type(cb), "_sets_only_a_valid_lr", False) is True
+                or (not readers_too and getattr(cb, "on_batch_end_reads_only", False) is True)):
             continue
         method = getattr(cb, "on_batch_end", None)
         if method is not None and getattr(method, "__func__", None) is not Callback.on_batch_end:
