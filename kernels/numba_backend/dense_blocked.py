@@ -341,6 +341,8 @@ def _adagrad_slot(i, parts, args_p, work_p):
     for block in range(blocks * i // parts, blocks * (i + 1) // parts):
         k0 = block * MR
         rows = min(MR, K - k0)
+        # _times_transposed's loop over one row block, without its division and remainder per
+        # block (through it, the 784 -> 400 float64 step took 289-309 us against 274-287).
         for r in range(MR):
             offs[2 * r] = min(k0 + r, K - 1)
         for j0 in range(0, M, _width(a)):

@@ -175,8 +175,7 @@ def adagrad_span(p, g, h, lr, eps):
 @jit_ordered(inline="always")
 def _adagrad_chunk(p, g, h, lr, eps, c):
     lo, hi = _chunk(c, p.size)
-    for i in range(lo, hi, VECTOR_BYTES // p.itemsize):
-        adagrad_step(p, g, h, i, hi - i, lr, eps)
+    adagrad_span(p[lo:hi], g[lo:hi], h[lo:hi], lr, eps)
 
 
 @jit_ordered(inline="always")
