@@ -165,9 +165,9 @@ def _steps(p, u, s, lo, hi, k, c, eps):
 def adagrad_span(p, g, h, lr, eps):
     """AdaGrad over whole 1-D arrays (slices of a few kB): ``h += g*g``, then ``p -= lr*g /
     (sqrt(h) + eps)``, a vector at a time (``adagrad_step``); ``lr``, ``eps`` of ``p``'s dtype.
-    The update of the dense slot that fuses it with the weight gradient (``dense_blocked``):
-    the arithmetic of ``_adagrad_chunk`` (float64) and of ``_adagrad``'s loop (float32), bit
-    for bit (tested)."""
+    Each chunk of ``_adagrad64``, and the update of the dense slot that fuses it with the weight
+    gradient (``dense_blocked``); in float32 the arithmetic of ``_adagrad``'s loop, bit for bit
+    (tested)."""
     for i in range(0, h.size, VECTOR_BYTES // p.itemsize):
         adagrad_step(p, g, h, i, h.size - i, lr, eps)
 
