@@ -21,12 +21,15 @@ pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT,
 @config.jit
 def _step_all(p, u, s, k, c, eps, lanes):
     for i in range(0, p.size, lanes):
-        rs.root_step(p, u, s, i, p.size - i, k, c, eps)
+        _bare_step(p, u, s, i, p.size - i, k, c, eps)
 
 
 @config.jit
-def _step_one(p, u, s, start, valid, k, c, eps):
-    rs.root_step(p, u, s, start, valid, k, c, eps)
+def _bare_step(p, u, s, start, valid, k, c, eps):
+    """``p[i] -= (k * u[i]) / (sqrt(s[i]) * c + eps)``: Adam's step with its state left as it
+    is (``beta = 1``, a zero gradient, no flush), so ``u`` and ``s`` are ``m`` and ``v``."""
+    one, zero = p.dtype.type(1), p.dtype.type(0)
+    rs.adam_step(p, np.zeros_like(p), u, s, start, valid, one, zero, one, zero, k, c, eps, zero)
 
 
 def _wide(rng, n, dtype):
@@ -64,7 +67,7 @@ def _reference(p, u, s, k, c, eps):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c", [1.0, 0.5, 4.0])
-def test_root_step_matches_sqrt_and_division_bit_for_bit(dtype, c):
+def test_the_step_matches_sqrt_and_division_bit_for_bit(dtype, c):
     rng = np.random.default_rng(7)
     s = _wide(rng, 400_000, dtype)
     n = s.size
@@ -72,46 +75,79 @@ def test_root_step_matches_sqrt_and_division_bit_for_bit(dtype, c):
     u = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(dtype)
     k, eps = dtype(0.01), dtype(1e-7)
     expected = _reference(p, u, s, k, dtype(c), eps)
-    got = p.copy()
-    _step_all(got, u, s, k, dtype(c), eps, mk.lanes(np.dtype(dtype)))
+    got, u_kept, s_kept = p.copy(), u.copy(), s.copy()
+    _step_all(got, u_kept, s_kept, k, dtype(c), eps, mk.lanes(np.dtype(dtype)))
     np.testing.assert_array_equal(got, expected)           # NaN where NaN, inf where inf
+    np.testing.assert_array_equal(s_kept, s)               # the state as it was
     assert np.isnan(got).sum() >= 4                         # inf, NaN and negative roots
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_root_step_writes_only_its_valid_values(dtype):
+def test_the_step_writes_only_its_valid_values(dtype):
     lanes = mk.lanes(np.dtype(dtype))
     for valid in range(lanes + 2):
         for start in (0, 3):
             p = np.full(start + lanes + 8, 7.0, dtype)
             u, s = np.ones_like(p), np.full_like(p, 4.0)
-            _step_one(p, u, s, start, valid, dtype(1), dtype(1), dtype(0))
+            _bare_step(p, u, s, start, valid, dtype(1), dtype(1), dtype(0))
             changed = np.flatnonzero(p != 7.0)
             np.testing.assert_array_equal(changed, np.arange(start, start + min(valid, lanes)))
             np.testing.assert_array_equal(p[changed], 6.5)      # 7 - 1 / sqrt(4)
 
 
 @config.jit
-def _adagrad_one(p, g, h, start, valid, lr, eps):
-    rs.adagrad_step(p, g, h, start, valid, lr, eps)
+def _adagrad_one(p, states, start, valid, hyper):
+    rs.adagrad_step(p, np.ones_like(p), states[0], start, valid, *hyper)
+
+
+@config.jit
+def _rmsprop_one(p, states, start, valid, hyper):
+    rs.rmsprop_step(p, np.ones_like(p), states[0], start, valid, *hyper)
+
+
+@config.jit
+def _adam_one(p, states, start, valid, hyper):
+    rs.adam_step(p, np.ones_like(p), states[0], states[1], start, valid, *hyper)
+
+
+#: Each step at g = 1 from p = 7: its state before and after, and p after (hand-computed).
+_ONE_VECTOR = {
+    "adagrad": (_adagrad_one, (1.0, 0.0), [3.0], [4.0], 6.5),                  # 7 - 1/sqrt(4)
+    "rmsprop": (_rmsprop_one, (1.0, 0.5, 0.5, 0.0, 0.0), [7.0], [4.0], 6.5),   # h = 3.5 + 0.5
+    "adam": (_adam_one, (0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 0.0, 0.0), [3.0, 7.0], [2.0, 4.0],
+             6.0),                                                            # 7 - 2/sqrt(4)
+}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adagrad_step_writes_only_its_valid_values(dtype):
+@pytest.mark.parametrize("update", sorted(_ONE_VECTOR))
+def test_each_step_updates_its_state_in_the_same_lanes(dtype, update):
     """The state's update happens in the same vector as the step: both masked alike."""
+    step, hyper, before, after, p_after = _ONE_VECTOR[update]
+    hyper = tuple(dtype(x) for x in hyper)
     lanes = mk.lanes(np.dtype(dtype))
     for valid in range(lanes + 2):
         p = np.full(3 + lanes + 8, 7.0, dtype)
-        g, h = np.ones_like(p), np.full_like(p, 3.0)
-        _adagrad_one(p, g, h, 3, valid, dtype(1), dtype(0))
+        states = tuple(np.full_like(p, x) for x in before)
+        step(p, states, 3, valid, hyper)
         touched = np.arange(3, 3 + min(valid, lanes))
         np.testing.assert_array_equal(np.flatnonzero(p != 7.0), touched)
-        np.testing.assert_array_equal(np.flatnonzero(h != 3.0), touched)
-        np.testing.assert_array_equal(p[touched], 6.5)      # 7 - 1 / sqrt(3 + 1)
-        np.testing.assert_array_equal(h[touched], 4.0)
-    for bad in (np.ones(32)[::2], np.ones(16, np.float32 if dtype == np.float64 else np.float64)):
+        np.testing.assert_array_equal(p[touched], p_after)
+        for state, x, y in zip(states, before, after):
+            np.testing.assert_array_equal(np.flatnonzero(state != x), touched)
+            np.testing.assert_array_equal(state[touched], y)
+
+
+@pytest.mark.parametrize("update", sorted(_ONE_VECTOR))
+def test_each_step_refuses_arguments_it_would_misread(update):
+    step, hyper, before, _, _ = _ONE_VECTOR[update]
+    other = np.float32
+    for bad in (np.ones(32)[::2], np.ones(16, other), np.ones((4, 4))):
         with pytest.raises(numba.core.errors.TypingError):
-            _adagrad_one(np.zeros(16, dtype), bad, np.ones(16, dtype), 0, 8, dtype(1), dtype(0))
+            step(np.zeros(16), (bad,) * len(before), 0, 8, hyper)
+    with pytest.raises(numba.core.errors.TypingError):       # a scalar of another dtype
+        step(np.zeros(16), tuple(np.ones(16) for _ in before), 0, 8,
+             (other(hyper[0]),) + hyper[1:])
 
 
 # --- the float64 kernels of AdaGrad, RMSprop and Adam against their plain loops -------------
@@ -187,7 +223,8 @@ LANES = mk.lanes(np.dtype(np.float64))
 @numba.njit
 def step(p, u, s):
     for i in range(0, p.size, LANES):
-        rs.root_step(p, u, s, i, p.size - i, 0.5, 1.0, 1e-7)
+        rs.adam_step(p, np.zeros_like(p), u, s, i, p.size - i, 1.0, 0.0, 1.0, 0.0, 0.5, 1.0,
+                     1e-7, 0.0)
 p, u, s = np.zeros(20), np.ones(20), np.arange(20.0)
 step(p, u, s)
 assert np.array_equal(p, -0.5 / (np.sqrt(s) + 1e-7)), p
@@ -224,10 +261,3 @@ def test_float64_kernels_take_hyper_parameters_of_any_real_type(lr):
         rooted(got[0], g, *got[1:], *hyper)
         for e, o in zip(expected, got):
             np.testing.assert_array_equal(o, e)
-
-
-def test_root_step_refuses_arrays_it_would_misread():
-    p = np.zeros(16)
-    for u in (np.ones(32)[::2], np.ones(16, np.float32), np.ones((4, 4))):
-        with pytest.raises(numba.core.errors.TypingError):
-            _step_one(p.copy(), u, np.ones(16), 0, 8, 1.0, 1.0, 0.0)

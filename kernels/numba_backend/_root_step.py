@@ -23,6 +23,15 @@ float32, hosts without AVX-512 and Numba told to compile without it (``NUMBA_CPU
 float32 root costs the divider less than half as much, and the estimate gained nothing there
 (AdaGrad float32 over 313 600 values: 77.6 against 77.8 us).
 
+Each optimizer's step is one intrinsic that updates the state too (``adagrad_step``,
+``rmsprop_step``, ``adam_step``): updated by a loop of its own just before, the state was stored
+in 256-bit halves (LLVM's preferred width here) and read back at once as one 512-bit masked load,
+which the core cannot forward from the pending stores; it waits for them. Measured over 313 600
+float64 values, two processes each: AdaGrad one thread 1.08 -> 0.94-0.97 ns per value, two
+threads 0.54-0.56 -> 0.48-0.49; Adam two threads 0.76-0.84 -> 0.66-0.71, one thread 1.50-1.63 ->
+1.37-1.44; RMSprop two threads 0.60-0.63 -> 0.57. (Adam's four arrays of 2.5 MB each do not fit
+in L2: what is left is mostly its traffic.)
+
 Numba's on-disk cache keys a kernel on its own source file only: after editing this module,
 clear ``__pycache__`` (or ``NUMBA_CACHE_DIR``) or the cached kernels keep the old code.
 """
@@ -77,12 +86,12 @@ def _sqrt_by_estimate(builder, vec, x, exact_sqrt):
 
 
 def _vectors_at(context, builder, signature, arrays, start, valid):
-    """``(vec, mask, pointers, loaded)``: a vector of the three arrays' dtype at ``start``, the
-    first ``valid`` lanes (masked)."""
+    """``(vec, mask, pointers, loaded)``: a vector of the arrays' dtype at ``start`` from each
+    of ``arrays`` (the intrinsic's first arguments), the first ``valid`` lanes (masked)."""
     vec = _Vectors(builder, signature.args[0].dtype)
     mask = vec.lanes_below(valid)
     pointers = [_at(builder, _data(context, builder, ty, arr), start)
-                for ty, arr in zip(signature.args[:3], arrays)]
+                for ty, arr in zip(signature.args[:len(arrays)], arrays)]
     return vec, mask, pointers, [vec.load_masked(ptr, mask) for ptr in pointers]
 
 
@@ -101,45 +110,25 @@ def _step(builder, vec, p, u, s, k, c, eps):
     return builder.fsub(p, builder.fdiv(builder.fmul(vec.splat(k), u), denominator))
 
 
-def _same_arrays(*arrays):
-    """Whether the arrays are 1-D, C-contiguous and of one dtype (the vectors read them so)."""
-    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
-               and a.dtype == arrays[0].dtype for a in arrays)
-
-
-@intrinsic
-def root_step(typingctx, p, u, s, start, valid, k, c, eps):
-    """``p[i] -= (k * u[i]) / (sqrt(s[i]) * c + eps)`` for ``i`` in ``start .. start + valid -
-    1`` (at most ``_microkernels.lanes(dtype)`` values; fewer are masked): one vector.
-
-    ``p``, ``u``, ``s``: 1-D C-contiguous arrays of one float dtype; ``k``, ``c``, ``eps``:
-    scalars of that dtype. The caller keeps ``start + min(valid, lanes)`` within the arrays.
-    ``sqrt(s) * c + eps`` is one fused multiply-add, as ``contract`` compiles it in a loop.
-    """
-    if not _same_arrays(p, u, s):
-        return None           # a typing error
-    sig = types.void(p, u, s, start, valid, k, c, eps)
-
-    def codegen(context, builder, signature, args):
-        p_, u_, s_, start_, valid_, k_, c_, eps_ = args
-        vec, mask, pointers, (pv, uv, sv) = _vectors_at(context, builder, signature,
-                                                        (p_, u_, s_), start_, valid_)
-        vec.store_masked(_step(builder, vec, pv, uv, sv, k_, c_, eps_), pointers[0], mask)
-        return context.get_dummy_value()
-    return sig, codegen
+def _typed_alike(arrays, scalars):
+    """Whether the arrays are 1-D, C-contiguous and of one dtype (the vectors read them so),
+    and the scalars of that dtype (they are splatted into its vectors)."""
+    dtype = arrays[0].dtype if isinstance(arrays[0], types.Array) else None
+    return (all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+                and a.dtype == dtype for a in arrays)
+            and all(x == dtype for x in scalars))
 
 
 @intrinsic
 def adagrad_step(typingctx, p, g, h, start, valid, lr, eps):
-    """AdaGrad on one vector (as :func:`root_step`): ``h[i] += g[i] * g[i]`` (one fused
+    """AdaGrad on one vector: for ``i`` in ``start .. start + valid - 1`` (at most
+    ``_microkernels.lanes(dtype)`` values; fewer are masked), ``h[i] += g[i] * g[i]`` (one fused
     multiply-add, as a loop compiles it), then ``p[i] -= (lr * g[i]) / (sqrt(h[i]) + eps)``.
 
-    Why the state's update is here too: updated by a loop of its own just before, ``h`` was
-    stored in 256-bit halves (LLVM's preferred width here) and read back at once as one 512-bit
-    masked load, which the core cannot forward from the pending stores; it waits for them.
-    AdaGrad over 313 600 float64 values, two processes each: one thread 1.08 -> 0.94-0.97 ns per
-    value, two threads 0.54-0.56 -> 0.48-0.49."""
-    if not _same_arrays(p, g, h):
+    ``p``, ``g``, ``h``: 1-D C-contiguous arrays of one float dtype; ``lr``, ``eps``: scalars of
+    that dtype. The caller keeps ``start + min(valid, lanes)`` within the arrays. (The state is
+    updated in the same vector as the step: module docstring.)"""
+    if not _typed_alike((p, g, h), (lr, eps)):
         return None           # a typing error
     sig = types.void(p, g, h, start, valid, lr, eps)
 
@@ -151,5 +140,73 @@ def adagrad_step(typingctx, p, g, h, start, valid, lr, eps):
         vec.store_masked(hv, pointers[2], mask)
         one = ir.Constant(vec.scalar, 1.0)
         vec.store_masked(_step(builder, vec, pv, gv, hv, lr_, one, eps_), pointers[0], mask)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def _flushed(builder, vec, x, tiny):
+    """``x``, with 0 in the lanes where ``|x| < tiny`` (the optimizers' flush of subnormal
+    state; NaN kept, as the loops' ``0.0 if abs(x) < tiny else x``)."""
+    bits = 64 if isinstance(vec.scalar, ir.DoubleType) else 32
+    fabs = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vec.type, [vec.type]), f"llvm.fabs.v{vec.lanes}f{bits}")
+    small = builder.fcmp_ordered("<", builder.call(fabs, [x]), vec.splat(tiny))
+    return builder.select(small, vec.zero, x)
+
+
+def _decayed(builder, vec, rate, state, share, g, tiny, squared=False):
+    """``rate*state + share*g`` (``share*g*g`` where ``squared``: scaled before it squares, so
+    it overflows where NumPy's does), one fused multiply-add after the product, as the loops
+    compile it; then 0 in the lanes below ``tiny`` (:func:`_flushed`)."""
+    term = builder.fmul(vec.splat(share), g)
+    if squared:
+        term = builder.fmul(term, g)
+    return _flushed(builder, vec, builder.call(vec.fma, [vec.splat(rate), state, term]), tiny)
+
+
+@intrinsic
+def rmsprop_step(typingctx, p, g, h, start, valid, lr, rho, one_minus_rho, eps, tiny):
+    """RMSprop on one vector (as :func:`adagrad_step`): ``h[i] = rho*h[i] + (1 - rho)*g[i]**2``
+    (0 below ``tiny``), then ``p[i] -= (lr * g[i]) / (sqrt(h[i]) + eps)``. Scalars of the
+    arrays' dtype; ``one_minus_rho`` computed by the caller."""
+    if not _typed_alike((p, g, h), (lr, rho, one_minus_rho, eps, tiny)):
+        return None           # a typing error
+    sig = types.void(p, g, h, start, valid, lr, rho, one_minus_rho, eps, tiny)
+
+    def codegen(context, builder, signature, args):
+        p_, g_, h_, start_, valid_, lr_, rho_, one_minus_rho_, eps_, tiny_ = args
+        vec, mask, pointers, (pv, gv, hv) = _vectors_at(context, builder, signature,
+                                                        (p_, g_, h_), start_, valid_)
+        hv = _decayed(builder, vec, rho_, hv, one_minus_rho_, gv, tiny_, squared=True)
+        vec.store_masked(hv, pointers[2], mask)
+        one = ir.Constant(vec.scalar, 1.0)
+        vec.store_masked(_step(builder, vec, pv, gv, hv, lr_, one, eps_), pointers[0], mask)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def adam_step(typingctx, p, g, m, v, start, valid, beta1, one_minus_beta1, beta2,
+              one_minus_beta2, step_size, inv_sqrt_bc2, eps, tiny):
+    """Adam on one vector (as :func:`adagrad_step`): ``m[i] = beta1*m[i] + (1 - beta1)*g[i]``,
+    ``v[i] = beta2*v[i] + (1 - beta2)*g[i]**2`` (each 0 below ``tiny``), then ``p[i] -=
+    (step_size * m[i]) / (sqrt(v[i]) * inv_sqrt_bc2 + eps)``. Scalars of the arrays' dtype."""
+    if not _typed_alike((p, g, m, v), (beta1, one_minus_beta1, beta2, one_minus_beta2,
+                                       step_size, inv_sqrt_bc2, eps, tiny)):
+        return None           # a typing error
+    sig = types.void(p, g, m, v, start, valid, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                     step_size, inv_sqrt_bc2, eps, tiny)
+
+    def codegen(context, builder, signature, args):
+        (p_, g_, m_, v_, start_, valid_, beta1_, one_minus_beta1_, beta2_, one_minus_beta2_,
+         step_size_, inv_sqrt_bc2_, eps_, tiny_) = args
+        vec, mask, pointers, (pv, gv, mv, vv) = _vectors_at(context, builder, signature,
+                                                            (p_, g_, m_, v_), start_, valid_)
+        mv = _decayed(builder, vec, beta1_, mv, one_minus_beta1_, gv, tiny_)
+        vv = _decayed(builder, vec, beta2_, vv, one_minus_beta2_, gv, tiny_, squared=True)
+        vec.store_masked(mv, pointers[2], mask)
+        vec.store_masked(vv, pointers[3], mask)
+        vec.store_masked(_step(builder, vec, pv, mv, vv, step_size_, inv_sqrt_bc2_, eps_),
+                         pointers[0], mask)
         return context.get_dummy_value()
     return sig, codegen
