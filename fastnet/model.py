@@ -1079,12 +1079,12 @@ class Classifier(Sequential):
                             lambda out: out.argmax(axis=1))
 
     def score(self, X, y, batch_size=INFERENCE_BATCH):
-        """Accuracy on ``(X, y)``; ``y`` integer labels or one-hot rows, checked as in
-        :meth:`fit` (a label out of range is an error, not a miss)."""
+        """Accuracy on ``(X, y)``; ``y`` integer labels or one-hot rows. Both are checked as
+        in :meth:`fit` and :meth:`evaluate`: a label out of range is an error, not a miss, and
+        so is NaN or inf in ``X`` (such rows all predicted class 0, so an accuracy over them
+        measured nothing; :meth:`predict` still takes them)."""
         op = f"{type(self).__name__}.score"
-        X, y = check_xy(op, X, y)
-        check_rows(op, X, "X")
-        self._check_target_form(op, y, "y")
+        X, y = self._check_data(op, X, y)
         scores = self._scores(op, X, batch_size)
         self._check_targets(op, y, scores, "y")
         return float(np.mean(scores.argmax(axis=1) == _labels(y)))

@@ -1243,6 +1243,12 @@ def test_evaluate_and_score_check_data_as_fit_does():
             call(np.ma.masked_array(X, mask=X > 0), y)
         with pytest.raises(ValueError, match="rows are samples"):
             call(X[:, 0], y)
+        for bad in (np.nan, np.inf):   # score once counted NaN rows as class 0 (audit finding)
+            X_bad = X.copy()
+            X_bad[2, 1] = bad
+            with pytest.raises(ValueError, match=rf"Classifier.{method}: X contains NaN or inf "
+                                                 rf"\(first in row 2\)"):
+                call(X_bad, y)
     # FC takes a 1-D array as one sample: batches of a 1-D X were taken as single samples.
     with pytest.raises(ValueError, match=r"Sequential.evaluate: X has shape \(4,\)"):
         Sequential([FC(2, 2)], loss="mse").evaluate(np.arange(4.0), np.arange(4.0))
