@@ -308,6 +308,26 @@ def test_huge_windows_cost_what_the_input_costs(backend):
     np.testing.assert_array_equal(dx, np.full((1, 1, 3), 1 / K, np.float32))
 
 
+@pytest.mark.parametrize("shape", [(0, 1, 2 ** 40), (0, 3, 2 ** 40), (0, 2, 5)])
+@pytest.mark.parametrize("kernel_size, padding", [(2, 0), (2 ** 20, 2 ** 19)])
+def test_empty_batches_of_any_length_give_empty_outputs(backend, dtype, shape, kernel_size,
+                                                       padding):
+    """A zero-size input of length 2**40 costs no memory: the NumPy baseline's pooling asked
+    for a 4 TiB array of window starts, or a window view too big to exist (errors naming no
+    argument), where the Numba backend and the convolution return empty arrays (audit
+    finding)."""
+    x = np.zeros(shape, dtype)
+    L_out = (shape[2] + 2 * padding - kernel_size) // kernel_size + 1
+    y, idx = F.max_pool1d(x, kernel_size, padding=padding, return_indices=True)
+    assert (y.shape, y.dtype, idx.shape, idx.dtype) == ((*shape[:2], L_out), dtype,
+                                                      (*shape[:2], L_out), np.int64)
+    mean = F.avg_pool1d(x, kernel_size, padding=padding)
+    assert (mean.shape, mean.dtype) == ((*shape[:2], L_out), dtype)
+    if shape[2] < 2 ** 31:            # the backward's length is at most 2**31 - 1 (checked)
+        for dx in (F.max_pool1d_backward(y, idx, shape[2]),
+                   F.avg_pool1d_backward(mean, shape[2], kernel_size, padding=padding)):
+            assert (dx.shape, dx.dtype) == (shape, dtype)
+
 
 @pytest.mark.parametrize("stride", [None, 3])
 def test_huge_window_forwards_reduce_the_real_elements(backend, dtype, stride):

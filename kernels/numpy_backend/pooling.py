@@ -66,10 +66,19 @@ def _max_by_tap(windows):
     return y, k
 
 
+def _no_rows(a):
+    """Whether ``a (N, C, L)`` has no rows to pool: the window starts and views below would
+    still be ``L_out`` or ``L`` long (an empty batch of length 2**40 asked NumPy for a 4 TiB
+    ``arange``; the Numba backend allocates nothing there)."""
+    return a.shape[0] * a.shape[1] == 0
+
+
 def maxpool1d_forward(x, kernel_size, stride, padding):
     """``(y, argmax)``: window maxima and the int64 index into ``L`` of each (first on ties, last
     NaN)."""
     L_out = pool_output_length(x.shape[2], kernel_size, stride, padding)
+    if _no_rows(x):
+        return np.empty((*x.shape[:2], L_out), x.dtype), np.empty((*x.shape[:2], L_out), np.int64)
     if L_out < kernel_size:
         # Padding is -inf and never wins; a window of -inf values goes to its first real element.
         lo = np.maximum(np.arange(L_out, dtype=np.int64) * stride - padding, 0)  # as _covered
@@ -104,6 +113,8 @@ def maxpool1d_backward(dout, argmax, length):
 def avgpool1d_forward(x, kernel_size, stride, padding):
     """Window means, zeros of the padding counted: every window divides by ``kernel_size``."""
     L_out = pool_output_length(x.shape[2], kernel_size, stride, padding)
+    if _no_rows(x):
+        return np.empty((*x.shape[:2], L_out), x.dtype)
     if L_out < kernel_size:
         sums = _window_by_window(x, L_out, kernel_size, stride, padding, np.sum)
         return sums / x.dtype.type(kernel_size)
@@ -115,6 +126,8 @@ def avgpool1d_backward(dout, length, kernel_size, stride, padding):
     """``dx (N, C, length)``: each ``dout / kernel_size`` spread over its window."""
     N, C, L_out = dout.shape
     g = dout / dout.dtype.type(kernel_size)
+    if _no_rows(dout):
+        return np.zeros((N, C, length), dtype=dout.dtype)
     if L_out < kernel_size:
         # Fewer windows than taps (huge windows): add each window's share to the real elements
         # it covers, so the loop and the buffer never scale with kernel_size or padding.
