@@ -214,16 +214,22 @@ def float_arrays(op, **arrays):
         if all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
                and a.flags.writeable for a in plain):
             return plain      # the common case, as float_array returns it (~2 us less a call)
-    typed = {name: a.dtype for name, a in arrays.items()
-             if isinstance(a, (np.ndarray, np.floating)) and a.dtype in NATIVE_FLOATS}
-    if len(set(typed.values())) > 1:
-        _mixed_dtypes(op, typed)
-    dtype = next(iter(typed.values()), None)
+    dtype = one_float_dtype(op, **arrays)
     out = []
     for name, a in arrays.items():
         out.append(float_array(op, name, a, dtype))
         dtype = out[-1].dtype          # an ndarray of another dtype was refused above
     return out
+
+
+def one_float_dtype(op, **arrays):
+    """The one float dtype of the float arrays and NumPy float scalars among ``arrays`` (None
+    when there are none); a TypeError naming each where they mix dtypes."""
+    typed = {name: a.dtype for name, a in arrays.items()
+             if isinstance(a, (np.ndarray, np.floating)) and a.dtype in NATIVE_FLOATS}
+    if len(set(typed.values())) > 1:
+        _mixed_dtypes(op, typed)
+    return next(iter(typed.values()), None)
 
 
 def _mixed_dtypes(op, typed):

@@ -801,6 +801,9 @@ def _in_place(op, param, grad, **state):
     """
     if _plain_in_place(param, grad, state.values()):
         return [param, grad, *state.values()]
+    # Mixed dtypes named all at once: checked one by one against param's, adam_update_(float64
+    # param, float32 grad, m, v) said "grad is float32 but the other inputs are float64".
+    check.one_float_dtype(op, param=param, grad=grad, **state)
     param = check.updatable(op, "param", param)
     param = check.float_array(op, "param", param)
     grad = check.float_array(op, "grad", grad, param.dtype)

@@ -96,6 +96,9 @@ CASES = [
     (lambda: F.adagrad_update_(z(3), z(3), z(3), 0.1, eps=0), ValueError, ["eps"]),
     (lambda: F.adam_update_(z(3), z(3), z(3), z(3), 0), ValueError, ["step", "0"]),
     (lambda: F.adam_update_(z(3), z(3), z(3), z(2), 1), ValueError, ["v", "(2,)"]),
+    # the odd one out is named: it said "grad has dtype float32 but the other inputs are float64"
+    (lambda: F.adam_update_(z(3, dtype=f64), z(3), z(3), z(3), 1), TypeError,
+     ["param float64, grad float32, m float32, v float32", "cast param to float32"]),
     (lambda: F.momentum_update_(z(3), z(3), z(3), 0.1, momentum=float("inf")), ValueError, ["momentum"]),
     (lambda: F.rmsprop_update_(z(3), z(3), z(3), 0.1, rho=1.5), ValueError, ["rho", "1.5"]),
     # found by an independent fuzzing pass
