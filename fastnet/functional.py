@@ -131,11 +131,15 @@ def dense(x, W, b=None, activation=None):
     if b is None:
         x, W = check.float_arrays(op, x=x, W=W)
         _dense_shapes(op, x, W, None)                 # before W.shape[1] is read
+        _dense_output_fits(op, x, W)                  # before the bias of W.shape[1] zeros
+        if x.ndim == 2 and len(x) == 0:
+            # An empty batch needs no bias, whose zeros could be 4 TiB (a zero-size W (0, 2**40)).
+            return np.empty((0, W.shape[1]), W.dtype)
         b = np.zeros(W.shape[1], dtype=W.dtype)
     else:
         x, W, b = check.float_arrays(op, x=x, W=W, b=b)
-    _dense_shapes(op, x, W, b)
-    _dense_output_fits(op, x, W)
+        _dense_shapes(op, x, W, b)
+        _dense_output_fits(op, x, W)
     y = kernels().dense_forward(np.atleast_2d(x), W, b, act)
     return y.reshape(W.shape[1]) if x.ndim == 1 else y
 

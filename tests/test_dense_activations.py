@@ -106,6 +106,19 @@ def test_dense_single_sample_and_no_bias(backend, dtype, tol):
     np.testing.assert_allclose(y, naive.dense(x[None], W, np.zeros(3))[0], **tol)
 
 
+def test_dense_without_bias_checks_its_output_before_building_one(backend, dtype):
+    """Without ``b``, dense builds a bias of ``n_out`` zeros: for a zero-size ``W`` of shape
+    ``(0, 2**40)`` that asked NumPy for 4 TiB before the output's own check could name ``x``
+    and ``W`` (audit finding); and an empty batch needs no bias at all."""
+    with pytest.raises(MemoryError, match=r"dense: the output would have shape "
+                                          r"\(5, 1099511627776\) .* from x of shape \(5, 0\)"):
+        F.dense(np.zeros((5, 0), dtype), np.zeros((0, 2**40), dtype))
+    y = F.dense(np.zeros((0, 0), dtype), np.zeros((0, 2**40), dtype))
+    assert (y.shape, y.dtype) == ((0, 2**40), dtype)
+    y = F.dense(np.zeros((0, 3), dtype), np.ones((3, 4), dtype), activation="relu")
+    assert (y.shape, y.dtype) == ((0, 4), dtype)
+
+
 UNARY = {
     "relu": (F.relu, F.relu_backward, lambda v: max(v, 0.0), "input"),
     "sigmoid": (F.sigmoid, F.sigmoid_backward, naive.sigmoid, "output"),
