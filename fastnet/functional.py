@@ -600,13 +600,14 @@ def softmax_cross_entropy_backward(probs, target, dloss=1.0):
     ValueError
         As :func:`softmax_cross_entropy`; ``dloss`` not finite or beyond the dtype's range.
     """
+    backend = kernels()
     if (_plain_floats(probs) and probs.ndim == 2 and probs.size
             and _plain_labels(target, probs.shape[0]) and type(dloss) is float
             and abs(dloss) <= _MAX[probs.dtype]                         # False for NaN
-            and kernels().labels_in_range(target, probs.shape[1])):
+            and backend.labels_in_range(target, probs.shape[1])):
         # The common case, tested without building any message: at (20, 10) the full checks
-        # were ~1.7 us of a ~3.4 us call (now ~2.5 us)
-        return kernels().softmax_cross_entropy_backward(dloss, probs, target)
+        # were ~1.7 us of a ~3.4 us call (now ~2.2 us)
+        return backend.softmax_cross_entropy_backward(dloss, probs, target)
     op = "softmax_cross_entropy_backward"
     probs = _class_scores(op, "probs", probs)
     target = check.class_target(op, target, probs, "probs")

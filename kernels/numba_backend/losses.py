@@ -161,30 +161,29 @@ def _sce_backward_dense_row(scale, p, t, d, i):
         d[i, j] = (p[i, j] - t[i, j]) * scale
 
 
+# The backward kernels write into ``d`` from the wrapper's ``np.empty``: an array allocated
+# inside Numba and returned costs ~0.08 us more to box (measured at (20, 10), a twelfth of the
+# call).
+
 @jit
-def _sce_backward_index_serial(dloss, probs, labels):
+def _sce_backward_index_serial(dloss, probs, labels, d):
     N = probs.shape[0]
-    d = np.empty_like(probs)
     scale = probs.dtype.type(dloss / N)
     for i in range(N):
         _sce_backward_index_row(scale, probs, labels[i], d, i)
-    return d
 
 
 @jit_parallel
-def _sce_backward_index_parallel(dloss, probs, labels):
+def _sce_backward_index_parallel(dloss, probs, labels, d):
     N = probs.shape[0]
-    d = np.empty_like(probs)
     scale = probs.dtype.type(dloss / N)
     for i in prange(N):
         _sce_backward_index_row(scale, probs, labels[i], d, i)
-    return d
 
 
 @jit_parallel
-def _sce_backward_dense(dloss, probs, target):
+def _sce_backward_dense(dloss, probs, target, d):
     N = probs.shape[0]
-    d = np.empty_like(probs)
     scale = probs.dtype.type(dloss / N)
     if probs.size < PARALLEL_MIN_SIZE:
         for i in range(N):
@@ -192,16 +191,18 @@ def _sce_backward_dense(dloss, probs, target):
     else:
         for i in prange(N):
             _sce_backward_dense_row(scale, probs, target, d, i)
-    return d
 
 
 def softmax_cross_entropy_backward(dloss, probs, target):
     """``dloss * (probs - onehot(target)) / N``."""
+    d = np.empty(probs.shape, probs.dtype)
     if target.ndim == 2:
-        return _sce_backward_dense(dloss, probs, target)
-    small = probs.size < PARALLEL_MIN_SIZE
-    return (_sce_backward_index_serial if small else _sce_backward_index_parallel)(
-        dloss, probs, target)
+        _sce_backward_dense(dloss, probs, target, d)
+    elif probs.size < PARALLEL_MIN_SIZE:
+        _sce_backward_index_serial(dloss, probs, target, d)
+    else:
+        _sce_backward_index_parallel(dloss, probs, target, d)
+    return d
 
 
 def _n_chunks(size):
