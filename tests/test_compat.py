@@ -1,6 +1,7 @@
 """fastnet.compat: the notebooks' names, signatures and behaviour, exercised the way notebook code
 uses them (small scripts written for these tests), with independent NumPy references."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import fastnet
 from fastnet import compat
 from fastnet import model as fm
 from fastnet.data import numerical_gradient
+from fastnet.layers import Softmax
 
 
 def blobs(n=200, d=8, classes=3, seed=0):
@@ -231,6 +233,52 @@ def test_the_classifier_takes_the_notebooks_own_layers():
     clf = compat.ScratchDeepNeuralNetrowkClassifier(relu_apart)
     clf.fit(X, np.eye(3)[y], n_epoch=10, n_batch=20)
     assert np.mean(clf.predict(X) == y) > 0.9
+
+
+class notebook:
+    class Softmax:
+        """A notebook's own (recognised by its class name): backward passes dZ through."""
+
+        def forward(self, a):
+            e = np.exp(a - a.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+
+        def backward(self, dZ):
+            return dZ
+
+
+def test_a_notebooks_own_fc_ending_in_fastnets_softmax_trains_as_with_its_own():
+    """A notebook's FC whose activation is ``compat.Softmax``: its output was taken for logits
+    and softmax-ed again in the loss (an audit: MNIST 0.29 accuracy against 0.91), with a
+    warning that told the user to use the softmax they had used. Now it trains as the same FC
+    with the notebook's own Softmax; ``fastnet.layers.Softmax`` (an exact Jacobian, wrong for
+    the gradient at the logits that the loss hands it) is refused, and so is ``compat.Softmax``
+    anywhere but at the end."""
+    X, y = blobs(120)
+    logs = []
+    for softmax in (notebook.Softmax(), compat.Softmax()):
+        np.random.seed(0)
+        layers = [NotebookFC(8, 16, compat.HeInitializer(), compat.AdaGrad(0.05), compat.ReLU()),
+                  NotebookFC(16, 3, compat.SimpleInitializer(0.01), compat.AdaGrad(0.05),
+                             softmax)]
+        clf = compat.ScratchDeepNeuralNetrowkClassifier(layers)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            clf.fit(X, np.eye(3)[y], X, np.eye(3)[y], n_epoch=5, n_batch=20)
+        logs.append((clf.log_loss, clf.log_loss_val, clf.log_acc))
+        assert clf.log_loss[-1] < 0.3 * clf.log_loss[0] and clf.log_acc[-1] > 0.9
+    np.testing.assert_allclose(np.array(logs[1]), np.array(logs[0]), rtol=1e-10)
+
+    for layers, words in (
+            ([NotebookFC(8, 3, compat.HeInitializer(), compat.SGD(0.1), Softmax())],
+             r"layer of your own whose activation is fastnet.layers.Softmax.* use "
+             r"fastnet.compat.Softmax\(\) there"),
+            ([NotebookFC(8, 4, compat.HeInitializer(), compat.SGD(0.1), compat.Softmax()),
+              NotebookFC(4, 3, compat.HeInitializer(), compat.SGD(0.1), notebook.Softmax())],
+             r"activation of layer 0 is fastnet.compat.Softmax")):
+        clf = compat.ScratchDeepNeuralNetrowkClassifier(layers)
+        with pytest.raises(ValueError, match=words):
+            clf.fit(X, np.eye(3)[y], n_epoch=1)
 
 
 def test_fc_forward_backward_shapes_as_in_the_notebook():
