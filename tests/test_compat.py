@@ -347,6 +347,11 @@ def test_conv_notebook_layers_against_naive_loops(backend, stride, padding):
     np.testing.assert_allclose(batch.LW, dW, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(batch.LB, db, rtol=1e-12, atol=1e-12)
     assert compat.N_OUT(stride, padding, x, w) == want.shape[2]
+    if padding == 0:        # the conv notebook's CNN2dim_FC.backward passes (W, A): named so
+        with pytest.raises(ValueError, match=r"N_OUT\(stride, padding, X, W\): the filter W "
+                                             r"\(shape \(2, 11\), length 11\) is longer .* "
+                                             r"swapped"):
+            compat.N_OUT(stride, padding, w, x[0])
 
     one = compat.CNN2dim_FC(w, b, None, stride, padding)          # one sample (C, L)
     np.testing.assert_allclose(one.forward(x[1]), want[1], rtol=1e-12, atol=1e-12)

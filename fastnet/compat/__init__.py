@@ -449,7 +449,16 @@ def N_OUT(stride, padding, X, W):
     if X.ndim == 0 or W.ndim == 0:
         raise ValueError(f"N_OUT: X and W must be arrays with the length last; got shapes "
                          f"{X.shape} and {W.shape}")
-    return F.conv1d_output_length(X.shape[-1], W.shape[-1], stride, padding)
+    L, K = X.shape[-1], W.shape[-1]
+    if K > L + 2 * padding:
+        # The conv notebook's own CNN2dim_FC.backward calls N_OUT(stride, padding, self.W,
+        # self.A), swapped: its N_OUT read other axes and gave the right length by chance (an
+        # audit's finding; the message was conv1d_output_length's, naming neither).
+        raise ValueError(f"N_OUT(stride, padding, X, W): the filter W (shape {W.shape}, length "
+                         f"{K}) is longer than the input X (shape {X.shape}, length {L}) with "
+                         f"padding {padding}, so there is no output; if X and W are swapped, "
+                         f"the input comes first")
+    return F.conv1d_output_length(L, K, stride, padding)
 
 
 class CNN_FC(_layers.Layer):
