@@ -118,6 +118,19 @@ def test_the_result_check_catches_results_that_are_wrong_but_small(start):
             check(got, want)
 
 
+def test_the_result_check_compares_every_output_of_fastnets_members():
+    """One array against a reference of two was compared with the first alone: a member that
+    dropped an output passed (an audit's finding). Only a PyTorch tensor, its loss without
+    fastnet's probabilities, is compared with the first."""
+    torch = pytest.importorskip("torch")
+    loss, probs = np.float32([0.5]), np.full((2, 3), 1 / 3, np.float32)
+    check = C._allclose(C._tol(np.float32))
+    check((loss, probs), (loss, probs))
+    check(torch.from_numpy(loss), (loss, probs))
+    with pytest.raises(AssertionError, match="1 results, the reference has 2"):
+        check(loss, (loss, probs))
+
+
 def test_the_epoch_check_catches_training_that_did_nothing(monkeypatch):
     start = np.ones((4, 3))
     layer = type("L", (), {"W": start})

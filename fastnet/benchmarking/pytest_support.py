@@ -4,11 +4,15 @@ unlike a ``conftest``): the settings from the environment, case ids and :func:`r
 ``FASTNET_BENCH_THREADS`` pins BLAS, Numba and torch to that many threads (default:
 ``FASTNET_NUM_THREADS``, else all usable cores; at most what Numba's worker pool holds, so that
 the three run alike); the counts in effect are recorded in each benchmark's ``extra_info``,
-with the cores other processes took while it ran (``host_other_cores``, see ``hostload``).
+with the cores other processes took while it ran (``host_other_cores``, see ``hostload``) and
+the untimed warm-up call's seconds (``first_call_s``: compile time, where a kernel is new to
+the process; ``bench_startup`` times a whole cold start).
 ``FASTNET_BENCH_SMOKE=1`` runs one round of each benchmark (CI).
 """
+import functools
 import os
 import re
+import time
 
 import pytest
 
@@ -19,7 +23,11 @@ from .report import blas_line, thread_counts, usable_threads, versions
 from .timing import member_context
 
 
-def _threads():
+@functools.cache
+def bench_threads():
+    """The thread count for BLAS, Numba and torch (module docstring). Read when pytest
+    configures the run (``bench/conftest.py``), so a bad value is a usage error, not a failed
+    import of the conftest with its traceback (an audit's finding)."""
     value = os.environ.get("FASTNET_BENCH_THREADS", "")
     if not value:
         return usable_threads()[0]
@@ -33,7 +41,6 @@ def _threads():
     return usable_threads(n)[0]
 
 
-THREADS = _threads()
 SMOKE = os.environ.get("FASTNET_BENCH_SMOKE") == "1"
 
 
@@ -52,7 +59,9 @@ def run_case(benchmark, case, member):
             fn = case.make(member)
         except Unsupported as why:
             pytest.skip(str(why))
-        result = fn()
+        first = time.perf_counter()
+        result = fn()                # the warm-up: compiles where a kernel is new to the process
+        first = time.perf_counter() - first
         if case.check is not None and member != "numpy":
             case.check(result, reference)
         benchmark.group = case.name
@@ -60,7 +69,7 @@ def run_case(benchmark, case, member):
                                     shape=case.shape, dtype=case.dtype,
                                     direction=case.direction, size=case.size,
                                     versions=versions(), blas=blas_line(), note=case.note,
-                                    **case.info)
+                                    first_call_s=first, **case.info)
         start = hostload.snapshot()
         if SMOKE:
             benchmark.pedantic(fn, rounds=1, iterations=1)
