@@ -52,7 +52,9 @@ def test_epoch_rows_are_scaled_to_a_whole_epoch_in_seconds():
 def test_epochs_get_a_table_of_their_own_in_seconds():
     """Epoch rows sat in the kernels' table with seconds under its "ms" headings."""
     text = report.markdown([_row(), _row(op="epoch (a)", direction="epoch", scale=10)], [])
-    kernels, epoch = text.strip().split("\n\n")
+    kernels, epoch, note = text.strip().split("\n\n")
+    assert note.startswith("Epoch rows: each member trains the steps") and "scaled" in note
+    assert "Epoch rows" not in report.markdown([_row()], [])
     assert "| NumPy ms | Numba ms | PyTorch ms |" in kernels and "epoch (a)" not in kernels
     assert "| NumPy s | Numba s | PyTorch s |" in epoch and "| relu |" not in epoch
     assert _table_rows(epoch)[0][4:6] == ["0.02", "0.01"]

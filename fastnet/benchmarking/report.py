@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .._files import atomic_write
+from .epochs import MNIST_TRAIN
 from .hostload import BUSY_CORES
 
 
@@ -185,6 +186,11 @@ def markdown(results, header):
             ("s", 1.0, 2, [r for r in all_rows if r["direction"] == "epoch"])):
         if chosen:
             lines += [""] + _table(chosen, unit, scale, digits)
+    if any(r["direction"] == "epoch" for r in all_rows):
+        # The shape cell's "-> xN" alone said it (an audit found no word of it in the table).
+        lines.append(f"\nEpoch rows: each member trains the steps in the shape column; their "
+                     f"seconds are scaled (xN) to one epoch of MNIST's {MNIST_TRAIN} training "
+                     f"samples.")
     return "\n".join(lines)
 
 
