@@ -30,6 +30,9 @@ def test_markdown_ratios_are_the_other_members_time_over_numbas():
     assert text.startswith("- date: today")
     fwd, bwd, both = _table_rows(text)
     assert fwd[4:] == ["2.000", "0.500", "1.000", "4.00x", "2.00x"]
+    # below 1 (ms), three significant figures: 1.3 us once printed as 0.001
+    small = _table_rows(report.markdown([_row(numpy=2.6e-6, numba=1.3e-6, torch=2.34e-5)], []))
+    assert small[0][4:] == ["0.00260", "0.00130", "0.0234", "2.00x", "18.00x"]
     assert bwd[4:] == ["1.000", "1.000", "-", "1.00x", "-"]
     # forward+backward: times added per member (no torch backward: no torch sum)
     assert both[3] == "forward+backward" and both[4:] == ["3.000", "1.500", "-", "2.00x", "-"]
@@ -57,7 +60,7 @@ def test_epochs_get_a_table_of_their_own_in_seconds():
     assert "Epoch rows" not in report.markdown([_row()], [])
     assert "| NumPy ms | Numba ms | PyTorch ms |" in kernels and "epoch (a)" not in kernels
     assert "| NumPy s | Numba s | PyTorch s |" in epoch and "| relu |" not in epoch
-    assert _table_rows(epoch)[0][4:6] == ["0.02", "0.01"]
+    assert _table_rows(epoch)[0][4:6] == ["0.020", "0.0050"]
 
 
 def test_dense_gemm_fraction_uses_the_batch_128_first_layer_float32_rows():
