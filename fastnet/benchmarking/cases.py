@@ -232,11 +232,11 @@ def _torch_update(torch, name, tp, tg):
     fell here on one update (an audit: the (400,) rows read 4.7-6.4x PyTorch, almost all of it
     that cost). The step count stays 1, as fastnet's member's. A PyTorch without the private
     fused ops gets its optimizer's ``step``."""
-    zeros = [torch.zeros_like(tp) for _ in range(2)]
-    step = torch.ones((), dtype=tp.dtype)
-    fused = getattr(torch, f"_fused_{name}_", None)
     if name == "sgd":
         return lambda: tp.add_(tg, alpha=-0.01)
+    zeros = [torch.zeros_like(tp) for _ in range(2)]         # the state: h, or m and v
+    step = torch.ones((), dtype=tp.dtype)
+    fused = getattr(torch, f"_fused_{name}_", None)
     if name == "adagrad" and fused is not None:
         return lambda: fused([tp], [tg], zeros[:1], [step], lr=0.01, lr_decay=0.0,
                              weight_decay=0.0, eps=1e-7, maximize=False)

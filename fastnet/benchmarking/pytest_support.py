@@ -59,9 +59,9 @@ def run_case(benchmark, case, member):
             fn = case.make(member)
         except Unsupported as why:
             pytest.skip(str(why))
-        first = time.perf_counter()
+        started = time.perf_counter()
         result = fn()                # the warm-up: compiles where a kernel is new to the process
-        first = time.perf_counter() - first
+        first_call = time.perf_counter() - started
         if case.check is not None and member != "numpy":
             case.check(result, reference)
         benchmark.group = case.name
@@ -69,7 +69,7 @@ def run_case(benchmark, case, member):
                                     shape=case.shape, dtype=case.dtype,
                                     direction=case.direction, size=case.size,
                                     versions=versions(), blas=blas_line(), note=case.note,
-                                    first_call_s=first, **case.info)
+                                    first_call_s=first_call, **case.info)
         start = hostload.snapshot()
         if SMOKE:
             benchmark.pedantic(fn, rounds=1, iterations=1)
