@@ -15,17 +15,17 @@ bench``.
 import fastnet             # first: its thread settings must precede NumPy's OpenBLAS (backend.py)
 import pytest
 from fastnet.benchmarking.cases import MEMBERS
-from fastnet.benchmarking.pytest_support import bench_threads
+from fastnet.benchmarking.pytest_support import threads_to_pin
 from fastnet.benchmarking.report import pinned_threads
 
 
 def pytest_configure(config):
-    bench_threads()                   # a bad FASTNET_BENCH_THREADS: a usage error, said at once
+    threads_to_pin()                  # a bad FASTNET_BENCH_THREADS: a usage error, said at once
 
 
 @pytest.fixture(scope="session", autouse=True)
 def threads_pinned():
-    with pinned_threads(bench_threads()):
+    with pinned_threads(threads_to_pin()):
         yield
 
 

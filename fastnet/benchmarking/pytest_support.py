@@ -24,7 +24,7 @@ from .timing import member_context
 
 
 @functools.cache
-def bench_threads():
+def threads_to_pin():
     """The thread count for BLAS, Numba and torch (module docstring). Read when pytest
     configures the run (``bench/conftest.py``), so a bad value is a usage error, not a failed
     import of the conftest with its traceback (an audit's finding)."""
