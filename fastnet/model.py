@@ -514,15 +514,21 @@ class Sequential(_Container):
             raise ValueError(f"{op}: {y_name} holds {bad}; the binary cross-entropy takes "
                              f"targets in [0, 1]")
 
-    def _dry_run(self, X, op, name="X"):
-        """Forward two samples in evaluation mode: shape errors show before any update. An
-        error names the data (``X`` or ``X_val``) and its whole shape."""
+    def _dry_run(self, X, op, rows, name="X"):
+        """Forward the first ``rows`` samples in evaluation mode: shape errors show before any
+        update. An error names the data (``X`` or ``X_val``) and its whole shape.
+
+        ``rows`` is the batch size that the data will run in (at most ``len(X)``), so that the
+        dry run takes the kernels' paths for that size, which the first step then uses: with
+        two samples it compiled a path that no step took (the MLP's 400 -> 200 layer on BLAS's
+        transposed product, ~0.2 s of a cold start)."""
         tail = self._softmax_tail()
+        rows = min(rows, len(X))
         with self._evaluation_mode():
             try:
-                out = self._forward_for_loss(X[:2], tail)
+                out = self._forward_for_loss(X[:rows], tail)
             except (TypeError, ValueError) as err:
-                first = "sample" if len(X) == 1 else "2 samples"
+                first = "sample" if rows == 1 else f"{rows} samples"
                 raise check.with_context(err, f"{op}: {name} of shape {X.shape} does not fit the "
                                               f"model (tried on its first {first}): {err}") from err
         if tail == "probs":
@@ -651,7 +657,7 @@ class Sequential(_Container):
         check_pass_through(op, self.named_leaves(),
                            _fused_softmax(self.layers) if tail == "fused"
                            else _final_foreign_softmax(self.layers) if tail == "probs" else None)
-        out = self._dry_run(X, op)
+        out = self._dry_run(X, op, batch_size)
         self._check_targets(op, y, out, "y")
         if isinstance(self.loss, SoftmaxCrossEntropy) and out.ndim == 2 and out.shape[1] == 1:
             raise ValueError(f"{op}: the network outputs 1 class score per sample; a softmax "
@@ -659,7 +665,8 @@ class Sequential(_Container):
                              f"Give the last layer 2 outputs for two classes, or use "
                              f"Sequential(..., loss='bce') with a sigmoid output")
         if X_val is not None:
-            self._check_targets(op, y_val, self._dry_run(X_val, op, "X_val"), "y_val")
+            self._check_targets(op, y_val, self._dry_run(X_val, op, INFERENCE_BATCH, "X_val"),
+                                "y_val")
         rng = as_generator(seed, op)
         callbacks = callback_list(callbacks)
         n_batches = -(-len(X) // batch_size)

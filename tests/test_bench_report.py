@@ -74,9 +74,9 @@ def test_dense_gemm_fraction_uses_the_batch_128_first_layer_float32_rows():
 def test_dense_rate_in_training_counts_each_steps_flops_and_restores_the_layers(monkeypatch):
     """A fake clock that advances 1 s per reading makes every timed dense call last 1 s, so the
     rate is the FLOPs of one step over its six dense calls: forward 2*128*(784*400 + 400*200 +
-    200*10), backward the same without the first layer's dx (its dW only). ``fit``'s two-sample
-    dry run is not a training step and is not counted. Every step's six calls must be timed:
-    ``fit``'s steps after an epoch's first call the backend's kernels, not
+    200*10), backward the same without the first layer's dx (its dW only). ``fit``'s dry run
+    (a forward of the first batch) is not a training step and is not counted. Every step's six
+    calls must be timed: ``fit``'s steps after an epoch's first call the backend's kernels, not
     ``fastnet.functional`` (timing the functional API's calls saw one step in 60)."""
     from fastnet import backend
     clock = iter(range(10 ** 6))

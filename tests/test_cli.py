@@ -298,7 +298,7 @@ def test_ctrl_c_before_the_first_epoch_is_a_clean_interruption(tiny_mnist, tmp_p
     there gave a KeyError traceback."""
     from fastnet.model import Sequential
 
-    def interrupted(self, X, op, name="X"):
+    def interrupted(self, *args):
         raise KeyboardInterrupt
     monkeypatch.setattr(Sequential, "_dry_run", interrupted)
     code = cli.main(["train", "--model", "mlp", "--epochs", "1", "--data", str(tiny_mnist),

@@ -861,7 +861,7 @@ def test_runtime_shape_errors_name_the_layers_and_shapes():
     clf = Classifier([Conv1d(3, 4, 3), Flatten(), FC(10, 3)], optimizer=SGD(0.1))
     X = np.zeros((5, 3, 8), np.float32)
     with pytest.raises(ValueError, match=r"layer 2 FC\(10, 3\) failed on its input of shape "
-                                         r"\(2, 24\), the output of layer 1 Flatten\(\).*24 "
+                                         r"\(5, 24\), the output of layer 1 Flatten\(\).*24 "
                                          r"features per sample; expected 10"):
         clf.fit(X, np.zeros(5, int))
 
@@ -1260,7 +1260,7 @@ def test_data_that_does_not_fit_the_model_is_named_with_its_own_shape():
     clf = mlp(optimizer=SGD(0.1))
     X, y = blobs(20)
     with pytest.raises(ValueError, match=r"Classifier.fit: X_val of shape \(7, 5\) does not "
-                                         r"fit the model \(tried on its first 2 samples\)"):
+                                         r"fit the model \(tried on its first 7 samples\)"):
         clf.fit(X, y, X[:7, :5], y[:7])
     with pytest.raises(ValueError, match=r"Classifier.fit: X of shape \(20, 5\) does not fit"):
         clf.fit(X[:, :5], y)
@@ -1275,6 +1275,28 @@ def test_data_that_does_not_fit_the_model_is_named_with_its_own_shape():
     with pytest.raises(ValueError, match=r"X of shape \(1, 5\) does not fit the model \(tried "
                                          r"on its first sample\)"):
         clf.fit(X[:1, :5], y[:1])
+
+
+def test_fit_forwards_only_batches_of_the_sizes_it_runs():
+    """The dry run before the first step forwarded two samples, which on a cold cache compiled
+    kernel paths that no step took (~0.2 s of the MLP's first step): it forwards the first batch
+    of X, and of X_val the first batch of its evaluation."""
+    seen = []
+
+    class Spy(ReLU):
+        def forward(self, x):
+            seen.append(len(x))
+            return super().forward(x)
+
+    X, y = blobs(50)
+    clf = Classifier([FC(6, 8, HeInitializer(seed=0)), Spy(), FC(8, 3, HeInitializer(seed=1))],
+                     optimizer=SGD(0.1))
+    clf.fit(X, y, X[:30], y[:30], epochs=2, batch_size=16)
+    assert seen[:2] == [16, 30]                  # the dry runs
+    assert seen[2:] == [16, 16, 16, 2, 30] * 2   # the epochs' batches, then validation
+    seen.clear()
+    clf.fit(X[:5], y[:5], epochs=1, batch_size=16)
+    assert seen == [5, 5]
 
 
 def test_an_error_that_cannot_take_a_message_still_names_where_it_happened():

@@ -131,8 +131,7 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
     checked functions: ``fit``'s steps after an epoch's first call the kernels directly
     (``fastnet._dense_chain``), here with the weight gradients kept (``_ReadsBetweenSteps``;
     training alone fuses them with AdaGrad's step, which is faster still). Only the training
-    steps' calls count, not the two-sample dry run
-    ``fit`` starts with.
+    steps' calls count, not the dry run that ``fit`` starts with (in evaluation mode).
 
     After a warm-up pass, ``rounds`` passes of ``steps`` steps each run over the same samples, and
     the median of their rates is returned: one pass (~0.1 s) on this shared 2-core machine read
@@ -152,7 +151,7 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
             out = fn(*args, **kwargs)
             seconds = time.perf_counter() - t0
             arguments = inspect.signature(fn).bind(*args, **kwargs).arguments
-            if len(arguments["x"]) == batch_size:    # not fit's two-sample dry run
+            if model.training:                      # not fit's dry run
                 totals["seconds"] += seconds
                 totals["flops"] += flops(arguments)
                 totals["calls"] += 1
