@@ -150,8 +150,8 @@ def dense_rate_in_training(steps=60, rounds=7, batch_size=128):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             seconds = time.perf_counter() - t0
-            arguments = inspect.signature(fn).bind(*args, **kwargs).arguments
             if model.training:                      # not fit's dry run
+                arguments = inspect.signature(fn).bind(*args, **kwargs).arguments
                 totals["seconds"] += seconds
                 totals["flops"] += flops(arguments)
                 totals["calls"] += 1

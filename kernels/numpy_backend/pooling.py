@@ -125,9 +125,9 @@ def avgpool1d_forward(x, kernel_size, stride, padding):
 def avgpool1d_backward(dout, length, kernel_size, stride, padding):
     """``dx (N, C, length)``: each ``dout / kernel_size`` spread over its window."""
     N, C, L_out = dout.shape
-    g = dout / dout.dtype.type(kernel_size)
     if _no_rows(dout):
         return np.zeros((N, C, length), dtype=dout.dtype)
+    g = dout / dout.dtype.type(kernel_size)
     if L_out < kernel_size:
         # Fewer windows than taps (huge windows): add each window's share to the real elements
         # it covers, so the loop and the buffer never scale with kernel_size or padding.
