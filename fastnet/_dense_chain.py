@@ -52,7 +52,8 @@ from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
 _LAYER_METHODS = ("forward", "backward", "_backward", "_forward_logits", "_backward_logits",
-                  "_gradients", "_gradients_spent", "params", "grads")
+                  "_gradients", "_gradients_spent", "params", "grads", "_input_rows",
+                  "_forward_from_product", "_gradients_spent_ahead")
 _MODEL_METHODS = ("forward", "backward", "_backward", "_forward_through", "_forward_for_loss",
                   "_forward_logits", "_backward_from_loss", "_backward_logits", "_check_whole",
                   "_step", "leaf_optimizers", "named_leaves")
@@ -119,22 +120,30 @@ class DenseChain:
                        isinstance(optimizer, AdaGrad))
                       for layer, optimizer in zip(layers, optimizers)]
         self.kernels = kernels()
+        #: ``(X, rows, shape, X @ W)`` for the first layer: the next batch and its product,
+        #: from the last step's update of ``W`` (:meth:`backward`), or None.
+        self._ahead = None
 
     def forward(self, X):
         """Logits ``(N, n_out)`` of a batch ``X (N, ...)`` (cast and reshaped by the first
-        layer, as in its own forward)."""
+        layer, as in its own forward). The first layer's product may be computed already, by
+        the last step's update (:meth:`backward`, when ``X`` was its ``X_next``)."""
         model = self.model
         model._torn = True
         dense = self.kernels.dense_forward
+        ahead, self._ahead = self._ahead, None
         for i, (layer, _, _, _) in enumerate(self.steps):
             try:
-                X = layer._forward_logits(X, dense)
+                if i == 0 and ahead is not None and ahead[0] is X:
+                    X = layer._forward_from_product(*ahead[1:], self.kernels.dense_bias_act_)
+                else:
+                    X = layer._forward_logits(X, dense)
             except (ValueError, TypeError) as err:     # as the model's own forward says it
                 raise model._forward_error(i, X, err) from err
         model._torn = False
         return X
 
-    def backward(self, dout, keep_gradients=True):
+    def backward(self, dout, keep_gradients=True, X_next=None):
         """Gradients of every layer from ``dout = dL/dlogits``, and the updates, in the checked
         step's order (module docstring).
 
@@ -143,14 +152,27 @@ class DenseChain:
         ~0.05 ms of the notebooks' MLP step) and keeps ``dW`` None; the arithmetic is the same.
         ``fit`` keeps them at an epoch's last step, so every layer holds its last gradients
         after it, as the checked step leaves them. W is then updated before the layers below
-        have their gradients, which read only their own W and the gradient passed down."""
+        have their gradients, which read only their own W and the gradient passed down.
+
+        ``X_next``, the next step's batch: a first layer that spends its gradient so computes
+        the next forward's product ``X_next @ W`` as it updates ``W`` (the kernel
+        ``dense_backward_adagrad_ahead_``: the same product, while ``W`` is in cache; ~3 % of
+        the notebooks' MLP step), and :meth:`forward` of ``X_next`` adds the bias to it. Nothing
+        else changes ``W`` in between: the bias updates come after, and ``fit`` runs no code of
+        the user's between the steps (module docstring)."""
         dense_backward = self.kernels.dense_backward
         spend = not keep_gradients
+        ahead = self._next_rows(X_next) if spend and self.steps[0][3] else None
         for i in range(len(self.steps) - 1, -1, -1):
             layer, optimizer, own, adagrad = self.steps[i]
             dz = _cast(dout, layer.dtype, layer)
             spent = adagrad and spend
-            if spent:
+            if spent and i == 0 and ahead is not None:
+                dout, XW = layer._gradients_spent_ahead(
+                    dz, False, self.kernels.dense_backward_adagrad_ahead_,
+                    optimizer._state_for(layer.W)["h"], optimizer.lr, optimizer.eps, ahead[0])
+                self._ahead = (X_next, *ahead, XW)
+            elif spent:
                 dout = layer._gradients_spent(dz, i > 0, self.kernels.dense_backward_adagrad_,
                                               optimizer._state_for(layer.W)["h"], optimizer.lr,
                                               optimizer.eps)
@@ -161,6 +183,16 @@ class DenseChain:
         for layer, optimizer, own, adagrad in self.steps:
             if not own:
                 self._update(layer, optimizer, weights=not (adagrad and spend))
+
+    def _next_rows(self, X_next):
+        """The first layer's ``(rows, shape)`` of ``X_next``, or None: without it, or where the
+        layer refuses it (the next forward then says why, as in every step)."""
+        if X_next is None:
+            return None
+        try:
+            return self.steps[0][0]._input_rows(X_next)
+        except (ValueError, TypeError):
+            return None
 
     def _update(self, layer, optimizer, weights=True):
         if weights:

@@ -531,6 +531,16 @@ class FC(_FusedActivation):
         ``dense`` is :func:`fastnet.functional.dense` (checked), or the backend's
         ``dense_forward`` in ``fit``'s steps that follow a checked one (``fastnet._dense_chain``).
         """
+        X, shape = self._input_rows(X)
+        if dense is None:
+            dense = F._trusted_dense if _trusted.active() else F.dense
+        y = dense(X, self.W, self.b, self._fused)
+        self.X, self._shape, self._y = X, shape, y        # together, once the call succeeded
+        return y
+
+    def _input_rows(self, X):
+        """``(rows, shape)``: the input ``X`` cast to this layer's dtype as ``(N, n_nodes1)``,
+        and its shape before that."""
         X = _cast(X, self.dtype, input_of=self)
         shape = X.shape
         if X.ndim > 2:
@@ -540,11 +550,15 @@ class FC(_FusedActivation):
                              f"{X.shape[-1] if X.ndim else 0} features per sample; expected "
                              f"{self.n_nodes1} (inputs are (N, {self.n_nodes1}) or (N, ...) "
                              f"with {self.n_nodes1} elements per sample)")
-        if dense is None:
-            dense = F._trusted_dense if _trusted.active() else F.dense
-        y = dense(X, self.W, self.b, self._fused)
-        self.X, self._shape, self._y = X, shape, y        # together, once the call succeeded
-        return y
+        return X, shape
+
+    def _forward_from_product(self, X, shape, XW, dense_bias_act_):
+        """:meth:`_forward_logits` of the rows ``X`` (and ``shape``, from
+        :meth:`_input_rows`) when ``XW = X @ W`` is computed already (``fastnet._dense_chain``:
+        by the last step's update of ``W``); ``XW`` becomes the output."""
+        dense_bias_act_(XW, self.b, self._fused)
+        self.X, self._shape, self._y = X, shape, XW
+        return XW
 
     def _backward_logits(self, dZ, need_dx=True):
         dX = self._gradients(_cast(dZ, self.dtype, self), need_dx,
@@ -572,6 +586,16 @@ class FC(_FusedActivation):
         dX, self.db = dense_backward_adagrad_(self.W, h, dZ, self.X, y, self._fused, need_dx,
                                               lr, eps)
         return dX
+
+    def _gradients_spent_ahead(self, dZ, need_dx, dense_backward_adagrad_ahead_, h, lr, eps,
+                               X_next):
+        """As :meth:`_gradients_spent`, and the next batch's product ``X_next @ W`` (rows from
+        :meth:`_input_rows`) of the updated ``W``: returns ``(dX, X_next @ W)``."""
+        self.dW = self.db = None
+        y = dZ if self._fused == "none" else self._y
+        dX, self.db, XW = dense_backward_adagrad_ahead_(self.W, h, dZ, self.X, y, self._fused,
+                                                        need_dx, lr, eps, X_next)
+        return dX, XW
 
     def get_config(self):
         return {"n_nodes1": self.n_nodes1, "n_nodes2": self.n_nodes2,

@@ -699,7 +699,10 @@ class Sequential(_Container):
         # The chain may spend AdaGrad's weight gradients at once, but at the epoch's last step
         # and where a callback may read them.
         keep_gradients = reads_between_steps(callbacks)
-        for b, (xb, yb) in enumerate(batches):
+        upcoming = iter(batches)
+        following = next(upcoming, None)          # the next batch, for the chain's backward
+        for b in range(len(batches)):
+            (xb, yb), following = following, next(upcoming, None)
             if self.loss is not loss_fn:
                 raise _loss_replaced(type(self).__name__, epoch, b, len(batches), loss_fn,
                                      self.loss)
@@ -719,7 +722,8 @@ class Sequential(_Container):
                     f"initialization")
             dout = loss_fn.backward()            # outside the trusted passes: it checks its own
             if chain:
-                chain.backward(dout, keep_gradients or b == len(batches) - 1)
+                chain.backward(dout, keep_gradients or b == len(batches) - 1,
+                               None if following is None else following[0])
             else:
                 with passes():
                     self._backward_from_loss(dout, tail)

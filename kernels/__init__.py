@@ -10,9 +10,10 @@ integer labels are int64. A backend's public functions are the same kernels behi
 guards of ``_guards.py``, which hold direct callers to those promises.
 
 Naming: ``<op>_forward`` / ``<op>_backward``; functions ending in ``_`` update their first
-arguments in place and return ``None`` (but ``dense_backward_adagrad_``, which returns the
-gradients it does not spend on the update). A backward with ``need_dx=False`` returns ``None`` for
-``dx`` and skips its work (a network's first layer: nothing needs the input's gradient).
+arguments in place and return ``None`` (but ``dense_backward_adagrad_`` and
+``dense_backward_adagrad_ahead_``, which return the gradients they do not spend on the update).
+A backward with ``need_dx=False`` returns ``None`` for ``dx`` and skips its work (a network's
+first layer: nothing needs the input's gradient).
 
 Backends
 --------
@@ -29,10 +30,16 @@ DENSE_ACTIVATIONS = ("none", "relu", "sigmoid", "tanh")
 CONTRACT = (
     # dense.py
     "dense_forward",          # (x, W, b, activation) -> y
+    "dense_bias_act_",        # (xw, b, activation)       xw = act(xw + b): dense_forward after
+                              #  its product, bit for bit
     "dense_backward",         # (dout, x, W, y, activation, need_dx) -> (dx, dW, db)
     "dense_backward_adagrad_",  # (W, h, dout, x, y, activation, need_dx, lr, eps) -> (dx, db)
                               #  dense_backward, then adagrad_update_(W, dW, h, lr, eps), bit
                               #  for bit, without returning dW; dx from W as it was
+    "dense_backward_adagrad_ahead_",  # (W, h, dout, x, y, activation, need_dx, lr, eps,
+                              #  x_next) -> (dx, db, xw)  dense_backward_adagrad_, then the
+                              #  product x_next @ W (updated) that dense_forward computes, bit
+                              #  for bit: a training step's next forward, while W is in cache
     # activations.py
     "relu_forward",           # (x) -> y
     "relu_backward",          # (dout, x) -> dx            gradient at x == 0 is 0

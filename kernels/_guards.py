@@ -256,6 +256,24 @@ def guarded(trusted):
                     _fail(k, f"{name} and {target} share memory", **{name: a, target: b})
         hyper(k, lr=lr, eps=eps)
 
+    def dense_backward_adagrad_ahead_(k, W, h, dout, x, y, act, need_dx, lr, eps, x_next):
+        dense_backward_adagrad_(k, W, h, dout, x, y, act, need_dx, lr, eps)
+        floats(k, W=W, x_next=x_next)
+        if x_next.ndim != 2 or x_next.shape[1] != W.shape[0]:
+            _fail(k, "expected x_next (N, n_in), as x", x=x, W=W, x_next=x_next)
+        for target, b in (("W", W), ("h", h)):            # read after W and h change
+            if np.may_share_memory(x_next, b):
+                _fail(k, f"x_next and {target} share memory", x_next=x_next, **{target: b})
+
+    def dense_bias_act_(k, xw, b, act):
+        floats(k, xw=xw, b=b)
+        if xw.ndim != 2 or b.shape != (xw.shape[1],):
+            _fail(k, "expected xw (N, n_out) and b (n_out,)", xw=xw, b=b)
+        in_place(k, xw=xw)
+        if np.may_share_memory(xw, b):
+            _fail(k, "xw and b share memory", xw=xw, b=b)
+        activation(k, act)
+
     def softmax_forward(k, x):
         floats(k, x=x)
         if x.ndim != 2 or x.shape[1] < 1:
@@ -356,7 +374,8 @@ def guarded(trusted):
               "mse_backward": elementwise_loss_backward,
               "bce_backward": elementwise_loss_backward,
               "avgpool1d_forward": maxpool1d_forward}
-    for check in (dense_forward, dense_backward, dense_backward_adagrad_, softmax_forward,
+    for check in (dense_forward, dense_bias_act_, dense_backward, dense_backward_adagrad_,
+                  dense_backward_adagrad_ahead_, softmax_forward,
                   softmax_backward, softmax_cross_entropy_forward, softmax_cross_entropy_backward,
                   labels_in_range, all_finite, sgd_update_, momentum_update_, adagrad_update_,
                   rmsprop_update_, adam_update_, conv1d_forward, conv1d_backward,

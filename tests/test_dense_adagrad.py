@@ -78,3 +78,59 @@ def test_the_numba_backend_fuses_the_step_on_its_micro_kernel(monkeypatch):
         x, W, h, dout, y = operands(rng, N, K, M, np.float64, "relu")
         dense.dense_backward_adagrad_(W, h, dout, x, y, "relu", False, LR, EPS)
     assert calls == ["transposed_times_adagrad_"]
+
+
+#: ``(N, N2, K, M)``: a batch, then the next one. The Numba backend multiplies the next batch
+#: inside the update where both products run on its micro-kernel and the forward's reduction is
+#: split as the update splits ``W`` (the notebooks' 784 -> 400 at batch 20, a short next batch,
+#: float32 at batch 128, short row blocks and masked column tails); elsewhere the two in turn
+#: (tiny layers, a next batch of one row, or of 200 rows, whose forward splits the columns).
+AHEAD_SHAPES = [(20, 20, 784, 400), (20, 7, 784, 400), (128, 128, 784, 400),
+                (13, 17, 250, 170), (20, 1, 784, 400), (20, 200, 784, 400), (3, 4, 5, 6)]
+
+
+@pytest.mark.parametrize("activation", ["none", "relu", "tanh"])
+@pytest.mark.parametrize("N, N2, K, M", AHEAD_SHAPES)
+def test_ahead_is_the_step_then_the_next_forward_bit_for_bit(kern, dtype, activation, N, N2, K,
+                                                              M):
+    """``dense_backward_adagrad_ahead_`` and then ``dense_bias_act_`` on its product: the
+    step, then ``dense_forward`` of the next batch with the updated ``W``, bit for bit."""
+    rng = np.random.default_rng(N + N2 + K + M)
+    x, W, h, dout, y = operands(rng, N, K, M, dtype, activation)
+    x_next = rng.standard_normal((N2, K)).astype(dtype)
+    x_next[0, 3] = np.inf if N2 > 2 else 0          # inf reaches row 0 of the next product
+    b = rng.standard_normal(M).astype(dtype)
+    W_want, h_want = W.copy(), h.copy()
+    dx, db = kern.dense_backward_adagrad_(W_want, h_want, dout, x, y, activation, True, LR, EPS)
+    with np.errstate(invalid="ignore"):
+        y_next = kern.dense_forward(x_next, W_want, b, activation)
+        for need_dx in (True, False):
+            W_got, h_got = W.copy(), h.copy()
+            dx_got, db_got, xw = kern.dense_backward_adagrad_ahead_(
+                W_got, h_got, dout, x, y, activation, need_dx, LR, EPS, x_next)
+            assert xw.shape == (N2, M) and xw.dtype == dtype and xw.flags.c_contiguous
+            assert np.isfinite(xw[0]).all() == (N2 <= 2)
+            kern.dense_bias_act_(xw, b, activation)
+            for got, want in ((W_got, W_want), (h_got, h_want), (db_got, db), (xw, y_next)):
+                np.testing.assert_array_equal(got, want)
+            assert dx_got is None if not need_dx else np.array_equal(dx_got, dx)
+
+
+def test_the_numba_backend_multiplies_the_next_batch_inside_the_update(monkeypatch):
+    """At the notebooks' 784 -> 400 the next batch's product is taken in the update's slot (no
+    ``times`` call after it); with a next batch of one row, the two in turn."""
+    from fastnet.kernels.numba_backend import dense, dense_blocked
+    if not dense_blocked.AVAILABLE:
+        pytest.skip("no micro-kernel on this host (AVX-512)")
+    calls = []
+    for name in ("times", "transposed_times_adagrad_"):
+        original = getattr(dense_blocked, name)
+        monkeypatch.setattr(dense_blocked, name, lambda *a, _f=original, _n=name:
+                            calls.append((_n, len(a))) or _f(*a))
+    rng = np.random.default_rng(0)
+    for N2 in (20, 1):
+        x, W, h, dout, y = operands(rng, 20, 784, 400, np.float64, "relu")
+        dense.dense_backward_adagrad_ahead_(W, h, dout, x, y, "relu", False, LR, EPS,
+                                            rng.standard_normal((N2, 784)))
+    # With x_next (7 arguments), then without; the row of one goes to BLAS, as in the forward.
+    assert calls == [("transposed_times_adagrad_", 7), ("transposed_times_adagrad_", 6)]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fastnet import _dense_chain
+from fastnet.kernels import load
 from fastnet.initializers import XavierInitializer
 from fastnet.layers import FC, Conv1d, Flatten, ReLU, Softmax, Tanh
 from fastnet.losses import MeanSquaredError
@@ -235,9 +236,9 @@ def spent_steps(monkeypatch):
     calls = []
     backward = _dense_chain.DenseChain.backward
 
-    def recording(self, dout, keep_gradients=True):
+    def recording(self, dout, keep_gradients=True, X_next=None):
         calls.append(keep_gradients)
-        return backward(self, dout, keep_gradients)
+        return backward(self, dout, keep_gradients, X_next)
     monkeypatch.setattr(_dense_chain.DenseChain, "backward", recording)
     return calls
 
@@ -268,6 +269,23 @@ def test_adagrad_weight_gradients_are_spent_but_at_an_epochs_last_step(backend, 
     assert_same_training(notebook_mlp(dtype, AdaGrad(0.01)), X, y, epochs=2, batch_size=20,
                          seed=1)
     assert spent_steps == [False, False, False, True] * 2
+
+
+def test_the_next_forward_of_the_first_layer_is_multiplied_by_its_update(backend, dtype,
+                                                                         monkeypatch):
+    """A chained step that spends AdaGrad's gradients also multiplies the next batch by the
+    first layer's updated weights (``dense_backward_adagrad_ahead_``), and the next forward
+    adds only the bias: the forwards of steps 3 to 5 of each epoch (the last batch short), bit
+    for bit the checked steps."""
+    trusted = load(backend).trusted                # fastnet.backend.kernels() of the backend
+    bias_act_ = trusted.dense_bias_act_
+    ahead = []
+    monkeypatch.setattr(trusted, "dense_bias_act_",
+                        lambda xw, b, act: ahead.append(len(xw)) or bias_act_(xw, b, act))
+    X, y = data(90, (784,), classes=10)
+    assert_same_training(notebook_mlp(dtype, AdaGrad(0.01)), X, y, epochs=2, batch_size=20,
+                         seed=1)
+    assert ahead == [20, 20, 10] * 2
 
 
 def test_a_callback_that_reads_between_steps_sees_every_gradient(backend, spent_steps):

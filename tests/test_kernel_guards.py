@@ -141,6 +141,24 @@ BAD_CALLS = [
     ("dense_backward_adagrad_", lambda: (f(5, 4), f(5, 4), f(3, 4), f(3, 5), f(3, 4), "relu",
                                          True, 0.01, None), TypeError,
      ["eps must be a real number"]),
+    # ... with the next batch: of another width, of another dtype, or in W's memory (read after
+    # the update wrote W); and the next forward's bias pass.
+    ("dense_backward_adagrad_ahead_", lambda: (f(5, 4), f(5, 4), f(3, 4), f(3, 5), f(3, 4),
+                                               "relu", True, 0.01, 1e-7, f(2, 4)), ValueError,
+     ["expected x_next (N, n_in)", "x_next float32 (2, 4)"]),
+    ("dense_backward_adagrad_ahead_", lambda: (f(5, 4), f(5, 4), f(3, 4), f(3, 5), f(3, 4),
+                                               "relu", True, 0.01, 1e-7,
+                                               f(2, 5, dtype=np.float64)), ValueError,
+     ["one dtype", "x_next float64 (2, 5)"]),
+    ("dense_backward_adagrad_ahead_", lambda: (lambda W: (W, f(4, 4), f(3, 4), f(3, 4),
+                                                          f(3, 4), "none", True, 0.01, 1e-7,
+                                                          W[:2]))(f(4, 4)), ValueError,
+     ["x_next and W share memory"]),
+    ("dense_bias_act_", lambda: (f(3, 4), f(3), "relu"), ValueError,
+     ["expected xw (N, n_out) and b (n_out,)", "b float32 (3,)"]),
+    ("dense_bias_act_", lambda: (read_only(f(3, 4)), f(4), "relu"), ValueError,
+     ["xw is read-only"]),
+    ("dense_bias_act_", lambda: (f(3, 4), f(4), "gelu"), ValueError, ["activation='gelu'"]),
 ]
 
 

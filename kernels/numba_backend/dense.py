@@ -156,20 +156,47 @@ def _bias_act(y, b, act, beside_blas=False):
 
 def dense_forward(x, W, b, activation):
     """``act(x @ W + b)`` for ``x (N, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``."""
-    act = ACT_CODE[activation]
-    fused = act if act <= RELU else NONE       # bias (and ReLU) in one pass
-    if x.shape[0] > 1 and dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
+    if _blocked_product(x, W):
         y = dense_blocked.times(x, W)              # C-contiguous, as the contract says
-        _bias_act(y, b, fused)
+        _finish(y, b, activation)
     elif _transposed_pays(x, W, *W.shape, 512):
         y = np.empty((x.shape[0], W.shape[1]), W.dtype)
-        _bias_act_transposed(W.T @ x.T, b, fused, y)
+        act = ACT_CODE[activation]
+        _bias_act_transposed(W.T @ x.T, b, act if act <= RELU else NONE, y)
+        if act > RELU:
+            activate_(y.reshape(-1), act)
     else:
         y = x @ W
-        _bias_act(y, b, fused, beside_blas=True)
-    if act > RELU:
-        activate_(y.reshape(-1), act)         # sigmoid, tanh: a pass of their own
+        _finish(y, b, activation, beside_blas=True)
     return y
+
+
+def dense_bias_act_(xw, b, activation):
+    """In place, ``xw = act(xw + b)``: :func:`dense_forward` after its product, bit for bit."""
+    _finish(xw, b, activation)
+
+
+def _blocked_product(x, W):
+    """Whether ``dense_forward``'s product goes to the micro-kernel (one row: to BLAS)."""
+    return x.shape[0] > 1 and dense_blocked.pays(x.shape[0], *W.shape, W.dtype)
+
+
+def _product(x, W):
+    """``x @ W`` as :func:`dense_forward` computes it, C-contiguous (its transposed product is
+    the same values: the bias pass reads either layout)."""
+    if _blocked_product(x, W):
+        return dense_blocked.times(x, W)
+    if _transposed_pays(x, W, *W.shape, 512):
+        return np.ascontiguousarray((W.T @ x.T).T)
+    return x @ W
+
+
+def _finish(y, b, activation, beside_blas=False):
+    """In place: the bias, and ReLU in the same pass; sigmoid and tanh in a pass of their own."""
+    act = ACT_CODE[activation]
+    _bias_act(y, b, act if act <= RELU else NONE, beside_blas)
+    if act > RELU:
+        activate_(y.reshape(-1), act)
 
 
 def dense_backward(dout, x, W, y, activation, need_dx):
@@ -202,6 +229,20 @@ def dense_backward_adagrad_(W, h, dout, x, y, activation, need_dx, lr, eps):
     dx = _grad_x_blocked(dz, W, need_dx)               # before W changes
     dense_blocked.transposed_times_adagrad_(x, dz, W, h, lr, eps)
     return dx, db
+
+
+def dense_backward_adagrad_ahead_(W, h, dout, x, y, activation, need_dx, lr, eps, x_next):
+    """:func:`dense_backward_adagrad_`, then the product ``x_next @ W`` of the updated ``W``
+    that ``dense_forward(x_next, W, b, activation)`` computes, bit for bit: returns ``(dx, db,
+    xw)``. On the micro-kernel, each slab of ``W`` is multiplied as soon as its step is taken
+    (``dense_blocked.transposed_times_adagrad_``); elsewhere the two in turn."""
+    N, N2 = x.shape[0], x_next.shape[0]
+    if not dense_blocked.fuses_next_product(N, N2, *W.shape, W.dtype):
+        dx, db = dense_backward_adagrad_(W, h, dout, x, y, activation, need_dx, lr, eps)
+        return dx, db, _product(x_next, W)
+    dz, db = _grad_z_and_b(dout, y, activation, True)
+    dx = _grad_x_blocked(dz, W, need_dx)               # before W changes
+    return dx, db, dense_blocked.transposed_times_adagrad_(x, dz, W, h, lr, eps, x_next)
 
 
 def _grad_z_and_b(dout, y, activation, blocked):

@@ -5,7 +5,8 @@ natural, strided views for convolution windows.
 """
 from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,
                           tanh_forward, tanh_backward, softmax_forward, softmax_backward)
-from .dense import dense_forward, dense_backward, dense_backward_adagrad_
+from .dense import (dense_forward, dense_bias_act_, dense_backward, dense_backward_adagrad_,
+                    dense_backward_adagrad_ahead_)
 from .losses import (softmax_cross_entropy_forward, softmax_cross_entropy_backward,
                      mse_forward, mse_backward, bce_forward, bce_backward)
 from .checks import labels_in_range, all_finite
