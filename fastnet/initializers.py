@@ -68,7 +68,7 @@ def _float_dtype(owner, dtype):
 
 
 class Initializer:
-    """Base class: ``sigma(fan_in) * N(0, 1)`` weights, zero biases.
+    """Base class: ``std(fan_in) * N(0, 1)`` weights, zero biases.
 
     Parameters
     ----------
@@ -83,12 +83,13 @@ class Initializer:
         self.seed = seed
         self._rng = None if seed is None else as_generator(seed, name)
 
-    def sigma(self, fan_in):
-        """Standard deviation of the weights for ``fan_in`` inputs per output."""
+    def std(self, fan_in):
+        """Standard deviation of the weights for ``fan_in`` inputs per output (the table's
+        ``sigma``)."""
         raise NotImplementedError
 
     def weights(self, shape, fan_in, dtype=None):
-        """Weights of any ``shape`` with standard deviation ``sigma(fan_in)``."""
+        """Weights of any ``shape`` with standard deviation ``std(fan_in)``."""
         name = type(self).__name__
         shape = tuple(check.size(name, "shape", n, 1) for n in shape)
         fan_in = check.integer(name, "fan_in", fan_in, low=1)
@@ -98,7 +99,7 @@ class Initializer:
             draw = np.random.standard_normal(shape)       # the stream np.random.randn uses
         else:
             draw = self._rng.standard_normal(shape)
-        return check.cast_real(name, "weights", draw * self.sigma(fan_in), dtype)
+        return check.cast_real(name, "weights", draw * self.std(fan_in), dtype)
 
     def W(self, n_nodes1, n_nodes2, dtype=None):
         """Dense weights ``(n_nodes1, n_nodes2)``, fan-in ``n_nodes1``."""
@@ -123,6 +124,8 @@ class SimpleInitializer(Initializer):
     Parameters
     ----------
     sigma : float >= 0
+        Kept as the attribute ``sigma``, as in the notebooks: setting it changes the weights
+        drawn next.
     seed : None, int or numpy.random.Generator
         See the module docstring (None: NumPy's global random state).
 
@@ -134,24 +137,25 @@ class SimpleInitializer(Initializer):
 
     def __init__(self, sigma, seed=None):
         super().__init__(seed)
-        self.sigma_value = check.real("SimpleInitializer", "sigma", sigma, low=0)
+        self.sigma = check.real("SimpleInitializer", "sigma", sigma, low=0)
 
-    def sigma(self, fan_in):
-        return self.sigma_value
+    def std(self, fan_in):
+        # Checked again at each use: the notebooks' code may set the attribute.
+        return check.real(type(self).__name__, "sigma", self.sigma, low=0)
 
     def __repr__(self):
-        return f"SimpleInitializer({self.sigma_value!r})"
+        return f"SimpleInitializer({self.sigma!r})"
 
 
 class XavierInitializer(Initializer):
     """Weights ``N(0, 1) * sqrt(1 / fan_in)`` (the notebooks' Xavier); zero biases."""
 
-    def sigma(self, fan_in):
+    def std(self, fan_in):
         return math.sqrt(1 / fan_in)
 
 
 class HeInitializer(Initializer):
     """Weights ``N(0, 1) * sqrt(2 / fan_in)`` (He et al., for ReLU); zero biases."""
 
-    def sigma(self, fan_in):
+    def std(self, fan_in):
         return math.sqrt(2 / fan_in)

@@ -33,19 +33,38 @@ from ._serialize import register
 __all__ = ["Optimizer", "SGD", "Momentum", "AdaGrad", "RMSProp", "RMSprop", "Adam"]
 
 
-def layer_arrays(layer):
-    """``(params, grads)`` dicts of a layer (fastnet's, or a notebook-style W/b/dW/db object)."""
+#: The notebooks' two namings of a layer's parameters and gradients. The 1-D convolution
+#: notebook's own optimizer gives its layers new arrays (``W = W - lr*LW``), the classifier
+#: notebook's updates them in place (``W -= lr*dW``): :meth:`Optimizer.update` does as each.
+_NOTEBOOK_NAMES = (("W", "b", "dW", "db"), ("W", "B", "LW", "LB"))
+_REBOUND = _NOTEBOOK_NAMES[1]
+
+
+def _fastnet_arrays(layer):
+    """``(params, grads)`` of a layer with those dicts (fastnet's), else None."""
     # getattr, not hasattr then getattr: fastnet's params and grads are properties that build
     # a dict each time
     params, grads = getattr(layer, "params", None), getattr(layer, "grads", None)
-    if params is not None and grads is not None:
+    return None if params is None or grads is None else (params, grads)
+
+
+def _notebook_names(layer):
+    """The naming (of :data:`_NOTEBOOK_NAMES`) of a notebook-style layer, or None."""
+    return next((names for names in _NOTEBOOK_NAMES if all(hasattr(layer, a) for a in names)),
+                None)
+
+
+def layer_arrays(layer):
+    """``(params, grads)`` dicts of a layer (fastnet's, or a notebook-style W/b/dW/db object)."""
+    arrays = _fastnet_arrays(layer)
+    if arrays is not None:
+        return arrays
+    names = _notebook_names(layer)
+    if names is not None:
+        params, grads = {}, {}
+        for key, grad_name in zip(("W", names[1]), names[2:]):
+            params[key], grads[key] = _float_pair(layer, key, grad_name)
         return params, grads
-    for names in (("W", "b", "dW", "db"), ("W", "B", "LW", "LB")):    # the notebooks' two
-        if all(hasattr(layer, a) for a in names):
-            params, grads = {}, {}
-            for key, grad_name in zip(("W", names[1]), names[2:]):
-                params[key], grads[key] = _float_pair(layer, key, grad_name)
-            return params, grads
     raise TypeError(f"update: {type(layer).__name__} has neither params/grads dicts nor W, b, "
                     f"dW, db (or W, B, LW, LB) attributes; call update(params, grads) with two "
                     f"dicts instead")
@@ -140,11 +159,15 @@ class Optimizer:
         # One layer's W and b are never one array; a whole model or two dicts may hold one twice
         # (fit checks its model once, so its per-layer updates skip this).
         may_tie = grads is not None or hasattr(params, "named_leaves")
+        rebound = None
         if grads is None:
             if isinstance(params, dict):
                 raise TypeError(f"{type(self).__name__}.update(params, grads): grads missing; "
                                 f"pass the gradients dict (or pass a layer alone)")
-            params, grads = layer_arrays(params)
+            layer = params
+            params, grads = layer_arrays(layer)
+            if _fastnet_arrays(layer) is None and _notebook_names(layer) == _REBOUND:
+                rebound = layer
         if not (_is_mapping(params) and _is_mapping(grads)):
             raise TypeError(f"{type(self).__name__}.update(params, grads): expected two dicts "
                             f"keyed alike (or a layer alone); got {type(params).__name__} and "
@@ -156,11 +179,26 @@ class Optimizer:
             if grad is None:
                 raise ValueError(f"{type(self).__name__}.update: no gradient for {key!r}; run "
                                  f"backward before updating")
+            if rebound is not None:
+                param = self._rebind(rebound, key, param)
             try:
                 self._step(param, grad, self._state_for(param))
             except (ValueError, TypeError) as err:         # which of the arrays it was
                 raise check.with_context(err, f"{type(self).__name__}.update, parameter "
                                               f"{key!r}: {err}") from None
+
+    def _rebind(self, layer, key, param):
+        """A copy of ``param`` set on ``layer`` in its place, with the state kept for it, to be
+        updated in place: the 1-D convolution notebook's layers (``W, B, LW, LB``) hold the
+        caller's own ``w`` and ``b``, which its optimizer never changes (``W = W - lr*LW``).
+        Updated in place, the caller's ``w`` changed, and so did every layer built from it."""
+        copy = np.array(param)
+        entry = self._state.get(id(param))
+        if entry is not None and entry[0] is param:
+            del self._state[id(param)]
+            self._state[id(copy)] = (copy, entry[1])
+        setattr(layer, key, copy)
+        return copy
 
     def check_for(self, dtype):
         """Check now that the hyper-parameters can update parameters of ``dtype``.

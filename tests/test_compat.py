@@ -437,8 +437,8 @@ def test_sgd_update_returns_the_layer_and_takes_the_conv_notebooks_attributes():
 
 def test_optimizers_take_a_notebook_layer_whose_bias_and_gradients_are_integers():
     """The conv notebook's worked example builds its layer from ``b = np.array([1, 2, 3])`` and
-    integer deltas; its own SGD rebinds ``B = B - lr*LB`` (float64). The bias is replaced once by
-    a float64 copy, then updated in place (AdaGrad keeps its state across steps)."""
+    integer deltas; its own SGD rebinds ``B = B - lr*LB`` (float64). So do fastnet's: a float64
+    copy at every update, and AdaGrad's state follows it."""
     class NotebookConv:
         def __init__(self, optimizer):
             self.W, self.B, self.optimizer = np.ones((3, 2)), np.array([1, 2, 3]), optimizer
@@ -456,9 +456,39 @@ def test_optimizers_take_a_notebook_layer_whose_bias_and_gradients_are_integers(
     layer.backward()
     bias = layer.B
     layer.backward()
-    assert layer.B is bias                   # in place after the one conversion
+    assert layer.B is not bias and layer.optimizer.state_of(bias) == {}
     h = np.array([20, 30, 4.0]) ** 2 * 2
-    np.testing.assert_allclose(layer.optimizer.state_of(bias)["h"], h)
+    np.testing.assert_allclose(layer.optimizer.state_of(layer.B)["h"], h)
+    np.testing.assert_allclose(layer.optimizer.hb, h)
+
+
+@pytest.mark.parametrize("optimizer", [compat.SGD, compat.AdaGrad])
+def test_a_conv_notebook_layers_update_leaves_the_callers_arrays_alone(optimizer):
+    """The conv notebook's layers keep the ``w`` and ``b`` they are given, and its own SGD
+    rebinds ``W = W - lr*LW``: the caller's arrays never change, so a cell run again, or a
+    second layer built from the same ``w``, starts from them. Updated in place, the caller's
+    ``w`` changed (a notebook cell re-run printed other numbers) and the layers were tied."""
+    class NotebookConv:                        # the notebook's CNN2dim_FC keeps w and b
+        def __init__(self, w, b, optimizer):
+            self.W, self.B, self.optimizer = w, b, optimizer
+
+        def backward(self):
+            self.LW, self.LB = np.full(self.W.shape, 2.0), np.ones(self.B.shape)
+            return self.optimizer.update(self)
+
+    w, b = np.ones((3, 2, 3)), np.array([1.0, 2.0, 3.0])
+    first, second = NotebookConv(w, b, optimizer(0.1)), NotebookConv(w, b, optimizer(0.1))
+    for _ in range(2):
+        first.backward()
+    np.testing.assert_array_equal(w, 1)
+    np.testing.assert_array_equal(b, [1, 2, 3])
+    assert second.W is w and np.all(first.W < 1) and np.all(first.B < b)
+    # fastnet's own layers own their arrays and are updated in place, as before
+    fc = compat.FC(4, 2, compat.SimpleInitializer(0.1), optimizer(0.1))
+    W = fc.W
+    fc.forward(np.ones((3, 4)))
+    fc.backward(np.ones((3, 2)))
+    assert fc.W is W
 
 
 def test_simple_initializer_b_is_the_conv_notebooks_random_bias():
@@ -967,6 +997,33 @@ def test_adagrad_exposes_the_notebooks_accumulators():
         hW = hW + fc.dW ** 2
     np.testing.assert_allclose(opt.hW, hW, rtol=1e-13)
     assert opt.hb.shape == (2,)
+
+
+def test_adagrad_accumulators_can_be_reset_as_the_notebook_sets_them():
+    """The notebook's ``__init__`` sets ``self.hW = 0`` and ``self.hb = 0``: a subclass that does
+    too, or a user resetting them, raised (read-only properties). 0 zeroes the sums of the last
+    updated layer; an array of its shape replaces them."""
+    class NotebookAdaGrad(compat.AdaGrad):
+        def __init__(self, lr):
+            super().__init__(lr)
+            self.hW = 0
+            self.hb = 0
+
+    opt = NotebookAdaGrad(0.1)
+    assert opt.hW == 0 and opt.hb == 0
+    fc = compat.FC(4, 2, compat.HeInitializer(seed=0), opt, compat.Sigmoid())
+    X = np.random.default_rng(0).random((3, 4))
+    fc.forward(X)
+    fc.backward(np.ones((3, 2)))
+    assert np.sum(opt.hW) > 0
+    opt.hW = 0
+    np.testing.assert_array_equal(opt.hW, np.zeros((4, 2)))
+    opt.hb = np.full(2, 4.0)
+    np.testing.assert_array_equal(opt.hb, 4.0)
+    with pytest.raises(ValueError, match="expected float64 \\(4, 2\\)"):
+        opt.hW = np.ones(3)
+    with pytest.raises(ValueError, match="set it to 0 before the first update"):
+        compat.AdaGrad(0.1).hW = np.ones((4, 2))
 
 
 def test_adagrad_accumulators_read_back_after_a_load(tmp_path):

@@ -282,6 +282,18 @@ def test_initializers_match_the_notebooks_with_the_global_seed():
     np.testing.assert_array_equal(SimpleInitializer(0.01).W(30, 20, np.float64), expected)
 
 
+def test_simple_initializers_sigma_is_the_notebooks_attribute():
+    """The notebooks keep ``self.sigma`` and may read or set it; it was a method here (setting
+    it raised "'float' object is not callable" at the next draw)."""
+    init = SimpleInitializer(0.01, seed=0)
+    assert init.sigma == 0.01 and repr(init) == "SimpleInitializer(0.01)"
+    init.sigma = 2.0
+    assert abs(init.W(400, 100, np.float64).std() - 2.0) < 0.05
+    init.sigma = "big"
+    with pytest.raises(TypeError, match="SimpleInitializer: sigma must be a real number"):
+        init.W(2, 2)
+
+
 def test_initializer_seeds_dtypes_and_fan_in():
     a = XavierInitializer(seed=1).W(200, 300)
     assert a.dtype == fastnet.get_default_dtype()

@@ -3,7 +3,7 @@
 Names, by the code they come from
 ---------------------------------
 * Scratch deep-network classifier notebook: ``GetMiniBatch``, ``FC``, ``SGD``, ``AdaGrad``
-  (with ``hW``, ``hb``),
+  (with ``hW``, ``hb``, which its ``__init__`` may set to 0),
   ``Sigmoid``, ``ReLU``, ``Tanh``, ``Softmax``, ``SimpleInitializer``, ``XavierInitializer``,
   ``HeInitializer``, ``ScratchDeepNeuralNetrowkClassifier`` (as the notebook spells it) and
   ``ScratchDeepNeuralNetworkClassifier``.
@@ -19,7 +19,9 @@ Names, by the code they come from
   ``b``, ``dW``, ``db`` (called so, without an activation, it draws its bias from
   ``initializer.B``, as there); ``N_OUT``; ``SGD``
   (``update`` returns the layer, as that notebook's ``self = self.optimizer.update(self)``
-  expects); ``SimpleInitializer(sigma).B(n)`` (random biases); ``Softmax().backward(Z, Y)``
+  expects; a layer of the notebook's own, with ``W``, ``B``, ``LW``, ``LB``, gets new arrays,
+  as from its ``W = W - lr*LW``, so the ``w`` it was built from never changes);
+  ``SimpleInitializer(sigma).B(n)`` (random biases); ``Softmax().backward(Z, Y)``
   (``Z - Y``, that notebook's softmax-plus-loss gradient).
 * Column-layout exercise (features x batch): ``softmax(U, reduce_axis=0)``,
   ``softmax_cross_entropy(D, Y)``, ``sigmoid``, ``dsigmoid_du``.
@@ -198,21 +200,37 @@ class AdaGrad(_UpdateReturnsTheLayer, _optimizers.AdaGrad):
         self._last_layer = params if grads is None else None
         return result
 
-    def _h(self, key):
-        """The notebook's ``hW``/``hb``: the squared-gradient sums of the last updated layer's
-        weight or bias (0 before its first update, the notebook's starting value). After a
-        load, before any update, the state restored for this optimizer's one weight (2-D or
-        more) or one bias (1-D): the notebook's optimizers serve one layer each."""
+    def _param(self, key):
+        """The parameter that the notebook's ``hW``/``hb`` name: the last updated layer's weight
+        or bias; after a load, before any update, the one weight (2-D or more) or bias (1-D)
+        whose state was restored (the notebook's optimizers serve one layer each); else None."""
         if self._last_layer is None:
-            found = [state["h"] for param, state in self._state.values()
+            found = [param for param, state in self._state.values()
                      if (param.ndim == 1) == (key == "b") and "h" in state]
-            return found[0] if len(found) == 1 else 0
+            return found[0] if len(found) == 1 else None
         params = _optimizers.layer_arrays(self._last_layer)[0]
-        param = params.get(key, params.get(key.upper()))
-        return self.state_of(param).get("h", 0)
+        return params.get(key, params.get(key.upper()))
 
-    hW = property(lambda self: self._h("W"))
-    hb = property(lambda self: self._h("b"))
+    def _h(self, key):
+        """The squared-gradient sum of :meth:`_param` (0 before its first update, the
+        notebook's starting value)."""
+        param = self._param(key)
+        return 0 if param is None else self.state_of(param).get("h", 0)
+
+    def _set_h(self, key, value):
+        """``hW = 0`` (the notebook's ``__init__`` and its reset) zeroes the sum; an array of the
+        parameter's shape replaces it. Before the first update only 0 (the sums start there)."""
+        param = self._param(key)
+        zero = np.ndim(value) == 0 and not isinstance(value, (str, bytes)) and value == 0
+        if param is None:
+            if zero:
+                return
+            raise ValueError(f"AdaGrad.h{key}: set it to 0 before the first update (there is "
+                             f"no layer yet whose state it would be); got {value!r:.60}")
+        self.set_state(param, {"h": np.zeros_like(param) if zero else value})
+
+    hW = property(lambda self: self._h("W"), lambda self, value: self._set_h("W", value))
+    hb = property(lambda self: self._h("b"), lambda self, value: self._set_h("b", value))
 
 
 class _LearningRateIgnored:
