@@ -135,7 +135,7 @@ def cast_real(op, name, a, dtype, remedy="scale the data or use {dtype}"):
     ``TypeError`` (a cast would drop imaginary parts or parse text). A finite value that a
     narrowing cast would turn into inf (float64 1e300 into float32) is a ``ValueError``; NaN and
     inf themselves pass. No copy when ``a`` already is such an array. ``remedy`` ends the
-    overflow message (``{dtype}`` stands for ``a``'s dtype).
+    overflow message (``{dtype}`` stands for ``a``'s dtype, or float64 for a wider one).
     """
     not_masked(op, name, a)
     a = np.asarray(a)
@@ -150,11 +150,17 @@ def cast_real(op, name, a, dtype, remedy="scale the data or use {dtype}"):
         if not np.isfinite(out).all():
             overflowed = ~np.isfinite(out) & np.isfinite(a)
             if overflowed.any():
+                # The largest as it is (float() of a long double past float64's range is inf),
+                # and a remedy that names a dtype fastnet takes (not float128).
+                largest = np.format_float_scientific(np.abs(a[overflowed]).max(), precision=2,
+                                                     trim="-")
+                wider = a.dtype if a.dtype.type in FLOAT_DTYPES else np.dtype(np.float64)
+                fix = (remedy.format(dtype=wider) if wider != np.dtype(dtype) else
+                       "scale the data: float64 is the widest dtype fastnet computes in")
                 raise ValueError(
-                    f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to "
-                    f"{float(np.abs(a[overflowed]).max()):.3g}, beyond {np.dtype(dtype).name}'s "
-                    f"range ({float(np.finfo(dtype).max):.3g}); "
-                    f"{remedy.format(dtype=a.dtype)}")
+                    f"{op}: {name} (shape {a.shape}) holds {a.dtype} values up to {largest}, "
+                    f"beyond {np.dtype(dtype).name}'s range ({float(np.finfo(dtype).max):.3g}); "
+                    f"{fix}")
         return out
     return np.asarray(a, dtype=dtype, order="C")           # 0-d stays 0-d
 

@@ -85,8 +85,14 @@ class Initializer:
 
     def std(self, fan_in):
         """Standard deviation of the weights for ``fan_in`` inputs per output (the table's
-        ``sigma``)."""
-        raise NotImplementedError
+        ``sigma``). A subclass implements it; one written for fastnet before this name, with a
+        method ``sigma(fan_in)``, still works."""
+        sigma = getattr(self, "sigma", None)
+        if callable(sigma):
+            return sigma(fan_in)
+        raise NotImplementedError(f"{type(self).__name__}: an Initializer subclass implements "
+                                  f"std(fan_in), the weights' standard deviation for fan_in "
+                                  f"inputs per output")
 
     def weights(self, shape, fan_in, dtype=None):
         """Weights of any ``shape`` with standard deviation ``std(fan_in)``."""

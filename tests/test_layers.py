@@ -5,7 +5,7 @@ import pytest
 
 import fastnet
 import naive
-from fastnet.initializers import HeInitializer, SimpleInitializer, XavierInitializer
+from fastnet.initializers import HeInitializer, Initializer, SimpleInitializer, XavierInitializer
 from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Sigmoid,
                             Softmax, Tanh, Transpose)
 from fastnet.optimizers import SGD
@@ -292,6 +292,32 @@ def test_simple_initializers_sigma_is_the_notebooks_attribute():
     init.sigma = "big"
     with pytest.raises(TypeError, match="SimpleInitializer: sigma must be a real number"):
         init.W(2, 2)
+
+
+def test_an_initializer_subclass_implements_std_and_the_earlier_sigma_still_works():
+    class Earlier(Initializer):                    # written for the hook's earlier name
+        def sigma(self, fan_in):
+            return 0.5
+
+    assert abs(FC(400, 100, initializer=Earlier(seed=0), dtype=np.float64).W.std() - 0.5) < 0.01
+
+    class Missing(Initializer):
+        pass
+    with pytest.raises(NotImplementedError, match="Missing: an Initializer subclass implements "
+                                                  "std"):
+        FC(3, 2, initializer=Missing())
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max,
+                    reason="long double is float64 here")
+def test_a_long_double_input_beyond_range_names_a_dtype_fastnet_takes():
+    """The remedy said "use float128" (refused everywhere) and the value read inf."""
+    with pytest.raises(ValueError, match=r"float128 values up to 1e\+300, beyond float32's "
+                                         r"range .*; scale the data or use float64$"):
+        FC(3, 2).forward(np.full((1, 3), np.longdouble("1e300")))
+    with pytest.raises(ValueError, match=r"values up to 1e\+4000, beyond float64's range .*; "
+                                         r"scale the data: float64 is the widest"):
+        FC(3, 2, dtype=np.float64).forward(np.full((1, 3), np.longdouble("1e4000")))
 
 
 def test_initializer_seeds_dtypes_and_fan_in():
