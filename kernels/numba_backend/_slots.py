@@ -60,8 +60,9 @@ def int64_pointer(typingctx, address):
 
 
 @intrinsic
-def _call(typingctx, address, i, parts, args, work):
-    """Call the slot at ``address`` with ``(i, parts, args.ctypes.data, work.ctypes.data)``."""
+def call_slot(typingctx, address, i, parts, args, work):
+    """Call the slot at ``address`` with ``(i, parts, args.ctypes.data, work.ctypes.data)``
+    (the runner below; a slot may call another, ``dense_blocked``'s AdaGrad slot)."""
     def codegen(context, builder, signature, llargs):
         address_, i_, parts_, args_, work_ = llargs
         args_data = context.make_array(signature.args[3])(context, builder, args_).data
@@ -85,10 +86,10 @@ def _run(slot, parts, args, work, a0, a1, a2, a3, a4, a5, a6):
     for j, a in enumerate((a0, a1, a2, a3, a4, a5, a6)):
         args[j] = a.ctypes.data
     if parts == 1:               # on the calling thread, without a parallel region
-        _call(slot, 0, 1, args, work)
+        call_slot(slot, 0, 1, args, work)
     else:
         for i in prange(parts):
-            _call(slot, i, parts, args, work)
+            call_slot(slot, i, parts, args, work)
 
 
 def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, room=0):

@@ -46,7 +46,7 @@ from numba import carray, config
 
 from ._config import jit
 from ._microkernels import VECTOR_BYTES, inner_kernel, lanes, outer_kernel, transpose_block
-from ._slots import ARRAYS, part_count, pointer_like, run, scratch
+from ._slots import ARRAYS, call_slot, part_count, pointer_like, run, scratch, slot_address
 from .optimizers import adagrad_span
 
 #: Block: rows by vectors of columns, 20 accumulators (with the two ``b`` vectors and a broadcast,
@@ -229,8 +229,8 @@ def _add_parts(out, work, parts):
 
 @jit(inline="always")
 def _sizes(args_p, i):
-    """``(N, K, M, product, offs)`` from a slot's ``args``: the sizes after the addresses, then
-    part ``i``'s offset table."""
+    """``(N, K, M, product, offs)`` from a slot's ``args``: the first sizes after the
+    addresses, then part ``i``'s offset table."""
     s = carray(args_p, (ARRAYS + _SIZES,))
     N, K, M, product = s[ARRAYS], s[ARRAYS + 1], s[ARRAYS + 2], s[ARRAYS + 3]
     at = ARRAYS + _SIZES + i * _TABLE
@@ -255,9 +255,10 @@ def _operands(args_p, work_p, a_size, b_size, out_size):
 
 #: Products, as the slot's ``args`` names them.
 _TIMES, _TRANSPOSED_TIMES, _TIMES_TRANSPOSED, _TIMES_TRANSPOSED_INNER = 0, 1, 2, 3
-_TIMES_SPLIT_K = 4
-#: Sizes in ``args`` after the addresses.
-_SIZES = 4
+_TIMES_SPLIT_K, _TIMES_SLAB = 4, 5
+#: Sizes in ``args`` after the addresses: ``N, K, M``, the product, then two more (a slab's
+#: rows for ``_TIMES_SLAB``; the AdaGrad slot's own, see there).
+_SIZES = 6
 
 
 def _dense_slot(i, parts, args_p, work_p):
@@ -273,6 +274,8 @@ def _dense_slot(i, parts, args_p, work_p):
     * ``_TIMES_SPLIT_K``: ``out (N, M) = a (N, K) @ b (K, M)``, the part's share of the
       reduction (:func:`_split_k`) over every block, part 0 into ``out``, part ``i > 0`` into
       ``work[(i - 1) * N * M:]``; the caller adds them up.
+    * ``_TIMES_SLAB``: one slab of that share, rows ``k_lo .. k_hi - 1`` of ``b`` (the last two
+      sizes), added to what the slabs before it left: the AdaGrad slot calls it.
     """
     N, K, M, product, offs = _sizes(args_p, i)
     if product == _TIMES_TRANSPOSED_INNER:
@@ -292,7 +295,8 @@ def _dense_slot(i, parts, args_p, work_p):
         _times_transposed(a, K, b, M, out, N, blocks * i // parts, blocks * (i + 1) // parts,
                           offs)
         return
-    if product == _TIMES or product == _TIMES_SPLIT_K:
+    k_first = 0                             # where the sum starts (a later k_lo adds to out)
+    if product == _TIMES or product == _TIMES_SPLIT_K or product == _TIMES_SLAB:
         a, b, out = _operands(args_p, work_p, N * K, K * M, N * M)
         blocks = -(-N // MR) * -(-M // _width(a))
         cols, b_row, out_row, width = K, M, M, M
@@ -300,7 +304,11 @@ def _dense_slot(i, parts, args_p, work_p):
         if product == _TIMES:
             lo, hi, k_lo, k_hi = blocks * i // parts, blocks * (i + 1) // parts, 0, K
         else:                   # every block over the part's rows of b; after part 0, into work
-            lo, hi, k_lo, k_hi = 0, blocks, _split_k(K, i, parts), _split_k(K, i + 1, parts)
+            k_first = _split_k(K, i, parts)
+            lo, hi, k_lo, k_hi = 0, blocks, k_first, _split_k(K, i + 1, parts)
+            if product == _TIMES_SLAB:
+                s = carray(args_p, (ARRAYS + _SIZES,))
+                k_lo, k_hi = s[ARRAYS + 4], s[ARRAYS + 5]
             if i > 0:
                 out = carray(work_p, (i * N * M,))[(i - 1) * N * M:]
     else:                                   # _TIMES_TRANSPOSED: b's share transposed, then _TIMES
@@ -325,7 +333,7 @@ def _dense_slot(i, parts, args_p, work_p):
         ahead = 0               # its share of b, transposed just now, is in cache
         k_lo, k_hi = 0, cols
     # One call for all three, so that the slot holds one copy of the micro-kernel's loop.
-    _times(a, cols, b, b_row, out, out_row, N, width, lo, hi, offs, ahead, k_lo, k_hi, k_lo)
+    _times(a, cols, b, b_row, out, out_row, N, width, lo, hi, offs, ahead, k_lo, k_hi, k_first)
 
 
 def _adagrad_slot(i, parts, args_p, work_p):
@@ -333,32 +341,33 @@ def _adagrad_slot(i, parts, args_p, work_p):
     third array) with the state ``h (K, M)`` (the fourth): the part's row blocks of the product,
     each into scratch and then onto the same rows of ``W`` and ``h``. ``work`` holds ``lr`` and
     ``eps``, then ``MR * M`` values of scratch per part. A slot of its own: only AdaGrad's
-    training compiles it (~0.5 s), on its first use.
+    training compiles it (~0.4 s), on its first use.
 
     With ``N2 > 0`` (the fourth size), also the part's share of the next batch's product
-    ``x_next (N2, K) @ W`` (the fifth array) from the updated ``W``, as ``_TIMES_SPLIT_K``
-    computes it (the same slabs, the same sums): part 0 into the sixth array, part ``i > 0``
-    into ``work`` after the scratch; the caller adds them up. Each slab of ``W``'s rows is
-    multiplied as soon as the part has updated all of it, while it is still in cache."""
+    ``x_next (N2, K) @ W`` (the fifth array) from the updated ``W``, bit for bit as
+    ``_TIMES_SPLIT_K`` computes it: as soon as the part has updated a slab of ``W``'s rows, it
+    calls the dense slot (at the address in the fifth size) for that slab, while the rows are
+    in cache. Part 0 writes the sixth array, part ``i > 0`` ``work`` after the scratch; the
+    caller adds them up. The dense slot's ``args`` for part ``i`` come after the tables.
+    Called, not inlined: a second copy of the micro-kernel here cost
+    ~0.4 s of compilation, and the dense slot is compiled already (every forward runs it)."""
     N, K, M, N2, offs = _sizes(args_p, i)
     a, b, W = _operands(args_p, work_p, N * K, N * M, K * M)
-    addresses = carray(args_p, (6,))
-    h = carray(pointer_like(addresses[3], work_p), (K * M,))
+    s = carray(args_p, (ARRAYS + _SIZES,))
+    h = carray(pointer_like(s[3], work_p), (K * M,))
     rows_per_part = MR * M
     work = carray(work_p, (2 + parts * rows_per_part + (parts - 1) * N2 * M,))
     lr, eps = work[0], work[1]
     grad = work[2 + i * rows_per_part:2 + (i + 1) * rows_per_part]
-    x_next = carray(pointer_like(addresses[4], work_p), (N2 * K,))
-    if i == 0:
-        out = carray(pointer_like(addresses[5], work_p), (N2 * M,))
-    else:
-        at = 2 + parts * rows_per_part + (i - 1) * N2 * M
-        out = work[at:at + N2 * M]
+    # The dense slot's args for a _TIMES_SLAB call: addresses, sizes, its parts' tables.
+    size = ARRAYS + _SIZES + parts * _TABLE
+    at = ARRAYS + _SIZES + parts * _TABLE + i * size
+    slab_args = carray(args_p, (at + size,))[at:]
+    partials = work[2 + parts * rows_per_part:]
     blocks = -(-K // MR)
-    k_first, k_last = _split_k(K, i, parts), _split_k(K, i + 1, parts)
-    slab = k_first                          # the product's next slab (KC rows, as in _times)
-    out_blocks = -(-N2 // MR) * -(-M // _width(a))
-    for block in range(blocks * i // parts, blocks * (i + 1) // parts):
+    b_lo, b_hi = blocks * i // parts, blocks * (i + 1) // parts
+    slab, k_last = min(K, b_lo * MR), min(K, b_hi * MR)     # as _split_k: the next slab
+    for block in range(b_lo, b_hi):
         k0 = block * MR
         rows = min(MR, K - k0)
         # _times_transposed's loop over one row block, without its division and remainder per
@@ -371,10 +380,13 @@ def _adagrad_slot(i, parts, args_p, work_p):
         # W's rows k0 .. k0 + rows - 1 are one contiguous span, as their gradient in grad.
         span = slice(k0 * M, (k0 + rows) * M)
         adagrad_span(W[span], grad[:rows * M], h[span], lr, eps)
-        while N2 > 0 and slab < k_last and min(slab + KC, k_last) <= k0 + rows:
-            end = min(slab + KC, k_last)
-            _times(x_next, K, W, M, out, M, N2, M, 0, out_blocks, offs, PREFETCH_ROWS, slab, end,
-                   k_first)
+        end = min(slab + KC, k_last)            # (KC >= MR: at most one slab per block)
+        if N2 > 0 and slab < k_last and end <= k0 + rows:
+            slab_args[0], slab_args[1], slab_args[2] = s[4], s[2], s[5]   # x_next, W, out
+            slab_args[ARRAYS], slab_args[ARRAYS + 1], slab_args[ARRAYS + 2] = N2, K, M
+            slab_args[ARRAYS + 3], slab_args[ARRAYS + 4] = _TIMES_SLAB, slab
+            slab_args[ARRAYS + 5] = end
+            call_slot(s[ARRAYS + 4], i, parts, slab_args, partials)
             slab = end
 
 
@@ -398,7 +410,7 @@ def _product(product, a, b, out, N, K, M, blocks, work_size=None):
     sizes its work buffer (None: the product uses none)."""
     parts = part_count(blocks) if N * K * M >= SPLIT_MIN_MACS else 1
     work = _NO_WORK[a.dtype] if work_size is None else scratch(work_size(parts), a.dtype)
-    run(_dense_slot, parts, (a, b, out), (N, K, M, product), work, calls_blas=False,
+    run(_dense_slot, parts, (a, b, out), (N, K, M, product, 0, 0), work, calls_blas=False,
         room=parts * _TABLE)
     return out
 
@@ -443,8 +455,9 @@ def transposed_times_adagrad_(a, b, W, h, lr, eps, x_next=None):
         N2, out = x_next.shape[0], np.empty((x_next.shape[0], M), a.dtype)
     work = scratch(2 + parts * MR * M + (parts - 1) * N2 * M, a.dtype)
     work[0], work[1] = lr, eps          # rounded to the dtype once, as adagrad_update_ does
-    run(_adagrad_slot, parts, (a, b, W, h, x_next, out), (N, K, M, N2), work, calls_blas=False,
-        room=parts * _TABLE)
+    dense = slot_address(_dense_slot, a.dtype) if N2 else 0
+    run(_adagrad_slot, parts, (a, b, W, h, x_next, out), (N, K, M, N2, dense, 0), work,
+        calls_blas=False, room=parts * (_TABLE + ARRAYS + _SIZES + parts * _TABLE))
     if N2 == 0:
         return None
     _add_parts(out.reshape(-1), work[2 + parts * MR * M:], parts - 1)
@@ -470,8 +483,8 @@ def times(a, b):
     parts = _times_parts(N, K, M)
     if parts > 1:
         work = scratch((parts - 1) * N * M, a.dtype)
-        run(_dense_slot, parts, (a, b, out), (N, K, M, _TIMES_SPLIT_K), work, calls_blas=False,
-            room=parts * _TABLE)
+        run(_dense_slot, parts, (a, b, out), (N, K, M, _TIMES_SPLIT_K, 0, 0), work,
+            calls_blas=False, room=parts * _TABLE)
         _add_parts(out.reshape(-1), work, parts - 1)
         return out
     blocks = -(-N // MR) * -(-M // _block_width(a.dtype))
