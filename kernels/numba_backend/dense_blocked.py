@@ -78,8 +78,9 @@ MAX_ROWS = 512
 MAX_BYTES = 32 << 20
 #: Largest product (multiply-adds) where NumPy's BLAS runs AVX-512 kernels of its own. All the
 #: figures above are against OpenBLAS's AVX2 ("Haswell") kernels, which the environment of the
-#: AMD EPYC they were measured on forced (``OPENBLAS_CORETYPE=Haswell``). Its AVX-512 ("SkylakeX") kernels run
-#: 505 against 268 GFLOP/s at 1024^3 float32, and overtake the micro-kernel on big products:
+#: AMD EPYC they were measured on forced (``OPENBLAS_CORETYPE=Haswell``). Its AVX-512
+#: ("SkylakeX") kernels run 505 against 268 GFLOP/s at 1024^3 float32, and overtake the
+#: micro-kernel on big products:
 #: forward+backward, two threads, BLAS time over micro-kernel time: 1.66-1.71 at 20 x 784 -> 400,
 #: 1.28-1.29 at 128 x 784 -> 400, 1.03-1.07 at 512 x 784 -> 400 (161 M), then 0.63-0.99 from
 #: 268 M (128 x 2048 -> 1024, 256 x 1024 -> 1024, 512 x 1024 -> 512) and 0.76 at 512 x 2048 ->
