@@ -98,6 +98,25 @@ def test_dense_small_batch_wide_layers(backend, dtype, activation, N, n_in, n_ou
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 10)
 
 
+def test_the_numba_dense_backward_keeps_sigmoid_and_tanh_apart(monkeypatch):
+    """Their gradients are a function of their own, so that a ReLU network's first step does
+    not compile them (0.13 s of a cold start); the results are the oracle's either way (the
+    tests above)."""
+    pytest.importorskip("numba")
+    from fastnet.kernels.numba_backend import dense
+    calls = []
+    for name in ("_act_grad_colsum", "_smooth_grad_colsum"):
+        original = getattr(dense, name)
+        monkeypatch.setattr(dense, name, lambda *a, _f=original, _n=name:
+                            calls.append((_n, a[2])) or _f(*a))
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+    for activation in ("none", "relu", "sigmoid", "tanh"):
+        y = dense.dense_forward(x, W, np.zeros(3), activation)
+        dense.dense_backward(np.ones_like(y), x, W, y, activation, True)
+    assert [name for name, _ in calls] == ["_act_grad_colsum"] * 2 + ["_smooth_grad_colsum"] * 2
+
+
 def test_dense_single_sample_and_no_bias(backend, dtype, tol):
     rng = np.random.default_rng(1)
     x, W = rand(rng, 6, dtype), rand(rng, (6, 3), dtype)
