@@ -342,7 +342,7 @@ def _adagrad_slot(i, parts, args_p, work_p):
     third array) with the state ``h (K, M)`` (the fourth): the part's row blocks of the product,
     each into scratch and then onto the same rows of ``W`` and ``h``. ``work`` holds ``lr`` and
     ``eps``, then ``MR * M`` values of scratch per part. A slot of its own: only AdaGrad's
-    training compiles it (~0.4 s), on its first use.
+    training compiles it (~0.6 s), on its first use.
 
     With ``N2 > 0`` (the fourth size), also the part's share of the next batch's product
     ``x_next (N2, K) @ W`` (the fifth array) from the updated ``W``, bit for bit as
@@ -350,8 +350,8 @@ def _adagrad_slot(i, parts, args_p, work_p):
     calls the dense slot (at the address in the fifth size) for that slab, while the rows are
     in cache. Part 0 writes the sixth array, part ``i > 0`` ``work`` after the scratch; the
     caller adds them up. The dense slot's ``args`` for part ``i`` come after the tables.
-    Called, not inlined: a second copy of the micro-kernel here cost
-    ~0.4 s of compilation, and the dense slot is compiled already (every forward runs it)."""
+    Called, not inlined: a second copy of the micro-kernel here cost ~0.4 s of compilation,
+    and the dense slot is compiled already (every forward runs it)."""
     N, K, M, N2, offs = _sizes(args_p, i)
     a, b, W = _operands(args_p, work_p, N * K, N * M, K * M)
     s = carray(args_p, (ARRAYS + _SIZES,))
@@ -445,9 +445,10 @@ def transposed_times_adagrad_(a, b, W, h, lr, eps, x_next=None):
     With ``x_next (N2, K)`` (only where :func:`fuses_next_product` says so), returns ``x_next @
     W`` of the updated ``W`` too, bit for bit ``times(x_next, W)``, each slab of ``W``
     multiplied while the update has left it in cache: ``times`` after the update read ``W``
-    back from L3. Measured (Intel Xeon, two threads, 20 x 784 -> 400 float64, medians of 9 x
-    300 calls in each of four processes): the update and then ``times`` 408-430 us, fused
-    383-402 us."""
+    back from L3. Measured (Intel Xeon, two threads, 20 x 784 -> 400 float64): a prototype
+    that inlined the product, medians of 9 x 300 calls in each of four processes, the update
+    and then ``times`` 408-430 us, fused 383-402 us; this version in the notebooks' MLP
+    training (600 steps, three processes), 440 -> 411-424 us."""
     (N, K), M = a.shape, b.shape[1]
     parts = _update_parts(N, K, M)
     if x_next is None:
