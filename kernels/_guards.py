@@ -250,20 +250,21 @@ def guarded(trusted):
     def dense_backward_adagrad_(k, W, h, dout, x, y, act, need_dx, lr, eps):
         dense_backward(k, dout, x, W, y, act, need_dx)
         in_place(k, W=W, h=h)
-        for name, a in (("dout", dout), ("x", x), ("y", y)):   # read while W and h change
+        read_apart(k, W, h, dout=dout, x=x, y=y)       # read while W and h change
+        hyper(k, lr=lr, eps=eps)
+
+    def read_apart(k, W, h, **read):
+        for name, a in read.items():
             for target, b in (("W", W), ("h", h)):
                 if np.may_share_memory(a, b):
                     _fail(k, f"{name} and {target} share memory", **{name: a, target: b})
-        hyper(k, lr=lr, eps=eps)
 
     def dense_backward_adagrad_ahead_(k, W, h, dout, x, y, act, need_dx, lr, eps, x_next):
         dense_backward_adagrad_(k, W, h, dout, x, y, act, need_dx, lr, eps)
         floats(k, W=W, x_next=x_next)
         if x_next.ndim != 2 or x_next.shape[1] != W.shape[0]:
             _fail(k, "expected x_next (N, n_in), as x", x=x, W=W, x_next=x_next)
-        for target, b in (("W", W), ("h", h)):            # read after W and h change
-            if np.may_share_memory(x_next, b):
-                _fail(k, f"x_next and {target} share memory", x_next=x_next, **{target: b})
+        read_apart(k, W, h, x_next=x_next)             # read after W and h change
 
     def dense_bias_act_(k, xw, b, act):
         floats(k, xw=xw, b=b)

@@ -366,9 +366,8 @@ def _adagrad_slot(i, parts, args_p, work_p):
     slab_args = carray(args_p, (at + size,))[at:]
     partials = work[2 + parts * rows_per_part:]
     blocks = -(-K // MR)
-    b_lo, b_hi = blocks * i // parts, blocks * (i + 1) // parts
-    slab, k_last = min(K, b_lo * MR), min(K, b_hi * MR)     # as _split_k: the next slab
-    for block in range(b_lo, b_hi):
+    slab, k_last = _split_k(K, i, parts), _split_k(K, i + 1, parts)    # the product's next slab
+    for block in range(blocks * i // parts, blocks * (i + 1) // parts):
         k0 = block * MR
         rows = min(MR, K - k0)
         # _times_transposed's loop over one row block, without its division and remainder per
