@@ -4,6 +4,7 @@ values. (Where ``fit`` uses it: ``test_dense_chain.py``.)"""
 import numpy as np
 import pytest
 
+import fastnet
 import naive
 from fastnet.kernels import load
 
@@ -114,6 +115,32 @@ def test_ahead_is_the_step_then_the_next_forward_bit_for_bit(kern, dtype, activa
             for got, want in ((W_got, W_want), (h_got, h_want), (db_got, db), (xw, y_next)):
                 np.testing.assert_array_equal(got, want)
             assert dx_got is None if not need_dx else np.array_equal(dx_got, dx)
+
+
+#: ``(N, N2, K, M)`` where a part's last row block of ``W`` ends a full slab of the next
+#: product and then the part's short last slab: 260 rows on one part (under 1 M multiply-adds:
+#: slabs [0, 256) and [256, 260) both end in the block at 250), 512 and 1030 rows on two parts
+#: (part 0's rows end at 260 and 520). An audit found the short slab left out, so ``fit`` with
+#: AdaGrad trained on a wrong first layer at these input widths (784 was not one of them).
+TWO_SLAB_SHAPES = [(10, 10, 260, 200), (20, 20, 512, 256), (20, 16, 1030, 128)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("N, N2, K, M", TWO_SLAB_SHAPES)
+def test_ahead_multiplies_every_slab_at_any_thread_count(kern, dtype, threads, N, N2, K, M):
+    rng = np.random.default_rng(K)
+    x, W, h, dout, y = operands(rng, N, K, M, dtype, "relu")
+    x_next = rng.standard_normal((N2, K)).astype(dtype)
+    b = np.zeros(M, dtype)
+    with fastnet.set_num_threads(threads):            # (capped at the usable CPUs)
+        W_want, h_want = W.copy(), h.copy()
+        kern.dense_backward_adagrad_(W_want, h_want, dout, x, y, "relu", False, LR, EPS)
+        y_next = kern.dense_forward(x_next, W_want, b, "relu")
+        _, _, xw = kern.dense_backward_adagrad_ahead_(W, h, dout, x, y, "relu", False, LR, EPS,
+                                                      x_next)
+    kern.dense_bias_act_(xw, b, "relu")
+    np.testing.assert_array_equal(W, W_want)
+    np.testing.assert_array_equal(xw, y_next)
 
 
 def test_the_numba_backend_multiplies_the_next_batch_inside_the_update(monkeypatch):

@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 
+import fastnet
 from fastnet import _dense_chain
 from fastnet.kernels import load
 from fastnet.initializers import XavierInitializer
@@ -286,6 +287,22 @@ def test_the_next_forward_of_the_first_layer_is_multiplied_by_its_update(backend
     assert_same_training(notebook_mlp(dtype, AdaGrad(0.01)), X, y, epochs=2, batch_size=20,
                          seed=1)
     assert ahead == [20, 20, 10] * 2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("width", [260, 512, 1030])
+def test_fit_with_adagrad_at_input_widths_whose_update_ends_two_slabs_in_a_block(backend, width,
+                                                                               threads):
+    """The fused update multiplies the next batch slab by slab; at these widths one row block
+    of a part ends two slabs (``test_dense_adagrad.TWO_SLAB_SHAPES``). An audit found the
+    second one left out: ``fit`` then trained on a wrong first layer, 10-50 % off after an
+    epoch, with no error (MNIST's 784 was not affected)."""
+    X, y = data(70, (width,), classes=10)
+    hidden = 200 if width == 260 else 128           # (the fused path from 0.5 M multiply-adds)
+    model = Classifier([FC(width, hidden, activation="relu"),
+                        FC(hidden, 10)], optimizer=AdaGrad(0.01))
+    with fastnet.set_num_threads(threads):              # (capped at the usable CPUs)
+        assert_same_training(model, X, y, epochs=1, batch_size=10 if width == 260 else 20)
 
 
 def test_a_callback_that_reads_between_steps_sees_every_gradient(backend, spent_steps):

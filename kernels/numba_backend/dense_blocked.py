@@ -380,8 +380,11 @@ def _adagrad_slot(i, parts, args_p, work_p):
         # W's rows k0 .. k0 + rows - 1 are one contiguous span, as their gradient in grad.
         span = slice(k0 * M, (k0 + rows) * M)
         adagrad_span(W[span], grad[:rows * M], h[span], lr, eps)
-        end = min(slab + KC, k_last)            # (KC >= MR: at most one slab per block)
-        if N2 > 0 and slab < k_last and end <= k0 + rows:
+        # Every slab that this block completes: one, or two where the block ends a full slab
+        # and then the part's short last one (one part of K = 260: [0, 256) and [256, 260)
+        # both end in the block at 250; an audit found the short one left out).
+        while N2 > 0 and slab < k_last and min(slab + KC, k_last) <= k0 + rows:
+            end = min(slab + KC, k_last)
             slab_args[0], slab_args[1], slab_args[2] = s[4], s[2], s[5]   # x_next, W, out
             slab_args[ARRAYS], slab_args[ARRAYS + 1], slab_args[ARRAYS + 2] = N2, K, M
             slab_args[ARRAYS + 3], slab_args[ARRAYS + 4] = _TIMES_SLAB, slab
