@@ -5,8 +5,9 @@ import functools
 
 @functools.lru_cache(maxsize=None)
 def has_avx512():
-    """Whether the host CPU has AVX-512 (LLVM's view of it, as Numba compiles for): the
-    micro-kernels then use 64-byte vectors and the dense and conv products run in them.
+    """Whether the host CPU has AVX-512 (LLVM's view of it): ``fastnet.backend`` then lets
+    OpenMP's workers spin longer. (Whether the micro-kernels use 64-byte vectors depends on what
+    Numba compiles for, which ``NUMBA_CPU_NAME`` may narrow: ``_config.numba_compiles_avx512``.)
     False without llvmlite (no Numba: ``import fastnet`` still works, for the NumPy backend)."""
     try:
         import llvmlite.binding as llvm

@@ -33,7 +33,7 @@ Measured (prototype, float32, one thread, batch 128, C28->32 L28 K3 forward): 21
 against 110-125 GFLOP/s for OpenBLAS's sgemm on this machine's GEMM shapes and 107 GFLOP/s for
 PyTorch's oneDNN on one thread.
 
-Vectors are :data:`VECTOR_BYTES` wide: 64 bytes (AVX-512) where the host has it, else 32. Lanes
+Vectors are :data:`VECTOR_BYTES` wide: 64 bytes where Numba compiles for AVX-512, else 32. Lanes
 and rows past the valid counts are computed but never stored (masked stores), so the caller
 only has to keep every load inside its buffers.
 
@@ -45,11 +45,15 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._host import has_avx512
+from ._config import numba_compiles_avx512
 
-#: Bytes per vector register: 64 with AVX-512 (32 registers), else 32 (AVX2: 16 registers;
-#: the block shapes below then spill some accumulators, which costs speed, not correctness).
-VECTOR_BYTES = 64 if has_avx512() else 32
+#: Bytes per vector register: 64 where Numba compiles for AVX-512 (32 registers), else 32 (AVX2:
+#: 16 registers; the block shapes below then spill some accumulators, which costs speed, not
+#: correctness). What Numba compiles for, not what the host has: on an AVX-512 host told
+#: ``NUMBA_CPU_NAME=generic`` (portable caches), 64-byte blocks compiled for plain x86-64 made
+#: ``dense_blocked`` and ``conv1d_blocked`` take their products 40-80x slower than on AVX-512,
+#: 5-25x slower than the NumPy backend (an audit's finding); at 32 they go to BLAS and im2col.
+VECTOR_BYTES = 64 if numba_compiles_avx512() else 32
 
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
