@@ -40,7 +40,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._config import numba_compiles_avx512
 from ._microkernels import VECTOR_BYTES, _Vectors, _at, _data
 
 #: Range of ``s`` (besides 0) where the estimate and its Newton steps stay exact: no
@@ -48,8 +47,9 @@ from ._microkernels import VECTOR_BYTES, _Vectors, _at, _data
 _SAFE_LOW, _SAFE_HIGH = 2.0 ** -1000, 2.0 ** 1000
 
 
-#: Whether the float64 root comes from the estimate (else from the divider's ``sqrt``).
-ESTIMATE = VECTOR_BYTES == 64 and numba_compiles_avx512()
+#: Whether the float64 root comes from the estimate (else from the divider's ``sqrt``): where
+#: vectors are 64 bytes, which is where Numba compiles for AVX-512 (``_microkernels``).
+ESTIMATE = VECTOR_BYTES == 64
 
 
 def _sqrt_by_estimate(builder, vec, x, exact_sqrt):
