@@ -18,13 +18,14 @@ OpenMP spinning: importing fastnet sets ``GOMP_SPINCOUNT`` unless it or ``OMP_WA
 already set: how long GNU OpenMP workers (Numba's parallel kernels, and PyTorch's pool when
 torch shares the process) busy-wait after each parallel region before they sleep. Waking a
 sleeping worker costs ~20 us on this VM, a few times per training step; a spinning one takes a
-core from whatever runs next. Which costs more depends on where the products run
-(``kernels._host.has_avx512``):
+core from whatever runs next. Which costs more depends on where the products run: in Numba
+kernels where Numba compiles for AVX-512 (``kernels._host.numba_will_compile_avx512``: the host
+has it, and ``NUMBA_CPU_NAME=generic`` or the like does not take it away), else in BLAS:
 
 * ``30000`` (~0.25 ms of spinning: measured, a worker burns 0.25 ms of CPU after a parallel
-  kernel here) on AVX-512 hosts, where the dense and conv products are Numba kernels: a training
-  step is then a chain of parallel regions with short gaps, and the worker stays awake across
-  them. Measured against ``1000`` (per-step medians, one process per round, rounds
+  kernel here) where Numba compiles for AVX-512 and the dense and conv products are its kernels:
+  a training step is then a chain of parallel regions with short gaps, and the worker stays
+  awake across them. Measured against ``1000`` (per-step medians, one process per round, rounds
   interleaved): MLP at batch 20 float64 0.60 -> 0.53 ms, at batch 128 float32 0.89 -> 0.80 ms,
   the MNIST CNN 1.77 -> 1.69 ms, all at ``10000`` (with the CNN's branches in order, see
   ``kernels.numba_backend.scheduling``). The CNN's gaps are longer (its serial pooling and
@@ -65,11 +66,11 @@ import sys
 import threading
 import warnings
 
-from .kernels._host import has_avx512
+from .kernels._host import numba_will_compile_avx512
 
 _GOMP_SPINCOUNT_IS_OURS = not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ)
 if _GOMP_SPINCOUNT_IS_OURS:
-    os.environ["GOMP_SPINCOUNT"] = "30000" if has_avx512() else "1000"
+    os.environ["GOMP_SPINCOUNT"] = "30000" if numba_will_compile_avx512() else "1000"
 _NUMPY_CAME_FIRST = "numpy" in sys.modules
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 

@@ -174,8 +174,8 @@ def test_import_bounds_thread_spinning_but_keeps_user_settings():
            if k not in ("GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
-    from fastnet.kernels._host import has_avx512
-    assert out == ["30000" if has_avx512() else "1000", "4"]
+    from fastnet.kernels._host import numba_will_compile_avx512
+    assert out == ["30000" if numba_will_compile_avx512() else "1000", "4"]
     env.update(GOMP_SPINCOUNT="5", OPENBLAS_THREAD_TIMEOUT="20")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
@@ -186,6 +186,37 @@ def test_import_bounds_thread_spinning_but_keeps_user_settings():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "passive"},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["None"]
+
+
+_NUMBA_TARGET_VARIABLES = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_ENABLE_AVX")
+
+
+@pytest.mark.parametrize("target", [
+    {}, {"NUMBA_CPU_NAME": "generic"}, {"NUMBA_CPU_NAME": "Generic"},
+    {"NUMBA_CPU_FEATURES": "+avx2,+fma"}, {"NUMBA_CPU_FEATURES": ""},
+    {"NUMBA_ENABLE_AVX": "0"}, {"NUMBA_ENABLE_AVX": "no"}], ids=repr)
+def test_openmp_spinning_follows_what_numba_compiles_for(target):
+    """The spin count is chosen before Numba is imported, from the environment; it must match
+    what Numba then compiles for: under ``NUMBA_CPU_NAME=generic`` on an AVX-512 host the
+    products are BLAS GEMMs, which a worker spinning 30000 rounds would starve."""
+    from fastnet.kernels._host import has_avx512
+    code = ("import os, fastnet; from fastnet.kernels._host import numba_will_compile_avx512; "
+            "from fastnet.kernels.numba_backend._config import numba_compiles_avx512; "
+            "print(os.environ['GOMP_SPINCOUNT'], numba_will_compile_avx512(), "
+            "numba_compiles_avx512())")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY") + _NUMBA_TARGET_VARIABLES}
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, env={**env, **target}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    spin, predicted, compiled = out.stdout.split()
+    assert predicted == compiled
+    assert spin == ("30000" if compiled == "True" else "1000")
+    if target and "avx512f" not in target.get("NUMBA_CPU_FEATURES", "") \
+            and target.get("NUMBA_ENABLE_AVX") != "no":
+        assert compiled == "False"
+    else:
+        assert compiled == str(has_avx512())
 
 
 def test_fastnet_imports_and_runs_numpy_without_llvmlite():
