@@ -181,14 +181,20 @@ def backward_through(layers, dout, need_dx=True):
     wanted = [need_dx]                 # wanted[i]: is the gradient at layer i's input needed?
     for layer in layers[:-1]:
         wanted.append(wanted[-1] or has_params(layer))
-    for layer, want in zip(reversed(layers), reversed(wanted)):
+    for i in reversed(range(len(layers))):
+        layer, want = layers[i], wanted[i]
         if not want and not has_params(layer):
             return None
-        if want or not (hasattr(layer, "_backward")
-                        and getattr(type(layer).backward, "input_grad_optional", False)):
-            dout = layer.backward(dout)
-        else:
-            dout = layer._backward(dout, False)
+        try:
+            if want or not (hasattr(layer, "_backward")
+                            and getattr(type(layer).backward, "input_grad_optional", False)):
+                dout = layer.backward(dout)
+            else:
+                dout = layer._backward(dout, False)
+        except (ValueError, TypeError) as err:      # say which layer (and its update) failed
+            first_line = repr(layer).split("\n")[0]
+            raise check.with_context(err, f"layer {i} {first_line} failed in backward: "
+                                          f"{err}") from err
     return dout if need_dx else None
 
 

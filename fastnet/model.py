@@ -410,9 +410,13 @@ class Sequential(_Container):
 
     def _step(self):
         # A layer with its own optimizer was updated during backward already.
-        for _, layer, opt in self.leaf_optimizers():
+        for key, layer, opt in self.leaf_optimizers():
             if opt is not None and getattr(layer, "optimizer", None) is None and _params(layer):
-                opt.update(layer)
+                try:
+                    opt.update(layer)
+                except (ValueError, TypeError) as err:
+                    raise check.with_context(err, f"layer {key.rstrip('.')} {short(layer)}: "
+                                                  f"{err}") from err
 
     # --- checks done before training ------------------------------------------------------
 
@@ -708,31 +712,36 @@ class Sequential(_Container):
                                      self.loss)
             if augment is not None:
                 xb = augmented(augment, xb, rng)
-            with passes():
-                out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
+            where = f"epoch {epoch + 1}, batch {b + 1} (of {len(batches)})"
             try:
+                with passes():
+                    out = chain.forward(xb) if chain else self._forward_for_loss(xb, tail)
+                # A BCE input that left [0, 1], or a parameter that a callback replaced by a
+                # bad one (the passes and updates check them): say when.
                 loss = loss_fn.forward(out, yb)
-            except ValueError as err:    # a BCE input that left [0, 1]: say when, as below
-                raise ValueError(f"training stopped at epoch {epoch + 1}, batch {b + 1} (of "
-                                 f"{len(batches)}): {err}") from err
+            except (ValueError, TypeError) as err:
+                raise check.with_context(err, f"training stopped at {where}: {err}") from err
             if not math.isfinite(loss):
                 raise FloatingPointError(
-                    f"training diverged at epoch {epoch + 1}, batch {b + 1} (of {len(batches)}): "
-                    f"loss is {loss}; lower the learning rate, or check the data and the "
-                    f"initialization")
+                    f"training diverged at {where}: loss is {loss}; lower the learning rate, or "
+                    f"check the data and the initialization")
             dout = loss_fn.backward()            # outside the trusted passes: it checks its own
-            if chain:
-                chain.backward(dout, keep_gradients or b == len(batches) - 1,
-                               None if following is None else following[0])
-            else:
-                with passes():
-                    self._backward_from_loss(dout, tail)
-                step()
-                if b == 0 and touches_only_the_batch(augment) and not per_batch(callbacks):
-                    chain = dense_chain(self, tail)
-                    if not chain and trusted_passes(self):
-                        passes = _trusted.steps
-                        step = unchecked_updates(self) or step
+            try:
+                if chain:
+                    chain.backward(dout, keep_gradients or b == len(batches) - 1,
+                                   None if following is None else following[0])
+                else:
+                    with passes():
+                        self._backward_from_loss(dout, tail)
+                    step()
+            except (ValueError, TypeError) as err:
+                raise check.with_context(err, f"training stopped at {where}: {err}") from err
+            # After the first step, checked throughout, the later ones may skip the checks.
+            if b == 0 and touches_only_the_batch(augment) and not per_batch(callbacks):
+                chain = dense_chain(self, tail)
+                if not chain and trusted_passes(self):
+                    passes = _trusted.steps
+                    step = unchecked_updates(self) or step
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             call_hook(callbacks, "on_batch_end", b, loss, len(xb))

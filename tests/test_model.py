@@ -1456,3 +1456,31 @@ def test_a_loss_input_that_leaves_its_range_says_when():
                                          r"binary_cross_entropy: p must hold probabilities"):
         model.fit(X, (rng.random((64, 1)) > 0.5).astype(float), epochs=1, batch_size=8,
                   shuffle=False)
+
+
+@pytest.mark.parametrize("owner", ["model", "layer"])
+def test_a_parameter_that_a_callback_spoils_is_named_with_its_layer_epoch_and_batch(owner):
+    """A callback that leaves a weight Fortran-ordered (it can no longer be updated in place)
+    stops fit with an error that says when and where: epoch, batch, layer, parameter; whether
+    the model's optimizer updates the layer or the layer's own does, inside its backward."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 6)), rng.integers(0, 3, 40)
+    if owner == "model":
+        clf = Classifier([FC(6, 5, dtype=F64), ReLU(), FC(5, 3, dtype=F64)],
+                         optimizer=AdaGrad(0.1))
+    else:
+        clf = Classifier([FC(6, 5, HeInitializer(), AdaGrad(0.1), "relu", dtype=F64),
+                          FC(5, 3, HeInitializer(), AdaGrad(0.1), dtype=F64)])
+
+    class Spoil(Callback):
+        def on_batch_end(self, batch, loss, n_samples):
+            if batch == 1:
+                clf.layers[-1].W = np.asfortranarray(clf.layers[-1].W)
+
+    last = len(clf.layers) - 1
+    where = (rf"layer {last} FC\(5, 3\): " if owner == "model" else
+             rf"layer {last} FC\(5, 3.*\) failed in backward: ")
+    with pytest.raises(ValueError, match=r"training stopped at epoch 1, batch 3 \(of 5\): "
+                                         + where + r"AdaGrad.update, parameter 'W': .*"
+                                         r"param \(shape \(5, 3\)\) must be C-contiguous"):
+        clf.fit(X, y, epochs=1, batch_size=8, callbacks=[Spoil()])
