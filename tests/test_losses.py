@@ -284,6 +284,17 @@ def test_a_float32_mean_whose_sum_overflows_is_finite_on_both_backends(backend):
     assert F.softmax_cross_entropy(logits, one_hot) == pytest.approx(2e38, rel=1e-6)
 
 
+@pytest.mark.parametrize("n", [1000, 100_000])         # the serial and the parallel sum
+def test_a_float32_mean_of_one_square_beyond_float32_is_finite_on_both_backends(backend, n):
+    """One difference of 1e20 squares to 1e40, beyond float32, but the mean is 1e37 (or 1e35):
+    the Numba backend squared in float32 and gave inf."""
+    y = np.zeros(n, np.float32)
+    y[n // 3] = 1e20
+    assert F.mse(y, np.zeros(n, np.float32)) == pytest.approx(1e40 / n, rel=1e-6)
+    y[n // 3] = -3e38                   # the difference itself overflows: inf, as in NumPy
+    assert F.mse(y, np.full(n, 3e38, np.float32)) == np.inf
+
+
 def test_loss_objects_take_a_list_output_as_the_functional_api_does(backend):
     """``[1, 2]`` is int64 to NumPy: the target was cast to int64 (1.5 became 1) and the error
     then named the target."""

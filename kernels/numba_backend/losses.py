@@ -214,7 +214,9 @@ def _n_chunks(size):
 def _sq_err_range(y, t, lo, hi):
     acc = 0.0
     for i in range(lo, hi):
-        d = y[i] - t[i]
+        # Squared in float64, as NumPy's: a float32 square overflows from |d| ~ 1.8e19, where
+        # the mean of many can still be finite.
+        d = np.float64(y[i] - t[i])
         acc += d * d
     return acc
 
