@@ -97,6 +97,39 @@ def test_large_finite_gradients_step_where_their_squares_overflow(backend, dtype
     assert np.isfinite(h).all()
 
 
+@pytest.mark.parametrize("size", [1000, 1 << 17])         # the serial and the parallel loop
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_and_momentum_round_each_product_as_numpy_does(backend, dtype, size, nesterov):
+    """Each product is rounded before it is added, as the written rule (and NumPy, PyTorch)
+    does: the results equal the rule's in the dtype bit for bit. Fused into an FMA (the Numba
+    backend's, once), the last bits differed, and an overflowing ``lr * g`` left a parameter
+    at inf where the rule gives ``inf - inf = NaN``."""
+    p, g = arrays(dtype, (size,), seed=1)
+    v = arrays(dtype, (size,), seed=2)[0]
+    lr, mu = dtype(0.1), dtype(0.9)
+    want_p = p - lr * g
+    F.sgd_update_(p, g, 0.1)
+    np.testing.assert_array_equal(p, want_p)
+    want_v = mu * v + g
+    want_p = p - lr * ((g + mu * want_v) if nesterov else want_v)
+    F.momentum_update_(p, g, v, 0.1, 0.9, nesterov)
+    np.testing.assert_array_equal(v, want_v)
+    np.testing.assert_array_equal(p, want_p)
+    # lr * g overflows: inf - inf is NaN, and a finite parameter goes to -inf.
+    big = 1e30 if dtype == np.float32 else 1e300
+    p = np.array([np.inf, -np.inf, 1.0], dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        F.sgd_update_(p, np.array([1e10, -1e10, 1e10], dtype), big)
+    np.testing.assert_array_equal(p, [np.nan, np.nan, -np.inf])
+    # mu * v overflows: v goes to inf, as the rule's.
+    huge = np.finfo(dtype).max
+    v = np.array([huge, 3.0], dtype)
+    p = np.zeros(2, dtype)
+    with np.errstate(over="ignore"):
+        F.momentum_update_(p, np.array([-huge, 0.0], dtype), v, 0.5, 2.0, False)
+    np.testing.assert_array_equal(v, [np.inf, 6.0])
+
+
 def test_updates_are_in_place_through_views_of_a_dict(backend, dtype):
     params = {"W": np.ones((4, 3), dtype)}
     held = params["W"]

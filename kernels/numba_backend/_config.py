@@ -11,6 +11,12 @@ FASTMATH_ORDERED
     ``(1 - beta2) * g * g`` must scale before it squares (see ``optimizers``). LLVM keeps
     fast-math flags per instruction, so a small function compiled with these keeps its order
     when inlined into a ``FASTMATH`` kernel.
+FASTMATH_UNFUSED
+    ``FASTMATH_ORDERED`` without ``contract``, for SGD and momentum, whose ``p - lr * g`` and
+    ``mu * v + g`` must round the product before they add, as NumPy and PyTorch do: fused into
+    one FMA, ``lr * g`` never overflowed, so a parameter at inf stayed inf where NumPy's
+    ``inf - inf`` gives NaN (an audit's finding), and the last bit differed from NumPy's. The
+    updates are memory-bound: the FMA saved nothing.
 CACHE
     ``cache=True``: compiled machine code is written next to the source (or to ``NUMBA_CACHE_DIR``)
     so a second process loads it instead of recompiling. Parallel kernels are cached too; the test
@@ -84,6 +90,7 @@ def numba_compiles_avx512():
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 FASTMATH_ORDERED = FASTMATH - {"reassoc"}
+FASTMATH_UNFUSED = FASTMATH_ORDERED - {"contract"}
 CACHE = _cache_available()
 ERROR_MODEL = "numpy"
 PARALLEL_MIN_SIZE = 1 << 16
@@ -100,3 +107,5 @@ jit_parallel = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH,
                                  error_model=ERROR_MODEL, nogil=True, parallel=True)
 #: ``jit_parallel`` for kernels whose arithmetic must stay in the written order.
 jit_parallel_ordered = functools.partial(jit_parallel, fastmath=FASTMATH_ORDERED)
+#: ``jit_parallel`` for kernels whose products must round before they add (no FMA).
+jit_parallel_unfused = functools.partial(jit_parallel, fastmath=FASTMATH_UNFUSED)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import config, prange
 
-from ._config import PARALLEL_MIN_SIZE, jit_ordered, jit_parallel_ordered
+from ._config import PARALLEL_MIN_SIZE, jit_ordered, jit_parallel_ordered, jit_parallel_unfused
 from ._microkernels import VECTOR_BYTES
 from ._root_step import ESTIMATE, adagrad_step, adam_step, rmsprop_step
 
@@ -32,10 +32,11 @@ from ._root_step import ESTIMATE, adagrad_step, adam_step, rmsprop_step
 # squares, so all three overflow at the same gradients. Reassociated, ``g * g`` came first and
 # overflowed for float32 gradients from ~1.8e19, where NumPy's step stays finite: v became inf
 # and the parameter silently did not move. Nothing here is a reduction, so the loops vectorise
-# without reassociation.
+# without reassociation. SGD and momentum also keep their products apart from the additions
+# (``jit_parallel_unfused``): the same results as NumPy's, bit for bit, overflow included.
 
 
-@jit_parallel_ordered
+@jit_parallel_unfused
 def _sgd(p, g, lr):
     lr = p.dtype.type(lr)          # a Python float, rounded once to the parameter's dtype
     n = p.size
@@ -47,7 +48,7 @@ def _sgd(p, g, lr):
             p[i] -= lr * g[i]
 
 
-@jit_parallel_ordered
+@jit_parallel_unfused
 def _momentum(p, g, v, lr, mu, nesterov, tiny):
     to_p = p.dtype.type
     lr, mu, tiny, zero = to_p(lr), to_p(mu), to_p(tiny), to_p(0)
