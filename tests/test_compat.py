@@ -681,6 +681,23 @@ def test_xor_demo_learns(capsys):
     assert nn.losses[-1] < 1e-3
 
 
+@pytest.mark.parametrize("bad", ["X", "y"])
+def test_neural_network_train_names_a_nan_in_the_data_not_the_learning_rate(bad):
+    """A NaN in the data made the first loss NaN, reported as divergence ("lower the learning
+    rate"); it is the data's fault, and the error says so before anything trains."""
+    np.random.seed(1)
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    y = np.array([[0], [1], [1], [0]], dtype=float)
+    (X if bad == "X" else y)[2, 0] = np.nan
+    nn = compat.NeuralNetwork([compat.Linear(2, 4), compat.Sigmoid(), compat.Linear(4, 1)],
+                              loss="mse", learning_rate=0.4)
+    before = nn.layers[0].weights.copy()
+    with pytest.raises(ValueError, match=rf"NeuralNetwork.train: {bad} contains NaN or inf "
+                                         r"\(first in row 2\)"):
+        nn.train(X, y, epochs=3)
+    np.testing.assert_array_equal(nn.layers[0].weights, before)
+
+
 def test_linear_updates_with_sgd_and_returns_the_error_for_the_old_weights():
     np.random.seed(0)
     expected = np.random.randn(3, 2) * np.sqrt(1 / 3)

@@ -98,6 +98,7 @@ from .._serialize import register
 from ..data import GetMiniBatch, numerical_gradient, one_hot
 from .. import initializers as _init
 from ..losses import SoftmaxCrossEntropy
+from .._model_checks import check_finite
 from ..model import INFERENCE_BATCH, Classifier, _labels, check_pass_through
 
 __all__ = [
@@ -999,6 +1000,10 @@ class NeuralNetwork:
 
     def train(self, X, y, epochs):
         epochs = check.integer("NeuralNetwork.train", "epochs", epochs, low=0)
+        for name, data in (("X", X), ("y", y)):   # else a NaN in the data reads as divergence
+            data = np.asarray(data)
+            if data.dtype.kind == "f" and data.ndim:
+                check_finite("NeuralNetwork.train", name, data, None)
         for epoch in range(epochs):
             output = self.forward(X)
             loss = self.loss_func(y, output)
