@@ -91,7 +91,8 @@ def _openblas_workers_sleep():
     its workers; the next multi-threaded call starts them again with the new timeout and the
     same thread count. Runs once, at import. Stopping the workers under a GEMM running on another
     thread deadlocks both threads, so it is skipped when another thread that may call BLAS is
-    alive (see :func:`_other_threads_may_use_blas`); the workers then keep OpenBLAS's default
+    alive (see :func:`_other_threads_may_use_blas`, and on Linux, for threads that Python's
+    ``threading`` does not list, :func:`_threads_unknown_to_python`); the workers then keep OpenBLAS's default
     spinning unless ``OPENBLAS_THREAD_TIMEOUT`` was exported before Python started. A BLAS
     without these functions (MKL, Accelerate) is left alone.
     """
@@ -102,21 +103,55 @@ def _openblas_workers_sleep():
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
     except Exception:                  # threadpoolctl cannot inspect this process: leave it
         return
+    restarts = []
+    workers = 0
     for lib in libs:
         try:
             handle = ctypes.CDLL(lib.filepath)
             timeout, read_env, shutdown = (handle.openblas_thread_timeout,
                                            handle.openblas_read_env, handle.blas_thread_shutdown_)
-        except (OSError, AttributeError):
+            # The threads its server started, this one included: it never stops one when
+            # the count is lowered, only at a shutdown.
+            workers += ctypes.c_int.in_dll(handle, "blas_num_threads").value - 1
+        except (OSError, AttributeError, ValueError):
             continue
         if timeout() == 0:             # loaded without the variable
-            read_env()
-            shutdown()
+            restarts.append((read_env, shutdown))
+    if restarts and _threads_unknown_to_python(workers):
+        return
+    for read_env, shutdown in restarts:
+        read_env()
+        shutdown()
 
 
 #: Modules whose threads never call BLAS: a Jupyter kernel's own (heartbeat, I/O, control,
 #: history) and tqdm's monitor. Any other thread alive at import might be inside a GEMM.
 _BLAS_FREE_THREAD_MODULES = ("ipykernel", "IPython", "zmq", "jupyter_client", "tornado", "tqdm")
+
+
+#: Native threads known never to call BLAS, by the start of their OS name: ZeroMQ's I/O
+#: threads (a Jupyter kernel's).
+_BLAS_FREE_NATIVE_THREADS = ("ZMQbg",)
+
+
+def _threads_unknown_to_python(blas_workers):
+    """Whether the process has OS threads beyond Python's ``threading`` ones and OpenBLAS's
+    ``blas_workers``, other than :data:`_BLAS_FREE_NATIVE_THREADS` (Linux; elsewhere False, as
+    it cannot tell). A thread that ``threading`` does not list (one from
+    ``_thread.start_new_thread``, or a C extension's) might be inside a GEMM: stopping the
+    OpenBLAS workers under it hung ``import fastnet`` for good (an audit's finding)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    native = 0
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                native += f.read().startswith(_BLAS_FREE_NATIVE_THREADS)
+        except OSError:                # the thread has just ended
+            native += 1
+    return len(tasks) - native > len(threading.enumerate()) + blas_workers
 
 
 def _other_threads_may_use_blas(threads=None):

@@ -306,6 +306,36 @@ def test_import_while_another_thread_runs_gemms_returns():
     assert out.returncode == 0 and out.stdout.strip() == "returned", out.stderr
 
 
+_IMPORT_BESIDE_A_RAW_GEMM = """
+import _thread, time
+import numpy as np
+a = np.random.default_rng(0).standard_normal((600, 600))
+state = {"stop": False, "done": False}
+def products():
+    while not state["stop"]:
+        a @ a
+    state["done"] = True
+_thread.start_new_thread(products, ())     # a thread that threading.enumerate() does not list
+time.sleep(0.3)
+import fastnet
+state["stop"] = True
+while not state["done"]:
+    time.sleep(0.01)
+print("returned")
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_import_while_a_thread_unknown_to_threading_runs_gemms_returns():
+    """A thread from ``_thread.start_new_thread`` (or a C extension) is not in
+    ``threading.enumerate()``: the restart went ahead under its GEMM and the import hung, 3 of
+    3 runs (an audit's finding). The OS's list of the process's threads now counts too."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", _IMPORT_BESIDE_A_RAW_GEMM], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "returned", out.stderr
+
+
 def test_jupyter_kernel_threads_do_not_block_the_blas_restart():
     def heartbeat():
         pass
