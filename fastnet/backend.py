@@ -92,9 +92,9 @@ def _openblas_workers_sleep():
     same thread count. Runs once, at import. Stopping the workers under a GEMM running on another
     thread deadlocks both threads, so it is skipped when another thread that may call BLAS is
     alive (see :func:`_other_threads_may_use_blas`, and on Linux, for threads that Python's
-    ``threading`` does not list, :func:`_threads_unknown_to_python`); the workers then keep OpenBLAS's default
-    spinning unless ``OPENBLAS_THREAD_TIMEOUT`` was exported before Python started. A BLAS
-    without these functions (MKL, Accelerate) is left alone.
+    ``threading`` does not list, :func:`_threads_unknown_to_python`); the workers then keep
+    OpenBLAS's default spinning unless ``OPENBLAS_THREAD_TIMEOUT`` was exported before Python
+    started. A BLAS without these functions (MKL, Accelerate) is left alone.
     """
     if _other_threads_may_use_blas():
         return
