@@ -123,6 +123,39 @@ def test_the_result_check_catches_results_that_are_wrong_but_small(start):
             check(got, want)
 
 
+def test_the_elementwise_check_sees_small_elements_and_every_check_the_dtype():
+    """Audit findings: at a floor of 1e-4 of the largest element, a float32 softmax whose small
+    probabilities were 30 % off passed, and a float32 case returning float64 passed."""
+    rng = np.random.default_rng(0)
+    probs = np.exp(3 * rng.standard_normal((64, 100))).astype(np.float32)
+    probs /= probs.sum(axis=1, keepdims=True)
+    check = C._elementwise_check(np.float32)
+    check(probs.copy(), probs)
+    check(probs * np.float32(1 + 2e-5), probs)                     # rounding: passes
+    small = probs < 1e-4 * probs.max()
+    assert small.mean() > 0.2
+    with pytest.raises(AssertionError, match="elements differ"):
+        check(np.where(small, probs * np.float32(1.3), probs), probs)
+    for plain in (check, C._allclose(C._tol(np.float32))):
+        with pytest.raises(AssertionError, match="dtype float64, the reference's float32"):
+            plain(probs.astype(np.float64), probs)
+
+
+def test_the_update_check_compares_the_state_and_allows_each_elements_own_rounding():
+    """Audit findings: an update check that saw only the parameter passed a kernel that never
+    wrote its state, and one rounding allowance from the largest start passed Adam's update
+    0.1 % off in float32."""
+    (case,) = [c for c in C.optimizer_cases(((300,),), (np.float32,)) if c.op == "adam"]
+    want = case.make("numpy")()
+    p0, _, (m0, v0) = C._update_state("adam", (300,), np.float32)
+    case.check(tuple(a.copy() for a in want), want)
+    with pytest.raises(AssertionError, match="elements differ"):
+        case.check((want[0], m0, v0), want)                       # the state never written
+    step = want[0].astype(np.float64) - p0
+    with pytest.raises(AssertionError, match="elements differ"):
+        case.check(((p0 + step * 1.001).astype(np.float32), *want[1:]), want)
+
+
 def test_the_result_check_compares_every_output_of_fastnets_members():
     """One array against a reference of two was compared with the first alone: a member that
     dropped an output passed (an audit's finding). Only a PyTorch tensor, its loss without
@@ -137,17 +170,25 @@ def test_the_result_check_compares_every_output_of_fastnets_members():
 
 
 def test_the_epoch_check_catches_training_that_did_nothing(monkeypatch):
-    start = np.ones((4, 3))
-    layer = type("L", (), {"W": start})
-    monkeypatch.setattr(epochs, "_recipe_model",
-                        lambda recipe, dtype: type("M", (), {"layers": [layer]}))
+    """Every parameter is compared, each against its own move (an audit: the last weight
+    matrix alone passed a CNN whose convolutions never trained), and float64 members closely
+    (a loss gradient 0.1 % off passed at the float32 allowance)."""
+    starts = [np.ones((4, 3)), np.zeros(3)]
+    monkeypatch.setattr(epochs, "_recipe_model", lambda recipe, dtype: type(
+        "M", (), {"params": {"0.W": starts[0], "0.b": starts[1]}}))
     check = epochs._same_training("mlp", np.float64)
-    trained = start + np.arange(12.0).reshape(4, 3) / 10
-    check(trained + 1e-3, trained)                      # off by a little of the move: passes
-    with pytest.raises(AssertionError, match="differ from the baseline's"):
-        check(start, trained)                           # no update at all
+    trained = [starts[0] + np.arange(12.0).reshape(4, 3) / 10, starts[1] + [0.1, -0.2, 0.3]]
+    check([trained[0] + 1e-9, trained[1] - 1e-9], trained)          # rounding: passes
+    as32 = [a.astype(np.float32) for a in trained]
+    check([as32[0] + 1e-3, as32[1]], trained)   # a float32 member, off by a little: passes
+    with pytest.raises(AssertionError, match=r"parameter 1 \(3,\): differs"):
+        check([trained[0], starts[1]], trained)                     # one array never trained
+    with pytest.raises(AssertionError, match=r"parameter 0 \(4, 3\): differs"):
+        check([starts[0] + (trained[0] - starts[0]) * 1.001, trained[1]], trained)
     with pytest.raises(AssertionError, match="did not move"):
-        check(start, start)
+        check(starts, starts)
+    with pytest.raises(AssertionError, match="1 parameter arrays, the baseline has 2"):
+        check(trained[:1], trained)
 
 
 def test_measure_times_every_member_and_checks_its_result():
@@ -331,6 +372,7 @@ def test_the_epoch_ids_do_not_match_k_torch():
     from fastnet.benchmarking.pytest_support import case_ids
     ids = case_ids(list(epochs.epoch_cases(quick=True)))
     assert len(set(ids)) == len(ids) and not [i for i in ids if "torch" in i.lower()]
+    assert [i for i in ids if "(a)" in i][0].endswith("float64-(PT-float32)")
 
 
 def test_start_up_is_the_median_of_rounds_each_with_its_own_empty_cache(monkeypatch):
@@ -450,9 +492,13 @@ def test_pytorchs_update_is_its_kernel_called_directly_and_does_fastnets_step(fu
     for case in C.optimizer_cases(((5, 4),), (np.float32, np.float64)):
         updates = {member: case.make(member) for member in ("numba", "torch")}
         for _ in range(3):
-            got = {member: np.array(update(), copy=True) for member, update in updates.items()}
+            got = {member: [C.to_numpy(a).copy() for a in update()]
+                   for member, update in updates.items()}
         if case.op == "adam" and not fused:
-            continue    # torch.optim.Adam counts its steps; fastnet's member stays at step 1
-        np.testing.assert_allclose(got["torch"], got["numba"], rtol=1e-5, atol=1e-6)
+            continue    # torch.optim.Adam counts its steps; fastnet's member stays at step 5
+        assert len(got["torch"]) == len(got["numba"]) == {"sgd": 1, "adagrad": 2, "adam": 3}[
+            case.op]                                     # the parameter and the state
+        for t, n in zip(got["torch"], got["numba"]):
+            np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-6)
     if fused:
         assert all(hasattr(torch, f"_fused_{name}_") for name in ("adagrad", "adam"))

@@ -55,40 +55,64 @@ def to_numpy(a):
     return a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
-def _allclose(tol, start=None):
-    """A check that each result array matches the reference's to ``tol``, relative to the
-    element and to the largest reference element (an absolute tolerance of its own would pass a
-    wrong result whose values are all small, e.g. an all-zero gradient of 1024 x 1000 logits).
-    With ``start`` (an in-place update's array before the update), the changes from ``start``
-    are compared instead: an update is small beside the parameter it changes, so comparing the
-    parameters would pass an update that did nothing. The parameters' own rounding (a few ulps
-    of ``start``) is allowed on top.
+def _allclose(tol, start=None, floor=None):
+    """A check that each result array matches the reference's: of the same dtype, and to
+    ``tol`` relative to the element plus ``floor`` (default ``tol``) relative to the largest
+    reference element. (An absolute tolerance of its own would pass a wrong result whose values
+    are all small, e.g. an all-zero gradient of 1024 x 1000 logits.) Element-wise results,
+    whose elements carry their own relative error, take a ``floor`` well below ``tol``: at
+    ``tol`` a float32 softmax of 1024 x 1000 went unchecked below 1e-4 of its largest value,
+    three quarters of it (an audit's finding).
+
+    With ``start`` (an in-place update's arrays before the update, one per result), the changes
+    from ``start`` are compared instead: an update is small beside the parameter it changes, so
+    comparing the parameters would pass an update that did nothing. Each element's own rounding
+    (4 ulps of its start) is allowed on top.
 
     A PyTorch tensor where the reference returns several arrays (PyTorch's loss, without the
     probabilities that fastnet's forward also returns, for its backward) is compared with the
     first; fastnet's members return ndarrays, all of them, and all are compared (any one
     array was once compared with the first alone, so a member that dropped an output passed;
     an audit's finding)."""
+    floor = tol if floor is None else floor
+
     def check(got, want):
         want = want if isinstance(want, (tuple, list)) else (want,)
         got = got if isinstance(got, (tuple, list)) else (got,)
         if len(got) == 1 and not isinstance(got[0], np.ndarray):
             want = want[:1]
         assert len(got) == len(want), f"{len(got)} results, the reference has {len(want)}"
-        for g, w in zip(got, want):
+        starts = (start,) if isinstance(start, np.ndarray) else start or (None,) * len(want)
+        for g, w, s in zip(got, want, starts):
             g, w = to_numpy(g), to_numpy(w)
+            assert g.dtype == w.dtype, f"result of dtype {g.dtype}, the reference's {w.dtype}"
             rounding = 0.0
-            if start is not None:
-                rounding = 4 * float(np.finfo(w.dtype).eps * np.max(np.abs(start)))
-                g, w = g.astype(np.float64) - start, w.astype(np.float64) - start
+            if s is not None and w.dtype.kind == "f":
+                rounding = 4 * np.finfo(w.dtype).eps * np.abs(s)
             g, w = g.astype(np.float64), w.astype(np.float64)
+            if s is not None:
+                g, w = g - s, w - s
             scale = float(np.max(np.abs(w))) if w.size else 0.0
-            np.testing.assert_allclose(g, w, rtol=tol, atol=tol * scale + rounding)
+            # Equal (NaN included), or within rtol of the element, or within the floor.
+            bad = ~(np.isclose(g, w, rtol=tol, atol=0, equal_nan=True)
+                    | (np.abs(g - w) <= floor * scale + rounding))
+            assert not bad.any(), (
+                f"{int(bad.sum())} of {w.size} elements differ from the reference beyond "
+                f"rtol {tol:g} (+ {floor:g} of its largest, {scale:.3g}): the first at "
+                f"{np.unravel_index(np.argmax(bad), w.shape)}, {g[bad][0]!r} against "
+                f"{w[bad][0]!r}")
     return check
 
 
 def _tol(dtype):
     return 1e-4 if dtype == np.float32 else 1e-9
+
+
+def _elementwise_check(dtype):
+    """The check of an element-wise result (activations, softmax, the loss's probabilities
+    and gradient): each element to ``_tol`` of itself, with a floor of 1 % of that relative to
+    the largest element (for the cancellation in, say, tanh's ``1 - y*y`` near 1)."""
+    return _allclose(_tol(dtype), floor=_tol(dtype) / 100)
 
 
 # --- activations ---------------------------------------------------------------------------
@@ -110,7 +134,7 @@ def activation_cases(sizes=None, dtypes=(np.float32, np.float64)):
                 for direction in ("forward", "backward"):
                     yield Case("activations", op, f"({n},)", np.dtype(dtype).name, direction,
                                size, _activation_maker(op, direction, x, dout),
-                               _allclose(_tol(dtype)))
+                               _elementwise_check(dtype))
     for size in sizes:
         shape = SOFTMAX_SHAPES[size]
         for dtype in dtypes:
@@ -118,7 +142,7 @@ def activation_cases(sizes=None, dtypes=(np.float32, np.float64)):
             dout = _rng().standard_normal(shape).astype(dtype)
             for direction in ("forward", "backward"):
                 yield Case("activations", "softmax", str(shape), np.dtype(dtype).name, direction,
-                           size, _softmax_maker(direction, x, dout), _allclose(_tol(dtype)))
+                           size, _softmax_maker(direction, x, dout), _elementwise_check(dtype))
 
 
 def _activation_maker(op, direction, x, dout):
@@ -178,7 +202,7 @@ def loss_cases(shapes=((20, 10), (128, 10), (1024, 1000)), dtypes=(np.float32, n
             for direction in ("forward", "backward"):
                 yield Case("losses", "softmax_cross_entropy", f"({N}, {C})",
                            np.dtype(dtype).name, direction, size,
-                           _sce_maker(direction, logits, labels), _allclose(_tol(dtype)))
+                           _sce_maker(direction, logits, labels), _elementwise_check(dtype))
 
 
 def _sce_maker(direction, logits, labels):
@@ -205,66 +229,85 @@ def _sce_maker(direction, logits, labels):
 
 # --- optimizer updates -----------------------------------------------------------------------
 
+#: Adam's step count in the optimizer cases: past the first, whose update is about
+#: ``lr * sign(g)`` whatever the state.
+ADAM_STEP = 5
+
+
 def optimizer_cases(shapes=((400,), (784, 400), (2000, 1000)), dtypes=(np.float32, np.float64)):
     for shape in shapes:
         n = int(np.prod(shape))
         size = "small" if n < 10_000 else "mnist" if n < 1_000_000 else "large"
         for name in ("sgd", "adagrad", "adam"):
             for dtype in dtypes:
-                start = _update_state(shape, dtype)[0].astype(np.float64)
+                p, _, state = _update_state(name, shape, dtype)
+                start = tuple(a.astype(np.float64) for a in (p, *state))
                 yield Case("optimizers", name, str(shape), np.dtype(dtype).name, "update", size,
                            _update_maker(name, shape, dtype), _allclose(_tol(dtype), start))
 
 
-def _update_state(shape, dtype):
+def _update_state(name, shape, dtype):
+    """Parameter, gradient and the optimizer's state (AdaGrad's ``h``, Adam's ``m`` and
+    ``v``), the state not zero: from zero, a first update is about ``lr * sign(g)`` whatever
+    the kernel does with it, and a kernel that never wrote its state passed (an audit's
+    finding). Each case's result is the parameter and the state, all compared."""
     rng = _rng()
     p = rng.standard_normal(shape).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
-    return p, g
+    state = {"sgd": (),
+             "adagrad": (rng.random(shape) + 0.5,),
+             "adam": (0.1 * rng.standard_normal(shape), 0.01 * (rng.random(shape) + 0.1))}[name]
+    return p, g, tuple(a.astype(dtype) for a in state)
 
 
-def _torch_update(torch, name, tp, tg):
+def _torch_update(torch, name, tp, tg, state):
     """PyTorch's update of one tensor as its fastest CPU kernel does it, called directly, as
     fastnet's member calls its function: AdaGrad's and Adam's fused kernels (those of
     ``fused=True``, 2.3-2.6x faster than the default loop at (784, 400)) and SGD's ``add_``
     (what ``SGD(foreach=False)`` runs). Not ``optimizer.step()``: its Python bookkeeping costs
     ~20 us a call (Adam ~25-70 us), which training shares among all the parameters but which
     fell here on one update (an audit: the (400,) rows read 4.7-6.4x PyTorch, almost all of it
-    that cost). The step count stays 1, as fastnet's member's. A PyTorch without the private
-    fused ops gets its optimizer's ``step``."""
+    that cost). Adam's step count stays :data:`ADAM_STEP`, as fastnet's member's. A PyTorch
+    without the private fused ops gets its optimizer's ``step``, its state set to ``state``
+    (and Adam's count then goes on from there)."""
     if name == "sgd":
         return lambda: tp.add_(tg, alpha=-0.01)
-    zeros = [torch.zeros_like(tp) for _ in range(2)]         # the state: h, or m and v
-    step = torch.ones((), dtype=tp.dtype)
+    step = torch.full((), float(ADAM_STEP if name == "adam" else 1), dtype=tp.dtype)
     fused = getattr(torch, f"_fused_{name}_", None)
     if name == "adagrad" and fused is not None:
-        return lambda: fused([tp], [tg], zeros[:1], [step], lr=0.01, lr_decay=0.0,
+        return lambda: fused([tp], [tg], list(state), [step], lr=0.01, lr_decay=0.0,
                              weight_decay=0.0, eps=1e-7, maximize=False)
     if name == "adam" and fused is not None:
-        return lambda: fused([tp], [tg], zeros[:1], zeros[1:], [], [step], amsgrad=False,
+        return lambda: fused([tp], [tg], state[:1], state[1:], [], [step], amsgrad=False,
                              lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
                              maximize=False)
     tp.grad = tg
-    optimizer = {"adagrad": lambda: torch.optim.Adagrad([tp], lr=0.01, eps=1e-7),
-                 "adam": lambda: torch.optim.Adam([tp], lr=1e-3)}[name]()
+    if name == "adagrad":
+        optimizer = torch.optim.Adagrad([tp], lr=0.01, eps=1e-7)
+        optimizer.state[tp]["sum"] = state[0]
+    else:
+        optimizer = torch.optim.Adam([tp], lr=1e-3)
+        optimizer.state[tp] = {"step": step - 1, "exp_avg": state[0], "exp_avg_sq": state[1]}
     return optimizer.step
 
 
 def _update_maker(name, shape, dtype):
     def make(member):
-        p, g = _update_state(shape, dtype)
+        p, g, state = _update_state(name, shape, dtype)
         if member == "torch":
             torch = torch_module()
-            step = _torch_update(torch, name, torch.from_numpy(p), torch.from_numpy(g))
+            p, g, state = torch.from_numpy(p), torch.from_numpy(g), \
+                [torch.from_numpy(a) for a in state]
+            step = _torch_update(torch, name, p, g, state)
         else:
-            a, b = np.zeros_like(p), np.zeros_like(p)
             step = {"sgd": lambda: F.sgd_update_(p, g, 0.01),
-                    "adagrad": lambda: F.adagrad_update_(p, g, a, 0.01),
-                    "adam": lambda: F.adam_update_(p, g, a, b, 1, lr=1e-3)}[name]
+                    "adagrad": lambda: F.adagrad_update_(p, g, *state, 0.01),
+                    "adam": lambda: F.adam_update_(p, g, *state, ADAM_STEP, lr=1e-3)}[name]
 
         def update():
             step()
-            return p     # the warm-up call's result is checked: one update from the same start
+            # The warm-up call's result is checked: one update from the same start.
+            return (p, *state)
         return update
     return make
 
@@ -329,7 +372,7 @@ def _conv_label(shape):
 def conv_cases(shapes=CONV_SHAPES + CONV_LARGE, dtypes=(np.float32, np.float64)):
     for shape in shapes:
         N, C_in, L, C_out, K, stride, padding, dilation = shape
-        size = "small" if C_in * C_out < 64 else "large" if shape in CONV_LARGE else "mnist"
+        size = "large" if shape in CONV_LARGE else "small" if N < 128 else "mnist"
         for dtype in dtypes:
             rng = _rng()
             x = rng.standard_normal((N, C_in, L)).astype(dtype)
@@ -372,7 +415,7 @@ def pooling_cases(shapes=((20, 16, 28), (128, 64, 28), (128, 32, 784)),
             for direction in ("forward", "backward"):
                 yield Case("pooling", "max_pool1d k2", f"({N}, {C}, {L})", np.dtype(dtype).name,
                            direction, size, _pool_maker(direction, x, dout),
-                           _allclose(_tol(dtype)))
+                           _elementwise_check(dtype))
 
 
 def _pool_maker(direction, x, dout):

@@ -45,9 +45,11 @@ SMOKE = os.environ.get("FASTNET_BENCH_SMOKE") == "1"
 
 
 def case_ids(cases):
-    """Test ids: the case names, without epoch (a)'s "(PyTorch float32)" note, so that ``-k
-    torch`` selects the PyTorch members only."""
-    return [re.sub(r" \(PyTorch [^)]*\)", "", c.name).replace(" ", "-") for c in cases]
+    """Test ids: the case names, epoch (a)'s "(PyTorch float32)" note shortened to "(PT
+    float32)", so that ``-k torch`` selects the PyTorch members only while the id still says
+    what its PyTorch member runs."""
+    return [re.sub(r" \(PyTorch ([^)]*)\)", r" (PT \1)", c.name).replace(" ", "-")
+            for c in cases]
 
 
 def run_case(benchmark, case, member):
