@@ -2,6 +2,8 @@
 on separate threads on the Numba backend; results, errors, thread counts, and Concat on top."""
 import _thread
 import multiprocessing
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -288,3 +290,47 @@ def test_a_trusted_pass_reaches_the_side_by_side_branches(two_threads):
     off = two_threads.run_side_by_side([task] * 2, BIG, None)
     assert len({ident for ident, _ in on}) == 2
     assert [flag for _, flag in on] == [True, True] and [flag for _, flag in off] == [False] * 2
+
+
+_CALLS_FROM_TWO_THREADS = """
+import numpy as np, numba, fastnet.functional as F
+from concurrent.futures import ThreadPoolExecutor
+from fastnet.layers import FC
+from fastnet.model import Classifier
+from fastnet.optimizers import AdaGrad
+rng = np.random.default_rng(0)
+X, y = rng.random((600, 784)).astype(np.float32), rng.integers(0, 10, 600)
+model = Classifier([FC(784, 400, activation="relu"), FC(400, 10)], optimizer=AdaGrad(0.01))
+model.fit(X, y, epochs=1, batch_size=128)
+chunks = [X[:256], X[256:512]]
+want = [model.predict(c) for c in chunks]
+big = rng.standard_normal(1 << 20).astype(np.float32)
+with ThreadPoolExecutor(2) as pool:
+    got = list(pool.map(model.predict, chunks * 8))
+    relus = list(pool.map(F.relu, [big] * 8))
+print(numba.threading_layer(), all(np.array_equal(g, want[i % 2]) for i, g in enumerate(got)),
+      all(np.array_equal(r, np.maximum(big, 0)) for r in relus))
+"""
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "default"])
+def test_kernels_called_from_two_threads_at_once_under_any_threading_layer(layer):
+    """Numba's workqueue layer (where no OpenMP runtime or TBB is installed) ends the process
+    when two threads run parallel kernels at once: ``predict`` from a thread pool exited with
+    SIGABRT (an audit's finding). Under it the kernels now run one caller at a time."""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer}
+    out = subprocess.run([sys.executable, "-c", _CALLS_FROM_TWO_THREADS], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    chosen, predictions_equal, relus_equal = out.stdout.split()
+    assert (chosen == "workqueue") == (layer == "workqueue")
+    assert predictions_equal == relus_equal == "True"
+
+
+def test_the_kernels_take_turns_only_where_the_layer_needs_it():
+    from fastnet.kernels.numba_backend.scheduling import one_caller_at_a_time
+    with fastnet.set_backend("numba"):
+        fastnet.functional.relu(np.zeros(1 << 17))    # a parallel kernel: Numba picks a layer
+    assert one_caller_at_a_time("workqueue") and one_caller_at_a_time("WORKQUEUE")
+    assert not any(map(one_caller_at_a_time, ("omp", "tbb", "safe", "threadsafe")))
+    assert one_caller_at_a_time("default") == (numba.threading_layer() == "workqueue")

@@ -14,16 +14,18 @@ from .optimizers import (sgd_update_, momentum_update_, adagrad_update_, rmsprop
                          adam_update_)
 from .conv1d import conv1d_forward, conv1d_backward
 from .pooling import maxpool1d_forward, maxpool1d_backward, avgpool1d_forward, avgpool1d_backward
-from .scheduling import run_side_by_side
+from .scheduling import run_side_by_side, one_caller_at_a_time, serialized
 
 import types as _types
 
 from .. import CONTRACT as _CONTRACT
 from .._guards import guarded as _guarded
 
+_kernels = {name: globals()[name] for name in _CONTRACT}
+if one_caller_at_a_time():           # Numba's workqueue layer: two callers at once end the process
+    _kernels = serialized(_kernels)
 #: The kernels themselves: ``fastnet.functional`` calls these after its own full checks.
-trusted = _types.SimpleNamespace(__name__=__name__,
-                                 **{name: globals()[name] for name in _CONTRACT})
+trusted = _types.SimpleNamespace(__name__=__name__, **_kernels)
 # The public names are the same kernels behind ``kernels._guards``' checks, for direct callers:
 # the compiled loops do not check bounds.
 globals().update(_guarded(trusted))

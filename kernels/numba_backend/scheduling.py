@@ -39,6 +39,7 @@ Results do not depend on the scheduling: a task computes the same as it would al
 same thread count, and tasks write nothing shared.
 """
 import contextvars
+import functools
 import os
 import threading
 
@@ -164,6 +165,44 @@ def _groups(n_tasks, n_groups, costs):
         loads[lightest] += costs[i]
     groups.sort(key=lambda group: -sum(costs[i] for i in group))
     return [sorted(group) for group in groups]
+
+
+def one_caller_at_a_time(layer=None):
+    """Whether the kernels must run for one caller at a time: Numba's threading layer will be
+    ``workqueue``, which ends the process ("Concurrent access has been detected") when two
+    threads run parallel kernels at once (an audit's finding: ``predict`` from a thread pool).
+    Numba picks the layer at its first parallel kernel: ``NUMBA_THREADING_LAYER`` (``layer``)
+    names one, or a preference among TBB, OpenMP and workqueue, the first whose library loads
+    (workqueue where neither TBB nor an OpenMP runtime is installed: a slim container, a pip
+    install on macOS). Loading a pool's library here starts no thread."""
+    layer = (numba.config.THREADING_LAYER if layer is None else layer).lower()
+    if layer in ("omp", "tbb", "safe", "threadsafe"):   # Numba fails rather than fall back
+        return False
+    if layer != "default":                              # workqueue, or forksafe's choice
+        return layer == "workqueue" or not _loads("tbbpool")
+    return not (_loads("tbbpool") or _loads("omppool"))
+
+
+def _loads(pool):
+    try:
+        __import__(f"numba.np.ufunc.{pool}")
+    except ImportError:
+        return False
+    return True
+
+
+def serialized(kernels):
+    """``kernels`` (a dict of functions), each run under one process-wide lock (re-entrant: a
+    kernel may call another)."""
+    lock = threading.RLock()
+
+    def one_at_a_time(kernel):
+        @functools.wraps(kernel)
+        def call(*args, **kwargs):
+            with lock:
+                return kernel(*args, **kwargs)
+        return call
+    return {name: one_at_a_time(kernel) for name, kernel in kernels.items()}
 
 
 def _layer_is_threadsafe():
