@@ -14,7 +14,8 @@ from .optimizers import (sgd_update_, momentum_update_, adagrad_update_, rmsprop
                          adam_update_)
 from .conv1d import conv1d_forward, conv1d_backward
 from .pooling import maxpool1d_forward, maxpool1d_backward, avgpool1d_forward, avgpool1d_backward
-from .scheduling import run_side_by_side, one_caller_at_a_time, serialized
+from .scheduling import run_side_by_side
+from .scheduling import one_caller_at_a_time as _one_caller_at_a_time, serialized as _serialized
 
 import types as _types
 
@@ -22,8 +23,8 @@ from .. import CONTRACT as _CONTRACT
 from .._guards import guarded as _guarded
 
 _kernels = {name: globals()[name] for name in _CONTRACT}
-if one_caller_at_a_time():           # Numba's workqueue layer: two callers at once end the process
-    _kernels = serialized(_kernels)
+if _one_caller_at_a_time():           # Numba's workqueue layer: two callers at once end the process
+    _kernels = _serialized(_kernels)
 #: The kernels themselves: ``fastnet.functional`` calls these after its own full checks.
 trusted = _types.SimpleNamespace(__name__=__name__, **_kernels)
 # The public names are the same kernels behind ``kernels._guards``' checks, for direct callers:
