@@ -333,4 +333,35 @@ def test_the_kernels_take_turns_only_where_the_layer_needs_it():
         fastnet.functional.relu(np.zeros(1 << 17))    # a parallel kernel: Numba picks a layer
     assert one_caller_at_a_time("workqueue") and one_caller_at_a_time("WORKQUEUE")
     assert not any(map(one_caller_at_a_time, ("omp", "tbb", "safe", "threadsafe")))
-    assert one_caller_at_a_time("default") == (numba.threading_layer() == "workqueue")
+    assert one_caller_at_a_time() == (numba.threading_layer() == "workqueue")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_while_another_thread_has_the_kernels_turn_gets_its_own():
+    """The lock was copied into the child held, by a thread the child does not have: the
+    child's first kernel waited for good (an audit's finding, under ``forksafe``)."""
+    from fastnet.kernels.numba_backend.scheduling import serialized
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        inside.set()
+        release.wait(30)
+    kernels = serialized({"hold": hold, "seven": lambda: 7})
+    holder = threading.Thread(target=kernels["hold"])
+    holder.start()
+    assert inside.wait(30)
+    pid = os.fork()
+    if pid == 0:                                        # the child: one kernel, then leave
+        os._exit(0 if kernels["seven"]() == 7 else 1)
+    release.set()
+    holder.join()
+    for _ in range(300):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's kernel waited for a lock it can never have")
+    assert os.waitstatus_to_exitcode(status) == 0

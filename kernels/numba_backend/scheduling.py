@@ -193,13 +193,16 @@ def _loads(pool):
 
 def serialized(kernels):
     """``kernels`` (a dict of functions), each run under one process-wide lock (re-entrant: a
-    kernel may call another)."""
-    lock = threading.RLock()
+    kernel may call another). A forked child gets a lock of its own: one copied while another
+    thread held it would never be released there (the child's first kernel hung)."""
+    lock = [threading.RLock()]
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: lock.__setitem__(0, threading.RLock()))
 
     def one_at_a_time(kernel):
         @functools.wraps(kernel)
         def call(*args, **kwargs):
-            with lock:
+            with lock[0]:
                 return kernel(*args, **kwargs)
         return call
     return {name: one_at_a_time(kernel) for name, kernel in kernels.items()}
