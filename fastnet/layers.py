@@ -31,6 +31,7 @@ import numpy as np
 from . import _checks as check
 from . import _trusted
 from . import functional as F
+from ._model_checks import short
 from ._serialize import register
 from .backend import get_default_dtype
 from .functional_conv import (_max_pool1d_scatter, _trusted_conv1d, _trusted_conv1d_backward,
@@ -192,8 +193,7 @@ def backward_through(layers, dout, need_dx=True):
             else:
                 dout = layer._backward(dout, False)
         except (ValueError, TypeError) as err:      # say which layer (and its update) failed
-            first_line = repr(layer).split("\n")[0]
-            raise check.with_context(err, f"layer {i} {first_line} failed in backward: "
+            raise check.with_context(err, f"layer {i} {short(layer)} failed in backward: "
                                           f"{err}") from err
     return dout if need_dx else None
 

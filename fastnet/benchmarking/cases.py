@@ -110,8 +110,9 @@ def _tol(dtype):
 
 def _elementwise_check(dtype):
     """The check of an element-wise result (activations, softmax, the loss's probabilities
-    and gradient): each element to ``_tol`` of itself, with a floor of 1 % of that relative to
-    the largest element (for the cancellation in, say, tanh's ``1 - y*y`` near 1)."""
+    and gradient, pooling): each element to ``_tol`` of itself, with a floor of 1 % of that
+    relative to the largest element (for the cancellation in, say, tanh's ``1 - y*y`` near
+    1)."""
     return _allclose(_tol(dtype), floor=_tol(dtype) / 100)
 
 
