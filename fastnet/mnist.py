@@ -31,6 +31,7 @@ modification and status-change times and inodes. Later loads read that file inst
 writes only under its cache directory; when that is not writable the parsed cache is skipped
 silently.
 """
+import functools
 import gzip
 import hashlib
 import http.client
@@ -100,6 +101,7 @@ DOWNLOAD_TIMEOUT_S = 3.0
 _IDX_UBYTE = 0x08
 _MAX_DIMS = 32          # NumPy 1.x arrays have at most 32 dimensions (2.x: 64)
 _N_CLASSES = 10
+_PIXELS = 28            # an MNIST image's rows and columns
 _CHUNK = 1 << 20
 _PARSED_CACHE_VERSION = 1
 _TRUE = ("1", "true", "yes", "on")
@@ -142,6 +144,12 @@ def read_idx(path):
     ``(d1, ..., dnd)`` as given in the header: ``(N, rows, cols)`` for MNIST images, ``(N,)`` for
     labels.
     """
+    return _read_idx(path)
+
+
+def _read_idx(path, check_dims=None):
+    """:func:`read_idx`, with ``check_dims(dims)`` called on the header's dimensions before the
+    payload is read (the loader's limits: a small gzip file can announce, and hold, gigabytes)."""
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"read_idx: path must be a file name (str, bytes or os.PathLike); got "
                         f"{type(path).__name__}")
@@ -179,6 +187,8 @@ def read_idx(path):
                                  f"need {4 * ndim} bytes after the magic number, found "
                                  f"{len(dims_bytes)}")
             dims = struct.unpack(f">{ndim}I", dims_bytes)
+            if check_dims is not None:
+                check_dims(dims)
             expected = math.prod(dims)
             payload = _read_upto(f, expected)
             extra = _count_rest(f)
@@ -223,13 +233,30 @@ def _idx_header(array):
     return struct.pack(f">BBBB{array.ndim}I", 0, 0, _IDX_UBYTE, array.ndim, *array.shape)
 
 
+def _check_header(dims, path, spec):
+    """Check one file's header against what the loader expects of it, before its payload is
+    read: the number of dimensions, at least one item, at most MNIST's count, and at most as
+    many bytes as MNIST's own file (smaller toy images are accepted, as a subset's)."""
+    if len(dims) != spec.ndim:
+        magic = 0x800 | len(dims)
+        want = 0x800 | spec.ndim
+        raise ValueError(f"load_mnist: {path}: magic number {magic} ({len(dims)}-D), expected "
+                         f"{want} ({'images, 3-D' if spec.ndim == 3 else 'labels, 1-D'})")
+    shown = " x ".join(map(str, dims))
+    if dims[0] == 0:
+        raise ValueError(f"load_mnist: {path}: the header announces no items ({shown})")
+    if dims[0] > spec.count:
+        raise ValueError(f"load_mnist: {path}: the header announces {dims[0]} items, more than "
+                         f"MNIST's {spec.count}: not MNIST (or a subset of it); read such files "
+                         f"with fastnet.mnist.read_idx")
+    if math.prod(dims) > spec.count * _PIXELS ** (spec.ndim - 1):
+        raise ValueError(f"load_mnist: {path}: the header announces {shown} bytes, more than "
+                         f"MNIST's {spec.count} images of 28 x 28: not MNIST (or a subset of "
+                         f"it); read such files with fastnet.mnist.read_idx")
+
+
 def _check_source(array, path, spec):
     """Check one parsed file against what the loader expects of it."""
-    if array.ndim != spec.ndim:
-        magic = 0x800 | array.ndim
-        want = 0x800 | spec.ndim
-        raise ValueError(f"load_mnist: {path}: magic number {magic} ({array.ndim}-D), expected "
-                         f"{want} ({'images, 3-D' if spec.ndim == 3 else 'labels, 1-D'})")
     if array.shape[0] == spec.count:
         # Claims to be the full dataset, so it must be the original, byte for byte.
         h = hashlib.sha256(_idx_header(array))
@@ -317,6 +344,9 @@ def _candidates(data_dir):
         if not isinstance(data_dir, (str, os.PathLike)):
             raise TypeError(f"data_dir must be a folder's path (str or os.PathLike); got "
                             f"{type(data_dir).__name__}")
+        if not os.fspath(data_dir):       # Path("") would be the current folder
+            raise ValueError("load_mnist: data_dir is empty; give the folder holding the MNIST "
+                             "files, or None for FASTNET_DATA or the cache")
         label = f"data_dir / --data ({str(data_dir)!r})"
         d = _expanded(label, data_dir)
         return label, [d, d / "mnist"], True
@@ -535,7 +565,8 @@ def _load_uint8(folder):
     if arrays is None:
         arrays = {}
         for k, path in sources.items():
-            arrays[k] = read_idx(path)
+            arrays[k] = _read_idx(path, functools.partial(_check_header, path=path,
+                                                          spec=MNIST_FILES[k]))
             _check_source(arrays[k], path, MNIST_FILES[k])
         _check_arrays(arrays, folder)
         _write_parsed_cache(cache_path, key, arrays)
@@ -587,6 +618,9 @@ def load_mnist(data_dir=None, normalize=True, flatten=True, one_hot=False, dtype
 
     Shape
     -----
+    For the original files (a subset folder of fewer items, or smaller toy images, loads too:
+    ``N`` rows of ``rows * cols`` pixels):
+
     - ``X_train``: ``(60000, 784)`` if ``flatten`` else ``(60000, 28, 28)``
     - ``y_train``: ``(60000,)`` int64, or ``(60000, 10)`` if ``one_hot``
     - ``X_test``: ``(10000, 784)`` if ``flatten`` else ``(10000, 28, 28)``

@@ -401,9 +401,33 @@ def test_files_with_more_items_than_mnist_are_refused(tmp_path, monkeypatch):
     assert len(mnist.load_mnist(tmp_path)[0][0]) == 6
     assert list((cache_dir() / "parsed").iterdir())
     describe_as_mnist(monkeypatch, make_arrays())
-    with pytest.raises(ValueError, match=r"6 train images \(train-images-idx3-ubyte\), more than "
-                                         r"MNIST's 5: not MNIST"):
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz: the header announces 6 "
+                                         r"items, more than MNIST's 5: not MNIST"):
         mnist.load_mnist(tmp_path)             # the cached arrays are checked too
+
+
+@pytest.mark.parametrize("dims, match", [
+    ((60001, 28, 28), r"announces 60001 items, more than MNIST's 60000"),
+    ((60000, 200, 200), r"announces 60000 x 200 x 200 bytes, more than MNIST's 60000 images"),
+    ((0, 28, 28), r"announces no items"),
+    ((5, 28), r"magic number 2050 \(2-D\), expected 2051")])
+def test_a_header_beyond_mnist_is_refused_before_its_payload_is_read(tmp_path, dims, match):
+    """A small gzip file can announce, and hold, gigabytes: 60000 x 200 x 200 zeros compress to
+    2.3 MB, and the loader read them all (2.4 GB) before its count check refused them (an
+    audit's finding). The header is now checked first: here the payload is missing, and the
+    error is the header's, not the truncation's."""
+    write_dataset(tmp_path, make_arrays())
+    header = struct.pack(f">HBB{len(dims)}I", 0, 8, len(dims), *dims)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+    with pytest.raises(ValueError, match=r"load_mnist: .*train-images-idx3-ubyte.gz: .*" + match):
+        mnist.load_mnist(tmp_path)
+
+
+def test_an_empty_data_dir_is_refused_not_taken_as_the_current_folder(tmp_path, monkeypatch):
+    write_dataset(tmp_path, make_arrays())
+    monkeypatch.chdir(tmp_path)              # MNIST files here: "" loaded them as "."
+    with pytest.raises(ValueError, match="load_mnist: data_dir is empty"):
+        mnist.load_mnist("")
 
 
 def test_subset_files_are_checked_structurally_only(tmp_path):
