@@ -235,16 +235,15 @@ def _idx_header(array):
 
 def _check_header(dims, path, spec):
     """Check one file's header against what the loader expects of it, before its payload is
-    read: the number of dimensions, at least one item, at most MNIST's count, and at most as
-    many bytes as MNIST's own file (smaller toy images are accepted, as a subset's)."""
+    read: the number of dimensions, at most MNIST's count, and at most as many bytes as MNIST's
+    own file (smaller toy images are accepted, as a subset's; an empty split too, which the
+    command line names)."""
     if len(dims) != spec.ndim:
         magic = 0x800 | len(dims)
         want = 0x800 | spec.ndim
         raise ValueError(f"load_mnist: {path}: magic number {magic} ({len(dims)}-D), expected "
                          f"{want} ({'images, 3-D' if spec.ndim == 3 else 'labels, 1-D'})")
     shown = " x ".join(map(str, dims))
-    if dims[0] == 0:
-        raise ValueError(f"load_mnist: {path}: the header announces no items ({shown})")
     if dims[0] > spec.count:
         raise ValueError(f"load_mnist: {path}: the header announces {dims[0]} items, more than "
                          f"MNIST's {spec.count}: not MNIST (or a subset of it); read such files "
