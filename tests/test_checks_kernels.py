@@ -1,5 +1,6 @@
 """The backends' whole-array checks (``labels_in_range``, ``all_finite``) against plain loops."""
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -13,13 +14,15 @@ def finite_by_loop(a):
     return all(math.isfinite(v) for v in a.tolist())
 
 
-# Sizes below and above the Numba backend's parallel split, and a vector's odd remainder.
-SIZES = [0, 1, 17, 1000, numba_checks.ALL_FINITE_PARALLEL_MIN + 3]
+# Sizes below and above the Numba backend's split over threads (made 4 KiB per thread here, so
+# that 5003 values split), and a vector's odd remainder.
+SIZES = [0, 1, 17, 1000, 5003]
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_all_finite_finds_one_non_finite_value_anywhere(kern, dtype, n, bad):
+def test_all_finite_finds_one_non_finite_value_anywhere(kern, dtype, n, bad, monkeypatch):
+    monkeypatch.setattr(numba_checks, "ALL_FINITE_BYTES_PER_THREAD", 1 << 12)
     a = np.random.default_rng(n).standard_normal(n).astype(dtype)
     assert bool(kern.all_finite(a)) is finite_by_loop(a) is True
     for where in sorted({0, n // 2, n - 1}) if n else []:
@@ -64,7 +67,7 @@ def test_check_all_finite_takes_any_float_array(backend, make):
 
 
 def test_fit_names_the_first_row_with_nan_above_the_parallel_split():
-    rows = numba_checks.ALL_FINITE_PARALLEL_MIN // 8 + 5
+    rows = 2 * numba_checks.ALL_FINITE_BYTES_PER_THREAD // 32 + 5      # 8 float32 values a row
     X = np.zeros((rows, 8), np.float32)
     X[rows - 3, 7] = np.inf
     model = fastnet.model.Classifier([fastnet.layers.FC(8, 3)],
@@ -83,3 +86,27 @@ def test_fit_checks_a_parameter_the_user_replaced_by_a_matrix():
     X = np.random.default_rng(0).random((10, 4)).astype(model.layers[0].dtype)
     model.fit(X, np.arange(10) % 3, epochs=1)
     assert np.isfinite(np.asarray(model.layers[0].W)).all()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_all_finite_splits_large_arrays_over_threads_and_counts_every_part(monkeypatch):
+    """The parts after the first run on Python threads; a NaN in any part is found, with any
+    thread count, and a part whose thread failed is an error, not a pass."""
+    monkeypatch.setattr(numba_checks, "ALL_FINITE_BYTES_PER_THREAD", 1 << 12)
+    a = np.zeros(10_000)                                   # 80 KB: up to 19 parts
+    for threads in (1, 2):
+        with fastnet.set_num_threads(threads):
+            assert numba_checks.all_finite(a)
+            for where in (0, 4999, 5000, 9999):
+                b = a.copy()
+                b[where] = np.nan
+                assert not numba_checks.all_finite(b), (threads, where)
+    real = numba_checks._count_non_finite
+
+    def flaky(part):
+        if threading.current_thread() is not threading.main_thread():
+            raise MemoryError("a part's thread failed")
+        return real(part)
+    monkeypatch.setattr(numba_checks, "_count_non_finite", flaky)
+    with fastnet.set_num_threads(2), pytest.raises(RuntimeError, match="a part of 10000 values"):
+        numba_checks.all_finite(a)
