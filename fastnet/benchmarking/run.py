@@ -153,11 +153,12 @@ def run_bench(args):
                      f"{rate:.0f} GFLOP/s = {frac:.0%}")
         header.append(line)
         if not args.no_startup and not args.family:
-            from .startup import cold_and_warm
+            from .startup import PROBE_SAMPLES, cold_and_warm
             start = cold_and_warm(threads)
             cold, warm = start["cold"], start["warm"]
             header.append(f"start-up to first training step (MLP + CNN, fresh process, "
-                          f"after import; median of {len(cold['all_first_steps'])} rounds): "
+                          f"after import, each fit given {PROBE_SAMPLES} samples; median of "
+                          f"{len(cold['all_first_steps'])} rounds): "
                           f"cold {cold['first_steps']:.1f} s "
                           f"({_seconds(cold['all_first_steps'], 1)}), warm (cached) "
                           f"{warm['first_steps']:.2f} s ({_seconds(warm['all_first_steps'], 2)}); "
