@@ -5,9 +5,9 @@ import subprocess
 import sys
 import tempfile
 
-#: Training samples the probe's fits get: MNIST's. ``fit`` first checks all of them (a parallel
-#: pass from 2^20 values, compiled on its first use: ~0.45 s cold), which a probe of one batch
-#: left out of its time (a helper's finding). The fits stop after their first step.
+#: Training samples the probe's fits get: MNIST's. ``fit`` first checks all of them, which a
+#: probe of one batch left out of its time (that check then compiled a parallel kernel on its
+#: first use, ~0.45 s cold: a helper's finding). The fits stop after their first step.
 PROBE_SAMPLES = 60_000
 
 _PROBE = r"""
