@@ -161,6 +161,17 @@ def has_params(layer):
     return params is None or bool(params)          # a duck-typed layer: assume it has some
 
 
+def runs_own_passes(layer):
+    """Whether ``layer`` is an :class:`FC` whose ``forward`` or ``backward`` is not FC's own:
+    overridden by a subclass (a user's layer derived from ``fastnet.compat.FC``, say) or
+    replaced on the instance. The models then call those methods, never the FC's private
+    passes that fuse a final softmax with the loss (which ran none of the user's code: an
+    audit's finding)."""
+    return isinstance(layer, FC) and any(
+        getattr(type(layer), name) is not getattr(FC, name) or name in vars(layer)
+        for name in ("forward", "backward"))
+
+
 def input_grad_optional(backward):
     """Mark a layer's ``backward(dout)`` as exactly ``self._backward(dout, True)``, where
     ``_backward(dout, need_dx=False)`` computes only the parameter gradients and returns None.
@@ -187,8 +198,9 @@ def backward_through(layers, dout, need_dx=True):
         if not want and not has_params(layer):
             return None
         try:
-            if want or not (hasattr(layer, "_backward")
-                            and getattr(type(layer).backward, "input_grad_optional", False)):
+            own = "backward" in getattr(layer, "__dict__", ())      # replaced on the instance
+            if want or own or not (hasattr(layer, "_backward") and
+                                   getattr(type(layer).backward, "input_grad_optional", False)):
                 dout = layer.backward(dout)
             else:
                 dout = layer._backward(dout, False)

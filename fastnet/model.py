@@ -64,7 +64,7 @@ from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      fusable_softmax, has_params, input_grad_optional, passes_gradient_through,
-                     set_mode)
+                     runs_own_passes, set_mode)
 from .losses import BinaryCrossEntropy, SoftmaxCrossEntropy, get_loss
 from .optimizers import Optimizer, refuse_tied
 
@@ -94,13 +94,15 @@ def _final_foreign_softmax(layers):
     """The softmax a chain of layers ends with that the loss cannot take out of the network,
     or None: a foreign one (:func:`_foreign_softmax`) as a layer or as the activation of a final
     FC, fastnet's or a notebook's; or any softmax, fastnet's included, as the activation of a
-    notebook's own final layer, whose forward applies it. (``fastnet.compat.Softmax`` there
-    was taken for no softmax: the loss applied a second one, and MNIST trained to 0.29
-    accuracy against 0.91; an audit's finding.)"""
+    notebook's own final layer, or of a final FC whose passes are the user's own
+    (:func:`~fastnet.layers.runs_own_passes`), whose forward applies it.
+    (``fastnet.compat.Softmax`` there was taken for no softmax: the loss applied a second one,
+    and MNIST trained to 0.29 accuracy against 0.91; an audit's finding.)"""
     last = layers[-1]
     if isinstance(last, Sequential):
         return _final_foreign_softmax(last.layers)
-    own = None if isinstance(last, Layer) else getattr(last, "activation", None)
+    own = (last._act_layer if runs_own_passes(last) else
+           None if isinstance(last, Layer) else getattr(last, "activation", None))
     for obj in (last, getattr(last, "_act_layer", None), own):
         if _foreign_softmax(obj) or (obj is own and isinstance(obj, Softmax)):
             return obj
@@ -140,13 +142,14 @@ def _warn_if_probabilities(op, out, last, fused=False):
 def _fused_softmax(layers):
     """The softmax object that the loss takes the place of (the "fused" tail): a final
     fastnet ``Softmax`` layer or a final FC's ``Softmax`` activation, also at the end of a
-    nested ``Sequential``; else None."""
+    nested ``Sequential``; else None. Not the activation of an FC whose forward or backward is
+    the user's own: those methods must run, and they apply it."""
     last = layers[-1]
     if isinstance(last, Sequential):
         return _fused_softmax(last.layers)
     if fusable_softmax(last):
         return last
-    act = last._act_layer if isinstance(last, FC) else None
+    act = last._act_layer if isinstance(last, FC) and not runs_own_passes(last) else None
     return act if fusable_softmax(act) else None
 
 
@@ -560,7 +563,8 @@ class Sequential(_Container):
                 f"whose backward is the softmax's exact Jacobian product; the softmax "
                 f"cross-entropy hands that layer the gradient at the logits, (softmax - "
                 f"targets) / N, as the notebooks' loops do, which only a softmax that passes it "
-                f"through turns into the right gradient: use fastnet.compat.Softmax() there")
+                f"through turns into the right gradient: use fastnet.compat.Softmax() there, "
+                f"or give that layer no activation and end the model with a Softmax() layer")
         raise ValueError(
             f"{op}: the network ends in {name}, a softmax from outside fastnet whose "
             f"backward(dZ) does not return dZ unchanged, so the softmax cross-entropy cannot "

@@ -281,6 +281,52 @@ def test_a_notebooks_own_fc_ending_in_fastnets_softmax_trains_as_with_its_own():
             clf.fit(X, np.eye(3)[y], n_epoch=1)
 
 
+def test_a_users_fc_subclass_ending_the_network_runs_its_own_passes(backend):
+    """A user's subclass of ``compat.FC`` as the last layer: fit and predict fused its softmax
+    with the loss through FC's private passes, so its own forward and backward never ran (an
+    audit: a gradient clip in ``backward`` changed nothing, a changed output in ``forward`` was
+    not what ``predict`` saw). They run now, as in the notebook's own loop."""
+    X, y = blobs(120)
+    calls = []
+
+    class CountingFC(compat.FC):
+        def forward(self, X):
+            calls.append("forward")
+            return super().forward(X)
+
+        def backward(self, dA):
+            calls.append("backward")
+            return super().backward(dA)
+
+    class FrozenFC(compat.FC):            # hands its dense part no gradient
+        def backward(self, dA):
+            return super().backward(np.zeros_like(dA))
+
+    class AlwaysClass2(compat.FC):
+        def forward(self, X):
+            return np.eye(3)[np.full(len(super().forward(X)), 2)]
+
+    def classifier(last):
+        np.random.seed(0)
+        layers = [compat.FC(8, 16, compat.HeInitializer(), compat.SGD(0.5), compat.ReLU()),
+                  last(16, 3, compat.SimpleInitializer(0.01), compat.SGD(0.5), compat.Softmax())]
+        return compat.ScratchDeepNeuralNetrowkClassifier(layers), layers[1].W.copy()
+
+    logs = []
+    for last in (compat.FC, CountingFC):
+        clf, _ = classifier(last)
+        clf.fit(X, np.eye(3)[y], n_epoch=3, n_batch=20)
+        logs.append(clf.log_loss)
+    assert calls.count("backward") == 3 * 6 and calls.count("forward") >= 3 * 6
+    np.testing.assert_allclose(logs[1], logs[0], rtol=1e-9)     # the same training
+
+    clf, W0 = classifier(FrozenFC)
+    clf.fit(X, np.eye(3)[y], n_epoch=1, n_batch=20)
+    assert np.array_equal(clf.layers[1].W, W0)
+    clf, _ = classifier(AlwaysClass2)
+    assert np.all(clf.predict(X) == 2)
+
+
 def test_fc_forward_backward_shapes_as_in_the_notebook():
     fc = compat.FC(4, 3, compat.XavierInitializer(seed=0), compat.SGD(0.1), compat.Sigmoid())
     X = np.random.default_rng(0).random((5, 4))

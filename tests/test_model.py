@@ -1034,6 +1034,38 @@ def test_a_subclass_overriding_backward_is_always_called(backend):
     assert seen == [(5, 4), (5, 4)]
 
 
+def test_a_last_layer_with_passes_of_its_own_runs_them_or_is_refused(backend):
+    """A final FC whose forward or backward is the user's own (a subclass, or a method replaced
+    on the instance): fit once fused its Softmax activation with the loss through FC's private
+    passes and never ran them (an audit). With a Softmax layer after it, they run; with
+    fastnet's exact Softmax as its activation, which would get the gradient at the logits,
+    fit says what to do; a backward replaced on the first layer's instance runs too (the first
+    layer's backward took a shortcut past it)."""
+    seen = []
+
+    class LoggedFC(FC):
+        def forward(self, X):
+            seen.append("forward")
+            return super().forward(X)
+
+    X, y = blobs(10, 6)
+    first = FC(6, 4, HeInitializer(seed=0), activation="relu", dtype=F64)
+    first.backward = lambda dA: seen.append("first") or FC.backward(first, dA)
+    model = Classifier([first, LoggedFC(4, 3, XavierInitializer(seed=1), dtype=F64), Softmax()],
+                       optimizer=SGD(0.1))
+    model.fit(X, y, epochs=1, batch_size=5)
+    assert seen.count("forward") >= 2 and seen.count("first") == 2
+    seen.clear()
+    model.predict(X)
+    assert seen == ["forward"]
+
+    model = Classifier([LoggedFC(6, 3, XavierInitializer(seed=1), activation=Softmax(),
+                                 dtype=F64)], optimizer=SGD(0.1))
+    with pytest.raises(ValueError, match=r"activation is fastnet.layers.Softmax.*no activation "
+                                         r"and end the model with a Softmax\(\) layer"):
+        model.fit(X, y, epochs=1, batch_size=5)
+
+
 def test_fit_and_predict_take_read_only_data(backend, tmp_path):
     """Training data memory-mapped read-only (np.load with mmap_mode="r"), through a Conv1d on
     the GEMM path: read-only inputs once reached an internal Numba typing error there."""
