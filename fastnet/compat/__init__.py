@@ -20,7 +20,10 @@ Names, by the code they come from
   ``initializer.B``, as there); ``N_OUT``; ``SGD``
   (``update`` returns the layer, as that notebook's ``self = self.optimizer.update(self)``
   expects; a layer of the notebook's own, with ``W``, ``B``, ``LW``, ``LB``, gets new arrays,
-  as from its ``W = W - lr*LW``, so the ``w`` it was built from never changes);
+  as from its ``W = W - lr*LW``, so the ``w`` it was built from never changes; fastnet's own
+  layers here, ``CNN_FC`` and ``FC`` included, are updated in place, as the classifier
+  notebook's ``W -= ...``: code that keeps ``W_before = layer.W`` to see a step's change must
+  take a copy);
   ``SimpleInitializer(sigma).B(n)`` (random biases); ``Softmax().backward(Z, Y)``
   (``Z - Y``, that notebook's softmax-plus-loss gradient).
 * Column-layout exercise (features x batch): ``softmax(U, reduce_axis=0)``,
