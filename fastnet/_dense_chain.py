@@ -382,3 +382,39 @@ def _apart(layers, optimizers):
                           if isinstance(v, np.ndarray))
     return F._apart(arrays) or not any(np.may_share_memory(a, b) for i, a in enumerate(arrays)
                                        for b in arrays[i + 1:])
+
+
+
+
+def layout_key(model):
+    """``(key, kept)``: what the unchecked steps take for granted, as identities, shapes and
+    dtypes (no values): the attributes of the model, of each of its layers, of each layer's
+    activation object and of each optimizer, with the optimizers' state. ``fit`` compares it
+    around a callback that says it only reads (``on_batch_end_reads_only``): one that changed
+    the model all the same (a bias of another length, a float64 ``W``) had its arrays handed
+    to the kernels unchecked, and the Numba backend wrote past them (an audit: a segfault).
+    ``kept`` holds the objects, so that no id is reused while the key is in use. (A layout
+    changed in place, ``W.strides = ...``, is not looked at: it cannot take an array past its
+    memory.)"""
+    objects = {id(model): model}
+    for _, layer, optimizer in model.leaf_optimizers():
+        for obj in (layer, getattr(layer, "_act_layer", None), optimizer):
+            objects[id(obj)] = obj
+    key, kept = [], []
+    for obj in objects.values():
+        attributes = getattr(obj, "__dict__", None)
+        if attributes is not None:
+            _layout(attributes, key, kept)
+            for entry in getattr(obj, "_state", {}).values():   # fastnet's optimizers
+                if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], dict):
+                    _layout(entry[1], key, kept)
+    return key, kept
+
+
+def _layout(attributes, key, kept):
+    """Append the names, identities, shapes and dtypes of a dict's values to ``key``."""
+    values = tuple(attributes.values())
+    kept.append(values)
+    key.append(tuple(attributes))
+    key.append(tuple(map(id, values)))
+    key.extend([(v.shape, v.dtype) for v in values if type(v) is np.ndarray])

@@ -251,6 +251,14 @@ def _bias(owner, initializer, n, dtype):
     return np.array(b, dtype=dtype, order="C")
 
 
+def update_with_own_optimizer(layer):
+    """The end of a layer's ``backward``: its own optimizer's step, where it has one, checked
+    again (``layer.optimizer = "sgd"`` after construction raised a bare AttributeError)."""
+    optimizer = layer.optimizer
+    if optimizer is not None:
+        check_optimizer(short(layer), optimizer).update(layer)
+
+
 def check_optimizer(owner, optimizer):
     """``optimizer`` if it is None or an object with an ``update`` method (not a class)."""
     if isinstance(optimizer, type):
@@ -581,8 +589,7 @@ class FC(_FusedActivation):
     def _backward_logits(self, dZ, need_dx=True):
         dX = self._gradients(_cast(dZ, self.dtype, self), need_dx,
                              F._trusted_dense_backward if _trusted.active() else F.dense_backward)
-        if self.optimizer is not None:
-            self.optimizer.update(self)
+        update_with_own_optimizer(self)
         return None if dX is None else dX.reshape(self._shape)
 
     def _gradients(self, dZ, need_dx, dense_backward):
@@ -739,8 +746,7 @@ class Conv1d(_FusedActivation):
         dx, self.dW, self.db = gradients(_cast(dout, self.dtype, self), self.x, self.W,
                                          self.stride, self.padding, self.dilation, need_dx, y,
                                          self._fused)
-        if self.optimizer is not None:
-            self.optimizer.update(self)
+        update_with_own_optimizer(self)
         return dx
 
     def get_config(self):

@@ -56,10 +56,12 @@ from . import _checks as check
 from . import _serialize, _trusted
 from . import backend
 from . import functional as F
-from ._dense_chain import dense_chain, record_models, trusted_passes, unchecked_updates
+from ._dense_chain import (dense_chain, layout_key, record_models, trusted_passes,
+                           unchecked_updates)
 from ._model_checks import (augmented, check_augment, check_chain, check_distinct, check_finite,
                             check_rows, layer_list, short, touches_only_the_batch)
-from .callbacks import Callback, call_hook, callback_list, per_batch, reads_between_steps
+from .callbacks import (Callback, call_hook, callback_list, per_batch, readers,
+                        reads_between_steps)
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
@@ -707,6 +709,7 @@ class Sequential(_Container):
         # The chain may spend AdaGrad's weight gradients at once, but at the epoch's last step
         # and where a callback may read them.
         keep_gradients = reads_between_steps(callbacks)
+        watched = readers(callbacks)     # said to only read: checked that they did
         upcoming = iter(batches)
         following = next(upcoming, None)          # the next batch, for the chain's backward
         for b in range(len(batches)):
@@ -748,7 +751,13 @@ class Sequential(_Container):
                     step = unchecked_updates(self) or step
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
+            unchecked = chain or passes is not contextlib.nullcontext
+            before = layout_key(self)[0] if watched and unchecked else None
             call_hook(callbacks, "on_batch_end", b, loss, len(xb))
+            if before is not None and layout_key(self)[0] != before:
+                # A callback changed the model although it said it only reads: the rest of
+                # the epoch runs checked steps, which take the change or refuse it clearly.
+                chain, passes, step = None, contextlib.nullcontext, self._step
         self._check_params_finite(epoch, len(batches))
         logs = {"loss": total / len(X)}
         if "acc" in self._metrics():

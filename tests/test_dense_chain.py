@@ -556,6 +556,64 @@ def test_a_per_batch_callback_that_only_reads_keeps_the_chain(backend, chain_ste
     assert chain_steps == ([10, 10, 10] if chained else [])
 
 
+def _conv_classifier(dtype):
+    return Classifier([Conv1d(1, 3, 3, activation="relu", dtype=dtype), Flatten(),
+                       FC(30, 4, dtype=dtype)], optimizer=Adam(0.01))
+
+
+@pytest.mark.parametrize("build", [
+    lambda dtype: Classifier([FC(12, 6, activation="relu", dtype=dtype), FC(6, 4, dtype=dtype)],
+                             optimizer=AdaGrad(0.05)),
+    _conv_classifier], ids=["chain", "trusted passes"])
+@pytest.mark.parametrize("change", ["shorter bias", "longer bias", "float64 W",
+                                    "W reshaped in place", "stride"])
+def test_a_callback_that_says_it_only_reads_but_changes_the_model_gets_checked_steps(
+        backend, build, change):
+    """An audit: a callback said it only reads (``on_batch_end_reads_only``) and replaced a
+    layer's bias; the unchecked steps handed it to the kernels as it was, and the Numba
+    backend read or wrote past its end (a segfault or heap corruption; a shorter bias trained
+    silently). ``fit`` now sees the change and checks the rest of the epoch's steps, which
+    refuse it clearly (or take it, where it is valid)."""
+    X, y = data(40, (1, 12))                  # FC(12, 6) takes (N, 1, 12) too
+    model = build(np.float32)
+    layer = model.layers[-1] if change != "stride" else model.layers[0]
+
+    class Liar(Checked):
+        on_batch_end_reads_only = True
+
+        def on_batch_end(self, batch, loss, n_samples):
+            if batch != 1:
+                return
+            if change.endswith("bias"):
+                layer.b = np.ones(2 if change == "shorter bias" else 1000, np.float32)
+            elif change == "float64 W":
+                layer.W = layer.W.astype(np.float64)
+            elif change == "W reshaped in place":
+                layer.W.shape = layer.W.shape[::-1]
+            elif isinstance(layer, Conv1d):
+                layer.stride = 0
+            else:
+                layer.W.shape = layer.W.shape[::-1]
+    with pytest.raises((ValueError, TypeError), match="training stopped at epoch 1, batch 3"):
+        model.fit(X, y, epochs=1, batch_size=10, callbacks=[Liar()])
+
+
+def test_a_subclass_of_the_schedule_with_a_batch_end_of_its_own_gets_checked_steps():
+    """fastnet's learning-rate schedule claims it only sets a valid ``lr``; a subclass with its
+    own ``on_batch_end`` inherited the claim, and its steps went unchecked (an audit)."""
+    from fastnet.callbacks import per_batch
+    from fastnet.train import _LinearDecay
+
+    class Mine(_LinearDecay):
+        def on_batch_end(self, batch, loss, n_samples):
+            super().on_batch_end(batch, loss, n_samples)
+
+    replaced = _LinearDecay(SGD(0.1), 10)
+    replaced.on_batch_end = lambda *args: None
+    assert not per_batch([_LinearDecay(SGD(0.1), 10)])
+    assert per_batch([Mine(SGD(0.1), 10)]) and per_batch([replaced])
+
+
 def test_the_command_lines_progress_bar_and_schedule_keep_the_chain():
     from fastnet.callbacks import per_batch
     from fastnet.train import _LinearDecay, _Progress

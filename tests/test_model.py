@@ -1195,6 +1195,19 @@ def test_fit_checks_the_model_again_after_its_attributes_were_replaced(backend):
     assert isinstance(model.loss, SoftmaxCrossEntropy)
 
 
+@pytest.mark.parametrize("make, x", [(lambda: FC(3, 2, optimizer=SGD(0.1)), np.ones((2, 3))),
+                                     (lambda: Conv1d(1, 2, 3, optimizer=SGD(0.1)),
+                                      np.ones((2, 1, 5)))], ids=["FC", "Conv1d"])
+def test_a_layers_own_optimizer_replaced_by_a_name_is_a_clear_error(backend, make, x):
+    """An audit: ``layer.optimizer = "sgd"`` after construction raised a bare AttributeError
+    at the end of ``backward``."""
+    layer = make()
+    dout = layer.forward(x)
+    layer.optimizer = "sgd"
+    with pytest.raises(TypeError, match=r"optimizer 'sgd' has no update method"):
+        layer.backward(np.ones_like(dout))
+
+
 @pytest.mark.parametrize("spoil", [
     lambda m: setattr(m.layers[0], "stride", 0),
     lambda m: setattr(m.layers[-1], "W", m.layers[-1].W.astype(np.float16)),
