@@ -35,6 +35,7 @@ import os
 
 import numpy as np
 
+from ._archive import SPEC_BYTES, Entries, InMemory, Unreadable
 from ._files import atomic_write, special_kind
 
 FORMAT = "fastnet-model"
@@ -200,7 +201,7 @@ def save_model(model, path):
     # replace a good file with one that load refuses.
     random_state = np.random.get_state()    # a Dropout(seed=None) rebuilt draws from it
     try:
-        _rebuild(json.loads(text), arrays)
+        _rebuild(json.loads(text), InMemory(arrays))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
         raise ValueError(f"save: the model cannot be saved as it is, load would refuse the file: "
                          f"{type(err).__name__}: {err}") from None
@@ -235,7 +236,8 @@ def _history_numbers(history):
 
 
 def _rebuild(spec, arrays):
-    """The model ``spec`` and ``arrays`` describe (what load returns; what save checks)."""
+    """The model ``spec`` and ``arrays`` (``_archive.Entries`` or ``InMemory``) describe (what
+    load returns; what save checks)."""
     optimizers = [from_spec(o, []) for o in spec["optimizers"]]
     model = from_spec(spec["model"], optimizers)
     if spec["model_optimizer"] is not None:
@@ -298,11 +300,6 @@ def load_model(path, expected=None):
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise _not_a_model(path, "a single .npy array, not an archive")
-        with archive:
-            if _SPEC_KEY not in archive.files:
-                raise _not_a_model(path, f"an .npz archive without a {_SPEC_KEY!r} entry")
-            spec = json.loads(str(archive[_SPEC_KEY]))
-            arrays = {k: archive[k] for k in archive.files if k != _SPEC_KEY}
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except ValueError as err:
@@ -310,10 +307,11 @@ def load_model(path, expected=None):
             raise
         if "allow_pickle" in str(err):       # not NumPy's hint to load it unsafely
             # NumPy says so of anything that is neither .npz nor .npy: only a pickle (which
-            # starts 0x80) or an .npy of objects holds pickled objects.
-            # In an .npz archive (a zip file, "PK"), it is one of the entries that does.
+            # starts 0x80) or an .npy of objects holds pickled objects. A file that starts as
+            # a zip file ("PK") but is not one is a damaged archive (its entries are read
+            # later, ``_archive``, which names one of objects).
             if _starts_with(path, b"PK"):
-                why = "an entry holds pickled Python objects, which fastnet never loads"
+                why = "a damaged .npz archive: it starts as a zip file, but its header is broken"
             elif _starts_with(path, b"\x80") or _starts_with(path, b"\x93NUMPY"):
                 why = "it holds pickled Python objects, which fastnet never loads"
             else:
@@ -322,14 +320,29 @@ def load_model(path, expected=None):
         raise _not_a_model(path, f"unreadable: {err}") from err
     except Exception as err:         # zipfile.BadZipFile, zlib.error, EOFError, OSError, ...
         raise _not_a_model(path, f"unreadable or truncated: {type(err).__name__}: {err}") from err
+    with archive:
+        return _load_archive(path, archive, expected)
 
+
+def _load_archive(path, archive, expected):
+    """:func:`load_model` of the open ``archive``: the spec, then each array the model built
+    from it has a place for, after its header (``_archive``)."""
+    entries = Entries(archive)
+    try:
+        spec = json.loads(_read_spec(entries))
+    except Unreadable as err:
+        raise _not_a_model(path, str(err)) from err
+    except ValueError as err:        # not JSON (json.JSONDecodeError)
+        raise _not_a_model(path, f"its spec is not JSON: {err}") from err
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise _not_a_model(path, "its spec does not say format 'fastnet-model'")
     if spec.get("version") != VERSION:
         raise ValueError(f"load: {path} has model-file version {spec.get('version')!r}; this "
                          f"fastnet reads version {VERSION}")
     try:
-        model = _rebuild(spec, arrays)
+        model = _rebuild(spec, entries)
+    except Unreadable as err:
+        raise _not_a_model(path, str(err)) from err
     except ValueError as err:
         raise _not_a_model(path, f"inconsistent spec: {err}") from err
     except (KeyError, TypeError, IndexError, AttributeError, RecursionError, MemoryError,
@@ -343,27 +356,55 @@ def load_model(path, expected=None):
     return model
 
 
+def _read_spec(entries):
+    """The spec's JSON text, read after its header says it is one string of at most
+    ``SPEC_BYTES``."""
+    if _SPEC_KEY not in entries.names:
+        raise Unreadable(f"an .npz archive without a {_SPEC_KEY!r} entry")
+    shape, dtype = entries.header(_SPEC_KEY)
+    if shape != () or dtype.kind != "U" or dtype.itemsize > SPEC_BYTES:
+        raise Unreadable(f"its {_SPEC_KEY!r} entry is {dtype} {shape}, not the JSON text of a "
+                         f"spec (one string of at most {SPEC_BYTES // 2**20} MiB)")
+    return str(entries.read(_SPEC_KEY, shape, dtype))
+
+
 def _restore_arrays(model, arrays):
+    """Fill the model's parameters and its optimizers' state from ``arrays``; names first, then
+    each entry's shape and dtype, and only then its data (``_archive``)."""
     params = model.params
     expected = {f"param/{k}" for k in params}
-    missing = expected - set(arrays)
+    names = [k for k in arrays.names if k != _SPEC_KEY]
+    missing = expected - set(names)
     if missing:
         raise ValueError(f"parameters missing: {sorted(missing)[:5]}")
     # Arrays the model has no place for mean the file and its spec disagree (edited, or
     # assembled from two models): refused rather than dropped.
     responsible = _responsible_optimizers(model)
-    extra = [k for k in arrays if k not in expected and not (
+    extra = [k for k in names if k not in expected and not (
         k.startswith("state/") and k[len("state/"):].rpartition("/")[0] in responsible)]
     if extra:
         raise ValueError(f"arrays the model has no place for: {sorted(extra)[:5]}")
     for key, param in params.items():
-        saved = np.asarray(arrays[f"param/{key}"])
-        if saved.shape != param.shape or saved.dtype != param.dtype:
-            raise ValueError(f"parameter {key} is {saved.dtype} {saved.shape}, the "
-                             f"architecture needs {param.dtype} {param.shape}")
-        param[...] = saved
+        name = f"param/{key}"
+        shape, dtype = arrays.header(name)
+        if shape != param.shape or dtype != param.dtype:
+            raise ValueError(f"parameter {key} is {dtype} {shape}, the architecture needs "
+                             f"{param.dtype} {param.shape}")
+        param[...] = arrays.read(name, shape, dtype)
     for key, opt in responsible.items():
         prefix = f"state/{key}/"
-        state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        if state:
-            opt.set_state(params[key], state)
+        saved = {k[len(prefix):] for k in names if k.startswith(prefix)}
+        if not saved:
+            continue
+        fresh = opt._new_state(params[key])
+        if saved != set(fresh):
+            raise ValueError(f"{type(opt).__name__}: state keys {sorted(saved)}; expected "
+                             f"{sorted(fresh)}")
+        state = {}
+        for name, want in fresh.items():
+            shape, dtype = arrays.header(prefix + name)
+            if shape != want.shape or dtype != want.dtype:
+                raise ValueError(f"{type(opt).__name__}: state {name!r} is {dtype} {shape}; "
+                                 f"expected {want.dtype} {want.shape} (the parameter's)")
+            state[name] = arrays.read(prefix + name, shape, dtype)
+        opt.set_state(params[key], state)

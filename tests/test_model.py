@@ -729,15 +729,63 @@ def test_loading_what_is_not_a_model(tmp_path):
     with pytest.raises(ValueError, match="pickled Python objects, which fastnet never loads"):
         fm.load(pickled)
     entry = tmp_path / "entry.npz"                    # a model file with one object entry
-    np.savez(entry, **dict(np.load(good)), extra=np.array([1, "x"], dtype=object))
-    with pytest.raises(ValueError, match="an entry holds pickled Python objects"):
+    np.savez(entry, **{**dict(np.load(good)), "param/0.b": np.array([1, "x"], dtype=object)})
+    with pytest.raises(ValueError, match="entry 'param/0.b' holds pickled Python objects"):
         fm.load(entry)
+    damaged = tmp_path / "damaged.npz"                # its zip header broken (an audit: this
+    damaged.write_bytes(b"PK\xff" + good.read_bytes()[3:])    # was called an object entry)
+    with pytest.raises(ValueError, match="a damaged .npz archive"):
+        fm.load(damaged)
     with pytest.raises(FileNotFoundError):
         fm.load(tmp_path / "missing.npz")
     seq = tmp_path / "seq.npz"
     Sequential([FC(2, 2)], "mse").save(seq)
     with pytest.raises(ValueError, match="holds a Sequential, not a Classifier"):
         Classifier.load(seq)
+
+
+def _archive_with(path, good, name, shape, dtype=np.float64):
+    """``good``'s entries, with entry ``name`` (added or replaced) an ``.npy`` of zeros of
+    ``shape``, written compressed a chunk at a time (64 MB of zeros take ~70 kB)."""
+    with zipfile.ZipFile(good) as z:
+        entries = {n: z.read(n) for n in z.namelist() if n != name + ".npy"}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, data in entries.items():
+            z.writestr(n, data)
+        with z.open(name + ".npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+            zeros = bytes(2**20)
+            for _ in range(int(np.prod(shape)) * np.dtype(dtype).itemsize // 2**20):
+                f.write(zeros)
+
+
+@pytest.mark.parametrize("name, shape, dtype, words", [
+    ("junk", (2**23,), np.float64, r"arrays the model has no place for: \['junk'\]"),
+    ("param/0.W", (2**23,), np.float64, r"parameter 0.W is float64 \(8388608,\), the "
+                                         r"architecture needs float64 \(6, 8\)"),
+    ("state/0.W/velocity", (2**23,), np.float64, r"state 'velocity' is float64 \(8388608,\)"),
+    ("__fastnet__", (), "<U16777217", r"not the JSON text of a spec"),
+], ids=["extra entry", "parameter", "optimizer state", "spec"])
+def test_a_small_file_that_unpacks_to_much_is_refused_before_it_is_read(tmp_path, name, shape,
+                                                                          dtype, words):
+    """An audit: load unpacked every entry before checking any, so a 2 MB file took 2.1 GB of
+    memory before it was refused. Names are checked first, then each entry's header, and only
+    then its data (here: 64 MB of zeros that a check refuses, never read)."""
+    import tracemalloc
+    good = tmp_path / "good.npz"
+    mlp(optimizer=SGD(0.1, momentum=0.9)).save(good)
+    bomb = tmp_path / "bomb.npz"
+    _archive_with(bomb, good, name, shape, dtype)
+    assert bomb.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=words):
+            fm.load(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
 
 
 def test_a_tampered_archive_is_rejected(tmp_path):
