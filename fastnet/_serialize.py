@@ -332,8 +332,9 @@ def _load_archive(path, archive, expected):
         spec = json.loads(_read_spec(entries))
     except Unreadable as err:
         raise _not_a_model(path, str(err)) from err
-    except ValueError as err:        # not JSON (json.JSONDecodeError)
-        raise _not_a_model(path, f"its spec is not JSON: {err}") from err
+    except (ValueError, RecursionError) as err:   # not JSON, or nested past Python's limit
+        raise _not_a_model(path, f"its spec is not JSON that fastnet reads: "
+                                 f"{type(err).__name__}: {err}") from err
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise _not_a_model(path, "its spec does not say format 'fastnet-model'")
     if spec.get("version") != VERSION:

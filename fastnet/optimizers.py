@@ -22,6 +22,7 @@ see the tie (``Sequential.fit`` checks its model once instead).
 Every update is one fused pass of a ``fastnet.functional.*_update_`` kernel. Parameters must be
 C-contiguous, writeable float arrays and their gradients of the same dtype and shape.
 """
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -130,6 +131,15 @@ def refuse_tied(params, op):
 _LAST_STEP = 2**53          # Adam's step count saturates here (see Adam._step)
 
 
+def _reference(param):
+    """A weak reference to ``param``, or for an object that takes none (a notebook's int bias)
+    a callable that returns it, holding it."""
+    try:
+        return weakref.ref(param)
+    except TypeError:
+        return lambda: param
+
+
 def _zeros(param):
     return np.zeros(np.shape(param), dtype=getattr(param, "dtype", None))
 
@@ -139,7 +149,7 @@ class Optimizer:
 
     def __init__(self, lr):
         self.lr = self._hyper("lr", lr, low=0)
-        self._state = {}            # id(param) -> (param, state dict)
+        self._state = {}            # id(param) -> (weak reference to param, state dict)
 
     def _hyper(self, name, value, **bounds):
         return check.real(type(self).__name__, name, value, **bounds)
@@ -193,10 +203,10 @@ class Optimizer:
         caller's own ``w`` and ``b``, which its optimizer never changes (``W = W - lr*LW``).
         Updated in place, the caller's ``w`` changed, and so did every layer built from it."""
         copy = np.array(param)
-        entry = self._state.get(id(param))
-        if entry is not None and entry[0] is param:
+        state = self.state_of(param)
+        if state:
             del self._state[id(param)]
-            self._state[id(copy)] = (copy, entry[1])
+            self._state[id(copy)] = (_reference(copy), state)
         setattr(layer, key, copy)
         return copy
 
@@ -224,12 +234,22 @@ class Optimizer:
 
     def _state_for(self, param):
         entry = self._state.get(id(param))
-        if entry is not None and entry[0] is param:
+        if entry is not None and entry[0]() is param:
             return entry[1]
         state = self._new_state(param)
-        if state:                       # stateless rules (plain SGD) keep no reference
-            self._state[id(param)] = (param, state)
+        if state:                       # stateless rules (plain SGD) keep nothing
+            self._forget_the_dead()
+            self._state[id(param)] = (_reference(param), state)
         return state
+
+    def _forget_the_dead(self):
+        """Drop the state of parameters that no longer exist. The state holds its parameter
+        by a weak reference: a strong one kept every parameter the optimizer had updated alive,
+        with its state, for as long as the optimizer (an audit: one Adam reused for a new model
+        per trial grew by the old models' sizes, ~9 MB a trial)."""
+        dead = [key for key, (ref, _) in self._state.items() if ref() is None]
+        for key in dead:
+            del self._state[key]
 
     #: State entries that accumulate squared gradients: set_state refuses negative values.
     _squares = ()
@@ -237,13 +257,26 @@ class Optimizer:
     def _new_state(self, param):
         return {}
 
+    def held_states(self):
+        """``[(param, state dict), ...]`` for every parameter that still exists."""
+        return [(param, state) for param, state in
+                ((ref(), state) for ref, state in self._state.values()) if param is not None]
+
+    def __getstate__(self):
+        """For ``copy.deepcopy`` and ``pickle``: each state entry with its parameter itself (a
+        weak reference cannot be copied), which the copy shares with the copied layer."""
+        attributes = dict(self.__dict__)
+        attributes["_state"] = self.held_states()
+        return attributes
+
     def __setstate__(self, attributes):
         """After ``copy.deepcopy`` or ``pickle`` (a copied model, a spawned process): the state
-        is keyed by the ids of the *copied* arrays. Each entry holds its parameter, which the
-        copy shares with the copied layer, so the keys are rebuilt from it (the old ids
-        pointed at the originals: the copy's state was silently lost)."""
+        is keyed by the ids of the *copied* arrays, rebuilt from the parameters that
+        :meth:`__getstate__` put beside them (the old ids pointed at the originals: the copy's
+        state was silently lost)."""
         self.__dict__.update(attributes)
-        self._state = {id(param): (param, state) for param, state in self._state.values()}
+        self._state = {id(param): (_reference(param), state)
+                       for param, state in attributes["_state"]}
 
     def _step(self, param, grad, state, ops=F):
         """Update ``param`` in place through ``ops``: :mod:`fastnet.functional` (checked), or
@@ -260,7 +293,7 @@ class Optimizer:
     def state_of(self, param):
         """The state arrays kept for ``param`` (empty dict if it has not been updated)."""
         entry = self._state.get(id(param))
-        if entry is None or entry[0] is not param:
+        if entry is None or entry[0]() is not param:
             return {}
         return entry[1]
 
@@ -282,7 +315,8 @@ class Optimizer:
                                  f"squared gradients, never negative (the next update would "
                                  f"take its square root)")
             fresh[key][...] = value
-        self._state[id(param)] = (param, fresh)
+        self._forget_the_dead()
+        self._state[id(param)] = (_reference(param), fresh)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

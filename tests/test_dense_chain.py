@@ -57,7 +57,7 @@ def layer_state(model):
                                                           for _, layer in model.named_leaves()]
                   if o is not None}
     for opt in optimizers.values():
-        for _, (param, slots) in sorted(opt._state.items(), key=lambda e: e[1][0].shape):
+        for param, slots in sorted(opt.held_states(), key=lambda e: e[0].shape):
             state.extend(sorted(slots.items()))
     return state
 

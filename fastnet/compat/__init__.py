@@ -209,7 +209,7 @@ class AdaGrad(_UpdateReturnsTheLayer, _optimizers.AdaGrad):
         or bias; after a load, before any update, the one weight (2-D or more) or bias (1-D)
         whose state was restored (the notebook's optimizers serve one layer each); else None."""
         if self._last_layer is None:
-            found = [param for param, state in self._state.values()
+            found = [param for param, state in self.held_states()
                      if (param.ndim == 1) == (key == "b") and "h" in state]
             return found[0] if len(found) == 1 else None
         params = _optimizers.layer_arrays(self._last_layer)[0]
