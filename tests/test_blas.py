@@ -113,3 +113,27 @@ def test_uncompiled_python_runs_conv1d_without_the_c_functions():
     assert out.returncode == 0, out.stderr
     available, error = out.stdout.split()
     assert available == "False" and float(error) < 1e-12
+
+
+_UNCOMPILED_FIRST_CONV = """
+import numpy as np, fastnet
+from fastnet import functional as F
+rng = np.random.default_rng(0)
+x, W = rng.standard_normal((2, 3, 9)), rng.standard_normal((4, 3, 3))
+dout = rng.standard_normal((2, 4, 9))
+got = F.conv1d_backward(dout, x, W, padding=1, need_dx=False)[1:]
+with fastnet.set_backend("numpy"):
+    want = F.conv1d_backward(dout, x, W, padding=1, need_dx=False)[1:]
+print(max(float(abs(g - w).max()) for g, w in zip(got, want)))
+"""
+
+
+def test_uncompiled_python_runs_a_first_layers_conv1d_backward():
+    """A first layer's direct-path backward (no input gradient) indexed the rows of its
+    stand-in ``dx``, which had none: compiled code let it pass, plain Python (and Numba's bounds
+    checks) raised IndexError (an audit)."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", _UNCOMPILED_FIRST_CONV], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) < 1e-12

@@ -253,7 +253,7 @@ def _direct_forward(x, W, b, stride, padding_left, dilation, y):
 
 @jit_parallel
 def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db_rows, need_dx):
-    """``dx`` (if ``need_dx``; else ``dx`` is an untouched dummy ``(N, 0, 0)``); ``dW_rows[n]``,
+    """``dx`` (if ``need_dx``; else an untouched dummy ``(N, C_in, 0)``); ``dW_rows[n]``,
     ``db_rows[n]``: batch item ``n``'s shares, summed by the caller."""
     for n in prange(x.shape[0]):
         _backward_item(dout[n], x[n], W, stride, padding_left, dilation, dx[n], dW_rows[n],
@@ -784,9 +784,11 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
         db_rows = np.empty((N, C_out), dtype=x.dtype)
         dW_rows = np.empty((N, C_out, C_in, K), dtype=x.dtype)
         # Without need_dx, an empty array stands in for the unused dx argument (never written):
-        # one signature (x itself, read-only, made Numba refuse the writes it never runs).
+        # one signature (x itself, read-only, made Numba refuse the writes it never runs). It
+        # has C_in rows of length 0, which the item's row views index (with no row at all,
+        # that indexing failed under NUMBA_DISABLE_JIT=1 and NUMBA_BOUNDSCHECK=1: an audit).
         _direct_backward(dout, x, W, stride, padding_left, dilation,
-                         np.empty((N, 0, 0), x.dtype) if dx is None else dx,
+                         np.empty((N, C_in, 0), x.dtype) if dx is None else dx,
                          dW_rows, db_rows, need_dx)
         return dx, dW_rows.sum(axis=0), db_rows.sum(axis=0)
     # Unused arguments get stand-ins of the right shape and dtype (never read or written): the
