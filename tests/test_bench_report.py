@@ -4,6 +4,7 @@ measurement end to end."""
 import argparse
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -502,3 +503,18 @@ def test_pytorchs_update_is_its_kernel_called_directly_and_does_fastnets_step(fu
             np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-6)
     if fused:
         assert all(hasattr(torch, f"_fused_{name}_") for name in ("adagrad", "adam"))
+
+
+def test_the_result_checks_hold_under_python_O():
+    """An audit: the checks were ``assert`` statements, which ``python -O`` removes, so
+    ``python -O -m fastnet bench`` would have timed and tabled wrong results."""
+    script = ("import numpy as np\n"
+              "from fastnet.benchmarking.cases import _allclose\n"
+              "try:\n"
+              "    _allclose(1e-4)(np.zeros((4, 4), np.float64), np.ones((4, 4), np.float32))\n"
+              "except AssertionError as err:\n"
+              "    print('refused:', err)\n")
+    out = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused: result of dtype float64")

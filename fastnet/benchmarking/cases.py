@@ -55,6 +55,14 @@ def to_numpy(a):
     return a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
+def require(condition, message):
+    """A result check: ``AssertionError(message)`` unless ``condition``. Not an ``assert``
+    statement, which ``python -O`` removes: the table would then show wrong results' timings
+    (an audit's finding)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def _allclose(tol, start=None, floor=None):
     """A check that each result array matches the reference's: of the same dtype, and to
     ``tol`` relative to the element plus ``floor`` (default ``tol``) relative to the largest
@@ -81,11 +89,11 @@ def _allclose(tol, start=None, floor=None):
         got = got if isinstance(got, (tuple, list)) else (got,)
         if len(got) == 1 and not isinstance(got[0], np.ndarray):
             want = want[:1]
-        assert len(got) == len(want), f"{len(got)} results, the reference has {len(want)}"
+        require(len(got) == len(want), f"{len(got)} results, the reference has {len(want)}")
         starts = (start,) if isinstance(start, np.ndarray) else start or (None,) * len(want)
         for g, w, s in zip(got, want, starts):
             g, w = to_numpy(g), to_numpy(w)
-            assert g.dtype == w.dtype, f"result of dtype {g.dtype}, the reference's {w.dtype}"
+            require(g.dtype == w.dtype, f"result of dtype {g.dtype}, the reference's {w.dtype}")
             rounding = 0.0
             if s is not None and w.dtype.kind == "f":
                 rounding = 4 * np.finfo(w.dtype).eps * np.abs(s)
@@ -96,11 +104,11 @@ def _allclose(tol, start=None, floor=None):
             # Equal (NaN included), or within rtol of the element, or within the floor.
             bad = ~(np.isclose(g, w, rtol=tol, atol=0, equal_nan=True)
                     | (np.abs(g - w) <= floor * scale + rounding))
-            assert not bad.any(), (
-                f"{int(bad.sum())} of {w.size} elements differ from the reference beyond "
-                f"rtol {tol:g} (+ {floor:g} of its largest, {scale:.3g}): the first at "
-                f"{np.unravel_index(np.argmax(bad), w.shape)}, {g[bad][0]!r} against "
-                f"{w[bad][0]!r}")
+            if bad.any():
+                require(False, f"{int(bad.sum())} of {w.size} elements differ from the reference "
+                               f"beyond rtol {tol:g} (+ {floor:g} of its largest, {scale:.3g}): "
+                               f"the first at {np.unravel_index(np.argmax(bad), w.shape)}, "
+                               f"{g[bad][0]!r} against {w[bad][0]!r}")
     return check
 
 

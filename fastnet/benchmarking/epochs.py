@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from ..backend import set_default_dtype
-from .cases import Case, Unsupported, to_numpy, torch_module
+from .cases import Case, Unsupported, require, to_numpy, torch_module
 
 MNIST_TRAIN = 60_000
 
@@ -218,19 +218,19 @@ def _same_training(recipe, dtype):
     """
     def check(got, want):
         start = list(_recipe_model(recipe, dtype).params.values())
-        assert len(got) == len(want) == len(start), (
-            f"{len(got)} parameter arrays, the baseline has {len(want)}")
+        require(len(got) == len(want) == len(start),
+                f"{len(got)} parameter arrays, the baseline has {len(want)}")
         for i, (g, w, s) in enumerate(zip(got, want, start)):
             g = to_numpy(g)
-            assert g.shape == w.shape, f"parameter {i}: shape {g.shape}, baseline {w.shape}"
+            require(g.shape == w.shape, f"parameter {i}: shape {g.shape}, baseline {w.shape}")
             tol = 1e-6 if g.dtype == w.dtype == np.float64 else 0.5
             g, w, s = (a.astype(np.float64) for a in (g, w, s))
             moved = float(np.linalg.norm(w - s))
             off = float(np.linalg.norm(g - w))
-            assert moved > 0, f"parameter {i}: the NumPy baseline's did not move in training"
-            assert off <= tol * moved, (
-                f"parameter {i} {w.shape}: differs from the baseline's by {off:.3g}, "
-                f"{off / moved:.3g} of the baseline's move ({moved:.3g}); allowed: {tol:g}")
+            require(moved > 0, f"parameter {i}: the NumPy baseline's did not move in training")
+            require(off <= tol * moved,
+                    f"parameter {i} {w.shape}: differs from the baseline's by {off:.3g}, "
+                    f"{off / moved:.3g} of the baseline's move ({moved:.3g}); allowed: {tol:g}")
     return check
 
 
