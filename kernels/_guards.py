@@ -286,9 +286,11 @@ def guarded(trusted):
 
     def softmax_cross_entropy_forward(k, logits, target):
         labels(k, logits, target, trusted.labels_in_range)
+        if logits.shape[0] == 0:          # the loss is a mean over the rows (NaN of none)
+            _fail(k, "a mean over no samples", logits=logits)
 
     def softmax_cross_entropy_backward(k, dloss, probs, target):
-        labels(k, probs, target, trusted.labels_in_range)
+        labels(k, probs, target, trusted.labels_in_range)      # no rows: no gradient, (0, C)
         _scalar(k, "dloss", dloss, probs.dtype)
 
     def elementwise_loss(k, y, t):

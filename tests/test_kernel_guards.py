@@ -64,6 +64,9 @@ BAD_CALLS = [
     ("softmax_forward", lambda: (f(3),), ValueError, ["expected x (N, C)"]),
     ("mse_forward", lambda: (f(5), f(3)), ValueError, ["t float32 (3,)"]),
     ("bce_backward", lambda: (1.0, f(0), f(0)), ValueError, ["a mean over no elements"]),
+    # an audit: NaN, where the other losses refused the empty mean
+    ("softmax_cross_entropy_forward", lambda: (f(0, 3), np.zeros(0, np.int64)), ValueError,
+     ["a mean over no samples", "logits float32 (0, 3)"]),
     ("conv1d_forward", lambda: (f(1, 1, 8), f(2, 3, 3), f(2), 1, 0, 0, 1, "none"), ValueError,
      ["x float32 (1, 1, 8)", "W float32 (2, 3, 3)"]),
     ("conv1d_forward", lambda: (f(1, 1, 8), f(2, 1, 3), f(2), 1, 0, 0, -2, "none"), ValueError,
