@@ -13,7 +13,9 @@ def atomic_write(path, write, mode="wb"):
     """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then
     rename it over ``path``: an interrupted write leaves the old file (or none), never half a
     file. The file gets the permissions a plain ``open`` would give: an existing file's own,
-    else the umask's. A symbolic link is written through: its target is replaced, the link
+    else the umask's; an existing file this process may not write is refused
+    (``PermissionError``), as ``open`` would refuse it (the rename needs only the folder's
+    permission, and replaced a read-only file: an audit). A symbolic link is written through: its target is replaced, the link
     stays. A device, FIFO or socket is refused (``ValueError``): the rename would replace it
     with a plain file (``--save /dev/null`` run as root would replace ``/dev/null``), and so
     is a name that ends in ``/``, ``.`` or ``..``."""
@@ -30,6 +32,9 @@ def atomic_write(path, write, mode="wb"):
     special = _special_file(path)
     if special:
         raise ValueError(f"cannot write {path}: {special}")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, f"cannot write {path}: the file is read-only for "
+                                            f"this user; make it writable, or give another name")
     too_long = _name_too_long(path, folder)
     if too_long:
         raise OSError(errno.ENAMETOOLONG, f"cannot write {path}: {too_long}")
@@ -154,6 +159,9 @@ def check_writable(option, path):
     too_long = _name_too_long(target, folder)
     if too_long:
         raise ValueError(f"{option} {path}: {too_long}")
+    if os.path.exists(target) and not os.access(target, os.W_OK):      # as atomic_write
+        raise ValueError(f"{option} {path}: the file is read-only for this user; make it "
+                         f"writable, or give another name")
     # Create a file, rather than asking os.access: for root, os.access passes on read-only
     # mounts and on /proc, where creating a file fails.
     try:

@@ -657,6 +657,24 @@ def test_save_refuses_a_fifo_and_keeps_an_existing_files_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
 
 
+def test_save_refuses_a_file_this_user_may_not_write(tmp_path, monkeypatch):
+    """An audit: the rename needs only the folder's permission, so a save replaced a file
+    that ``open`` (and ``np.savez``) would refuse. (Run as root here, where every file is
+    writable: ``os.access`` is made to say what it says to other users.)"""
+    from fastnet._files import check_writable
+    target = tmp_path / "kept.npz"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o444)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(
+        target) and mode == os.W_OK else real_access(p, mode, **kw))
+    with pytest.raises(PermissionError, match="kept.npz: the file is read-only for this user"):
+        mlp(optimizer=SGD(0.1)).save(target)
+    with pytest.raises(ValueError, match="--save .*kept.npz: the file is read-only"):
+        check_writable("--save", str(target))
+    assert target.read_bytes() == b"old"
+
+
 def test_load_refuses_a_fifo_instead_of_waiting_for_a_writer(tmp_path):
     """``open`` of a FIFO blocks until a writer comes: load hung for good. Should the check go,
     a writer thread (giving up after 3 s) unblocks the load, and the message test fails."""
