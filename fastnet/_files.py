@@ -15,10 +15,11 @@ def atomic_write(path, write, mode="wb"):
     file. The file gets the permissions a plain ``open`` would give: an existing file's own,
     else the umask's; an existing file this process may not write is refused
     (``PermissionError``), as ``open`` would refuse it (the rename needs only the folder's
-    permission, and replaced a read-only file: an audit). A symbolic link is written through: its target is replaced, the link
-    stays. A device, FIFO or socket is refused (``ValueError``): the rename would replace it
-    with a plain file (``--save /dev/null`` run as root would replace ``/dev/null``), and so
-    is a name that ends in ``/``, ``.`` or ``..``."""
+    permission, and replaced a read-only file: an audit). A symbolic link is written through:
+    its target is replaced, the link stays. A device, FIFO or socket is refused
+    (``ValueError``): the rename would replace it with a plain file (``--save /dev/null`` run
+    as root would replace ``/dev/null``), and so is a name that ends in ``/``, ``.`` or
+    ``..``."""
     path = _through_links(path)
     folder = os.path.dirname(os.path.abspath(path))
     # Else mkstemp's or the rename's error would name the temporary file.
