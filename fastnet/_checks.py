@@ -47,6 +47,21 @@ def named_int(name, value):
     return f"{name}={value}"
 
 
+def shown(value):
+    """``repr(value)``, or ``"an integer of N digits"`` for an int too long to print (10**400
+    as a flag printed 400 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {digit_count(value)} digits"
+    return repr(value)
+
+
+def not_a_number(value, kind):
+    """Whether ``value`` is not a number of ``kind`` (``numbers.Real`` or ``Integral``) that
+    a size or hyper-parameter can be: a bool is not, nor a ``np.timedelta64``, which NumPy
+    registers as an integer (a time span was taken as a stride or a learning rate)."""
+    return isinstance(value, (bool, np.timedelta64)) or not isinstance(value, kind)
+
+
 def _big_ints_as_floats(op, name, a):
     """An object array that NumPy made of Python ints beyond int64 (``[1, 2**70]``), as
     float64; unchanged when it holds anything but numbers (the caller refuses it)."""
@@ -281,8 +296,8 @@ def real(op, name, value, low=None, high=None, low_open=False):
             and (low is None or value > low or (value == low and not low_open))
             and (high is None or value <= high)):
         return value                   # the common case, on every update call: keep it cheap
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{op}: {name} must be a real number; got {value!r}")
+    if not_a_number(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number; got {shown(value)}")
     try:
         value = float(value)
     except OverflowError:                  # an int beyond float range, e.g. 10**400
@@ -304,8 +319,8 @@ def integer(op, name, value, low=None, high=None):
     if (type(value) is int and (low is None or value >= low)
             and (high is None or value <= high)):
         return value                   # the common case, cheap (an ABC isinstance is not)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{op}: {name} must be an integer; got {value!r}")
+    if not_a_number(value, numbers.Integral):
+        raise TypeError(f"{op}: {name} must be an integer; got {shown(value)}")
     value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{op}: {named_int(name, value)}; expected an integer >= {low}")
@@ -384,7 +399,7 @@ def flag(op, name, value):
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
                                                and value in (0, 1)):
         return bool(value)
-    raise TypeError(f"{op}: {name} must be True or False; got {value!r}")
+    raise TypeError(f"{op}: {name} must be True or False; got {shown(value)}")
 
 
 def size(op, name, value, low):

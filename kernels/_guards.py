@@ -90,9 +90,10 @@ def sizes(kernel, low, high=MAX_SIZE, **values):
     """Integer hyper-parameters (stride, padding, dilation, kernel size, length) in
     ``[low, high]``."""
     for name, v in values.items():
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) \
-                or not low <= v <= high:
-            raise ValueError(f"{kernel}: {name}={v!r}; expected an integer in [{low}, {high}]")
+        if isinstance(v, (bool, np.bool_, np.timedelta64)) \
+                or not isinstance(v, (int, np.integer)) or not low <= v <= high:
+            raise ValueError(f"{kernel}: {name}={_shown(v)}; expected an integer in [{low}, "
+                             f"{high}]")
 
 
 def dense(kernel, x, W, b=None, dout=None, y=None):
@@ -192,7 +193,7 @@ def flag(kernel, name, value):
     """True or False (NumPy's too), or the integers 0 and 1: a kernel may pass ``int(value)``
     on (0.5 skipped a gradient that ``bool`` had allocated, which went back unwritten)."""
     if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, int) and value in (0, 1))):
-        raise TypeError(f"{kernel}: {name}={value!r}; expected True or False")
+        raise TypeError(f"{kernel}: {name}={_shown(value)}; expected True or False")
 
 
 def activation(kernel, name):
@@ -387,6 +388,20 @@ def guarded(trusted):
     return {name: _wrap(trusted, name, check) for name, check in checks.items()}
 
 
+def _plain_number(a):
+    """A NumPy integer or float as a Python int or float (a ``np.timedelta64``, which NumPy
+    counts as an integer, stays one: the checks refuse it)."""
+    if isinstance(a, np.integer) and not isinstance(a, np.timedelta64):
+        return int(a)
+    return float(a) if isinstance(a, np.floating) else a
+
+
+def _shown(value):
+    """``repr(value)``, cut to 60 characters (an integer of 400 digits as a flag)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _wrap(trusted, name, check):
     kernel = getattr(trusted, name)
     signature = inspect.signature(kernel)
@@ -397,8 +412,7 @@ def _wrap(trusted, name, check):
         # NumPy integers as Python ints, for the checks and the kernel alike: sizes computed in
         # an int32 (``np.int32(2**31 - 1)`` as dilation) wrapped past the output-length check.
         # NumPy floats as Python floats likewise (a float16 dloss was NotImplemented in Numba).
-        args = tuple(int(a) if isinstance(a, np.integer) else
-                     float(a) if isinstance(a, np.floating) else a for a in args)
+        args = tuple(map(_plain_number, args))
         check(name, *args)
         return kernel(*args)
     # Found by pickle under the public name (wraps copied the kernel's own).

@@ -165,6 +165,32 @@ def test_huge_sizes_are_value_errors_that_name_the_argument_briefly(make, words)
     assert words in str(info.value) and len(str(info.value)) < 120
 
 
+@pytest.mark.parametrize("make, exc, words", [
+    (lambda: fastnet.optimizers.SGD(0.1, momentum=0.9, nesterov=10**400), TypeError,
+     "SGD: nesterov must be True or False; got an integer of 401 digits"),
+    (lambda: fastnet.kernels.load("numba").dense_backward(
+        *[np.ones(s, np.float32) for s in ((2, 2), (2, 3), (3, 2), (2, 2))], "none", 10**400),
+     TypeError, "dense_backward: need_dx=1000"),
+    (lambda: fastnet.optimizers.SGD(np.timedelta64(1)), TypeError,
+     "SGD: lr must be a real number; got np.timedelta64(1)"),
+    (lambda: fastnet.layers.Conv1d(1, 2, 3, stride=np.timedelta64(1)), TypeError,
+     "Conv1d: stride must be an integer; got np.timedelta64(1)"),
+    (lambda: fastnet.kernels.load("numpy").conv1d_forward(
+        np.ones((1, 1, 8), np.float32), np.ones((2, 1, 3), np.float32),
+        np.ones(2, np.float32), np.timedelta64(1), 0, 0, 1, "none"), ValueError,
+     "conv1d_forward: stride=np.timedelta64(1); expected an integer"),
+], ids=["flag", "kernel flag", "lr", "stride", "kernel stride"])
+def test_flags_print_huge_integers_briefly_and_time_spans_are_not_numbers(make, exc, words):
+    """An audit: a flag printed all 401 digits of 10**400; ``np.timedelta64(1)``, which NumPy
+    registers as an integer, was taken as a stride or a learning rate."""
+    import fastnet.kernels
+    import fastnet.layers
+    import fastnet.optimizers
+    with pytest.raises(exc) as info:
+        make()
+    assert words in str(info.value) and len(str(info.value)) < 180
+
+
 def test_weights_beyond_the_machines_memory_are_refused_before_the_draw():
     from fastnet.initializers import HeInitializer
     with pytest.raises(MemoryError, match=r"HeInitializer: weights of shape \(2147483647, "):
