@@ -503,9 +503,14 @@ def softmax_backward(dout, y):
 
 # --- losses --------------------------------------------------------------------------------------
 
-def _class_scores(op, name, a):
-    """``logits`` or ``probs`` ``(N, C)`` of a classification loss, ``N, C >= 1``."""
-    a = check.float_array(op, name, a)
+def _class_scores(op, name, a, target):
+    """``logits`` or ``probs`` ``(N, C)`` of a classification loss, ``N, C >= 1``. A Python
+    list takes the dtype of a float ``target`` (one-hot rows) beside it, as lists do everywhere
+    in this API (it took the default dtype, and a float64 target was then a dtype mismatch
+    that the user had not made: an audit)."""
+    like = (target.dtype if isinstance(target, np.ndarray) and target.dtype in check.NATIVE_FLOATS
+            else None)
+    a = check.float_array(op, name, a, like if isinstance(a, (list, tuple)) else None)
     check.ndim(op, name, a, 2)
     N, C = a.shape
     if N == 0 or C == 0:
@@ -561,7 +566,7 @@ def _softmax_cross_entropy_checked(logits, target):
     """:func:`softmax_cross_entropy` with ``return_probs``, and the target as checked for the
     kernel (labels as int64): :func:`_softmax_cross_entropy_backward_checked` takes it back."""
     op = "softmax_cross_entropy"
-    logits = _class_scores(op, "logits", logits)
+    logits = _class_scores(op, "logits", logits, target)
     target = check.class_target(op, target, logits)
     loss, probs = kernels().softmax_cross_entropy_forward(logits, target)
     return loss, probs, target
@@ -609,7 +614,7 @@ def softmax_cross_entropy_backward(probs, target, dloss=1.0):
         # were ~1.7 us of a ~3.4 us call (now ~2.2 us)
         return backend.softmax_cross_entropy_backward(dloss, probs, target)
     op = "softmax_cross_entropy_backward"
-    probs = _class_scores(op, "probs", probs)
+    probs = _class_scores(op, "probs", probs, target)
     target = check.class_target(op, target, probs, "probs")
     return _softmax_cross_entropy_backward_checked(probs, target, dloss)
 

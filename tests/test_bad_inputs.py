@@ -255,6 +255,12 @@ def test_lists_take_the_dtype_of_the_arrays_beside_them(backend):
         assert F.mse(z, one_hot) == F.mse(z, np.array(one_hot, dtype=np.float32))
         assert F.binary_cross_entropy(F.sigmoid(z), one_hot) == F.binary_cross_entropy(
             F.sigmoid(z), np.array(one_hot, dtype=np.float32))
+    # list logits beside a float64 one-hot target: a TypeError said "the other inputs are
+    # float32", though the user had passed no float32 array (an audit)
+    t = np.array([[0.0, 1.0], [1.0, 0.0]])
+    loss = F.softmax_cross_entropy(z.tolist(), t)
+    assert loss.dtype == np.float64 and loss == F.softmax_cross_entropy(z.astype(np.float64), t)
+    assert F.softmax_cross_entropy_backward(F.softmax(z).tolist(), t).dtype == np.float64
 
 
 # --- inputs that are valid but unusual: both backends give the same, right answer -----------------
