@@ -10,6 +10,8 @@ its data read, exactly as many bytes as that shape and dtype hold.
 :class:`Entries` reads a file's entries; :class:`InMemory` gives arrays already in memory the
 same interface (``save`` rebuilds the model it writes from them, to check it).
 """
+import io
+
 import numpy as np
 
 #: The largest spec (the JSON architecture and history) a file may hold: a spec is a few kB;
@@ -30,8 +32,12 @@ class Entries:
 
     def __init__(self, archive):
         self._zip = archive.zip
-        self._members = {m[:-4] if m.endswith(".npy") else m: m
-                         for m in self._zip.namelist()}
+        self._members = {}
+        for member in self._zip.namelist():
+            name = member[:-4] if member.endswith(".npy") else member
+            if name in self._members:         # else the last of them was read, silently
+                raise Unreadable(f"two entries are named {name!r}")
+            self._members[name] = member
         self.names = list(self._members)
 
     def header(self, name):
@@ -77,17 +83,28 @@ class InMemory:
         return self._arrays[name]
 
 
+#: The longest ``.npy`` header read (NumPy's own limit): ours are ~100 bytes. NumPy reads
+#: a header of whatever length it declares before it checks that limit, so the length is read
+#: and checked here first (an audit: a header declaring 1 GiB took 2.2 GB before the refusal).
+HEADER_BYTES = 10_000
+
+
 def _header(f, name):
     """``(shape, dtype)`` from the ``.npy`` header at the start of ``f``."""
     try:
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise Unreadable(f"entry {name!r} is an .npy array of format version {version}; "
                              f"model files hold versions 1.0 and 2.0")
+        size_bytes = f.read(2 if version == (1, 0) else 4)
+        length = int.from_bytes(size_bytes, "little")
+        if len(size_bytes) < (2 if version == (1, 0) else 4) or length > HEADER_BYTES:
+            raise Unreadable(f"entry {name!r} declares an .npy header of {length} bytes; "
+                             f"headers are at most {HEADER_BYTES}")
+        header = io.BytesIO(size_bytes + f.read(length))
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(header)
     except Unreadable:
         raise
     except Exception as err:                # a bad magic string or header, zlib.error, ...

@@ -327,8 +327,8 @@ def load_model(path, expected=None):
 def _load_archive(path, archive, expected):
     """:func:`load_model` of the open ``archive``: the spec, then each array the model built
     from it has a place for, after its header (``_archive``)."""
-    entries = Entries(archive)
     try:
+        entries = Entries(archive)
         spec = json.loads(_read_spec(entries))
     except Unreadable as err:
         raise _not_a_model(path, str(err)) from err

@@ -764,18 +764,24 @@ def test_loading_what_is_not_a_model(tmp_path):
 
 def _archive_with(path, good, name, shape, dtype=np.float64):
     """``good``'s entries, with entry ``name`` (added or replaced) an ``.npy`` of zeros of
-    ``shape``, written compressed a chunk at a time (64 MB of zeros take ~70 kB)."""
+    ``shape``, written compressed a chunk at a time (64 MB of zeros take ~70 kB); with
+    ``shape`` None, an ``.npy`` whose header declares 64 MiB of spaces."""
     with zipfile.ZipFile(good) as z:
         entries = {n: z.read(n) for n in z.namelist() if n != name + ".npy"}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for n, data in entries.items():
             z.writestr(n, data)
         with z.open(name + ".npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
-            zeros = bytes(2**20)
-            for _ in range(int(np.prod(shape)) * np.dtype(dtype).itemsize // 2**20):
-                f.write(zeros)
+            if shape is None:                 # format 2.0: a 4-byte header length
+                f.write(b"\x93NUMPY\x02\x00" + (2**26).to_bytes(4, "little"))
+                count = 64
+            else:
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+                count = int(np.prod(shape)) * np.dtype(dtype).itemsize // 2**20
+            chunk = bytes(2**20) if shape is not None else b" " * 2**20
+            for _ in range(count):
+                f.write(chunk)
 
 
 @pytest.mark.parametrize("name, shape, dtype, words", [
@@ -784,12 +790,15 @@ def _archive_with(path, good, name, shape, dtype=np.float64):
                                          r"architecture needs float64 \(6, 8\)"),
     ("state/0.W/velocity", (2**23,), np.float64, r"state 'velocity' is float64 \(8388608,\)"),
     ("__fastnet__", (), "<U16777217", r"not the JSON text of a spec"),
-], ids=["extra entry", "parameter", "optimizer state", "spec"])
+    ("__fastnet__", None, None, r"declares an .npy header of 67108864 bytes"),
+    ("param/0.W", None, None, r"declares an .npy header of 67108864 bytes"),
+], ids=["extra entry", "parameter", "optimizer state", "spec", "spec header", "header"])
 def test_a_small_file_that_unpacks_to_much_is_refused_before_it_is_read(tmp_path, name, shape,
                                                                           dtype, words):
     """An audit: load unpacked every entry before checking any, so a 2 MB file took 2.1 GB of
-    memory before it was refused. Names are checked first, then each entry's header, and only
-    then its data (here: 64 MB of zeros that a check refuses, never read)."""
+    memory before it was refused. Names are checked first, then each entry's header (its
+    declared length first: NumPy reads a header of any length before its own limit), and only
+    then its data (here: 64 MB of zeros, or of header, that a check refuses, never read)."""
     import tracemalloc
     good = tmp_path / "good.npz"
     mlp(optimizer=SGD(0.1, momentum=0.9)).save(good)
@@ -804,6 +813,24 @@ def test_a_small_file_that_unpacks_to_much_is_refused_before_it_is_read(tmp_path
     finally:
         tracemalloc.stop()
     assert peak < 8 * 2**20
+
+
+def test_an_archive_with_two_entries_of_one_name_is_refused(tmp_path):
+    """An audit: ``param/0.W`` beside ``param/0.W.npy``, or a zip member written twice, loaded
+    whichever came last, silently."""
+    good = tmp_path / "good.npz"
+    mlp(optimizer=SGD(0.1)).save(good)
+    with zipfile.ZipFile(good) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    for extra in ("param/0.W", "param/0.W.npy"):
+        bad = tmp_path / "bad.npz"
+        with zipfile.ZipFile(bad, "w") as z, warnings.catch_warnings():
+            warnings.simplefilter("ignore")               # zipfile: "Duplicate name"
+            for n, b in entries.items():
+                z.writestr(n, b)
+            z.writestr(extra, entries["param/0.W.npy"])
+        with pytest.raises(ValueError, match="two entries are named 'param/0.W'"):
+            fm.load(bad)
 
 
 def test_a_tampered_archive_is_rejected(tmp_path):
