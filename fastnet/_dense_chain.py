@@ -41,6 +41,8 @@ its own is updated inside its backward, the others once the whole backward has s
 layer first. ``tests/test_dense_chain.py`` trains models both ways and compares
 every parameter, gradient and logged value bit for bit.
 """
+import operator
+
 import numpy as np
 
 from . import functional as F
@@ -386,22 +388,25 @@ def _apart(layers, optimizers):
 
 
 
+
 def layout_key(model):
-    """``(key, kept)``: what the unchecked steps take for granted, as identities, shapes and
-    dtypes (no values): the attributes of the model, of each of its layers, of each layer's
-    activation object and of each optimizer, with the optimizers' state. ``fit`` compares it
-    around a callback that says it only reads (``on_batch_end_reads_only``): one that changed
-    the model all the same (a bias of another length, a float64 ``W``) had its arrays handed
-    to the kernels unchecked, and the Numba backend wrote past them (an audit: a segfault).
-    ``kept`` holds the objects, so that no id is reused while the key is in use. (A layout
-    changed in place, ``W.strides = ...``, is not looked at: it cannot take an array past its
-    memory.)"""
+    """``(key, kept)``: what the unchecked steps take for granted, as identities and layouts (no
+    values): the attributes of the model, of each of its layers, of each layer's activation
+    object and of each optimizer, with the optimizers' state; each one's class and its step
+    methods; the functional API's functions. ``fit`` compares it around a callback that says it
+    only reads (``on_batch_end_reads_only``): one that changed the model all the same (a bias
+    of another length, a float64 ``W``) had its arrays handed to the kernels unchecked, and the
+    Numba backend wrote past them (an audit: a segfault). ``kept`` holds the objects, so that
+    no id is reused while the key is in use."""
     objects = {id(model): model}
     for _, layer, optimizer in model.leaf_optimizers():
         for obj in (layer, getattr(layer, "_act_layer", None), optimizer):
             objects[id(obj)] = obj
-    key, kept = [], []
+    key, kept = [_original_functions()], []
     for obj in objects.values():
+        cls = type(obj)
+        key.append(cls)
+        key.append(_step_methods(cls))
         attributes = getattr(obj, "__dict__", None)
         if attributes is not None:
             _layout(attributes, key, kept)
@@ -411,10 +416,28 @@ def layout_key(model):
     return key, kept
 
 
+#: The methods whose identities :func:`layout_key` records, as found on each object's class
+#: (a class patched by the callback changes them).
+_STEP_METHODS = tuple(dict.fromkeys(_LAYER_METHODS + _MODEL_METHODS + _OPTIMIZER_METHODS))
+_STEP_METHOD_GETTERS = {}
+
+
+def _step_methods(cls):
+    """The :data:`_STEP_METHODS` that ``cls`` has, as a tuple (an ``attrgetter`` per class,
+    made once: ``getattr`` of a name a class lacks costs ~0.15 us, for its AttributeError)."""
+    getter = _STEP_METHOD_GETTERS.get(cls)
+    if getter is None:
+        names = [name for name in _STEP_METHODS if hasattr(cls, name)] or ["__class__"]
+        getter = _STEP_METHOD_GETTERS[cls] = operator.attrgetter(*names)
+    return getter(cls)
+
+
 def _layout(attributes, key, kept):
-    """Append the names, identities, shapes and dtypes of a dict's values to ``key``."""
+    """Append the names and identities of a dict's values to ``key``, and each array's shape,
+    strides, dtype and writeability (which can change in place)."""
     values = tuple(attributes.values())
     kept.append(values)
     key.append(tuple(attributes))
     key.append(tuple(map(id, values)))
-    key.extend([(v.shape, v.dtype) for v in values if type(v) is np.ndarray])
+    key.extend([(v.shape, v.strides, v.dtype, v.flags.writeable)
+                for v in values if type(v) is np.ndarray])

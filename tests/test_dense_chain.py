@@ -566,7 +566,8 @@ def _conv_classifier(dtype):
                              optimizer=AdaGrad(0.05)),
     _conv_classifier], ids=["chain", "trusted passes"])
 @pytest.mark.parametrize("change", ["shorter bias", "longer bias", "float64 W",
-                                    "W reshaped in place", "stride"])
+                                    "W reshaped in place", "stride", "W read-only in place",
+                                    "class swapped"])
 def test_a_callback_that_says_it_only_reads_but_changes_the_model_gets_checked_steps(
         backend, build, change):
     """An audit: a callback said it only reads (``on_batch_end_reads_only``) and replaced a
@@ -577,6 +578,11 @@ def test_a_callback_that_says_it_only_reads_but_changes_the_model_gets_checked_s
     X, y = data(40, (1, 12))                  # FC(12, 6) takes (N, 1, 12) too
     model = build(np.float32)
     layer = model.layers[-1] if change != "stride" else model.layers[0]
+
+    def short_gradients(self, *args):         # a weight gradient of 2 values (an audit's)
+        dx = type(layer).__mro__[1]._gradients(self, *args)
+        self.dW = np.ones(2, self.dtype)
+        return dx
 
     class Liar(Checked):
         on_batch_end_reads_only = True
@@ -590,6 +596,11 @@ def test_a_callback_that_says_it_only_reads_but_changes_the_model_gets_checked_s
                 layer.W = layer.W.astype(np.float64)
             elif change == "W reshaped in place":
                 layer.W.shape = layer.W.shape[::-1]
+            elif change == "W read-only in place":
+                layer.W.flags.writeable = False
+            elif change == "class swapped":
+                layer.__class__ = type("Short" + type(layer).__name__, (type(layer),),
+                                       {"_gradients": short_gradients})
             elif isinstance(layer, Conv1d):
                 layer.stride = 0
             else:
