@@ -96,6 +96,17 @@ def _float_pair(layer, name, grad_name):
     return value, grad
 
 
+def _byte_bounds(a):
+    """``(low, high)``: the addresses of the first byte of ``a`` and one past its last."""
+    return _BYTE_BOUNDS(a)
+
+
+try:                                             # NumPy 2
+    from numpy.lib.array_utils import byte_bounds as _BYTE_BOUNDS
+except ImportError:                              # NumPy 1.x
+    _BYTE_BOUNDS = np.byte_bounds
+
+
 def _is_mapping(x):
     # dict first: an abstract base class's isinstance costs ~0.3 us, twice per layer and step
     return type(x) is dict or isinstance(x, Mapping)
@@ -117,15 +128,21 @@ def refuse_tied(params, op):
                              f"weights); fastnet's optimizers step each parameter once per "
                              f"place, so tied weights are not supported: give each layer its "
                              f"own array")
-    arrays = [(key, p) for key, p in params.items() if isinstance(p, np.ndarray)]
-    for i, (key, p) in enumerate(arrays):
-        for other, q in arrays[i + 1:]:
-            # may_share_memory compares bounds only (cheap, exact for the C-contiguous arrays
-            # the updates take); shares_memory settles the rare strided case.
-            if np.may_share_memory(p, q) and np.shares_memory(p, q):
-                raise ValueError(f"{op}: parameters {key} and {other} overlap in memory (views "
-                                 f"of one buffer); each would be updated as if it stood apart: "
-                                 f"give each layer its own array")
+    # A sweep over the arrays' memory bounds, lowest first: each is compared only with those
+    # whose bounds reach past its start (a pair at a time, all pairs, took minutes for 20 000
+    # parameters); shares_memory settles a pair whose bounds overlap (strided views may not).
+    arrays = sorted((_byte_bounds(p), i, key, p) for i, (key, p) in enumerate(params.items())
+                    if isinstance(p, np.ndarray) and p.size)
+    reaching = []                                # (high, i, key, p) of the arrays so far
+    for (low, high), i, key, p in arrays:
+        reaching = [entry for entry in reaching if entry[0] > low]
+        for _, j, other, q in reaching:
+            if np.shares_memory(p, q):
+                first, second = (other, key) if j < i else (key, other)
+                raise ValueError(f"{op}: parameters {first} and {second} overlap in memory "
+                                 f"(views of one buffer); each would be updated as if it stood "
+                                 f"apart: give each layer its own array")
+        reaching.append((high, i, key, p))
 
 
 _LAST_STEP = 2**53          # Adam's step count saturates here (see Adam._step)
@@ -242,14 +259,25 @@ class Optimizer:
             self._state[id(param)] = (_reference(param), state)
         return state
 
+    #: Entries from which a new state first drops those of parameters that are gone; then
+    #: twice the entries left (so a model's many new states cost a pass each only now and then:
+    #: a pass per new state was quadratic, minutes for 20 000 parameters).
+    _prune_at = 8
+
     def _forget_the_dead(self):
-        """Drop the state of parameters that no longer exist. The state holds its parameter
-        by a weak reference: a strong one kept every parameter the optimizer had updated alive,
-        with its state, for as long as the optimizer (an audit: one Adam reused for a new model
-        per trial grew by the old models' sizes, ~9 MB a trial)."""
-        dead = [key for key, (ref, _) in self._state.items() if ref() is None]
+        """Drop the state of parameters that no longer exist, once there are :attr:`_prune_at`
+        entries. The state holds its parameter by a weak reference: a strong one kept every
+        parameter the optimizer had updated alive, with its state, for as long as the optimizer
+        (an audit: one Adam reused for a new model per trial grew by the old models' sizes, ~9 MB
+        a trial); now a dead model's state waits at most until the entries double."""
+        if len(self._state) < self._prune_at:
+            return
+        # A copy of the items, and pop: two threads may create state in one optimizer at once
+        # (a Concat's branches side by side), and iterating the live dict raised there.
+        dead = [key for key, (ref, _) in list(self._state.items()) if ref() is None]
         for key in dead:
-            del self._state[key]
+            self._state.pop(key, None)
+        self._prune_at = max(type(self)._prune_at, 2 * len(self._state))
 
     #: State entries that accumulate squared gradients: set_state refuses negative values.
     _squares = ()
@@ -260,7 +288,8 @@ class Optimizer:
     def held_states(self):
         """``[(param, state dict), ...]`` for every parameter that still exists."""
         return [(param, state) for param, state in
-                ((ref(), state) for ref, state in self._state.values()) if param is not None]
+                ((ref(), state) for ref, state in list(self._state.values()))
+                if param is not None]
 
     def __getstate__(self):
         """For ``copy.deepcopy`` and ``pickle``: each state entry with its parameter itself (a
