@@ -2,6 +2,7 @@
 
 :class:`Callback` is also importable as ``fastnet.model.Callback``.
 """
+from .layers import _claim
 
 __all__ = ["Callback"]
 
@@ -95,11 +96,7 @@ def _sets_only_a_valid_lr(cb):
     """Whether ``cb`` is fastnet's learning-rate schedule as fastnet defines it: the class that
     makes the claim ``_sets_only_a_valid_lr`` also gives the ``on_batch_end`` that ``cb`` runs (a
     subclass with one of its own inherited the claim, and its steps went unchecked)."""
-    owner = next((cls for cls in type(cb).__mro__ if "_sets_only_a_valid_lr" in vars(cls)), None)
-    return (owner is not None and vars(owner)["_sets_only_a_valid_lr"] is True
-            and "on_batch_end" in vars(owner)
-            and getattr(type(cb), "on_batch_end", None) is vars(owner)["on_batch_end"]
-            and "on_batch_end" not in getattr(cb, "__dict__", ()))
+    return _claim(cb, "_sets_only_a_valid_lr", ("on_batch_end",)) is True
 
 
 def readers(callbacks):

@@ -752,9 +752,9 @@ class Sequential(_Container):
             total += loss * len(xb)
             correct += self._batch_correct(out, yb)
             unchecked = chain or passes is not contextlib.nullcontext
-            before = layout_key(self)[0] if watched and unchecked else None
-            call_hook(callbacks, "on_batch_end", b, loss, len(xb))
-            if before is not None and layout_key(self)[0] != before:
+            before = layout_key(self) if watched and unchecked else None   # (key, kept) whole:
+            call_hook(callbacks, "on_batch_end", b, loss, len(xb))      # kept keeps the ids
+            if before is not None and layout_key(self)[0] != before[0]:
                 # A callback changed the model although it said it only reads: the rest of
                 # the epoch runs checked steps, which take the change or refuse it clearly.
                 chain, passes, step = None, contextlib.nullcontext, self._step
