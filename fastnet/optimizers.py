@@ -27,6 +27,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+try:                  # (low, high): the addresses of an array's first byte and one past its last
+    from numpy.lib.array_utils import byte_bounds          # NumPy 2
+except ImportError:
+    byte_bounds = np.byte_bounds                            # NumPy 1.x
+
 from . import _checks as check
 from . import functional as F
 from ._serialize import register
@@ -96,17 +101,6 @@ def _float_pair(layer, name, grad_name):
     return value, grad
 
 
-def _byte_bounds(a):
-    """``(low, high)``: the addresses of the first byte of ``a`` and one past its last."""
-    return _BYTE_BOUNDS(a)
-
-
-try:                                             # NumPy 2
-    from numpy.lib.array_utils import byte_bounds as _BYTE_BOUNDS
-except ImportError:                              # NumPy 1.x
-    _BYTE_BOUNDS = np.byte_bounds
-
-
 def _is_mapping(x):
     # dict first: an abstract base class's isinstance costs ~0.3 us, twice per layer and step
     return type(x) is dict or isinstance(x, Mapping)
@@ -131,7 +125,7 @@ def refuse_tied(params, op):
     # A sweep over the arrays' memory bounds, lowest first: each is compared only with those
     # whose bounds reach past its start (a pair at a time, all pairs, took minutes for 20 000
     # parameters); shares_memory settles a pair whose bounds overlap (strided views may not).
-    arrays = sorted((_byte_bounds(p), i, key, p) for i, (key, p) in enumerate(params.items())
+    arrays = sorted((byte_bounds(p), i, key, p) for i, (key, p) in enumerate(params.items())
                     if isinstance(p, np.ndarray) and p.size)
     reaching = []                                # (high, i, key, p) of the arrays so far
     for (low, high), i, key, p in arrays:
