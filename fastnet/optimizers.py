@@ -298,8 +298,10 @@ class Optimizer:
         :meth:`__getstate__` put beside them (the old ids pointed at the originals: the copy's
         state was silently lost)."""
         self.__dict__.update(attributes)
-        self._state = {id(param): (_reference(param), state)
-                       for param, state in attributes["_state"]}
+        entries = attributes["_state"]
+        if isinstance(entries, dict):      # pickled by fastnet before weak references: by id
+            entries = entries.values()
+        self._state = {id(param): (_reference(param), state) for param, state in entries}
 
     def _step(self, param, grad, state, ops=F):
         """Update ``param`` in place through ``ops``: :mod:`fastnet.functional` (checked), or

@@ -313,3 +313,19 @@ def test_the_tied_weights_check_compares_only_arrays_whose_memory_bounds_meet(mo
         with pytest.raises(ValueError, match=f"parameters {first} and {second} overlap"):
             optimizers.refuse_tied(params, "update")
     optimizers.refuse_tied({"even": buf[::2], "odd": buf[1::2]}, "update")   # bounds meet only
+
+
+def test_an_optimizer_pickled_before_weak_references_loads_with_its_state():
+    """Pickles written before the state held weak references keep ``_state`` as a dict by id
+    of ``(param, state)``; unpickling one failed on the new list form."""
+    import pickle
+    p = np.ones(3)
+    old = Adam(0.01)
+    old.update({"p": p}, {"p": np.ones(3)})
+    attributes = dict(old.__dict__)
+    attributes["_state"] = {id(p): (p, old.state_of(p))}         # the earlier layout
+    new = Adam.__new__(Adam)
+    new.__setstate__(attributes)
+    assert new.state_of(p) is old.state_of(p)
+    copy = pickle.loads(pickle.dumps((p, new)))                    # and round trips from there
+    np.testing.assert_array_equal(copy[1].state_of(copy[0])["m"], old.state_of(p)["m"])
