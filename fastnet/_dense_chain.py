@@ -393,7 +393,9 @@ def layout_key(model):
     """``(key, kept)``: what the unchecked steps take for granted, as identities and layouts (no
     values): the attributes of the model, of each of its layers, of each layer's activation
     object and of each optimizer, with the optimizers' state; each one's class and its step
-    methods; the functional API's functions. ``fit`` compares it around a callback that says it
+    methods; the functional API's functions, and the backend (the unchecked steps hold its
+    kernels: a backend switched by the callback ran on the old one's till the epoch's end, an
+    audit). ``fit`` compares it around a callback that says it
     only reads (``on_batch_end_reads_only``): one that changed the model all the same (a bias
     of another length, a float64 ``W``) had its arrays handed to the kernels unchecked, and the
     Numba backend wrote past them (an audit: a segfault). ``kept`` holds the objects, so that
@@ -402,7 +404,7 @@ def layout_key(model):
     for _, layer, optimizer in model.leaf_optimizers():
         for obj in (layer, getattr(layer, "_act_layer", None), optimizer):
             objects[id(obj)] = obj
-    key, kept = [_original_functions()], []
+    key, kept = [_original_functions(), kernels()], []
     for obj in objects.values():
         cls = type(obj)
         key.append(cls)

@@ -609,6 +609,28 @@ def test_a_callback_that_says_it_only_reads_but_changes_the_model_gets_checked_s
         model.fit(X, y, epochs=1, batch_size=10, callbacks=[Liar()])
 
 
+def test_a_backend_switched_by_a_callback_that_only_reads_runs_the_next_steps(
+        backend, chain_steps):
+    """An audit: a reads-only callback that switched the backend left the unchecked steps (the
+    chain, which holds the backend's kernels) on the old backend until the epoch's end. They
+    now end where the backend changes; the checked steps call the current backend's."""
+    other = "numpy" if backend == "numba" else "numba"
+
+    class Switch(Checked):
+        on_batch_end_reads_only = True
+
+        def on_batch_end(self, batch, loss, n_samples):
+            if batch == 0:
+                fastnet.set_backend(other)
+
+    X, y = data(40)
+    model = Classifier([FC(12, 6, activation="relu"), FC(6, 4)], optimizer=AdaGrad(0.05))
+    with fastnet.set_backend(backend):
+        model.fit(X, y, epochs=1, batch_size=10, callbacks=[Switch()])
+        assert fastnet.get_backend() == other
+    assert chain_steps == [] and len(model.history["loss"]) == 1
+
+
 def test_a_subclass_of_the_schedule_with_a_batch_end_of_its_own_gets_checked_steps():
     """fastnet's learning-rate schedule claims it only sets a valid ``lr``; a subclass with its
     own ``on_batch_end`` inherited the claim, and its steps went unchecked (an audit)."""
