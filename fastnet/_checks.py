@@ -40,9 +40,13 @@ def digit_count(value):
     return digits
 
 
+def _too_long_to_print(value):
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30
+
+
 def named_int(name, value):
     """``"name=value"``, or ``"name (an integer of N digits)"`` for an int too long to print."""
-    if isinstance(value, int) and abs(value) >= 10**30:
+    if _too_long_to_print(value):
         return f"{name} (an integer of {digit_count(value)} digits)"
     return f"{name}={value}"
 
@@ -50,7 +54,7 @@ def named_int(name, value):
 def shown(value):
     """``repr(value)``, or ``"an integer of N digits"`` for an int too long to print (10**400
     as a flag printed 400 digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+    if _too_long_to_print(value):
         return f"an integer of {digit_count(value)} digits"
     return repr(value)
 

@@ -50,7 +50,7 @@ from .backend import kernels
 from . import layers as L
 from .layers import FC, Conv1d, _cast, _claim, fusable_softmax, has_params
 from .losses import BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
-from .optimizers import SGD, AdaGrad, Adam, Momentum, RMSProp
+from .optimizers import SGD, AdaGrad, Adam, Momentum, Optimizer, RMSProp
 
 #: Methods that the checked step calls (directly or through each other).
 _LAYER_METHODS = ("forward", "backward", "_backward", "_forward_logits", "_backward_logits",
@@ -412,9 +412,9 @@ def layout_key(model):
         attributes = getattr(obj, "__dict__", None)
         if attributes is not None:
             _layout(attributes, key, kept)
-            for entry in getattr(obj, "_state", {}).values():   # fastnet's optimizers
-                if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], dict):
-                    _layout(entry[1], key, kept)
+        if isinstance(obj, Optimizer):
+            for _, state in obj.held_states():
+                _layout(state, key, kept)
     return key, kept
 
 
