@@ -85,3 +85,41 @@ def test_transpose_block_transposes_zero_fills_and_sums_rows(dtype, rows, cols, 
     k = min(rows, width)
     np.testing.assert_allclose(sums[1:1 + k], 0.5 + block[:k].sum(axis=1), rtol=1e-6)
     assert sums[0] == 0.5 and (sums[1 + k:] == 0.5).all()
+
+
+@config.jit
+def _transpose_whole(src, s0, ss, dst, d0, ds):
+    mk.transpose_whole_block(src, s0, ss, dst, d0, ds)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", [0, 3])
+def test_transpose_whole_block_transposes_one_block_and_nothing_else(dtype, extra):
+    """``dst[d0 + j*ds + i] = src[s0 + i*ss + j]`` for ``i, j < lanes``, with row strides
+    ``extra`` values past the block's width; nothing else written."""
+    V = mk.VECTOR_BYTES // np.dtype(dtype).itemsize
+    ss, ds = V + extra, V + 2 * extra
+    src = np.random.default_rng(extra).uniform(1, 2, 3 + V * ss).astype(dtype)
+    dst = np.full(1 + V * ds, -1, dtype)
+    _transpose_whole(src, 3, ss, dst, 1, ds)
+    got = dst[1:].reshape(V, ds)
+    np.testing.assert_array_equal(got[:, :V], src[3:].reshape(V, ss)[:, :V].T)
+    assert (got[:, V:] == -1).all() and dst[0] == -1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("I", [1, 4, 7, 8, 9, 16, 17, 33, 100])
+@pytest.mark.parametrize("J", [1, 8, 9, 16, 31, 64, 1030])
+def test_conv1d_transpose_tiled_matches_numpy_on_row_slices(dtype, I, J):
+    """conv1d's blocked transposition (whole blocks in registers, the rest one by one), into
+    and out of row slices of larger buffers as the windows chain uses it (``xt[p:p+L]``); the
+    rows around the slices are left alone."""
+    conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    a = np.random.default_rng(I * J).standard_normal((I, J)).astype(dtype)
+    padded = np.full((J + 5, I), -7, dtype)
+    conv._transpose_tiled(a, padded[2:2 + J])
+    np.testing.assert_array_equal(padded[2:2 + J], a.T)
+    assert (padded[:2] == -7).all() and (padded[2 + J:] == -7).all()
+    back = np.full((I, J), np.nan, dtype)
+    conv._transpose_tiled(padded[2:2 + J], back)
+    np.testing.assert_array_equal(back, a)

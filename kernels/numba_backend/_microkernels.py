@@ -37,8 +37,9 @@ Vectors are :data:`VECTOR_BYTES` wide: 64 bytes where Numba compiles for AVX-512
 and rows past the valid counts are computed but never stored (masked stores), so the caller
 only has to keep every load inside its buffers.
 
-Three more intrinsics move data where Numba loops stayed scalar: :func:`split_pairs` (a row's
-stride-2 phases), :func:`shift_row` (a row into a zero-padded one) and :func:`transpose_block`.
+Four more intrinsics move data where Numba loops stayed scalar: :func:`split_pairs` (a row's
+stride-2 phases), :func:`shift_row` (a row into a zero-padded one), :func:`transpose_block` and
+:func:`transpose_whole_block`.
 """
 from llvmlite import ir
 from numba import types
@@ -432,6 +433,51 @@ def shift_row(typingctx, src, s0, lo, hi, dst, d0, n):
     return sig, codegen
 
 
+def _transposed(builder, rows):
+    """``V`` vectors of ``V`` lanes, transposed in registers: ``log2(V)`` rounds of two-input
+    shuffles, each swapping one bit of the row index with the same bit of the column index."""
+    r, V = list(rows), len(rows)
+    bit = 1
+    while bit < V:
+        low = [j if not j & bit else V + j - bit for j in range(V)]
+        high = [j + bit if not j & bit else V + j for j in range(V)]
+        for i in range(V):
+            if not i & bit:
+                a, b = r[i], r[i + bit]
+                r[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, V), low))
+                r[i + bit] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, V),
+                                                                      high))
+        bit *= 2
+    return r
+
+
+@intrinsic
+def transpose_whole_block(typingctx, src, s0, ss, dst, d0, ds):
+    """A whole ``lanes x lanes`` block transposed: ``dst[d0 + j*ds + i] = src[s0 + i*ss + j]``
+    for ``i, j < lanes``, with plain vector loads and stores (``src``, ``dst`` arrays of one
+    dtype; offsets and row strides in elements; the caller keeps the block inside both).
+
+    Why beside :func:`transpose_block`: that one masks its loads and stores for partial blocks,
+    and where there is no AVX-512 a masked load or store (``vmaskmov``) costs more than the
+    shuffles save. Measured on an AVX2 host (AMD EPYC, Zen 3), float32 (32, 1024) -> (1024, 32),
+    one thread: 39 us masked, 7-9 us with this, 17-19 us as 8 x 8 tiles of scalar copies."""
+    sig = types.void(src, s0, ss, dst, d0, ds)
+
+    def codegen(context, builder, signature, args):
+        src, s0, ss, dst, d0, ds = args
+        tys = signature.args
+        vec = _Vectors(builder, tys[0].dtype)
+        sp = _at(builder, _data(context, builder, tys[0], src), s0)
+        dp = _at(builder, _data(context, builder, tys[3], dst), d0)
+        r = [vec.load(_at(builder, sp, builder.mul(ss, ir.Constant(_I64, i))))
+             for i in range(vec.lanes)]
+        for j, row in enumerate(_transposed(builder, r)):
+            at = _at(builder, dp, builder.mul(ds, ir.Constant(_I64, j)))
+            builder.store(row, builder.bitcast(at, vec.type.as_pointer()), align=vec.align)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @intrinsic
 def transpose_block(typingctx, src, s0, ss, rows, cols, dst, d0, ds, width, sums, u0):
     """One block of at most ``lanes x lanes`` values transposed: ``dst[d0 + j*ds + i] =
@@ -463,17 +509,7 @@ def transpose_block(typingctx, src, s0, ss, rows, cols, dst, d0, ds, width, sums
             mask = builder.select(inside, col_mask, no_lanes)
             r.append(vec.load_masked(_at(builder, sp, builder.mul(ss, ir.Constant(_I64, i))),
                                      mask))
-        bit = 1
-        while bit < V:
-            low = [j if not j & bit else V + j - bit for j in range(V)]
-            high = [j + bit if not j & bit else V + j for j in range(V)]
-            for i in range(V):
-                if not i & bit:
-                    a, b = r[i], r[i + bit]
-                    r[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, V), low))
-                    r[i + bit] = builder.shuffle_vector(a, b, ir.Constant(
-                        ir.VectorType(_I32, V), high))
-            bit *= 2
+        r = _transposed(builder, r)
         store_mask = vec.lanes_below(width)
         total = vec.zero
         for j in range(V):

@@ -65,6 +65,7 @@ from .. import conv1d_output_length
 from . import _blas, conv1d_blocked
 from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
+from ._microkernels import VECTOR_BYTES, transpose_whole_block
 from ._scalar import ACT_CODE, NONE, RELU, activation_grad_row, relu_row_
 from .activations import activate_
 from .checks import all_finite
@@ -326,25 +327,35 @@ def _transpose(src, dst):
 
 @jit
 def _transpose_tiled(src, dst):
-    """:func:`_transpose` in 8 x 8 tiles: each tile reads 8 rows and writes 8 rows, 8 values
-    each, so neither side strides through a whole row per value. Measured one thread, float32,
-    against :func:`_transpose`: (1024, 64) 29 against 40 us, (64, 1024) 19 against 48 us;
-    float64 (1024, 64) 27 against 42 us."""
+    """:func:`_transpose` in blocks of ``V x V`` values (``V`` a vector's lanes), each loaded as
+    ``V`` vectors, transposed in registers and stored as ``V`` (``transpose_whole_block``); the
+    rows and columns past the last whole block are copied one by one. The blocks run along the
+    longer side first, so that the ``V`` rows a block writes or reads a long row apart (4 KB for
+    1024 float32 values) are the only ones in flight: with the blocks along the short side, a
+    (1024, 64) float32 transposition took 40 us, as long as scalar tiles.
+
+    Measured on an AVX2 host (AMD EPYC, Zen 3), one thread, 5 alternating rounds, against 8 x 8
+    tiles of scalar copies: float32 (32, 1024) 7.3 against 18.3 us, (1024, 64) 22 against 35,
+    (64, 1024) 14 against 27, (1024, 32) 10 against 20; float64 (1024, 64) 42 against 49,
+    (1024, 32) 14 against 19, (64, 1024) 40-43 against 34-40."""
     I, J = src.shape
-    I8, J8 = I - I % 8, J - J % 8
-    for i0 in range(0, I8, 8):
-        for j0 in range(0, J8, 8):
-            for j in range(8):
-                d = dst[j0 + j, i0:i0 + 8]
-                for i in range(8):                  # constant trip counts: unrolled by LLVM
-                    d[i] = src[i0 + i, j0 + j]
-    for j in range(J8, J):                          # the columns past the last whole tile
+    V = VECTOR_BYTES // src.itemsize
+    IV, JV = I - I % V, J - J % V
+    if I >= J:
+        for j0 in range(0, JV, V):
+            for i0 in range(0, IV, V):
+                transpose_whole_block(src, i0 * J + j0, J, dst, j0 * I + i0, I)
+    else:
+        for i0 in range(0, IV, V):
+            for j0 in range(0, JV, V):
+                transpose_whole_block(src, i0 * J + j0, J, dst, j0 * I + i0, I)
+    for j in range(JV, J):                          # the columns past the last whole block
         d = dst[j]
         for i in range(I):
             d[i] = src[i, j]
-    for j in range(J8):                             # and the rows
+    for j in range(JV):                             # and the rows
         d = dst[j]
-        for i in range(I8, I):
+        for i in range(IV, I):
             d[i] = src[i, j]
 
 
