@@ -329,10 +329,12 @@ def _transpose(src, dst):
 def _transpose_tiled(src, dst):
     """:func:`_transpose` in blocks of ``V x V`` values (``V`` a vector's lanes), each loaded as
     ``V`` vectors, transposed in registers and stored as ``V`` (``transpose_whole_block``); the
-    rows and columns past the last whole block are copied one by one. The blocks run along the
-    longer side first, so that the ``V`` rows a block writes or reads a long row apart (4 KB for
-    1024 float32 values) are the only ones in flight: with the blocks along the short side, a
-    (1024, 64) float32 transposition took 40 us, as long as scalar tiles.
+    rows and columns past the last whole block are copied one by one. The blocks address both
+    arrays by their row lengths: each must be C-contiguous or a row slice of a C-contiguous
+    array (the windows chain's ``xt[p:p+L]``). The blocks run along the longer side first, so
+    that the ``V`` rows a block writes or reads a long row apart (4 KB for 1024 float32 values)
+    are the only ones in flight: with the blocks along the short side, a (1024, 64) float32
+    transposition took 40 us, as long as scalar tiles.
 
     Measured on an AVX2 host (AMD EPYC, Zen 3), one thread, 5 alternating rounds, against 8 x 8
     tiles of scalar copies: float32 (32, 1024) 7.3 against 18.3 us, (1024, 64) 22 against 35,
