@@ -395,11 +395,11 @@ def layout_key(model):
     object and of each optimizer, with the optimizers' state; each one's class and its step
     methods; the functional API's functions, and the backend (the unchecked steps hold its
     kernels: a backend switched by the callback ran on the old one's till the epoch's end, an
-    audit). ``fit`` compares it around a callback that says it
-    only reads (``on_batch_end_reads_only``): one that changed the model all the same (a bias
-    of another length, a float64 ``W``) had its arrays handed to the kernels unchecked, and the
-    Numba backend wrote past them (an audit: a segfault). ``kept`` holds the objects, so that
-    no id is reused while the key is in use."""
+    audit). ``fit`` compares it around a callback that says it only reads
+    (``on_batch_end_reads_only``): one that changed the model all the same (a bias of another
+    length, a float64 ``W``) had its arrays handed to the kernels unchecked, and the Numba
+    backend wrote past them (an audit: a segfault). ``kept`` holds the objects, so that no id is
+    reused while the key is in use."""
     objects = {id(model): model}
     for _, layer, optimizer in model.leaf_optimizers():
         for obj in (layer, getattr(layer, "_act_layer", None), optimizer):
