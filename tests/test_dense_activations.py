@@ -117,6 +117,26 @@ def test_the_numba_dense_backward_keeps_sigmoid_and_tanh_apart(monkeypatch):
     assert [name for name, _ in calls] == ["_act_grad_colsum"] * 2 + ["_smooth_grad_colsum"] * 2
 
 
+def test_the_numba_activation_pass_takes_one_array(monkeypatch):
+    """dense and conv1d apply sigmoid and tanh in place with the one-array kernels: the
+    two-array loop, given one array twice, fails LLVM's no-overlap check and runs scalar (3-8x
+    slower below the parallel size; ``activations._sigmoid_``)."""
+    pytest.importorskip("numba")
+    from fastnet.kernels.numba_backend import activations, conv1d, dense
+    calls = []
+    for name in ("_sigmoid_", "_tanh_", "_sigmoid_forward", "_tanh_forward"):
+        original = getattr(activations, name)
+        monkeypatch.setattr(activations, name, lambda *a, _f=original, _n=name:
+                            calls.append(_n) or _f(*a))
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((4, 5)), rng.standard_normal((5, 3))
+    xc, Wc = rng.standard_normal((2, 3, 8)), rng.standard_normal((4, 3, 3))
+    for activation in ("sigmoid", "tanh"):
+        dense.dense_forward(x, W, np.zeros(3), activation)
+        conv1d.conv1d_forward(xc, Wc, np.zeros(4), 1, 1, 1, 1, activation)
+    assert calls == ["_sigmoid_"] * 2 + ["_tanh_"] * 2
+
+
 def test_dense_single_sample_and_no_bias(backend, dtype, tol):
     rng = np.random.default_rng(1)
     x, W = rand(rng, 6, dtype), rand(rng, (6, 3), dtype)

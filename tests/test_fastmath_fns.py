@@ -192,3 +192,37 @@ def test_uncompiled_python_gives_the_same_numbers():
             want = run(name, np.array(x).astype(dtype))
         np.testing.assert_allclose(np.array(got, dtype=dtype), want,
                                    rtol=4 * np.finfo(dtype).eps, err_msg=key)
+
+
+def _specials(dtype, n):
+    """``n`` values cycling through the edges (NaN of both signs, +-0, +-inf, subnormals, the
+    extremes) and random values of both signs."""
+    info = np.finfo(dtype)
+    edges = np.array([np.nan, -np.nan, -0.0, 0.0, np.inf, -np.inf, info.smallest_subnormal,
+                      -info.smallest_subnormal, info.tiny, -info.tiny, info.max, -info.max,
+                      1.0, -1.0], dtype)
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 4).astype(dtype)
+    x[::3] = np.resize(edges, x[::3].size)
+    return x
+
+
+@pytest.mark.parametrize("n", [1, 7, 33, 1000, 1 << 17])      # tails; the parallel loops
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_in_place_passes_give_the_values_bit_for_bit(dtype, n):
+    """The activation passes that write over their input (``tests/test_numba_codegen.py`` says
+    why they are written as they are): ReLU as ``np.maximum(x, 0)`` (+0.0 for -0.0, each NaN
+    kept with its sign), sigmoid and tanh as their two-array loops."""
+    from fastnet.kernels.numba_backend import activations
+    from fastnet.kernels.numba_backend._scalar import relu_row_
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    x = _specials(dtype, n)
+    y = x.copy()
+    relu_row_(y)
+    np.testing.assert_array_equal(y.view(bits), np.maximum(x, 0).view(bits))
+    for in_place, two_arrays in ((activations._sigmoid_, activations._sigmoid_forward),
+                                 (activations._tanh_, activations._tanh_forward)):
+        y, want = x.copy(), np.empty_like(x)
+        in_place(y)
+        two_arrays(x, want)
+        np.testing.assert_array_equal(y.view(bits), want.view(bits), err_msg=in_place.__name__)

@@ -146,6 +146,10 @@ else:
     _pow2 = _pow2_bits
     maximum = _maximum_intrinsic
 
+#: An addition that fast-math cannot fold away (``_in_order``): ``x + 0.0`` stays the IEEE sum,
+#: which is ``+0.0`` for ``x = -0.0`` (``_scalar.relu_row_``).
+add_exactly = _add
+
 
 # --- float64 -----------------------------------------------------------------------------------
 
@@ -198,7 +202,11 @@ def _exp_f64(x):
     # second multiplication rounds once, into inf or into the denormals.
     k1 = np.floor(k * 0.5)
     y = _mul(_mul(_add(1.0, em1), _pow2(k1)), _pow2(k - k1))
-    return y if x == x else x
+    # NaN goes back as ``x + 0`` (the IEEE sum: that NaN, quieted), not as ``x``: in a loop that
+    # writes over its input (``p[k] = exp(p[k])``), a lane that stores back what it loaded let
+    # LLVM keep only the other lanes' stores, as AVX2 masked stores (``vmaskmovps``), which
+    # AMD's Zen 3 runs slowly (as ``_scalar.relu_row_``). The same in tanh, both precisions.
+    return y if x == x else _add(x, 0.0)
 
 
 @jit
@@ -218,7 +226,7 @@ def _tanh_f64(x):
     s = _pow2(k)
     m = _add(s * em1, s - 1.0)
     t = math.copysign(np.true_divide(m, m + 2.0), x)    # |t| = -m/(m+2); tanh(-0.0) = -0.0
-    return t if x == x else x
+    return t if x == x else _add(x, 0.0)
 
 
 # --- float32 (the same algorithm with float32 constants) ----------------------------------------
@@ -237,6 +245,7 @@ _F32_P4 = np.float32(0.0013814611001066852)
 _F32_TANH_CLAMP = np.float32(10.0)             # tanh is 1.0f beyond 9.01 (this one too)
 _F32_TANH_FAR = np.float32(0.55)             # tanh 0.5: 1 - r loses nothing from here on
 _F32_HALF = np.float32(0.5)
+_F32_ZERO = np.float32(0.0)
 _F32_ONE = np.float32(1.0)
 _F32_TWO = np.float32(2.0)
 _F32_MINUS_TWO = np.float32(-2.0)
@@ -262,7 +271,7 @@ def _exp_f32(x):
     k, em1 = _expm1_reduced_f32(xc)
     k1 = np.floor(k * _F32_HALF)
     y = _mul(_mul(_add(_F32_ONE, em1), _pow2(k1)), _pow2(k - k1))
-    return y if x == x else x
+    return y if x == x else _add(x, _F32_ZERO)
 
 
 @jit
@@ -290,7 +299,7 @@ def _tanh_f32(x):
     far = a > _F32_TANH_FAR
     r = np.true_divide(q if far else -m, m + _F32_TWO)
     t = math.copysign(_F32_ONE - _F32_TWO * r if far else r, x)     # 2r: exact
-    return t if x == x else x
+    return t if x == x else _add(x, _F32_ZERO)
 
 
 # --- dtype dispatch ----------------------------------------------------------------------------

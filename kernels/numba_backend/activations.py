@@ -51,6 +51,39 @@ def _sigmoid_forward(x, y):
             y[i] = sigmoid(x[i])
 
 
+# In place, one array (``activate_``): ``_sigmoid_forward(y, y)`` runs a loop compiled for two
+# arrays, which LLVM vectorises behind a run-time check that they do not overlap; the same array
+# twice fails the check and took the scalar loop below the parallel size (the ``prange`` bodies
+# were not affected). Measured on an AMD EPYC (Zen 3), 57 344 values, one thread: sigmoid
+# float32 376-406 us that way against 48-54 us here, float64 534-561 against 176-203 us; tanh
+# alike.
+
+@jit_parallel
+def _sigmoid_(y):
+    n = y.size
+    if n < PARALLEL_MIN_SIZE:
+        wide_vectors()
+        for i in range(n):
+            y[i] = sigmoid(y[i])
+    else:
+        for i in prange(n):
+            wide_vectors()
+            y[i] = sigmoid(y[i])
+
+
+@jit_parallel
+def _tanh_(y):
+    n = y.size
+    if n < PARALLEL_MIN_SIZE:
+        wide_vectors()
+        for i in range(n):
+            y[i] = tanh(y[i])
+    else:
+        for i in prange(n):
+            wide_vectors()
+            y[i] = tanh(y[i])
+
+
 @jit_parallel
 def _sigmoid_backward(dout, y, dx):
     n = y.size
@@ -270,6 +303,6 @@ def activate_(y, act):
     if act == RELU:
         relu_row_(y)
     elif act == SIGMOID:
-        _sigmoid_forward(y, y)
+        _sigmoid_(y)
     elif act == TANH:
-        _tanh_forward(y, y)
+        _tanh_(y)
