@@ -1,4 +1,5 @@
-"""Accuracy of the vectorisable exp / sigmoid / tanh of the Numba backend (``_vecmath``).
+"""Accuracy of the vectorisable exp / sigmoid / tanh / log / log1p of the Numba backend
+(``_vecmath``).
 
 Each function runs over millions of points spanning its whole range (every 1021st float32 bit
 pattern, both signs; random float64 bit patterns plus dense uniform samples; the edges) and is
@@ -23,8 +24,9 @@ EXTENDED = np.finfo(np.longdouble).nmant >= 63
 needs_extended = pytest.mark.skipif(not EXTENDED, reason="needs x87 80-bit long double")
 
 # Max ulp error allowed. Measured here (AVX-512, llvmlite 0.50): exp 1.03 / 1.00, sigmoid
-# 2.31 / 2.23, tanh 2.50 / 2.18 (float64 / float32); the margin is for other CPUs and LLVMs.
-MAX_ULP = {"exp": 1.5, "sigmoid": 3.0, "tanh": 3.0}
+# 2.31 / 2.23, tanh 2.50 / 2.18 (float64 / float32); log 0.84 / 0.84, log1p 0.84 / 0.83 (AMD
+# Zen 4, llvmlite 0.50); the margin is for other CPUs and LLVMs.
+MAX_ULP = {"exp": 1.5, "sigmoid": 3.0, "tanh": 3.0, "log": 1.2, "log1p": 1.2}
 
 
 def _loop(fn):
@@ -37,7 +39,9 @@ def _loop(fn):
     return apply
 
 
-KERNELS = {"exp": _loop(vm.exp), "sigmoid": _loop(vm.sigmoid), "tanh": _loop(vm.tanh)}
+KERNELS = {name: _loop(getattr(vm, name)) for name in ("exp", "sigmoid", "tanh", "log", "log1p")}
+#: Where each function is real (outside it: NaN or -inf, checked in ``test_special_values``).
+DOMAIN = {"log": lambda x: x > 0, "log1p": lambda x: x > -1}
 
 
 def run(name, x):
@@ -53,6 +57,8 @@ def reference(name, x):
         return np.exp(xl)
     if name == "tanh":
         return np.tanh(xl)
+    if name in ("log", "log1p"):
+        return getattr(np, name)(xl)
     e = np.exp(-np.abs(xl))
     return np.where(xl >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -70,8 +76,13 @@ def points(name, dtype):
     edges = [0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 1, -1, 88.72, 88.73, -87.33, -103.9, -104,
              709.78, 709.79, -708.39, -708.4, -745.13, -745.14, 1e4, -1e4]
     parts.append(np.array(edges).astype(dtype))
+    if name in DOMAIN:      # densely where the results are small: near 1 for log, 0 for log1p
+        near = rng.uniform(-0.5, 1.0, 1_000_000)
+        parts += [near + (1 if name == "log" else 0), np.logspace(-40, 0, 100_000),
+                  -np.logspace(-40, 0, 100_000) + (1 if name == "log" else 0)]
     x = np.concatenate(parts).astype(dtype)
-    return x[np.isfinite(x)]
+    x = x[np.isfinite(x)]
+    return x[DOMAIN[name](x)] if name in DOMAIN else x
 
 
 def ulp_error(y, ref, dtype):
@@ -87,7 +98,7 @@ def ulp_error(y, ref, dtype):
 
 @needs_extended
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("name", ["exp", "sigmoid", "tanh"])
+@pytest.mark.parametrize("name", ["exp", "sigmoid", "tanh", "log", "log1p"])
 @pytest.mark.filterwarnings("ignore:overflow")
 def test_max_ulp_error(name, dtype):
     x = points(name, dtype)
@@ -99,8 +110,8 @@ def test_max_ulp_error(name, dtype):
     with np.errstate(over="ignore"):
         x64 = x.astype(np.float64)
         e = np.exp(-np.abs(x64))
-        plain = {"exp": np.exp(x64), "tanh": np.tanh(x64),
-                 "sigmoid": np.where(x64 >= 0, 1 / (1 + e), e / (1 + e))}[name]
+        plain = (np.where(x64 >= 0, 1 / (1 + e), e / (1 + e)) if name == "sigmoid"
+                 else getattr(np, name)(x64))
         vs_numpy = ulp_error(y, plain.astype(np.longdouble), dtype).max()
     print(f"\n{name:8s} {np.dtype(dtype).name}: {x.size:,} points, max {err.max():.3f} ulp "
           f"at x={x[worst]!r} (mean {err.mean():.3f}); vs NumPy float64: {vs_numpy:.3f} ulp")
@@ -117,6 +128,9 @@ def test_special_values(dtype):
         "sigmoid": [(-inf, 0.0), (inf, 1.0), (0.0, 0.5), (big, 1.0), (-big, 0.0), (200, 1.0)],
         "tanh": [(-inf, -1.0), (inf, 1.0), (0.0, 0.0), (big, 1.0), (-big, -1.0), (25, 1.0),
                  (-25, -1.0)],
+        "log": [(0.0, -inf), (-0.0, -inf), (inf, inf), (1.0, 0.0), (-1.0, nan), (-inf, nan),
+                (-np.finfo(dtype).tiny, nan)],
+        "log1p": [(-1.0, -inf), (inf, inf), (0.0, 0.0), (-1.5, nan), (-inf, nan)],
     }
     for name, pairs in cases.items():
         x = np.array([p[0] for p in pairs] + [nan], dtype=dtype)
@@ -125,7 +139,8 @@ def test_special_values(dtype):
         np.testing.assert_array_equal(y[:-1], np.array([p[1] for p in pairs], dtype=dtype),
                                       err_msg=name)
         assert np.isnan(y[-1]), name
-    assert np.signbit(run("tanh", np.array([-0.0], dtype=dtype))[0])
+    for name in ("tanh", "log1p"):
+        assert np.signbit(run(name, np.array([-0.0], dtype=dtype))[0]), name
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -175,13 +190,14 @@ from fastnet.kernels.numba_backend import _vecmath as vm
 np.seterr(all="ignore")
 x = json.loads(sys.argv[1])
 print(json.dumps({f"{name} {dtype.__name__}": [float(getattr(vm, name)(dtype(v))) for v in x]
-                  for name in ("exp", "sigmoid", "tanh") for dtype in (np.float32, np.float64)}))
+                  for name in ("exp", "sigmoid", "tanh", "log", "log1p")
+                  for dtype in (np.float32, np.float64)}))
 """
 
 
 def test_uncompiled_python_gives_the_same_numbers():
     """With NUMBA_DISABLE_JIT=1 (coverage runs) the functions are plain Python: same numbers."""
-    x = [-800, -100, -20, -1.5, -1e-5, 0, 3e-8, 0.3, 2, 50, 700]
+    x = [-800, -100, -20, -1.5, -1, -0.7, -1e-5, 0, 3e-8, 1e-40, 0.3, 1, 2, 50, 700]
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", _UNCOMPILED, json.dumps(x)], env=env,
                          capture_output=True, text=True, check=True).stdout

@@ -5,7 +5,9 @@ a loss never depends on how threads were scheduled. Row-wise kernels loop serial
 ``PARALLEL_MIN_SIZE`` elements (a parallel region costs more than a (128, 10) batch) and over
 ``prange`` above it. The softmax comes from ``activations`` (``_softmax_row``, and
 ``_softmax_narrow_rows`` for rows narrower than ``NARROW_ROWS``), its ``exp`` vectorised; the one
-``log`` per row stays ``math.log``.
+``log`` per row stays ``math.log``. Binary cross-entropy takes two logs per element, so they are
+``_vecmath``'s, which LLVM vectorises: with libm's ``log`` and ``log1p`` the loop ran scalar,
+1.2-1.4x NumPy at (1024, 1000) and 0.9x at (128, 10).
 """
 import math
 
@@ -14,6 +16,7 @@ from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_ordered, jit_parallel
 from .activations import NARROW_ROWS, _softmax_narrow_rows, _softmax_row
+from ._vecmath import log, log1p
 
 # log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
 _LOG_FLOOR = -100.0
@@ -212,10 +215,15 @@ def _n_chunks(size):
     return 1 if size < PARALLEL_MIN_SIZE else 16
 
 
+# The chunk sums take views of their chunk, not the whole arrays and a range: indexed from a
+# ``lo`` that Numba cannot know is not negative, each read carried a wraparound select, and LLVM
+# vectorised the loop with gathers (MSE over 65 536 float32 values: 56 us).
+
+
 @jit
-def _sq_err_range(y, t, lo, hi):
+def _sq_err_sum(y, t):
     acc = 0.0
-    for i in range(lo, hi):
+    for i in range(y.size):
         # Squared in float64, as NumPy's: a float32 square overflows from |d| ~ 1.8e19, where
         # the mean of many can still be finite.
         d = np.float64(y[i] - t[i])
@@ -223,16 +231,22 @@ def _sq_err_range(y, t, lo, hi):
     return acc
 
 
+@jit(inline="always")
+def _chunk(c, n, n_chunks):
+    """The bounds of chunk ``c`` of ``n_chunks`` over ``n`` values."""
+    return c * n // n_chunks, (c + 1) * n // n_chunks
+
+
 @jit_parallel
 def _sum_sq_err(y, t, n_chunks):
     """Sum of (y - t)**2 in float64; chunk partials are added in chunk order. One chunk runs
     serially: a parallel region would wake the threads for nothing."""
-    n = y.size
     if n_chunks == 1:
-        return _sq_err_range(y, t, 0, n)
+        return _sq_err_sum(y, t)
     partial = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        partial[c] = _sq_err_range(y, t, c * n // n_chunks, (c + 1) * n // n_chunks)
+        lo, hi = _chunk(c, y.size, n_chunks)
+        partial[c] = _sq_err_sum(y[lo:hi], t[lo:hi])
     return _sum(partial)
 
 
@@ -261,18 +275,19 @@ def mse_backward(dloss, y, t):
     return d
 
 
-@jit
+@jit(inline="always")
 def _bce_term(p, t):
-    # p == 0 or 1 hits the clamp instead of log(0); NaN in p stays NaN.
-    log_p = _LOG_FLOOR if p == 0 else max(math.log(p), _LOG_FLOOR)
-    log_q = _LOG_FLOOR if p == 1 else max(math.log1p(-p), _LOG_FLOOR)
+    # p == 0 or 1 hits the clamp instead of log(0); NaN in p stays NaN. Inlined by Numba: with
+    # its two logs it is past LLVM's inlining threshold, and a call keeps the loop scalar.
+    log_p = _LOG_FLOOR if p == 0 else max(log(p), _LOG_FLOOR)
+    log_q = _LOG_FLOOR if p == 1 else max(log1p(-p), _LOG_FLOOR)
     return -(t * log_p + (1 - t) * log_q)
 
 
 @jit
-def _bce_range(p, t, lo, hi):
+def _bce_sum(p, t):
     acc = 0.0
-    for i in range(lo, hi):
+    for i in range(p.size):
         acc += _bce_term(p[i], t[i])
     return acc
 
@@ -281,12 +296,12 @@ def _bce_range(p, t, lo, hi):
 def _sum_bce(p, t, n_chunks):
     """Sum of the BCE terms in float64; chunk partials are added in chunk order (one chunk:
     serially, as in :func:`_sum_sq_err`)."""
-    n = p.size
     if n_chunks == 1:
-        return _bce_range(p, t, 0, n)
+        return _bce_sum(p, t)
     partial = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        partial[c] = _bce_range(p, t, c * n // n_chunks, (c + 1) * n // n_chunks)
+        lo, hi = _chunk(c, p.size, n_chunks)
+        partial[c] = _bce_sum(p[lo:hi], t[lo:hi])
     return _sum(partial)
 
 
