@@ -211,7 +211,8 @@ def test_measure_times_every_member_and_checks_its_result():
 
 @pytest.mark.parametrize("kernel, spoil, cases", [
     ("softmax_cross_entropy_forward", lambda loss, probs: (loss, probs * 0.5),
-     lambda: C.loss_cases(((20, 10),), (np.float32,))),
+     lambda: [c for c in C.loss_cases(((20, 10),), (np.float32,))
+              if c.op == "softmax_cross_entropy"]),
     ("maxpool1d_forward", lambda y, idx: (y, np.zeros_like(idx)),
      lambda: C.pooling_cases(((20, 16, 28),), (np.float32,))),
 ])
@@ -228,6 +229,25 @@ def test_a_forward_check_covers_every_output_the_backward_needs(monkeypatch, ker
     monkeypatch.setattr(trusted, kernel, lambda *args: spoil(*real(*args)))
     with pytest.raises(AssertionError):
         timing.measure(case, ("numpy", "numba"), rounds=1, round_seconds=0.001)
+
+
+@pytest.mark.parametrize("op, kernel", [("binary_cross_entropy", "bce"), ("mse", "mse")])
+def test_the_pointwise_loss_cases_check_their_results(monkeypatch, op, kernel):
+    """BCE and MSE, forward and backward, both dtypes: the Numba results pass (against NumPy,
+    and PyTorch where installed), and a loss 0.1 % off or a gradient 1 % off is caught."""
+    from fastnet.kernels.numba_backend import trusted
+    cases = [c for c in C.loss_cases(((20, 10),)) if c.op == op]
+    assert len(cases) == 4
+    for case in cases:
+        timing.measure(case, ("numpy", "numba", "torch"), rounds=1, round_seconds=0.001)
+    for direction, factor in (("forward", 1.001), ("backward", 1.01)):
+        name = f"{kernel}_{direction}"
+        real = getattr(trusted, name)
+        monkeypatch.setattr(trusted, name, lambda *a, real=real, factor=factor: real(*a) * factor)
+        for case in cases:
+            if case.direction == direction:
+                with pytest.raises(AssertionError):
+                    timing.measure(case, ("numpy", "numba"), rounds=1, round_seconds=0.001)
 
 
 def test_run_cases_rows_hold_the_measured_medians(monkeypatch):
@@ -452,7 +472,8 @@ def test_rows_timed_on_a_busy_machine_are_marked_and_the_header_says_why():
     assert header[0].startswith("machine load: other processes (and steal time) took 0.40")
     assert header[1].startswith("rows marked [busy] (1)")
     table = _table_rows(report.markdown([quiet, busy], header))
-    assert [r[0] for r in table] == ["relu", "relu [busy]", "relu [busy]"]   # forward+backward: the max
+    # forward+backward: the max
+    assert [r[0] for r in table] == ["relu", "relu [busy]", "relu [busy]"]
     assert report.host_lines([quiet], 0.05)[1:] == [] and report.host_lines([quiet], None) == []
 
 

@@ -200,9 +200,11 @@ def _numpy_backend():
     return set_backend("numpy")
 
 
-# --- softmax cross-entropy -------------------------------------------------------------------
+# --- losses ----------------------------------------------------------------------------------
 
 def loss_cases(shapes=((20, 10), (128, 10), (1024, 1000)), dtypes=(np.float32, np.float64)):
+    """Softmax cross-entropy with index labels, then binary cross-entropy (sigmoid outputs
+    against 0/1 targets) and the mean squared error, at the same shapes."""
     for N, C in shapes:
         size = "large" if N * C >= 100_000 else "small" if N < 128 else "mnist"
         for dtype in dtypes:
@@ -212,6 +214,40 @@ def loss_cases(shapes=((20, 10), (128, 10), (1024, 1000)), dtypes=(np.float32, n
                 yield Case("losses", "softmax_cross_entropy", f"({N}, {C})",
                            np.dtype(dtype).name, direction, size,
                            _sce_maker(direction, logits, labels), _elementwise_check(dtype))
+    for op in ("binary_cross_entropy", "mse"):
+        for N, C in shapes:
+            size = "large" if N * C >= 100_000 else "small" if N < 128 else "mnist"
+            for dtype in dtypes:
+                z = _rng().standard_normal((N, C)) * 3
+                if op == "mse":
+                    y, t = z.astype(dtype), _rng().standard_normal((N, C)).astype(dtype)
+                else:
+                    y = (1 / (1 + np.exp(-z))).astype(dtype)
+                    t = (_rng().random((N, C)) < 0.5).astype(dtype)
+                for direction in ("forward", "backward"):
+                    yield Case("losses", op, f"({N}, {C})", np.dtype(dtype).name, direction,
+                               size, _pointwise_loss_maker(op, direction, y, t),
+                               _elementwise_check(dtype))
+
+
+def _pointwise_loss_maker(op, direction, y, t):
+    """``op`` (``binary_cross_entropy`` or ``mse``, both means over all elements) of ``y``
+    against ``t``, or its gradient with respect to ``y``."""
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            ty, tt = torch.from_numpy(y), torch.from_numpy(t)
+            f = {"binary_cross_entropy": torch.nn.functional.binary_cross_entropy,
+                 "mse": torch.nn.functional.mse_loss}[op]
+            if direction == "forward":
+                return lambda: f(ty, tt)
+            aten, one = torch.ops.aten, torch.ones((), dtype=ty.dtype)
+            if op == "mse":
+                return lambda: aten.mse_loss_backward(one, ty, tt, 1)      # 1: the mean
+            return lambda: aten.binary_cross_entropy_backward(one, ty, tt, None, 1)
+        f = getattr(F, op if direction == "forward" else op + "_backward")
+        return lambda: f(y, t)
+    return make
 
 
 def _sce_maker(direction, logits, labels):
