@@ -722,7 +722,7 @@ def _probabilities(op, p, t):
     p, t = _pair(op, "p", p, "t", t)
     for name, a, hint in (("p", p, "apply sigmoid first"),
                           ("t", t, "targets are 0/1 labels or soft labels")):
-        if ((a < 0) | (a > 1)).any():
+        if not check.all_in_unit_interval(a):
             raise ValueError(f"{op}: {name} must hold probabilities in [0, 1]; got values in "
                              f"[{np.nanmin(a)}, {np.nanmax(a)}] ({hint})")
     return p, t

@@ -59,6 +59,8 @@ CONTRACT = (
     # checks.py
     "labels_in_range",        # (labels, n_classes) -> bool  every int64 label in [0, n_classes)
     "all_finite",             # (a) -> bool                every value of a 1-D float array finite
+    "all_in_unit_interval",   # (a) -> bool                no value of a 1-D float array below 0
+                              #                            or above 1 (NaN passes)
     # optimizers.py
     "sgd_update_",            # (param, grad, lr)
     "momentum_update_",       # (param, grad, velocity, lr, momentum, nesterov)

@@ -376,7 +376,7 @@ def guarded(trusted):
               "relu_backward": binary, "sigmoid_backward": binary, "tanh_backward": binary,
               "mse_forward": elementwise_loss, "bce_forward": elementwise_loss,
               "mse_backward": elementwise_loss_backward,
-              "bce_backward": elementwise_loss_backward,
+              "bce_backward": elementwise_loss_backward, "all_in_unit_interval": all_finite,
               "avgpool1d_forward": maxpool1d_forward}
     for check in (dense_forward, dense_bias_act_, dense_backward, dense_backward_adagrad_,
                   dense_backward_adagrad_ahead_, softmax_forward,

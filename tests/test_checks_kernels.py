@@ -1,4 +1,5 @@
-"""The backends' whole-array checks (``labels_in_range``, ``all_finite``) against plain loops."""
+"""The backends' whole-array checks (``labels_in_range``, ``all_finite``,
+``all_in_unit_interval``) against plain loops."""
 import math
 import threading
 
@@ -64,6 +65,43 @@ def test_check_all_finite_takes_any_float_array(backend, make):
     assert check.all_finite(make(a)) is True
     a[2, 4] = np.nan
     assert check.all_finite(make(a)) is False
+
+
+def in_unit_interval_by_loop(a):
+    return not any(v < 0 or v > 1 for v in a.tolist())
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_all_in_unit_interval_finds_one_value_outside_anywhere(kern, dtype, n):
+    info = np.finfo(dtype)
+    a = np.random.default_rng(n).random(n).astype(dtype)
+    a[::7] = np.resize(np.array([0.0, -0.0, 1.0, np.nan, info.smallest_subnormal], dtype),
+                       a[::7].size)
+    assert bool(kern.all_in_unit_interval(a)) is in_unit_interval_by_loop(a) is True
+    outside = [-info.smallest_subnormal, np.nextafter(dtype(1), dtype(2)), np.inf, -np.inf,
+               -1.0, 2.0, info.max]
+    for where in sorted({0, n // 2, n - 1}) if n else []:
+        for bad in outside:
+            b = a.copy()
+            b[where] = bad
+            assert in_unit_interval_by_loop(b) is False
+            assert bool(kern.all_in_unit_interval(b)) is False, (where, bad)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")      # np.matrix
+@pytest.mark.parametrize("make", [
+    lambda a: a.astype(np.float16),
+    lambda a: a[:, ::2],
+    lambda a: np.lib.stride_tricks.as_strided(a, writeable=False),
+    lambda a: a.astype(a.dtype.newbyteorder(">")),
+    np.asmatrix,
+    lambda a: a,
+])
+def test_check_all_in_unit_interval_takes_any_float_array(backend, make):
+    a = np.full((4, 6), 0.5)
+    assert check.all_in_unit_interval(make(a)) is True
+    a[2, 4] = 1.5
+    assert check.all_in_unit_interval(make(a)) is False
 
 
 def test_fit_names_the_first_row_with_nan_above_the_parallel_split():

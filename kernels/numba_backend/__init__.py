@@ -9,7 +9,7 @@ from .dense import (dense_forward, dense_bias_act_, dense_backward, dense_backwa
                     dense_backward_adagrad_ahead_)
 from .losses import (softmax_cross_entropy_forward, softmax_cross_entropy_backward,
                      mse_forward, mse_backward, bce_forward, bce_backward)
-from .checks import labels_in_range, all_finite
+from .checks import labels_in_range, all_finite, all_in_unit_interval
 from .optimizers import (sgd_update_, momentum_update_, adagrad_update_, rmsprop_update_,
                          adam_update_)
 from .conv1d import conv1d_forward, conv1d_backward

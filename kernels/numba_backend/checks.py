@@ -33,6 +33,21 @@ def labels_in_range(labels, n_classes):
 
 
 @jit
+def _count_outside_unit_interval(a):
+    bad = 0
+    for i in range(a.size):
+        bad += (a[i] < 0) | (a[i] > 1)          # NaN fails both: it passes
+    return bad
+
+
+def all_in_unit_interval(a):
+    """Whether no value of the 1-D float array ``a`` lies below 0 or above 1 (NaN passes: it
+    shows in the loss instead). The check of binary cross-entropy's arguments: at (20, 10)
+    ~0.5 us, against ~3.5 us for NumPy's ``((a < 0) | (a > 1)).any()``, twice a call."""
+    return _count_outside_unit_interval(a) == 0
+
+
+@jit
 def _count_non_finite(a):
     bad = 0
     for i in range(a.size):
