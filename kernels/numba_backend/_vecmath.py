@@ -96,6 +96,10 @@ def _in_order(opname):
     return op
 
 
+#: Each float type's IEEE layout: (bits, exponent bias, mantissa bits).
+_LAYOUT = {types.float64: (64, 1023, 52), types.float32: (32, 127, 23)}
+
+
 @intrinsic
 def _pow2_bits(typingctx, n):
     """``2.0**n`` for a float ``n`` holding an integer in the normal exponent range (-1022..1023
@@ -104,12 +108,9 @@ def _pow2_bits(typingctx, n):
     Numba has no scalar bitcast: this writes the IEEE exponent field, ``(int(n) + bias) <<
     mantissa_bits``, and reinterprets it (``vcvttps2dq``, ``vpaddd``, ``vpslld`` when vectorised).
     """
-    if n == types.float64:
-        int_bits, bias, mant = 64, 1023, 52
-    elif n == types.float32:
-        int_bits, bias, mant = 32, 127, 23
-    else:
+    if n not in _LAYOUT:
         return None
+    int_bits, bias, mant = _LAYOUT[n]
 
     def codegen(context, builder, sig, args):
         ity = ir.IntType(int_bits)
@@ -129,12 +130,10 @@ def _log_reduce_bits(typingctx, x):
     with its sign, the ``k`` that puts ``m`` in that range; removing ``k`` from the exponent
     field leaves ``m`` (integer operations on the vector lanes, no branch).
     """
-    if x == types.float64:
-        int_bits, mant, low_edge = 64, 52, 0x3FE6A09E667F3BCD     # sqrt(1/2), rounded
-    elif x == types.float32:
-        int_bits, mant, low_edge = 32, 23, 0x3F3504F3
-    else:
+    if x not in _LAYOUT:
         return None
+    int_bits, _, mant = _LAYOUT[x]
+    low_edge = {64: 0x3FE6A09E667F3BCD, 32: 0x3F3504F3}[int_bits]      # sqrt(1/2), rounded
 
     def codegen(context, builder, sig, args):
         ity = ir.IntType(int_bits)
