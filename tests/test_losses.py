@@ -1,4 +1,5 @@
 """Losses on both backends and dtypes against the naive oracle, plus their stability."""
+import math
 import re
 
 import numpy as np
@@ -170,6 +171,21 @@ def test_bce_matches_oracle(backend, dtype, tol, shape):
     pf = p.astype(np.float64)
     np.testing.assert_allclose(F.binary_cross_entropy_backward(p, t),
                                (pf - t) / (pf * (1 - pf)) / p.size, **tol)
+
+
+@pytest.mark.parametrize("n", [1, 70000])                   # serial; chunks over threads
+def test_bce_of_confident_right_answers_keeps_its_relative_accuracy(backend, dtype, n):
+    """A loss near 0 (p near 1 with t = 1, p near 0 with t = 0) is -log p or -log(1 - p), each
+    term accurate to itself: fast-math's reassociation had factored the sum into log_q +
+    t*(log_p - log_q), which cancels (float64 p = 1 - 2.6e-15, t = 1: a loss of 0.0)."""
+    eps = float(np.finfo(dtype).eps)
+    for p_value, t_value in ((1 - 12 * eps, 1.0), (1 - 1e-4, 1.0), (30 * eps, 0.0)):
+        p = np.full(n, p_value, dtype)
+        t = np.full(n, t_value, dtype)
+        q = float(p[0])
+        want = -math.log(q) if t_value == 1 else -math.log1p(-q)
+        np.testing.assert_allclose(float(F.binary_cross_entropy(p, t)), want,
+                                   rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 def test_bce_at_exact_zero_and_one_is_finite(backend, dtype):

@@ -16,7 +16,7 @@ from numba import prange
 
 from ._config import PARALLEL_MIN_SIZE, jit, jit_ordered, jit_parallel
 from .activations import NARROW_ROWS, _softmax_narrow_rows, _softmax_row
-from ._vecmath import log, log1p
+from ._vecmath import add_exactly, log, log1p
 
 # log(p) is clamped at this value, as PyTorch's BCELoss does, so log(0) is never taken.
 _LOG_FLOOR = -100.0
@@ -281,7 +281,10 @@ def _bce_term(p, t):
     # its two logs it is past LLVM's inlining threshold, and a call keeps the loop scalar.
     log_p = _LOG_FLOOR if p == 0 else max(log(p), _LOG_FLOOR)
     log_q = _LOG_FLOOR if p == 1 else max(log1p(-p), _LOG_FLOOR)
-    return -(t * log_p + (1 - t) * log_q)
+    # The sum is the IEEE one: with fast-math's reassociation LLVM factored it into log_q +
+    # t*(log_p - log_q), which cancels for a confident right answer (float64 p = 1 - 2.6e-15,
+    # t = 1: a loss of 0.0 for 2.6e-15; an audit's finding).
+    return -add_exactly(t * log_p, (1 - t) * log_q)
 
 
 @jit
