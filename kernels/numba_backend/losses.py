@@ -315,20 +315,22 @@ def bce_forward(p, t):
 
 
 @jit
-def _bce_grad_term(p, t, scale):
-    return (p - t) / max(p * (1 - p), _BCE_EPS) * scale
+def _bce_grad_term(p, t, one, eps, scale):
+    return (p - t) / max(p * (one - p), eps) * scale
 
 
 @jit_parallel
 def _bce_grad(p, t, scale, d):
-    scale = d.dtype.type(scale)    # a Python float (cheaper to pass than a NumPy scalar)
+    # In the dtype throughout, as NumPy and PyTorch compute it: a Python 1 or 1e-12 would make
+    # Numba's float32 arithmetic float64, and the floor 1e-12 is not float32's 9.99999996e-13.
+    one, eps, scale = d.dtype.type(1), d.dtype.type(_BCE_EPS), d.dtype.type(scale)
     n = p.size
     if n < PARALLEL_MIN_SIZE:
         for i in range(n):
-            d[i] = _bce_grad_term(p[i], t[i], scale)
+            d[i] = _bce_grad_term(p[i], t[i], one, eps, scale)
     else:
         for i in prange(n):
-            d[i] = _bce_grad_term(p[i], t[i], scale)
+            d[i] = _bce_grad_term(p[i], t[i], one, eps, scale)
 
 
 def bce_backward(dloss, p, t):
