@@ -237,10 +237,16 @@ def _chunk(c, n, n_chunks):
     return c * n // n_chunks, (c + 1) * n // n_chunks
 
 
+# The element-wise losses' kernels take the C-contiguous arrays in their own shapes and flatten
+# them inside: three ``reshape(-1)`` calls in Python cost 0.39 us, more than MSE's gradient at
+# (20, 10) (0.35 us for the kernel's call). Each number of dimensions compiles once.
+
+
 @jit_parallel
 def _sum_sq_err(y, t, n_chunks):
     """Sum of (y - t)**2 in float64; chunk partials are added in chunk order. One chunk runs
     serially: a parallel region would wake the threads for nothing."""
+    y, t = y.reshape(y.size), t.reshape(t.size)
     if n_chunks == 1:
         return _sq_err_sum(y, t)
     partial = np.zeros(n_chunks, dtype=np.float64)
@@ -252,12 +258,12 @@ def _sum_sq_err(y, t, n_chunks):
 
 def mse_forward(y, t):
     """``mean((y - t)**2)`` over all elements."""
-    total = _sum_sq_err(y.reshape(-1), t.reshape(-1), _n_chunks(y.size))
-    return y.dtype.type(total / y.size)
+    return y.dtype.type(_sum_sq_err(y, t, _n_chunks(y.size)) / y.size)
 
 
 @jit_parallel
 def _scaled_diff(y, t, scale, d):
+    y, t, d = y.reshape(y.size), t.reshape(t.size), d.reshape(d.size)
     scale = d.dtype.type(scale)    # a Python float (cheaper to pass than a NumPy scalar)
     n = y.size
     if n < PARALLEL_MIN_SIZE:
@@ -271,7 +277,7 @@ def _scaled_diff(y, t, scale, d):
 def mse_backward(dloss, y, t):
     """``dloss * 2 * (y - t) / size``."""
     d = np.empty(y.shape, y.dtype)
-    _scaled_diff(y.reshape(-1), t.reshape(-1), 2 * dloss / y.size, d.reshape(-1))
+    _scaled_diff(y, t, 2 * dloss / y.size, d)
     return d
 
 
@@ -299,6 +305,7 @@ def _bce_sum(p, t):
 def _sum_bce(p, t, n_chunks):
     """Sum of the BCE terms in float64; chunk partials are added in chunk order (one chunk:
     serially, as in :func:`_sum_sq_err`)."""
+    p, t = p.reshape(p.size), t.reshape(t.size)
     if n_chunks == 1:
         return _bce_sum(p, t)
     partial = np.zeros(n_chunks, dtype=np.float64)
@@ -310,8 +317,7 @@ def _sum_bce(p, t, n_chunks):
 
 def bce_forward(p, t):
     """``mean(-(t*log(p) + (1-t)*log(1-p)))`` with each log clamped at -100."""
-    total = _sum_bce(p.reshape(-1), t.reshape(-1), _n_chunks(p.size))
-    return p.dtype.type(total / p.size)
+    return p.dtype.type(_sum_bce(p, t, _n_chunks(p.size)) / p.size)
 
 
 @jit
@@ -323,6 +329,7 @@ def _bce_grad_term(p, t, one, eps, scale):
 def _bce_grad(p, t, scale, d):
     # In the dtype throughout, as NumPy and PyTorch compute it: a Python 1 or 1e-12 would make
     # Numba's float32 arithmetic float64, and the floor 1e-12 is not float32's 9.99999996e-13.
+    p, t, d = p.reshape(p.size), t.reshape(t.size), d.reshape(d.size)
     one, eps, scale = d.dtype.type(1), d.dtype.type(_BCE_EPS), d.dtype.type(scale)
     n = p.size
     if n < PARALLEL_MIN_SIZE:
@@ -336,5 +343,5 @@ def _bce_grad(p, t, scale, d):
 def bce_backward(dloss, p, t):
     """``dloss * (p - t) / max(p*(1-p), 1e-12) / size``."""
     d = np.empty(p.shape, p.dtype)
-    _bce_grad(p.reshape(-1), t.reshape(-1), dloss / p.size, d.reshape(-1))
+    _bce_grad(p, t, dloss / p.size, d)
     return d
