@@ -202,11 +202,15 @@ def _numpy_backend():
 
 # --- losses ----------------------------------------------------------------------------------
 
+def _loss_size(N, C):
+    return "large" if N * C >= 100_000 else "small" if N < 128 else "mnist"
+
+
 def loss_cases(shapes=((20, 10), (128, 10), (1024, 1000)), dtypes=(np.float32, np.float64)):
     """Softmax cross-entropy with index labels, then binary cross-entropy (sigmoid outputs
     against 0/1 targets) and the mean squared error, at the same shapes."""
     for N, C in shapes:
-        size = "large" if N * C >= 100_000 else "small" if N < 128 else "mnist"
+        size = _loss_size(N, C)
         for dtype in dtypes:
             logits = (_rng().standard_normal((N, C)) * 3).astype(dtype)
             labels = _rng().integers(0, C, N)
@@ -216,7 +220,7 @@ def loss_cases(shapes=((20, 10), (128, 10), (1024, 1000)), dtypes=(np.float32, n
                            _sce_maker(direction, logits, labels), _elementwise_check(dtype))
     for op in ("binary_cross_entropy", "mse"):
         for N, C in shapes:
-            size = "large" if N * C >= 100_000 else "small" if N < 128 else "mnist"
+            size = _loss_size(N, C)
             for dtype in dtypes:
                 z = _rng().standard_normal((N, C)) * 3
                 if op == "mse":
