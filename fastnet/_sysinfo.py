@@ -40,6 +40,14 @@ def _numba_cache_dir():
     return path
 
 
+def _compile_ahead():
+    """Whether a cold cache's convolution backward compiles in a helper process (``_ahead``)."""
+    from .kernels.numba_backend import _ahead
+    if _ahead.enabled():
+        return "on (a cold cache's conv backward compiles in a helper process)"
+    return "off (FASTNET_COMPILE_AHEAD=0, or no cache)"
+
+
 def _numba_threads(numba):
     """The count Numba's kernels run with: fastnet's setting reaches Numba when the Numba
     backend loads, capped at the workers Numba starts with (``NUMBA_NUM_THREADS``)."""
@@ -94,4 +102,5 @@ def info_lines():
     ]
     if numba:
         lines.append(f"numba cache  {_numba_cache_dir()}")
+        lines.append(f"compile ahead {_compile_ahead()}")
     return lines

@@ -35,7 +35,8 @@ def tiny_mnist(tmp_path):
 def test_info_prints_versions_and_settings(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    for word in ("fastnet", "numpy", "numba", "backend", "threads", "cpu features", "numba cache"):
+    for word in ("fastnet", "numpy", "numba", "backend", "threads", "cpu features", "numba cache",
+                 "compile ahead"):
         assert word in out
 
 

@@ -123,7 +123,9 @@ if _blas.available():
     misses += sum(1 - s.cache_hits for s in slots)
 print(hits, misses, len(ks))
 """
-    env = {"NUMBA_CACHE_DIR": str(tmp_path), "FASTNET_BACKEND": "numba"}
+    # No helper compiling ahead (``_ahead``): the first process compiles every kernel itself.
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "FASTNET_BACKEND": "numba",
+           "FASTNET_COMPILE_AHEAD": "0"}
     first = run_fresh(code, env)
     assert first.returncode == 0, first.stderr
     hits, misses, n = first.stdout.split()

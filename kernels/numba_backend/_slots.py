@@ -35,6 +35,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 from numba.np.ufunc import parallel as _numba_parallel
 
+from . import _ahead
 from ._config import CACHE, ERROR_MODEL, FASTMATH, jit_parallel
 
 _state = {"lock": threading.Lock(), "slots": {}, "blas": None, "active": 0, "saved": []}
@@ -92,7 +93,8 @@ def _run(slot, parts, args, work, a0, a1, a2, a3, a4, a5, a6):
             call_slot(slot, i, parts, args, work)
 
 
-def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, room=0):
+def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, room=0,
+        ahead=None):
     """Run ``pyfunc``'s slot on ``parts`` batch parts side by side, BLAS single-threaded
     meanwhile when there are several (or when ``blas_threads`` is False) and the slot calls BLAS.
 
@@ -113,9 +115,12 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, 
         then left alone, which saves setting it twice per call (~2 us each time).
     room : int
         Zeros after ``sizes`` in ``args``, for the slot's own tables.
+    ahead : Python function or None
+        The slot the next call will need (the convolution's backward after its forward), which
+        a helper process compiles meanwhile on a cold cache (``_ahead``).
     """
     assert len(arrays) <= ARRAYS, f"{len(arrays)} arrays; a slot takes at most {ARRAYS}"
-    slot = slot_address(pyfunc, work.dtype)
+    slot = slot_address(pyfunc, work.dtype, ahead)
     # A read-only input (np.load with mmap_mode="r", np.broadcast_to) is a different Numba type,
     # which the runner's loop over a0..a6 cannot mix with the others: it gets a writeable copy
     # (slots only read their inputs).
@@ -132,20 +137,29 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, 
             _run(slot, parts, args, work, *flat)
 
 
-def slot_address(pyfunc, dtype):
+def slot_address(pyfunc, dtype, ahead=None):
     """The address of ``pyfunc`` compiled as a slot for ``dtype`` (compiled, or loaded from
-    the cache, on first use)."""
+    the cache, on first use). On a cold cache a helper process compiles ``ahead``'s slot (if
+    given) meanwhile (``_ahead``); a slot that a helper is compiling is waited for, then loaded."""
     key = (pyfunc, np.dtype(dtype))
     slot = _state["slots"].get(key)
     if slot is None:
         with _state["lock"]:
             slot = _state["slots"].get(key)
             if slot is None:
+                _ahead.wait(pyfunc, dtype)
+                ahead = ahead if (ahead, key[1]) not in _state["slots"] else None
+                if ahead is not None and _ahead.is_cold():
+                    _ahead.start(ahead, dtype)
                 sig = types.void(types.int64, types.int64, types.CPointer(types.int64),
                                  types.CPointer(numba.from_dtype(key[1])))
                 slot = numba.cfunc(sig, cache=CACHE, fastmath=FASTMATH,
                                    error_model=ERROR_MODEL)(pyfunc)
                 _state["slots"][key] = slot
+                if CACHE and slot.cache_hits == 0:       # a cold cache: start ahead from now on
+                    _ahead.note_miss()
+                    if ahead is not None:
+                        _ahead.start(ahead, dtype)
     return slot.address
 
 

@@ -437,7 +437,7 @@ def forward(x, W, b, stride, padding_left, dilation, act, y, scratch):
     sizes = (N, C_in, L, C_out, L_out, K * C_in, geo.C_out_pad, stride, padding_left, act,
              work.shape[0])
     run(_forward_slot, parts, (x, W_pad, b_pad, y), _with_length(geo, sizes, geo.taps), work,
-        calls_blas=False)
+        calls_blas=False, ahead=_backward_slot)
 
 
 def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx, scratch):
