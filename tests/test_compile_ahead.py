@@ -35,13 +35,13 @@ print(json.dumps({"started": _ahead.started(), "digest": digest,
 """
 
 
-def _conv_step(cache, ahead="1", helper=""):
+def _conv_step(cache, ahead="1", helper="", command=("-c", _CONV_STEP), cwd=None):
     """A fresh process's convolution forward and backward (float32, Numba) with ``cache`` as
     its Numba cache; ``helper``: the helper's code in place of ``_ahead``'s, if given."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "FASTNET_BACKEND": "numba",
            "FASTNET_COMPILE_AHEAD": ahead}
-    out = subprocess.run([sys.executable, "-c", _CONV_STEP, helper], capture_output=True,
-                         text=True, env=env, timeout=600)
+    out = subprocess.run([sys.executable, *command, helper], capture_output=True, text=True,
+                         env=env, timeout=600, cwd=cwd)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -78,6 +78,18 @@ def test_a_failed_helper_costs_no_result(tmp_path, compiled_here, helper):
     step = _conv_step(tmp_path, helper=helper)
     assert step["started"] == [["_backward_slot", "float32"]]
     assert step["hits"] == {"_forward_slot": 0, "_backward_slot": 0}      # compiled here
+    assert step["digest"] == compiled_here["digest"]
+
+
+def test_the_helper_imports_what_this_process_imports(tmp_path, compiled_here):
+    """A script run in a folder whose json.py a plain ``python -c`` would import first: the
+    helper searches this process's ``sys.path``, not that folder."""
+    script = tmp_path / "scripts" / "step.py"
+    script.parent.mkdir()
+    script.write_text(_CONV_STEP)
+    (tmp_path / "json.py").write_text("raise ImportError('the current folder came first')\n")
+    step = _conv_step(tmp_path / "cache", command=(str(script),), cwd=tmp_path)
+    assert step["hits"] == {"_forward_slot": 0, "_backward_slot": 1}
     assert step["digest"] == compiled_here["digest"]
 
 
@@ -125,8 +137,23 @@ def test_helpers_can_be_switched_off(sleeping_helpers, monkeypatch):
 def test_a_helper_compiling_for_another_target_does_nothing(tmp_path):
     """Its cache entry would be keyed on another machine, never found here: it exits at once."""
     out = subprocess.run([sys.executable, "-c", _ahead._HELPER, conv1d_blocked.__name__,
-                          "_backward_slot", "float32", '["another", "target"]'],
+                          "_backward_slot", "float32", '["another", "target"]',
+                          "\n".join(sys.path)],
                          capture_output=True, text=True, timeout=120,
                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
     assert out.returncode == 3, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_wait_leaves_no_helper(sleeping_helpers):
+    _ahead.start(_slot, np.float32)
+    helper = sleeping_helpers[(_slot, np.dtype(np.float32))]
+    real_wait = helper.wait
+
+    def interrupted(timeout=None):             # Ctrl-C while waiting
+        helper.wait = real_wait
+        raise KeyboardInterrupt
+    helper.wait = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        _ahead.wait(_slot, np.float32)
+    assert helper.wait(5) is not None          # stopped, not left sleeping

@@ -11,7 +11,7 @@ once, so this process only waited.)
 
 How: when :func:`_slots.slot_address` is about to compile a slot that names a companion, and
 this process has met a cold cache (this slot, or an earlier one, missed it), a helper process
-(``python -c``, this interpreter, this ``sys.path`` and environment) compiles the companion into
+(``python -c``: this interpreter, ``sys.path`` and environment) compiles the companion into
 the same on-disk cache and exits. When the companion is needed, :func:`wait` lets the helper
 finish first, and the slot then loads from the cache: bit for bit the code this process would
 have compiled (the cache keys on the target machine, which the helper checks it shares). If the
@@ -40,10 +40,14 @@ from ._config import CACHE
 WAIT_SECONDS = 120
 
 _HELPER = r"""
-import json, sys
+import sys
+# This process's sys.path before any other import: "-c" puts the current folder first, whose
+# json.py (say) would otherwise shadow the one this process imports.
+module, name, dtype, target, path = sys.argv[1:6]
+sys.path[:] = path.split("\n") if path else []
+import json
 import numpy as np
 from numba.core.registry import cpu_target
-module, name, dtype, target = sys.argv[1:5]
 if json.dumps(cpu_target.target_context.codegen().magic_tuple()) != target:
     sys.exit(3)                          # another target: its cache entry would not be found
 import importlib
@@ -77,15 +81,14 @@ def start(pyfunc, dtype):
     with _state["lock"]:
         if not enabled() or key in _state["helpers"]:
             return
-        env = {**os.environ, "FASTNET_COMPILE_AHEAD": "0",
-               "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = {**os.environ, "FASTNET_COMPILE_AHEAD": "0"}
         if numba.config.CACHE_DIR:          # set in this process, maybe not in its environment
             env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
         target = json.dumps(cpu_target.target_context.codegen().magic_tuple())
         try:
             helper = subprocess.Popen(
                 [sys.executable, "-c", _HELPER, pyfunc.__module__, pyfunc.__name__,
-                 key[1].name, target],
+                 key[1].name, target, "\n".join(sys.path)],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
         except OSError:
@@ -106,6 +109,9 @@ def wait(pyfunc, dtype):
     except subprocess.TimeoutExpired:
         helper.kill()
         return helper.wait()
+    except BaseException:             # interrupted (Ctrl-C): leave no helper behind
+        helper.kill()
+        raise
 
 
 def started():
