@@ -45,7 +45,7 @@ def _compile_ahead():
     from .kernels.numba_backend import _ahead
     if _ahead.enabled():
         return "on (a cold cache's conv backward compiles in a helper process)"
-    return "off (FASTNET_COMPILE_AHEAD=0, or no cache)"
+    return "off (FASTNET_COMPILE_AHEAD=0, no cache, one usable CPU, or not a plain Python)"
 
 
 def _numba_threads(numba):

@@ -4,8 +4,10 @@ the same bits; a failed, slow or unwanted helper costs no result; no helper outl
 """
 import json
 import os
+import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,31 +19,37 @@ from fastnet.kernels.numba_backend import _ahead, _config, conv1d_blocked
 pytestmark = pytest.mark.skipif(not (conv1d_blocked.AVAILABLE and _config.CACHE),
                                 reason="the blocked convolution (AVX-512) and a Numba cache")
 
+# argv: the helper's work in place of ``_ahead._COMPILE`` (if not empty), then the passes to
+# run: "fb" (forward, then backward), "f" or "b".
 _CONV_STEP = """
 import hashlib, json, sys
 import numpy as np, fastnet, fastnet.functional as F
 from fastnet.kernels.numba_backend import _ahead, _slots
-_ahead._HELPER = sys.argv[1] or _ahead._HELPER
+_ahead._COMPILE = sys.argv[1] or _ahead._COMPILE
 rng = np.random.default_rng(0)
 x = rng.standard_normal((8, 16, 20)).astype(np.float32)
 W = rng.standard_normal((32, 16, 3)).astype(np.float32)
 b = rng.standard_normal(32).astype(np.float32)
-y = F.conv1d(x, W, b, 1, 1, activation="relu")
-dx, dW, db = F.conv1d_backward(rng.standard_normal(y.shape).astype(np.float32), x, W, 1, 1,
-                               y=y, activation="relu")
-digest = hashlib.sha256(b"".join(a.tobytes() for a in (y, dx, dW, db))).hexdigest()
+out = []
+if "f" in sys.argv[2]:
+    out.append(F.conv1d(x, W, b, 1, 1, activation="relu"))
+if "b" in sys.argv[2]:
+    y = np.maximum(rng.standard_normal((8, 32, 20)).astype(np.float32), 0)
+    out += F.conv1d_backward(rng.standard_normal(y.shape).astype(np.float32), x, W, 1, 1,
+                             y=y, activation="relu")
+digest = hashlib.sha256(b"".join(a.tobytes() for a in out)).hexdigest()
 print(json.dumps({"started": _ahead.started(), "digest": digest,
                   "hits": {s.__qualname__: s.cache_hits for s in _slots.compiled_slots()}}))
 """
 
 
-def _conv_step(cache, ahead="1", helper="", command=("-c", _CONV_STEP), cwd=None):
-    """A fresh process's convolution forward and backward (float32, Numba) with ``cache`` as
-    its Numba cache; ``helper``: the helper's code in place of ``_ahead``'s, if given."""
+def _conv_step(cache, ahead="1", helper="", passes="fb", command=("-c", _CONV_STEP), cwd=None):
+    """A fresh process's convolution ``passes`` (float32, Numba) with ``cache`` as its Numba
+    cache; ``helper``: the helper's work in place of ``_ahead``'s, if given."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "FASTNET_BACKEND": "numba",
            "FASTNET_COMPILE_AHEAD": ahead}
-    out = subprocess.run([sys.executable, *command, helper], capture_output=True, text=True,
-                         env=env, timeout=600, cwd=cwd)
+    out = subprocess.run([sys.executable, *command, helper, passes], capture_output=True,
+                         text=True, env=env, timeout=600, cwd=cwd)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -73,7 +81,19 @@ def test_a_warm_cache_starts_no_helper(tmp_path, compiled_here):
     assert step["digest"] == compiled_here["digest"]
 
 
-@pytest.mark.parametrize("helper", ["import sys; sys.exit(5)", "raise RuntimeError('broken')"])
+@pytest.mark.parametrize("cached, hits", [("f", {"_forward_slot": 1, "_backward_slot": 0}),
+                                          ("b", {"_forward_slot": 0, "_backward_slot": 1})])
+def test_a_partly_warm_cache_starts_no_helper(tmp_path, compiled_here, cached, hits):
+    """With one of the two slots cached (an earlier process ran only that pass), the other
+    compiles here: a helper would only have made the backward wait."""
+    _conv_step(tmp_path, ahead="0", passes=cached)
+    step = _conv_step(tmp_path)
+    assert step["started"] == []
+    assert step["hits"] == hits
+    assert step["digest"] == compiled_here["digest"]
+
+
+@pytest.mark.parametrize("helper", ["sys.exit(5)", "raise RuntimeError('broken')"])
 def test_a_failed_helper_costs_no_result(tmp_path, compiled_here, helper):
     step = _conv_step(tmp_path, helper=helper)
     assert step["started"] == [["_backward_slot", "float32"]]
@@ -93,14 +113,67 @@ def test_the_helper_imports_what_this_process_imports(tmp_path, compiled_here):
     assert step["digest"] == compiled_here["digest"]
 
 
+def _alive(pid):
+    """Whether process ``pid`` still runs (a zombie that nobody reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_helper_ends_with_its_process_however_that_ends(tmp_path):
+    """``os._exit`` runs no atexit hook: the helper sees its stdin's pipe end, and exits."""
+    code = ("import os, numpy as np\n"
+            "from fastnet.kernels.numba_backend import _ahead\n"
+            "_ahead._COMPILE = 'import time; time.sleep(60)'\n"
+            "def slot(): pass\n"
+            "_ahead.start(slot, np.float32)\n"
+            "print(_ahead._state['helpers'][(slot, np.dtype(np.float32))].pid, flush=True)\n"
+            "os._exit(0)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("FASTNET_COMPILE_AHEAD", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_a_helper_compiling_for_another_target_does_nothing(tmp_path):
+    """Its cache entry would be keyed on another machine, never found here: it exits at once."""
+    helper = subprocess.Popen([sys.executable, "-c", _ahead._PROLOGUE + _ahead._COMPILE,
+                               conv1d_blocked.__name__, "_backward_slot", "float32",
+                               '["another", "target"]', "\n".join(sys.path)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert helper.wait(120) == 3, helper.stderr.read()
+    helper.stdin.close()
+    helper.stderr.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
-def sleeping_helpers(monkeypatch):
-    """Helpers that only sleep, in a state of their own (restored after the test)."""
+def helpers(monkeypatch):
+    """``_ahead`` with a state of its own (restored after the test) and helpers that only
+    sleep; the helpers it started."""
     monkeypatch.setattr(_ahead, "_state", {**_ahead._state, "helpers": {}, "started": []})
-    monkeypatch.setattr(_ahead, "_HELPER", "import time; time.sleep(60)")
+    monkeypatch.setattr(_ahead, "_COMPILE", "import time; time.sleep(60)")
     monkeypatch.delenv("FASTNET_COMPILE_AHEAD", raising=False)
-    yield _ahead._state["helpers"]
-    for helper in _ahead._state["helpers"].values():
+    started = []
+    start = _ahead.start
+
+    def recording_start(pyfunc, dtype):
+        start(pyfunc, dtype)
+        helper = _ahead._state["helpers"].get((pyfunc, np.dtype(dtype)))
+        if helper is not None and helper not in started:
+            started.append(helper)
+    monkeypatch.setattr(_ahead, "start", recording_start)
+    yield started
+    for helper in started:
         helper.kill()
         helper.wait()
 
@@ -109,45 +182,26 @@ def _slot():
     pass
 
 
-def test_a_slow_helper_is_stopped_at_the_wait_limit(sleeping_helpers, monkeypatch):
+def test_a_slow_helper_is_stopped_at_the_wait_limit(helpers, monkeypatch):
     monkeypatch.setattr(_ahead, "WAIT_SECONDS", 0.5)
     _ahead.start(_slot, np.float32)
-    helper = sleeping_helpers[(_slot, np.dtype(np.float32))]
     assert _ahead.wait(_slot, np.float32) != 0
-    assert helper.poll() is not None
+    assert helpers[0].poll() is not None
     assert _ahead.wait(_slot, np.float32) is None                 # nothing left to wait for
 
 
-def test_helpers_still_running_at_exit_are_stopped(sleeping_helpers):
+def test_helpers_still_running_at_exit_are_stopped(helpers):
     _ahead.start(_slot, np.float32)
     _ahead.start(_slot, np.float64)
     _ahead.start(_slot, np.float32)                               # one helper per slot
     assert _ahead.started() == [("_slot", "float32"), ("_slot", "float64")]
     _ahead._stop_helpers()
-    for helper in sleeping_helpers.values():
-        assert helper.wait(5) is not None
+    assert [helper.poll() is not None for helper in helpers] == [True, True]
 
 
-def test_helpers_can_be_switched_off(sleeping_helpers, monkeypatch):
-    monkeypatch.setenv("FASTNET_COMPILE_AHEAD", "0")
+def test_an_interrupted_wait_leaves_no_helper(helpers):
     _ahead.start(_slot, np.float32)
-    assert sleeping_helpers == {} and _ahead.started() == []
-
-
-def test_a_helper_compiling_for_another_target_does_nothing(tmp_path):
-    """Its cache entry would be keyed on another machine, never found here: it exits at once."""
-    out = subprocess.run([sys.executable, "-c", _ahead._HELPER, conv1d_blocked.__name__,
-                          "_backward_slot", "float32", '["another", "target"]',
-                          "\n".join(sys.path)],
-                         capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
-    assert out.returncode == 3, out.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_an_interrupted_wait_leaves_no_helper(sleeping_helpers):
-    _ahead.start(_slot, np.float32)
-    helper = sleeping_helpers[(_slot, np.dtype(np.float32))]
+    helper = helpers[0]
     real_wait = helper.wait
 
     def interrupted(timeout=None):             # Ctrl-C while waiting
@@ -156,4 +210,35 @@ def test_an_interrupted_wait_leaves_no_helper(sleeping_helpers):
     helper.wait = interrupted
     with pytest.raises(KeyboardInterrupt):
         _ahead.wait(_slot, np.float32)
-    assert helper.wait(5) is not None          # stopped, not left sleeping
+    assert helper.poll() is not None           # stopped and reaped, not left sleeping
+
+
+def test_a_finished_helper_is_reaped_without_a_wait(helpers, monkeypatch):
+    """A process that never needs the slot (it only predicts) keeps no zombie helper."""
+    monkeypatch.setattr(_ahead, "_COMPILE", "pass")
+    _ahead.start(_slot, np.float32)
+    deadline = time.monotonic() + 20
+    while helpers[0].returncode is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert helpers[0].returncode == 0
+
+
+def test_odd_sys_path_entries_start_a_helper_all_the_same(helpers, monkeypatch):
+    monkeypatch.setattr(sys, "path", [*sys.path, pathlib.Path("/nowhere"), b"/nowhere"])
+    _ahead.start(_slot, np.float32)
+    assert _ahead.started() == [("_slot", "float32")]
+
+
+@pytest.mark.parametrize("setting", ["switched off", "frozen", "one cpu", "not python"])
+def test_where_helpers_do_not_start(helpers, monkeypatch, setting):
+    if setting == "switched off":
+        monkeypatch.setenv("FASTNET_COMPILE_AHEAD", "0")
+    elif setting == "frozen":                    # a PyInstaller application
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+    elif setting == "one cpu":
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    else:                                        # an embedding server's own binary
+        monkeypatch.setattr(sys, "executable", "/usr/sbin/uwsgi")
+    _ahead.start(_slot, np.float32)
+    assert helpers == [] and _ahead.started() == []

@@ -3,24 +3,27 @@
 Why: a cold start is compiling, on one core (Numba compiles under one process-wide lock, so a
 thread would not help), while the other core idles. The convolution's backward slot is the
 largest single compile of the MNIST CNN's first step (~2.4 s of ~5 s on an Intel Xeon), and it
-is certain to be needed once a training forward has run. Measured (Intel Xeon, the start-up
-probe of ``python -m fastnet bench``, empty cache, interleaved prototype runs): the MLP and CNN
-first steps 9.5-14.8 s without a helper against 7.7-8.4 s with one; the CNN alone 8.7-11.4 s
-against 7.7-7.8 s. (A helper for the forward slots too gained nothing: the forward needs them at
-once, so this process only waited.)
+is certain to be needed once a training forward has run. Measured (Intel Xeon, fresh processes,
+empty caches, interleaved): the CNN's first step 9.7-12.7 s without a helper against 7.3-9.7 s
+with one; the start-up probe of ``python -m fastnet bench`` (the MLP, then the CNN) 10.2-14.7 s
+against 10.0-11.5 s. (A helper for the forward slots too gained nothing: the forward needs them
+at once, so this process only waited.)
 
 How: when :func:`_slots.slot_address` is about to compile a slot that names a companion, and
-this process has met a cold cache (this slot, or an earlier one, missed it), a helper process
-(``python -c``: this interpreter, ``sys.path`` and environment) compiles the companion into
-the same on-disk cache and exits. When the companion is needed, :func:`wait` lets the helper
-finish first, and the slot then loads from the cache: bit for bit the code this process would
-have compiled (the cache keys on the target machine, which the helper checks it shares). If the
-helper fails, is slow (:data:`WAIT_SECONDS`), or finds another target, the slot compiles here as
-before: a helper can cost time, never a result.
+Numba's on-disk cache holds neither (:func:`start_if_cold`), a helper process (``python -c``:
+this interpreter, ``sys.path`` and environment) compiles the companion into the same cache and
+exits. When the companion is needed, :func:`wait` lets the helper finish first, and the slot then
+loads from the cache: bit for bit the code this process would have compiled (the cache keys on
+the target machine, which the helper checks it shares). A helper that fails, is slow
+(:data:`WAIT_SECONDS`), finds another target or is interrupted costs no result: the slot
+compiles here as before.
 
 Off where nothing is cached (``_config.CACHE``), with ``FASTNET_COMPILE_AHEAD=0``, inside a
-helper, and where no helper can start. A helper still running when this process exits is
-stopped (Numba writes its cache files whole, by renaming, so nothing half-written is left).
+helper, with one usable CPU (a helper would only take turns with this process), in a frozen
+application, and where ``sys.executable`` is not a Python (an embedding server's binary). No
+helper outlives its process: one still running at exit is stopped, and a helper exits by itself
+when its process is gone, however it ended (the end of the pipe on its stdin). Numba writes cache
+files whole, by renaming, so a stopped helper leaves nothing half-written.
 """
 import atexit
 import json
@@ -39,39 +42,68 @@ from ._config import CACHE
 #: convolution's backward slot takes ~2.4 s on 2 cores, so a helper past this has gone wrong.
 WAIT_SECONDS = 120
 
-_HELPER = r"""
-import sys
-# This process's sys.path before any other import: "-c" puts the current folder first, whose
-# json.py (say) would otherwise shadow the one this process imports.
+#: The helper's start: exit as soon as the starting process is gone (its stdin, a pipe from that
+#: process, then ends), and this process's ``sys.path`` before any other import ("-c" puts the
+#: current folder first, whose json.py, say, would shadow the one this process imports).
+_PROLOGUE = r"""
+import os, sys, threading
+def _orphaned():                # os.read: a thread blocked in sys.stdin holds its lock,
+    while os.read(0, 4096):     # and the interpreter's exit then aborts
+        pass
+    os._exit(0)
+threading.Thread(target=_orphaned, daemon=True).start()
 module, name, dtype, target, path = sys.argv[1:6]
 sys.path[:] = path.split("\n") if path else []
-import json
+"""
+#: Its work: the slot, compiled into the cache, unless this machine's target differs (its cache
+#: entry would then never be found by the starting process).
+_COMPILE = r"""
+import importlib, json
 import numpy as np
 from numba.core.registry import cpu_target
 if json.dumps(cpu_target.target_context.codegen().magic_tuple()) != target:
-    sys.exit(3)                          # another target: its cache entry would not be found
-import importlib
+    sys.exit(3)
 from fastnet.kernels.numba_backend import _slots
 _slots.slot_address(getattr(importlib.import_module(module), name), np.dtype(dtype))
 """
 
-_state = {"lock": threading.Lock(), "helpers": {}, "cold": False, "started": []}
+_state = {"lock": threading.Lock(), "helpers": {}, "started": []}
 
 
 def enabled():
-    """Whether a helper may start: caching on, not switched off, not inside a helper."""
-    return (CACHE and bool(sys.executable)
-            and os.environ.get("FASTNET_COMPILE_AHEAD", "1").strip() != "0")
+    """Whether a helper may start (see the module docstring for when it may not)."""
+    if not CACHE or os.environ.get("FASTNET_COMPILE_AHEAD", "1").strip() == "0":
+        return False
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return False
+    if not os.path.basename(sys.executable).lower().startswith("python"):
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:             # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return cpus >= 2
 
 
-def note_miss():
-    """Record that this process compiled a slot the cache did not have: its companions then
-    start ahead from now on, before their owners compile."""
-    _state["cold"] = True
+def on_disk(pyfunc, sig):
+    """Whether Numba's on-disk cache holds ``pyfunc`` compiled (as a slot) for ``sig`` on this
+    machine, read from the cache's index without loading it; None where that cannot be told (a
+    Numba whose cache internals differ)."""
+    try:
+        from numba.core.caching import FunctionCache
+        cache = FunctionCache(pyfunc)
+        key = cache._index_key(sig, cpu_target.target_context.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:
+        return None
 
 
-def is_cold():
-    return _state["cold"]
+def start_if_cold(owner, companion, sig, dtype):
+    """Start a helper on ``companion``'s slot when neither it nor ``owner``'s (about to compile
+    here) is in the on-disk cache: a partly warm cache (a new dtype, one edited file) has no
+    helper waiting on a slot it could have loaded at once."""
+    if enabled() and on_disk(owner, sig) is False and on_disk(companion, sig) is False:
+        start(companion, dtype)
 
 
 def start(pyfunc, dtype):
@@ -84,17 +116,27 @@ def start(pyfunc, dtype):
         env = {**os.environ, "FASTNET_COMPILE_AHEAD": "0"}
         if numba.config.CACHE_DIR:          # set in this process, maybe not in its environment
             env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
-        target = json.dumps(cpu_target.target_context.codegen().magic_tuple())
+        # Only str entries: the import system skips any other (a pathlib.Path, bytes).
+        path = "\n".join(p for p in sys.path if isinstance(p, str))
         try:
+            target = json.dumps(cpu_target.target_context.codegen().magic_tuple())
             helper = subprocess.Popen(
-                [sys.executable, "-c", _HELPER, pyfunc.__module__, pyfunc.__name__,
-                 key[1].name, target, "\n".join(sys.path)],
-                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                [sys.executable, "-c", _PROLOGUE + _COMPILE, pyfunc.__module__,
+                 pyfunc.__name__, key[1].name, target, path],
+                env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
-        except OSError:
+        except Exception:               # OSError, or a ValueError for a NUL in an argument
             return
         _state["helpers"][key] = helper
         _state["started"].append((pyfunc.__name__, key[1].name))
+    # Reaped when it exits, even if never waited for (a process that only predicts); its pipe
+    # is closed then, not before (the helper would take that for this process's end).
+    threading.Thread(target=_reap, args=(helper,), daemon=True).start()
+
+
+def _reap(helper):
+    helper.wait()
+    helper.stdin.close()
 
 
 def wait(pyfunc, dtype):
@@ -106,11 +148,11 @@ def wait(pyfunc, dtype):
         return None
     try:
         return helper.wait(WAIT_SECONDS)
-    except subprocess.TimeoutExpired:
+    except BaseException as err:      # too slow, or interrupted (Ctrl-C): no helper left behind
         helper.kill()
-        return helper.wait()
-    except BaseException:             # interrupted (Ctrl-C): leave no helper behind
-        helper.kill()
+        code = helper.wait()
+        if isinstance(err, subprocess.TimeoutExpired):
+            return code
         raise
 
 
@@ -124,6 +166,7 @@ def _stop_helpers():
     for helper in _state["helpers"].values():
         if helper.poll() is None:
             helper.kill()
+            helper.wait()
 
 
 def _forget_helpers():

@@ -139,8 +139,9 @@ def run(pyfunc, parts, arrays, sizes, work, blas_threads=True, calls_blas=True, 
 
 def slot_address(pyfunc, dtype, ahead=None):
     """The address of ``pyfunc`` compiled as a slot for ``dtype`` (compiled, or loaded from
-    the cache, on first use). On a cold cache a helper process compiles ``ahead``'s slot (if
-    given) meanwhile (``_ahead``); a slot that a helper is compiling is waited for, then loaded."""
+    the cache, on first use). Where the cache holds neither, a helper process compiles
+    ``ahead``'s slot (if given) meanwhile (``_ahead``); a slot that a helper is compiling is
+    waited for, then loaded."""
     key = (pyfunc, np.dtype(dtype))
     slot = _state["slots"].get(key)
     if slot is None:
@@ -148,18 +149,13 @@ def slot_address(pyfunc, dtype, ahead=None):
             slot = _state["slots"].get(key)
             if slot is None:
                 _ahead.wait(pyfunc, dtype)
-                ahead = ahead if (ahead, key[1]) not in _state["slots"] else None
-                if ahead is not None and _ahead.is_cold():
-                    _ahead.start(ahead, dtype)
                 sig = types.void(types.int64, types.int64, types.CPointer(types.int64),
                                  types.CPointer(numba.from_dtype(key[1])))
+                if ahead is not None and (ahead, key[1]) not in _state["slots"]:
+                    _ahead.start_if_cold(pyfunc, ahead, sig, dtype)
                 slot = numba.cfunc(sig, cache=CACHE, fastmath=FASTMATH,
                                    error_model=ERROR_MODEL)(pyfunc)
                 _state["slots"][key] = slot
-                if CACHE and slot.cache_hits == 0:       # a cold cache: start ahead from now on
-                    _ahead.note_miss()
-                    if ahead is not None:
-                        _ahead.start(ahead, dtype)
     return slot.address
 
 
