@@ -4,10 +4,11 @@ Why: a cold start is compiling, on one core (Numba compiles under one process-wi
 thread would not help), while the other core idles. The convolution's backward slot is the
 largest single compile of the MNIST CNN's first step (~2.4 s of ~5 s on an Intel Xeon), and it
 is certain to be needed once a training forward has run. Measured (Intel Xeon, fresh processes,
-empty caches, interleaved): the CNN's first step 9.7-12.7 s without a helper against 7.3-9.7 s
-with one; the start-up probe of ``python -m fastnet bench`` (the MLP, then the CNN) 10.2-14.7 s
-against 10.0-11.5 s. (A helper for the forward slots too gained nothing: the forward needs them
-at once, so this process only waited.)
+empty caches, interleaved): the CNN's first step 12.7-12.9 s without a helper against 8.4-11.1
+s with one; the start-up probe of ``python -m fastnet bench`` (the MLP, then the CNN), medians
+11.3 against 10.5 s. A backward called right after the first forward gains nothing (the helper
+has no head start), and a helper for the forward slots too gained nothing: the forward needs
+them at once, so this process only waited.
 
 How: when :func:`_slots.slot_address` is about to compile a slot that names a companion, and
 Numba's on-disk cache holds neither (:func:`start_if_cold`), a helper process (``python -c``:
