@@ -67,6 +67,7 @@ import threading
 import warnings
 
 from .kernels._host import numba_will_compile_avx512
+from .kernels._host import usable_cpus as _usable_cpus
 
 _GOMP_SPINCOUNT_IS_OURS = not {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ)
 if _GOMP_SPINCOUNT_IS_OURS:
@@ -380,14 +381,6 @@ def _library_thread_counts():
     if sys.modules.get("numba") is not None:    # else Numba starts with its default count
         numba_threads = sys.modules["numba"].get_num_threads()
     return blas, numba_threads
-
-
-def _usable_cpus():
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:             # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _restore_threads(n):

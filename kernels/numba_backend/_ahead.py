@@ -37,6 +37,7 @@ import numba
 import numpy as np
 from numba.core.registry import cpu_target
 
+from .._host import usable_cpus
 from ._config import CACHE
 
 #: Longest wait for a helper (seconds) before compiling here instead: a cold compile of the
@@ -79,11 +80,7 @@ def enabled():
         return False
     if not os.path.basename(sys.executable).lower().startswith("python"):
         return False
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:             # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return cpus >= 2
+    return usable_cpus() >= 2
 
 
 def on_disk(pyfunc, sig):
