@@ -3,6 +3,7 @@ on separate threads on the Numba backend; results, errors, thread counts, and Co
 import _thread
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -168,7 +169,16 @@ def test_numpy_error_state_reaches_every_task(two_threads):
         assert two_threads.run_side_by_side([divide] * 2, BIG, None) == ["raised", "raised"]
 
 
-def test_a_ctrl_c_while_waiting_is_raised_once_every_worker_is_done(two_threads):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test: a process started in the background by a
+    script (``cmd &``) ignores SIGINT, and ``_thread.interrupt_main`` then does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_while_waiting_is_raised_once_every_worker_is_done(two_threads, python_sigint):
     """Ctrl-C reached the caller while its worker still ran a task (on the caller's layers),
     and the worker was never given back: one thread more per interrupt."""
     from fastnet.kernels.numba_backend import scheduling
