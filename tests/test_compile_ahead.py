@@ -3,6 +3,7 @@
 the same bits; a failed, slow or unwanted helper costs no result; no helper outlives its process.
 """
 import json
+import multiprocessing
 import os
 import pathlib
 import subprocess
@@ -102,12 +103,13 @@ def test_a_failed_helper_costs_no_result(tmp_path, compiled_here, helper):
 
 
 def test_the_helper_imports_what_this_process_imports(tmp_path, compiled_here):
-    """A script run in a folder whose json.py a plain ``python -c`` would import first: the
-    helper searches this process's ``sys.path``, not that folder."""
+    """A script run in a folder whose threading.py and json.py a plain ``python -c`` would
+    import first: the helper searches this process's ``sys.path``, not that folder."""
     script = tmp_path / "scripts" / "step.py"
     script.parent.mkdir()
     script.write_text(_CONV_STEP)
-    (tmp_path / "json.py").write_text("raise ImportError('the current folder came first')\n")
+    for shadow in ("threading.py", "json.py"):
+        (tmp_path / shadow).write_text("raise ImportError('the current folder came first')\n")
     step = _conv_step(tmp_path / "cache", command=(str(script),), cwd=tmp_path)
     assert step["hits"] == {"_forward_slot": 0, "_backward_slot": 1}
     assert step["digest"] == compiled_here["digest"]
@@ -141,6 +143,39 @@ def test_a_helper_ends_with_its_process_however_that_ends(tmp_path):
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+@pytest.mark.skipif(not (os.path.isdir("/proc") and hasattr(os, "fork")),
+                    reason="reads /proc, forks")
+def test_a_forked_child_does_not_keep_its_parents_helper_alive(tmp_path):
+    """The child's copy of the helper's pipe is closed at the fork: when the parent ends, the
+    helper sees its pipe end although the child still runs."""
+    code = ("import os, sys, time, numpy as np\n"
+            "from fastnet.kernels.numba_backend import _ahead\n"
+            "_ahead._COMPILE = 'import time; time.sleep(60)'\n"
+            "def slot(): pass\n"
+            "_ahead.start(slot, np.float32)\n"
+            "helper = _ahead._state['helpers'][(slot, np.dtype(np.float32))].pid\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    os.close(1)\n"              # the test reads the parent's output to its end
+            "    time.sleep(30)\n"
+            "    os._exit(0)\n"
+            "print(helper, child, flush=True)\n"
+            "os._exit(0)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("FASTNET_COMPILE_AHEAD", None)
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                         env=env, timeout=120)
+    helper, child = map(int, out.stdout.split())
+    try:
+        deadline = time.monotonic() + 15
+        while _alive(helper) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(helper)
+        assert _alive(child)
+    finally:
+        os.kill(child, 9)
 
 
 def test_a_helper_compiling_for_another_target_does_nothing(tmp_path):
@@ -229,10 +264,13 @@ def test_odd_sys_path_entries_start_a_helper_all_the_same(helpers, monkeypatch):
     assert _ahead.started() == [("_slot", "float32")]
 
 
-@pytest.mark.parametrize("setting", ["switched off", "frozen", "one cpu", "not python"])
+@pytest.mark.parametrize("setting", ["switched off", "frozen", "one cpu", "not python",
+                                     "a multiprocessing worker"])
 def test_where_helpers_do_not_start(helpers, monkeypatch, setting):
     if setting == "switched off":
         monkeypatch.setenv("FASTNET_COMPILE_AHEAD", "0")
+    elif setting == "a multiprocessing worker":     # its siblings would each start one
+        monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
     elif setting == "frozen":                    # a PyInstaller application
         monkeypatch.setattr(sys, "frozen", True, raising=False)
     elif setting == "one cpu":

@@ -20,14 +20,16 @@ the target machine, which the helper checks it shares). A helper that fails, is 
 compiles here as before.
 
 Off where nothing is cached (``_config.CACHE``), with ``FASTNET_COMPILE_AHEAD=0``, inside a
-helper, with one usable CPU (a helper would only take turns with this process), in a frozen
-application, and where ``sys.executable`` is not a Python (an embedding server's binary). No
+helper, with one usable CPU (a helper would only take turns with this process), in a
+multiprocessing worker, in a frozen application, and where ``sys.executable`` is not a Python
+(an embedding server's binary). No
 helper outlives its process: one still running at exit is stopped, and a helper exits by itself
 when its process is gone, however it ended (the end of the pipe on its stdin). Numba writes cache
 files whole, by renaming, so a stopped helper leaves nothing half-written.
 """
 import atexit
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -44,18 +46,20 @@ from ._config import CACHE
 #: convolution's backward slot takes ~2.4 s on 2 cores, so a helper past this has gone wrong.
 WAIT_SECONDS = 120
 
-#: The helper's start: exit as soon as the starting process is gone (its stdin, a pipe from that
-#: process, then ends), and this process's ``sys.path`` before any other import ("-c" puts the
-#: current folder first, whose json.py, say, would shadow the one this process imports).
+#: The helper's start: this process's ``sys.path`` before any other import ("-c" puts the
+#: current folder first, whose threading.py or json.py would shadow the one this process
+#: imports), then exit as soon as the starting process is gone (its stdin, a pipe from that
+#: process, then ends).
 _PROLOGUE = r"""
-import os, sys, threading
+import sys
+module, name, dtype, target, path = sys.argv[1:6]
+sys.path[:] = path.split("\n") if path else []
+import os, threading
 def _orphaned():                # os.read: a thread blocked in sys.stdin holds its lock,
     while os.read(0, 4096):     # and the interpreter's exit then aborts
         pass
     os._exit(0)
 threading.Thread(target=_orphaned, daemon=True).start()
-module, name, dtype, target, path = sys.argv[1:6]
-sys.path[:] = path.split("\n") if path else []
 """
 #: Its work: the slot, compiled into the cache, unless this machine's target differs (its cache
 #: entry would then never be found by the starting process).
@@ -77,6 +81,10 @@ def enabled():
     if not CACHE or os.environ.get("FASTNET_COMPILE_AHEAD", "1").strip() == "0":
         return False
     if getattr(sys, "frozen", False) or not sys.executable:
+        return False
+    # A multiprocessing worker: its siblings on the same cold cache would start one each, all
+    # compiling the same slot (a spawn pool of two: 5.2-5.4 -> 6.6-6.8 s).
+    if multiprocessing.parent_process() is not None:
         return False
     if not os.path.basename(sys.executable).lower().startswith("python"):
         return False
@@ -168,8 +176,14 @@ def _stop_helpers():
 
 
 def _forget_helpers():
-    """In a forked child: the helpers are the parent's, not its own to wait for or stop."""
-    _state.update(lock=threading.Lock(), helpers={})
+    """In a forked child: the helpers are the parent's, not its own to wait for or stop. Its
+    copies of their pipes are closed, so that a helper still sees its parent's end."""
+    for helper in _state["helpers"].values():
+        try:
+            helper.stdin.close()
+        except OSError:
+            pass
+    _state.update(lock=threading.Lock(), helpers={}, started=[])
 
 
 if hasattr(os, "register_at_fork"):   # not on Windows, which has no fork
