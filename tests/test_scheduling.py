@@ -198,6 +198,36 @@ def test_a_ctrl_c_while_waiting_is_raised_once_every_worker_is_done(two_threads,
         assert len(scheduling._state["idle"]) == idle
 
 
+def test_a_ctrl_c_while_the_thread_count_is_restored_still_waits_for_the_workers(
+        two_threads, monkeypatch):
+    """The caller restored its Numba thread count before it waited, outside the wait's guard:
+    a Ctrl-C landing there (one run in eight of the test above, on a quiet 2-core host) left
+    the worker running and never given back, and the count unrestored."""
+    from fastnet.kernels.numba_backend import scheduling
+    finished = []
+
+    def slow():
+        time.sleep(0.3)
+        finished.append(True)
+    two_threads.run_side_by_side([lambda: 0, lambda: 0], BIG, None)
+    idle = len(scheduling._state["idle"])
+    threads = numba.get_num_threads()
+    real_set = numba.set_num_threads
+    interrupts = []
+
+    def set_num_threads(n):
+        if n == threads and not interrupts:          # the caller's restore: Ctrl-C lands here
+            interrupts.append(True)
+            raise KeyboardInterrupt
+        real_set(n)
+    monkeypatch.setattr(numba, "set_num_threads", set_num_threads)
+    with pytest.raises(KeyboardInterrupt):
+        two_threads.run_side_by_side([lambda: 0, slow], BIG, None)
+    assert interrupts == [True] and finished == [True]
+    assert len(scheduling._state["idle"]) == idle
+    assert numba.get_num_threads() == threads
+
+
 def _in_child(queue):
     try:
         kern = fastnet.backend.kernels()

@@ -126,8 +126,7 @@ def run_side_by_side(tasks, size, costs):
                 workers[-1].start(contextvars.copy_context().run, run_group, group)
             run_group(groups[0])
         finally:
-            numba.set_num_threads(threads)
-            interrupted = _wait_for(workers, errors)
+            interrupted = _wait_for(workers, errors, threads)
     if interrupted is not None:
         raise interrupted
     for err in errors:
@@ -136,20 +135,25 @@ def run_side_by_side(tasks, size, costs):
     return results
 
 
-def _wait_for(workers, errors):
-    """Wait for every worker, add its error to ``errors`` and give it back; the Ctrl-C that came
-    meanwhile, if any, for the caller to raise once they are all done. (Raised at once, it let
-    the caller go on while a worker still wrote to the layers it was running, and the worker
-    was never given back.)"""
+def _wait_for(workers, errors, threads):
+    """Restore the calling thread's Numba thread count, wait for every worker, add its error to
+    ``errors`` and give it back; the Ctrl-C that came meanwhile, if any, for the caller to raise
+    once they are all done. (Raised at once, it let the caller go on while a worker still wrote
+    to the layers it was running, and the worker was never given back.) A Ctrl-C can land
+    between any two steps, so each step is retried until it is done, and a worker leaves
+    ``workers`` only once it is given back."""
     interrupted = None
-    for worker in workers:
-        while True:
-            try:
-                errors.append(worker.wait())
-                break
-            except KeyboardInterrupt as err:
-                interrupted = err
-        _give_back(worker)
+    restored = False
+    while workers or not restored:
+        try:
+            if not restored:
+                numba.set_num_threads(threads)
+                restored = True
+            while workers:
+                errors.append(workers[0].wait())
+                _give_back(workers.pop(0))
+        except KeyboardInterrupt as err:
+            interrupted = err
     return interrupted
 
 
