@@ -124,25 +124,34 @@ def _alive(pid):
         return False
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
-def test_a_helper_ends_with_its_process_however_that_ends(tmp_path):
-    """``os._exit`` runs no atexit hook: the helper sees its stdin's pipe end, and exits."""
-    code = ("import os, numpy as np\n"
+def _with_a_sleeping_helper(tail, cache):
+    """The pids a fresh process prints after it has started a helper that only sleeps (in its
+    variable ``helper``) and run ``tail``, which ends it."""
+    code = ("import os, sys, time, numpy as np\n"
             "from fastnet.kernels.numba_backend import _ahead\n"
             "_ahead._COMPILE = 'import time; time.sleep(60)'\n"
             "def slot(): pass\n"
             "_ahead.start(slot, np.float32)\n"
-            "print(_ahead._state['helpers'][(slot, np.dtype(np.float32))].pid, flush=True)\n"
-            "os._exit(0)\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+            "helper = _ahead._state['helpers'][(slot, np.dtype(np.float32))].pid\n" + tail)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     env.pop("FASTNET_COMPILE_AHEAD", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=120)
-    pid = int(out.stdout.split()[0])
-    deadline = time.monotonic() + 20
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                         env=env, timeout=120)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def _gone_within(pid, seconds):
+    deadline = time.monotonic() + seconds
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid)
+    return not _alive(pid)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_helper_ends_with_its_process_however_that_ends(tmp_path):
+    """``os._exit`` runs no atexit hook: the helper sees its stdin's pipe end, and exits."""
+    helper, = _with_a_sleeping_helper("print(helper, flush=True)\nos._exit(0)\n", tmp_path)
+    assert _gone_within(helper, 20)
 
 
 @pytest.mark.skipif(not (os.path.isdir("/proc") and hasattr(os, "fork")),
@@ -150,29 +159,16 @@ def test_a_helper_ends_with_its_process_however_that_ends(tmp_path):
 def test_a_forked_child_does_not_keep_its_parents_helper_alive(tmp_path):
     """The child's copy of the helper's pipe is closed at the fork: when the parent ends, the
     helper sees its pipe end although the child still runs."""
-    code = ("import os, sys, time, numpy as np\n"
-            "from fastnet.kernels.numba_backend import _ahead\n"
-            "_ahead._COMPILE = 'import time; time.sleep(60)'\n"
-            "def slot(): pass\n"
-            "_ahead.start(slot, np.float32)\n"
-            "helper = _ahead._state['helpers'][(slot, np.dtype(np.float32))].pid\n"
-            "child = os.fork()\n"
-            "if child == 0:\n"
-            "    os.close(1)\n"              # the test reads the parent's output to its end
-            "    time.sleep(30)\n"
-            "    os._exit(0)\n"
-            "print(helper, child, flush=True)\n"
-            "os._exit(0)\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    env.pop("FASTNET_COMPILE_AHEAD", None)
-    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                         env=env, timeout=120)
-    helper, child = map(int, out.stdout.split())
+    helper, child = _with_a_sleeping_helper(
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    os.close(1)\n"               # the test reads the parent's output to its end
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "print(helper, child, flush=True)\n"
+        "os._exit(0)\n", tmp_path)
     try:
-        deadline = time.monotonic() + 15
-        while _alive(helper) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(helper)
+        assert _gone_within(helper, 15)
         assert _alive(child)
     finally:
         os.kill(child, 9)
