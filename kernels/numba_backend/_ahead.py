@@ -22,10 +22,10 @@ compiles here as before.
 Off where nothing is cached (``_config.CACHE``), with ``FASTNET_COMPILE_AHEAD=0``, inside a
 helper, with one usable CPU (a helper would only take turns with this process), in a
 multiprocessing worker, in a frozen application, and where ``sys.executable`` is not a Python
-(an embedding server's binary). No
-helper outlives its process: one still running at exit is stopped, and a helper exits by itself
-when its process is gone, however it ended (the end of the pipe on its stdin). Numba writes cache
-files whole, by renaming, so a stopped helper leaves nothing half-written.
+(an embedding server's binary). No helper outlives its process: one still running at exit is
+stopped, and a helper exits by itself when its process is gone, however it ended (the end of
+the pipe on its stdin). Numba writes cache files whole, by renaming, so a stopped helper leaves
+nothing half-written.
 """
 import atexit
 import json

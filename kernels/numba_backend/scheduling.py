@@ -140,8 +140,8 @@ def _wait_for(workers, errors, threads):
     ``errors`` and give it back; the Ctrl-C that came meanwhile, if any, for the caller to raise
     once they are all done. (Raised at once, it let the caller go on while a worker still wrote
     to the layers it was running, and the worker was never given back.) A Ctrl-C can land
-    between any two steps, so each step is retried until it is done, and a worker leaves
-    ``workers`` only once it is given back."""
+    between any two steps, so each step is retried until it is done; a worker leaves
+    ``workers`` as it is given back, so none is waited for or given back twice."""
     interrupted = None
     restored = False
     while workers or not restored:
