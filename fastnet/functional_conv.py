@@ -67,7 +67,7 @@ def _describe_padding(pl, pr):
     return f"padding={pl}" if pl == pr else f"padding=({pl}, {pr})"
 
 
-def _conv_length(op, L, K, stride, pl, pr, dilation):
+def _conv_length(op, L, K, stride, pl, pr, dilation, empty=False):
     L_out = _conv1d_L_out(L, K, stride, pl, pr, dilation)
     if L_out < 1:
         need = ("L + 2*padding" if pl == pr else "L + padding_left + padding_right")
@@ -76,7 +76,18 @@ def _conv_length(op, L, K, stride, pl, pr, dilation):
             f"dilation={dilation} give output length {L_out} for input length {L}; need "
             f"{need} >= dilation*(kernel_size-1)+1 (output length = (L + {need[4:]} - "
             f"dilation*(kernel_size-1) - 1) // stride + 1)")
+    _length_fits(op, L_out, empty, lambda: f"{_describe_padding(pl, pr)}, stride={stride}, "
+                                    f"kernel_size={K}, dilation={dilation}")
     return L_out
+
+
+def _length_fits(op, L_out, empty, settings):
+    """Refuse an output length beyond ``MAX_SIZE``, the bound of every size the kernels take
+    (a huge padding, each size within it, gave 2**31 + 1 values and 17 GB of memory). An empty
+    batch has nothing to compute at any length."""
+    if L_out > check.MAX_SIZE and not empty:
+        raise ValueError(f"{op}: {settings()} give output length {L_out} for this input; "
+                         f"the largest is 2**31 - 1 = {check.MAX_SIZE}")
 
 
 def _hyper(op, kernel_size, stride, padding, dilation):
@@ -219,7 +230,7 @@ def conv1d(x, W, b=None, stride=1, padding=0, dilation=1, activation=None):
     b = _bias(op, b, W3.shape[0], x.dtype)
     K = W3.shape[2]
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
-    L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
+    L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation, x3.shape[0] == 0)
     check.memory_for_output(op, (x3.shape[0], W3.shape[0], L_out), x.dtype,
                             lambda: f"from input length {x3.shape[2]} with "
                                     f"{_describe_padding(pl, pr)}, stride={stride}")
@@ -275,7 +286,7 @@ def conv1d_backward(dout, x, W, stride=1, padding=0, dilation=1, need_dx=True, y
     x3, W3, rank = _conv_operands(op, x, W)
     K = W3.shape[2]
     stride, pl, pr, dilation = _hyper(op, K, stride, padding, dilation)
-    L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation)
+    L_out = _conv_length(op, x3.shape[2], K, stride, pl, pr, dilation, x3.shape[0] == 0)
     # The forward output's shape, without the batch (and channel) axes _conv_operands added.
     # (Sliced from a stand-in array, it cost a MemoryError instead of this ValueError when a
     # huge padding made the output larger than memory.)
@@ -318,13 +329,15 @@ def _pool_hyper(op, kernel_size, stride, padding):
     return kernel_size, kernel_size if stride is None else stride, padding
 
 
-def _pool_length(op, L, kernel_size, stride, padding):
+def _pool_length(op, L, kernel_size, stride, padding, empty=False):
     L_out = _pool_L_out(L, kernel_size, stride, padding)
     if L_out < 1:
         raise ValueError(
             f"{op}: padding={padding}, stride={stride}, kernel_size={kernel_size} give output "
             f"length {L_out} for input length {L}; need L + 2*padding >= kernel_size "
             f"(output length = (L + 2*padding - kernel_size) // stride + 1)")
+    _length_fits(op, L_out, empty, lambda: f"padding={padding}, stride={stride}, "
+                                    f"kernel_size={kernel_size}")
     return L_out
 
 
@@ -388,7 +401,7 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, return_indices=False):
     return_indices = check.flag(op, "return_indices", return_indices)
     x3 = _pool_input(op, "x", x)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
-    _pool_length(op, x3.shape[2], kernel_size, stride, padding)
+    _pool_length(op, x3.shape[2], kernel_size, stride, padding, x3.shape[0] == 0)
     y, indices = kernels().maxpool1d_forward(x3, kernel_size, stride, padding)
     shape = x.shape[:-1] + (y.shape[2],)
     y = y.reshape(shape)
@@ -509,7 +522,7 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0):
     x = check.float_array(op, "x", x)
     x3 = _pool_input(op, "x", x)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
-    _pool_length(op, x3.shape[2], kernel_size, stride, padding)
+    _pool_length(op, x3.shape[2], kernel_size, stride, padding, x3.shape[0] == 0)
     y = kernels().avgpool1d_forward(x3, kernel_size, stride, padding)
     return y.reshape(x.shape[:-1] + (y.shape[2],))
 
@@ -552,7 +565,7 @@ def avg_pool1d_backward(dout, length, kernel_size, stride=None, padding=0):
     dout3 = _pool_input(op, "dout", dout)
     length = _length(op, length)
     kernel_size, stride, padding = _pool_hyper(op, kernel_size, stride, padding)
-    L_out = _pool_length(op, length, kernel_size, stride, padding)
+    L_out = _pool_length(op, length, kernel_size, stride, padding, dout3.shape[0] == 0)
     if dout3.shape[2] != L_out:
         raise ValueError(f"{op}: dout has length {dout3.shape[2]} on its last axis; expected "
                          f"{L_out} for length={length}, kernel_size={kernel_size}, "

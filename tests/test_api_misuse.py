@@ -162,12 +162,27 @@ def test_flatten_and_transpose_backward_check_their_state():
 @pytest.mark.parametrize("rank", [1, 2, 3])
 def test_conv_backward_checks_dout_without_allocating_the_output(backend, rank):
     """A padding that makes the forward output larger than memory: the check of dout's shape
-    built a stand-in of that size first, and raised MemoryError (32 GiB here) instead."""
+    built a stand-in of that size first, and raised MemoryError (64 GiB, at padding 2**31 - 1)
+    instead."""
     x = np.ones((2, 3, 10)[3 - rank:], np.float32)
     W = np.ones((4, 3, 3) if rank > 1 else (3,), np.float32)
     dout = np.ones((2, 4, 8)[3 - rank:], np.float32)
-    with pytest.raises(ValueError, match=r"dout has shape .*; expected \(.*4294967302,?\)"):
-        F.conv1d_backward(dout, x, W, padding=2**31 - 1)
+    with pytest.raises(ValueError, match=r"dout has shape .*; expected \(.*1073741832,?\)"):
+        F.conv1d_backward(dout, x, W, padding=2**29)
+
+
+def test_output_lengths_beyond_the_size_bound_are_refused(backend):
+    """Each size within 2**31 - 1, the output not: a padding of 2**30 gave 2**31 + 1 values
+    (17 GB, an audit's finding). An empty batch still has any length."""
+    x, W = np.ones((1, 1, 3), np.float32), np.ones((1, 1, 3), np.float32)
+    with pytest.raises(ValueError, match=r"conv1d: padding=1073741824, .* output length "
+                                         r"2147483649 .* largest is 2\*\*31 - 1"):
+        F.conv1d(x, W, padding=2**30)
+    with pytest.raises(ValueError, match=r"conv1d_backward: .* output length 2147483649"):
+        F.conv1d_backward(np.ones((1, 1, 1), np.float32), x, W, padding=2**30)
+    with pytest.raises(ValueError, match=r"avg_pool1d_backward: .* output length 2147483648"):
+        F.avg_pool1d_backward(np.ones((1, 1, 1), np.float32), 2**31 - 1, 2, 1, 1)
+    assert F.conv1d(x[:0], W, padding=2**30).shape == (0, 1, 2**31 + 1)
 
 
 def test_python_ints_beyond_int64_are_numbers(backend):

@@ -226,7 +226,7 @@ def test_padding_far_beyond_the_input(backend, dtype, stride, padding, dilation)
 
 
 def test_an_output_beyond_the_machines_memory_names_the_padding(backend, dtype, monkeypatch):
-    """A padding of 2**30 asks for a 64 GiB output (float32). NumPy's MemoryError named only a
+    """A padding of 2**28 asks for a 16 GiB output (float32). NumPy's MemoryError named only a
     shape; this one names the padding, before any kernel allocates. The machine is made to report
     1 GiB, so the check fires wherever the tests run."""
     import os
@@ -234,11 +234,11 @@ def test_an_output_beyond_the_machines_memory_names_the_padding(backend, dtype, 
     monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
     x, W = np.ones((2, 3, 10), dtype), np.ones((4, 3, 3), dtype)
     with pytest.raises(MemoryError, match=r"conv1d: the output would have shape "
-                                          rf"\(2, 4, 2147483656\) \({np.dtype(dtype)}\), "
-                                          rf"{16 * np.dtype(dtype).itemsize}\.0 GiB, more than this "
+                                          rf"\(2, 4, 536870920\) \({np.dtype(dtype)}\), "
+                                          rf"{4 * np.dtype(dtype).itemsize}\.0 GiB, more than this "
                                           r"machine's 1\.0 GiB; from input length 10 with "
-                                          r"padding=1073741824, stride=1"):
-        F.conv1d(x, W, padding=2**30)
+                                          r"padding=268435456, stride=1"):
+        F.conv1d(x, W, padding=2**28)
     assert F.conv1d(x, W, padding=100).shape == (2, 4, 208)
 
 
