@@ -309,3 +309,15 @@ def test_max_pool_windows_of_minus_inf_point_at_real_elements(backend):
     assert np.all(y == -np.inf)
     dx = F.max_pool1d_backward(np.ones_like(y), idx, 4)
     np.testing.assert_array_equal(dx, [[[2, 1, 1, 0]]])
+
+
+def test_only_the_numpy_baseline_follows_numpys_error_handling(backend, dtype):
+    """As the README says: the Numba kernels return an inf logit's NaN softmax silently; the
+    NumPy baseline is NumPy code, so ``np.seterr(all="raise")`` makes it raise there."""
+    z = np.array([[np.inf, 0.0]], dtype)
+    with np.errstate(all="raise"):
+        if backend == "numpy":
+            with pytest.raises(FloatingPointError):
+                F.softmax(z)
+        else:
+            assert np.isnan(F.softmax(z)).all()
