@@ -522,6 +522,8 @@ class Sequential(_Container):
             bad = y[(y < 0) | (y > 1)].flat[0]
             raise ValueError(f"{op}: {y_name} holds {bad}; the binary cross-entropy takes "
                              f"targets in [0, 1]")
+        if isinstance(self.loss, SoftmaxCrossEntropy):
+            _check_class_weights(op, y, y_name)
 
     def _dry_run(self, X, op, rows, name="X"):
         """Forward the first ``rows`` samples in evaluation mode: shape errors show before any
@@ -1042,6 +1044,17 @@ def _check_class_targets(op, y, out, y_name):
         bad = y[(y < 0) | (y >= C)][0]
         raise ValueError(f"{op}: label {bad} in {y_name} is out of range for {C} classes; "
                          f"labels must be in [0, {C - 1}]")
+    if y.ndim == 2:
+        _check_class_weights(op, y, y_name)
+
+
+def _check_class_weights(op, y, y_name):
+    """Target rows of the softmax cross-entropy: a negative class weight makes the loss
+    unbounded below, and ``fit`` would chase it (the functional loss takes any real rows, as
+    PyTorch's does)."""
+    if y.size and y.min() < 0:
+        raise ValueError(f"{op}: {y_name} holds {y.min()}; the softmax cross-entropy takes "
+                         f"target rows of class weights >= 0 (one-hot rows or probabilities)")
 
 
 @_serialize.register()

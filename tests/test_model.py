@@ -457,6 +457,25 @@ def test_fit_checks_bce_targets_before_any_update(backend):
     assert np.array_equal(model.layers[0].W, W0)
 
 
+@pytest.mark.parametrize("make", [Classifier, lambda layers, **kw: Sequential(
+    layers, loss="softmax_cross_entropy", **kw)], ids=["Classifier", "Sequential"])
+def test_fit_refuses_negative_class_weights_before_any_update(backend, make):
+    """Rows of -1 instead of one-hot: the loss went below 0 and fit trained towards -inf
+    (an audit's finding); the binary cross-entropy already refused targets outside [0, 1]."""
+    rng = np.random.default_rng(0)
+    X, labels = rng.standard_normal((30, 4)).astype(np.float32), rng.integers(0, 3, 30)
+    rows = np.eye(3, dtype=np.float32)[labels]
+    model = make([FC(4, 3, HeInitializer(seed=1))], optimizer=SGD(0.1))
+    W0 = model.layers[0].W.copy()
+    for y, y_val, name in ((-rows, rows, "y"), (rows, rows - 0.5, "y_val")):
+        with pytest.raises(ValueError, match=rf"fit: {name} holds -(1\.0|0\.5); the softmax "
+                                             rf"cross-entropy takes target rows of class "
+                                             rf"weights >= 0"):
+            model.fit(X, y, X, y_val, epochs=1, batch_size=10)
+    assert np.array_equal(model.layers[0].W, W0)
+    model.fit(X, rows * 0.5, epochs=1, batch_size=10)        # weights of any scale >= 0 train
+
+
 def test_fit_refuses_a_classifier_with_one_output():
     """(N, 1) 0/1 labels were taken as one-hot rows over one class: the loss is 0 and nothing
     trained, silently, with accuracy 1.0 in the history."""
