@@ -874,11 +874,17 @@ _MAX = {np.dtype(t): float(np.finfo(t).max) for t in check.FLOAT_DTYPES}
 
 
 def _lr(op, lr, dtype):
-    """``lr``, a finite float >= 0 within ``dtype``'s range (:func:`_hyper`), tested first
-    without building anything: every optimizer update checks one."""
-    if type(lr) is float and 0.0 <= lr <= _MAX[dtype]:       # False for NaN
+    """``lr``, a finite float >= 0 within ``dtype``'s range (:func:`_hyper`) and 0 or at least
+    its smallest normal number (``lr=1e-50`` is 0 in float32: a step that silently changes
+    nothing), tested first without building anything: every optimizer update checks one."""
+    if type(lr) is float and (_TINY[dtype] <= lr <= _MAX[dtype] or lr == 0.0):  # not NaN
         return lr
-    return _hyper(op, "lr", lr, dtype, low=0)
+    lr = _hyper(op, "lr", lr, dtype, low=0)
+    if 0 < lr < _TINY[dtype]:
+        raise ValueError(f"{op}: lr={lr!r} is below the smallest normal {dtype} "
+                         f"({_TINY[dtype]:.3g}) and would round to 0 or lose precision; use 0 "
+                         f"or at least that")
+    return lr
 
 
 def _hyper(op, name, value, dtype, **bounds):
@@ -916,7 +922,7 @@ def sgd_update_(param, grad, lr):
         Its gradient, same shape and dtype. It may be a list, strided or read-only (copied
         once), and may be ``param`` itself, but must not overlap it otherwise.
     lr : float
-        Learning rate, finite and ``>= 0``.
+        Learning rate, finite, ``0`` or at least the dtype's smallest normal number.
 
     Returns
     -------
@@ -933,7 +939,8 @@ def sgd_update_(param, grad, lr):
         a masked array; ``lr`` not a real number (a bool included).
     ValueError
         ``param`` is read-only or not C-contiguous; ``grad`` has another shape or overlaps
-        ``param`` at an offset; ``lr`` negative, not finite or beyond the dtype's range.
+        ``param`` at an offset; ``lr`` negative, not finite, beyond the dtype's range or
+        below its smallest normal number (but 0).
 
     Examples
     --------
@@ -964,7 +971,7 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
         The velocity ``v`` (zeros at the first step), updated in place: writeable,
         C-contiguous, of ``param``'s shape and dtype, sharing memory with no other argument.
     lr : float
-        Learning rate, finite and ``>= 0``.
+        Learning rate, finite, ``0`` or at least the dtype's smallest normal number.
     momentum : float
         Finite and ``>= 0`` (default 0.9).
     nesterov : bool
@@ -985,12 +992,13 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
         ``nesterov`` not a bool (or 0/1).
     ValueError
         As :func:`sgd_update_`, for ``velocity`` too; ``velocity`` shares memory with ``param``
-        or ``grad``; ``momentum`` negative, not finite or beyond the dtype's range.
+        or ``grad``; ``momentum`` not finite or outside ``[0, 1]`` (beyond 1 every step grows
+        the velocity: the parameters diverge).
     """
     op = "momentum_update_"
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
     kernels().momentum_update_(param, grad, velocity, _lr(op, lr, param.dtype),
-                               _hyper(op, "momentum", momentum, param.dtype, low=0),
+                               _hyper(op, "momentum", momentum, param.dtype, low=0, high=1),
                                check.flag(op, "nesterov", nesterov))
 
 
@@ -1011,7 +1019,7 @@ def adagrad_update_(param, grad, h, lr, eps=1e-7):
         Its values are not checked (a pass over ``h`` on every update): a negative one, which
         no sequence of updates produces, makes the step's square root, and ``param``, NaN.
     lr : float
-        Learning rate, finite and ``>= 0``.
+        Learning rate, finite, ``0`` or at least the dtype's smallest normal number.
     eps : float
         Added to ``sqrt(h)``: ``> 0``, at least the dtype's smallest normal number (1.2e-38
         for float32, 2.2e-308 for float64) and within its range.
@@ -1055,7 +1063,7 @@ def rmsprop_update_(param, grad, h, lr, rho=0.99, eps=1e-7):
         The running mean of squared gradients (zeros at the first step), updated in place, as
         in :func:`adagrad_update_` (and, as there, not checked for negative values).
     lr : float
-        Learning rate, finite and ``>= 0``.
+        Learning rate, finite, ``0`` or at least the dtype's smallest normal number.
     rho : float
         Decay rate in ``[0, 1]`` (default 0.99).
     eps : float
@@ -1108,7 +1116,8 @@ def adam_update_(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1
     step : int
         The 1-based count of updates so far, this one included: ``1 <= step <= 2**53``.
     lr : float
-        Learning rate, finite and ``>= 0`` (default 1e-3).
+        Learning rate, finite, ``0`` or at least the dtype's smallest normal number
+        (default 1e-3).
     beta1, beta2 : float
         Decay rates in ``[0, 1 - 1e-12]`` (defaults 0.9 and 0.999).
     eps : float

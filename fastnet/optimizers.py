@@ -360,18 +360,19 @@ class SGD(Optimizer):
     Parameters
     ----------
     lr : float >= 0
-    momentum : float >= 0, default 0
+    momentum : float in [0, 1], default 0
     nesterov : bool, default False (needs ``momentum > 0``)
 
     Raises
     ------
     ValueError, TypeError
-        A non-finite or negative hyper-parameter, or ``nesterov`` without momentum.
+        A non-finite or negative hyper-parameter, a momentum above 1, or ``nesterov`` without
+        momentum.
     """
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False):
         super().__init__(lr)
-        self.momentum = self._hyper("momentum", momentum, low=0)
+        self.momentum = self._hyper("momentum", momentum, low=0, high=1)
         self.nesterov = check.flag(type(self).__name__, "nesterov", nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError(f"{type(self).__name__}: nesterov=True needs momentum > 0")

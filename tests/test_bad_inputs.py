@@ -5,6 +5,7 @@ import pytest
 import fastnet
 import fastnet.functional as F
 import naive
+from fastnet.optimizers import SGD
 from conftest import assert_raises_naming
 
 f32, f64 = np.float32, np.float64
@@ -127,6 +128,13 @@ CASES = [
     (lambda: F.conv1d_backward(z(1, 1, 1), z(1, 1, 5), z(1, 1, 3), padding=(0, 2**40)), ValueError, ["padding[1]"]),
     (lambda: F.max_pool1d(z(1, 1, 3), 2**40, padding=2**39), ValueError, ["kernel_size", str(2**40)]),
     (lambda: F.avg_pool1d(z(1, 1, 3), 2, stride=2**64), ValueError, ["stride"]),
+    # an audit's: an lr that rounds to 0 stepped nothing, silently; momentum 1.5 diverges
+    (lambda: F.sgd_update_(z(3), z(3), 1e-50), ValueError, ["lr=1e-50", "smallest normal float32"]),
+    (lambda: F.adam_update_(z(3), z(3), z(3), z(3), 1, lr=np.float32(1e-40)), ValueError, ["lr=", "float32"]),
+    (lambda: F.adagrad_update_(z(3, dtype=f64), z(3, dtype=f64), z(3, dtype=f64), 1e-320), ValueError,
+     ["lr=1e-320", "float64"]),
+    (lambda: F.momentum_update_(z(3), z(3), z(3), 0.1, momentum=1.5), ValueError, ["momentum=1.5", "<= 1"]),
+    (lambda: SGD(0.1, momentum=1.01), ValueError, ["momentum=1.01", "<= 1"]),
 ]
 
 
@@ -137,7 +145,6 @@ def test_bad_input_raises_clear_error(backend, case):
 
 def test_a_huge_integer_hyper_parameter_is_not_printed_whole():
     """``SGD(10**400)`` printed all 401 digits."""
-    from fastnet.optimizers import SGD
     with pytest.raises(ValueError) as info:
         SGD(10**400)
     assert str(info.value) == ("SGD: lr is an integer of 401 digits, too large for a float; "
