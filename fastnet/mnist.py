@@ -396,12 +396,24 @@ def mnist_available(data_dir=None):
 def _not_found_report(label, folders):
     lines = [f"Looked in {label}:"]
     for folder in folders:
-        missing = [MNIST_FILES[k].name + "[.gz]" for k, p in _source_files(folder).items()
+        missing = [_missing(folder, MNIST_FILES[k].name) for k, p in _source_files(folder).items()
                    if p is None]
         state = ("is a file, not a folder" if folder.is_file() else "does not exist"
                  if not folder.is_dir() else "missing " + ", ".join(missing))
         lines.append(f"  {folder}: {state}")
     return "\n".join(lines)
+
+
+def _missing(folder, name):
+    """How a file that is not there is named: ``name[.gz]``, or what stands in its place (a
+    folder, a FIFO): "missing" alone sent the user looking for a file they could see."""
+    for candidate in (name, name + ".gz"):
+        path = folder / candidate
+        kind = ("a folder" if path.is_dir() else special_kind(path)
+                or ("a broken link" if path.is_symlink() and not path.exists() else None))
+        if kind:
+            return f"{name}[.gz] ({candidate} is {kind}, not a regular file)"
+    return name + "[.gz]"
 
 
 def _how_to_provide():

@@ -215,6 +215,21 @@ def test_read_idx_refuses_a_fifo_instead_of_waiting_for_a_writer(tmp_path):
     assert len(errors) == 1 and "train-images-idx3-ubyte: it is a FIFO" in errors[0]
 
 
+def test_a_file_that_is_a_fifo_or_a_folder_is_named_as_such(tmp_path):
+    """A FIFO or a folder where a file belongs was reported as "missing" (an audit's finding):
+    the user could see it there."""
+    folder = tmp_path / "data"
+    write_dataset(folder, {k: v for k, v in make_arrays().items()
+                           if k not in ("train_labels", "test_labels")})
+    os.mkfifo(folder / (NAMES["train_labels"] + ".gz"))
+    (folder / NAMES["test_labels"]).mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        mnist.load_mnist(data_dir=folder)
+    assert (f"{folder}: missing train-labels-idx1-ubyte[.gz] (train-labels-idx1-ubyte.gz is a "
+            f"FIFO, not a regular file), t10k-labels-idx1-ubyte[.gz] (t10k-labels-idx1-ubyte is "
+            f"a folder, not a regular file)") in str(info.value)
+
+
 @pytest.mark.parametrize("path, error, words", [
     (3, TypeError, "read_idx: path must be a file name .* got int"),
     ("", ValueError, "read_idx: path='' names no file"),
