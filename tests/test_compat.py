@@ -182,6 +182,10 @@ def test_fit_keeps_the_notebooks_last_epoch_records():
     assert np.mean(clf.true_y == clf.pred_y) == clf.log_acc[-1]
     clf.fit(X[:50], y[:50], n_epoch=1)                  # labels, no validation data
     assert clf.loss_val is None and clf.true_y.shape == (50,)
+    W = nn[0].W.copy()
+    clf.fit(X[:50], y[:50], X[50:], y[50:], n_epoch=0)  # the notebook's loop ran no epoch
+    assert clf.log_loss == clf.log_loss_val == clf.log_acc == [] and clf.loss_val is None
+    assert np.array_equal(nn[0].W, W)
 
 
 class NotebookFC:

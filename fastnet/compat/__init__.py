@@ -403,7 +403,8 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
         return self.log_loss_val[-1] if self.log_loss_val else None
 
     def fit(self, X, y, X_val=None, y_val=None, n_epoch=50, n_batch=20, lr=0.01):
-        """Train ``n_epoch`` epochs of mini-batches of ``n_batch``; returns ``self``.
+        """Train ``n_epoch`` epochs of mini-batches of ``n_batch``; returns ``self``. With
+        ``n_epoch=0``, as the notebook's, nothing trains and the logs are empty.
 
         ``lr`` trains, with plain SGD, the layers that have no optimizer of their own (in the
         notebook it was unused: each layer brings its optimizer).
@@ -413,10 +414,13 @@ class ScratchDeepNeuralNetrowkClassifier(Classifier):
         (each call's sequence of permutations is seeded with 0).
         """
         op = f"{type(self).__name__}.fit"     # the errors name the notebook's arguments
-        n_epoch = check.integer(op, "n_epoch", n_epoch, low=1)
+        n_epoch = check.integer(op, "n_epoch", n_epoch, low=0)
         n_batch = check.integer(op, "n_batch", n_batch, low=1)
         verbose = check.flag(op, "verbose", self.verbose)
         self.optimizer = SGD(check.real(op, "lr", lr, low=0))   # an error names fit, not SGD
+        if n_epoch == 0:               # the notebook's loop ran no epoch: empty logs, no update
+            self.history = {name: [] for m in self._metrics() for name in (m, "val_" + m)}
+            return self
         return super().fit(X, y, X_val, y_val, epochs=n_epoch, batch_size=n_batch, seed=0,
                            callbacks=[_NotebookEpochLine()] if verbose else None)
 
