@@ -53,7 +53,7 @@ import warnings
 import numpy as np
 
 from . import _checks as check
-from . import _serialize, _trusted
+from . import _loss_ahead, _serialize, _trusted
 from . import backend
 from . import functional as F
 from ._dense_chain import (dense_chain, layout_key, record_models, trusted_passes,
@@ -525,6 +525,14 @@ class Sequential(_Container):
         if isinstance(self.loss, SoftmaxCrossEntropy):
             _check_class_weights(op, y, y_name)
 
+    def _loss_ahead(self, y, rows):
+        """On a cold Numba cache, a helper process compiles the loss while the first forward
+        compiles here (``fastnet._loss_ahead``); its key, or None."""
+        dtypes = {p.dtype for p in self.params.values()}
+        if len(dtypes) != 1:
+            return None
+        return _loss_ahead.start(self.loss, dtypes.pop(), rows, y)
+
     def _dry_run(self, X, op, rows, name="X"):
         """Forward the first ``rows`` samples in evaluation mode: shape errors show before any
         update. An error names the data (``X`` or ``X_val``) and its whole shape.
@@ -664,12 +672,14 @@ class Sequential(_Container):
             raise ValueError(f"{op}: give both X_val and y_val, or neither")
         if X_val is not None:
             X_val, y_val = self._check_data(op, X_val, y_val, "X_val", "y_val")
+        loss_ahead = self._loss_ahead(y, min(batch_size, len(X)))
         self._check_trainable(op)
         tail = self._softmax_tail()
         check_pass_through(op, self.named_leaves(),
                            _fused_softmax(self.layers) if tail == "fused"
                            else _final_foreign_softmax(self.layers) if tail == "probs" else None)
         out = self._dry_run(X, op, batch_size)
+        _loss_ahead.collect(loss_ahead)
         self._check_targets(op, y, out, "y")
         if isinstance(self.loss, SoftmaxCrossEntropy) and out.ndim == 2 and out.shape[1] == 1:
             raise ValueError(f"{op}: the network outputs 1 class score per sample; a softmax "

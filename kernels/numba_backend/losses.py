@@ -142,15 +142,19 @@ def softmax_cross_entropy_forward(logits, target):
     for logits up to 1e4 and for a true class whose probability underflows to 0.
     Returns ``(loss, probs)``.
     """
-    if target.ndim == 1:
-        if logits.size >= PARALLEL_MIN_SIZE:
-            kernel = _sce_index_parallel
-        else:
-            kernel = _sce_index_narrow if logits.shape[1] < NARROW_ROWS else _sce_index_wide
-    else:
-        kernel = _sce_dense
-    loss, probs = kernel(logits, target)
+    loss, probs = softmax_cross_entropy_kernel(logits.shape, target.ndim)(logits, target)
     return logits.dtype.type(loss), probs
+
+
+def softmax_cross_entropy_kernel(shape, target_ndim):
+    """The loss kernel that :func:`softmax_cross_entropy_forward` runs for logits of ``shape``
+    and targets of ``target_ndim`` dimensions (``fastnet._loss_ahead`` asks which one a first
+    training step will compile)."""
+    if target_ndim == 2:
+        return _sce_dense
+    if shape[0] * shape[1] >= PARALLEL_MIN_SIZE:
+        return _sce_index_parallel
+    return _sce_index_narrow if shape[1] < NARROW_ROWS else _sce_index_wide
 
 
 @jit(inline="always")             # as _sce_index_narrow_rows: 0.1-0.2 s of a cold first step
