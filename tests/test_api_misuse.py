@@ -712,8 +712,8 @@ def test_the_compat_classifier_names_the_notebooks_arguments():
     X, Y = np.ones((4, 2)), np.eye(2)[[0, 1, 0, 1]]
     with pytest.raises(TypeError, match=r"ScratchDeepNeuralNetrowkClassifier.fit: n_batch must"):
         clf.fit(X, Y, n_batch=2.0)
-    with pytest.raises(ValueError, match=r"n_epoch=0; expected an integer >= 1"):
-        clf.fit(X, Y, n_epoch=0)
+    with pytest.raises(ValueError, match=r"n_epoch=-1; expected an integer >= 0"):
+        clf.fit(X, Y, n_epoch=-1)
 
 
 # --- found by an adversarial review ---------------------------------------------------------
