@@ -9,52 +9,55 @@ first step 4.8-5.0 s without a helper against 3.4-3.6 s with one (the index-labe
 backward ~1.3 s of it, done meanwhile on the other core); the start-up probe of ``python -m
 fastnet bench`` (the MLP, then the CNN), medians of six pairs 8.7 against 7.6 s.
 
-How: :func:`start`, called as ``fit`` begins, asks the Numba backend which loss kernel the
-step will run (``losses.softmax_cross_entropy_kernel``) and starts a helper
-(``_ahead.start_call``) when neither this process nor the on-disk cache holds it for this
-signature. The helper runs :func:`compile_in_helper`: the loss's forward and backward on zeros
-of the batch's shape, through the same checks as the step, so it compiles exactly what the
-step will load. After the first forward, ``fit`` calls :func:`collect`: a helper that has
-finished leaves its work in the cache, where the loss finds it; one still running is stopped,
-and the loss compiles here as it would have without one. (Waiting made a small model's cold
-``fit`` slower: its forward compiles sooner than a helper starts and compiles the loss.)
+How: :func:`arm`, called as ``fit`` begins, asks the Numba backend which loss kernel the
+step will run (``losses.softmax_cross_entropy_kernel``) and arms a helper
+(``_ahead.arm_call``) when neither this process nor the on-disk cache holds it for this
+signature. The helper starts when the first forward is about to compile a slot (the dense or
+convolution products of AVX-512 hosts, seconds on one core); a model whose forward compiles no
+slot compiles its loss itself (a helper started at once made a 12 -> 8 -> 5 classifier's cold
+``fit`` 0.3 s slower). The helper runs :func:`compile_in_helper`: the loss's forward and
+backward on zeros of the batch's shape, through the same checks as the step, so it compiles
+exactly what the step will load. After the first forward (or if ``fit`` stops before it),
+``fit`` calls :func:`collect`: a helper that has finished leaves its work in the cache, where
+the loss finds it; one still running is stopped, and the loss compiles here as it would have
+without one (waiting made a small model's cold ``fit`` slower).
 
-Only fastnet's own ``SoftmaxCrossEntropy`` (a classifier's loss) with the Numba backend; the
-class count of integer labels is taken from the largest label, so labels that do not fit a
-small array (negative, or beyond :data:`MAX_CLASSES`) start nothing: ``fit`` refuses the
-negative ones itself.
+Only fastnet's own ``SoftmaxCrossEntropy`` (a classifier's loss) with the Numba backend, for a
+network that ends in an ``FC`` layer (:func:`output_width` gives the class count) and targets
+that fit it (``fit`` refuses the others).
 """
 import numpy as np
 
 from .backend import get_backend
+from .layers import FC, Dropout, ReLU, Sigmoid, Softmax, Tanh
 from .losses import SoftmaxCrossEntropy
+
+#: Layers after the last ``FC`` that keep its output's width.
+_SHAPE_KEEPING = (ReLU, Sigmoid, Tanh, Softmax, Dropout)
 
 #: Most classes for which a helper starts (its zeros are ``rows x classes``).
 MAX_CLASSES = 1 << 16
 
 
-def start(loss, dtype, rows, y):
-    """Start a helper compiling ``loss``'s kernels for a first batch of ``rows`` samples of
-    ``dtype`` with targets like ``y`` (labels ``(N,)`` or rows ``(N, C)``), where worth it.
+def arm(loss, layers, dtype, rows, y):
+    """Arm a helper compiling ``loss``'s kernels for a first batch of ``rows`` samples of
+    ``dtype`` with targets like ``y`` (labels ``(N,)`` or rows ``(N, C)``), where worth it: it
+    starts when this process is about to compile a slot (``_ahead.arm_call``).
 
     Returns
     -------
     tuple or None
-        The helper's key for :func:`collect`; None where none started.
+        The helper's key for :func:`collect`; None where none was armed.
     """
     if type(loss) is not SoftmaxCrossEntropy or get_backend() != "numba" or y.size == 0:
         return None
     from .kernels.numba_backend import _ahead
-    if not _ahead.enabled():
+    classes = output_width(layers)
+    if not _ahead.enabled() or classes is None or classes > MAX_CLASSES:
         return None
-    if y.ndim == 2:                   # the loss casts them to the logits' dtype
-        classes = y.shape[1]
-    elif y.ndim == 1 and y.dtype.kind in "iu" and y.min() >= 0:
-        classes = int(y.max()) + 1
-    else:
-        return None
-    if not 1 <= classes <= MAX_CLASSES:
-        return None
+    if not (y.shape[1] == classes if y.ndim == 2 else          # cast to the logits' dtype
+            y.ndim == 1 and y.dtype.kind in "iu" and 0 <= y.min() and y.max() < classes):
+        return None                                            # fit refuses them
     key = (np.dtype(dtype).name, int(rows), classes, y.ndim)
     try:
         cold = _compiled(*key) is False
@@ -62,8 +65,20 @@ def start(loss, dtype, rows, y):
         return None
     if not cold:
         return None
-    _ahead.start_call(__name__, "compile_in_helper", *key)
+    _ahead.arm_call(__name__, "compile_in_helper", *key)
     return key
+
+
+def output_width(layers):
+    """The class count of a network that ends in one of fastnet's ``FC`` layers (then maybe
+    parameter-free activations, a softmax or dropout); None for any other ending."""
+    for layer in reversed(layers):
+        if isinstance(layer, FC):
+            W = getattr(layer, "W", None)
+            return W.shape[1] if isinstance(W, np.ndarray) and W.ndim == 2 else None
+        if type(layer) not in _SHAPE_KEEPING:
+            return None
+    return None
 
 
 def _compiled(dtype, rows, classes, target_ndim):
@@ -86,8 +101,8 @@ def _zeros(dtype, rows, classes, target_ndim):
 
 
 def collect(key):
-    """The helper that :func:`start` returned ``key`` for: its work loads if it has finished;
-    if not, it is stopped and the loss compiles here (``_ahead.done_or_stop_call``)."""
+    """The helper that :func:`arm` returned ``key`` for: its work loads if it has finished; if
+    not, it is stopped (or disarmed) and the loss compiles here (``_ahead.done_or_stop_call``)."""
     if key is not None:
         from .kernels.numba_backend import _ahead
         _ahead.done_or_stop_call(__name__, "compile_in_helper", *key)

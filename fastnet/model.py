@@ -531,7 +531,7 @@ class Sequential(_Container):
         dtypes = {p.dtype for p in self.params.values()}
         if len(dtypes) != 1:
             return None
-        return _loss_ahead.start(self.loss, dtypes.pop(), rows, y)
+        return _loss_ahead.arm(self.loss, self.layers, dtypes.pop(), rows, y)
 
     def _dry_run(self, X, op, rows, name="X"):
         """Forward the first ``rows`` samples in evaluation mode: shape errors show before any
@@ -673,13 +673,16 @@ class Sequential(_Container):
         if X_val is not None:
             X_val, y_val = self._check_data(op, X_val, y_val, "X_val", "y_val")
         loss_ahead = self._loss_ahead(y, min(batch_size, len(X)))
-        self._check_trainable(op)
-        tail = self._softmax_tail()
-        check_pass_through(op, self.named_leaves(),
-                           _fused_softmax(self.layers) if tail == "fused"
-                           else _final_foreign_softmax(self.layers) if tail == "probs" else None)
-        out = self._dry_run(X, op, batch_size)
-        _loss_ahead.collect(loss_ahead)
+        try:
+            self._check_trainable(op)
+            tail = self._softmax_tail()
+            check_pass_through(op, self.named_leaves(),
+                               _fused_softmax(self.layers) if tail == "fused"
+                               else _final_foreign_softmax(self.layers) if tail == "probs"
+                               else None)
+            out = self._dry_run(X, op, batch_size)
+        finally:                          # done or stopped, even if fit stops here
+            _loss_ahead.collect(loss_ahead)
         self._check_targets(op, y, out, "y")
         if isinstance(self.loss, SoftmaxCrossEntropy) and out.ndim == 2 and out.shape[1] == 1:
             raise ValueError(f"{op}: the network outputs 1 class score per sample; a softmax "

@@ -13,15 +13,20 @@ import pytest
 import fastnet
 from fastnet import _loss_ahead
 from fastnet.kernels._host import usable_cpus
-from fastnet.kernels.numba_backend import _ahead, _config, losses
+from fastnet.kernels.numba_backend import _ahead, _config, dense_blocked, losses
+from fastnet.layers import FC, Conv1d, Dropout, Flatten, ReLU, Softmax
 from fastnet.losses import MeanSquaredError, SoftmaxCrossEntropy
+from fastnet.model import Classifier
 
-# With one CPU, or nothing cached, no helper ever starts (``_ahead.enabled``).
-pytestmark = pytest.mark.skipif(not (_config.CACHE and usable_cpus() >= 2),
-                                reason="a Numba cache and two CPUs")
+# With one CPU, or nothing cached, no helper ever starts (``_ahead.enabled``); without AVX-512
+# no slot compiles, so none starts either.
+pytestmark = pytest.mark.skipif(
+    not (_config.CACHE and usable_cpus() >= 2 and dense_blocked.AVAILABLE),
+    reason="a Numba cache, two CPUs and the dense layers' slots (AVX-512)")
 
 # argv: code run in the helper before its work (a delay, a failure); "labels" or "rows"; "late"
-# to reach the loss only once the helper has ended (as a large model's forward would), or "".
+# to reach the loss only once the helper has ended (as a larger model's forward would), or "";
+# "small" for a model whose forward compiles no slot, or "".
 _FIT = """
 import hashlib, json, subprocess, sys, time
 import numpy as np
@@ -47,12 +52,13 @@ class Popen(subprocess.Popen):
 _ahead.subprocess.Popen = Popen
 t = time.perf_counter()
 rng = np.random.default_rng(0)
-X = rng.standard_normal((64, 12)).astype(np.float32)
+width = 12 if sys.argv[4] == "small" else 784        # 16 x 784 -> 64: a dense slot
+X = rng.standard_normal((64, width)).astype(np.float32)
 y = rng.integers(0, 5, 64)
 if sys.argv[2] == "rows":
     y = np.eye(5)[y]
-model = Classifier([FC(12, 8, HeInitializer(seed=1), activation="relu"),
-                    FC(8, 5, HeInitializer(seed=2))], optimizer=SGD(0.1))
+model = Classifier([FC(width, 64, HeInitializer(seed=1), activation="relu"),
+                    FC(64, 5, HeInitializer(seed=2))], optimizer=SGD(0.1))
 model.fit(X, y, epochs=2, batch_size=16, shuffle=False)
 kernel = losses.softmax_cross_entropy_kernel((16, 5), y.ndim)
 print(json.dumps({
@@ -63,13 +69,14 @@ print(json.dumps({
 """
 
 
-def _fit(cache, targets, ahead="1", before="", late=True):
+def _fit(cache, targets, ahead="1", before="", late=True, small=False):
     """A fresh process's fit of a small classifier (float32, Numba) with ``cache`` as its Numba
     cache; ``before``: code its helper runs first; ``late``: the loss is reached only once the
-    helper has ended."""
+    helper has ended; ``small``: a forward that compiles no slot."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "FASTNET_BACKEND": "numba",
            "FASTNET_COMPILE_AHEAD": ahead}
-    out = subprocess.run([sys.executable, "-c", _FIT, before, targets, "late" if late else ""],
+    out = subprocess.run([sys.executable, "-c", _FIT, before, targets, "late" if late else "",
+                          "small" if small else ""],
                          capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -119,52 +126,78 @@ def test_a_failed_helper_leaves_the_loss_to_the_process(compiled_here, tmp_path)
     assert result["digest"] == here["digest"]
 
 
+def test_a_forward_that_compiles_no_slot_starts_no_helper(tmp_path):
+    """It compiles sooner than a helper could start and compile the loss."""
+    result = _fit(tmp_path, "labels", late=False, small=True)
+    assert (result["started"], result["hits"], result["misses"]) == ([], 0, 1)
+
+
+def test_a_fit_that_stops_before_its_forward_leaves_no_helper_armed(calls, monkeypatch):
+    """Armed for a fit that then refused the model (no optimizer), the helper would have
+    started at the next slot compiled anywhere in the process."""
+    model = Classifier([FC(784, 64, activation="relu"), FC(64, 5)])
+    X, y = np.zeros((32, 784), np.float32), np.arange(32) % 5
+    with pytest.raises(ValueError, match="has no optimizer"):
+        model.fit(X, y, epochs=1, batch_size=16)
+    assert calls == [(_loss_ahead.__name__, "compile_in_helper", "float32", 16, 5, 1)]
+    assert _ahead._state["armed"] == {}
+
+
 @pytest.fixture
 def calls(monkeypatch):
-    """``_loss_ahead.start`` deciding on a cache that looks cold, with the helpers it would
-    start recorded, not started."""
-    started = []
-    monkeypatch.setattr(_ahead, "start_call", lambda *args: started.append(args))
+    """``_loss_ahead.arm`` deciding on a cache that looks cold, with the helpers it arms
+    recorded (and armed, not started)."""
+    armed = []
+    arm_call = _ahead.arm_call
+
+    def recording(*args):
+        armed.append(args)
+        arm_call(*args)
+    monkeypatch.setattr(_ahead, "_state", {**_ahead._state, "armed": {}, "helpers": {}})
+    monkeypatch.setattr(_ahead, "arm_call", recording)
     monkeypatch.setattr(_ahead, "on_disk", lambda pyfunc, sig: False)
     monkeypatch.delenv("FASTNET_COMPILE_AHEAD", raising=False)
-    return started
+    with fastnet.set_backend("numba"):
+        yield armed
 
 
 def test_the_helper_gets_the_first_batchs_shapes(calls):
-    labels = np.array([0, 3, 1], np.uint8)
-    assert _loss_ahead.start(SoftmaxCrossEntropy(), np.float64, 128, labels) == (
+    labels, layers = np.array([0, 3, 1], np.uint8), [FC(3, 4), Dropout(0.5), ReLU(), Softmax()]
+    assert _loss_ahead.arm(SoftmaxCrossEntropy(), layers, np.float64, 128, labels) == (
         "float64", 128, 4, 1)
-    assert _loss_ahead.start(SoftmaxCrossEntropy(), np.float32, 20, np.eye(10)[labels]) == (
-        "float32", 20, 10, 2)
-    assert [args[2:] for args in calls] == [("float64", 128, 4, 1), ("float32", 20, 10, 2)]
+    assert _loss_ahead.arm(SoftmaxCrossEntropy(), layers, np.float32, 20, np.eye(4)[labels]) == (
+        "float32", 20, 4, 2)
+    assert [args[2:] for args in calls] == [("float64", 128, 4, 1), ("float32", 20, 4, 2)]
 
 
-@pytest.mark.parametrize("case", ["another loss", "numpy backend", "negative label",
-                                  "too many classes", "too many columns", "no columns",
-                                  "no targets", "float labels", "switched off", "compiled here"])
-def test_where_no_helper_starts(calls, monkeypatch, case):
-    loss, y, dtype = SoftmaxCrossEntropy(), np.array([0, 2, 1]), np.float32
+@pytest.mark.parametrize("case", [
+    "another loss", "numpy backend", "negative label", "label beyond the outputs",
+    "rows of another width", "no targets", "float labels", "switched off", "compiled here",
+    "a network that ends in no FC", "too many classes"])
+def test_where_no_helper_is_armed(calls, monkeypatch, case):
+    loss, layers, y, dtype = SoftmaxCrossEntropy(), [FC(2, 3)], np.array([0, 2, 1]), np.float32
     if case == "another loss":
         loss = MeanSquaredError()
     elif case == "numpy backend":
         monkeypatch.setattr(_loss_ahead, "get_backend", lambda: "numpy")
     elif case == "negative label":                  # fit refuses it
         y = np.array([0, -1, 1])
-    elif case == "too many classes":                # zeros of rows x 2**16 classes
-        y = np.array([0, _loss_ahead.MAX_CLASSES])
-    elif case == "too many columns":
-        y = np.zeros((3, _loss_ahead.MAX_CLASSES + 1), np.float32)
-    elif case == "no columns":
-        y = np.zeros((3, 0), np.float32)
+    elif case == "label beyond the outputs":        # fit refuses it
+        y = np.array([0, 3, 1])
+    elif case == "rows of another width":           # fit refuses them
+        y = np.eye(4, dtype=np.float32)[:3]
     elif case == "no targets":
         y = y[:0]
     elif case == "float labels":
         y = y.astype(np.float32)
     elif case == "switched off":
         monkeypatch.setenv("FASTNET_COMPILE_AHEAD", "0")
+    elif case == "a network that ends in no FC":
+        layers = [Conv1d(1, 3, 2), Flatten()]
+    elif case == "too many classes":                # zeros of rows x 2**16 classes
+        layers = [FC(2, _loss_ahead.MAX_CLASSES + 1)]
     else:                                           # this process has the kernel already
-        with fastnet.set_backend("numba"):
-            SoftmaxCrossEntropy().forward(np.zeros((7, 3), dtype), y[[0, 1, 2, 0, 1, 2, 0]])
+        SoftmaxCrossEntropy().forward(np.zeros((7, 3), dtype), y[[0, 1, 2, 0, 1, 2, 0]])
         assert losses.softmax_cross_entropy_kernel((7, 3), 1).overloads
-    assert _loss_ahead.start(loss, dtype, 7, y) is None
+    assert _loss_ahead.arm(loss, layers, dtype, 7, y) is None
     assert calls == []

@@ -153,6 +153,7 @@ def slot_address(pyfunc, dtype, ahead=None):
                                  types.CPointer(numba.from_dtype(key[1])))
                 if ahead is not None and (ahead, key[1]) not in _state["slots"]:
                     _ahead.start_if_cold(pyfunc, ahead, sig, dtype)
+                _ahead.start_armed_if_cold(pyfunc, sig)
                 slot = numba.cfunc(sig, cache=CACHE, fastmath=FASTMATH,
                                    error_model=ERROR_MODEL)(pyfunc)
                 _state["slots"][key] = slot
