@@ -18,6 +18,8 @@ from fastnet.layers import FC, Conv1d, Dropout, Flatten, ReLU, Softmax
 from fastnet.losses import MeanSquaredError, SoftmaxCrossEntropy
 from fastnet.model import Classifier
 
+compiled = _loss_ahead._compiled
+
 # With one CPU, or nothing cached, no helper ever starts (``_ahead.enabled``); without AVX-512
 # no slot compiles, so none starts either.
 pytestmark = pytest.mark.skipif(
@@ -156,6 +158,8 @@ def calls(monkeypatch):
     monkeypatch.setattr(_ahead, "_state", {**_ahead._state, "armed": {}, "helpers": {}})
     monkeypatch.setattr(_ahead, "arm_call", recording)
     monkeypatch.setattr(_ahead, "on_disk", lambda pyfunc, sig: False)
+    # not compiled in this process either (the test session may have compiled it)
+    monkeypatch.setattr(_loss_ahead, "_compiled", lambda *key: False)
     monkeypatch.delenv("FASTNET_COMPILE_AHEAD", raising=False)
     with fastnet.set_backend("numba"):
         yield armed
@@ -197,6 +201,7 @@ def test_where_no_helper_is_armed(calls, monkeypatch, case):
     elif case == "too many classes":                # zeros of rows x 2**16 classes
         layers = [FC(2, _loss_ahead.MAX_CLASSES + 1)]
     else:                                           # this process has the kernel already
+        monkeypatch.setattr(_loss_ahead, "_compiled", compiled)
         SoftmaxCrossEntropy().forward(np.zeros((7, 3), dtype), y[[0, 1, 2, 0, 1, 2, 0]])
         assert losses.softmax_cross_entropy_kernel((7, 3), 1).overloads
     assert _loss_ahead.arm(loss, layers, dtype, 7, y) is None
