@@ -5,9 +5,10 @@ core (``kernels/numba_backend/_ahead``). The loss is the one compile that ``fit`
 before the step starts: its kind, the batch's rows, the dtype and the targets are known, and
 the forward pass that comes first takes seconds to compile (the MLP's dense slot and its
 callees). Measured (Intel Xeon, fresh processes, empty caches, interleaved): the MLP recipe's
-first step 4.8-5.0 s without a helper against 3.4-3.6 s with one (the index-label loss and its
-backward ~1.3 s of it, done meanwhile on the other core); the start-up probe of ``python -m
-fastnet bench`` (the MLP, then the CNN), medians of six pairs 8.7 against 7.6 s.
+first step 5.0-6.3 s without a helper against 3.6-3.9 s with one in three pairs of four (the
+fourth 5.0 against 5.1 s: the helper had not finished, so it was stopped; the index-label loss
+and its backward are ~1.3 s of a step); the start-up probe of ``python -m fastnet bench`` (the
+MLP, then the CNN), medians of six pairs 10.5 against 8.9 s.
 
 How: :func:`arm`, called as ``fit`` begins, asks the Numba backend which loss kernel the
 step will run (``losses.softmax_cross_entropy_kernel``) and arms a helper

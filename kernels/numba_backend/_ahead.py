@@ -76,7 +76,7 @@ if json.dumps(cpu_target.target_context.codegen().magic_tuple()) != target:
 from fastnet.kernels.numba_backend import _slots
 _slots.slot_address(getattr(importlib.import_module(module), name), np.dtype(job))
 """
-#: Or a call that compiles what it runs (:func:`start_call`), on the same terms.
+#: Or a call that compiles what it runs (:func:`arm_call`), on the same terms.
 _CALL = r"""
 import importlib, json
 from numba.core.registry import cpu_target
