@@ -24,8 +24,10 @@ the loss finds it; one still running is stopped, and the loss compiles here as i
 without one (waiting made a small model's cold ``fit`` slower).
 
 Only fastnet's own ``SoftmaxCrossEntropy`` (a classifier's loss) with the Numba backend, for a
-network that ends in an ``FC`` layer (:func:`output_width` gives the class count) and targets
-that fit it (``fit`` refuses the others).
+network that ends in an ``FC`` layer (:func:`output_width` gives the class count), integer
+labels that fit it (``fit`` refuses the others) and a serial loss kernel (fewer than
+``PARALLEL_MIN_SIZE`` logits): one-hot rows and larger batches take the parallel kernels, which
+compile for longer than a forward, so a helper never finished first.
 """
 import numpy as np
 
@@ -59,9 +61,15 @@ def arm(loss, layers, dtype, rows, y):
     if not (y.shape[1] == classes if y.ndim == 2 else          # cast to the logits' dtype
             y.ndim == 1 and y.dtype.kind in "iu" and 0 <= y.min() and y.max() < classes):
         return None                                            # fit refuses them
+    from .kernels.numba_backend import losses
+    kernel = losses.softmax_cross_entropy_kernel((rows, classes), y.ndim)
+    if kernel.targetoptions.get("parallel"):
+        # A parallel kernel (one-hot rows, large batches) compiles for longer than a forward
+        # (one-hot rows: 4.3 s alone against 2.2 s for labels): its helper was always stopped.
+        return None
     key = (np.dtype(dtype).name, int(rows), classes, y.ndim)
     try:
-        cold = _compiled(*key) is False
+        cold = _compiled(kernel, *key) is False
     except Exception:           # noqa: BLE001 (a Numba whose internals differ: no helper)
         return None
     if not cold:
@@ -77,17 +85,16 @@ def output_width(layers):
         if isinstance(layer, FC):
             W = getattr(layer, "W", None)
             return W.shape[1] if isinstance(W, np.ndarray) and W.ndim == 2 else None
-        if type(layer) not in _SHAPE_KEEPING:
+        if not isinstance(layer, _SHAPE_KEEPING):       # compat's subclasses too
             return None
     return None
 
 
-def _compiled(dtype, rows, classes, target_ndim):
-    """Whether the loss kernel for this batch is compiled here or in the on-disk cache; None
-    where that cannot be told."""
+def _compiled(kernel, dtype, rows, classes, target_ndim):
+    """Whether the loss ``kernel`` for this batch is compiled here or in the on-disk cache;
+    None where that cannot be told."""
     import numba
-    from .kernels.numba_backend import _ahead, losses
-    kernel = losses.softmax_cross_entropy_kernel((rows, classes), target_ndim)
+    from .kernels.numba_backend import _ahead
     sig = tuple(numba.typeof(a) for a in _zeros(dtype, 1, 1, target_ndim))  # shapes aside
     if sig in kernel.overloads:
         return True

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastnet
-from fastnet import _loss_ahead
+from fastnet import _loss_ahead, compat
 from fastnet.kernels._host import usable_cpus
 from fastnet.kernels.numba_backend import _ahead, _config, dense_blocked, losses
 from fastnet.layers import FC, Conv1d, Dropout, Flatten, ReLU, Softmax
@@ -84,19 +84,18 @@ def _fit(cache, targets, ahead="1", before="", late=True, small=False):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module", params=["labels", "rows"])
-def compiled_here(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def compiled_here(tmp_path_factory):
     """The fit with no helper, on a cold cache: the loss compiled in the process itself."""
-    result = _fit(tmp_path_factory.mktemp("cold"), request.param, ahead="0")
+    result = _fit(tmp_path_factory.mktemp("cold"), "labels", ahead="0")
     assert (result["started"], result["hits"], result["misses"]) == ([], 0, 1)
-    return request.param, result
+    return "labels", result
 
 
 def test_a_cold_fit_loads_the_loss_that_a_helper_compiled(compiled_here, tmp_path):
     targets, here = compiled_here
     result = _fit(tmp_path, targets)
-    assert result["started"] == [["compile_in_helper", "float32", 16, 5,
-                                  1 if targets == "labels" else 2]]
+    assert result["started"] == [["compile_in_helper", "float32", 16, 5, 1]]
     assert (result["hits"], result["misses"]) == (1, 0)
     assert (result["digest"], result["history"]) == (here["digest"], here["history"])
 
@@ -159,27 +158,50 @@ def calls(monkeypatch):
     monkeypatch.setattr(_ahead, "arm_call", recording)
     monkeypatch.setattr(_ahead, "on_disk", lambda pyfunc, sig: False)
     # not compiled in this process either (the test session may have compiled it)
-    monkeypatch.setattr(_loss_ahead, "_compiled", lambda *key: False)
+    monkeypatch.setattr(_loss_ahead, "_compiled", lambda kernel, *key: False)
     monkeypatch.delenv("FASTNET_COMPILE_AHEAD", raising=False)
     with fastnet.set_backend("numba"):
         yield armed
 
 
 def test_the_helper_gets_the_first_batchs_shapes(calls):
-    labels, layers = np.array([0, 3, 1], np.uint8), [FC(3, 4), Dropout(0.5), ReLU(), Softmax()]
-    assert _loss_ahead.arm(SoftmaxCrossEntropy(), layers, np.float64, 128, labels) == (
-        "float64", 128, 4, 1)
-    assert _loss_ahead.arm(SoftmaxCrossEntropy(), layers, np.float32, 20, np.eye(4)[labels]) == (
-        "float32", 20, 4, 2)
-    assert [args[2:] for args in calls] == [("float64", 128, 4, 1), ("float32", 20, 4, 2)]
+    labels = np.array([0, 3, 1], np.uint8)
+    for layers in ([FC(3, 4), Dropout(0.5), ReLU(), Softmax()],
+                   [compat.FC(3, 4, compat.HeInitializer(), compat.SGD(0.1)), compat.Softmax()]):
+        assert _loss_ahead.arm(SoftmaxCrossEntropy(), layers, np.float64, 128, labels) == (
+            "float64", 128, 4, 1)
+    assert [args[2:] for args in calls] == [("float64", 128, 4, 1)] * 2
+
+
+def test_a_collect_before_the_launch_leaves_no_helper(monkeypatch):
+    """A collect in another thread between a slot's cold check and the helper's launch found
+    nothing to stop, and the helper then started anyway (an audit's finding)."""
+    monkeypatch.setattr(_ahead, "_state", {**_ahead._state, "armed": {}, "helpers": {},
+                                           "started": []})
+    monkeypatch.setattr(_ahead, "on_disk", lambda pyfunc, sig: False)
+    monkeypatch.delenv("FASTNET_COMPILE_AHEAD", raising=False)
+    key = ("time", "sleep", 60)
+    _ahead.arm_call(*key)
+    launch = _ahead._launch
+
+    def collected_first(*args, **kwargs):
+        _ahead.done_or_stop_call(*key)            # the other thread's collect
+        launch(*args, **kwargs)
+    monkeypatch.setattr(_ahead, "_launch", collected_first)
+    _ahead.start_armed_if_cold(None, None)
+    try:
+        assert _ahead.started() == [] and _ahead._state["armed"] == {}
+    finally:
+        _ahead._stop_helpers()
 
 
 @pytest.mark.parametrize("case", [
     "another loss", "numpy backend", "negative label", "label beyond the outputs",
     "rows of another width", "no targets", "float labels", "switched off", "compiled here",
-    "a network that ends in no FC", "too many classes"])
+    "a network that ends in no FC", "too many classes", "one-hot rows", "a large batch"])
 def test_where_no_helper_is_armed(calls, monkeypatch, case):
     loss, layers, y, dtype = SoftmaxCrossEntropy(), [FC(2, 3)], np.array([0, 2, 1]), np.float32
+    rows = 7
     if case == "another loss":
         loss = MeanSquaredError()
     elif case == "numpy backend":
@@ -200,9 +222,13 @@ def test_where_no_helper_is_armed(calls, monkeypatch, case):
         layers = [Conv1d(1, 3, 2), Flatten()]
     elif case == "too many classes":                # zeros of rows x 2**16 classes
         layers = [FC(2, _loss_ahead.MAX_CLASSES + 1)]
+    elif case == "one-hot rows":                    # parallel kernels: compile for too long
+        y = np.eye(3, dtype=np.float32)[y]
+    elif case == "a large batch":
+        rows = 1 << 16
     else:                                           # this process has the kernel already
         monkeypatch.setattr(_loss_ahead, "_compiled", compiled)
         SoftmaxCrossEntropy().forward(np.zeros((7, 3), dtype), y[[0, 1, 2, 0, 1, 2, 0]])
         assert losses.softmax_cross_entropy_kernel((7, 3), 1).overloads
-    assert _loss_ahead.arm(loss, layers, dtype, 7, y) is None
+    assert _loss_ahead.arm(loss, layers, dtype, rows, y) is None
     assert calls == []

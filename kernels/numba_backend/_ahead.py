@@ -148,20 +148,22 @@ def start_armed_if_cold(pyfunc, sig):
     """Start the armed calls' helpers if ``pyfunc``'s slot for ``sig`` is about to compile
     (not in the on-disk cache)."""
     if _state["armed"] and on_disk(pyfunc, sig) is False:
-        with _state["lock"]:
-            armed = list(_state["armed"])
-            _state["armed"].clear()
-        for module, name, *args in armed:
+        for module, name, *args in list(_state["armed"]):
             _launch((module, name, *args), _CALL, [module, name, json.dumps(args)],
-                    (name, *args))
+                    (name, *args), armed=True)
 
 
-def _launch(key, work, argv, record):
+def _launch(key, work, argv, record, armed=False):
     """Start a helper on ``work`` (the code after the prologue) for ``key``: argv's module,
-    name and job, then this machine's target and ``sys.path``."""
+    name and job, then this machine's target and ``sys.path``. ``armed``: only if the call is
+    still armed, claimed under the same lock as :func:`done_or_stop_call` takes (a collect in
+    another thread between the two left a helper that nothing would stop)."""
     with _state["lock"]:
         if not enabled() or key in _state["helpers"]:
             return
+        if armed and key not in _state["armed"]:
+            return
+        _state["armed"].pop(key, None)
         env = {**os.environ, "FASTNET_COMPILE_AHEAD": "0"}
         if numba.config.CACHE_DIR:          # set in this process, maybe not in its environment
             env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
