@@ -335,3 +335,33 @@ def test_softmax_cross_entropy_object_refuses_a_masked_target(backend, dtype, ta
     from fastnet.losses import SoftmaxCrossEntropy
     with pytest.raises(TypeError, match="SoftmaxCrossEntropy: target is a masked array"):
         SoftmaxCrossEntropy().forward(np.zeros((2, 3), dtype), target)
+
+
+_WIDE_ROWS = """
+import hashlib, numpy as np
+from fastnet.kernels.numba_backend import activations, losses
+rng = np.random.default_rng(0)
+rng.random((20, 784))
+z = (rng.standard_normal((20, 600)) * 3).astype(np.float32)
+t = rng.integers(0, 600, 20)
+out = [losses.softmax_cross_entropy_forward(z, t)[1], activations.softmax_forward(z),
+       losses.softmax_cross_entropy_forward(z, np.eye(600, dtype=np.float32)[t])[1]]
+print(hashlib.sha256(b"".join(a.tobytes() for a in out)).hexdigest())
+"""
+
+
+def test_wide_softmax_rows_are_the_same_bits_compiled_or_loaded(tmp_path):
+    """A process that compiles the serial wide-row kernels and one that loads them from the
+    cache got rows one ulp apart (3 of these 20): the row code, a function of its own, ran as
+    compiled in the first and as optimised again inside its caller in the second (an audit's
+    finding). It is inlined now."""
+    import os
+    import subprocess
+    import sys
+    from fastnet.kernels.numba_backend import _config
+    if not _config.CACHE:
+        pytest.skip("nothing is cached")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    digests = [subprocess.run([sys.executable, "-c", _WIDE_ROWS], capture_output=True, text=True,
+                              env=env, timeout=600, check=True).stdout for _ in range(2)]
+    assert digests[0] == digests[1] and len(digests[0]) == 65

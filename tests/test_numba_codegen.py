@@ -82,7 +82,7 @@ def test_loss_sums_are_vector_loops_without_gathers(name, dtype):
 WIDE = [(activations, "_tanh_forward", True), (activations, "_sigmoid_forward", True),
         (activations, "_tanh_", True), (activations, "_sigmoid_", True),
         (activations, "_softmax_row", True), (activations, "_softmax_rows", True),
-        (losses, "_sce_index_narrow", True),
+        (losses, "_sce_index_narrow", True), (losses, "_sce_index_wide", True),
         (losses, "_sce_index_parallel", False)]
 
 

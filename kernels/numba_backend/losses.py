@@ -44,7 +44,7 @@ def _nll_term(m, z, log_s):
     return (m - z) + log_s
 
 
-@jit
+@jit(inline="always")          # it holds a softmax row's sum: see activations._softmax_row
 def _sce_dense_row(z, t, p, i):
     """Cross-entropy of softmax(z[i]) against the distribution t[i]; softmax(z[i]) goes to p[i].
     (Rows by index, not as views: see ``activations._softmax_row``.)"""
@@ -70,7 +70,7 @@ def _sce_index_narrow_rows(logits, labels, probs, stats, row_loss, lo, hi):
         row_loss[i] += math.log(stats[1, i])
 
 
-@jit
+@jit(inline="always")          # as _sce_dense_row
 def _sce_index_wide_rows(logits, labels, probs, row_loss, lo, hi):
     """Rows lo..hi of the index-label loss for rows of ``NARROW_ROWS`` classes or more, one by
     one."""
