@@ -38,9 +38,6 @@ from .losses import SoftmaxCrossEntropy
 #: Layers after the last ``FC`` that keep its output's width.
 _SHAPE_KEEPING = (ReLU, Sigmoid, Tanh, Softmax, Dropout)
 
-#: Most classes for which a helper starts (its zeros are ``rows x classes``).
-MAX_CLASSES = 1 << 16
-
 
 def arm(loss, layers, dtype, rows, y):
     """Arm a helper compiling ``loss``'s kernels for a first batch of ``rows`` samples of
@@ -56,7 +53,7 @@ def arm(loss, layers, dtype, rows, y):
         return None
     from .kernels.numba_backend import _ahead
     classes = output_width(layers)
-    if not _ahead.enabled() or classes is None or classes > MAX_CLASSES:
+    if not _ahead.enabled() or classes is None:
         return None
     if not (y.shape[1] == classes if y.ndim == 2 else          # cast to the logits' dtype
             y.ndim == 1 and y.dtype.kind in "iu" and 0 <= y.min() and y.max() < classes):
@@ -66,6 +63,8 @@ def arm(loss, layers, dtype, rows, y):
     if kernel.targetoptions.get("parallel"):
         # A parallel kernel (one-hot rows, large batches) compiles for longer than a forward
         # (one-hot rows: 4.3 s alone against 2.2 s for labels): its helper was always stopped.
+        # The serial ones take fewer than PARALLEL_MIN_SIZE logits, which also bounds the
+        # helper's arrays.
         return None
     key = (np.dtype(dtype).name, int(rows), classes, y.ndim)
     try:

@@ -182,11 +182,12 @@ def tanh_backward(dout, y):
 NARROW_ROWS = 512
 
 
-# Inlined at Numba IR level, as every caller of it that holds the row sum: compiled as a function
-# of its own, its optimised code was linked into each caller and optimised again there, and
-# ``reassoc`` let the second pass add the sum in another order, so a process that compiled a
-# caller (running the first copy) and one that loaded it from the cache (the second) gave rows
-# one ulp apart (a (20, 600) float32 batch: 3 of 20 rows; an audit's finding).
+# Inlined at Numba IR level into its callers (as are the loss's row functions that call it):
+# compiled as a function of its own, its optimised code was linked into each caller and
+# optimised again there, and ``reassoc`` let the second pass add the sum in another order, so a
+# process that compiled a caller (running the first copy) and one that loaded it from the cache
+# (the second) gave rows one ulp apart (a (20, 600) float32 batch: 3 of 20 rows; an audit's
+# finding).
 @jit(inline="always")
 def _softmax_row(z, p, i):
     """Write softmax(z[i]) into p[i]; return ``(max, log(sum(exp(z[i] - max))))``, whose sum is
