@@ -209,6 +209,58 @@ def test_measure_times_every_member_and_checks_its_result():
         timing.measure(bad, ("numpy", "numba"), rounds=1, round_seconds=0.001)
 
 
+class _FakeBenchmark:
+    """pytest-benchmark's fixture as ``pytest_support.run_case`` uses it: a few calls."""
+
+    def __init__(self):
+        self.extra_info = {}
+
+    def __call__(self, fn):
+        for _ in range(3):
+            fn()
+
+    def pedantic(self, fn, rounds, iterations):
+        self(fn)
+
+
+def _measure(case):
+    timing.measure(case, ("numpy", "numba"), rounds=2, round_seconds=0.001)
+
+
+def _run_case(case):
+    from fastnet.benchmarking.pytest_support import run_case
+    run_case(_FakeBenchmark(), case, "numba")
+
+
+@pytest.mark.parametrize("timed", [_measure, _run_case])
+def test_no_compile_ahead_helper_runs_while_a_case_is_timed(monkeypatch, timed):
+    """A helper that the first call starts (on a cold cache, the next kernel compiling in a
+    second process) has finished before the timed calls, whose second core it would take."""
+    from fastnet.kernels.numba_backend import _ahead
+    monkeypatch.setattr(_ahead, "_state", {**_ahead._state, "helpers": {}, "started": []})
+    x = np.ones(8, np.float32)
+    helpers, alive = [], []
+
+    def make(member):
+        def call():
+            if not helpers:               # as a slot's cold compile starts its companion's
+                helpers.append(subprocess.Popen(
+                    [sys.executable, "-c", "import time; time.sleep(1)"]))
+                _ahead._state["helpers"][("companion", np.dtype(np.float32))] = helpers[0]
+            else:
+                alive.append(helpers[0].poll() is None)
+            return x
+        return (lambda: x) if member == "numpy" else call
+    try:
+        timed(C.Case("activations", "relu", "(8,)", "float32", "forward", "small", make, None))
+    finally:
+        for helper in helpers:
+            helper.kill()
+            helper.wait()
+    assert alive and not any(alive)
+    assert not _ahead._state["helpers"]
+
+
 @pytest.mark.parametrize("kernel, spoil, cases", [
     ("softmax_cross_entropy_forward", lambda loss, probs: (loss, probs * 0.5),
      lambda: [c for c in C.loss_cases(((20, 10),), (np.float32,))

@@ -230,6 +230,15 @@ def test_helpers_still_running_at_exit_are_stopped(helpers):
     assert [helper.poll() is not None for helper in helpers] == [True, True]
 
 
+def test_wait_all_lets_every_running_helper_finish(helpers, monkeypatch):
+    monkeypatch.setattr(_ahead, "_COMPILE", "import time; time.sleep(0.5)")
+    _ahead.start(_slot, np.float32)
+    _ahead.start(_slot, np.float64)
+    _ahead.wait_all()
+    assert [helper.returncode for helper in helpers] == [0, 0]
+    assert _ahead.wait(_slot, np.float32) is None                 # nothing left to wait for
+
+
 def test_an_interrupted_wait_leaves_no_helper(helpers):
     _ahead.start(_slot, np.float32)
     helper = helpers[0]

@@ -6,13 +6,13 @@ unlike a ``conftest``): the settings from the environment, case ids and :func:`r
 the three run alike); the counts in effect are recorded in each benchmark's ``extra_info``,
 with the cores other processes took while it ran (``host_other_cores``, see ``hostload``) and
 the untimed warm-up call's seconds (``first_call_s``: compile time, where a kernel is new to
-the process; ``bench_startup`` times a whole cold start).
+the process, with the compile-ahead helpers it started, which finish before any timing:
+``timing.warm_up``; ``bench_startup`` times a whole cold start).
 ``FASTNET_BENCH_SMOKE=1`` runs one round of each benchmark (CI).
 """
 import functools
 import os
 import re
-import time
 
 import pytest
 
@@ -20,7 +20,7 @@ from ..backend import _usable_cpus
 from . import hostload
 from .cases import Unsupported
 from .report import blas_line, thread_counts, usable_threads, versions
-from .timing import member_context
+from .timing import member_context, warm_up
 
 
 @functools.cache
@@ -61,9 +61,7 @@ def run_case(benchmark, case, member):
             fn = case.make(member)
         except Unsupported as why:
             pytest.skip(str(why))
-        started = time.perf_counter()
-        result = fn()                # the warm-up: compiles where a kernel is new to the process
-        first_call = time.perf_counter() - started
+        result, first_call = warm_up(fn)   # compiles where a kernel is new to the process
         if case.check is not None and member != "numpy":
             case.check(result, reference)
         benchmark.group = case.name

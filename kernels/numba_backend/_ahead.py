@@ -195,6 +195,17 @@ def wait(pyfunc, dtype):
     return _wait((pyfunc, np.dtype(dtype)))
 
 
+def wait_all():
+    """Let every helper still running finish (each at most :data:`WAIT_SECONDS`, as
+    :func:`wait`); the slots and calls they compiled then load from the cache. For a caller
+    about to time what runs next (``fastnet.benchmarking``): a helper compiling on the other
+    core slows whatever runs meanwhile on two threads."""
+    with _state["lock"]:
+        keys = list(_state["helpers"])
+    for key in keys:
+        _wait(key)
+
+
 def done_or_stop_call(module, name, *args):
     """The exit code of the helper that :func:`arm_call` armed, if it has finished; if not,
     None, and the helper is stopped: the caller compiles the work itself rather than wait for a
