@@ -37,6 +37,7 @@ from .backend import get_default_dtype
 from .functional_conv import (_max_pool1d_scatter, _trusted_conv1d, _trusted_conv1d_backward,
                               _trusted_max_pool1d, _trusted_max_pool1d_scatter)
 from .initializers import HeInitializer, Initializer, XavierInitializer, as_generator
+from .kernels._trains import training_starts
 
 __all__ = ["Layer", "FC", "Conv1d", "MaxPool1d", "AvgPool1d", "Flatten", "Transpose", "ReLU",
            "Sigmoid", "Tanh", "Softmax", "Dropout"]
@@ -729,6 +730,8 @@ class Conv1d(_FusedActivation):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: input of shape {x.shape} has {x.shape[1]} channels; "
                              f"expected {self.in_channels}")
+        if self.training:
+            training_starts()           # its backward may compile ahead (kernels._trains)
         conv = _trusted_conv1d if _trusted.active() else F.conv1d
         y = conv(x, self.W, self.b, self.stride, self.padding, self.dilation, self._fused)
         self.x, self._y = x, y                      # together, once the call succeeded

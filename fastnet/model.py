@@ -64,6 +64,7 @@ from .callbacks import (Callback, call_hook, callback_list, per_batch, readers,
                         reads_between_steps)
 from .data import MiniBatch, as_array, check_xy
 from .initializers import as_generator
+from .kernels._trains import training_starts
 from .layers import (FC, Layer, Softmax, backward_through, check_dout, check_optimizer,
                      fusable_softmax, has_params, input_grad_optional, passes_gradient_through,
                      runs_own_passes, set_mode)
@@ -672,6 +673,7 @@ class Sequential(_Container):
             raise ValueError(f"{op}: give both X_val and y_val, or neither")
         if X_val is not None:
             X_val, y_val = self._check_data(op, X_val, y_val, "X_val", "y_val")
+        training_starts()                 # a backward may now compile ahead (kernels._trains)
         loss_ahead = self._loss_ahead(y, min(batch_size, len(X)))
         try:
             self._check_trainable(op)

@@ -14,25 +14,38 @@ import numpy as np
 import pytest
 
 from fastnet.kernels.numba_backend import _ahead, _config, conv1d_blocked
+from fastnet.layers import FC
+from fastnet.model import Classifier
+from fastnet.optimizers import SGD
 
 # Where the convolution takes the GEMM path (no AVX-512) or nothing is cached, no slot names a
 # companion and no helper ever starts.
 pytestmark = pytest.mark.skipif(not (conv1d_blocked.AVAILABLE and _config.CACHE),
                                 reason="the blocked convolution (AVX-512) and a Numba cache")
 
-# argv: the helper's work in place of ``_ahead._COMPILE`` (if not empty), then the passes to
-# run: "fb" (forward, then backward), "f" or "b".
+# argv: the helper's work in place of ``_ahead._COMPILE`` (if not empty), the passes to run:
+# "fb" (forward, then backward), "f" or "b", and how the process says it trains: "trains" (as
+# ``fit`` does), "layer" (the forward through a ``Conv1d`` in training mode), "eval" (the same
+# layer in evaluation mode) or "infers" (nothing said: the functional API only).
 _CONV_STEP = """
 import hashlib, json, sys
 import numpy as np, fastnet, fastnet.functional as F
+from fastnet.kernels import _trains
 from fastnet.kernels.numba_backend import _ahead, _slots
 _ahead._COMPILE = sys.argv[1] or _ahead._COMPILE
+mode = sys.argv[3]
+if mode == "trains":
+    _trains.training_starts()
 rng = np.random.default_rng(0)
 x = rng.standard_normal((8, 16, 20)).astype(np.float32)
 W = rng.standard_normal((32, 16, 3)).astype(np.float32)
 b = rng.standard_normal(32).astype(np.float32)
 out = []
-if "f" in sys.argv[2]:
+if "f" in sys.argv[2] and mode in ("layer", "eval"):
+    layer = fastnet.layers.Conv1d(16, 32, 3, padding=1, activation="relu", dtype=np.float32)
+    layer.W[...], layer.b[...] = W, b
+    out.append(layer.train(mode == "layer").forward(x))
+elif "f" in sys.argv[2]:
     out.append(F.conv1d(x, W, b, 1, 1, activation="relu"))
 if "b" in sys.argv[2]:
     y = np.maximum(rng.standard_normal((8, 32, 20)).astype(np.float32), 0)
@@ -44,12 +57,14 @@ print(json.dumps({"started": _ahead.started(), "digest": digest,
 """
 
 
-def _conv_step(cache, ahead="1", helper="", passes="fb", command=("-c", _CONV_STEP), cwd=None):
+def _conv_step(cache, ahead="1", helper="", passes="fb", command=("-c", _CONV_STEP), cwd=None,
+               mode="trains"):
     """A fresh process's convolution ``passes`` (float32, Numba) with ``cache`` as its Numba
-    cache; ``helper``: the helper's work in place of ``_ahead``'s, if given."""
+    cache; ``helper``: the helper's work in place of ``_ahead``'s, if given; ``mode``: how the
+    process says that it trains (see ``_CONV_STEP``)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "FASTNET_BACKEND": "numba",
            "FASTNET_COMPILE_AHEAD": ahead}
-    out = subprocess.run([sys.executable, *command, helper, passes], capture_output=True,
+    out = subprocess.run([sys.executable, *command, helper, passes, mode], capture_output=True,
                          text=True, env=env, timeout=600, cwd=cwd)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -72,6 +87,31 @@ def test_a_cold_cache_gets_the_backward_slot_from_a_helper(tmp_path, compiled_he
     # Loaded from the cache that the helper filled, not compiled again here.
     assert step["hits"] == {"_forward_slot": 0, "_backward_slot": 1}
     assert step["digest"] == compiled_here["digest"]
+
+
+def test_a_training_forward_through_a_layer_starts_the_helper(tmp_path, compiled_here):
+    step = _conv_step(tmp_path, mode="layer")
+    assert step["started"] == [["_backward_slot", "float32"]]
+    assert step["hits"] == {"_forward_slot": 0, "_backward_slot": 1}
+    assert step["digest"] == compiled_here["digest"]
+
+
+@pytest.mark.parametrize("mode", ["infers", "eval"])
+def test_a_process_that_does_not_train_starts_no_helper(tmp_path, compiled_here, mode):
+    """The functional API alone, or a layer in evaluation mode: a backward may never follow
+    (inference, or a benchmark timing the forward, whose second core a helper would take)."""
+    step = _conv_step(tmp_path, mode=mode)
+    assert step["started"] == []
+    assert step["hits"] == {"_forward_slot": 0, "_backward_slot": 0}
+    assert step["digest"] == compiled_here["digest"]
+
+
+def test_fit_says_that_the_process_trains(monkeypatch):
+    from fastnet.kernels import _trains
+    monkeypatch.setitem(_trains._state, "trains", False)
+    model = Classifier([FC(4, 3)], optimizer=SGD(0.1))
+    model.fit(np.zeros((6, 4), np.float32), np.arange(6) % 3, epochs=1, batch_size=3)
+    assert _trains.trains()
 
 
 def test_a_warm_cache_starts_no_helper(tmp_path, compiled_here):
