@@ -44,8 +44,8 @@ def _compile_ahead():
     """Whether a cold cache's convolution backward compiles in a helper process (``_ahead``)."""
     from .kernels.numba_backend import _ahead
     if _ahead.enabled():
-        return ("on (on a cold cache, the conv backward and fit's loss compile in a helper "
-                "process)")
+        return ("on (on a cold cache, a training process's conv backward and fit's loss "
+                "compile in a helper process)")
     return "off (FASTNET_COMPILE_AHEAD=0, no cache, one usable CPU, or not a plain Python)"
 
 
