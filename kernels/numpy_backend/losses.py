@@ -26,10 +26,14 @@ def softmax_cross_entropy_forward(logits, target):
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
-    log_probs = shifted - np.log(s)
     if target.ndim == 1:
-        loss = -log_probs[np.arange(N), target].sum(dtype=np.float64) / N
+        # -log p of the true class only: the whole (N, C) log p made this 1.4x slower (an
+        # audit's finding: (1024, 1000) float32 1.65-2.03 ms against 1.24-1.38 ms). The same
+        # values: a - b is exactly -(b - a).
+        picked = np.log(s[:, 0]) - shifted[np.arange(N), target]
+        loss = picked.sum(dtype=np.float64) / N
     else:
+        log_probs = shifted - np.log(s)
         # Classes without target mass add nothing where the logit is finite, even if log p
         # overflows to -inf (0 * -inf is NaN); a non-finite logit gives NaN, as in PyTorch.
         counted = (target != 0) | ~np.isfinite(logits)
