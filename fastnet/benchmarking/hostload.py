@@ -9,13 +9,19 @@ rows where that reached :data:`BUSY_CORES`.
 
 The figure is this machine's CPU time (``/proc/stat``) less this process's own and its
 children's (``os.times``), over the wall time. Both count in clock ticks (10 ms), so over a
-row's ~0.5 s it is good to about +-0.1 of a core. Linux only: elsewhere it is None.
+row's ~0.5 s it is good to about +-0.1 of a core; over less than :data:`MIN_SECONDS` it is
+None (a smoke run's single call of ~0.1 ms read up to 44.7 cores of a 2-core machine). Linux
+only: elsewhere it is None.
 """
 import os
 import time
 
-#: Cores used elsewhere (on average over a row) from which the report marks the row.
-BUSY_CORES = 0.3
+#: Cores used elsewhere (on average over a row) from which the report marks the row. An audit
+#: saw 0.28 cores (another process's test run) make a conv1d forward row read 0.77x NumPy
+#: against 3.8-8.1x in quiet runs, unmarked at the earlier 0.3.
+BUSY_CORES = 0.2
+#: Shortest window that :func:`other_cores` measures: a few clock ticks either way.
+MIN_SECONDS = 0.2
 
 
 def snapshot():
@@ -35,9 +41,10 @@ def snapshot():
 
 def other_cores(start):
     """Cores used by other processes and steal time since ``start`` (a :func:`snapshot`),
-    averaged over the wall time; None without ``/proc/stat`` or with no time passed."""
+    averaged over the wall time; None without ``/proc/stat`` or when less than
+    :data:`MIN_SECONDS` passed."""
     end = snapshot()
-    if start is None or end is None or end[0] <= start[0]:
+    if start is None or end is None or end[0] - start[0] < MIN_SECONDS:
         return None
     others = (end[1] - start[1]) - (end[2] - start[2])
     return max(others, 0.0) / (end[0] - start[0])
