@@ -14,6 +14,7 @@ bench``.
 """
 import fastnet             # first: its thread settings must precede NumPy's OpenBLAS (backend.py)
 import pytest
+from fastnet.benchmarking.allocator import steady_allocations
 from fastnet.benchmarking.cases import MEMBERS
 from fastnet.benchmarking.pytest_support import threads_to_pin
 from fastnet.benchmarking.report import pinned_threads
@@ -21,6 +22,7 @@ from fastnet.benchmarking.report import pinned_threads
 
 def pytest_configure(config):
     threads_to_pin()                  # a bad FASTNET_BENCH_THREADS: a usage error, said at once
+    steady_allocations()              # repeated calls reuse memory (benchmarking/allocator.py)
 
 
 @pytest.fixture(scope="session", autouse=True)

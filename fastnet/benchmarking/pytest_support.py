@@ -17,7 +17,7 @@ import re
 import pytest
 
 from ..backend import _usable_cpus
-from . import hostload
+from . import allocator, hostload
 from .cases import Unsupported
 from .report import blas_line, thread_counts, usable_threads, versions
 from .timing import member_context, warm_up
@@ -69,6 +69,7 @@ def run_case(benchmark, case, member):
                                     shape=case.shape, dtype=case.dtype,
                                     direction=case.direction, size=case.size,
                                     versions=versions(), blas=blas_line(), note=case.note,
+                                    memory=allocator.describe(),
                                     first_call_s=first_call, **case.info)
         start = hostload.snapshot()
         if SMOKE:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .._files import atomic_write
+from . import allocator
 from .epochs import MNIST_TRAIN
 from .hostload import BUSY_CORES
 
@@ -126,7 +127,8 @@ def machine_lines():
             f"versions: python {v['python']}, numpy {v['numpy']}, numba {v['numba']}, "
             f"torch {v['torch'] or 'not installed'}",
             blas_line(),
-            f"threads in effect: {threads}"]
+            f"threads in effect: {threads}",
+            allocator.describe()]
 
 
 def _ratio(slow, fast):

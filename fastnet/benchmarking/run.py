@@ -7,6 +7,7 @@ import numpy as np
 from .._files import check_writable
 from . import cases as C
 from . import hostload
+from .allocator import steady_allocations
 from .epochs import MOST_SAMPLES, _data, epoch_cases
 from .report import (busy_note, host_lines, machine_lines, markdown, pinned_threads,
                      thread_counts, usable_threads, write_json)
@@ -132,6 +133,7 @@ def run_bench(args):
     threads, capped = usable_threads(args.threads)
     if capped:
         print(f"bench: {capped}", file=sys.stderr)
+    steady_allocations()
     run_start = hostload.snapshot()
     with pinned_threads(threads):
         header = machine_lines() + _data_lines(args)
