@@ -4,6 +4,7 @@ MNIST loading lives in :mod:`fastnet.mnist` and is re-exported here (``load_mnis
 ``find_mnist_dir``, ...).
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -78,8 +79,12 @@ class MiniBatch:
         self._X, self._y = X, y
         n = len(X)
         shuffle = check.flag(op, "shuffle", shuffle)
-        self._index = as_generator(seed, op).permutation(n) if shuffle else None
+        self._index = self._permutation(seed, n, op) if shuffle else None
         self._stop = -(-n // self.batch_size)        # integer ceiling: exact for any batch_size
+
+    @staticmethod
+    def _permutation(seed, n, owner):
+        return as_generator(seed, owner).permutation(n)
 
     def __len__(self):
         return self._stop
@@ -108,7 +113,19 @@ class GetMiniBatch(MiniBatch):
     """:class:`MiniBatch` under the scratch notebook's name, iterating as the notebook's did: the
     object is its own iterator (``iter`` restarts it, ``next`` gives the next batch), so two
     loops over one object share a position; use :class:`MiniBatch` for independent passes. An
-    index past the last batch raises ``IndexError`` (the notebook returned empty arrays)."""
+    index past the last batch raises ``IndexError`` (the notebook returned empty arrays).
+
+    An integer ``seed`` gives the notebook's batches: the permutation that its
+    ``np.random.seed(seed)`` then ``np.random.permutation`` drew, from a private
+    ``np.random.RandomState(seed)`` (NumPy's global random state is neither read nor changed).
+    """
+
+    @staticmethod
+    def _permutation(seed, n, owner):
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.timedelta64)):
+            seed = check.integer(owner, "seed", seed, low=0, high=2**32 - 1)
+            return np.random.RandomState(seed).permutation(n)
+        return MiniBatch._permutation(seed, n, owner)
 
     def __iter__(self):
         self._counter = 0

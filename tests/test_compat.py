@@ -349,6 +349,25 @@ def test_get_mini_batch():
     assert sum(len(b) for b, _ in batches) == 25
 
 
+@pytest.mark.parametrize("seed", [0, 7, np.uint32(2**32 - 1)])
+def test_get_mini_batch_gives_the_notebooks_batches_for_an_integer_seed(seed):
+    """The notebook drew ``np.random.seed(seed); np.random.permutation(np.arange(n))``; the
+    same batches come from a private RandomState, and the global state is left alone."""
+    X, y = np.arange(50).reshape(25, 2), np.arange(25)
+    np.random.seed(123)
+    state = np.random.get_state()
+    batches = [(xb, yb) for xb, yb in compat.GetMiniBatch(X, y, batch_size=10, seed=seed)]
+    after = np.random.get_state()
+    assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
+    np.random.seed(seed)
+    order = np.random.permutation(np.arange(len(X)))
+    for i, (xb, yb) in enumerate(batches):
+        np.testing.assert_array_equal(xb, X[order][i * 10:(i + 1) * 10])
+        np.testing.assert_array_equal(yb, y[order][i * 10:(i + 1) * 10])
+    with pytest.raises(ValueError, match=r"^GetMiniBatch: seed=4294967296"):
+        compat.GetMiniBatch(X, y, seed=2**32)
+
+
 def test_compat_model_save_round_trip(tmp_path):
     X, y = blobs(60)
     nn = [compat.FC(8, 6, compat.HeInitializer(seed=0), compat.AdaGrad(0.01), compat.ReLU()),

@@ -53,9 +53,10 @@ Where the notebooks had bugs, fastnet is correct
   SGD the same ``lr`` now takes ``n_batch`` times larger steps.
 * Its loss averaged over classes as well as samples and added 1e-8 inside the log; ``log_loss``
   here is the mean cross-entropy per sample, computed from the logits.
-* ``GetMiniBatch`` reseeded NumPy's global generator (``np.random.seed(seed)``) and the classifier
-  reused seed 0, so every epoch saw the same order; here the permutation comes from a private
-  generator and each epoch gets a new one (reproducible: the sequence is seeded with 0).
+* ``GetMiniBatch`` reseeded NumPy's global generator (``np.random.seed(seed)``); here an integer
+  seed gives the same batches from a private ``RandomState``, leaving the global state alone.
+  The classifier reused seed 0, so every epoch saw the same order; here each epoch gets a new
+  one (reproducible: the sequence is seeded with 0).
 * Softmax subtracted the maximum of the whole batch (a row far below it could underflow to 0/0)
   or nothing at all (overflow); here each row's maximum. Its ``backward(dZ)`` returns ``dZ``
   unchanged, as the classifier notebook's did: every notebook loop hands its final softmax the
