@@ -975,7 +975,7 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     momentum : float
         Finite and ``>= 0`` (default 0.9).
     nesterov : bool
-        Nesterov momentum (default False).
+        Nesterov momentum (default False; needs ``momentum > 0``).
 
     Returns
     -------
@@ -993,13 +993,16 @@ def momentum_update_(param, grad, velocity, lr, momentum=0.9, nesterov=False):
     ValueError
         As :func:`sgd_update_`, for ``velocity`` too; ``velocity`` shares memory with ``param``
         or ``grad``; ``momentum`` not finite or outside ``[0, 1]`` (beyond 1 every step grows
-        the velocity: the parameters diverge).
+        the velocity: the parameters diverge); ``nesterov=True`` with ``momentum=0``.
     """
     op = "momentum_update_"
     param, grad, velocity = _in_place(op, param, grad, velocity=velocity)
-    kernels().momentum_update_(param, grad, velocity, _lr(op, lr, param.dtype),
-                               _hyper(op, "momentum", momentum, param.dtype, low=0, high=1),
-                               check.flag(op, "nesterov", nesterov))
+    momentum = _hyper(op, "momentum", momentum, param.dtype, low=0, high=1)
+    nesterov = check.flag(op, "nesterov", nesterov)
+    if nesterov and momentum == 0:          # as the optimizer (and PyTorch) refuse it
+        raise ValueError(f"{op}: nesterov=True needs momentum > 0")
+    kernels().momentum_update_(param, grad, velocity, _lr(op, lr, param.dtype), momentum,
+                               nesterov)
 
 
 def adagrad_update_(param, grad, h, lr, eps=1e-7):

@@ -168,3 +168,26 @@ def test_decaying_state_below_the_smallest_normal_is_stored_as_zero(backend, dty
     np.testing.assert_array_equal(state, want)
     # the three values that left the normal range, and the zero
     assert np.count_nonzero(state == 0) == 4 * (10_000 if parallel else 1)
+
+
+def test_nesterov_without_momentum_is_refused_as_the_optimizer_refuses_it(backend, dtype):
+    """``SGD(momentum=0, nesterov=True)`` and PyTorch refuse it; the functional API took it."""
+    p, g = arrays(dtype)
+    before = p.copy()
+    with pytest.raises(ValueError, match=r"^momentum_update_: nesterov=True needs momentum > 0"):
+        F.momentum_update_(p, g, np.zeros_like(p), 0.1, momentum=0, nesterov=True)
+    np.testing.assert_array_equal(p, before)
+
+
+def test_adam_takes_its_optimizers_own_step_a_0d_integer_array(backend, dtype):
+    """``fastnet.optimizers.Adam`` keeps ``state["step"]`` as a 0-d int64 array; the update
+    takes it as the number it holds (a 0-d float or bool array is still refused)."""
+    p, g = arrays(dtype)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    q, mq, vq = p.copy(), m.copy(), v.copy()
+    F.adam_update_(p, g, m, v, np.array(3))
+    F.adam_update_(q, g, mq, vq, 3)
+    np.testing.assert_array_equal(p, q)
+    for bad in (np.array(3.0), np.array(True), np.array([3])):
+        with pytest.raises(TypeError, match=r"^adam_update_: step must be an integer"):
+            F.adam_update_(p, g, m, v, bad)
