@@ -311,12 +311,22 @@ def same_shape(op, name_a, a, name_b, b):
                          f"they must match")
 
 
+def _unwrapped(value, kinds):
+    """A 0-d ndarray of one of NumPy's dtype ``kinds`` as its NumPy scalar (an optimizer's
+    ``state["step"]`` is a 0-d int64 array); anything else unchanged."""
+    if type(value) is np.ndarray and value.ndim == 0 and value.dtype.kind in kinds:
+        return value[()]
+    return value
+
+
 def real(op, name, value, low=None, high=None, low_open=False):
-    """A finite real hyper-parameter as a Python float, optionally within ``[low, high]``."""
+    """A finite real hyper-parameter as a Python float, optionally within ``[low, high]``; a
+    0-d array of integers or floats counts as its number."""
     if (type(value) is float and math.isfinite(value)
             and (low is None or value > low or (value == low and not low_open))
             and (high is None or value <= high)):
         return value                   # the common case, on every update call: keep it cheap
+    value = _unwrapped(value, "iuf")
     if not_a_number(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number; got {shown(value)}")
     try:
@@ -336,10 +346,11 @@ def real(op, name, value, low=None, high=None, low_open=False):
 
 def integer(op, name, value, low=None, high=None):
     """An integer argument (not bool, not float) as a Python int, optionally within
-    ``[low, high]``."""
+    ``[low, high]``; a 0-d array of integers counts as its number."""
     if (type(value) is int and (low is None or value >= low)
             and (high is None or value <= high)):
         return value                   # the common case, cheap (an ABC isinstance is not)
+    value = _unwrapped(value, "iu")
     if not_a_number(value, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an integer; got {shown(value)}")
     value = int(value)
