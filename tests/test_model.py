@@ -1389,6 +1389,15 @@ def test_inference_refuses_masked_1d_and_non_array_input(method):
         call(None)
 
 
+def test_a_1d_x_gets_the_rows_hint_even_when_its_length_differs_from_y():
+    """Its length compared with y's first said "X has 12 samples ... but y has 1" (an audit's
+    finding): the 1-D X is the mistake to name."""
+    clf = Classifier([FC(12, 3)], optimizer=SGD(0.1))
+    for y in (np.array([0]), np.zeros(12, int)):
+        with pytest.raises(ValueError, match=r"X has shape \(12,\); rows are samples"):
+            clf.fit(np.arange(12.0), y)
+
+
 def test_evaluate_and_score_check_data_as_fit_does():
     clf = mlp()
     X, y = blobs(4)
