@@ -191,3 +191,14 @@ def test_adam_takes_its_optimizers_own_step_a_0d_integer_array(backend, dtype):
     for bad in (np.array(3.0), np.array(True), np.array([3])):
         with pytest.raises(TypeError, match=r"^adam_update_: step must be an integer"):
             F.adam_update_(p, g, m, v, bad)
+
+
+def test_a_real_hyper_parameter_takes_a_0d_array_of_numbers(backend, dtype):
+    p, g = arrays(dtype)
+    q = p.copy()
+    F.sgd_update_(p, g, np.array(0.1))
+    F.sgd_update_(q, g, 0.1)
+    np.testing.assert_array_equal(p, q)
+    for bad in (np.array(True), np.array("0.1"), np.array([0.1])):
+        with pytest.raises(TypeError, match=r"^sgd_update_: lr must be a real number"):
+            F.sgd_update_(p, g, bad)
