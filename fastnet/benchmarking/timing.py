@@ -9,7 +9,6 @@ import numpy as np
 
 from ..backend import set_backend
 from ..callbacks import Callback
-from ..kernels.numba_backend import _ahead
 from .cases import Unsupported, require
 
 
@@ -82,6 +81,9 @@ def warm_up(fn):
     backward compiled beside them)."""
     started = time.perf_counter()
     result = fn()
+    # Imported here, not at the top: the Numba backend imported before torch (these modules
+    # are imported first) made PyTorch's float64 convolutions 30-90x slower (one libgomp).
+    from ..kernels.numba_backend import _ahead
     _ahead.wait_all()
     return result, time.perf_counter() - started
 
