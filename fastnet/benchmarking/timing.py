@@ -30,7 +30,8 @@ def measure(case, members, rounds=7, round_seconds=0.02):
     """Time ``case`` for each of ``members`` side by side.
 
     Each member's first call (compilation, first-touch allocation, and the compile-ahead
-    helpers it started: :func:`warm_up`) is timed on its own as ``first_call``, and its result is checked against the first member's (the NumPy baseline).
+    helpers it started: :func:`warm_up`) is timed on its own as ``first_call``, and its result
+    is checked against the first member's (the NumPy baseline).
     Then ``rounds`` rounds run, and in each round every member in turn makes one untimed call
     (its data back in cache after the other members ran) and then repeats the call until
     ``round_seconds`` have passed: a burst of noise on this shared 2-core machine then slows all
