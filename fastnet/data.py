@@ -122,7 +122,7 @@ class GetMiniBatch(MiniBatch):
 
     @staticmethod
     def _permutation(seed, n, owner):
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.timedelta64)):
+        if not check.not_a_number(seed, numbers.Integral):
             seed = check.integer(owner, "seed", seed, low=0, high=2**32 - 1)
             return np.random.RandomState(seed).permutation(n)
         return MiniBatch._permutation(seed, n, owner)

@@ -491,7 +491,8 @@ class Sequential(_Container):
         otherwise stop training half-way (NaN in a target as a diverged loss)."""
         # Rows first: a 1-D X (one sample, or samples of one feature) is the likelier mistake
         # when its length differs from y's too.
-        check_rows(op, as_array(op, x_name, X), x_name)
+        X = as_array(op, x_name, X)
+        check_rows(op, X, x_name)
         X, y = check_xy(op, X, y, x_name, y_name)
         if X.dtype.kind not in "biuf":       # bool too, as the layers take it (cast to 0/1)
             raise TypeError(f"{op}: {x_name} must be numeric; got {X.dtype}")
