@@ -95,11 +95,11 @@ import numpy as np, fastnet
 from fastnet import functional as F
 from fastnet.kernels.numba_backend import _blas
 rng = np.random.default_rng(0)
-x, W = rng.standard_normal((3, 16, 10)), rng.standard_normal((32, 16, 3))
+x, W = rng.standard_normal((4, 16, 10)), rng.standard_normal((32, 16, 3))    # 40 outputs
 with fastnet.set_backend("numba"):
-    got = [F.conv1d(x, W, None, 1, 1)] + list(F.conv1d_backward(np.ones((3, 32, 10)), x, W, 1, 1))
+    got = [F.conv1d(x, W, None, 1, 1)] + list(F.conv1d_backward(np.ones((4, 32, 10)), x, W, 1, 1))
 with fastnet.set_backend("numpy"):
-    want = [F.conv1d(x, W, None, 1, 1)] + list(F.conv1d_backward(np.ones((3, 32, 10)), x, W, 1, 1))
+    want = [F.conv1d(x, W, None, 1, 1)] + list(F.conv1d_backward(np.ones((4, 32, 10)), x, W, 1, 1))
 print(_blas.available(), max(float(abs(g - w).max()) for g, w in zip(got, want)))
 """
 

@@ -112,8 +112,8 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
     check_kernels(kern, dtype, N, C_in, C_out, L, K, stride, pl, pr, dilation, seed)
 
 
-@pytest.mark.parametrize("strategy", ["direct", "blocked", "blocked-chunked", "blocked-split",
-                                      "gemm", "gemm-chunked", "gemm-split",
+@pytest.mark.parametrize("strategy", ["direct", "rows", "blocked", "blocked-chunked",
+                                      "blocked-split", "gemm", "gemm-chunked", "gemm-split",
                                       "gemm-split-chunked", "gemm-windows", "gemm-split-windows",
                                       "matmul", "matmul-chunked"])
 @pytest.mark.parametrize("config", [
@@ -128,7 +128,8 @@ def test_hypothesis_configurations(kern, dtype, N, C_in, C_out, K, stride, pl, p
     (3, 5, 40, 37, 3, 1, 1, 1, 1),    # channels and outputs past one vector, neither a multiple
 ])
 def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
-    """The Numba backend picks direct loops or, for many channels, the blocked micro-kernels
+    """The Numba backend picks direct loops or, for many channels, one GEMM against the weights
+    as they lie where the output positions are few (rows), else the blocked micro-kernels
     (im2col + GEMM where they are not available); force each on every case. The blocked path
     also with the smallest backward chunks (two items: dW, db summed over chunks) and with the batch
     split over two threads at every size (summed over parts); the GEMM path likewise, with the
@@ -137,6 +138,7 @@ def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     NumPy builds without it). The blocked path runs on any x86 host (AVX2 spills registers)."""
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
+    monkeypatch.setattr(nb_conv.conv1d_rows, "pays", lambda *shape: strategy == "rows")
     monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy.startswith("blocked"))
     if strategy == "blocked-chunked":
         monkeypatch.setattr(nb_conv.conv1d_blocked, "CHUNK_BYTES", 1)
@@ -158,12 +160,33 @@ def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
 
 
 @pytest.mark.parametrize("config", [
+    (1, 64, 128, 9, 9, 1, 0, 0, 1),       # one output position, 73 728 weights: parallel dW
+    (3, 32, 40, 6, 3, 2, 1, 1, 1),        # three positions an item, stride 2, padding
+    (6, 16, 24, 3, 3, 1, 0, 0, 1),        # one position an item: dW summed by BLAS
+    (2, 24, 20, 11, 4, 3, 2, 1, 2),       # dilation, asymmetric padding
+])
+def test_few_output_positions_take_the_rows_path(dtype, monkeypatch, config):
+    """Many channels and few output positions in all (a late layer, one sample) take one GEMM
+    against the weights as they lie (``conv1d_rows``), chosen by the backend itself here, not
+    forced; against the naive oracle."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    calls = []
+    for name in ("forward", "backward"):
+        real = getattr(nb_conv.conv1d_rows, name)
+        monkeypatch.setattr(nb_conv.conv1d_rows, name,
+                            lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    check_kernels(load("numba"), dtype, *config)
+    assert calls.count("forward") == 4 and calls.count("backward") == 5, calls
+
+
+@pytest.mark.parametrize("config", [
     (32, 1, 16, 300, 5, 1, 2, 2, 1),
     (16, 24, 32, 20, 3, 2, 1, 1, 1),
     (5, 1, 8, 200, 3, 1, 28, 28, 28),
     (4, 16, 24, 600, 5, 1, 2, 2, 1),          # long items: the windows chain
     (3, 12, 20, 900, 4, 2, 1, 2, 1),          # the same with stride 2
     (8, 32, 64, 14, 3, 1, 1, 1, 1),           # channels the blocks' width: weights unpadded
+    (8, 64, 128, 4, 3, 1, 1, 1, 1),           # few outputs: rows path on the dense kernels
 ])
 def test_larger_shapes_against_float64(kern, config):
     """Shapes big enough for the parallel paths; float32 against a float64 run of the numpy
@@ -330,7 +353,8 @@ def test_padding_longer_than_input_and_columns(backend, dtype, config, activatio
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@pytest.mark.parametrize("strategy", ["direct", "blocked", "gemm", "gemm-windows", "taps"])
+@pytest.mark.parametrize("strategy", ["direct", "rows", "blocked", "gemm", "gemm-windows",
+                                      "taps"])
 @pytest.mark.parametrize("stride, pl, pr, dilation", [(1, 1, 1, 1), (1, 2, 0, 1), (2, 1, 2, 2),
                                                        (1, 3, 3, 2),
                                                        # padding longer than the input and the
@@ -346,6 +370,7 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
     if backend == "numba":
         nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
         monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
+        monkeypatch.setattr(nb_conv.conv1d_rows, "pays", lambda *shape: strategy == "rows")
         monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy == "blocked")
         if strategy == "gemm-windows":
             monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
@@ -411,15 +436,16 @@ def test_numpy_baseline_memory_stays_near_the_output_beyond_its_column_budget(mo
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@pytest.mark.parametrize("blocked", [True, False])
+@pytest.mark.parametrize("strategy", ["rows", "blocked", "gemm"])
 def test_non_finite_weights_leave_input_gradients_as_the_real_products(dtype, monkeypatch,
-                                                                         blocked):
+                                                                         strategy):
     """dx sums only products of a weight and a real gradient: an inf weight gives inf, not
     NaN, at input positions whose windows reach past the output (the blocked path convolves a
     zero-padded gradient, so such weights must not take it). Oracle: the naive loops."""
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: True)
-    monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", blocked)
+    monkeypatch.setattr(nb_conv.conv1d_rows, "pays", lambda *shape: strategy == "rows")
+    monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy == "blocked")
     rng = np.random.default_rng(4)
     x, W = rng.standard_normal((2, 3, 10)), rng.standard_normal((4, 3, 3))
     W[0, 0, 0], W[1, 2, 2] = np.inf, -np.inf

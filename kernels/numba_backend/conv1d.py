@@ -1,4 +1,4 @@
-"""1-D convolution (cross-correlation, as PyTorch's ``conv1d``) in Numba, three strategies.
+"""1-D convolution (cross-correlation, as PyTorch's ``conv1d``) in Numba, four strategies.
 
 Shapes: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``b (C_out,)``, ``y (N, C_out, L_out)`` with
 ``L_out = (L + padding_left + padding_right - dilation*(K-1) - 1) // stride + 1``.
@@ -49,8 +49,14 @@ gemm (many channels, elsewhere)
     is not available (NumPy built on another BLAS), the same chain runs serially with NumPy's
     ``matmul``, BLAS threading itself.
 
-:func:`_use_gemm` picks direct loops or the many-channel strategy per shape (measurements in
-its docstring, taken against the gemm path); ``conv1d_blocked.AVAILABLE`` picks blocked or gemm.
+rows (many channels, few output positions in all)
+    One BLAS GEMM whose rows are the output positions, against ``W`` as it lies: see
+    ``conv1d_rows``. The blocked and gemm paths copy ``W`` into a tap-major layout first, which
+    is the whole cost where ``N * L_out`` is small (a late layer, one sample).
+
+:func:`_use_gemm` picks direct loops or a many-channel strategy per shape (measurements in
+its docstring, taken against the gemm path); ``conv1d_rows.pays`` picks the rows path among
+those, ``conv1d_blocked.AVAILABLE`` blocked or gemm.
 
 Determinism: no value is ever summed by two threads. The direct path writes ``dW`` and ``db``
 as one partial row per batch item and sums them over the batch in order; the gemm path's ``dW``
@@ -62,7 +68,7 @@ import numpy as np
 from numba import carray, prange
 
 from .. import conv1d_output_length
-from . import _blas, conv1d_blocked
+from . import _blas, conv1d_blocked, conv1d_rows
 from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
 from ._microkernels import VECTOR_BYTES, transpose_whole_block
@@ -752,6 +758,11 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
         activate_(y.reshape(-1), act)
         return y
+    if conv1d_rows.pays(N, L_out, W.size):
+        conv1d_rows.forward(x, W, b, stride, padding_left, dilation, act, y)
+        if act > RELU:
+            activate_(y.reshape(-1), act)
+        return y
     if conv1d_blocked.AVAILABLE:
         conv1d_blocked.forward(x, W, b, stride, padding_left, dilation, act, y, scratch)
         if act > RELU:
@@ -808,6 +819,10 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     # matmul chain keeps one compiled signature, and the slot gets an address for each.
     y_arg = dout if act == NONE else y
     dx_arg = x if dx is None else dx
+    if conv1d_rows.pays(N, L_out, W.size):
+        dW, db = conv1d_rows.backward(dout, x, W, y_arg, act, stride, padding_left, dilation,
+                                      dx_arg, need_dx)
+        return dx, dW, db
     # The blocked input gradient convolves a zero-padded gradient, so a non-finite weight
     # would meet the padding's zeros (0 * inf = NaN) at input positions that PyTorch and the
     # GEMM path, which sum only the real products, leave finite: such weights take the GEMM path.

@@ -1,0 +1,212 @@
+"""1-D convolution with few output positions: one GEMM against the weights as they lie.
+
+Shapes as in ``conv1d``: ``x (N, C_in, L)``, ``W (C_out, C_in, K)``, ``y (N, C_out, L_out)``.
+
+Why: the blocked and GEMM strategies (``conv1d``) first copy ``W`` into a tap-major layout, a
+strided transposition at ~1 ns per weight here, and the blocked kernel's vectors run along the
+output positions. Where a call has few output positions in all (``N * L_out`` small: a late
+layer after pooling, one sample), that copy is the whole cost: ``N=1, C256 L9 -> C256 K9``
+float32 took 0.92 ms, of which 0.56 ms was the copy, against 0.11 ms for the NumPy baseline's
+GEMM. Here the GEMM's rows are the output positions and its other operand is ``W`` itself,
+``(C_out, C_in*K)`` as stored: im2col in the weights' own ``(c, k)`` order, and BLAS reads
+``W`` once, transposed by its flags, not by a copy.
+
+forward
+    ``cols (N*L_out, C_in*K)`` (im2col, zeros for the padding), ``rows = cols @ W2.T`` with
+    ``W2 = W.reshape(C_out, C_in*K)``, then ``y[n, o, l] = rows[n*L_out + l, o] + b[o]``
+    (ReLU fused; sigmoid and tanh by the caller's pass).
+backward
+    ``g = dout * act'`` transposed into ``d_rows (N*L_out, C_out)`` with ``db``, ``dW2 =
+    d_rows.T @ cols`` (``dW`` in its own layout) and ``dcols = d_rows @ W2``, added back into
+    ``dx`` (col2im; what lands in the padding is dropped).
+
+The loops are serial: they move ``N*L_out*(C_in*K + C_out)`` values, a few thousand where this
+path is taken, while the GEMM reads all of ``W`` (BLAS's threads split that). Zero padding is
+multiplied like any input, so a non-finite weight gives NaN where a window reads the padding,
+as PyTorch, the NumPy baseline and the other strategies give.
+"""
+import numpy as np
+from numba import prange
+
+from . import dense_blocked
+from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
+from ._scalar import RELU, SIGMOID, TANH, relu, relu_grad, sigmoid_grad, tanh_grad
+
+def pays(N, L_out, weights):
+    """Whether a many-channel convolution of ``N`` items, ``L_out`` output positions each and
+    ``weights`` weights takes this path rather than the blocked or GEMM one.
+
+    Measured against the blocked path (AVX-512 Zen 4, two threads, forward / backward, float32
+    and float64, K = 3; blocked time over this path's): this path wins wherever the output
+    positions ``M = N * L_out`` are at most 32 (the copy of ``W`` dominates: C256 -> 256 K9,
+    M = 1: 24x / 10x; C28 -> 64, M = 26: 1.2x / 2x; C64 -> 128, L_out = 8, M = 32: 0.88x /
+    2.4x), and up to M = 128 where the rows are very short or the weights many (C64 -> 128,
+    L_out = 2: 1.5-2.1x / 1.5-1.8x; C256 -> 256, L_out = 4-16: 0.96-2.3x / 1.5-2.1x), and up
+    to M = 512 for one output position per item (C64 -> 128: 1.8-4.4x / 1.3-3.1x). Beyond
+    those, the blocked path is as fast or faster (C64 -> 128, L_out = 16, M = 128: 0.5-0.6x /
+    0.7-1.1x; M = 512, L_out = 8, float64: 0.56x / 0.55x)."""
+    M = N * L_out
+    return (M <= 32 or (M <= 128 and (L_out <= 2 or weights >= 65536))
+            or (L_out == 1 and M <= 512))
+
+
+@jit
+def _im2col(x, K, stride, padding_left, dilation, L_out, cols):
+    """``cols[n*L_out + l, c*K + k] = xpad[n, c, l*stride + k*dilation]`` (0 in the padding)."""
+    N, C_in, L = x.shape
+    for n in range(N):
+        for l in range(L_out):
+            row = cols[n * L_out + l]
+            start = l * stride - padding_left
+            if start >= 0 and start + (K - 1) * dilation < L:     # no tap in the padding
+                for c in range(C_in):
+                    for k in range(K):
+                        row[c * K + k] = x[n, c, start + k * dilation]
+            else:
+                for c in range(C_in):
+                    for k in range(K):
+                        j = start + k * dilation
+                        row[c * K + k] = x[n, c, j] if 0 <= j < L else 0.0
+
+
+@jit
+def _col2im(dcols, K, stride, padding_left, dilation, L_out, dx):
+    """``dx[n, c, j] = sum of dcols[n*L_out + l, c*K + k]`` over the windows reading ``j``."""
+    N, C_in, L = dx.shape
+    dx[:] = 0.0
+    for n in range(N):
+        for l in range(L_out):
+            row = dcols[n * L_out + l]
+            start = l * stride - padding_left
+            if start >= 0 and start + (K - 1) * dilation < L:
+                for c in range(C_in):
+                    for k in range(K):
+                        dx[n, c, start + k * dilation] += row[c * K + k]
+            else:
+                for c in range(C_in):
+                    for k in range(K):
+                        j = start + k * dilation
+                        if 0 <= j < L:
+                            dx[n, c, j] += row[c * K + k]
+
+
+@jit
+def _rows_to_output(rows, b, act, y):
+    """``y[n, o, l] = rows[n*L_out + l, o] + b[o]``, ReLU'd for ``RELU``."""
+    N, C_out, L_out = y.shape
+    for n in range(N):
+        for o in range(C_out):
+            for l in range(L_out):
+                v = rows[n * L_out + l, o] + b[o]
+                y[n, o, l] = relu(v) if act == RELU else v
+
+
+@jit(inline="always")
+def _grad(d, y, act):
+    """``d * act'`` at the output ``y``."""
+    if act == RELU:
+        return relu_grad(d, y)
+    if act == SIGMOID:
+        return sigmoid_grad(d, y)
+    if act == TANH:
+        return tanh_grad(d, y)
+    return d
+
+
+@jit
+def _output_to_rows(dout, y, act, d_rows, db):
+    """``d_rows[n*L_out + l, o] = dout[n, o, l] * act'(y[n, o, l])`` and ``db[o]``, its sum
+    (over ``n``, then ``l``, in order)."""
+    N, C_out, L_out = dout.shape
+    db[:] = 0.0
+    for n in range(N):
+        for o in range(C_out):
+            for l in range(L_out):
+                g = _grad(dout[n, o, l], y[n, o, l], act)
+                d_rows[n * L_out + l, o] = g
+                db[o] += g
+
+
+#: Output positions up to which the weight gradient, ``d_rows.T @ cols``, is summed by
+#: :func:`_weight_gradient` rather than BLAS, whose GEMM with a reduction this short runs far
+#: below its rate. Measured, float32 / float64, two threads, C256 -> 256 K9 (589 824 weights):
+#: one position 35 / 69 us against BLAS's 159 / 212, four 83 / 202 against 169 / 224, eight
+#: 148 / 362 against 166 / 286; C128 -> 128 K5 even from four.
+LOOP_MAX_ROWS = 4
+
+
+@jit_parallel
+def _weight_gradient(d_rows, cols, dW):
+    """``dW[o] = sum_m d_rows[m, o] * cols[m]``, summed over ``m`` in order: one pass over
+    ``dW`` per position, each row of ``dW`` written by one thread."""
+    M, C_out = d_rows.shape
+    if dW.size < PARALLEL_MIN_SIZE:
+        for o in range(C_out):
+            _weight_gradient_row(d_rows, cols, dW[o], o, M)
+    else:
+        for o in prange(C_out):
+            _weight_gradient_row(d_rows, cols, dW[o], o, M)
+
+
+@jit(inline="always")
+def _weight_gradient_row(d_rows, cols, row, o, M):
+    row[:] = 0.0
+    for m in range(M):
+        g = d_rows[m, o]
+        src = cols[m]
+        for j in range(row.size):
+            row[j] += g * src[j]
+
+
+#: Output positions from which the forward product and the weight gradient go to the dense
+#: layer's micro-kernels (``dense_blocked``, where they run) rather than BLAS. Measured, two
+#: threads, BLAS time over the micro-kernel's (forward, weight gradient): C256 -> 256 K3 at 64
+#: positions 1.29x, 1.46x float32 and 1.09x, 1.30x float64; C512 -> 512 K3 at 28 positions
+#: 1.54x, 1.68x and 1.78x, 1.41x; C64 -> 128 K3 at 32 positions 1.08x, 0.84x; at 8 positions
+#: and fewer BLAS is ahead. The input gradient's product stays on BLAS: the micro-kernel gained
+#: nothing there (1.02x float32 and 0.89x float64 at 64 positions).
+BLOCKED_MIN_ROWS = 16
+
+
+def _blocked(M, C_in_K, C_out, dtype):
+    """Whether the rows path's forward product and weight gradient take the micro-kernels."""
+    return M >= BLOCKED_MIN_ROWS and dense_blocked.pays(M, C_in_K, C_out, dtype)
+
+
+def forward(x, W, b, stride, padding_left, dilation, act, y):
+    """``y`` (allocated) gets the convolution with bias, ReLU applied if ``act`` is ReLU."""
+    N, C_in, _ = x.shape
+    C_out, _, K = W.shape
+    L_out = y.shape[2]
+    cols = np.empty((N * L_out, C_in * K), x.dtype)
+    _im2col(x, K, stride, padding_left, dilation, L_out, cols)
+    W2 = W.reshape(C_out, C_in * K)
+    if _blocked(N * L_out, C_in * K, C_out, x.dtype):
+        rows = dense_blocked.times_transposed(cols, W2)
+    else:
+        rows = np.dot(cols, W2.T)
+    _rows_to_output(rows, b, act, y)
+
+
+def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx):
+    """``(dW, db)``, and ``dx`` (allocated) written if ``need_dx``; ``y`` is read only for an
+    activation (any array of ``dout``'s shape otherwise)."""
+    N, C_in, _ = x.shape
+    C_out, _, K = W.shape
+    L_out = dout.shape[2]
+    cols = np.empty((N * L_out, C_in * K), x.dtype)
+    _im2col(x, K, stride, padding_left, dilation, L_out, cols)
+    d_rows = np.empty((N * L_out, C_out), x.dtype)
+    db = np.empty(C_out, x.dtype)
+    _output_to_rows(dout, y, act, d_rows, db)
+    if N * L_out <= LOOP_MAX_ROWS:
+        dW = np.empty(W.shape, x.dtype)
+        _weight_gradient(d_rows, cols, dW.reshape(C_out, C_in * K))
+    elif _blocked(N * L_out, C_in * K, C_out, x.dtype):
+        dW = dense_blocked.transposed_times(d_rows, cols).reshape(W.shape)
+    else:
+        dW = np.dot(d_rows.T, cols).reshape(W.shape)
+    if need_dx:
+        _col2im(np.dot(d_rows, W.reshape(C_out, C_in * K)), K, stride, padding_left, dilation, L_out,
+                dx)
+    return dW, db
