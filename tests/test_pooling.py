@@ -225,6 +225,22 @@ def test_ties_and_several_nans_per_window_as_torch(backend, dtype, kernel_size, 
     np.testing.assert_array_equal(F.max_pool1d_backward(dout, idx, 31), tx.grad.numpy())
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+@pytest.mark.parametrize("kernel_size", [2, 3, 5, 7])
+def test_long_rows_by_taps_keep_the_rules(backend, dtype, kernel_size, stride):
+    """Rows with many windows take the Numba backend's tap-by-tap passes (a row's phases first
+    where the stride is above 1; the windows at the ends one by one): ties (small integers),
+    NaNs (the last wins) and every padding, against the oracle."""
+    rng = np.random.default_rng(kernel_size * 10 + stride)
+    x = rng.integers(-2, 3, (2, 2, 300 * stride + 1)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    for padding in range(kernel_size // 2 + 1):
+        y, idx = F.max_pool1d(x, kernel_size, stride, padding, return_indices=True)
+        want_y, want_idx = naive.maxpool1d(x, kernel_size, stride, padding)
+        np.testing.assert_array_equal(y, want_y)
+        np.testing.assert_array_equal(idx, want_idx)
+
+
 @pytest.mark.parametrize("L", [2, 7, 28])
 def test_window_two_stride_two_path_keeps_the_rules(backend, dtype, L):
     """k=2, s=2, p=0 has its own branch-free Numba loop: ties, NaNs (the last wins) and an odd
