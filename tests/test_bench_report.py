@@ -266,7 +266,7 @@ def test_no_compile_ahead_helper_runs_while_a_case_is_timed(monkeypatch, timed):
      lambda: [c for c in C.loss_cases(((20, 10),), (np.float32,))
               if c.op == "softmax_cross_entropy"]),
     ("maxpool1d_forward", lambda y, idx: (y, np.zeros_like(idx)),
-     lambda: C.pooling_cases(((20, 16, 28),), (np.float32,))),
+     lambda: C.pooling_cases(((20, 16, 28),), (np.float32,), ())),
 ])
 def test_a_forward_check_covers_every_output_the_backward_needs(monkeypatch, kernel, spoil,
                                                                  cases):
@@ -306,7 +306,7 @@ def test_run_cases_rows_hold_the_measured_medians(monkeypatch):
     medians = {"numpy": 3e-3, "numba": 1e-3, "torch": None}
     monkeypatch.setattr(run, "measure", lambda case, members: {
         m: None if v is None else {"median": v, "first_call": 0.5} for m, v in medians.items()})
-    (case,) = [c for c in C.pooling_cases(((20, 16, 28),), (np.float32,))][:1]
+    (case,) = [c for c in C.pooling_cases(((20, 16, 28),), (np.float32,), ())][:1]
     (row,) = run.run_cases([case], log=open("/dev/null", "w"))
     assert (row["numpy"], row["numba"], row["torch"]) == (3e-3, 1e-3, None)
     assert row["numba_first_call"] == 0.5 and row["op"] == "max_pool1d k2"
@@ -320,7 +320,7 @@ def test_a_failed_result_check_leaves_its_case_out_and_the_run_goes_on(monkeypat
     real = trusted.maxpool1d_backward
     monkeypatch.setattr(trusted, "maxpool1d_backward", lambda *a: real(*a) * 1.01)
     monkeypatch.setattr(run, "_selected", lambda args: C.pooling_cases(((20, 16, 28),),
-                                                                         (np.float32,)))
+                                                                         (np.float32,), ()))
     monkeypatch.setattr(run, "gemm_rate", lambda: 1.0)
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--family", "pooling", "--json", str(out)]) == 1

@@ -409,6 +409,10 @@ CONV_SHAPES = [(128, 1, 784, 3, 3, 1, 0, 1), (128, 1, 784, 16, 5, 1, 2, 1),
                (128, 64, 14, 128, 3, 1, 1, 1), (20, 1, 784, 8, 3, 1, 28, 28)]
 #: Beyond MNIST: longer signals, more channels, a wider kernel.
 CONV_LARGE = [(64, 32, 1024, 64, 5, 1, 2, 1)]
+#: Many channels, few output positions: one sample through a late layer (one position), and a
+#: batch of 16 after pooling (four positions an item). An audit found these 3-8x slower than
+#: the NumPy baseline before the rows path (``conv1d_rows``).
+CONV_FEW_OUTPUTS = [(1, 256, 9, 256, 9, 1, 0, 1), (16, 256, 4, 256, 3, 1, 1, 1)]
 
 
 def _conv_label(shape):
@@ -418,7 +422,8 @@ def _conv_label(shape):
     return f"N{N} C{C_in} L{L} -> C{C_out} K{K}{extra}"
 
 
-def conv_cases(shapes=CONV_SHAPES + CONV_LARGE, dtypes=(np.float32, np.float64)):
+def conv_cases(shapes=CONV_SHAPES + CONV_FEW_OUTPUTS + CONV_LARGE,
+               dtypes=(np.float32, np.float64)):
     for shape in shapes:
         N, C_in, L, C_out, K, stride, padding, dilation = shape
         size = "large" if shape in CONV_LARGE else "small" if N < 128 else "mnist"
@@ -454,20 +459,28 @@ def _conv_maker(direction, x, W, b, dout, stride, padding, dilation):
     return make
 
 
+#: Overlapping windows over long rows (stride below the window): an audit found the Numba
+#: backend at half the NumPy baseline's speed here before its tap-by-tap passes.
+POOL_OVERLAPPING = [((8, 3, 5000), 7, 1, 3), ((8, 16, 1000), 3, 2, 1)]
+
+
 def pooling_cases(shapes=((20, 16, 28), (128, 64, 28), (128, 32, 784)),
-                  dtypes=(np.float32, np.float64)):
-    for N, C, L in shapes:
-        size = "small" if N < 128 else "large" if L > 28 else "mnist"
+                  dtypes=(np.float32, np.float64), overlapping=POOL_OVERLAPPING):
+    windows = [(shape, 2, 2, 0) for shape in shapes] + list(overlapping)
+    for (N, C, L), k, stride, padding in windows:
+        size = "small" if N < 128 and k == 2 else "large" if L > 28 else "mnist"
+        L_out = (L + 2 * padding - k) // stride + 1
+        op = "max_pool1d k2" if k == 2 else f"max_pool1d k{k} s{stride} p{padding}"
         for dtype in dtypes:
             x = _rng().standard_normal((N, C, L)).astype(dtype)
-            dout = _rng().standard_normal((N, C, L // 2)).astype(dtype)
+            dout = _rng().standard_normal((N, C, L_out)).astype(dtype)
             for direction in ("forward", "backward"):
-                yield Case("pooling", "max_pool1d k2", f"({N}, {C}, {L})", np.dtype(dtype).name,
-                           direction, size, _pool_maker(direction, x, dout),
+                yield Case("pooling", op, f"({N}, {C}, {L})", np.dtype(dtype).name,
+                           direction, size, _pool_maker(direction, x, dout, k, stride, padding),
                            _elementwise_check(dtype))
 
 
-def _pool_maker(direction, x, dout):
+def _pool_maker(direction, x, dout, k, stride, padding):
     def make(member):
         if member == "torch":
             torch = torch_module()
@@ -476,15 +489,16 @@ def _pool_maker(direction, x, dout):
                 # The indices too, as fastnet's member: the work of a training forward (PyTorch
                 # takes this path whenever the input requires grad). Its values-only path, for
                 # inference, is 10-15x faster (README, "How to read the figures").
-                return lambda: torch.nn.functional.max_pool1d(tx, 2, return_indices=True)
-            _, idx = torch.nn.functional.max_pool1d(tx, 2, return_indices=True)
+                return lambda: torch.nn.functional.max_pool1d(tx, k, stride, padding,
+                                                              return_indices=True)
+            _, idx = torch.nn.functional.max_pool1d(tx, k, stride, padding, return_indices=True)
             return lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-                td[:, :, None], tx[:, :, None], [1, 2], [1, 2], [0, 0], [1, 1], False,
-                idx[:, :, None])[:, :, 0]
+                td[:, :, None], tx[:, :, None], [1, k], [1, stride], [0, padding], [1, 1],
+                False, idx[:, :, None])[:, :, 0]
         if direction == "forward":      # the indices too: computed anyway, and checked
-            return lambda: F.max_pool1d(x, 2, return_indices=True)
+            return lambda: F.max_pool1d(x, k, stride, padding, return_indices=True)
         with _numpy_backend():
-            _, idx = F.max_pool1d(x, 2, return_indices=True)
+            _, idx = F.max_pool1d(x, k, stride, padding, return_indices=True)
         return lambda: F.max_pool1d_backward(dout, idx, x.shape[-1])
     return make
 
