@@ -179,6 +179,25 @@ def test_few_output_positions_take_the_rows_path(dtype, monkeypatch, config):
     assert calls.count("forward") == 4 and calls.count("backward") == 5, calls
 
 
+@pytest.mark.parametrize("L, padding", [(3, 0), (3, 1)])    # the whole item as the window, not
+def test_rows_path_is_silent_on_non_finite_values_as_every_numba_kernel(L, padding):
+    """The rows path multiplies on NumPy's BLAS, which follows ``np.seterr``; the Numba backend's
+    convolutions stay silent under ``np.errstate(all="raise")`` (an audit found this path
+    raising FloatingPointError where the others return NaN)."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    rng = np.random.default_rng(7)
+    x, W = rng.standard_normal((4, 64, L)), rng.standard_normal((128, 64, 3))
+    W[0, 0, 0] = W[1, 0, 0] = np.inf         # inf * 0 in the padding; inf - inf in dx
+    assert nb_conv.conv1d_rows.pays(4, L + 2 * padding - 2, W.size)
+    with fastnet.set_backend("numba"), np.errstate(all="raise"):
+        y = F.conv1d(x, W, None, padding=padding)
+        dout = np.ones_like(y)
+        dout[:, 1] = -1
+        dx, dW, _ = F.conv1d_backward(dout, x, W, padding=padding)
+    assert not np.isfinite(y[:, :2]).any() and np.isfinite(y[:, 2:]).all()
+    assert np.isnan(dx).any() and np.isfinite(dW).all()
+
+
 @pytest.mark.parametrize("config", [
     (32, 1, 16, 300, 5, 1, 2, 2, 1),
     (16, 24, 32, 20, 3, 2, 1, 1, 1),

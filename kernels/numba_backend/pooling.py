@@ -28,7 +28,11 @@ from ._slots import ARRAYS, int64_pointer, part_count, pointer_like, run, scratc
 
 #: Inner windows a row needs for :func:`_maxpool_forward` to take them by taps: shorter rows
 #: pay more for the passes' set-up than they save. Measured, (128, 64, 28) float32, 14-28
-#: windows a row: window by window 0.34-1.0 ms, by taps 0.6-1.8 ms (strides 1-8).
+#: windows a row: window by window 0.34-1.0 ms, by taps 0.6-1.8 ms (strides 1-8). With a stride
+#: above 1, taps also need windows at least twice the stride: the split into phases copies the
+#: whole row, which narrower windows do not read enough of to repay (an audit, rows of 5000,
+#: window-by-window time over taps': k1 s9 0.17, k3 s7 0.56, k4 s5 0.85, k3 s2 0.86; k5 s2
+#: 1.51, k6 s3 1.77, k9 s2 3.2).
 BY_TAPS_MIN_WINDOWS = 64
 
 
@@ -40,14 +44,15 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
     order (:func:`_inner_windows`, which vectorises); those that reach into the padding, a few at
     each end, are taken one by one (:func:`_window_max`). Both apply one rule per tap: it
     replaces the maximum if greater, or NaN. Measured, rows of 5000 float32, k7 s1 p3: 68 us a
-    row window by window (a branch per tap), 9 us by taps; stride 2, k3: 7 us."""
+    row window by window (a branch per tap), 9 us by taps. Short rows, and strides above half
+    the window, stay window by window (:data:`BY_TAPS_MIN_WINDOWS`)."""
     R, L = x.shape
     L_out = y.shape[1]
     first = min(-(-padding // stride), L_out)                  # from here, start >= 0
     end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)   # start + k <= L
     if R == 0:              # an empty batch of any length (2**40) allocates nothing below
         return
-    if end - first < BY_TAPS_MIN_WINDOWS:
+    if end - first < BY_TAPS_MIN_WINDOWS or (stride > 1 and kernel_size < 2 * stride):
         for r in range(R):
             for l in range(L_out):
                 _window_max(x[r], l, kernel_size, stride, padding, y[r], argmax[r])
