@@ -43,12 +43,12 @@ def pays(N, L_out, weights):
     positions ``M = N * L_out`` are at most 32 (the copy of ``W`` dominates: C256 -> 256 K9,
     M = 1: 24x / 10x; C28 -> 64, M = 26: 1.2x / 2x; C64 -> 128, L_out = 8, M = 32: 0.88x /
     2.4x), and up to M = 128 where the rows are very short or the weights many (C64 -> 128,
-    L_out = 2: 1.5-2.1x / 1.5-1.8x; C256 -> 256, L_out = 4-16: 0.96-2.3x / 1.5-2.1x), and up
-    to M = 512 for one output position per item (C64 -> 128: 1.8-4.4x / 1.3-3.1x). Beyond
+    L_out = 2: 1.5-2.1x / 1.5-1.8x; C256 -> 256, L_out = 4-16: 0.96-2.3x / 1.5-2.1x), and for
+    one output position an item at any batch (C64 -> 128 up to M = 512: 1.8-4.4x / 1.3-3.1x;
+    an audit, N = 600, C256 -> 256 K3: forward 18.3 ms blocked, 2.9 ms here): the blocked
+    kernel's vectors run along the positions, so there it computes one lane in 16. Beyond
     those, the blocked path is as fast or faster (C64 -> 128, L_out = 16, M = 128: 0.5-0.6x /
-    0.7-1.1x; M = 512, L_out = 8, float64: 0.56x / 0.55x). One position an item takes it
-    at any batch: the blocked kernel's vectors run along the positions, so there it computes
-    one lane in 16 (an audit: N = 600, C256 -> 256 K3, forward 18.3 ms blocked, 2.9 ms here)."""
+    0.7-1.1x; M = 512, L_out = 8, float64: 0.56x / 0.55x)."""
     M = N * L_out
     return L_out == 1 or M <= 32 or (M <= 128 and (L_out <= 2 or weights >= 65536))
 
