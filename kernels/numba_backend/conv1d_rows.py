@@ -34,6 +34,7 @@ from . import dense_blocked
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
 from ._scalar import RELU, SIGMOID, TANH, relu, relu_grad, sigmoid_grad, tanh_grad
 
+
 def pays(N, L_out, weights):
     """Whether a many-channel convolution of ``N`` items, ``L_out`` output positions each and
     ``weights`` weights takes this path rather than the blocked or GEMM one.

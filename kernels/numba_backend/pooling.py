@@ -15,8 +15,9 @@ from ``PARALLEL_MIN_SIZE`` input values on, as slots (``_slots``): the one paral
 shared with conv1d and dense, so the split costs no parallel function of its own (each costs about
 a second of cold compile per dtype). Why split a pass that only streams memory: see
 :func:`_maxpool2_parts`. Every other pooling is a serial loop: they stream each element once or
-twice (other max pooling over long rows tap by tap, see :func:`_maxpool_forward`). Rows are independent and overlapping windows of a row accumulate in order, so results are
-deterministic and do not depend on the thread count.
+twice (max pooling over long rows tap by tap, see :func:`_maxpool_forward`). Rows are
+independent and overlapping windows of a row accumulate in order, so results are deterministic
+and do not depend on the thread count.
 """
 import numpy as np
 from numba import carray, config
@@ -54,8 +55,9 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
         return
     if end - first < BY_TAPS_MIN_WINDOWS or (stride > 1 and kernel_size < 2 * stride):
         for r in range(R):
+            xr, yr, ar = x[r], y[r], argmax[r]
             for l in range(L_out):
-                _window_max(x[r], l, kernel_size, stride, padding, y[r], argmax[r])
+                _window_max(xr, l, kernel_size, stride, padding, yr, ar)
         return
     taps = np.empty(end - first, np.int32)      # the winning tap of each inner window
     span = max(L - (first * stride - padding), 0)
@@ -108,7 +110,8 @@ def _tap(v, ys, taps, j, k):
 
 @jit(inline="always")
 def _window_max(xr, l, kernel_size, stride, padding, yr, ar):
-    """Window ``l`` of the row ``xr``, tap by tap (the padding never wins: it is skipped)."""
+    """Window ``l`` of the row ``xr``, tap by tap, by :func:`_tap`'s rule (the padding never
+    wins: it is skipped)."""
     L = xr.shape[0]
     start = l * stride - padding
     lo = max(start, 0)
