@@ -54,44 +54,54 @@ def pays(N, L_out, weights):
     return L_out == 1 or M <= 32 or (M <= 128 and (L_out <= 2 or weights >= 65536))
 
 
+# Both go through the item transposed, ``(L, C_in)``: a window's tap ``k`` is then one contiguous
+# row of it, copied into every ``K``-th value of the im2col row. Reading ``x`` in place, each
+# channel's ``K`` values took a loop of their own (N16 C256 L4 -> K3 p1 float32: 57 against 22
+# us for im2col, 55 against ~25 for col2im). The sums of col2im keep their order: window by
+# window, tap by tap.
+
 @jit
 def _im2col(x, K, stride, padding_left, dilation, L_out, cols):
     """``cols[n*L_out + l, c*K + k] = xpad[n, c, l*stride + k*dilation]`` (0 in the padding)."""
     N, C_in, L = x.shape
+    xt = np.empty((L, C_in), x.dtype)
     for n in range(N):
+        for c in range(C_in):
+            for j in range(L):
+                xt[j, c] = x[n, c, j]
         for l in range(L_out):
             row = cols[n * L_out + l]
             start = l * stride - padding_left
-            if start >= 0 and start + (K - 1) * dilation < L:     # no tap in the padding
-                for c in range(C_in):
-                    for k in range(K):
-                        row[c * K + k] = x[n, c, start + k * dilation]
-            else:
-                for c in range(C_in):
-                    for k in range(K):
-                        j = start + k * dilation
-                        row[c * K + k] = x[n, c, j] if 0 <= j < L else 0.0
+            for k in range(K):
+                j = start + k * dilation
+                if 0 <= j < L:
+                    src = xt[j]
+                    for c in range(C_in):
+                        row[c * K + k] = src[c]
+                else:
+                    for c in range(C_in):
+                        row[c * K + k] = 0.0
 
 
 @jit
 def _col2im(dcols, K, stride, padding_left, dilation, L_out, dx):
     """``dx[n, c, j] = sum of dcols[n*L_out + l, c*K + k]`` over the windows reading ``j``."""
     N, C_in, L = dx.shape
-    dx[:] = 0.0
+    dxt = np.empty((L, C_in), dx.dtype)
     for n in range(N):
+        dxt[:] = 0.0
         for l in range(L_out):
             row = dcols[n * L_out + l]
             start = l * stride - padding_left
-            if start >= 0 and start + (K - 1) * dilation < L:
-                for c in range(C_in):
-                    for k in range(K):
-                        dx[n, c, start + k * dilation] += row[c * K + k]
-            else:
-                for c in range(C_in):
-                    for k in range(K):
-                        j = start + k * dilation
-                        if 0 <= j < L:
-                            dx[n, c, j] += row[c * K + k]
+            for k in range(K):
+                j = start + k * dilation
+                if 0 <= j < L:
+                    dst = dxt[j]
+                    for c in range(C_in):
+                        dst[c] += row[c * K + k]
+        for c in range(C_in):
+            for j in range(L):
+                dx[n, c, j] = dxt[j, c]
 
 
 @jit
