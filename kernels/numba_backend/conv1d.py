@@ -820,8 +820,8 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     y_arg = dout if act == NONE else y
     dx_arg = x if dx is None else dx
     if conv1d_rows.pays(N, L_out, W.size):
-        dW, db = conv1d_rows.backward(dout, x, W, y_arg, act, stride, padding_left, dilation,
-                                      dx_arg, need_dx)
+        dW, db = conv1d_rows.backward(_activation_grad(dout, y, act), x, W, stride,
+                                      padding_left, dilation, dx_arg, need_dx)
         return dx, dW, db
     # The blocked input gradient convolves a zero-padded gradient, so a non-finite weight
     # would meet the padding's zeros (0 * inf = NaN) at input positions that PyTorch and the

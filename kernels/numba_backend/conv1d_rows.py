@@ -16,9 +16,9 @@ forward
     ``W2 = W.reshape(C_out, C_in*K)``, then ``y[n, o, l] = rows[n*L_out + l, o] + b[o]``
     (ReLU fused; sigmoid and tanh by the caller's pass).
 backward
-    ``g = dout * act'`` transposed into ``d_rows (N*L_out, C_out)`` with ``db``, ``dW2 =
-    d_rows.T @ cols`` (``dW`` in its own layout) and ``dcols = d_rows @ W2``, added back into
-    ``dx`` (col2im; what lands in the padding is dropped).
+    ``g = dout * act'`` (the caller's flat pass) transposed into ``d_rows (N*L_out, C_out)``
+    with ``db``, ``dW2 = d_rows.T @ cols`` (``dW`` in its own layout) and ``dcols = d_rows @
+    W2``, added back into ``dx`` (col2im; what lands in the padding is dropped).
 
 The loops are serial: they move ``N*L_out*(C_in*K + C_out)`` values, a few thousand at most
 where several positions an item take this path, while the GEMM reads all of ``W`` (BLAS's
@@ -32,7 +32,7 @@ from numba import prange
 
 from . import dense_blocked
 from ._config import PARALLEL_MIN_SIZE, jit, jit_parallel
-from ._scalar import RELU, SIGMOID, TANH, relu, relu_grad, sigmoid_grad, tanh_grad
+from ._scalar import RELU, relu
 
 
 def pays(N, L_out, weights):
@@ -116,29 +116,17 @@ def _rows_to_output(rows, b, act, y):
                 y[n, o, l] = relu(v) if act == RELU else v
 
 
-@jit(inline="always")
-def _grad(d, y, act):
-    """``d * act'`` at the output ``y``."""
-    if act == RELU:
-        return relu_grad(d, y)
-    if act == SIGMOID:
-        return sigmoid_grad(d, y)
-    if act == TANH:
-        return tanh_grad(d, y)
-    return d
-
-
 @jit
-def _output_to_rows(dout, y, act, d_rows, db):
-    """``d_rows[n*L_out + l, o] = dout[n, o, l] * act'(y[n, o, l])`` and ``db[o]``, its sum
-    (over ``n``, then ``l``, in order)."""
-    N, C_out, L_out = dout.shape
+def _output_to_rows(dz, d_rows, db):
+    """``d_rows[n*L_out + l, o] = dz[n, o, l]`` and ``db[o]``, its sum (over ``n``, then ``l``,
+    in order)."""
+    N, C_out, L_out = dz.shape
     db[:] = 0.0
     for n in range(N):
         for l in range(L_out):
             row = d_rows[n * L_out + l]
             for o in range(C_out):
-                g = _grad(dout[n, o, l], y[n, o, l], act)
+                g = dz[n, o, l]
                 row[o] = g
                 db[o] += g
 
@@ -221,16 +209,16 @@ def forward(x, W, b, stride, padding_left, dilation, act, y):
     _rows_to_output(rows, b, act, y)
 
 
-def backward(dout, x, W, y, act, stride, padding_left, dilation, dx, need_dx):
-    """``(dW, db)``, and ``dx`` (allocated) written if ``need_dx``; ``y`` is read only for an
-    activation (any array of ``dout``'s shape otherwise)."""
+def backward(dz, x, W, stride, padding_left, dilation, dx, need_dx):
+    """``(dW, db)`` from ``dz``, the gradient with the activation's derivative applied (the
+    caller's pass), and ``dx`` (allocated) written if ``need_dx``."""
     N, C_in, _ = x.shape
     C_out, _, K = W.shape
-    L_out = dout.shape[2]
+    L_out = dz.shape[2]
     cols, whole = _columns(x, K, stride, padding_left, dilation, L_out)
     d_rows = np.empty((N * L_out, C_out), x.dtype)
     db = np.empty(C_out, x.dtype)
-    _output_to_rows(dout, y, act, d_rows, db)
+    _output_to_rows(dz, d_rows, db)
     W2 = W.reshape(C_out, C_in * K)
     with np.errstate(all="ignore"):
         if N * L_out <= LOOP_MAX_ROWS:
