@@ -7,7 +7,7 @@ lanes, not 16. For loops bound by arithmetic, such as ``exp``, ``sigmoid`` and `
 float32 / float64 ``tanh`` over 1e6 values: 0.60 / 1.19 ns per value at 256 bits, 0.43 / 0.87
 at 512; NumPy's own SIMD ``np.tanh`` 0.35 / 1.61. Loops bound by memory (ReLU, the updates,
 pooling) gained nothing or lost 10-25 % when the whole process was set to 512 bits (fourth
-session, README), so only the kernels that measured faster call this.
+session, `bench/HISTORY.md`), so only the kernels that measured faster call this.
 
 How: a call ``wide_vectors()`` gives the LLVM function being lowered the attribute
 ``"prefer-vector-width"="512"``, which overrides the tuning for that function alone (LLVM's X86
