@@ -225,12 +225,13 @@ def test_ties_and_several_nans_per_window_as_torch(backend, dtype, kernel_size, 
     np.testing.assert_array_equal(F.max_pool1d_backward(dout, idx, 31), tx.grad.numpy())
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3, 4])
-@pytest.mark.parametrize("kernel_size", [2, 3, 5, 7])
+@pytest.mark.parametrize("stride", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 5, 7, 9])
 def test_long_rows_by_taps_keep_the_rules(backend, dtype, kernel_size, stride):
-    """Rows with many windows take the Numba backend's tap-by-tap passes (a row's phases first
-    where the stride is above 1; the windows at the ends one by one): ties (small integers),
-    NaNs (the last wins) and every padding, against the oracle."""
+    """Rows with many windows take the Numba backend's tap-by-tap passes (strides 1-3 read in
+    place, each a loop of its own; wider strides a row's phases first, or window by window
+    where the windows are narrower than twice the stride; the windows at the ends one by one):
+    ties (small integers), NaNs (the last wins) and every padding, against the oracle."""
     rng = np.random.default_rng(kernel_size * 10 + stride)
     x = rng.integers(-2, 3, (2, 2, 300 * stride + 1)).astype(dtype)
     x[rng.random(x.shape) < 0.05] = np.nan
@@ -239,6 +240,24 @@ def test_long_rows_by_taps_keep_the_rules(backend, dtype, kernel_size, stride):
         want_y, want_idx = naive.maxpool1d(x, kernel_size, stride, padding)
         np.testing.assert_array_equal(y, want_y)
         np.testing.assert_array_equal(idx, want_idx)
+
+
+@pytest.mark.parametrize("stride, kernel_size, windows", [(1, 3, 64), (2, 3, 28), (3, 5, 28),
+                                                        (3, 7, 64), (4, 8, 64)])
+def test_rows_either_side_of_the_by_taps_thresholds(backend, dtype, stride, kernel_size, windows):
+    """Rows with one or two inner windows fewer or more than the Numba backend needs to take a
+    row by taps (``pooling.BY_TAPS_MIN_WINDOWS``, ``STRIDED_MIN_WINDOWS``), every padding and
+    every length in between: the same values and indices as the oracle either way."""
+    rng = np.random.default_rng(stride * 100 + kernel_size)
+    lo = (windows - 3) * stride + kernel_size
+    for L in range(lo, lo + 6 * stride + 1):
+        x = rng.integers(-2, 3, (2, 2, L)).astype(dtype)
+        x[rng.random(x.shape) < 0.05] = np.nan
+        for padding in range(kernel_size // 2 + 1):
+            y, idx = F.max_pool1d(x, kernel_size, stride, padding, return_indices=True)
+            want_y, want_idx = naive.maxpool1d(x, kernel_size, stride, padding)
+            np.testing.assert_array_equal(y, want_y, err_msg=f"L={L}, padding={padding}")
+            np.testing.assert_array_equal(idx, want_idx, err_msg=f"L={L}, padding={padding}")
 
 
 @pytest.mark.parametrize("L", [2, 7, 28])

@@ -27,74 +27,139 @@ from ._config import PARALLEL_MIN_SIZE, jit
 from ._slots import ARRAYS, int64_pointer, part_count, pointer_like, run, scratch
 
 
-#: Inner windows a row needs for :func:`_maxpool_forward` to take them by taps: shorter rows
-#: pay more for the passes' set-up than they save. Measured, (128, 64, 28) float32, 14-28
-#: windows a row: window by window 0.34-1.0 ms, by taps 0.6-1.8 ms (strides 1-8). With a stride
-#: above 1, taps also need windows at least twice the stride: the split into phases copies the
-#: whole row, which narrower windows do not read enough of to repay (an audit, rows of 5000,
-#: window-by-window time over taps': k1 s9 0.17, k3 s7 0.56, k4 s5 0.85, k3 s2 0.86; k5 s2
-#: 1.51, k6 s3 1.77, k9 s2 3.2).
+#: Inner windows a row needs for :func:`_maxpool_forward` to take them by taps with stride 1, or
+#: by phases: shorter rows pay more for the passes' set-up than they save. Measured, (128, 64,
+#: 28) float32, 14-28 windows a row: window by window 0.34-1.0 ms, by taps 0.6-1.8 ms (strides
+#: 1-8). By phases also needs windows at least twice the stride: the split copies the whole row,
+#: which narrower windows do not read enough of to repay (an audit, rows of 5000, window-by-window
+#: time over by phases': k1 s9 0.17, k4 s5 0.85; k6 s4 1.77).
 BY_TAPS_MIN_WINDOWS = 64
 
+#: The same for strides 2 and 3 read in place (:func:`_rows_in_place`). Measured, float32 and
+#: float64, window by window over in place: (128, 32, 56) k2-k5 s2 p1 (27-29 windows a row)
+#: 1.2-2.3x, (8, 16, 1000) k2-k5 s2 p1 2.5-4.7x; 14 windows a row, k4 s2: 0.90x. Stride 3 reads
+#: in place up to windows of 6 (k9 s3 p4 over rows of 5000: 0.26 ms in place, 0.21 by phases).
+STRIDED_MIN_WINDOWS = 28
 
-@jit
+
 def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
     """Rows of ``x (R, L)`` into ``y``, ``argmax (R, L_out)``.
 
     The windows that lie wholly inside a row take one pass over all of them per tap, in tap
-    order (:func:`_inner_windows`, which vectorises); those that reach into the padding, a few at
-    each end, are taken one by one (:func:`_window_max`). Both apply one rule per tap: it
-    replaces the maximum if greater, or NaN. Measured, rows of 5000 float32, k7 s1 p3: 68 us a
-    row window by window (a branch per tap), 9 us by taps. Short rows, and strides above half
-    the window, stay window by window (:data:`BY_TAPS_MIN_WINDOWS`)."""
+    order (:func:`_rows_in_place`, :func:`_rows_by_phases`; the passes vectorise); those that
+    reach into the padding, a few at each end, are taken one by one (:func:`_window_max`). Both
+    apply one rule per tap: it replaces the maximum if greater, or NaN. Measured, rows of 5000
+    float32, k7 s1 p3: 68 us a row window by window (a branch per tap), 9 us by taps. Short
+    rows, and strides above 3 with windows narrower than twice the stride, stay window by window
+    (:data:`BY_TAPS_MIN_WINDOWS`, :data:`STRIDED_MIN_WINDOWS`). Chosen here, in Python, so that
+    a first call compiles only the loop it runs (each takes 0.6-1.2 s to compile)."""
     R, L = x.shape
     L_out = y.shape[1]
-    first = min(-(-padding // stride), L_out)                  # from here, start >= 0
-    end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)   # start + k <= L
     if R == 0:              # an empty batch of any length (2**40) allocates nothing below
         return
-    if end - first < BY_TAPS_MIN_WINDOWS or (stride > 1 and kernel_size < 2 * stride):
-        for r in range(R):
-            xr, yr, ar = x[r], y[r], argmax[r]
-            for l in range(L_out):
-                _window_max(xr, l, kernel_size, stride, padding, yr, ar)
-        return
-    taps = np.empty(end - first, np.int32)      # the winning tap of each inner window
-    span = max(L - (first * stride - padding), 0)
-    phases = np.empty((stride, -(-span // stride)) if stride > 1 else (0, 0), x.dtype)
-    for r in range(R):
+    first = min(-(-padding // stride), L_out)                  # from here, start >= 0
+    end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)   # start + k <= L
+    in_place = stride <= 2 or (stride == 3 and kernel_size <= 2 * stride)
+    if in_place and end - first >= (BY_TAPS_MIN_WINDOWS if stride == 1 else STRIDED_MIN_WINDOWS):
+        _rows_in_place(x, kernel_size, stride, padding, y, argmax, first, end)
+    elif end - first >= BY_TAPS_MIN_WINDOWS and kernel_size >= 2 * stride:
+        _rows_by_phases(x, kernel_size, stride, padding, y, argmax, first, end)
+    else:
+        _rows_window_by_window(x, kernel_size, stride, padding, y, argmax)
+
+
+@jit
+def _rows_window_by_window(x, kernel_size, stride, padding, y, argmax):
+    """:func:`_maxpool_forward` one window at a time (:func:`_window_max`)."""
+    for r in range(x.shape[0]):
         xr, yr, ar = x[r], y[r], argmax[r]
-        for l in range(first):
+        for l in range(yr.shape[0]):
             _window_max(xr, l, kernel_size, stride, padding, yr, ar)
-        for l in range(end, L_out):
-            _window_max(xr, l, kernel_size, stride, padding, yr, ar)
+
+
+@jit
+def _rows_in_place(x, kernel_size, stride, padding, y, argmax, first, end):
+    """:func:`_maxpool_forward` by taps for strides 1-3, which read each row in place, each
+    stride a constant of its own loops: LLVM vectorises their loads (a stride of 2 or 3 as
+    interleaved loads and shuffles); with the stride held in a variable, the loop ran scalar."""
+    # The winning tap of each inner window, held as a value of x's own type: the selects of
+    # maximum and tap then run at one lane width (int32 taps beside float64 values ran
+    # 1.2-2.1x slower, measured at stride 2). Its size written max(n, 0), though n >= 0: with
+    # np.empty(n) LLVM read the stride-2 values by gathers, not shuffles, at half the speed
+    # (test_numba_codegen checks it).
+    n = end - first
+    taps = np.empty(max(n, 0), x.dtype)
+    for r in range(x.shape[0]):
+        xr, yr, ar = x[r], y[r], argmax[r]
+        _edge_windows(xr, kernel_size, stride, padding, yr, ar, first, end)
         start = first * stride - padding
-        _inner_windows(xr[start:], kernel_size, stride, yr[first:end], taps, phases)
-        for j in range(end - first):
-            ar[first + j] = start + j * stride + taps[j]
+        xs = xr[start:]
+        ys = yr[first:end]
+        if stride == 1:
+            _taps_in_place(xs, kernel_size, 1, ys, taps, n)
+        elif stride == 2:
+            _taps_in_place(xs, kernel_size, 2, ys, taps, n)
+        else:
+            _taps_in_place(xs, kernel_size, 3, ys, taps, n)
+        _tap_indices(taps, start, stride, first, ar, n)
 
 
 @jit(inline="always")
-def _inner_windows(xs, kernel_size, stride, ys, taps, phases):
-    """``ys[j]``, ``taps[j]``: the maximum of ``xs[j*stride : j*stride + kernel_size]`` and its
-    tap, all windows inside ``xs``. Every tap's pass reads contiguous values: with stride > 1
-    the row is first split into its phases (``phases[p, q] = xs[q*stride + p]``), and tap ``k``
-    reads phase ``k % stride`` from ``k // stride`` on. Read with a stride, the loop ran 3-4x
-    slower (stride a variable: scalar; stride 2: 28 us a row of 5000 against 7 us for one
-    row alone, an effect of the cache)."""
-    n = ys.size
-    if stride > 1:
+def _tap_indices(taps, start, stride, first, ar, n):
+    """The arg-max index into the row of each of the ``n`` inner windows from its winning tap."""
+    for j in range(n):
+        ar[first + j] = start + j * stride + np.int64(taps[j])
+
+
+@jit(inline="always")
+def _edge_windows(xr, kernel_size, stride, padding, yr, ar, first, end):
+    """The windows of a row that reach into its padding, before ``first`` and from ``end``."""
+    for l in range(first):
+        _window_max(xr, l, kernel_size, stride, padding, yr, ar)
+    for l in range(end, yr.shape[0]):
+        _window_max(xr, l, kernel_size, stride, padding, yr, ar)
+
+
+@jit(inline="always")
+def _taps_in_place(xs, kernel_size, step, ys, taps, n):
+    """``ys[j]``, ``taps[j]``: the maximum of ``xs[j*step : j*step + kernel_size]`` and its tap,
+    the ``n`` windows inside ``xs``, one pass per tap in tap order; ``step`` a constant."""
+    for j in range(n):
+        ys[j] = xs[j * step]
+        taps[j] = 0
+    for k in range(1, kernel_size):
+        for j in range(n):
+            _tap(xs[j * step + k], ys, taps, j, k)
+
+
+@jit
+def _rows_by_phases(x, kernel_size, stride, padding, y, argmax, first, end):
+    """:func:`_maxpool_forward` by taps for strides above 3: each row is first split into its
+    phases (``phases[p, q] = xs[q*stride + p]``), and tap ``k`` reads phase ``k % stride`` from
+    ``k // stride`` on, contiguous values (read with a stride held in a variable, the loop ran
+    3-4x slower)."""
+    R, L = x.shape
+    taps = np.empty(max(end - first, 0), x.dtype)
+    span = max(L - (first * stride - padding), 0)
+    phases = np.empty((stride, -(-span // stride)), x.dtype)
+    for r in range(R):
+        xr, yr, ar = x[r], y[r], argmax[r]
+        _edge_windows(xr, kernel_size, stride, padding, yr, ar, first, end)
+        start = first * stride - padding
+        xs = xr[start:]
+        ys = yr[first:end]
         for q in range(phases.shape[1]):
             for p in range(stride):
                 if q * stride + p < xs.size:
                     phases[p, q] = xs[q * stride + p]
-    for j in range(n):
-        ys[j] = xs[j * stride]
-        taps[j] = 0
-    for k in range(1, kernel_size):
-        src = xs[k:] if stride == 1 else phases[k % stride, k // stride:]
-        for j in range(n):
-            _tap(src[j], ys, taps, j, k)
+        for j in range(ys.size):
+            ys[j] = xs[j * stride]
+            taps[j] = 0
+        for k in range(1, kernel_size):
+            src = phases[k % stride, k // stride:]
+            for j in range(ys.size):
+                _tap(src[j], ys, taps, j, k)
+        _tap_indices(taps, start, stride, first, ar, ys.size)
 
 
 @jit(inline="always")
@@ -105,7 +170,7 @@ def _tap(v, ys, taps, j, k):
     best = ys[j]
     wins = (v > best) | (v != v)
     ys[j] = v if wins else best
-    taps[j] = np.int32(k) if wins else taps[j]
+    taps[j] = k if wins else taps[j]
 
 
 @jit(inline="always")
