@@ -34,6 +34,7 @@ from . import functional as F
 from ._model_checks import short
 from ._serialize import register
 from .backend import get_default_dtype
+from .functional_conv import _hyper as _conv_hyperparameters
 from .functional_conv import (_max_pool1d_scatter, _trusted_conv1d, _trusted_conv1d_backward,
                               _trusted_max_pool1d, _trusted_max_pool1d_scatter)
 from .initializers import HeInitializer, Initializer, XavierInitializer, as_generator
@@ -698,11 +699,10 @@ class Conv1d(_FusedActivation):
             padding = padding.tolist()                # a (left, right) pair as an array
         if isinstance(padding, (tuple, list)):
             padding = tuple(padding)
-        try:                    # validates every padding form on the shortest valid input
-            F.conv1d_output_length(self.dilation * (self.kernel_size - 1) + 1,
-                                   self.kernel_size, self.stride, padding, self.dilation)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"Conv1d: {err}") from None
+        # Every padding form checked as conv1d checks it. (Until the twenty-seventh session by
+        # the output length of the shortest valid input, whose length alone could exceed
+        # MAX_SIZE at a huge dilation that conv1d itself accepts: an audit's finding.)
+        _conv_hyperparameters(op, self.kernel_size, self.stride, padding, self.dilation)
         # Kept as plain ints (or the name), which repr, comparisons and save handle.
         if isinstance(padding, tuple):
             padding = tuple(int(p) for p in padding)

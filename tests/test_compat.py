@@ -401,6 +401,24 @@ def test_conv_notebook_worked_examples(backend):
     np.testing.assert_array_equal(cnn_2.LB, [108, 67, 20])
 
 
+@pytest.mark.parametrize("padding, error, match", [
+    (None, TypeError, "padding must be an integer; got None"),
+    ("full", ValueError, "padding='full'"),
+    ((1, 2, 3), ValueError, r"a \(left, right\) pair"),
+    (-1, ValueError, r"padding=-1; expected an integer >= 0"),
+    (1.5, TypeError, "padding must be an integer; got 1.5"),
+])
+def test_n_out_names_a_bad_padding(padding, error, match):
+    """N_OUT checked for swapped operands with arithmetic on padding before anything checked
+    it: None or a string failed as Python's own "unsupported operand" errors, and -1 on an
+    input as long as the filter was blamed on a swap (an audit's finding)."""
+    for x in (np.arange(10.0), np.zeros(3)):
+        with pytest.raises(error, match=match):
+            compat.N_OUT(1, padding, x, np.ones(3))
+    assert compat.N_OUT(1, "same", np.zeros(3), np.ones(3)) == 3
+    assert compat.N_OUT(1, (1, 0), np.zeros(3), np.ones(3)) == 2
+
+
 @pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (3, 2), (1, 3)])
 def test_conv_notebook_layers_against_naive_loops(backend, stride, padding):
     """Every stride and padding is honoured (the notebook's loops fixed the output at L - 2)."""

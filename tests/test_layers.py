@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastnet
+import fastnet.functional as F
 import naive
 from fastnet.initializers import HeInitializer, Initializer, SimpleInitializer, XavierInitializer
 from fastnet.layers import (FC, AvgPool1d, Conv1d, Dropout, Flatten, MaxPool1d, ReLU, Sigmoid,
@@ -372,8 +373,10 @@ def test_wrong_input_sizes_name_the_layer():
     (lambda: FC(3, 2, optimizer="sgd"), "no update method"),
     (lambda: FC(3, 2, dtype=np.int32), "dtype"),
     (lambda: Conv1d(2, 2, 3, stride=0), "stride=0"),
-    (lambda: Conv1d(2, 2, 3, padding=-1), "padding"),
+    (lambda: Conv1d(2, 2, 3, padding=-1), "Conv1d: padding=-1; expected an integer >= 0"),
     (lambda: Conv1d(2, 2, 3, stride=2, padding="same"), "same"),
+    (lambda: Conv1d(2, 2, 3, padding=None), "Conv1d: padding must be an integer; got None"),
+    (lambda: Conv1d(2, 2, 3, padding=(1, 2, 3)), r"a \(left, right\) pair"),
     (lambda: MaxPool1d(2, padding=2), "padding must be at most"),
     (lambda: Dropout(1.0), "p=1.0"),
     (lambda: Dropout(float("nan")), "finite"),
@@ -382,6 +385,21 @@ def test_wrong_input_sizes_name_the_layer():
 def test_bad_constructor_arguments(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+@pytest.mark.parametrize("padding, dilation", [("same", 2**31 - 1), (2**30, 2**30)])
+def test_conv1d_layer_takes_what_conv1d_takes_at_huge_dilations(backend, padding, dilation):
+    """The constructor checked its padding by the output length of the shortest valid input,
+    whose length (dilation * (K - 1) + 1) alone could pass MAX_SIZE, and refused, naming an L
+    the caller never gave (an audit's finding); conv1d takes these and pads the taps away."""
+    conv = Conv1d(1, 1, 3, padding=padding, dilation=dilation, dtype=np.float64,
+                  initializer=HeInitializer(seed=0))
+    x = np.random.default_rng(0).standard_normal((2, 1, 5))
+    y = conv.forward(x)
+    np.testing.assert_array_equal(y, F.conv1d(x, conv.W, conv.b, padding=padding,
+                                              dilation=dilation))
+    # Both pad by the dilation: the middle tap reads x, the outer two padding.
+    np.testing.assert_allclose(y, conv.W[0, 0, 1] * x + conv.b[0], rtol=1e-12, atol=1e-12)
 
 
 def test_backward_before_forward_is_an_error():

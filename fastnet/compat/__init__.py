@@ -477,7 +477,10 @@ def N_OUT(stride, padding, X, W):
         raise ValueError(f"N_OUT: X and W must be arrays with the length last; got shapes "
                          f"{X.shape} and {W.shape}")
     L, K = X.shape[-1], W.shape[-1]
-    if K > L + 2 * padding:
+    # Only a valid integer padding can tell a swap; any other goes to conv1d_output_length's
+    # checks, which name it (padding=None once failed here as a bare int + None TypeError).
+    valid_int = isinstance(padding, (int, np.integer)) and not isinstance(padding, bool)
+    if valid_int and padding >= 0 and K > L + 2 * padding:
         # The conv notebook's own CNN2dim_FC.backward calls N_OUT(stride, padding, self.W,
         # self.A), swapped: its N_OUT read other axes and gave the right length by chance (an
         # audit's finding; the message was conv1d_output_length's, naming neither).
