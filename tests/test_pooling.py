@@ -242,6 +242,39 @@ def test_long_rows_by_taps_keep_the_rules(backend, dtype, kernel_size, stride):
         np.testing.assert_array_equal(idx, want_idx)
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 7])
+def test_avg_pool_long_rows_by_taps(backend, dtype, kernel_size, stride):
+    """The Numba backend's average pooling sums and spreads the windows inside a row one tap at
+    a time (strides 1 and 2 each a loop of its own, windows of 2 with stride 2 in one step) and
+    the windows at the ends one by one: every padding against the oracle, forward and
+    backward."""
+    rng = np.random.default_rng(kernel_size * 10 + stride)
+    x = rng.standard_normal((2, 3, 200 * stride + 1)).astype(dtype)
+    for padding in range(kernel_size // 2 + 1):
+        y = F.avg_pool1d(x, kernel_size, stride, padding)
+        assert_close(y, naive.avgpool1d(x, kernel_size, stride, padding), dtype)
+        dout = rng.standard_normal(y.shape).astype(dtype)
+        assert_close(F.avg_pool1d_backward(dout, x.shape[2], kernel_size, stride, padding),
+                     naive.avgpool1d_backward(dout, x.shape[2], kernel_size, stride, padding),
+                     dtype)
+
+
+@pytest.mark.parametrize("shape, kernel_size", [((4, 5, 28), 2), ((3, 2, 12), 3), ((1, 1, 8), 2),
+                                                ((4, 5, 29), 2), ((2, 3, 20), 4)])
+def test_avg_pool_windows_that_tile_their_rows(backend, dtype, shape, kernel_size):
+    """Windows that tile every row exactly (kernel_size == stride, no padding, nothing left
+    over) make the whole batch one row in the Numba backend: each window's mean and gradient
+    stay its own row's (a row that does not tile, (4, 5, 29), keeps its rows)."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    y = F.avg_pool1d(x, kernel_size)
+    assert_close(y, naive.avgpool1d(x, kernel_size, kernel_size, 0), dtype)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(F.avg_pool1d_backward(dout, shape[2], kernel_size),
+                 naive.avgpool1d_backward(dout, shape[2], kernel_size, kernel_size, 0), dtype)
+
+
 @pytest.mark.parametrize("stride, kernel_size, windows", [(1, 3, 64), (2, 3, 28), (3, 5, 28),
                                                         (3, 7, 64), (4, 8, 64)])
 def test_rows_either_side_of_the_by_taps_thresholds(backend, dtype, stride, kernel_size, windows):

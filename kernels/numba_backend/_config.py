@@ -102,6 +102,8 @@ jit = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model=
 #: Decorator for small helpers whose additions must stay in the written order.
 jit_ordered = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH_ORDERED,
                                 error_model=ERROR_MODEL, nogil=True)
+#: ``jit`` for serial kernels whose products must round before they add (no FMA).
+jit_unfused = functools.partial(jit, fastmath=FASTMATH_UNFUSED)
 #: Decorator for kernels whose outer loop is a ``prange``.
 jit_parallel = functools.partial(numba.njit, cache=CACHE, fastmath=FASTMATH,
                                  error_model=ERROR_MODEL, nogil=True, parallel=True)
