@@ -266,7 +266,7 @@ def test_no_compile_ahead_helper_runs_while_a_case_is_timed(monkeypatch, timed):
      lambda: [c for c in C.loss_cases(((20, 10),), (np.float32,))
               if c.op == "softmax_cross_entropy"]),
     ("maxpool1d_forward", lambda y, idx: (y, np.zeros_like(idx)),
-     lambda: C.pooling_cases(((20, 16, 28),), (np.float32,), ())),
+     lambda: C.pooling_cases(((20, 16, 28),), (np.float32,), (), kinds=("max",))),
 ])
 def test_a_forward_check_covers_every_output_the_backward_needs(monkeypatch, kernel, spoil,
                                                                  cases):
@@ -281,6 +281,27 @@ def test_a_forward_check_covers_every_output_the_backward_needs(monkeypatch, ker
     monkeypatch.setattr(trusted, kernel, lambda *args: spoil(*real(*args)))
     with pytest.raises(AssertionError):
         timing.measure(case, ("numpy", "numba"), rounds=1, round_seconds=0.001)
+
+
+def test_the_average_pooling_cases_check_their_results(monkeypatch):
+    """Average pooling, forward and backward, both dtypes, a padded overlapping shape too: the
+    Numba results pass (against NumPy, and PyTorch where installed), and a result 1 % off is
+    caught."""
+    from fastnet.kernels.numba_backend import trusted
+    cases = list(C.pooling_cases(((20, 16, 28),), overlapping=[((2, 3, 50), 3, 2, 1)],
+                                 kinds=("avg",)))
+    assert len(cases) == 8 and all(c.op.startswith("avg_pool1d") for c in cases)
+    for case in cases:
+        timing.measure(case, ("numpy", "numba", "torch"), rounds=1, round_seconds=0.001)
+    for direction in ("forward", "backward"):
+        name = f"avgpool1d_{direction}"
+        real = getattr(trusted, name)
+        monkeypatch.setattr(trusted, name, lambda *a, real=real: real(*a) * 1.01)
+        for case in cases:
+            if case.direction == direction:
+                with pytest.raises(AssertionError):
+                    timing.measure(case, ("numpy", "numba"), rounds=1, round_seconds=0.001)
+        monkeypatch.setattr(trusted, name, real)
 
 
 @pytest.mark.parametrize("op, kernel", [("binary_cross_entropy", "bce"), ("mse", "mse")])
@@ -319,8 +340,8 @@ def test_a_failed_result_check_leaves_its_case_out_and_the_run_goes_on(monkeypat
     from fastnet.kernels.numba_backend import trusted
     real = trusted.maxpool1d_backward
     monkeypatch.setattr(trusted, "maxpool1d_backward", lambda *a: real(*a) * 1.01)
-    monkeypatch.setattr(run, "_selected", lambda args: C.pooling_cases(((20, 16, 28),),
-                                                                         (np.float32,), ()))
+    monkeypatch.setattr(run, "_selected", lambda args: C.pooling_cases(
+        ((20, 16, 28),), (np.float32,), (), kinds=("max",)))
     monkeypatch.setattr(run, "gemm_rate", lambda: 1.0)
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--family", "pooling", "--json", str(out)]) == 1

@@ -465,19 +465,22 @@ POOL_OVERLAPPING = [((8, 3, 5000), 7, 1, 3), ((8, 16, 1000), 3, 2, 1)]
 
 
 def pooling_cases(shapes=((20, 16, 28), (128, 64, 28), (128, 32, 784)),
-                  dtypes=(np.float32, np.float64), overlapping=POOL_OVERLAPPING):
+                  dtypes=(np.float32, np.float64), overlapping=POOL_OVERLAPPING,
+                  kinds=("max", "avg")):
     windows = [(shape, 2, 2, 0) for shape in shapes] + list(overlapping)
-    for (N, C, L), k, stride, padding in windows:
-        size = "small" if N < 128 and k == 2 else "large" if L > 28 else "mnist"
-        L_out = (L + 2 * padding - k) // stride + 1
-        op = "max_pool1d k2" if k == 2 else f"max_pool1d k{k} s{stride} p{padding}"
-        for dtype in dtypes:
-            x = _rng().standard_normal((N, C, L)).astype(dtype)
-            dout = _rng().standard_normal((N, C, L_out)).astype(dtype)
-            for direction in ("forward", "backward"):
-                yield Case("pooling", op, f"({N}, {C}, {L})", np.dtype(dtype).name,
-                           direction, size, _pool_maker(direction, x, dout, k, stride, padding),
-                           _elementwise_check(dtype))
+    for kind in kinds:
+        for (N, C, L), k, stride, padding in windows:
+            size = "small" if N < 128 and k == 2 else "large" if L > 28 else "mnist"
+            L_out = (L + 2 * padding - k) // stride + 1
+            op = f"{kind}_pool1d k2" if k == 2 else f"{kind}_pool1d k{k} s{stride} p{padding}"
+            for dtype in dtypes:
+                x = _rng().standard_normal((N, C, L)).astype(dtype)
+                dout = _rng().standard_normal((N, C, L_out)).astype(dtype)
+                maker = _pool_maker if kind == "max" else _avg_pool_maker
+                for direction in ("forward", "backward"):
+                    yield Case("pooling", op, f"({N}, {C}, {L})", np.dtype(dtype).name,
+                               direction, size, maker(direction, x, dout, k, stride, padding),
+                               _elementwise_check(dtype))
 
 
 def _pool_maker(direction, x, dout, k, stride, padding):
@@ -500,6 +503,23 @@ def _pool_maker(direction, x, dout, k, stride, padding):
         with _numpy_backend():
             _, idx = F.max_pool1d(x, k, stride, padding, return_indices=True)
         return lambda: F.max_pool1d_backward(dout, idx, x.shape[-1])
+    return make
+
+
+def _avg_pool_maker(direction, x, dout, k, stride, padding):
+    def make(member):
+        if member == "torch":
+            torch = torch_module()
+            tx, td = torch.from_numpy(x), torch.from_numpy(dout)
+            if direction == "forward":
+                return lambda: torch.nn.functional.avg_pool1d(tx, k, stride, padding)
+            # The kernel autograd calls for avg_pool1d: the 2-D one over a height of 1.
+            return lambda: torch.ops.aten.avg_pool2d_backward(
+                td[:, :, None], tx[:, :, None], [1, k], [1, stride], [0, padding], False, True,
+                None)[:, :, 0]
+        if direction == "forward":
+            return lambda: F.avg_pool1d(x, k, stride, padding)
+        return lambda: F.avg_pool1d_backward(dout, x.shape[-1], k, stride, padding)
     return make
 
 

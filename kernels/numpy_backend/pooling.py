@@ -118,8 +118,14 @@ def avgpool1d_forward(x, kernel_size, stride, padding):
     if L_out < kernel_size:
         sums = _window_by_window(x, L_out, kernel_size, stride, padding, np.sum)
         return sums / x.dtype.type(kernel_size)
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
-    return _windows(xp, kernel_size, stride).mean(axis=3)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding))) if padding else x
+    # Tap by tap, one strided slice each, as the backward below: .mean over the windows' last
+    # axis reduced k values at a time (25.9 against 1.5 ms at (128, 32, 784), k = 2).
+    last = stride * (L_out - 1) + 1
+    sums = xp[:, :, 0:last:stride].copy()
+    for k in range(1, kernel_size):
+        sums += xp[:, :, k:k + last:stride]
+    return sums / x.dtype.type(kernel_size)
 
 
 def avgpool1d_backward(dout, length, kernel_size, stride, padding):
