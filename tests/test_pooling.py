@@ -276,11 +276,13 @@ def test_avg_pool_windows_that_tile_their_rows(backend, dtype, shape, kernel_siz
 
 
 @pytest.mark.parametrize("stride, kernel_size, windows", [(1, 3, 64), (2, 3, 28), (3, 5, 28),
-                                                        (3, 7, 64), (4, 8, 64)])
+                                                        (3, 7, 64), (4, 8, 64), (1, 2, 8),
+                                                        (3, 2, 8)])
 def test_rows_either_side_of_the_by_taps_thresholds(backend, dtype, stride, kernel_size, windows):
     """Rows with one or two inner windows fewer or more than the Numba backend needs to take a
-    row by taps (``pooling.BY_TAPS_MIN_WINDOWS``, ``STRIDED_MIN_WINDOWS``), every padding and
-    every length in between: the same values and indices as the oracle either way."""
+    row by taps (``pooling.BY_TAPS_MIN_WINDOWS``, ``STRIDED_MIN_WINDOWS`` for max pooling,
+    ``AVG_BY_TAPS_MIN_WINDOWS`` for average pooling), every padding and every length in
+    between: the same values and indices as the oracle either way, and the same means."""
     rng = np.random.default_rng(stride * 100 + kernel_size)
     lo = (windows - 3) * stride + kernel_size
     for L in range(lo, lo + 6 * stride + 1):
@@ -291,6 +293,11 @@ def test_rows_either_side_of_the_by_taps_thresholds(backend, dtype, stride, kern
             want_y, want_idx = naive.maxpool1d(x, kernel_size, stride, padding)
             np.testing.assert_array_equal(y, want_y, err_msg=f"L={L}, padding={padding}")
             np.testing.assert_array_equal(idx, want_idx, err_msg=f"L={L}, padding={padding}")
+            finite = np.nan_to_num(x)
+            mean = F.avg_pool1d(finite, kernel_size, stride, padding)
+            assert_close(mean, naive.avgpool1d(finite, kernel_size, stride, padding), dtype)
+            assert_close(F.avg_pool1d_backward(mean, L, kernel_size, stride, padding),
+                         naive.avgpool1d_backward(mean, L, kernel_size, stride, padding), dtype)
 
 
 @pytest.mark.parametrize("L", [2, 7, 28])
