@@ -302,13 +302,18 @@ def softmax_backward(dout, y):
     return dx
 
 
-def activate_(y, act):
+def activate_(y, act, serial=False):
     """In place ``y = act(y)`` for a flat C-contiguous array and an activation code
     (``_scalar.ACT_CODE``): the activation pass of the dense and conv1d kernels, for those they
-    do not fuse (sigmoid, tanh), or for a whole output at once."""
-    if act == RELU:
-        relu_row_(y)
-    elif act == SIGMOID:
-        _sigmoid_(y)
-    elif act == TANH:
-        _tanh_(y)
+    do not fuse (sigmoid, tanh), or for a whole output at once. ``serial``: on one thread, in
+    pieces below ``PARALLEL_MIN_SIZE`` (right after a BLAS product, whose workers still spin:
+    a parallel pass waited for a core, see ``dense.SERIAL_BESIDE_BLAS``)."""
+    kernel = {RELU: relu_row_, SIGMOID: _sigmoid_, TANH: _tanh_}.get(act)
+    if kernel is None:
+        return
+    if not serial or y.size < PARALLEL_MIN_SIZE:
+        kernel(y)
+        return
+    piece = PARALLEL_MIN_SIZE - 1
+    for start in range(0, y.size, piece):
+        kernel(y[start:start + piece])
