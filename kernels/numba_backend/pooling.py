@@ -15,7 +15,8 @@ from ``PARALLEL_MIN_SIZE`` input values on, as slots (``_slots``): the one paral
 shared with conv1d and dense, so the split costs no parallel function of its own (each costs about
 a second of cold compile per dtype). Why split a pass that only streams memory: see
 :func:`_maxpool2_parts`. Every other pooling is a serial loop: they stream each element once or
-twice (max pooling over long rows tap by tap, see :func:`_maxpool_forward`). Rows are
+twice (rows of many windows tap by tap, one vectorised pass per tap, see
+:func:`_maxpool_forward` and :func:`_avgpool_forward`). Rows are
 independent and overlapping windows of a row accumulate in order, so results are deterministic
 and do not depend on the thread count.
 """
