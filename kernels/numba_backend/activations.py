@@ -308,8 +308,13 @@ def activate_(y, act, serial=False):
     do not fuse (sigmoid, tanh), or for a whole output at once. ``serial``: on one thread, in
     pieces below ``PARALLEL_MIN_SIZE`` (right after a BLAS product, whose workers still spin:
     a parallel pass waited for a core, see ``dense.SERIAL_BESIDE_BLAS``)."""
-    kernel = {RELU: relu_row_, SIGMOID: _sigmoid_, TANH: _tanh_}.get(act)
-    if kernel is None:
+    if act == RELU:
+        kernel = relu_row_
+    elif act == SIGMOID:
+        kernel = _sigmoid_
+    elif act == TANH:
+        kernel = _tanh_
+    else:
         return
     if not serial or y.size < PARALLEL_MIN_SIZE:
         kernel(y)

@@ -58,8 +58,7 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
     L_out = y.shape[1]
     if R == 0:              # an empty batch of any length (2**40) allocates nothing below
         return
-    first = min(-(-padding // stride), L_out)                  # from here, start >= 0
-    end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)   # start + k <= L
+    first, end = _inner_span(L, L_out, kernel_size, stride, padding)
     in_place = stride <= 2 or (stride == 3 and kernel_size <= 2 * stride)
     if in_place and end - first >= (BY_TAPS_MIN_WINDOWS if stride == 1 else STRIDED_MIN_WINDOWS):
         _rows_in_place(x, kernel_size, stride, padding, y, argmax, first, end)
@@ -67,6 +66,14 @@ def _maxpool_forward(x, kernel_size, stride, padding, y, argmax):
         _rows_by_phases(x, kernel_size, stride, padding, y, argmax, first, end)
     else:
         _rows_window_by_window(x, kernel_size, stride, padding, y, argmax)
+
+
+def _inner_span(L, L_out, kernel_size, stride, padding):
+    """``(first, end)``: the windows ``first`` to ``end - 1`` of a row of ``L`` lie wholly
+    inside it (the others reach into the padding)."""
+    first = min(-(-padding // stride), L_out)                  # from here, start >= 0
+    end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)   # start + k <= L
+    return first, end
 
 
 @jit
@@ -290,15 +297,13 @@ AVG_BY_TAPS_MIN_WINDOWS = 8
 
 
 @jit
-def _avgpool_forward(x, kernel_size, stride, padding, y):
+def _avgpool_forward(x, kernel_size, stride, padding, y, first, end):
     """Rows of ``x (R, L)`` into ``y (R, L_out)``: the windows that reach into the padding one by
     one, the others one pass per tap (the sums in tap order either way, as window by window);
     rows of few windows window by window (:data:`AVG_BY_TAPS_MIN_WINDOWS`)."""
     R, L = x.shape
     L_out = y.shape[1]
     scale = x.dtype.type(1) / x.dtype.type(kernel_size)     # x.dtype: products round in it
-    first = min(-(-padding // stride), L_out)
-    end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)
     n = end - first
     if n < AVG_BY_TAPS_MIN_WINDOWS:
         for r in range(R):
@@ -352,7 +357,7 @@ def _sums_by_taps(xs, kernel_size, step, ys, n):
 # Unfused (no FMA): each share rounds before it is added, as in NumPy's baseline and in
 # PyTorch; fused into the tap loops' additions, float32 gradients differed in the last bits.
 @jit_unfused
-def _avgpool_backward(dout, kernel_size, stride, padding, dx):
+def _avgpool_backward(dout, kernel_size, stride, padding, dx, first, end):
     """Rows of ``dout (R, L_out)`` into ``dx (R, L)``: each ``dout / kernel_size`` added to its
     window's real elements. Every element takes its windows' shares in window order (the left
     windows that reach into the padding, then the inner ones by taps from the last tap back,
@@ -360,8 +365,6 @@ def _avgpool_backward(dout, kernel_size, stride, padding, dx):
     R, L = dx.shape
     L_out = dout.shape[1]
     scale = dx.dtype.type(1) / dx.dtype.type(kernel_size)
-    first = min(-(-padding // stride), L_out)
-    end = max(min((L - kernel_size + padding) // stride + 1, L_out), first)
     n = end - first
     if n < AVG_BY_TAPS_MIN_WINDOWS:
         for r in range(R):
@@ -529,8 +532,10 @@ def avgpool1d_forward(x, kernel_size, stride, padding):
     assert L_out >= 1 and 2 * padding <= kernel_size
     y = np.empty((N, C, L_out), dtype=x.dtype)
     rows, L_in = _avgpool_rows(N * C, L, L_out, kernel_size, stride, padding)
+    L_out_in = L_in // L * L_out
     _avgpool_forward(x.reshape(rows, L_in), kernel_size, stride, padding,
-                     y.reshape(rows, L_in // L * L_out if rows == 1 else L_out))
+                     y.reshape(rows, L_out_in),
+                     *_inner_span(L_in, L_out_in, kernel_size, stride, padding))
     return y
 
 
@@ -539,8 +544,10 @@ def avgpool1d_backward(dout, length, kernel_size, stride, padding):
     N, C, L_out = dout.shape
     dx = np.empty((N, C, length), dtype=dout.dtype)
     rows, L_in = _avgpool_rows(N * C, length, L_out, kernel_size, stride, padding)
-    _avgpool_backward(dout.reshape(rows, L_in // length * L_out if rows == 1 else L_out),
-                      kernel_size, stride, padding, dx.reshape(rows, L_in))
+    L_out_in = L_in // length * L_out
+    _avgpool_backward(dout.reshape(rows, L_out_in), kernel_size, stride, padding,
+                      dx.reshape(rows, L_in),
+                      *_inner_span(L_in, L_out_in, kernel_size, stride, padding))
     return dx
 
 
