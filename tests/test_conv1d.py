@@ -139,6 +139,7 @@ def test_numba_both_strategies(dtype, monkeypatch, strategy, config):
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
     monkeypatch.setattr(nb_conv.conv1d_rows, "pays", lambda *shape: strategy == "rows")
+    monkeypatch.setattr(nb_conv.conv1d_rows, "pays_forward", lambda *shape: False)
     monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy.startswith("blocked"))
     if strategy == "blocked-chunked":
         monkeypatch.setattr(nb_conv.conv1d_blocked, "CHUNK_BYTES", 1)
@@ -177,6 +178,54 @@ def test_few_output_positions_take_the_rows_path(dtype, monkeypatch, config):
                             lambda *a, real=real, name=name: calls.append(name) or real(*a))
     check_kernels(load("numba"), dtype, *config)
     assert calls.count("forward") == 4 and calls.count("backward") == 5, calls
+
+
+@pytest.mark.parametrize("config, directions", [
+    ((33, 128, 128, 4, 1, 1, 0, 0, 1), ["forward"]),       # 16 384 weights, rows of 4
+    ((48, 64, 256, 9, 3, 2, 1, 0, 1), ["forward", "backward"]),    # 49 152, rows of 4, stride 2
+    ((16, 512, 512, 16, 1, 1, 0, 0, 1), ["forward"]),      # 262 144 weights, 256 positions
+    ((6, 256, 256, 33, 3, 1, 1, 0, 1), ["backward"]),      # 196 608 weights, 192 positions, K3
+    ((32, 128, 128, 16, 1, 1, 0, 0, 1), []),               # rows of 16 (a float32 vector)
+])
+def test_many_weights_take_the_rows_path_where_it_pays_in_each_direction(dtype, monkeypatch,
+                                                                         config, directions):
+    """Beyond few output positions (``conv1d_rows.pays``), each direction has a rule of its own
+    for the rows path against the blocked one: short rows of many weights, where the blocked
+    kernel's vectors along the positions would idle (``pays_forward``, ``pays_backward``), and
+    backward, windows of 3 taps or more with many weights per position. Chosen by the backend
+    itself, against a float64 oracle of explicit windows."""
+    nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    if not nb_conv.conv1d_blocked.AVAILABLE:
+        pytest.skip("the rules pick between the rows and the blocked (AVX-512) paths")
+    N, C_in, C_out, L, K, stride, pl, pr, dilation = config
+    L_out = (L + pl + pr - K) // stride + 1
+    assert not nb_conv.conv1d_rows.pays(N, L_out, C_out * C_in * K)
+    calls = []
+    for name in ("forward", "backward"):
+        real = getattr(nb_conv.conv1d_rows, name)
+        monkeypatch.setattr(nb_conv.conv1d_rows, name,
+                            lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    rng = np.random.default_rng(L_out)
+    x, W = rng.standard_normal((N, C_in, L)), rng.standard_normal((C_out, C_in, K)) * 0.05
+    b, dout = rng.standard_normal(C_out), rng.standard_normal((N, C_out, L_out))
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.pad(x, ((0, 0), (0, 0), (pl, pr))), K, axis=2)[:, :, ::stride]    # (N, C_in, L_out, K)
+    z = np.einsum("nclk,ock->nol", windows, W) + b[:, None]
+    dxp = np.zeros((N, C_in, L + pl + pr))
+    for k, d_tap in enumerate(np.einsum("nol,ock->kncl", dout, W)):
+        dxp[:, :, k:k + stride * (L_out - 1) + 1:stride] += d_tap
+    hyper = (stride, pl, pr, dilation)
+    xd, Wd, bd, dd = (a.astype(dtype) for a in (x, W, b, dout))
+    for name, (act, _) in {"none": (lambda v: v, None), **ACTIVATIONS}.items():
+        assert_close(nb_conv.conv1d_forward(xd, Wd, bd, *hyper, name), act(z), dtype)
+    for need_dx in (True, False):
+        dx, dW, db = nb_conv.conv1d_backward(dd, xd, Wd, dd, "none", *hyper, need_dx)
+        assert_close(dW, np.einsum("nol,nclk->ock", dout, windows), dtype)
+        assert_close(db, dout.sum(axis=(0, 2)), dtype)
+        if need_dx:
+            assert_close(dx, dxp[:, :, pl:pl + L], dtype)
+    assert calls == [name for name in ("forward", "backward") if name in directions
+                     for _ in range(4 if name == "forward" else 2)], calls
 
 
 @pytest.mark.parametrize("L, padding", [(3, 0), (3, 1)])    # the whole item as the window, not
@@ -390,6 +439,7 @@ def test_non_finite_weights_and_gradients_meet_the_padding_as_pytorch(
         nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
         monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: strategy != "direct")
         monkeypatch.setattr(nb_conv.conv1d_rows, "pays", lambda *shape: strategy == "rows")
+        monkeypatch.setattr(nb_conv.conv1d_rows, "pays_forward", lambda *shape: False)
         monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy == "blocked")
         if strategy == "gemm-windows":
             monkeypatch.setattr(nb_conv, "GEMM_CHUNK_BYTES", 1)
@@ -464,6 +514,7 @@ def test_non_finite_weights_leave_input_gradients_as_the_real_products(dtype, mo
     nb_conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
     monkeypatch.setattr(nb_conv, "_use_gemm", lambda *shape: True)
     monkeypatch.setattr(nb_conv.conv1d_rows, "pays", lambda *shape: strategy == "rows")
+    monkeypatch.setattr(nb_conv.conv1d_rows, "pays_forward", lambda *shape: False)
     monkeypatch.setattr(nb_conv.conv1d_blocked, "AVAILABLE", strategy == "blocked")
     rng = np.random.default_rng(4)
     x, W = rng.standard_normal((2, 3, 10)), rng.standard_normal((4, 3, 3))

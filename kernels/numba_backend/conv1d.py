@@ -49,14 +49,16 @@ gemm (many channels, elsewhere)
     is not available (NumPy built on another BLAS), the same chain runs serially with NumPy's
     ``matmul``, BLAS threading itself.
 
-rows (many channels, few output positions in all)
+rows (many channels, few output positions in all, or short rows of many weights)
     One BLAS GEMM whose rows are the output positions, against ``W`` as it lies: see
     ``conv1d_rows``. The blocked and gemm paths copy ``W`` into a tap-major layout first, which
-    is the whole cost where ``N * L_out`` is small (a late layer, one sample).
+    is the whole cost where ``N * L_out`` is small (a late layer, one sample); the blocked
+    kernel's vectors run along the positions, mostly idle over short rows.
 
 :func:`_use_gemm` picks direct loops or a many-channel strategy per shape (measurements in
 its docstring, taken against the gemm path); ``conv1d_rows.pays`` picks the rows path among
-those, ``conv1d_blocked.AVAILABLE`` blocked or gemm.
+those, and, where the blocked path is available, ``pays_forward`` and ``pays_backward`` each
+direction's beyond it; ``conv1d_blocked.AVAILABLE`` blocked or gemm.
 
 Determinism: no value is ever summed by two threads. The direct path writes ``dW`` and ``db``
 as one partial row per batch item and sums them over the batch in order; the gemm path's ``dW``
@@ -758,7 +760,8 @@ def conv1d_forward(x, W, b, stride, padding_left, padding_right, dilation, activ
         _direct_forward(x, W, b, stride, padding_left, dilation, y)
         activate_(y.reshape(-1), act)
         return y
-    if conv1d_rows.pays(N, L_out, W.size):
+    if conv1d_rows.pays(N, L_out, W.size) or (
+            conv1d_blocked.AVAILABLE and conv1d_rows.pays_forward(N, L_out, W.size, x.itemsize)):
         conv1d_rows.forward(x, W, b, stride, padding_left, dilation, act, y)
         if act > RELU:
             activate_(y.reshape(-1), act)
@@ -819,7 +822,9 @@ def conv1d_backward(dout, x, W, y, activation, stride, padding_left, padding_rig
     # matmul chain keeps one compiled signature, and the slot gets an address for each.
     y_arg = dout if act == NONE else y
     dx_arg = x if dx is None else dx
-    if conv1d_rows.pays(N, L_out, W.size):
+    if conv1d_rows.pays(N, L_out, W.size) or (
+            conv1d_blocked.AVAILABLE
+            and conv1d_rows.pays_backward(N, L_out, K, W.size, x.itemsize)):
         dW, db = conv1d_rows.backward(_activation_grad(dout, y, act), x, W, stride,
                                       padding_left, dilation, dx_arg, need_dx)
         return dx, dW, db

@@ -54,6 +54,40 @@ def pays(N, L_out, weights):
     return L_out == 1 or M <= 32 or (M <= 128 and (L_out <= 2 or weights >= 65536))
 
 
+def pays_forward(N, L_out, weights, itemsize):
+    """Whether a forward pass takes this path rather than the blocked one (AVX-512), beyond
+    :func:`pays`. The blocked kernel's vectors of 64 bytes run along the output positions: with
+    rows of at most half a vector, most of their lanes idle.
+
+    Measured (Zen 4, two threads; 75 shapes in both dtypes, C_in = C_out 64-512, K 1 and 3,
+    L_out 2-32, N 8-128, M = N * L_out 64-2048, outside :func:`pays`; blocked time over this
+    path's): rows of at most half a vector with 16384 weights or more, 0.97-6.4x float32 (L_out
+    2-8; 0.97-0.99x at C128 K1 L_out 8 only) and 1.09-4.1x float64 (L_out 2-4); with fewer
+    weights it lost (C64 K1 L_out 4 float64 0.52x). At most 256 positions in all and 262144
+    weights or more, whatever the rows: 1.13-6.4x (the 1 x 1 convolution N32 C512 L8 that an
+    audit found at 0.58x NumPy: 3.5x faster). Elsewhere the blocked path won or tied (0.45-1.0x
+    here; up to 1.4x at a few float64 shapes). Checked on 17 other shapes against NumPy (C_in !=
+    C_out, K 5, stride 2): every one the rule moves got faster, 0.52-1.26x NumPy -> 1.07-2.2x."""
+    lanes = 64 // itemsize
+    return (2 * L_out <= lanes and weights >= 16384) or (N * L_out <= 256 and weights >= 262144)
+
+
+def pays_backward(N, L_out, K, weights, itemsize):
+    """Whether a backward pass takes this path rather than the blocked one, beyond :func:`pays`.
+
+    Measured as :func:`pays_forward` (blocked time over this path's): rows of at most half a
+    vector with 49152 weights or more, 1.00-4.4x (with 16384, C128 K1: 0.71-1.72x); rows of at
+    most 8 with 262144 or more, float64 too: 1.12-1.23x (C512 K1 L_out 8; 1 x 1 windows of as
+    many weights lost at longer rows, 0.77-1.04x); and windows of 3 taps or more with 256
+    weights or more per output position in all, whatever the rows: 1.04-4.4x (C128 -> 128 K3
+    up to 192 positions, C256 up to 768, C512 up to 3072; C256 K3 at 1024-1792 positions lost,
+    0.8-0.97x). Checked on 14 other shapes against NumPy (K 5, C_in != C_out, stride 2): every
+    one the rules move got faster, 0.56-1.80x NumPy -> 1.09-2.9x."""
+    lanes = 64 // itemsize
+    return ((2 * L_out <= lanes and weights >= 49152) or (L_out <= 8 and weights >= 262144)
+            or (K >= 3 and 256 * N * L_out <= weights))
+
+
 # Both go through the item transposed, ``(L, C_in)``: a window's tap ``k`` is then one contiguous
 # row of it, copied into every ``K``-th value of the im2col row. Reading ``x`` in place, each
 # channel's ``K`` values took a loop of their own (N16 C256 L4 -> K3 p1 float32: 57 against 22
