@@ -137,7 +137,7 @@ def test_one_row_takes_blas_for_the_matrix_vector_products(monkeypatch, N, expec
     """A batch of one row multiplies ``x @ W`` and ``dz @ W.T`` on BLAS (matrix-vector
     products, where the micro-kernel computes a whole block of rows); its weight gradient stays
     on the micro-kernel. The results match float64 algebra either way."""
-    assert db.pays(1, 784, 784, np.float64)
+    assert db.pays(1, 784, 1600, np.float64)
     calls = []
     for name in ("times", "transposed_times", "times_transposed"):
         def record(*args, _name=name, _f=getattr(db, name)):
@@ -145,9 +145,9 @@ def test_one_row_takes_blas_for_the_matrix_vector_products(monkeypatch, N, expec
             return _f(*args)
         monkeypatch.setattr(db, name, record)
     rng = np.random.default_rng(N)
-    x, W, dout = rng.standard_normal((N, 784)), rng.standard_normal((784, 784)), np.ones((N, 784))
+    x, W, dout = rng.standard_normal((N, 784)), rng.standard_normal((784, 1600)), np.ones((N, 1600))
     with fastnet.set_backend("numba"):
-        y = F.dense(x, W, np.zeros(784))
+        y = F.dense(x, W, np.zeros(1600))
         dx, dW, db_ = F.dense_backward(dout, x, W, y)
     assert calls == expected
     for got, want in [(y, x @ W), (dx, dout @ W.T), (dW, x.T @ dout)]:

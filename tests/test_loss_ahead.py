@@ -54,7 +54,7 @@ class Popen(subprocess.Popen):
 _ahead.subprocess.Popen = Popen
 t = time.perf_counter()
 rng = np.random.default_rng(0)
-width = 12 if sys.argv[4] == "small" else 784        # 16 x 784 -> 64: a dense slot
+width = 12 if sys.argv[4] == "small" else 1024       # 16 x 1024 -> 64: a dense slot
 X = rng.standard_normal((64, width)).astype(np.float32)
 y = rng.integers(0, 5, 64)
 if sys.argv[2] == "rows":

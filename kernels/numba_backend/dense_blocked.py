@@ -65,8 +65,12 @@ _TABLE = 2 * MR
 
 #: Smallest product (multiply-adds) worth a slot: below it the call's fixed ~4.5 us is more
 #: than BLAS takes (20 x 200 -> 10: 5.8 against 2.3 us float32; 128 x 128 -> 10 float32 0.6-0.7x,
-#: the 10 columns filling a third of a block's 32 lanes).
-MIN_MACS = 500_000
+#: the 10 columns filling a third of a block's 32 lanes). Re-measured on Zen 4 (the three
+#: products of 52 layer shapes of 0.5-1.1 M multiply-adds, both dtypes, against NumPy's ``@``):
+#: below 1 M BLAS won, medians 0.61-0.81x forward and for ``dW`` (20 x 200 -> 129 float32 0.66x,
+#: 64 x 100 -> 100 0.61x), on one thread too (0.55-0.78x forward); from 1 M, where the products
+#: split over the threads (``SPLIT_MIN_MACS``), the micro-kernel won, medians 1.06-1.48x.
+MIN_MACS = 1_000_000
 #: Largest batch: ``x.T @ dz`` streams the whole batch past each output block (no slabs), and
 #: falls behind BLAS beyond it (two threads, against NumPy's ``@``: 1.3-1.4x at N = 512, 0.99x
 #: float32 and 0.45x float64 at 1024 x 4096 -> 2048, 0.2x at 4096 x 1024 -> 1024).
