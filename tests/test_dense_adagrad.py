@@ -64,8 +64,9 @@ def test_it_matches_the_oracle(kern, dtype, tol, N, K, M):
 
 
 def test_the_numba_backend_fuses_the_step_on_its_micro_kernel(monkeypatch):
-    """At the notebooks' 784 -> 400 the weight gradient is never computed on its own; at a
-    small layer the two kernels run in turn."""
+    """At the notebooks' 784 -> 400, and at a layer under ``MIN_MACS`` whose backward takes the
+    micro-kernel, the weight gradient is never computed on its own; at a small layer the two
+    kernels run in turn."""
     from fastnet.kernels.numba_backend import dense, dense_blocked
     if not dense_blocked.AVAILABLE:
         pytest.skip("no micro-kernel on this host (AVX-512)")
@@ -75,19 +76,21 @@ def test_the_numba_backend_fuses_the_step_on_its_micro_kernel(monkeypatch):
         monkeypatch.setattr(dense_blocked, name,
                             lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
     rng = np.random.default_rng(0)
-    for N, K, M in [(20, 784, 400), (3, 5, 4)]:
+    for N, K, M in [(20, 784, 400), (64, 100, 100), (3, 5, 4)]:
         x, W, h, dout, y = operands(rng, N, K, M, np.float64, "relu")
         dense.dense_backward_adagrad_(W, h, dout, x, y, "relu", False, LR, EPS)
-    assert calls == ["transposed_times_adagrad_"]
+    assert calls == ["transposed_times_adagrad_"] * 2
 
 
 #: ``(N, N2, K, M)``: a batch, then the next one. The Numba backend multiplies the next batch
 #: inside the update where both products run on its micro-kernel and the forward's reduction is
 #: split as the update splits ``W`` (the notebooks' 784 -> 400 at batch 20, a short next batch,
 #: float32 at batch 128, short row blocks and masked column tails); elsewhere the two in turn
-#: (tiny layers, a next batch of one row, or of 200 rows, whose forward splits the columns).
+#: (tiny layers, a next batch of one row, or of 200 rows, whose forward splits the columns, or a
+#: layer under ``MIN_MACS``: its backward on the micro-kernel, its forward on BLAS).
 AHEAD_SHAPES = [(20, 20, 784, 400), (20, 7, 784, 400), (128, 128, 784, 400),
-                (13, 17, 250, 170), (20, 1, 784, 400), (20, 200, 784, 400), (3, 4, 5, 6)]
+                (13, 17, 250, 330), (20, 1, 784, 400), (20, 200, 784, 400), (3, 4, 5, 6),
+                (13, 17, 250, 170)]
 
 
 @pytest.mark.parametrize("activation", ["none", "relu", "tanh"])
@@ -118,11 +121,11 @@ def test_ahead_is_the_step_then_the_next_forward_bit_for_bit(kern, dtype, activa
 
 
 #: ``(N, N2, K, M)`` where a part's last row block of ``W`` ends a full slab of the next
-#: product and then the part's short last slab: 260 rows on one part (under 1 M multiply-adds:
-#: slabs [0, 256) and [256, 260) both end in the block at 250), 512 and 1030 rows on two parts
-#: (part 0's rows end at 260 and 520). An audit found the short slab left out, so ``fit`` with
-#: AdaGrad trained on a wrong first layer at these input widths (784 was not one of them).
-TWO_SLAB_SHAPES = [(10, 10, 260, 200), (20, 20, 512, 256), (20, 16, 1030, 128)]
+#: product and then the part's short last slab: 260 rows on one part (one thread: slabs [0, 256)
+#: and [256, 260) both end in the block at 250), 512 and 1030 rows on two parts (part 0's rows
+#: end at 260 and 520). An audit found the short slab left out, so ``fit`` with AdaGrad trained
+#: on a wrong first layer at these input widths (784 was not one of them).
+TWO_SLAB_SHAPES = [(10, 10, 260, 400), (20, 20, 512, 256), (20, 16, 1030, 128)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -154,6 +154,31 @@ def test_one_row_takes_blas_for_the_matrix_vector_products(monkeypatch, N, expec
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("K, M, backward", [
+    (100, 100, ["transposed_times", "times_transposed"]),    # 640 000 multiply-adds
+    (1000, 10, [])])                                          # as many, 10 outputs
+def test_layers_under_min_macs_take_the_micro_kernel_backward_only(monkeypatch, K, M, backward):
+    """From ``MIN_MACS_BACKWARD`` to ``MIN_MACS`` multiply-adds a layer's forward product runs
+    on BLAS and its backward's on the micro-kernel, unless it has at most ``NARROW_MAX``
+    outputs. The results match float64 algebra either way."""
+    assert db.MIN_MACS_BACKWARD <= 64 * K * M < db.MIN_MACS
+    calls = []
+    for name in ("times", "transposed_times", "times_transposed"):
+        def record(*args, _name=name, _f=getattr(db, name)):
+            calls.append(_name)
+            return _f(*args)
+        monkeypatch.setattr(db, name, record)
+    rng = np.random.default_rng(K)
+    x, W = rng.standard_normal((64, K)), rng.standard_normal((K, M))
+    dout = rng.standard_normal((64, M))
+    with fastnet.set_backend("numba"):
+        y = F.dense(x, W, np.zeros(M))
+        dx, dW, db_ = F.dense_backward(dout, x, W, y)
+    assert sorted(calls) == sorted(backward)
+    for got, want in [(y, x @ W), (dx, dout @ W.T), (dW, x.T @ dout)]:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
 def test_the_mlp_layers_take_the_micro_kernel_and_agree_with_blas(monkeypatch):
     """On an AVX-512 host the notebooks' 784 -> 400 layer at batch 20 is computed by the
     micro-kernel (``pays``); the layer's results equal the BLAS path's to rounding."""

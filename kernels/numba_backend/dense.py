@@ -220,7 +220,7 @@ def _finish(y, b, activation, beside_blas=False):
 def dense_backward(dout, x, W, y, activation, need_dx):
     """Gradients ``(dx, dW, db)`` of ``y = act(x @ W + b)`` given ``dout = dL/dy``
     (``dx`` is None when ``need_dx`` is False: the first layer's input needs no gradient)."""
-    blocked = dense_blocked.pays(x.shape[0], *W.shape, W.dtype)
+    blocked = dense_blocked.pays(x.shape[0], *W.shape, W.dtype, backward=True)
     dz, db = _grad_z_and_b(dout, y, activation, blocked)
     if blocked:
         return _grad_x_blocked(dz, W, need_dx), dense_blocked.transposed_times(x, dz), db
@@ -239,7 +239,7 @@ def dense_backward_adagrad_(W, h, dout, x, y, activation, need_dx, lr, eps):
     turn. On the micro-kernel the step is fused with the product (``dense_blocked``), so ``dW``
     is never stored: the notebooks' MLP step at batch 20 float64 took 0.87 ms instead of 0.92
     (medians of six interleaved process pairs, on a slow stretch of this machine)."""
-    if not dense_blocked.pays(x.shape[0], *W.shape, W.dtype):
+    if not dense_blocked.pays(x.shape[0], *W.shape, W.dtype, backward=True):
         dx, dW, db = dense_backward(dout, x, W, y, activation, need_dx)
         adagrad_update_(W, dW, h, lr, eps)
         return dx, db

@@ -65,12 +65,23 @@ _TABLE = 2 * MR
 
 #: Smallest product (multiply-adds) worth a slot: below it the call's fixed ~4.5 us is more
 #: than BLAS takes (20 x 200 -> 10: 5.8 against 2.3 us float32; 128 x 128 -> 10 float32 0.6-0.7x,
-#: the 10 columns filling a third of a block's 32 lanes). Re-measured on Zen 4 (the three
-#: products of 52 layer shapes of 0.5-1.1 M multiply-adds, both dtypes, against NumPy's ``@``):
-#: below 1 M BLAS won, medians 0.61-0.81x forward and for ``dW`` (20 x 200 -> 129 float32 0.66x,
-#: 64 x 100 -> 100 0.61x), on one thread too (0.55-0.78x forward); from 1 M, where the products
-#: split over the threads (``SPLIT_MIN_MACS``), the micro-kernel won, medians 1.06-1.48x.
+#: the 10 columns filling a third of a block's 32 lanes). Re-measured on Zen 4, the products
+#: alone (52 layer shapes of 0.5-1.1 M multiply-adds in both dtypes, against NumPy's ``@``):
+#: below 1 M BLAS won, medians 0.61-0.81x forward and for ``dW`` (20 x 200 -> 129 float32
+#: 0.66x), on one thread too (0.55-0.78x forward); from 1 M, where the products split over the
+#: threads (``SPLIT_MIN_MACS``), the micro-kernel won, medians 1.06-1.48x. The layer's forward
+#: (``fastnet.functional.dense``, 44 shapes of 0.5-1 M in both dtypes) agreed: 1.05-2.29x
+#: longer on the micro-kernel, median 1.35-1.51x. Its backward did not (next).
 MIN_MACS = 1_000_000
+#: The backward's (``dense_backward``: ``dz`` and ``db`` in one pass beside it, then ``dW`` and
+#: ``dx``), for layers of more than ``NARROW_MAX`` outputs. Measured as the forward: 0.5-1 M
+#: multiply-adds with 64-400 outputs took 0.55-1.13x the time on the micro-kernel (medians 0.75x
+#: float32, 0.84x float64; 20 x 200 -> 200 float32 0.50x in another run), but 33 outputs
+#: 0.75-1.40x (median 0.92-1.03x) and 10 outputs 0.93-1.75x. From ``MIN_MACS`` on the
+#: micro-kernel takes every layer.
+MIN_MACS_BACKWARD = 500_000
+#: The widest layer held to ``MIN_MACS`` backward.
+NARROW_MAX = 48
 #: Largest batch: ``x.T @ dz`` streams the whole batch past each output block (no slabs), and
 #: falls behind BLAS beyond it (two threads, against NumPy's ``@``: 1.3-1.4x at N = 512, 0.99x
 #: float32 and 0.45x float64 at 1024 x 4096 -> 2048, 0.2x at 4096 x 1024 -> 1024).
@@ -408,10 +419,12 @@ def _adagrad_slot(i, parts, args_p, work_p):
 
 # --- the Python side --------------------------------------------------------------------------
 
-def pays(N, K, M, dtype):
-    """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel."""
+def pays(N, K, M, dtype, backward=False):
+    """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel: its forward
+    product, or with ``backward`` its gradients' (:data:`MIN_MACS_BACKWARD`)."""
     dtype = np.dtype(dtype)
-    return (AVAILABLE and N * K * M >= MIN_MACS and N <= MAX_ROWS
+    least = MIN_MACS_BACKWARD if backward and M > NARROW_MAX else MIN_MACS
+    return (AVAILABLE and N * K * M >= least and N <= MAX_ROWS
             and (MAX_MACS is None or N * K * M <= MAX_MACS[dtype])
             and (N * K + K * M + N * M) * dtype.itemsize <= MAX_BYTES)
 
@@ -448,7 +461,7 @@ def fuses_next_product(N, N2, K, M, dtype):
     ``N2`` rows by the updated ``W (K, M)`` bit for bit as :func:`times` does: both on the
     micro-kernel, not one row (``dense_forward`` sends that to BLAS), and ``times``' reduction
     split as the update splits ``W``'s rows."""
-    return (N2 > 1 and pays(N, K, M, dtype) and pays(N2, K, M, dtype)
+    return (N2 > 1 and pays(N, K, M, dtype, backward=True) and pays(N2, K, M, dtype)
             and _times_parts(N2, K, M) == _update_parts(N, K, M))
 
 
