@@ -577,7 +577,7 @@ def softmax_cross_entropy_backward(probs, target, dloss=1.0):
     ``dloss * (probs - onehot(target)) / N``.
 
     For target rows ``t`` that do not sum to 1 it is ``dloss * (probs * sum(t) - t) / N``, the
-    exact gradient of the loss (as PyTorch's); the kernels compute the common case.
+    exact gradient of the loss (as PyTorch's).
 
     Parameters
     ----------
@@ -635,12 +635,7 @@ def _softmax_cross_entropy_backward_checked(probs, target, dloss):
     here. The loss object's backward, on every training step: checking the labels again cost
     ~2 us of a ~4 us call."""
     dloss = _hyper("softmax_cross_entropy_backward", "dloss", dloss, probs.dtype)
-    d = kernels().softmax_cross_entropy_backward(dloss, probs, target)
-    if target.ndim == 2:
-        excess = target.sum(axis=1, keepdims=True) - 1         # 0 for one-hot rows
-        if excess.any():
-            d += (dloss / len(probs)) * probs * excess
-    return d
+    return kernels().softmax_cross_entropy_backward(dloss, probs, target)
 
 
 def _pair(op, a_name, a, b_name, b):

@@ -51,7 +51,7 @@ CONTRACT = (
     "softmax_backward",       # (dout, y) -> dx
     # losses.py
     "softmax_cross_entropy_forward",   # (logits, target) -> (loss, probs)
-    "softmax_cross_entropy_backward",  # (dloss, probs, target) -> dlogits
+    "softmax_cross_entropy_backward",  # (dloss, probs, target) -> dlogits (rows: probs*sum(t)-t)
     "mse_forward",            # (y, t) -> loss             mean over all elements
     "mse_backward",           # (dloss, y, t) -> dy
     "bce_forward",            # (p, t) -> loss             mean over all elements

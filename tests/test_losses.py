@@ -254,6 +254,27 @@ def test_soft_targets_not_summing_to_one_get_the_exact_gradient(backend):
     assert not grad[1].any()                 # an all-zero row contributes nothing
 
 
+@pytest.mark.parametrize("N", [7, 20000])        # 80 000 values: the parallel loop
+def test_kernels_take_each_target_rows_mass_into_the_gradient(kern, dtype, N):
+    """Both backends' kernels compute ``dloss * (p * sum(t) - t) / N`` row by row: one-hot
+    rows, distributions and rows of mass 0, 0.5 and 3, against naive loops."""
+    rng = np.random.default_rng(N)
+    p = rng.dirichlet(np.ones(4), N).astype(dtype)
+    t = rng.random((N, 4)).astype(dtype)
+    t[0], t[1] = 0, [0, 1, 0, 0]
+    for row, mass in ((2, 1.0), (3, 0.5), (4, 3.0), (N - 1, 2.0)):
+        t[row] *= dtype(mass / t[row].sum())
+    want = np.empty((N, 4))
+    for i in range(N):
+        mass = sum(float(v) for v in t[i])
+        for j in range(4):
+            want[i, j] = 0.5 * (float(p[i, j]) * mass - float(t[i, j])) / N
+    got = kern.softmax_cross_entropy_backward(0.5, p, t)
+    rtol, atol = tolerance(dtype)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol / N)
+
+
 @pytest.mark.parametrize("target", ["labels", "soft rows"])
 def test_loss_object_backward_equals_the_functional_one(backend, dtype, target):
     """The loss object skips re-checking what its forward checked; the gradient is the same,

@@ -44,12 +44,14 @@ def softmax_cross_entropy_forward(logits, target):
 
 
 def softmax_cross_entropy_backward(dloss, probs, target):
-    """``dloss * (probs - onehot(target)) / N``."""
+    """``dloss * (probs - onehot(target)) / N``; for target rows ``(N, C)``, ``dloss * (probs *
+    sum(t) - t) / N`` row by row (the exact gradient where a row does not sum to 1)."""
     N = probs.shape[0]
-    d = probs.copy()
     if target.ndim == 1:
+        d = probs.copy()
         d[np.arange(N), target] -= 1
     else:
+        d = probs * target.sum(axis=1, keepdims=True)
         d -= target
     d *= dloss / max(N, 1)              # an empty batch: an empty gradient, as Numba's
     return d
