@@ -138,20 +138,26 @@ def test_one_row_takes_blas_for_the_matrix_vector_products(monkeypatch, N, expec
     products, where the micro-kernel computes a whole block of rows); its weight gradient stays
     on the micro-kernel. The results match float64 algebra either way."""
     assert db.pays(1, 784, 1600, np.float64)
+    rng = np.random.default_rng(N)
+    x, W, dout = rng.standard_normal((N, 784)), rng.standard_normal((784, 1600)), np.ones((N, 1600))
+    assert layer_products(monkeypatch, x, W, dout) == expected
+
+
+def layer_products(monkeypatch, x, W, dout):
+    """The micro-kernel products that a float64 layer's forward and backward call, in order
+    (its results checked against float64 algebra)."""
     calls = []
     for name in ("times", "transposed_times", "times_transposed"):
         def record(*args, _name=name, _f=getattr(db, name)):
             calls.append(_name)
             return _f(*args)
         monkeypatch.setattr(db, name, record)
-    rng = np.random.default_rng(N)
-    x, W, dout = rng.standard_normal((N, 784)), rng.standard_normal((784, 1600)), np.ones((N, 1600))
     with fastnet.set_backend("numba"):
-        y = F.dense(x, W, np.zeros(1600))
-        dx, dW, db_ = F.dense_backward(dout, x, W, y)
-    assert calls == expected
+        y = F.dense(x, W, np.zeros(W.shape[1]))
+        dx, dW, _ = F.dense_backward(dout, x, W, y)
     for got, want in [(y, x @ W), (dx, dout @ W.T), (dW, x.T @ dout)]:
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    return calls
 
 
 @pytest.mark.parametrize("K, M, backward", [
@@ -162,21 +168,10 @@ def test_layers_under_min_macs_take_the_micro_kernel_backward_only(monkeypatch, 
     on BLAS and its backward's on the micro-kernel, unless it has at most ``NARROW_MAX``
     outputs. The results match float64 algebra either way."""
     assert db.MIN_MACS_BACKWARD <= 64 * K * M < db.MIN_MACS
-    calls = []
-    for name in ("times", "transposed_times", "times_transposed"):
-        def record(*args, _name=name, _f=getattr(db, name)):
-            calls.append(_name)
-            return _f(*args)
-        monkeypatch.setattr(db, name, record)
     rng = np.random.default_rng(K)
     x, W = rng.standard_normal((64, K)), rng.standard_normal((K, M))
     dout = rng.standard_normal((64, M))
-    with fastnet.set_backend("numba"):
-        y = F.dense(x, W, np.zeros(M))
-        dx, dW, db_ = F.dense_backward(dout, x, W, y)
-    assert sorted(calls) == sorted(backward)
-    for got, want in [(y, x @ W), (dx, dout @ W.T), (dW, x.T @ dout)]:
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    assert sorted(layer_products(monkeypatch, x, W, dout)) == sorted(backward)
 
 
 def test_the_mlp_layers_take_the_micro_kernel_and_agree_with_blas(monkeypatch):
