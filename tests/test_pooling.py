@@ -246,9 +246,9 @@ def test_long_rows_by_taps_keep_the_rules(backend, dtype, kernel_size, stride):
 @pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 7])
 def test_avg_pool_long_rows_by_taps(backend, dtype, kernel_size, stride):
     """The Numba backend's average pooling sums and spreads the windows inside a row one tap at
-    a time (strides 1 and 2 each a loop of its own, windows of 2 with stride 2 in one step) and
-    the windows at the ends one by one: every padding against the oracle, forward and
-    backward."""
+    a time (strides 1 and 2 each a loop of its own; windows that tile, kernel_size == stride
+    from 2 to 4, each in one step) and the windows at the ends one by one: every padding
+    against the oracle, forward and backward."""
     rng = np.random.default_rng(kernel_size * 10 + stride)
     x = rng.standard_normal((2, 3, 200 * stride + 1)).astype(dtype)
     for padding in range(kernel_size // 2 + 1):
