@@ -160,17 +160,20 @@ def layer_products(monkeypatch, x, W, dout):
     return calls
 
 
-@pytest.mark.parametrize("K, M, backward", [
-    (100, 100, ["transposed_times", "times_transposed"]),    # 640 000 multiply-adds
-    (1000, 10, [])])                                          # as many, 10 outputs
-def test_layers_under_min_macs_take_the_micro_kernel_backward_only(monkeypatch, K, M, backward):
+@pytest.mark.parametrize("N, K, M, backward", [
+    (64, 100, 100, ["transposed_times", "times_transposed"]),    # 640 000 multiply-adds
+    (64, 1000, 10, []),                                           # as many, 10 outputs
+    (16, 200, 200, [])])                                          # as many, 16 rows
+def test_layers_under_min_macs_take_the_micro_kernel_backward_only(monkeypatch, N, K, M,
+                                                                   backward):
     """From ``MIN_MACS_BACKWARD`` to ``MIN_MACS`` multiply-adds a layer's forward product runs
     on BLAS and its backward's on the micro-kernel, unless it has at most ``NARROW_MAX``
-    outputs. The results match float64 algebra either way."""
-    assert db.MIN_MACS_BACKWARD <= 64 * K * M < db.MIN_MACS
+    outputs or fewer than ``MIN_ROWS_BACKWARD`` rows. The results match float64 algebra either
+    way."""
+    assert db.MIN_MACS_BACKWARD <= N * K * M < db.MIN_MACS
     rng = np.random.default_rng(K)
-    x, W = rng.standard_normal((64, K)), rng.standard_normal((K, M))
-    dout = rng.standard_normal((64, M))
+    x, W = rng.standard_normal((N, K)), rng.standard_normal((K, M))
+    dout = rng.standard_normal((N, M))
     assert sorted(layer_products(monkeypatch, x, W, dout)) == sorted(backward)
 
 

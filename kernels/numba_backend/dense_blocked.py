@@ -74,12 +74,15 @@ _TABLE = 2 * MR
 #: longer on the micro-kernel, median 1.35-1.51x. Its backward did not (next).
 MIN_MACS = 1_000_000
 #: The backward's (``dense_backward``: ``dz`` and ``db`` in one pass beside it, then ``dW`` and
-#: ``dx``), for layers of more than ``NARROW_MAX`` outputs. Measured as the forward: 0.5-1 M
-#: multiply-adds with 64-400 outputs took 0.55-1.13x the time on the micro-kernel (medians 0.75x
-#: float32, 0.84x float64; 20 x 200 -> 200 float32 0.50x in another run), but 33 outputs
-#: 0.75-1.40x (median 0.92-1.03x) and 10 outputs 0.93-1.75x. From ``MIN_MACS`` on the
-#: micro-kernel takes every layer.
+#: ``dx``), for batches of at least ``MIN_ROWS_BACKWARD`` rows and layers of more than
+#: ``NARROW_MAX`` outputs. Measured as the forward: 0.5-1 M multiply-adds with 64-400 outputs
+#: and 20-512 rows took 0.55-1.13x the time on the micro-kernel (medians 0.75x float32, 0.84x
+#: float64; 20 x 200 -> 200 float32 0.50x in another run), but 33 outputs 0.75-1.40x (median
+#: 0.92-1.03x), 10 outputs 0.93-1.75x, and batches of 8-16 rows either way (16 x 64 -> 500, an
+#: audit's finding, 1.2-1.4x; 16 x 200 -> 200 0.59-0.77x). From ``MIN_MACS`` on the micro-kernel
+#: takes every layer.
 MIN_MACS_BACKWARD = 500_000
+MIN_ROWS_BACKWARD = 20
 #: The widest layer held to ``MIN_MACS`` backward.
 NARROW_MAX = 48
 #: Largest batch: ``x.T @ dz`` streams the whole batch past each output block (no slabs), and
@@ -423,7 +426,8 @@ def pays(N, K, M, dtype, backward=False):
     """Whether the products of an ``(N, K) @ (K, M)`` layer go to the micro-kernel: its forward
     product, or with ``backward`` its gradients' (:data:`MIN_MACS_BACKWARD`)."""
     dtype = np.dtype(dtype)
-    least = MIN_MACS_BACKWARD if backward and M > NARROW_MAX else MIN_MACS
+    least = (MIN_MACS_BACKWARD if backward and M > NARROW_MAX and N >= MIN_ROWS_BACKWARD
+             else MIN_MACS)
     return (AVAILABLE and N * K * M >= least and N <= MAX_ROWS
             and (MAX_MACS is None or N * K * M <= MAX_MACS[dtype])
             and (N * K + K * M + N * M) * dtype.itemsize <= MAX_BYTES)
