@@ -114,12 +114,12 @@ def test_conv1d_transpose_tiled_matches_numpy_on_row_slices(dtype, I, J):
     """conv1d's blocked transposition (whole blocks in registers, the rest one by one), into
     and out of row slices of larger buffers as the windows chain uses it (``xt[p:p+L]``); the
     rows around the slices are left alone."""
-    conv = pytest.importorskip("fastnet.kernels.numba_backend.conv1d")
+    tr = pytest.importorskip("fastnet.kernels.numba_backend._transposition")
     a = np.random.default_rng(I * J).standard_normal((I, J)).astype(dtype)
     padded = np.full((J + 5, I), -7, dtype)
-    conv._transpose_tiled(a, padded[2:2 + J])
+    tr.transpose_tiled(a, padded[2:2 + J])
     np.testing.assert_array_equal(padded[2:2 + J], a.T)
     assert (padded[:2] == -7).all() and (padded[2 + J:] == -7).all()
     back = np.full((I, J), np.nan, dtype)
-    conv._transpose_tiled(padded[2:2 + J], back)
+    tr.transpose_tiled(padded[2:2 + J], back)
     np.testing.assert_array_equal(back, a)

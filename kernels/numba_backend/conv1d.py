@@ -73,11 +73,11 @@ from .. import conv1d_output_length
 from . import _blas, conv1d_blocked, conv1d_rows
 from ._blas import gemm, gemm_strided
 from ._config import jit, jit_parallel
-from ._microkernels import VECTOR_BYTES, transpose_whole_block
 from ._scalar import ACT_CODE, NONE, RELU, activation_grad_row, relu_row_
 from .activations import activate_
 from .checks import all_finite
 from ._slots import part_count, pointer_like, run, scratch
+from ._transposition import transpose, transpose_tiled
 
 
 #: Target size of the im2col buffer plus the GEMM's output rows, per batch chunk: well inside a
@@ -281,10 +281,10 @@ def _direct_backward(dout, x, W, stride, padding_left, dilation, dx, dW_rows, db
 def _im2col(x, K, stride, padding_left, dilation, cols):
     """``cols[n*L_out + l, k*C_in + c] = xpad[n, c, l*stride + k*dilation]`` (0 in the padding).
 
-    Each item is first transposed (:func:`_transpose`) into a zero-padded ``(L_pad, C_in)``
-    buffer, so the strided gather happens once per element instead of once per tap and every tap
-    is a contiguous copy without a padding test; with dilation 1 a whole row of ``cols`` is one
-    contiguous run of the buffer (its taps read consecutive buffer rows)."""
+    Each item is first transposed (``_transposition.transpose``) into a zero-padded ``(L_pad,
+    C_in)`` buffer, so the strided gather happens once per element instead of once per tap and
+    every tap is a contiguous copy without a padding test; with dilation 1 a whole row of
+    ``cols`` is one contiguous run of the buffer (its taps read consecutive buffer rows)."""
     N, C_in, L = x.shape
     L_out = cols.shape[0] // N
     KC = K * C_in
@@ -292,7 +292,7 @@ def _im2col(x, K, stride, padding_left, dilation, cols):
                   dtype=x.dtype)                         # the padding rows stay 0
     flat = xt.reshape(-1)
     for n in range(N):
-        _transpose(x[n], xt[padding_left:padding_left + L])
+        transpose(x[n], xt[padding_left:padding_left + L])
         for l in range(L_out):
             row = cols[n * L_out + l]
             if dilation == 1:
@@ -306,67 +306,6 @@ def _im2col(x, K, stride, padding_left, dilation, cols):
                     seg = row[k * C_in:(k + 1) * C_in]
                     for c in range(C_in):
                         seg[c] = src[c]
-
-
-@jit
-def _transpose(src, dst):
-    """``dst[j, i] = src[i, j]`` for ``src (I, J)``, ``dst (J, I)`` (rows contiguous; ``src`` may
-    be a row slice).
-
-    One side of a transposition is read or written with a stride. The loop order puts that
-    stride on the shorter row: a long row's stride (4 KB for 1024 float32 values) sends the
-    accesses of successive inner iterations to the same L1 cache set, which holds 8 lines.
-    Measured one thread: (32, 1024) float32 with the stride on the long rows 82 us, on the short
-    rows 21 us; (1024, 64) 303 against 48 us; equal at (28, 28). (:func:`_transpose_tiled` is
-    faster still on large items but compiles ~1 s slower per caller, so only the windows chain,
-    compiled for long items alone, uses it.)"""
-    I, J = src.shape
-    if J <= I:                               # strided reads (stride J), contiguous writes
-        for j in range(J):
-            d = dst[j]
-            for i in range(I):
-                d[i] = src[i, j]
-    else:                                    # contiguous reads, strided writes (stride I)
-        for i in range(I):
-            r = src[i]
-            for j in range(J):
-                dst[j, i] = r[j]
-
-
-@jit
-def _transpose_tiled(src, dst):
-    """:func:`_transpose` in blocks of ``V x V`` values (``V`` a vector's lanes), each loaded as
-    ``V`` vectors, transposed in registers and stored as ``V`` (``transpose_whole_block``); the
-    rows and columns past the last whole block are copied one by one. The blocks address both
-    arrays by their row lengths: each must be C-contiguous or a row slice of a C-contiguous
-    array (the windows chain's ``xt[p:p+L]``). The blocks run along the longer side first, so
-    that the ``V`` rows a block writes or reads a long row apart (4 KB for 1024 float32 values)
-    are the only ones in flight: with the blocks along the short side, a (1024, 64) float32
-    transposition took 40 us, as long as scalar tiles.
-
-    Measured on an AVX2 host (AMD EPYC, Zen 3), one thread, 5 alternating rounds, against 8 x 8
-    tiles of scalar copies: float32 (32, 1024) 7.3 against 18.3 us, (1024, 64) 22 against 35,
-    (64, 1024) 14 against 27, (1024, 32) 10 against 20; float64 (1024, 64) 42 against 49,
-    (1024, 32) 14 against 19, (64, 1024) 40-43 against 34-40."""
-    I, J = src.shape
-    V = VECTOR_BYTES // src.itemsize
-    IV, JV = I - I % V, J - J % V
-    if I >= J:
-        for j0 in range(0, JV, V):
-            for i0 in range(0, IV, V):
-                transpose_whole_block(src, i0 * J + j0, J, dst, j0 * I + i0, I)
-    else:
-        for i0 in range(0, IV, V):
-            for j0 in range(0, JV, V):
-                transpose_whole_block(src, i0 * J + j0, J, dst, j0 * I + i0, I)
-    for j in range(JV, J):                          # the columns past the last whole block
-        d = dst[j]
-        for i in range(I):
-            d[i] = src[i, j]
-    for j in range(JV):                             # and the rows
-        d = dst[j]
-        for i in range(IV, I):
-            d[i] = src[i, j]
 
 
 # --- windows: the GEMMs read the padded item in place (dilation 1, long items) -----------------
@@ -384,7 +323,7 @@ def _transpose_tiled(src, dst):
 # (:func:`_windows_forward_slot`), so that a CNN on short signals never compiles them. Measured at
 # N64 C32 L1024 -> C64 K5 p2, float32, two threads, 5 alternating rounds: forward 9.8 ms,
 # backward 17.3 ms, against 10.2 and 20.0 ms through im2col (36-39 ms for both before the
-# windows chain and the transposition rule of :func:`_transpose`).
+# windows chain and the transposition rule of ``_transposition.transpose``).
 
 @jit
 def _windows_forward_item(xn, W_tap, b, K, stride, padding_left, xt, y_rows, yn):
@@ -393,13 +332,13 @@ def _windows_forward_item(xn, W_tap, b, K, stride, padding_left, xt, y_rows, yn)
     C_in, L = xn.shape
     C_out, L_out = yn.shape
     q = -(-K // stride)
-    _transpose_tiled(xn, xt[padding_left:padding_left + L])
+    transpose_tiled(xn, xt[padding_left:padding_left + L])
     x_flat, y_flat = xt.reshape(-1), y_rows.reshape(-1)
     for r in range(min(q, L_out)):
         gemm_strided(False, False, (L_out - r + q - 1) // q, C_out, K * C_in, x_flat,
                      r * stride * C_in, q * stride * C_in, W_tap.reshape(-1), 0, C_out, 0.0,
                      y_flat, r * C_out, q * C_out)
-    _transpose_tiled(y_rows, yn)
+    transpose_tiled(y_rows, yn)
     for o in range(C_out):
         yr = yn[o]
         bo = b[o]
@@ -417,8 +356,8 @@ def _windows_backward_item(gn, xn, W_tap, K, stride, padding_left, xt, d_rows, d
     C_out, L_out = gn.shape
     KC = K * C_in
     q = -(-K // stride)
-    _transpose_tiled(xn, xt[padding_left:padding_left + L])
-    _transpose_tiled(gn, d_rows)
+    transpose_tiled(xn, xt[padding_left:padding_left + L])
+    transpose_tiled(gn, d_rows)
     for o in range(C_out):
         gr = gn[o]
         s = gn.dtype.type(0)
@@ -437,7 +376,7 @@ def _windows_backward_item(gn, xn, W_tap, K, stride, padding_left, xt, d_rows, d
             gemm_strided(False, True, (L_out - r + q - 1) // q, KC, C_out, d_flat, r * C_out,
                          q * C_out, W_flat, 0, C_out, 1.0, dx_flat, r * stride * C_in,
                          q * stride * C_in)
-        _transpose_tiled(dxt[padding_left:padding_left + L], dxn)
+        transpose_tiled(dxt[padding_left:padding_left + L], dxn)
 
 
 @jit
@@ -472,7 +411,7 @@ def _col2im(dcols, K, stride, padding_left, dilation, dx):
                 seg = dcols[n * L_out + q // stride, k * C_in:(k + 1) * C_in]
                 for c in range(C_in):
                     a[c] += seg[c]
-        _transpose(acc, dx[n])
+        transpose(acc, dx[n])
 
 
 @jit
