@@ -298,14 +298,18 @@ AVG_BY_TAPS_MIN_WINDOWS = 8
 
 def _avgpool_forward(x, kernel_size, stride, padding, y, first, end):
     """Rows of ``x (R, L)`` into ``y (R, L_out)``, the sums in tap order: the windows that reach
-    into the padding one by one; the others by taps (:func:`_avg_rows_by_taps`), or, where they
-    tile (``kernel_size == stride``, up to 4), each in one step (:func:`_avg_rows_tiled`); rows
-    of few windows window by window (:data:`AVG_BY_TAPS_MIN_WINDOWS`). Chosen here, in Python,
-    so that a first call compiles only the loop it runs."""
+    into the padding one by one; the others by taps (:func:`_avg_rows_by_taps`), or each in one
+    step where they tile (``kernel_size == stride``, up to 4: :func:`_avg_rows_tiled`) or are 3
+    or 4 wide with stride 2 (:func:`_avg_rows_stride_two`); rows of few windows window by window
+    (:data:`AVG_BY_TAPS_MIN_WINDOWS`). Chosen here, in Python, so that a first call compiles only
+    the loop it runs (all the one-step loops in one function took 2.3 s to compile, against
+    0.8-1.0 s for the tiled ones alone)."""
     if end - first < AVG_BY_TAPS_MIN_WINDOWS:
         _avg_window_by_window(x, kernel_size, stride, padding, y)
     elif 2 <= kernel_size == stride <= 4:
         _avg_rows_tiled(x, kernel_size, padding, y, first, end)
+    elif stride == 2 and 3 <= kernel_size <= 4:
+        _avg_rows_stride_two(x, kernel_size, padding, y, first, end)
     else:
         _avg_rows_by_taps(x, kernel_size, stride, padding, y, first, end)
 
@@ -349,11 +353,27 @@ def _avg_rows_tiled(x, width, padding, y, first, end):
     for r in range(x.shape[0]):
         xs, ys = _edge_means(x[r], width, width, padding, y[r], first, end, scale)
         if width == 2:
-            _sums_in_one_step(xs, 2, ys, n, scale)
+            _sums_in_one_step(xs, 2, 2, ys, n, scale)
         elif width == 3:
-            _sums_in_one_step(xs, 3, ys, n, scale)
+            _sums_in_one_step(xs, 3, 3, ys, n, scale)
         else:
-            _sums_in_one_step(xs, 4, ys, n, scale)
+            _sums_in_one_step(xs, 4, 4, ys, n, scale)
+
+
+@jit
+def _avg_rows_stride_two(x, kernel_size, padding, y, first, end):
+    """:func:`_avg_rows_by_taps` for windows of 3 or 4 with stride 2 (the usual overlapping
+    pooling), each inner window summed in one step. Measured, by taps against this: (2048, 1,
+    500) k3 s2 float32 0.67-0.89 -> 0.23 ms (NumPy's 0.68), (8, 16, 1000) k3 s2 p1 0.08 -> 0.05
+    ms (0.16)."""
+    scale = x.dtype.type(1) / x.dtype.type(kernel_size)
+    n = end - first
+    for r in range(x.shape[0]):
+        xs, ys = _edge_means(x[r], kernel_size, 2, padding, y[r], first, end, scale)
+        if kernel_size == 3:
+            _sums_in_one_step(xs, 3, 2, ys, n, scale)
+        else:
+            _sums_in_one_step(xs, 4, 2, ys, n, scale)
 
 
 @jit(inline="always")
@@ -389,14 +409,14 @@ def _sums_by_taps(xs, kernel_size, step, ys, n):
 
 
 @jit(inline="always")
-def _sums_in_one_step(xs, width, ys, n, scale):
-    """``ys[j] = sum(xs[j*width : (j+1)*width]) * scale``: windows that tile, each summed in one
-    step (``width`` a constant: the taps unroll and the row is read by interleaved vector loads,
-    once)."""
+def _sums_in_one_step(xs, width, step, ys, n, scale):
+    """``ys[j] = sum(xs[j*step : j*step + width]) * scale``, each window summed in one step
+    (``width`` and ``step`` constants: the taps unroll and the row is read by interleaved vector
+    loads, once)."""
     for j in range(n):
-        s = xs[j * width]
+        s = xs[j * step]
         for t in range(1, width):
-            s += xs[j * width + t]
+            s += xs[j * step + t]
         ys[j] = s * scale
 
 
